@@ -105,7 +105,8 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
 ) -> None:
     """The tab's draft is the browser's to change: a base version of "²" (`str.isdigit()` is true
     for it, `int()` refuses it) raised in the restore, so the draft came back without the warning
-    that it may not start from the script's current version. Now it is an unknown base: warned."""
+    that it may not start from the script's current version. Now it is an unknown base: warned.
+    (The version is held in the draft's base with the fields, `Draft.hold_base`.)"""
     script = create_script(server, tokens["operator"], "odd-base", CONTENT)
     log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     wait_connected(page)
@@ -115,7 +116,8 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     # Disarmed first: the page's own capture (on leaving it) would write the field's value back.
     page.evaluate(
         "(k) => { ocDrafts.armed[k.slice(9)] = false; const d = JSON.parse(sessionStorage.getItem(k));"
-        " d.base_version = '\u00b2'; sessionStorage.setItem(k, JSON.stringify(d)); }",
+        " const base = JSON.parse(d.__base); base.current_version = '\u00b2';"
+        " d.__base = JSON.stringify(base); sessionStorage.setItem(k, JSON.stringify(d)); }",
         key,
     )
     page.reload()
@@ -123,6 +125,11 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     page.get_by_test_id("draft-restored").wait_for()
     page.get_by_test_id("draft-stale-discard").wait_for()
     assert page.get_by_test_id("script-description").input_value() == "typed before a reload"
+    # Sent as held, the unknown base is refused: nothing is saved over the script unasked.
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification").get_by_text("base_version").wait_for()
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
+    assert (stored["description"], stored["current_version"]) == ("", 1)
 
 
 def test_a_parameter_row_added_before_the_draft_comes_back_stays(

@@ -16,6 +16,7 @@ from tests.ui_journey import (
     journey_tokens,
     log_in,
     paste_code,
+    reload_keeping,
     type_code,
     wait_connected,
 )
@@ -119,6 +120,65 @@ def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_v
     url = f"{server.url}/api/v1/scripts/{items[0]['id']}"
     script = httpx.get(url, headers=tokens["operator"]).json()
     assert (script["current_version"], script["content"]) == (2, "#!/bin/bash\necho two\n")
+
+
+def test_an_editor_saved_twice_keeps_later_typing_and_warns_only_of_a_later_save_by_another(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The editor stays open after each save (the navigation does not happen, as above) and is
+    saved twice: each save gives the draft a new base (versions 2, then 3). Typing after the
+    second save came back after a reload not at all (the save had stopped the draft); it comes
+    back now, with no "someone else saved" warning (the base is version 3, as stored). A save
+    through the API after that (version 4) is warned of, and Save is refused until kept."""
+    script = create_script(server, tokens["operator"], "saved-twice", "#!/bin/bash\necho one\n")
+    url = f"{server.url}/api/v1/scripts/{script['id']}"
+    log_in(page, server, "operator", f"/scripts/{script['id']}/edit")
+    page.evaluate("window.open = () => null")
+    for version, word in ((2, "two"), (3, "three")):
+        type_code(page, f"#!/bin/bash\necho {word}\n")
+        page.get_by_test_id("save-script").click()
+        page.locator(".q-notification", has_text=f"Saved saved-twice (version {version})").wait_for()
+    page.get_by_test_id("script-description").fill("typed after two saves")
+    reload_keeping(page, f"script:{script['id']}", "typed after two saves")
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("script-description").input_value() == "typed after two saves"
+    assert code(page) == "#!/bin/bash\necho three\n"
+    assert page.get_by_test_id("draft-stale").is_hidden()  # shown with the notice, or never
+
+    theirs = {"content": "#!/bin/bash\necho theirs\n", "base_version": 3}
+    assert httpx.put(url, json=theirs, headers=tokens["operator"], timeout=30).status_code == 200
+    page.get_by_test_id("script-description").fill("typed before their save")
+    reload_keeping(page, f"script:{script['id']}", "typed before their save")
+    page.get_by_test_id("draft-stale").get_by_text("started from version 3").wait_for()
+    assert page.get_by_test_id("script-description").input_value() == "typed before their save"
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification").get_by_text("your edit started from version 3").wait_for()
+    stored = httpx.get(url, headers=tokens["operator"], timeout=30).json()
+    assert (stored["content"], stored["description"], stored["current_version"]) == (
+        "#!/bin/bash\necho theirs\n",
+        "",
+        4,
+    )
+
+    # Kept knowingly and saved; the page then leaves (as a save's page does), leaving behind the
+    # draft the save began, which holds nothing typed: someone else's later save is no unsaved
+    # edit's to be warned of when the editor is opened again.
+    page.get_by_test_id("draft-take-over").click()
+    page.get_by_test_id("save-script").click()
+    page.locator(".q-notification", has_text="Saved saved-twice").wait_for()
+    assert httpx.get(url, headers=tokens["operator"], timeout=30).json()["description"] == (
+        "typed before their save"
+    )
+    page.goto(f"{server.url}/scripts/{script['id']}")
+    later = {"content": "#!/bin/bash\necho later\n", "base_version": 4}
+    assert httpx.put(url, json=later, headers=tokens["operator"], timeout=30).status_code == 200
+    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    wait_connected(page)
+    page.wait_for_function("(k) => ocDrafts.armed[k] === true", arg=f"script:{script['id']}")
+    page.get_by_test_id("script-description").fill("typed later")
+    page.wait_for_function("window.ocDirty === true")  # the server's answers after the restore's
+    assert page.get_by_test_id("draft-stale").is_hidden()
+    assert page.get_by_test_id("draft-restored").count() == 0
 
 
 def _two_tabs(

@@ -314,3 +314,45 @@ def test_a_user_edit_restored_after_another_admin_saved_it_is_refused_until_kept
     wait_connected(page)
     _reload_to_nothing(page, "edit-erin", "edit-email")
     assert api(server, "GET", f"/users/{made['id']}", tokens["admin"])["email"] == "erin@theirs.example.com"
+
+
+@pytest.mark.parametrize("kind", ["secret", "user"])
+def test_an_edit_of_a_row_on_page_two_comes_back_after_a_reload_and_a_deleted_ones_is_dropped(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, kind: str
+) -> None:
+    """The lists show 20 rows a page (`users.PAGE_SIZE`, `secrets.PAGE_SIZE`): the draft of an
+    Edit of a row on page 2 was reopened only for a row of the first page, the one shown after the
+    reload, so the typing came back only once that row's Edit was opened again. The row is now
+    read by its id: the dialog reopens with the typing. A row deleted meanwhile: that is said, and
+    its draft is dropped (nothing reopens later)."""
+    # 20 rows after the other tests' rows and before the edited one (the lists are by name).
+    if kind == "secret":
+        for n in range(20):
+            _secret(server, tokens, f"ZY_PAGED_{n:02}")
+        made, name = _secret(server, tokens, "ZZ_PAGED"), "ZZ_PAGED"
+    else:
+        for n in range(20):
+            _user(server, tokens, f"zy-paged-{n:02}")
+        made, name = _user(server, tokens, "zz-paged"), "zz-paged"
+    path, user, field = {
+        "secret": ("/secrets", "operator", "edit-description"),
+        "user": ("/users", "admin", "edit-fullname"),
+    }[kind]
+    signed_in(page, server, user, path)
+    page.locator(".q-pagination").get_by_role("button", name="2", exact=True).click()
+    page.get_by_test_id(f"edit-{name}").click()
+    page.get_by_test_id(field).fill("Typed on page two")
+    reload_keeping(page, f"{kind}:{made['id']}", "Typed on page two")
+    _restored(page)
+    assert page.get_by_test_id(field).input_value() == "Typed on page two"
+    assert page.get_by_test_id(f"edit-{name}").count() == 0  # the first page is shown behind it
+
+    # Deleted by someone else before the next reload: said, and the draft dropped.
+    api(server, "DELETE", f"{path}/{made['id']}", tokens["admin"])
+    page.get_by_test_id(field).fill("Typed for a deleted row")
+    reload_keeping(page, f"{kind}:{made['id']}", "Typed for a deleted row")
+    page.locator(".q-notification").get_by_text(
+        f"The {kind} you were editing before the reload was deleted"
+    ).wait_for()
+    assert page.get_by_test_id(field).count() == 0
+    page.wait_for_function(f"() => sessionStorage.getItem('oc-draft:{kind}:{made['id']}') === null")

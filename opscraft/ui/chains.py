@@ -241,7 +241,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             await body()
         if not edit:
             return
-        await drafts.reopen(f"chain:{script_id}:", reopen_form, listed)
+        await drafts.reopen(f"chain:{script_id}:", reopen_form, lambda _: listed())
 
     async def listed() -> dict[str, ChainLink]:
         links = await call_all(chains.list_for_script, actor, script_id)

@@ -6,13 +6,15 @@ on every keystroke, once a second and when the page is left (`pagehide`: a reloa
 while the connection to the server is down. When
 the form is built again (after NiceGUI reloads the page on reconnect, or a manual reload), the
 server asks the tab for the stored values, puts them back and shows a "restored unsaved changes"
-notice with a Discard button. A successful save or a Cancel clears the draft.
+notice with a Discard button. A successful save or a Cancel clears the draft; a form that stays
+open after its save (the script editor) begins a new one at once (`Draft.restart`).
 
 An edit also keeps the `base` it started from (`Draft.hold_base`: the row's fields as stored when
 the form opened) in its draft: a form restored after a reload reads the row again, and saving the
 restored typing against that newer row would silently replace what someone else saved meanwhile.
 The held base is sent instead (a field saved meanwhile is a 409 under it), and the form says so
-at once (`stale_warning`), with "Keep my edit" (save over theirs) and "Discard it".
+at once (`stale_warning`), with "Keep my edit" (save over theirs) and "Discard it". Every form
+holds its base so, the script editor too (its base adds the version the edit started from).
 
 Password and secret-value fields are never marked: a secret must not sit in web storage, where any
 script of the origin could read it (the long reconnect window keeps them across short drops).
@@ -189,12 +191,6 @@ class Draft:
         # form was built (the row as stored now), and where a restored older base is warned of.
         self._held: tuple[ui.input, dict[str, Any], ui.row] | None = None
 
-    def rename(self, key: str) -> None:
-        """The form now edits another thing (a new script once saved is `script:<id>`): what is
-        typed from here is kept under `key`, never restored into a later new form."""
-        self.key = key
-        self.container.props(f'data-draft-form="{key}"')
-
     def field(
         self, name: str, element: Any, convert: Converter | None = None, *, always: bool = False
     ) -> Any:
@@ -222,13 +218,13 @@ class Draft:
         """Ask the tab for this form's draft and apply what differs; True when something came back.
 
         A field changed since the form was built (typed into on a slow connection before the
-        draft came back) keeps what was typed: the newer input wins over the stored one."""
+        draft came back) keeps what was typed: the newer input wins over the stored one. A draft
+        holding nothing typed (every field as when it began: left by a save of a form that stayed
+        open, `restart`, or by a dialog closed untouched) is no edit: it begins again from the
+        form as built, its held base with it (the row may have been saved since: no warning)."""
         try:
-            origin_now = json.dumps(
-                {name: _shown(field[0], field[2]) for name, field in self.fields.items()}, default=str
-            )
             stored = await ui.run_javascript(
-                f"return ocDrafts.take({json.dumps(self.key)}, {origin_now})", timeout=10
+                f"return ocDrafts.take({json.dumps(self.key)}, {self._origin(built=True)})", timeout=10
             )
         except TimeoutError:
             return False
@@ -240,18 +236,21 @@ class Draft:
         origin = stored.pop("__origin", None)
         for hook in self.on_restore:
             hook(stored)  # e.g. add the parameter rows the draft has, so their fields exist
-        changed = False
+        typed: dict[str, Any] = {}
         for name, raw in stored.items():
-            if name not in self.fields:
-                continue
-            element, convert, built = self.fields[name]
-            value = convert(raw)
-            kept = isinstance(origin, dict) and name in origin and convert(origin[name]) == value
-            if kept and name not in self.always:
-                continue
-            if element.value != built:
-                continue
-            if value != element.value:
+            if name in self.fields:
+                convert = self.fields[name][1]
+                value = convert(raw)
+                kept = isinstance(origin, dict) and name in origin and convert(origin[name]) == value
+                if not kept or name in self.always:
+                    typed[name] = value
+        if not typed.keys() - self.always:
+            await self._begin(self._origin(built=True))
+            return False
+        changed = False
+        for name, value in typed.items():
+            element, _, built = self.fields[name]
+            if element.value == built and value != element.value:
                 element.value = value
                 changed = True
         if changed:
@@ -262,13 +261,19 @@ class Draft:
     def hold_base(self, base: Mapping[str, Any]) -> None:
         """Keep `base` (field -> value, JSON values: the edited row's fields as stored now, e.g.
         `widgets.stored_base`) in this draft as the base the edit started from: `held_base()` gives
-        it back at save, and a restore puts back the one the tab's draft began with. Call once,
-        before `restore` runs (`dialog_draft(base=...)` does)."""
-        with self.container:
-            holder = ui.input(value=base_json(base)).classes("hidden")
-            stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
+        it back at save, and a restore puts back the one the tab's draft began with. Called first
+        before `restore` runs (`dialog_draft(base=...)` does; the hidden field and the warning's
+        row are added to the container then), and again with the row as stored now when the edit
+        goes on from there: after "Keep my edit", after a save of a form that stays (`restart`)."""
+        if self._held is None:
+            with self.container:
+                holder = ui.input(value=base_json(base)).classes("hidden")
+                stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
+            self.field("__base", holder, always=True)
+        else:
+            holder, _, stale = self._held
+            holder.value = base_json(base)
         stale.set_visibility(False)
-        self.field("__base", holder, always=True)
         self._held = (holder, json.loads(base_json(base)), stale)
 
     def held_base(self) -> dict[str, Any]:
@@ -286,23 +291,16 @@ class Draft:
         some of its fields since the edit began), say which (`stale_warning`)."""
         if self._held is None:
             return
-        holder, now, stale = self._held
+        _, now, stale = self._held
         held = self.held_base()
-        moved = sorted(
-            _FIELD_WORDS.get(key, key.replace("_", " ")) for key in now if held.get(key, now[key]) != now[key]
-        )
+        moved = sorted(_said(key, held[key], now[key]) for key in now if held.get(key, now[key]) != now[key])
         if not moved:
             return
-
-        def keep() -> None:
-            holder.value = base_json(now)
-            stale.set_visibility(False)
-
         stale_warning(
             stale,
             f"This unsaved edit started before someone else saved {', '.join(moved)}: saving it would "
             "replace what they saved.",
-            keep,
+            lambda: self.hold_base(now),
             self.discard,
         )
 
@@ -334,8 +332,39 @@ class Draft:
         and the tab would leave with the draft kept, to restore it into the next new form. A tab
         that does not answer within 5 seconds (connection down) keeps its draft."""
         self.notice.set_visibility(False)
+        await forget(self.key)
+
+    async def restart(self, key: str, base: Mapping[str, Any] | None = None) -> None:
+        """The form stays open on what it just saved, as `key` (a new script once saved is
+        `script:<id>`: what is typed from here is never restored into a later new form): the
+        draft so far is forgotten, `base` (the saved row's fields as stored now) is the held base
+        of the edit going on from here (`hold_base`), and the tab keeps what is typed from now
+        on, the form as saved being its origin (a `clear` alone stopped that: typing after a save
+        was lost to a reload). Returns once the tab has begun it (a tab that does not answer
+        within 5 seconds begins when the form is built again)."""
+        self.notice.set_visibility(False)
+        await forget(self.key)
+        self.key = key
+        self.container.props(f'data-draft-form="{key}"')
+        if base is not None:
+            self.hold_base(base)
+        await self._begin(self._origin(built=False))
+
+    def _origin(self, *, built: bool) -> str:
+        """The fields' values as JSON, as the tab stores each (`_shown`): those the form was built
+        with (`built`), else those it shows now; the origin of a draft (`ocDrafts.take`)."""
+        values = {
+            name: _shown(element, first if built else element.value)
+            for name, (element, _, first) in self.fields.items()
+        }
+        return json.dumps(values, default=str)
+
+    async def _begin(self, origin: str) -> None:
+        """Begin the tab's draft of this form afresh from `origin` (`_origin`): any it holds is
+        dropped, and what is typed from now on is kept."""
+        key = json.dumps(self.key)
         with contextlib.suppress(TimeoutError):
-            await ui.run_javascript(f"ocDrafts.clear({json.dumps(self.key)})", timeout=5)
+            await ui.run_javascript(f"ocDrafts.clear({key}); ocDrafts.take({key}, {origin})", timeout=5)
 
 
 # How `Draft._warn_if_base_moved` names a base's field where its key is no word of the form.
@@ -346,6 +375,15 @@ _FIELD_WORDS = {
     "channel_id": "channel",
     "script_id": "script",
 }
+
+
+def _said(key: str, held: Any, now: Any) -> str:
+    """How the stale warning names a base's field `key` saved meanwhile (`held`: its value when
+    the edit started, `now`: as stored): a version counter (`current_version`, the script
+    editor's) by both versions, any other field by its word."""
+    if key == "current_version":
+        return f"version {now} (this edit started from version {held}; see the Versions tab)"
+    return _FIELD_WORDS.get(key, key.replace("_", " "))
 
 
 def base_json(base: Mapping[str, Any]) -> str:
@@ -406,20 +444,29 @@ async def pending_forms(prefix: str) -> list[str]:
 async def reopen(
     prefix: str,
     open_form: Callable[[Any], Awaitable[Any]],
-    stored: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
+    stored: Callable[[list[str]], Awaitable[Mapping[str, Any]]] | None = None,
 ) -> bool:
     """Open again the dialog whose typing a reload interrupted; whether one was opened. Of the
     tab's drafts under `prefix` that hold something typed (`pending_forms`), the first that is
-    `<prefix>new` is opened empty (`open_form(None)`), one that is a key of `stored()` (the rows
-    the page may edit, by their draft key, e.g. `{"schedule:3:7": view}`; read only when a draft
-    is pending) with its row (`open_form(row)`). A draft of a row gone meanwhile is left alone."""
+    `<prefix>new` is opened empty (`open_form(None)`), one that is a key of `stored(keys)` (the
+    rows the page may edit among the pending drafts' `keys`, by their draft key, e.g.
+    `{"schedule:3:7": view}`; asked only when a draft is pending: a page listing all its rows
+    may ignore `keys`, a paged one reads them by id) with its row (`open_form(row)`). A draft
+    `stored` names no row for is left alone."""
     keys = await pending_forms(prefix)
-    rows = await stored() if keys and stored is not None else {}
+    rows = await stored(keys) if keys and stored is not None else {}
     for key in keys:
         if key == f"{prefix}new" or key in rows:
             await open_form(rows.get(key))
             return True
     return False
+
+
+async def forget(key: str) -> None:
+    """Forget the tab's draft `key`, returning once the tab has (`Draft.clear`, which says why it
+    is awaited); a tab that does not answer within 5 seconds (connection down) keeps it."""
+    with contextlib.suppress(TimeoutError):
+        await ui.run_javascript(f"ocDrafts.clear({json.dumps(key)})", timeout=5)
 
 
 async def pending(key: str) -> bool:

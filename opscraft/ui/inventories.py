@@ -218,4 +218,4 @@ async def inventories_page(actor: Actor) -> None:
             return {_draft_key(inventory): inventory for inventory, _ in await load() or []}
 
         if edit:  # the dialog whose typing a reload interrupted (the tab's draft of it)
-            one_shot(0, lambda: drafts.reopen("inventory:", open_form, listed))
+            one_shot(0, lambda: drafts.reopen("inventory:", open_form, lambda _: listed()))

@@ -495,7 +495,7 @@ async def notifications_page(actor: Actor) -> None:
 
         async def resume_draft() -> None:
             """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
-            if not await drafts.reopen("channel:", channel_form, listed_channels):
-                await drafts.reopen("rule:", rule_form, listed_rules)
+            if not await drafts.reopen("channel:", channel_form, lambda _: listed_channels()):
+                await drafts.reopen("rule:", rule_form, lambda _: listed_rules())
 
         one_shot(0, resume_draft)

@@ -11,12 +11,13 @@ from urllib.parse import urlencode
 from nicegui import ui
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft.db.digits import ascii_int
 from opscraft.services.actor import Actor
 from opscraft.services.errors import NotFound, ServiceError
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import guard, run_action
+from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.widgets import call, dismiss, format_count, live_seconds, live_timer, one_shot
 
 Listed = tuple[list[Any], int]
@@ -138,12 +139,23 @@ class PagedTable(ABC):
         self.table.props["no-data-label"] = f"No {noun}s match the search" if suffix else f"No {noun}s yet"
 
     def reopen_drafts(
-        self, prefix: str, open_create: Callable[[], None], open_edit: Callable[[dict[str, Any]], None]
+        self,
+        prefix: str,
+        noun: str,
+        permission: Permission,
+        open_create: Callable[[], None],
+        open_edit: Callable[[dict[str, Any]], None],
+        row_of: Callable[[Actor, int], Awaitable[dict[str, Any]]],
     ) -> None:
         """Once the page is connected, open again the dialog whose typing a reload interrupted
-        (`drafts.reopen`): the tab's draft `<prefix>new` with `open_create()`, `<prefix><id>` of a
-        row the table shows with `open_edit(row)`. A draft of a row on another page of the list
-        (or deleted since) is not reopened."""
+        (`drafts.reopen`): the tab's draft `<prefix>new` with `open_create()`, `<prefix><id>` with
+        `open_edit(row)`, the row read by its id whatever page of the list it is on (only the page
+        shown was looked in: a draft of a row on page 2 came back only once its Edit was opened).
+        `row_of(actor, id)` reads it through the service, as the API's `GET` does (after `guard`
+        re-checked the session and `permission`): the row as the table shows it, or NotFound
+        when there is no such row: then the `noun` ("user") was deleted meanwhile, which is said,
+        and its draft is dropped. A draft the service refuses to read otherwise, or read by a
+        session that ended, is left alone."""
 
         async def open_form(row: dict[str, Any] | None) -> None:
             if row is None:
@@ -151,10 +163,28 @@ class PagedTable(ABC):
             else:
                 open_edit(row)
 
-        async def shown() -> dict[str, dict[str, Any]]:
-            return {f"{prefix}{row['id']}": row for row in self.table.rows}
+        async def by_id(keys: list[str]) -> dict[str, dict[str, Any]]:
+            actor = await guard(permission)  # asked only with a draft pending
+            if actor is None:
+                return {}
+            rows: dict[str, dict[str, Any]] = {}
+            for key in keys:
+                row_id = ascii_int(key.removeprefix(prefix), 18)
+                if row_id is None:  # `<prefix>new`, or a key no row has
+                    continue
+                try:
+                    rows[key] = await row_of(actor, row_id)
+                except NotFound:
+                    await drafts.forget(key)
+                    notify_error(
+                        f"The {noun} you were editing before the reload was deleted meanwhile: "
+                        "your unsaved changes to it are dropped."
+                    )
+                except ServiceError:
+                    pass  # refused otherwise (left alone, as a row of another list would be)
+            return rows
 
-        one_shot(0, lambda: drafts.reopen(prefix, open_form, shown))
+        one_shot(0, lambda: drafts.reopen(prefix, open_form, by_id))
 
     async def apply(
         self,

@@ -318,7 +318,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 
     async def resume_draft() -> None:
         """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
-        await drafts.reopen(f"schedule:{script_id}:", open_form, listed)
+        await drafts.reopen(f"schedule:{script_id}:", open_form, lambda _: listed())
 
     one_shot(0.1, localize)
     if edit:

@@ -7,7 +7,6 @@ dialog to acknowledge dangerous patterns, red notifications for everything else.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from nicegui import ui
@@ -24,7 +23,7 @@ from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui import execute_dialog, labels
-from opscraft.ui.drafts import Draft, base_json, stale_warning
+from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_error, protected_page, show_field_errors
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import (
@@ -242,6 +241,13 @@ class ParameterRows:
         return [o for o in (box.tags() if isinstance(box, TagInput) else row["options"]) if o.strip()]
 
 
+def _base(script: Script) -> dict[str, Any]:
+    """What an edit of `script` starts from, held in its draft (`Draft.hold_base`): the fields
+    as stored (`scripts.base_of`, sent as `base`) and the version (`current_version`, sent as
+    `base_version`: it guards the content)."""
+    return {**scripts.base_of(script), "current_version": script.current_version}
+
+
 def _blank_row() -> dict[str, Any]:
     return {
         "name": "",
@@ -270,17 +276,12 @@ class ScriptForm:
         ui.add_head_html(UNLOAD_GUARD)
         box = ui.column().classes("w-full gap-2")
         self.draft = Draft(f"script:{script.id}" if script else "script:new", box)
-        with box:
-            # The version this edit started from, kept with the draft: an edit restored after a
-            # reload (the way out of a 409) still names it, so it cannot overwrite unseen changes.
-            self.base = ui.input(value=str(script.current_version) if script else "").classes("hidden")
-            # What each field held when this edit started, sent as `base` with Save (a field
-            # another tab saved meanwhile is a 409 next to it, not replaced without a word); kept
-            # with the draft too, so an edit restored after that 409's reload still names it.
-            self.base_fields = ui.input(value=base_json(scripts.base_of(script) if script else {}))
-            self.base_fields.classes("hidden")
-            self.stale = ui.row().classes("w-full").props('data-testid="draft-stale"')
-        self.stale.set_visibility(False)
+        if script is not None:
+            # The version and the fields this edit started from, sent with Save (a version or a
+            # field saved meanwhile is a 409, not replaced without a word) and kept with the
+            # draft: an edit restored after a reload (the way out of that 409) still names them,
+            # and says what was saved meanwhile above the form.
+            self.draft.hold_base(_base(script))
         with box, ui.row().classes("w-full gap-4 items-start flex-wrap lg:flex-nowrap"):
             with ui.column().classes("flex-grow gap-3 min-w-0 w-full lg:w-auto"):
                 self._main_fields()
@@ -303,53 +304,8 @@ class ScriptForm:
             ("change_note", self.change_note),
         ):
             self.draft.field(name, element)
-        self.draft.field("base_version", self.base, always=True)
-        self.draft.field("base", self.base_fields, always=True)
-        one_shot(0, self._restore)
+        one_shot(0, self.draft.restore)
         live_timer(CHECK_INTERVAL_SECONDS, self._tick)
-
-    async def _restore(self) -> None:
-        """Put the tab's draft back; warn when it started from an older version than the page's,
-        or before a field it may change was saved by someone else."""
-        await self.draft.restore()
-        if self.script is None:
-            return
-        started, current = self._base_version(), self.script.current_version
-        now = scripts.base_of(self.script)
-        moved = sorted(key for key, value in now.items() if self._loaded().get(key, value) != value)
-        if started == current and not moved:
-            return
-        if started != current:
-            warning = (
-                f"This unsaved edit started from version {started}, and the script is now at version "
-                f"{current}: saving it would replace the changes made since (see the script's "
-                "Versions tab)."
-            )
-        else:
-            warning = (
-                f"This unsaved edit started before someone else saved {', '.join(moved)}: saving it "
-                "would replace what they saved."
-            )
-        stale_warning(self.stale, warning, lambda: self._take_over(current, now), self.draft.discard)
-
-    def _base_version(self) -> int | None:
-        return ascii_int(str(self.base.value or ""), 18)
-
-    def _loaded(self) -> dict[str, Any]:
-        """The fields' values this edit started from (`scripts.ScriptBase`'s keys); {} when the
-        tab's draft holds none readable (the service judges a `base` it is sent anyway)."""
-        try:
-            loaded = json.loads(str(self.base_fields.value or "{}"))
-        except ValueError:
-            return {}
-        return loaded if isinstance(loaded, dict) else {}
-
-    def _take_over(self, version: int, fields: dict[str, Any]) -> None:
-        """The author saw the warning and keeps the edit: the next save replaces `version` and
-        the `fields` saved meanwhile."""
-        self.base.value = str(version)
-        self.base_fields.value = base_json(fields)
-        self.stale.set_visibility(False)
 
     def _main_fields(self) -> None:
         s = self.script
@@ -638,8 +594,10 @@ class ScriptForm:
             if self.script is None:
                 saved = await call(scripts.create, actor, body)
             else:
-                body["base_version"] = self._base_version() or self.script.current_version
-                body["base"] = self._loaded()
+                # As the draft holds them (a restored edit's: the service judges what the tab
+                # kept); without a version held, the one the page shows.
+                body["base"] = self.draft.held_base()
+                body["base_version"] = body["base"].pop("current_version", self.script.current_version)
                 saved = await call(scripts.update, actor, self.script.id, body)
         except Invalid as exc:
             self._show_invalid(exc)
@@ -656,13 +614,9 @@ class ScriptForm:
         # did not happen: a dropped socket, a slow browser), the next Save is an update of this
         # script at its new version, never a second create refused as a duplicate name.
         self.script = saved.script
-        self.base_fields.value = base_json(scripts.base_of(saved.script))
-        self.base.value = str(saved.script.current_version)
-        self.stale.set_visibility(False)
         self.saved_state = self.payload()
         self._set_dirty(False)
-        await self.draft.clear()
-        self.draft.rename(f"script:{saved.script.id}")
+        await self.draft.restart(f"script:{saved.script.id}", _base(saved.script))
         keep_notices(f"Saved {saved.script.name} (version {saved.script.current_version})", saved.notices)
         ui.navigate.history.replace(f"/scripts/{saved.script.id}/edit")
         ui.navigate.to(f"/scripts/{saved.script.id}")

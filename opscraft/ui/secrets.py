@@ -292,6 +292,11 @@ class SecretsView(PagedTable):
         self.show_rows([_row(i) for i in rows])
         self.show_total(total, "secret", self.matching())
 
+    async def row_of(self, actor: Actor, secret_id: int) -> dict[str, Any]:
+        """The table's row of secret `secret_id`, whatever page it is on (`secrets.get`, as the
+        API's `GET /secrets/{id}`). Raises NotFound (no such secret)."""
+        return _row(await call(secrets.get, actor, secret_id))
+
     def open_create(self) -> None:
         """Open the dialog creating a secret (an environment variable or a file secret)."""
         with ui.dialog() as dialog, dialog_card("New secret") as card:
@@ -480,4 +485,6 @@ async def secrets_page(actor: Actor, search: str | None = None) -> None:
         view = SecretsView(search)
     await view.refresh()
     view.follow()
-    view.reopen_drafts(DRAFTS, view.open_create, view.open_edit)
+    view.reopen_drafts(
+        DRAFTS, "secret", Permission.manage_secrets, view.open_create, view.open_edit, view.row_of
+    )

@@ -167,6 +167,11 @@ class UsersView(PagedTable):
         self.show_rows([_row(u, actor.user_id) for u in rows])
         self.show_total(total, "user", self.matching())
 
+    async def row_of(self, actor: Actor, user_id: int) -> dict[str, Any]:
+        """The table's row of user `user_id`, whatever page it is on (`users.get`, as the API's
+        `GET /users/{id}`). Raises NotFound (no such user)."""
+        return _row(await call(users.get, actor, user_id), actor.user_id)
+
     def open_create(self) -> None:
         """Open the dialog creating a user with an initial password."""
         with ui.dialog() as dialog, dialog_card("New user") as card:
@@ -325,4 +330,4 @@ async def users_page(actor: Actor, search: str | None = None) -> None:
         view = UsersView(search)
     await view.refresh()
     view.follow()
-    view.reopen_drafts(DRAFTS, view.open_create, view.open_edit)
+    view.reopen_drafts(DRAFTS, "user", Permission.manage_users, view.open_create, view.open_edit, view.row_of)

@@ -253,6 +253,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         async def opened() -> dict[str, WebhookTrigger]:
             return {_draft_key(script_id, hook): hook for hook in rows}
 
-        await drafts.reopen(f"webhook:{script_id}:", open_form, opened)  # a reload's interrupted dialog
+        # The dialog whose typing a reload interrupted.
+        await drafts.reopen(f"webhook:{script_id}:", open_form, lambda _: opened())
 
     one_shot(0.1, render)
