@@ -387,7 +387,7 @@ async def test_content_size_limit(
     assert r.json()["detail"].startswith(
         "content is 262145 bytes, larger than the limit of 256 KiB: split the script"
     ), r.text
-    assert r.json()["errors"] == [{"field": "content", "message": "at most 262144 bytes"}]
+    assert r.json()["errors"] == [{"field": "content", "message": "must be at most 262144 bytes, not 262145"}]
     monkeypatch.setattr(runtime.current().settings, "max_script_bytes", 1000)
     over = {**SEED_BODY, "content": "#" * 1001}
     r = await client.post("/api/v1/scripts", json=over, headers=operator.headers)
@@ -608,8 +608,11 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"tags": ["x" * 51]}, "each tag must be at most 50 characters"),  # was "at most 50 items"
-        ({"tags": [f"t{i}" for i in range(21)]}, "at most 20 tags"),
+        ({"tags": ["x" * 51]}, "each tag must be at most 50 characters, not 51"),  # was "at most 50 items"
+        (
+            {"tags": [f"t{i}" for i in range(21)]},
+            "must have at most 20 tags, not 21",
+        ),  # was "at most 20 tags"
         # JSON's NaN and Infinity literals (which Python's parser takes): was "less than or equal to 64"
         ('"cpus": NaN', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
         ('"cpus": Infinity', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),

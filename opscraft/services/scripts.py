@@ -91,7 +91,7 @@ def _check_tags(tags: list[str]) -> list[str]:
         if not tag:
             raise ValueError("tags must not be empty")
         if len(tag) > MAX_TAG:
-            raise ValueError(f"each tag must be at most {MAX_TAG} characters")
+            raise ValueError(f"each tag must be at most {MAX_TAG} characters, not {len(tag)}")
         problem = invisible.name_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
@@ -99,7 +99,7 @@ def _check_tags(tags: list[str]) -> list[str]:
             seen.add(name_key(tag))
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
-        raise ValueError(f"at most {MAX_TAGS} tags")
+        raise ValueError(f"must have at most {MAX_TAGS} tags, not {len(cleaned)}")
     return cleaned
 
 
@@ -483,7 +483,7 @@ def check_size(content: str) -> None:
         raise Invalid(
             f"content is {size} bytes, larger than the limit of {limit_text}: split the "
             "script or raise OPSCRAFT_MAX_SCRIPT_BYTES",
-            details=[{"field": "content", "message": f"at most {limit} bytes"}],
+            details=[{"field": "content", "message": f"must be at most {limit} bytes, not {size}"}],
         )
 
 
@@ -806,9 +806,9 @@ async def _check_ansible_settings(
 def _check_timeout(seconds: int) -> None:
     limit = runtime.current().settings.max_timeout_seconds
     if seconds > limit:
+        message = f"must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS), not {seconds}"
         raise Invalid(
-            f"timeout_seconds must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS)",
-            details=[{"field": "timeout_seconds", "message": f"at most {limit}"}],
+            f"timeout_seconds {message}", details=[{"field": "timeout_seconds", "message": message}]
         )
 
 
