@@ -7,7 +7,8 @@ a page whose session a logout in another tab ended went to the login page withou
 from there to the dashboard instead of back to the page (where the unsaved edit waited); the
 Schedules page, empty, did not say where schedules are added; no page said which scripts' runs
 wait for approval; an empty number setting was "(it is null)"; a timeout past its limit read
-"At most 86400" where the memory's said "Must be at most 65536"."""
+"At most 86400" where the memory's said "Must be at most 65536"; an emptied Timeout box kept
+the old value and said "Saved"."""
 
 from __future__ import annotations
 
@@ -224,3 +225,18 @@ def test_a_timeout_past_its_limit_says_the_limit_and_the_value(
     message = "Must be at most 86400 (OPSCRAFT_MAX_TIMEOUT_SECONDS), not 1000000"
     _field(page, "timeout").get_by_text(message).wait_for()
     assert page.url.endswith("/scripts/new")  # nothing saved
+
+
+def test_an_emptied_run_setting_is_refused_under_its_box_not_kept(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The editor sent null for the empty box, which the update dropped: "Saved", a new version,
+    and the old timeout still there."""
+    script = _active_script(server, tokens, "emptied-timeout")
+    signed_in(page, server, "operator", f"/scripts/{script}/edit")
+    page.get_by_test_id("timeout").fill("")
+    page.get_by_test_id("save-script").click()
+    _field(page, "timeout").get_by_text("Must be a whole number (it is empty, a JSON null)").wait_for()
+    assert page.url.endswith(f"/scripts/{script}/edit")  # nothing saved
+    stored = page.request.get(f"{server.url}/api/v1/scripts/{script}", headers=tokens["admin"]).json()
+    assert stored["current_version"] == 1, stored
