@@ -334,7 +334,7 @@ async def test_change_password_names_every_problem_at_once(
     assert r.status_code == 422, r.text
     assert r.json()["errors"] == [
         {"field": "current_password", "message": "incorrect"},
-        {"field": "new_password", "message": "at least 8 characters"},
+        {"field": "new_password", "message": "must be at least 8 characters, not 5"},
     ]
     r = await client.post(
         "/api/v1/auth/change-password",

@@ -250,7 +250,7 @@ async def test_a_float_is_no_whole_number_in_any_part_of_a_request(
 # A body that is no JSON object -> what its 422 says it is (`errors.sent_kind`).
 NOT_OBJECTS = {
     "[]": "a JSON array",
-    "null": "null",
+    "null": "empty, a JSON null",
     '"x"': "text",
     "7": "a number",
     "true": "true, a JSON boolean",

@@ -387,7 +387,7 @@ async def test_content_size_limit(
     assert r.json()["detail"].startswith(
         "content is 262145 bytes, larger than the limit of 256 KiB: split the script"
     ), r.text
-    assert r.json()["errors"] == [{"field": "content", "message": "at most 262144 bytes"}]
+    assert r.json()["errors"] == [{"field": "content", "message": "must be at most 262144 bytes, not 262145"}]
     monkeypatch.setattr(runtime.current().settings, "max_script_bytes", 1000)
     over = {**SEED_BODY, "content": "#" * 1001}
     r = await client.post("/api/v1/scripts", json=over, headers=operator.headers)
@@ -608,8 +608,11 @@ async def test_rollback_normalises_old_content(client: httpx.AsyncClient, operat
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"tags": ["x" * 51]}, "each tag must be at most 50 characters"),  # was "at most 50 items"
-        ({"tags": [f"t{i}" for i in range(21)]}, "at most 20 tags"),
+        ({"tags": ["x" * 51]}, "each tag must be at most 50 characters, not 51"),  # was "at most 50 items"
+        (
+            {"tags": [f"t{i}" for i in range(21)]},
+            "must have at most 20 tags, not 21",
+        ),  # was "at most 20 tags"
         # JSON's NaN and Infinity literals (which Python's parser takes): was "less than or equal to 64"
         ('"cpus": NaN', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
         ('"cpus": Infinity', "must be a finite number (NaN, Infinity and numbers beyond 1.8e308 are not)"),
@@ -696,3 +699,31 @@ async def test_update_names_every_problem_in_one_422(client: httpx.AsyncClient, 
     assert {e["field"] for e in r.json()["errors"]} == {"name", "memory_mb", "parameters.9bad name"}
     stored = (await client.get(f"/api/v1/scripts/{script['id']}", headers=operator.headers)).json()
     assert stored["name"] == "deploy-app" and stored["current_version"] == 1
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        ("timeout_seconds", "must be a whole number (it is empty, a JSON null)"),
+        ("memory_mb", "must be a whole number (it is empty, a JSON null)"),
+        ("cpus", "must be a number (it is empty, a JSON null)"),
+        ("network_enabled", "must be true or false, not null"),
+    ],
+)
+async def test_a_null_run_setting_is_refused_not_dropped(reader: Reader, field: str, message: str) -> None:
+    """An update dropped the null and kept the stored value (the editor's emptied Timeout box
+    said "Saved" and changed nothing); a new script took the default unasked."""
+    client, operator = reader.client, await reader.person(Role.operator)
+    created = await client.post(
+        "/api/v1/scripts", json={**SEED_BODY, "name": f"null-{field}", field: None}, headers=operator.headers
+    )
+    assert created.status_code == 422, created.text
+    assert created.json()["errors"][0]["message"].startswith(message), created.text
+    script = await reader.rows(
+        "null-run-settings", lambda: create(client, operator, name="null-run-settings")
+    )
+    r = await client.put(f"/api/v1/scripts/{script['id']}", json={field: None}, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert [e["field"] for e in r.json()["errors"]] == [field], r.text
+    assert r.json()["errors"][0]["message"].startswith(message), r.text

@@ -177,7 +177,7 @@ def test_the_change_password_form_shows_every_problem_at_once(
     page.get_by_test_id("change-password").click()
     expected = {
         "current-password": "Incorrect",
-        "new-password": "At least 8 characters",
+        "new-password": "Must be at least 8 characters, not 5",
         "repeat-password": "Differs from the new password",
     }
     for testid, text in expected.items():

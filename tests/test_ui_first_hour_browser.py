@@ -4,7 +4,11 @@ parameter" showed under its Options (and the editor said every script gets its v
 environment variables: not Ansible; why Test run is disabled in a new script's editor showed only
 on a mouse's hover); the run form took no typing until clicked and ignored Enter;
 a page whose session a logout in another tab ended went to the login page without a word, and
-from there to the dashboard instead of back to the page (where the unsaved edit waited)."""
+from there to the dashboard instead of back to the page (where the unsaved edit waited); the
+Schedules page, empty, did not say where schedules are added; no page said which scripts' runs
+wait for approval; an empty number setting was "(it is null)"; a timeout past its limit read
+"At most 86400" where the memory's said "Must be at most 65536"; an emptied Timeout box kept
+the old value and said "Saved"."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from playwright.sync_api import expect
 
 from opscraft.services import parameters
 from tests.conftest import PASSWORD, LiveServer
@@ -166,3 +171,72 @@ def test_a_logout_in_another_tab_says_so_and_leads_back_to_the_page(
     wait_connected(page)
     page.get_by_text("Restored unsaved changes").wait_for()
     assert "typed-before-the-logout" in page.locator('[data-testid="script-editor"] .cm-content').inner_text()
+
+
+def test_the_empty_schedules_page_says_where_schedules_are_added(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The page lists every script's schedules and has no Add button: it said only "No schedules yet."."""
+    signed_in(page, server, "viewer", "/schedules")
+    empty = page.get_by_test_id("schedules-empty")
+    expect(empty).to_have_text(re.compile(r"add them on a script's page, in its Schedules tab"))
+
+
+def test_the_overview_says_whether_a_scripts_runs_need_approval(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    free = _active_script(server, tokens, "approval-free")
+    held = _active_script(server, tokens, "approval-held")
+    policy = {"required": 2, "expires_after_hours": 12}
+    set_policy = page.request.put(
+        f"{server.url}/api/v1/scripts/{held}/approval", data=policy, headers=tokens["operator"]
+    )
+    assert set_policy.ok, set_policy.text()
+    signed_in(page, server, "viewer", f"/scripts/{held}")
+    expect(page.get_by_test_id("approval-policy")).to_have_text(
+        "2 approvals by other operators or admins before a run starts; a request expires after 12 h"
+    )
+    page.goto(f"{server.url}/scripts/{free}")
+    expect(page.get_by_test_id("approval-policy")).to_have_text(
+        f"not required (PUT /api/v1/scripts/{free}/approval requires it)"
+    )
+
+
+def test_an_empty_number_setting_says_it_is_empty(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A number box left empty sends null: its message said "(it is null)"."""
+    signed_in(page, server, "admin", "/settings")
+    page.get_by_test_id("setting-warm_pool_size").fill("")
+    page.get_by_test_id("settings-save").click()
+    _field(page, "setting-warm_pool_size").get_by_text(
+        "Must be a whole number (it is empty, a JSON null)"
+    ).wait_for()
+
+
+def test_a_timeout_past_its_limit_says_the_limit_and_the_value(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """It said "At most 86400" where the memory field said "Must be at most 65536"."""
+    signed_in(page, server, "operator", "/scripts/new")
+    page.get_by_test_id("script-name").fill("long-timeout")
+    page.get_by_test_id("timeout").fill("1000000")
+    page.get_by_test_id("save-script").click()
+    message = "Must be at most 86400 (OPSCRAFT_MAX_TIMEOUT_SECONDS), not 1000000"
+    _field(page, "timeout").get_by_text(message).wait_for()
+    assert page.url.endswith("/scripts/new")  # nothing saved
+
+
+def test_an_emptied_run_setting_is_refused_under_its_box_not_kept(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The editor sent null for the empty box, which the update dropped: "Saved", a new version,
+    and the old timeout still there."""
+    script = _active_script(server, tokens, "emptied-timeout")
+    signed_in(page, server, "operator", f"/scripts/{script}/edit")
+    page.get_by_test_id("timeout").fill("")
+    page.get_by_test_id("save-script").click()
+    _field(page, "timeout").get_by_text("Must be a whole number (it is empty, a JSON null)").wait_for()
+    assert page.url.endswith(f"/scripts/{script}/edit")  # nothing saved
+    stored = page.request.get(f"{server.url}/api/v1/scripts/{script}", headers=tokens["admin"]).json()
+    assert stored["current_version"] == 1, stored

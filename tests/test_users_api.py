@@ -212,7 +212,7 @@ async def test_reset_password(client: httpx.AsyncClient, admin: LoggedIn, viewer
     refused = await client.post(url, json={"new_password": "viewer"}, headers=admin.headers)
     assert refused.status_code == 422
     # Named as the body's key (it said `password`, which is not in the body).
-    assert refused.json()["detail"].startswith("new_password: at least 8 characters")
+    assert refused.json()["detail"].startswith("new_password: must be at least 8 characters, not 6")
     assert {e["field"] for e in refused.json()["errors"]} == {"new_password"}
     r = await client.post(url, json={"new_password": "Reset-Pass-456"}, headers=admin.headers)
     assert r.status_code == 200 and "Reset-Pass-456" not in r.text

@@ -105,7 +105,7 @@ async def create(
     user = _signed_in(actor)
     name = canonical(name).strip()
     if len(name) > NAME_MAX:
-        raise Invalid.at("name", f"must be 1 to {NAME_MAX} characters")
+        raise Invalid.at("name", f"must be at most {NAME_MAX} characters, not {len(name)}")
     problem = name_problem(name)
     if problem:
         raise Invalid.at("name", problem)

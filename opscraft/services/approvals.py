@@ -378,8 +378,13 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
     user = require(actor.user, Permission.approve_executions)
     if len(comment) > COMMENT_MAX:
         raise Invalid(
-            f"comment: at most {COMMENT_MAX} characters",
-            details=[{"field": "comment", "message": f"at most {COMMENT_MAX} characters"}],
+            f"comment: must be at most {COMMENT_MAX} characters, not {len(comment)}",
+            details=[
+                {
+                    "field": "comment",
+                    "message": f"must be at most {COMMENT_MAX} characters, not {len(comment)}",
+                }
+            ],
         )
     # Locked until the decision commits (PostgreSQL; SQLite has one writer): two decisions at
     # once each counted the approvals without the other's, and a quorum reached by both left

@@ -113,6 +113,16 @@ def _time_problem(value: Any) -> str | None:
     return None
 
 
+def null_refused(annotation: Any) -> PydanticCustomError:
+    """The error of a null sent for a field of type `annotation` (bool, int, float or datetime)
+    that is optional only to be left out (a partial update's field): the words `scalar_problem`
+    gives a field that cannot be null ("must be a whole number (it is empty, a JSON null)")."""
+    problem = scalar_problem(annotation, None)
+    if problem is None:
+        raise TypeError(f"{annotation!r} has no words for a null")
+    return PydanticCustomError(_kind(problem), problem)
+
+
 def scalar_problem(annotation: Any, value: Any) -> str | None:
     """Why `value` is not a JSON value of the boolean, numeric or date-and-time type `annotation`
     declares (`BOOL_EXPECTED`, `INT_EXPECTED`, `NUMBER_EXPECTED`, each with what `value` is, or

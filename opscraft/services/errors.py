@@ -103,9 +103,10 @@ def retry_text(seconds: int) -> str:
 def sent_kind(value: Any) -> str:
     """What a JSON value is, in words for a message ("true, a JSON boolean", "text", "a JSON
     array"...), never the value itself (it may be a password or a secret): what was sent, next
-    to what was expected."""
+    to what was expected. A null is "empty" first: the UI sends one for a number box left empty,
+    where "(it is null)" told a person nothing they had typed."""
     if value is None:
-        return "null"
+        return "empty, a JSON null"
     if isinstance(value, bool):
         return f"{str(value).lower()}, a JSON boolean"
     if isinstance(value, float):

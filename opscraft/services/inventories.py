@@ -43,6 +43,10 @@ MAX_EXPANDED_VALUES = 100_000
 MAX_HOSTS = 10_000
 TIMEOUT_SECONDS = 60.0
 FIELD = "inventory"
+# What a blank inventory is told. Only a shared inventory's reaches it (a script's own blank text
+# is read as none: localhost), so it says nothing of leaving the inventory out, which the
+# shared-inventory dialog said of a box that cannot be left out.
+BLANK_MESSAGE = "must not be blank: write the hosts"
 #: The `ansible_connection` that runs a host's tasks in the run itself (no network).
 LOCAL_CONNECTION = "local"
 #: How many inventory texts `ansible-inventory`'s answer is kept for (by SHA-256), a few MB at most.
@@ -117,7 +121,8 @@ def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
 
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
-    a script, `content` of a shared inventory) saying what to fix when it is too large, holds NUL,
+    a script, `content` of a shared inventory) saying what to fix when it is too large, blank
+    (`BLANK_MESSAGE`), holds NUL,
     has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values or host ranges to more
     than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
     inventory. Without `ansible-inventory` on this machine, only those first checks are made and
@@ -158,10 +163,11 @@ async def _check(text: str, field: str) -> _Checked | None:
     again for the same text. A check that ran out of time is not kept."""
     if "\x00" in text:
         raise _invalid(NUL_MESSAGE, field)
-    if len(text.encode()) > MAX_INVENTORY_BYTES:
-        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB", field)
+    size = len(text.encode())
+    if size > MAX_INVENTORY_BYTES:
+        raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB, not {size} bytes", field)
     if not text.strip():
-        raise _invalid("must not be blank: write the hosts, or leave the inventory out (localhost)", field)
+        raise _invalid(BLANK_MESSAGE, field)
     if vault_files.whole_file(text):
         raise _invalid(vault_files.problem("inventory"), field)
     _refuse_what_ansible_must_not_read(text, field)

@@ -63,7 +63,7 @@ from opscraft.security.vault import DecryptError
 from opscraft.services import audit, conflicts, escapes, keyring, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, unreadable
+from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, sent_kind, unreadable
 from opscraft.services.invisible import Label
 from opscraft.services.notification_senders import (
     MASK_PATH,
@@ -304,11 +304,14 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
     if isinstance(recipients, str):
         recipients = [r.strip() for r in recipients.split(",") if r.strip()]
     if not isinstance(recipients, list) or not recipients or len(recipients) > 50:
-        problems.add("config.to", "one to 50 recipient addresses")
+        given = f"not {len(recipients)}" if isinstance(recipients, list) else f"it is {sent_kind(recipients)}"
+        problems.add("config.to", f"must list one to 50 recipient addresses ({given})")
         recipients = []
     username = config.get("username") or None
-    if username is not None and (not isinstance(username, str) or len(username) > 255):
-        problems.add("config.username", "must be text of at most 255 characters")
+    if username is not None and not isinstance(username, str):
+        problems.add("config.username", f"must be text (it is {sent_kind(username)})")
+    elif username is not None and len(username) > 255:
+        problems.add("config.username", f"must be at most 255 characters, not {len(username)}")
     if username and not has_secret:
         problems.add("secret_id", "a login needs the vault secret holding the SMTP password")
     if username and security == "none" and not runtime.current().settings.smtp_plaintext_login:

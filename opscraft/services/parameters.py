@@ -425,7 +425,7 @@ def _normalize_options(kind: ParamType, options: Any) -> list[str]:
     if not isinstance(options, list) or not options:
         raise _Bad("a choice parameter needs a non-empty list of options")
     if len(options) > MAX_OPTIONS:
-        raise _Bad(f"at most {MAX_OPTIONS} options")
+        raise _Bad(f"must have at most {MAX_OPTIONS} options, not {len(options)}")
     texts = []
     for option in options:
         if not isinstance(option, str | int | float) or isinstance(option, bool) or not str(option).strip():
@@ -470,8 +470,10 @@ def normalize(raw: dict[str, Any] | list[Any] | None, script_type: str | None = 
         )
     if len(specs) > MAX_PARAMETERS:
         raise Invalid(
-            f"at most {MAX_PARAMETERS} parameters per script",
-            details=[{"field": "parameters", "message": f"at most {MAX_PARAMETERS} parameters"}],
+            f"parameters: must have at most {MAX_PARAMETERS} per script, not {len(specs)}",
+            details=[
+                {"field": "parameters", "message": f"must have at most {MAX_PARAMETERS}, not {len(specs)}"}
+            ],
         )
     errors: list[dict[str, Any]] = []
     result: list[dict[str, Any]] = []

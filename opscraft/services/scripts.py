@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
 from sqlalchemy import exists, func
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
@@ -43,7 +43,7 @@ from opscraft.services import (
     stored_values,
 )
 from opscraft.services.actor import Actor
-from opscraft.services.bodies import Body
+from opscraft.services.bodies import Body, null_refused
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message, unreadable
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
@@ -91,7 +91,7 @@ def _check_tags(tags: list[str]) -> list[str]:
         if not tag:
             raise ValueError("tags must not be empty")
         if len(tag) > MAX_TAG:
-            raise ValueError(f"each tag must be at most {MAX_TAG} characters")
+            raise ValueError(f"each tag must be at most {MAX_TAG} characters, not {len(tag)}")
         problem = invisible.name_problem(tag)
         if problem:
             raise ValueError(f"tags {problem}")
@@ -99,8 +99,18 @@ def _check_tags(tags: list[str]) -> list[str]:
             seen.add(name_key(tag))
             cleaned.append(tag)
     if len(cleaned) > MAX_TAGS:
-        raise ValueError(f"at most {MAX_TAGS} tags")
+        raise ValueError(f"must have at most {MAX_TAGS} tags, not {len(cleaned)}")
     return cleaned
+
+
+# Run settings a script always has (max_concurrent's null is "no limit"), by type: null is refused
+# for them, as for any field that cannot be null (`bodies.null_refused`).
+NOT_NULL_RUN_SETTINGS: dict[str, type] = {
+    "timeout_seconds": int,
+    "memory_mb": int,
+    "cpus": float,
+    "network_enabled": bool,
+}
 
 
 class _ScriptFields(Body):
@@ -121,6 +131,7 @@ class _ScriptFields(Body):
         default=None, json_schema_extra={"maxItems": MAX_TAGS}, examples=[["deployment", "production"]]
     )
     status: ScriptStatus | None = None
+    # Run settings: left out, a new script takes the defaults in `Script` and an update keeps them.
     timeout_seconds: int | None = Field(default=None, ge=1)
     memory_mb: int | None = Field(default=None, ge=16, le=65536)
     cpus: float | None = Field(default=None, ge=0.1, le=64, allow_inf_nan=False)
@@ -192,6 +203,16 @@ class _ScriptFields(Body):
     def _inventory(cls, value: str | None) -> str | None:
         value = inventories.without_bom(value) if value else value
         return value if value and value.strip() else None
+
+    @field_validator(*NOT_NULL_RUN_SETTINGS, mode="before")
+    @classmethod
+    def _run_setting_not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        """A run setting the script always has is never null: an update dropped the null (the
+        editor's emptied Timeout box, or CPUs of 1e309, which the browser reads as empty, kept
+        the old value and said "Saved") and a new script took the default unasked."""
+        if value is None:
+            raise null_refused(NOT_NULL_RUN_SETTINGS[info.field_name or ""])
+        return value
 
     @field_validator("version")
     @classmethod
@@ -483,7 +504,7 @@ def check_size(content: str) -> None:
         raise Invalid(
             f"content is {size} bytes, larger than the limit of {limit_text}: split the "
             "script or raise OPSCRAFT_MAX_SCRIPT_BYTES",
-            details=[{"field": "content", "message": f"at most {limit} bytes"}],
+            details=[{"field": "content", "message": f"must be at most {limit} bytes, not {size}"}],
         )
 
 
@@ -806,9 +827,9 @@ async def _check_ansible_settings(
 def _check_timeout(seconds: int) -> None:
     limit = runtime.current().settings.max_timeout_seconds
     if seconds > limit:
+        message = f"must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS), not {seconds}"
         raise Invalid(
-            f"timeout_seconds must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS)",
-            details=[{"field": "timeout_seconds", "message": f"at most {limit}"}],
+            f"timeout_seconds {message}", details=[{"field": "timeout_seconds", "message": message}]
         )
 
 

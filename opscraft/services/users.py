@@ -151,11 +151,15 @@ def password_problems(password: str, username: str, field: str = "password") -> 
     breaks, no-break spaces): eight spaces met the length rule and were accepted."""
     problems = []
     if len(password) < MIN_PASSWORD:
-        problems.append({"field": field, "message": f"at least {MIN_PASSWORD} characters"})
+        problems.append(
+            {"field": field, "message": f"must be at least {MIN_PASSWORD} characters, not {len(password)}"}
+        )
     elif password.isspace():
         problems.append({"field": field, "message": BLANK_PASSWORD})
     if len(password) > MAX_PASSWORD:
-        problems.append({"field": field, "message": f"at most {MAX_PASSWORD} characters"})
+        problems.append(
+            {"field": field, "message": f"must be at most {MAX_PASSWORD} characters, not {len(password)}"}
+        )
     if password.lower() == username.lower():
         problems.append({"field": field, "message": "must not be the same as the username"})
     return problems

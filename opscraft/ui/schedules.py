@@ -86,12 +86,21 @@ def _last(view: ScheduleView) -> None:
         ui.label(text).props(f'data-testid="schedule-last-{s.id}"')
 
 
+# The empty /schedules page: where a schedule is added.
+SCHEDULES_EMPTY_ALL = (
+    "No schedules yet. Operators and admins add them on a script's page, in its Schedules tab."
+)
+
+
 def schedule_rows(
     views: list[ScheduleView], zone: ZoneInfo, *, with_script: bool, on_change: Any = None
 ) -> None:
-    """One card per schedule; `on_change(view, action)` for toggle/delete buttons (None: read-only)."""
+    """One card per schedule; `on_change(view, action)` for toggle/delete buttons (None: read-only).
+    The page of every script's schedules (`with_script`) has no Add button: its empty state says
+    where schedules are added (a new team looked for one there)."""
     if not views:
-        ui.label("No schedules yet.").props('data-testid="schedules-empty"')
+        empty = SCHEDULES_EMPTY_ALL if with_script else "No schedules yet."
+        ui.label(empty).props('data-testid="schedules-empty"')
     for view in views:
         schedule_row(view, zone, with_script=with_script, on_change=on_change)
 

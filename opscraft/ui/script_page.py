@@ -10,9 +10,9 @@ from typing import Any
 
 from nicegui import ui
 
-from opscraft.db.models import Script
+from opscraft.db.models import ApprovalPolicy, Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import scripts, secrets, shared_inventories
+from opscraft.services import approvals, scripts, secrets, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
@@ -68,8 +68,22 @@ SETTING_LABELS = {
 ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secret)"}
 
 
-def _overview(script: Script, inventory_name: str | None, key_attached: bool | None) -> None:
-    """The Overview tab. `key_attached`: `secrets.ssh_key_attached` of the script."""
+def approval_text(script_id: int, policy: ApprovalPolicy | None) -> str:
+    """What the Overview says of a script's approval policy (`approvals.get_policy`): the
+    Approvals page said runs "of scripts that require approval" wait there, and no page said
+    which scripts do, nor where a script is made to (the API only: docs/automation.md)."""
+    if policy is None:
+        return f"not required (PUT /api/v1/scripts/{script_id}/approval requires it)"
+    count = f"{policy.required} approval{'' if policy.required == 1 else 's'}"
+    expiry = f"a request expires after {policy.expires_after_hours} h"
+    return f"{count} by other operators or admins before a run starts; {expiry}"
+
+
+def _overview(
+    script: Script, inventory_name: str | None, key_attached: bool | None, policy: ApprovalPolicy | None
+) -> None:
+    """The Overview tab. `key_attached`: `secrets.ssh_key_attached` of the script; `policy`: its
+    approval policy (None: its runs need none)."""
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
         ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
         stored_note(script, "script-stored")
@@ -104,6 +118,10 @@ def _overview(script: Script, inventory_name: str | None, key_attached: bool | N
                 ui.label(SETTING_LABELS[key]).classes("text-grey-7")
                 shown = ("on" if value else "off") if isinstance(value, bool) else value or "no limit"
                 ui.label(str(shown))
+            ui.label("Approval").classes("text-grey-7")
+            ui.label(approval_text(script.id or 0, policy)).classes("oc-wrap min-w-0").props(
+                'data-testid="approval-policy"'
+            )
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
                 if script.inventory_id:
@@ -374,7 +392,8 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
             with ui.tab_panel(own["overview"]):
                 key_attached = await call(secrets.ssh_key_attached, actor, script)
-                _overview(script, await _inventory_name(actor, script), key_attached)
+                policy = await call(approvals.get_policy, actor, script.id)
+                _overview(script, await _inventory_name(actor, script), key_attached, policy)
             with ui.tab_panel(own["content"]):
                 editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
                     'data-testid="script-content"'

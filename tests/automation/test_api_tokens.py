@@ -226,7 +226,8 @@ async def test_a_bad_token_name_is_worded_as_on_the_tokens_page(
     client: httpx.AsyncClient, admin: LoggedIn, name: str
 ) -> None:
     """The API answered pydantic's "String should have at most 64 characters" where the page
-    (the service) said "must be 1 to 64 characters": one message, from the service."""
+    (the service) said "must be 1 to 64 characters": one message, from the service, which names
+    the length sent as every limit's message does ("must be at most 64 characters, not 65")."""
     r = await client.post("/api/v1/tokens", json={"name": name}, headers=admin.headers)
     assert r.status_code == 422, r.text
     async with runtime.current().db.session() as s:

@@ -123,7 +123,7 @@ async def test_a_long_comment_is_refused_under_its_field_with_the_limit(
         user = await session.get(User, admin.id)
         with pytest.raises(Invalid) as refused:
             await approvals.approve(session, Actor(user), run_id, "x" * (approvals.COMMENT_MAX + 1))
-    limit = f"at most {approvals.COMMENT_MAX} characters"
+    limit = f"must be at most {approvals.COMMENT_MAX} characters, not {approvals.COMMENT_MAX + 1}"
     assert refused.value.details == [{"field": "comment", "message": limit}]
     assert await status_of(client, admin, run_id) == "awaiting_approval"
 

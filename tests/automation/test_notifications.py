@@ -163,6 +163,31 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
     assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["name"], r.text
 
 
+@pytest.mark.parametrize(
+    ("config", "field", "message"),
+    [
+        ({"username": "u" * 300}, "config.username", "must be at most 255 characters, not 300"),
+        ({"username": 7}, "config.username", "must be text (it is a number)"),
+        (
+            {"to": [f"r{n}@d.io" for n in range(51)]},
+            "config.to",
+            "must list one to 50 recipient addresses (not 51)",
+        ),
+        ({"to": 5}, "config.to", "must list one to 50 recipient addresses (it is a number)"),
+    ],
+)
+async def test_an_email_channel_past_a_limit_says_what_was_sent(
+    client: httpx.AsyncClient, admin: LoggedIn, config: dict[str, Any], field: str, message: str
+) -> None:
+    """The channel dialog said "Must be text of at most 255 characters" of a long SMTP user name
+    and "one to 50 recipient addresses": a limit, not what was wrong."""
+    body = {"name": "limits", "kind": "email", "config": {**MAIL, **config}}
+    r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
+    assert r.status_code == 422, r.text
+    said = {e["field"]: e["message"] for e in r.json()["errors"]}
+    assert said.get(field) == message, said
+
+
 async def test_signed_webhook_slack_and_email_on_failure(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
