@@ -93,12 +93,20 @@ def parse(
     return converted, problems
 
 
-def unknown_parameters(sent: Iterable[str], read: Collection[str]) -> dict[str, str]:
-    """The query parameters in `sent` that the page does not read (`read`: its parameter names),
-    each with what the page reads instead (`scrip_id` for `script_id`: the filter the person
-    meant is not applied, and is named rather than silently dropped)."""
+def ignored_parameters(sent: Iterable[str], read: Collection[str]) -> dict[str, str]:
+    """What the page did not take of the query parameters' names `sent` (in order, a name as
+    often as it was sent), by name: one the page does not read (`read`: its parameter names),
+    with what it reads instead (`scrip_id` for `script_id`: the filter the person meant is not
+    applied, and is named rather than silently dropped); one sent more than once
+    (`?status=success&status=failed`), of which the page read only the last, as the API refuses
+    it (api/query_check.py)."""
+    sent = list(sent)
     reads = f"it reads only {', '.join(sorted(read))}" if read else "it reads none"
-    return {name: f"is not a parameter of this page ({reads})" for name in sent if name not in read}
+    ignored = {name: f"is not a parameter of this page ({reads})" for name in sent if name not in read}
+    for name in dict.fromkeys(sent):
+        if name in read and (times := sent.count(name)) > 1:
+            ignored[name] = f"is given {times} times (the page reads only the last)"
+    return ignored
 
 
 def unknown_choice(name: str, value: str, choices: Sequence[str]) -> dict[str, str]:
@@ -109,7 +117,7 @@ def unknown_choice(name: str, value: str, choices: Sequence[str]) -> dict[str, s
 
 
 def say_ignored(ignored: dict[str, str]) -> None:
-    """A warning on the page naming the query parameters it ignored (`unknown_parameters`). The
+    """A warning on the page naming the query parameters it ignored (`ignored_parameters`). The
     page itself still opens (200): a link with a tracking tag (`?utm_source=mail`) or from an
     older version must not break, but a mistyped filter must not pass for an applied one."""
     problems = "; ".join(f"{name} {problem}" for name, problem in ignored.items())

@@ -349,7 +349,8 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
                 return None
             await func(actor, *args, **kwargs)
             request = context.client.request
-            ignored = address.unknown_parameters(request.query_params if request else (), names)
+            sent = [name for name, _ in request.query_params.multi_items()] if request else []
+            ignored = address.ignored_parameters(sent, names)
             if ignored:
                 address.say_ignored(ignored)
             return None
