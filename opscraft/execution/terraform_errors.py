@@ -38,8 +38,8 @@ HINTS = {
         "and a machine without internet a provider mirror (docs/executions.md, Secrets and providers)"
     ),
     ("Error acquiring the state lock",): (
-        "another run held the state lock past the lock timeout (OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS): "
-        "the output names it; run again once it ends"
+        "another run held the state lock past the lock timeout (OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS; "
+        "Terraform before 1.2.4 does not wait for it): the output names it; run again once it ends"
     ),
     ("Saved plan is stale",): "the state changed since the plan was made: plan again and apply the new plan",
     # "Error saving state: HTTP error: 413" (OpsCraft's body limit for states), 403, or no answer.

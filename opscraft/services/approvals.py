@@ -542,7 +542,7 @@ async def _plan_still_current(session: AsyncSession, execution: Execution) -> No
         raise Conflict(
             f"the plan this run applies is stale: the Terraform state of workspace {workspace!r} "
             f"changed since plan run {plan_run} made it (serial {prior_serial} -> {serial}, now "
-            f"version {version}), and Terraform would refuse it; reject this run, plan again and "
+            f"version {version}), and the run would be refused; reject this run, plan again and "
             "apply the new plan"
         )
 

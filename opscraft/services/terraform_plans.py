@@ -13,7 +13,9 @@
   `terraform apply <plan file>`, held for approval like any run when the script requires it
   (services/approvals.py).
 - A plan is stale, and its apply refused (409), when the state's current serial or lineage is no
-  longer the one it was made against (Terraform refuses such a plan too: "Saved plan is stale").
+  longer the one it was made against; a run of it that waited meanwhile ends `error` when the
+  worker asks for the plan (`VaultPlanStore.plan_file`). Terraform refuses such a plan too
+  ("Saved plan is stale"), but before 1.4 not one made with no state.
   A plan is applied once; a new apply is allowed only after the previous one never ran
   (rejected or cancelled before it started).
 """
@@ -269,7 +271,11 @@ class VaultPlanStore:
             await session.commit()
 
     async def plan_file(self, db: Database, execution_id: int) -> bytes:
-        """The plan the `apply_plan` run `execution_id` applies (`PlanUnavailable` if none)."""
+        """The plan the `apply_plan` run `execution_id` applies. `PlanUnavailable` when there is
+        none, it does not decrypt, or it went stale since the apply was asked for (a run that
+        waited in the queue): Terraform before 1.4 applies a plan made with no state over the
+        first state another run stored meanwhile (its http backend numbers that state's serial
+        0, the plan's too, and Terraform 1.0 compares no lineage then)."""
         async with db.session() as session:
             plan = (
                 await session.exec(
@@ -278,6 +284,9 @@ class VaultPlanStore:
             ).first()
             if plan is None:
                 raise PlanUnavailable("no saved plan is linked to this run")
+            serial, lineage, version = await terraform_state.identity(session, plan.script_id, plan.workspace)
+            if (serial, lineage) != (plan.prior_serial, plan.prior_lineage):
+                raise PlanUnavailable(_stale(plan, serial, version))
             try:
                 return keyring.reveal_plan(self.vault, plan)
             except DecryptError:
@@ -296,6 +305,14 @@ async def _plan_of(session: AsyncSession, execution_id: int) -> TerraformPlan:
     if plan is None:
         raise NotFound(f"execution {execution_id} has no saved plan (only a successful plan run has one)")
     return plan
+
+
+def _stale(plan: TerraformPlan, serial: int, version: int) -> str:
+    """Why `plan` may not be applied: the state is now `serial`, stored as `version`."""
+    return (
+        f"the plan is stale: the state changed since it was made (serial {plan.prior_serial} -> "
+        f"{serial}, now version {version}); run a new plan and apply that"
+    )
 
 
 async def is_stale(session: AsyncSession, plan: TerraformPlan) -> bool:
@@ -340,10 +357,7 @@ async def apply(
             )
     serial, lineage, version = await terraform_state.identity(session, plan.script_id, plan.workspace)
     if (serial, lineage) != (plan.prior_serial, plan.prior_lineage):
-        raise Conflict(
-            f"the plan is stale: the state changed since it was made (serial {plan.prior_serial} -> "
-            f"{serial}, now version {version}); run a new plan and apply that"
-        )
+        raise Conflict(_stale(plan, serial, version))
     source = await session.get(Execution, execution_id)
     if source is None or source.script_type != ScriptType.terraform:
         raise NotFound(f"execution {execution_id} has no saved plan")

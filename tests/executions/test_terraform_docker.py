@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,7 +23,15 @@ from fastapi import FastAPI
 from tests.conftest import LoggedIn, free_port
 from tests.executions.conftest import make_script, output, require_docker, start, wait_for
 from tests.executions.test_terraform_errored_state import LIMIT, MANY_TF
-from tests.executions.test_terraform_state import MAIN_TF, SLOW_TF, cancel_midway_and_check_the_graceful_stop
+from tests.executions.test_terraform_state import (
+    EMPTY_STATE,
+    HELD_HTTP_TF,
+    MAIN_TF,
+    SLOW_TF,
+    Slow,
+    cancel_midway_and_check_the_graceful_stop,
+    terraform_version,
+)
 
 GATEWAY = "172.17.0.1"
 IMAGE = "opscraft-test/terraform:1"
@@ -113,15 +123,51 @@ async def test_docker_plan_is_saved_and_applied_exactly(
     assert final["status"] == "success" and 'message = "ahoy from opscraft"' in text, text
 
 
+@pytest.fixture
+def held_over_http() -> Iterator[Slow]:
+    """`SLOW_TF`, or before Terraform 1.4 `HELD_HTTP_TF` reading a state from a server on the
+    bridge's gateway that answers `/held` only once released (`/quick` at once)."""
+    if terraform_version() >= (1, 4):
+        yield Slow(SLOW_TF, {"pause": 0}, {"pause": 300}, None)
+        return
+    released = threading.Event()
+
+    class States(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path == "/held":
+                released.wait(240)
+            body = EMPTY_STATE.encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer((GATEWAY, 0), States)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://{GATEWAY}:{server.server_address[1]}"
+    try:
+        yield Slow(
+            HELD_HTTP_TF, {"source_state": f"{url}/quick"}, {"source_state": f"{url}/held"}, released.set
+        )
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
+
+
 async def test_a_cancelled_docker_run_stops_terraform_gracefully(
-    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None, held_over_http: Slow
 ) -> None:
     """In the container the SIGINT reaches Terraform through `kill -INT -1` run as the run's user
     (the loader, PID 1, waits on and writes the end record)."""
+    held = held_over_http
     script_id = await make_script(
-        client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0}, network_enabled=True
+        client, operator, held.content, script_type="terraform", parameters=held.quick, network_enabled=True
     )
-    await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "docker")
+    await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "docker", held)
 
 
 async def test_a_docker_run_that_could_not_reach_the_state_is_refused_before_it_starts(

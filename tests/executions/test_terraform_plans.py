@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +20,8 @@ from sqlalchemy import text
 
 from opscraft import runtime
 from opscraft.execution import terraform_errors
-from opscraft.services import terraform_plans
+from opscraft.execution.ports import PlanUnavailable
+from opscraft.services import keyring, terraform_plans
 from tests.conftest import LoggedIn, make_user
 from tests.executions import test_terraform_state as state_tests
 from tests.executions.conftest import make_script, output, start, terraform_run_row, wait_for
@@ -42,17 +42,11 @@ resource "terraform_data" "greeting" {
 """
 
 
-def _has_terraform_data() -> bool:
-    text = subprocess.run(["terraform", "version"], capture_output=True, text=True, check=True).stdout
-    found = re.search(r"Terraform v(\d+)\.(\d+)", text)
-    return found is not None and (int(found[1]), int(found[2])) >= (1, 4)
-
-
 # The same served API and real Terraform on PATH as the state tests (on both databases here).
 PORT = state_tests.PORT
 served = state_tests.served
 terraform_on_path = state_tests.terraform_on_path
-WITH_RESOURCE = _has_terraform_data()
+WITH_RESOURCE = state_tests.terraform_version() >= (1, 4)
 MAIN_TF = OUTPUT_TF + (RESOURCE_TF if WITH_RESOURCE else "")
 
 
@@ -84,6 +78,17 @@ async def _get_plan(client: httpx.AsyncClient, who: LoggedIn, execution_id: int)
 
 def _apply(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> Any:
     return client.post(f"/api/v1/executions/{execution_id}/terraform/plan/apply", headers=who.headers)
+
+
+async def _apply_awaiting_approval(
+    client: httpx.AsyncClient, who: LoggedIn, script_id: int, plan_id: int
+) -> int:
+    """The id of an apply of `plan_id` held for approval (the script made to require one)."""
+    r = await client.put(f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=who.headers)
+    assert r.status_code == 200, r.text
+    r = await _apply(client, who, plan_id)
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    return int(r.json()["id"])
 
 
 async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
@@ -124,7 +129,8 @@ async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
     r = await client.get(
         f"/api/v1/scripts/{script_id}/terraform/states/default/versions", headers=operator.headers
     )
-    assert [(v["number"], v["execution_id"]) for v in r.json()["versions"]] == [(1, applying["id"])]
+    stored = r.json()["versions"]
+    assert [(v["number"], v["execution_id"]) for v in stored] == [(1, applying["id"])]
     assert (await _get_plan(client, operator, plan_id))["apply_execution_id"] == applying["id"]
 
     r = await _apply(client, operator, plan_id)
@@ -134,7 +140,12 @@ async def test_plan_is_saved_summarized_and_applied_exactly_once_then_stale(
     first = await _plan(client, operator, script_id, greeting="one")
     second = await _plan(client, operator, script_id, greeting="two")
     first_plan = await _get_plan(client, operator, first)
-    assert first_plan["prior_serial"] >= 1 and first_plan["prior_lineage"] and not first_plan["stale"]
+    # Made against the stored state: its serial (1; Terraform before 1.4 numbers the first state
+    # a remote backend gets 0) and its lineage.
+    made_against = (first_plan["prior_serial"], first_plan["prior_lineage"])
+    assert made_against == (stored[0]["serial"], stored[0]["lineage"]), stored
+    assert stored[0]["serial"] == (1 if state_tests.terraform_version() >= (1, 4) else 0), stored
+    assert first_plan["prior_lineage"] and not first_plan["stale"]
     r = await _apply(client, operator, second)
     assert r.status_code == 202, r.text
     final, text = await _finished(client, operator, r.json()["id"])
@@ -285,13 +296,7 @@ async def test_approving_the_apply_of_a_plan_gone_stale_is_refused_naming_the_ca
         client, operator, MAIN_TF, script_type="terraform", parameters={"greeting": "hello"}
     )
     plan_id = await _plan(client, operator, script_id, greeting="hi")
-    r = await client.put(
-        f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=operator.headers
-    )
-    assert r.status_code == 200, r.text
-    r = await _apply(client, operator, plan_id)
-    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
-    applying = r.json()["id"]
+    applying = await _apply_awaiting_approval(client, operator, script_id, plan_id)
     # Another run stores a state meanwhile (a rollback or another apply does the same)
     _, auth = await terraform_run_row(script_id)
     state = '{"version": 4, "serial": 1, "lineage": "other", "outputs": {}, "resources": []}'
@@ -310,6 +315,31 @@ async def test_approving_the_apply_of_a_plan_gone_stale_is_refused_naming_the_ca
     assert r.status_code == 200, r.text
 
 
+async def test_a_run_of_a_plan_gone_stale_while_it_waited_gets_no_plan(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """A plan made with no state, applied after another run stored the first state: Terraform
+    before 1.4 numbers that state serial 0, as the plan's, and applied the plan over it (Terraform
+    1.0 compares no lineage then). The worker, asking for the plan when the run starts, is
+    refused naming the cause, as the request and the approval are."""
+    script_id = await make_script(client, operator, MAIN_TF, script_type="terraform")
+    plan_id = await _plan(client, operator, script_id)
+    applying = await _apply_awaiting_approval(client, operator, script_id, plan_id)
+    store = terraform_plans.VaultPlanStore(keyring.current_vault())
+    assert (await store.plan_file(runtime.current().db, applying)).startswith(b"PK")  # not stale yet
+    _, auth = await terraform_run_row(script_id)  # another run stores the first state meanwhile
+    state = '{"version": 4, "serial": 0, "lineage": "other", "outputs": {}, "resources": []}'
+    r = await client.post(f"/api/v1/terraform/state/{script_id}/default", content=state, auth=auth)
+    assert r.status_code == 200, r.text
+
+    with pytest.raises(PlanUnavailable) as refused:
+        await store.plan_file(runtime.current().db, applying)
+    assert str(refused.value) == (
+        "the plan is stale: the state changed since it was made (serial 0 -> 0, now version 1); "
+        "run a new plan and apply that"
+    )
+
+
 async def test_a_run_waits_for_the_state_lock_and_goes_on_once_it_is_released(
     client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None
 ) -> None:
@@ -323,6 +353,20 @@ async def test_a_run_waits_for_the_state_lock_and_goes_on_once_it_is_released(
     assert r.status_code == 200, r.text
 
     started = await start(client, operator, script_id, "local", terraform_action="apply", parameters={})
+    if not state_tests.waits_for_a_lock():  # Terraform before 1.2.4: no wait, the holder named
+        final, text = await _finished(client, operator, started["id"])
+        assert final["status"] == "failed" and "HTTP remote state already locked: ID=held-1" in text, text
+        assert final["error_message"].startswith(
+            "the script exited with code 1: Terraform's error: Error acquiring the state lock;"
+        ), final
+        r = await client.request(
+            "UNLOCK", f"/api/v1/terraform/state/{script_id}/default/lock", json={"ID": "held-1"}, auth=auth
+        )
+        assert r.status_code == 200, r.text
+        started = await start(client, operator, script_id, "local", terraform_action="apply", parameters={})
+        final, text = await _finished(client, operator, started["id"])
+        assert final["status"] == "success" and 'message = "hello from opscraft"' in text, text
+        return
     deadline = time.monotonic() + 120
     while "Acquiring state lock" not in await output(client, operator, started["id"]):
         assert time.monotonic() < deadline, "the run never tried the lock"
@@ -418,12 +462,6 @@ import {
 """
 
 
-def _terraform_version() -> tuple[int, int]:
-    text = subprocess.run(["terraform", "version"], capture_output=True, text=True, check=True).stdout
-    found = re.search(r"Terraform v(\d+)\.(\d+)", text)
-    return (int(found[1]), int(found[2])) if found else (0, 0)
-
-
 async def test_a_plan_that_only_imports_and_moves_says_so_and_its_apply_adopts_the_resource(
     client: httpx.AsyncClient, operator: LoggedIn, served: None, terraform_on_path: None
 ) -> None:
@@ -436,7 +474,7 @@ async def test_a_plan_that_only_imports_and_moves_says_so_and_its_apply_adopts_t
     plan of the same configuration is refused naming Terraform's error and no plan is kept (the
     summary of an import stays checked on Terraform 1.11's recorded plan JSON,
     tests/test_terraform_plan_storage.py)."""
-    if _terraform_version() < (1, 5):
+    if state_tests.terraform_version() < (1, 5):
         script_id = await make_script(client, operator, ADOPT_NEW_TF, script_type="terraform")
         started = await start(client, operator, script_id, "local", terraform_action="plan", parameters={})
         final, text = await _finished(client, operator, started["id"])
@@ -529,7 +567,8 @@ async def test_applying_a_plan_whose_runs_parameters_cannot_be_read_is_a_409_nam
 
 def test_a_stale_saved_plan_is_named_with_what_to_do(terraform_on_path: None, tmp_path: Path) -> None:
     """Terraform's own refusal of a stale saved plan (a change landed between the request and
-    the run), read from real Terraform's stderr as the worker reads a run's."""
+    the run), read from real Terraform's stderr as the worker reads a run's. The plan is made
+    against a state: Terraform 1.0 refuses no plan made with none."""
     (tmp_path / "main.tf").write_text(OUTPUT_TF)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CHECKPOINT_DISABLE": "1"}
 
@@ -537,6 +576,7 @@ def test_a_stale_saved_plan_is_named_with_what_to_do(terraform_on_path: None, tm
         return subprocess.run(["terraform", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
 
     assert terraform("init", "-input=false").returncode == 0
+    assert terraform("apply", "-input=false", "-auto-approve").returncode == 0
     assert terraform("plan", "-input=false", "-out=saved.tfplan").returncode == 0
     assert terraform("apply", "-input=false", "-auto-approve", "-var=greeting=hi").returncode == 0
     stale = terraform("apply", "-input=false", "saved.tfplan")

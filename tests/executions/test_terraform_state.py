@@ -9,10 +9,14 @@ The configuration needs no provider (variables, locals, outputs), so nothing is 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
+import re
 import shutil
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +58,22 @@ def backend() -> str:
 def terraform_on_path() -> None:
     """The real Terraform, not the stand-in."""
     require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
+
+
+@functools.cache
+def terraform_version() -> tuple[int, int, int]:
+    """(major, minor, patch) of the `terraform` on PATH: the tests adapt to what it does
+    (1.11 here; 1.0.3 from tests/run on a clean machine)."""
+    said = subprocess.run(["terraform", "version"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Terraform v(\d+)\.(\d+)\.(\d+)", said)
+    assert found is not None, said
+    return int(found[1]), int(found[2]), int(found[3])
+
+
+def waits_for_a_lock() -> bool:
+    """Whether Terraform's http backend waits for a taken lock (`-lock-timeout`): from 1.2.4
+    (hashicorp/terraform#31256); before, a run fails at once naming the holder."""
+    return terraform_version() >= (1, 2, 4)
 
 
 @pytest.fixture
@@ -180,6 +200,13 @@ SENSITIVE_TF = """variable "db_password" {
   sensitive = true
 }
 
+output "db" {
+  value     = var.db_password
+  sensitive = true
+}
+"""
+# Kept in the state as a resource's input too where Terraform has `terraform_data` (1.4 on).
+SENSITIVE_RESOURCE_TF = """
 resource "terraform_data" "db" {
   input = var.db_password
 }
@@ -191,7 +218,8 @@ async def test_a_script_with_attached_secrets_keeps_its_state_in_opscraft(
 ) -> None:
     """A sensitive variable's secret (`TF_VAR_<name>`, the documented way) must not cost the
     script its kept state: the run gets the backend settings and the secrets together."""
-    script_id = await make_script(client, operator, SENSITIVE_TF, script_type="terraform")
+    resource = SENSITIVE_RESOURCE_TF if terraform_version() >= (1, 4) else ""
+    script_id = await make_script(client, operator, SENSITIVE_TF + resource, script_type="terraform")
     r = await client.post(
         "/api/v1/secrets",
         json={"name": "TF_VAR_db_password", "value": "s3cr3t-db-pw"},
@@ -374,11 +402,12 @@ async def test_a_held_lock_fails_the_next_run_clearly_and_an_admin_breaks_it(
     assert final["status"] == "failed", text
     assert "Error acquiring the state lock" in text, text
     assert f"ID={lock['ID']}" in text, text  # the holder's lock
-    assert "Acquiring state lock" in text  # it waited (2 s here) before giving up
+    if waits_for_a_lock():
+        assert "Acquiring state lock" in text  # it waited (2 s here) before giving up
     assert final["error_message"] == (
         "the script exited with code 1: Terraform's error: Error acquiring the state lock; another "
-        "run held the state lock past the lock timeout (OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS): the "
-        "output names it; run again once it ends"
+        "run held the state lock past the lock timeout (OPSCRAFT_TERRAFORM_LOCK_TIMEOUT_SECONDS; "
+        "Terraform before 1.2.4 does not wait for it): the output names it; run again once it ends"
     )
 
     r = await client.get(f"/api/v1/scripts/{script_id}/terraform/states", headers=operator.headers)
@@ -413,6 +442,54 @@ resource "terraform_data" "slow" {
 }
 """
 
+# Terraform before 1.4 has no resource a configuration without providers can hold (no
+# `terraform_data` for the provisioner to sleep in): there a run holds the lock while a data
+# source reads a state from a named pipe, until the test writes one into it.
+HELD_TF = """variable "source_state" {
+  type = string
+}
+
+data "terraform_remote_state" "held" {
+  backend = "local"
+  config = {
+    path = var.source_state
+  }
+}
+"""
+# The same read over HTTP, for a run in a container (test_terraform_docker.py).
+HELD_HTTP_TF = HELD_TF.replace('"local"', '"http"').replace("path =", "address =")
+EMPTY_STATE = '{"version": 4, "serial": 1, "lineage": "held", "outputs": {}, "resources": []}'
+
+
+@dataclass(frozen=True)
+class Slow:
+    """A configuration whose apply holds the state lock until cancelled (`held` parameters) or
+    goes through at once (`quick`, the script's); `release` lets a held run of `HELD_TF` read
+    on (None for `SLOW_TF`, whose run sleeps)."""
+
+    content: str
+    quick: dict[str, Any]
+    held: dict[str, Any]
+    release: Callable[[], None] | None
+
+
+def slow_script(tmp_path: Path, seconds: int) -> Slow:
+    """`SLOW_TF` sleeping `seconds` where Terraform has `terraform_data`, else `HELD_TF`
+    reading a named pipe in `tmp_path` (a local run's)."""
+    if terraform_version() >= (1, 4):
+        return Slow(SLOW_TF, {"pause": 0}, {"pause": seconds}, None)
+    pipe = tmp_path / "held.tfstate"
+    os.mkfifo(pipe)
+    empty = tmp_path / "empty.tfstate"
+    empty.write_text(EMPTY_STATE)
+
+    def release() -> None:
+        written = os.open(pipe, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO when no run reads it
+        os.write(written, EMPTY_STATE.encode())
+        os.close(written)
+
+    return Slow(HELD_TF, {"source_state": str(empty)}, {"source_state": str(pipe)}, release)
+
 
 async def _wait_locked(client: httpx.AsyncClient, who: LoggedIn, script_id: int, execution_id: int) -> None:
     async def locked() -> bool:
@@ -425,15 +502,21 @@ async def _wait_locked(client: httpx.AsyncClient, who: LoggedIn, script_id: int,
 
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 0}], indirect=True)
 async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
-    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None, terraform_on_path: None
+    client: httpx.AsyncClient,
+    operator: LoggedIn,
+    admin: LoggedIn,
+    served: None,
+    terraform_on_path: None,
+    tmp_path: Path,
 ) -> None:
     """Without a grace period, cancel kills Terraform before it can release the lock; the run is
     over, so its credentials can never release it: the next run takes it over (audited) instead
     of failing with "Error acquiring the state lock" until an admin breaks it."""
-    script_id = await make_script(client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0})
-    slow = await start(
-        client, operator, script_id, "local", terraform_action="apply", parameters={"pause": 120}
+    held = slow_script(tmp_path, 120)
+    script_id = await make_script(
+        client, operator, held.content, script_type="terraform", parameters=held.quick
     )
+    slow = await start(client, operator, script_id, "local", terraform_action="apply", parameters=held.held)
     await _wait_locked(client, operator, script_id, slow["id"])
     r = await client.post(f"/api/v1/executions/{slow['id']}/cancel", headers=operator.headers)
     assert r.status_code == 200, r.text
@@ -453,17 +536,22 @@ async def test_the_lock_of_a_cancelled_run_does_not_block_the_next_run(
 
 
 async def cancel_midway_and_check_the_graceful_stop(
-    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, script_id: int, runner: str
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, script_id: int, runner: str, held: Slow
 ) -> None:
-    """Cancel an apply of `SLOW_TF` while its provisioner sleeps; Terraform gets SIGINT, not
-    SIGKILL: it stops, writes the state (the resource tainted) and releases the lock itself, so
-    nothing is left for the next run to take over."""
-    slow = await start(
-        client, operator, script_id, runner, terraform_action="apply", parameters={"pause": 300}
-    )
+    """Cancel an apply of `held` (`slow_script`) while it holds the lock; Terraform gets SIGINT,
+    not SIGKILL: it stops, writes the state (`SLOW_TF`'s resource tainted) and releases the lock
+    itself, so nothing is left for the next run to take over."""
+    slow = await start(client, operator, script_id, runner, terraform_action="apply", parameters=held.held)
     await _wait_locked(client, operator, script_id, slow["id"])
     r = await client.post(f"/api/v1/executions/{slow['id']}/cancel", headers=operator.headers)
     assert r.status_code == 200, r.text
+    if held.release is not None:  # Terraform, interrupted while it reads, goes on once it has read
+
+        async def interrupted() -> bool:
+            return "Interrupt received" in await output(client, operator, slow["id"])
+
+        await until(interrupted, f"run {slow['id']} to get SIGINT", 60, 0.2)
+        held.release()
     final = await wait_for(client, operator, slow["id"], timeout=120)
     text = await output(client, operator, slow["id"])
     assert final["status"] == "cancelled", text
@@ -483,10 +571,18 @@ async def cancel_midway_and_check_the_graceful_stop(
 
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_TERRAFORM_STOP_GRACE_SECONDS": 120}], indirect=True)
 async def test_a_cancelled_run_stops_terraform_gracefully(
-    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn, served: None, terraform_on_path: None
+    client: httpx.AsyncClient,
+    operator: LoggedIn,
+    admin: LoggedIn,
+    served: None,
+    terraform_on_path: None,
+    tmp_path: Path,
 ) -> None:
-    script_id = await make_script(client, operator, SLOW_TF, script_type="terraform", parameters={"pause": 0})
-    await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "local")
+    held = slow_script(tmp_path, 300)
+    script_id = await make_script(
+        client, operator, held.content, script_type="terraform", parameters=held.quick
+    )
+    await cancel_midway_and_check_the_graceful_stop(client, operator, admin, script_id, "local", held)
     final, text = await _run(client, operator, script_id, terraform_action="apply", parameters={})
     assert final["status"] == "success", text
 
