@@ -203,6 +203,10 @@ def test_the_schema_states_the_real_constraints() -> None:
     assert models["UserCreate"]["properties"]["username"]["pattern"].startswith("^[A-Za-z0-9]")
     assert models["ScriptCreate"]["properties"]["tags"]["maxItems"] == 20
     assert "pattern" in models["ScriptCreate"]["properties"]["description"], "no NUL: PostgreSQL refuses it"
+    for model in ("ScriptCreate", "ScriptUpdate"):  # left out or a value, never null (a 422)
+        for field in ("timeout_seconds", "memory_mb", "cpus", "network_enabled"):
+            shown = models[model]["properties"][field]
+            assert "anyOf" not in shown and shown["type"] != "null" and shown.get("default", 0) is not None
 
 
 # Pydantic's names of numeric bounds: in a schema they are unknown keys no client enforces.

@@ -113,6 +113,19 @@ def _time_problem(value: Any) -> str | None:
     return None
 
 
+def not_nullable(schema: dict[str, Any]) -> None:
+    """The JSON schema of a field that may be left out but is never null: its `anyOf` of the type
+    and null becomes the type alone, and the null default is not shown (OpenAPI 3.1 / JSON Schema:
+    a client or SDK generated from `/openapi.json` then never sends the null it would be refused)."""
+    variants = [v for v in schema.pop("anyOf", []) if v.get("type") != "null"]
+    if len(variants) == 1:
+        schema.update(variants[0])
+    elif variants:
+        schema["anyOf"] = variants
+    if schema.get("default", 0) is None:
+        del schema["default"]
+
+
 def null_refused(annotation: Any) -> PydanticCustomError:
     """The error of a null sent for a field of type `annotation` (bool, int, float or datetime)
     that is optional only to be left out (a partial update's field): the words `scalar_problem`

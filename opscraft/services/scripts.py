@@ -43,7 +43,7 @@ from opscraft.services import (
     stored_values,
 )
 from opscraft.services.actor import Actor
-from opscraft.services.bodies import Body, null_refused
+from opscraft.services.bodies import Body, not_nullable, null_refused
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message, unreadable
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
@@ -132,10 +132,13 @@ class _ScriptFields(Body):
     )
     status: ScriptStatus | None = None
     # Run settings: left out, a new script takes the defaults in `Script` and an update keeps them.
-    timeout_seconds: int | None = Field(default=None, ge=1)
-    memory_mb: int | None = Field(default=None, ge=16, le=65536)
-    cpus: float | None = Field(default=None, ge=0.1, le=64, allow_inf_nan=False)
-    network_enabled: bool | None = None
+    # Never null (`_run_setting_not_null`), which their schema says (`not_nullable`).
+    timeout_seconds: int | None = Field(default=None, ge=1, json_schema_extra=not_nullable)
+    memory_mb: int | None = Field(default=None, ge=16, le=65536, json_schema_extra=not_nullable)
+    cpus: float | None = Field(
+        default=None, ge=0.1, le=64, allow_inf_nan=False, json_schema_extra=not_nullable
+    )
+    network_enabled: bool | None = Field(default=None, json_schema_extra=not_nullable)
     max_concurrent: int | None = Field(default=None, ge=1, le=100)
     inventory: str | None = Field(
         default=None,
