@@ -169,7 +169,10 @@ def test_an_editor_saved_twice_keeps_later_typing_and_warns_only_of_a_later_save
     assert httpx.get(url, headers=tokens["operator"], timeout=30).json()["description"] == (
         "typed before their save"
     )
-    page.goto(f"{server.url}/scripts/{script['id']}")
+    # The save's own navigation (the reload gave the page its `window.open` back): a `goto` of the
+    # same address beside it raced it and waited for a load that never came.
+    page.wait_for_url(f"{server.url}/scripts/{script['id']}")
+    wait_connected(page)
     later = {"content": "#!/bin/bash\necho later\n", "base_version": 4}
     assert httpx.put(url, json=later, headers=tokens["operator"], timeout=30).status_code == 200
     page.goto(f"{server.url}/scripts/{script['id']}/edit")
