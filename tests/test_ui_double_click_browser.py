@@ -97,7 +97,10 @@ def test_a_double_click_on_a_versions_roll_back_or_a_script_lists_run_opens_one_
     api(server, "PUT", f"/scripts/{script['id']}", admin, json={"content": "#!/bin/bash\necho two\n"})
     signed_in(page, server, "operator", f"/scripts/{script['id']}?tab=versions")
     page.get_by_test_id("rollback-1").dblclick()
-    page.get_by_test_id("rollback-confirm").click()
+    # The rollback loads the Versions tab again: a `goto` while that navigation is on its way
+    # raced it (CI: the page stayed on the Versions tab).
+    with page.expect_navigation(url=f"{server.url}/scripts/{script['id']}?tab=versions"):
+        page.get_by_test_id("rollback-confirm").click()
     page.locator(".q-notification", has_text="Rolled back to version 1").wait_for()
     _no_dialog_left(page)
     page.goto(f"{server.url}/scripts?search=dbl-versions")
