@@ -19,7 +19,7 @@ from opscraft.security.tokens import issue_token
 from opscraft.services import permissions
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, run, start, wait_for
-from tests.waiting import until
+from tests.waiting import scale, until
 
 
 @pytest.fixture
@@ -36,16 +36,23 @@ def token_of(who: LoggedIn) -> str:
     return who.headers["Authorization"].removeprefix("Bearer ")
 
 
-async def collect(ws: ClientConnection, *, delay: float = 0) -> tuple[list[dict[str, Any]], int]:
-    """Every message until the server closes; returns (messages, close code)."""
+async def collect(
+    ws: ClientConnection, *, delay: float = 0, within: float = 120
+) -> tuple[list[dict[str, Any]], int]:
+    """Every message until the server closes; returns (messages, close code). AssertionError,
+    with the messages so far, when the server has not closed within `within` seconds (times
+    `tests.waiting.scale()`): a stream that never ends fails here, not at the test's timeout."""
     messages = []
     try:
-        while True:
-            messages.append(json.loads(await ws.recv()))
-            if delay:
-                await asyncio.sleep(delay)
+        async with asyncio.timeout(within * scale()):
+            while True:
+                messages.append(json.loads(await ws.recv()))
+                if delay:
+                    await asyncio.sleep(delay)
     except ConnectionClosed as closed:
         return messages, closed.rcvd.code if closed.rcvd else -1
+    except TimeoutError:
+        raise AssertionError(f"the server did not close within {within} s: {messages[-5:]}") from None
 
 
 async def close_code(address: str, headers: dict[str, str] | None = None) -> tuple[int, str]:
