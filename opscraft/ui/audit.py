@@ -19,7 +19,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import NARROW_HIDDEN
+from opscraft.ui.widgets import NARROW_HIDDEN, data_table
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -146,7 +146,7 @@ class AuditView:
             ui.button(icon="filter_alt_off", on_click=self.clear).props(
                 'flat round aria-label="Clear the filters"'
             ).tooltip("Clear the filters")
-        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+        self.table = data_table(COLUMNS, [], "id", "Audit log")
         self.table.props(
             'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'
         )

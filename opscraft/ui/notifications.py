@@ -25,6 +25,7 @@ from opscraft.ui.widgets import (
     call_all,
     changed,
     confirm,
+    data_table,
     dialog_buttons,
     dialog_card,
     dismiss,
@@ -479,8 +480,8 @@ async def notifications_page(actor: Actor) -> None:
         )
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
         count_label = ui.label(first[2][0]).classes("text-caption")
-        table = ui.table(columns=DELIVERY_COLUMNS, rows=first[2][1], row_key="id")
-        table.props('flat dense data-testid="deliveries"').classes("w-full")
+        table = data_table(DELIVERY_COLUMNS, first[2][1], "id", "Delivery log")
+        table.props('flat dense data-testid="deliveries"')
         # Not Quasar's "No data available" beside a warning sign, which read as a failure to load.
         table.props["no-data-label"] = "No deliveries yet: a rule's event sends one"
         # One timer for the page (there was one per list): each part changes only where it changed.

@@ -18,7 +18,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui import drafts
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import guard, notify_error, run_action
-from opscraft.ui.widgets import call, dismiss, format_count, live_seconds, live_timer, one_shot
+from opscraft.ui.widgets import call, data_table, dismiss, format_count, live_seconds, live_timer, one_shot
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -68,9 +68,10 @@ class PagedTable(ABC):
         """` matching “search”` for the summary line when a search is set, else empty."""
         return f" matching “{self.search}”" if self.search else ""
 
-    def make_table(self, columns: list[dict[str, Any]], testid: str) -> ui.table:
-        """Create the page's table (no client-side paging) with its test id."""
-        self.table = ui.table(columns=columns, rows=[], row_key="id").classes("w-full")
+    def make_table(self, columns: list[dict[str, Any]], testid: str, label: str) -> ui.table:
+        """Create the page's table (no client-side paging) with its test id, named `label`
+        (`widgets.table`)."""
+        self.table = data_table(columns, [], "id", label)
         self.table.props(f'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="{testid}"')
         return self.table
 

@@ -180,7 +180,7 @@ class ScriptList(PagedTable):
                 ui.button("New script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")).props(
                     'unelevated no-caps data-testid="new-script"'
                 )
-        self.make_table(COLUMNS, "scripts-table")
+        self.make_table(COLUMNS, "scripts-table", "Scripts")
         for name, slot in (
             ("name", NAME_CELL),
             ("script_type", TYPE_CELL),

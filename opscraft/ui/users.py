@@ -139,7 +139,7 @@ class UsersView(PagedTable):
                 'unelevated data-testid="new-user"'
             )
         ui.add_css(ACTIONS_STICKY)
-        self.make_table(COLUMNS, "users-table")
+        self.make_table(COLUMNS, "users-table", "Users")
         self.table.add_slot("body-cell-username", USERNAME_CELL)
         self.table.add_slot("body-cell-role", ROLE_CELL)
         self.table.add_slot("body-cell-is_active", STATUS_CELL)
