@@ -19,7 +19,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import NARROW_HIDDEN, data_table
+from opscraft.ui.widgets import NARROW_HIDDEN, OneRead, data_table
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -122,6 +122,7 @@ class AuditView:
 
     def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter) -> None:
         self.page = 1
+        self.reads = OneRead()
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
             self.actor = _filter(
                 ui.input("Actor (username)", value=shown.actor_name), "actor", "w-36", "clearable"
@@ -204,8 +205,10 @@ class AuditView:
 
     async def refresh(self) -> None:
         """Read the page of events the filters select (re-checking view_audit) and show it; a refused filter
-        is shown under its input.
-        """
+        is shown under its input. One read at a time (`widgets.OneRead`: Enter, then Filter)."""
+        await self.reads.run(self._read)
+
+    async def _read(self) -> None:
         actor = await guard(Permission.view_audit)
         if actor is None:
             return

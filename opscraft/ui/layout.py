@@ -19,7 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, lost_resources, one_line, session
-from opscraft.ui.widgets import live_seconds, live_timer, one_shot
+from opscraft.ui.widgets import dismiss, live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -153,6 +153,22 @@ def notify_error(message: str) -> None:
 def notify_ok(message: str) -> None:
     """Show a green notification that fades on its own."""
     ui.notify(message, type="positive", position="top")
+
+
+async def close_saved(dialog: ui.dialog, done: str | None, draft: drafts.Draft | None = None) -> None:
+    """After the save of a form dialog succeeded: the dialog goes (`widgets.dismiss`), then `done`
+    ("Secret created") is said, then the tab forgets the dialog's `draft` (a round trip to it).
+
+    In this order so that the notice never shows while the dialog is still up: said first (as
+    `run_action(..., done)` does) and followed by the draft's round trip, the notice told a person
+    the form was saved while the dialog still held the keyboard's focus (a modal dialog takes it
+    back), and what they typed next, e.g. the search of the list behind, went into the dialog's
+    field and was lost with it (a busy machine makes the round trip long)."""
+    dismiss(dialog)
+    if done:
+        notify_ok(done)
+    if draft is not None:
+        await drafts.forget(draft.key)  # `Draft.clear` but its notice, which went with the dialog
 
 
 def plain(message: str) -> str:

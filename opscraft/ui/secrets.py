@@ -273,7 +273,7 @@ class SecretsView(PagedTable):
         self.table.on("delete", opens_dialog(self.open_delete, with_args=True))
         self.make_footer("secrets-summary")
 
-    async def refresh(self, ticking: bool = False) -> None:
+    async def show_page(self, ticking: bool = False) -> None:
         """Read and show the current page of secrets (re-checking manage_secrets; `ticking`: a periodic
         refresh).
         """

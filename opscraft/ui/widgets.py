@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import weakref
@@ -102,6 +103,27 @@ class Redrawn(Generic[T]):
         self._shown = key
         self._draw.refresh(value)
         return True
+
+
+class OneRead:
+    """A list's reads of what it shows, one at a time (`run`): each then reads the filters as they
+    are when it starts, and the last one started shows last.
+
+    Reads that overlapped (the reload after a save and a search typed meanwhile, or a live
+    re-read and a filter changed) ended in any order: an older one ending last put its rows back
+    over those of the newer filters, the search box above rows it does not select (until the
+    next live re-read, or for good on a page without one)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def run(self, read: Callable[[], Awaitable[Any]], *, ticking: bool = False) -> None:
+        """Await `read()` once no other read runs. `ticking` (a live re-read): skipped while one
+        runs, which shows what is there."""
+        if ticking and self._lock.locked():
+            return
+        async with self._lock:
+            await read()
 
 
 def live_seconds() -> float:
