@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from nicegui import Client, ui
+from nicegui import Client
 from nicegui.page import page
 
 from opscraft.ui.paged import Listed, PagedTable
