@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
+    UNMARKED_TABLES_JS,
     check_accessibility,
     create_script,
     journey_server,
@@ -283,6 +284,42 @@ def test_an_editors_wide_lines_scroll_with_the_keyboard_on_a_phone(
     scroller = page.locator('[data-testid="script-editor"] .cm-scroller')
     assert scroller.evaluate("e => e.scrollWidth > e.clientWidth")
     check_accessibility(page, "editor-wide-line-phone", ["scrollable-region-focusable"])
+
+
+# The parameters table's scroll area as it is when first drawn: whether it overflows, and its
+# tabindex, role and name then (`page.wait_for_function` polls once per frame).
+PARAMETERS_SCROLL_JS = """() => {
+  const r = document.querySelector('[data-testid="parameters-table"] .q-table__middle');
+  return r && [r.scrollWidth > r.clientWidth, r.getAttribute("tabindex"), r.getAttribute("role"),
+    r.getAttribute("aria-label")];
+}"""
+
+
+def test_a_table_wider_than_a_phone_scrolls_with_the_keyboard(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A table whose columns are wider than a 390 px phone scrolls sideways; with no link or button
+    in its rows (a script's parameters) a keyboard could not scroll it (axe-core's
+    `scrollable-region-focusable`, serious; the page tour found it on a script's page). Its
+    scroll area took the focus only at the next tick of a 500 ms timer, and had no name: it is a
+    region named as its table from the moment it is drawn, and arrow keys scroll it."""
+    wide = "a-default-value-far-wider-than-a-phone-shows-in-one-column"
+    parameters = [{"name": f"TARGET_{n}", "type": "string", "default": wide} for n in range(3)]
+    script = create_script(server, tokens["operator"], "wide-params", "echo hi\n", parameters=parameters)
+    page.set_viewport_size({"width": 390, "height": 844})
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}")
+    drawn = page.wait_for_function(PARAMETERS_SCROLL_JS).json_value()
+    assert drawn == [True, "0", "region", "Parameters"]
+    assert page.evaluate(UNMARKED_TABLES_JS) == []
+    check_accessibility(page, "table-wider-than-a-phone", ["scrollable-region-focusable"])
+    region = page.locator('[data-testid="parameters-table"] .q-table__middle')
+    page.keyboard.press("Shift")  # the last interaction a key: a focus shows its ring
+    region.focus()
+    assert page.evaluate(OUTLINE_JS) == ["solid", "2px", "rgb(21, 101, 192)"]
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"parameters-table\"] .q-table__middle').scrollLeft > 0"
+    )
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])

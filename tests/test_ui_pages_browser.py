@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     api_user,
+    assert_tables_keyboard_scrollable,
     check_accessibility,
     create_script,
     make_users,
@@ -142,6 +143,7 @@ def test_main_pages(browser: Any, site: tuple[LiveServer, dict[str, str]], devic
                 screenshot(page, f"page-{name}-{tag}")
                 if device == "phone":
                     _assert_phone_layout(page, f"{name} ({scheme})")
+                assert_tables_keyboard_scrollable(page, f"{name}-{tag}")
                 # Light pages at desktop width and dark pages on the phone: both themes' contrast is checked.
                 if (device, scheme) in (("desktop", "light"), ("phone", "dark")):
                     check_accessibility(page, f"{name}-{tag}")

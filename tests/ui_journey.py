@@ -347,6 +347,20 @@ def check_accessibility(page: Any, label: str, rules: list[str] | None = None) -
     assert not blocking, f"{label}: {json.dumps(blocking, indent=2)}"
 
 
+# The scroll areas of the page's tables that a keyboard cannot reach or a screen reader cannot
+# name (`layout.A11Y_JS`): each as its table's test id (else the start of its HTML).
+UNMARKED_TABLES_JS = """() => [...document.querySelectorAll(".q-table__middle.scroll")]
+    .filter((r) => !(r.tabIndex === 0 && r.getAttribute("role") === "region"
+        && (r.getAttribute("aria-label") || "").trim()))
+    .map((r) => r.closest("[data-testid]")?.dataset.testid || r.outerHTML.slice(0, 80))"""
+
+
+def assert_tables_keyboard_scrollable(page: Any, label: str) -> None:
+    """Every table's scroll area on the page takes the keyboard's focus and is a named region."""
+    unmarked = page.evaluate(UNMARKED_TABLES_JS)
+    assert not unmarked, f"{label}: tables whose scroll area the keyboard cannot reach: {unmarked}"
+
+
 def _axe_versions() -> tuple[str, str]:
     """(installed, wanted) versions of axe-core: its package.json under node_modules, and the
     pinned one of tests/js/package.json."""

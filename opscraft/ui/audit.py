@@ -19,7 +19,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import NARROW_HIDDEN
+from opscraft.ui.widgets import NARROW_HIDDEN, OneRead, data_table
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -122,6 +122,7 @@ class AuditView:
 
     def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter) -> None:
         self.page = 1
+        self.reads = OneRead()
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
             self.actor = _filter(
                 ui.input("Actor (username)", value=shown.actor_name), "actor", "w-36", "clearable"
@@ -146,7 +147,7 @@ class AuditView:
             ui.button(icon="filter_alt_off", on_click=self.clear).props(
                 'flat round aria-label="Clear the filters"'
             ).tooltip("Clear the filters")
-        self.table = ui.table(columns=COLUMNS, rows=[], row_key="id").classes("w-full")
+        self.table = data_table(COLUMNS, [], "id", "Audit log")
         self.table.props(
             'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'
         )
@@ -204,8 +205,10 @@ class AuditView:
 
     async def refresh(self) -> None:
         """Read the page of events the filters select (re-checking view_audit) and show it; a refused filter
-        is shown under its input.
-        """
+        is shown under its input. One read at a time (`widgets.OneRead`: Enter, then Filter)."""
+        await self.reads.run(self._read)
+
+    async def _read(self) -> None:
         actor = await guard(Permission.view_audit)
         if actor is None:
             return

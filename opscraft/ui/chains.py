@@ -16,7 +16,7 @@ from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
-from opscraft.ui.layout import guard, run_action
+from opscraft.ui.layout import close_saved, guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     call,
@@ -25,7 +25,6 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
-    dismiss,
     live_timer,
     one_shot,
     opens_dialog,
@@ -218,10 +217,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
-                saved = await run_action(lambda: _top_level_fields(save), done, fields)
+                saved = await run_action(lambda: _top_level_fields(save), fields=fields)
                 if saved is not None:
-                    await draft.clear()
-                    dismiss(dialog)
+                    await close_saved(dialog, done, draft)
                     body.refresh()
 
             dialog_buttons(

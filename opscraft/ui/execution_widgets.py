@@ -10,7 +10,7 @@ from nicegui import ui
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
-from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, format_time
+from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, data_table, format_time
 
 T = TypeVar("T")
 
@@ -182,7 +182,7 @@ def runs_table(rows: list[dict[str, Any]], *, hide_script: bool = False) -> ui.t
     script and version; with `hide_script` (one script's runs) a version column replaces it."""
     hidden = "script" if hide_script else "version"
     columns = [c for c in RUN_COLUMNS if c["name"] != hidden]
-    table = ui.table(columns=columns, rows=rows, row_key="id").classes("w-full")
+    table = data_table(columns, rows, "id", "Runs")
     table.props('flat bordered hide-bottom data-testid="runs-table"')
     table.add_slot("body-cell-status", f'<q-td :props="props">{_STATUS_SLOT}</q-td>')
     table.add_slot(

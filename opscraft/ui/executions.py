@@ -22,7 +22,7 @@ from opscraft.ui.date_range import DateRange
 from opscraft.ui.execution_widgets import STATUS_LABELS, TRIGGER_LABELS, run_rows, runs_table
 from opscraft.ui.layout import clear_field_errors, frame, guard, protected_page, show_field_errors
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call, live_timer
+from opscraft.ui.widgets import OneRead, call, live_timer
 
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
@@ -97,6 +97,9 @@ class RunHistory:
         self.fixed_script = fixed_script
         self.live = False
         self.results = ui.refreshable(self._results)
+        # A filter's redraw and a live re-read, one at a time: a re-read begun before a filter
+        # changed put the older filter's rows in the newer one's table when the counts matched.
+        self.reads = OneRead()
         # The drawn table and what fixes the rest of the results (counts, paging): a live re-read
         # that only changes rows updates the table in place instead of redrawing the results,
         # whose pagination a click may be on its way to.
@@ -198,11 +201,13 @@ class RunHistory:
         if self.fixed_script is None:  # the history page keeps its filters in the address
             query = self.filters.query()
             ui.navigate.history.replace(f"/executions{'?' + query if query else ''}")
-        await self.results.refresh()
+        await self.reads.run(self.results.refresh)
 
     async def _refresh_if_live(self) -> None:
-        if not self.live:
-            return
+        if self.live:
+            await self.reads.run(self._reread, ticking=True)
+
+    async def _reread(self) -> None:
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return

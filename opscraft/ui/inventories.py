@@ -15,7 +15,7 @@ from opscraft.services.inventory_errors import syntax
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts
 from opscraft.ui.inventory_versions import version_url
-from opscraft.ui.layout import frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
     Redrawn,
@@ -24,7 +24,6 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
-    dismiss,
     format_time,
     live_seconds,
     live_timer,
@@ -190,12 +189,9 @@ async def inventories_page(actor: Actor) -> None:
                             data["base_content_sha256"] = held.get("content_sha256") or content_sha256(
                                 inventory.content
                             )
-                    saved = await run_action(
-                        lambda: _save(current, inventory, data), "Inventory saved", fields
-                    )
+                    saved = await run_action(lambda: _save(current, inventory, data), fields=fields)
                     if saved is not None:
-                        await draft.clear()
-                        dismiss(dialog)
+                        await close_saved(dialog, "Inventory saved", draft)
                         await update()
 
                 dialog_buttons(dialog, "Save", "inventory-save", submit, on_cancel=draft.clear)

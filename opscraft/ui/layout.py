@@ -19,7 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, lost_resources, one_line, session
-from opscraft.ui.widgets import live_seconds, live_timer, one_shot
+from opscraft.ui.widgets import dismiss, live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -85,6 +85,9 @@ THEME_CSS = """
   :is(.q-btn, .q-tab, .q-item, .q-toggle, .q-checkbox, .q-radio):focus-visible {
     outline: 2px solid #1565c0 !important; outline-offset: 2px;
   }
+  /* A table's scroll area with the focus (`A11Y_JS`): the ring inside its border, where no
+     card or panel around it clips it. */
+  .q-table__middle:focus-visible { outline: 2px solid #1565c0 !important; outline-offset: -2px; }
   .q-header :focus-visible, .body--dark :focus-visible { outline-color: #fff !important; }
   /* A hovered or focused button gets a tint (Quasar's focus helper, 15% of its text colour): a
      filled button lightened under its white text (4.29:1 on primary, 3.82:1 on positive) and a
@@ -150,6 +153,22 @@ def notify_error(message: str) -> None:
 def notify_ok(message: str) -> None:
     """Show a green notification that fades on its own."""
     ui.notify(message, type="positive", position="top")
+
+
+async def close_saved(dialog: ui.dialog, done: str | None, draft: drafts.Draft | None = None) -> None:
+    """After the save of a form dialog succeeded: the dialog goes (`widgets.dismiss`), then `done`
+    ("Secret created") is said, then the tab forgets the dialog's `draft` (a round trip to it).
+
+    In this order so that the notice never shows while the dialog is still up: said first (as
+    `run_action(..., done)` does) and followed by the draft's round trip, the notice told a person
+    the form was saved while the dialog still held the keyboard's focus (a modal dialog takes it
+    back), and what they typed next, e.g. the search of the list behind, went into the dialog's
+    field and was lost with it (a busy machine makes the round trip long)."""
+    dismiss(dialog)
+    if done:
+        notify_ok(done)
+    if draft is not None:
+        await drafts.forget(draft.key)  # `Draft.clear` but its notice, which went with the dialog
 
 
 def plain(message: str) -> str:
@@ -390,13 +409,18 @@ def _request_path() -> str:
 # Themes whose every token has 4.5:1 on its background (githubLight's orange literals had 3.5:1).
 EDITOR_THEMES = {False: "vscodeLight", True: "githubDark"}
 # CodeMirror's editable area gets the accessible name of its editor (`data-a11y-label`) and its
-# description (the id of the element in `data-a11y-hint`); tables that scroll sideways (phones)
-# can be scrolled with the keyboard. So can an editor's lines wider than a phone: its editable area
-# takes the focus (a read-only one too, where arrow keys then scroll), and says so with a tabindex,
-# without which a checker sees a scrolling region with nothing focusable in it (axe-core's
-# `scrollable-region-focusable`: it does not count a contenteditable element).
+# description (the id of the element in `data-a11y-hint`). A table's scroll area (scrolled
+# sideways on a phone) takes the keyboard's focus, where arrow keys scroll it, and is a region
+# named as its table (`widgets.data_table`'s `data-a11y-label`): rows with no link or button in
+# them could not be scrolled with the keyboard (WCAG 2.1.1). So can an editor's lines wider than a
+# phone: its editable area takes the focus (a read-only one too, where arrow keys then scroll),
+# and says so with a tabindex, without which a checker sees a scrolling region with nothing
+# focusable in it (axe-core's `scrollable-region-focusable`: it does not count a contenteditable
+# element). Marked as soon as they are in the page (a mutation observer, whose callback runs
+# before any later script or event), not by a timer: a table drawn (or redrawn) between two ticks
+# of the 500 ms one it had went unmarked meanwhile, which a checker running then found.
 A11Y_JS = """<script>
-setInterval(() => {
+function ocMarkA11y() {
   document.querySelectorAll(".cm-content:not([tabindex])").forEach((content) => {
     content.setAttribute("tabindex", "0");
   });
@@ -408,8 +432,13 @@ setInterval(() => {
   });
   document.querySelectorAll(".q-table__middle.scroll:not([tabindex])").forEach((region) => {
     region.setAttribute("tabindex", "0");
+    const owner = region.closest("[data-a11y-label]");
+    if (!owner) return;
+    region.setAttribute("role", "region");
+    region.setAttribute("aria-label", owner.dataset.a11yLabel);
   });
-}, 500);
+}
+new MutationObserver(ocMarkA11y).observe(document.documentElement, {childList: true, subtree: true});
 // A dialog takes the keyboard's focus as soon as it is in the page (its `autofocus` field, else the
 // dialog itself, as Quasar chooses): Quasar moves it in only after its 300 ms opening transition,
 // and what a person typed meanwhile (Escape included) went to the page's body.

@@ -17,7 +17,7 @@ from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
-from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     Rows,
@@ -25,9 +25,9 @@ from opscraft.ui.widgets import (
     call_all,
     changed,
     confirm,
+    data_table,
     dialog_buttons,
     dialog_card,
-    dismiss,
     format_time,
     once_per_double_click,
     one_shot,
@@ -103,19 +103,20 @@ class EditSave:
         change: Callable[[Actor, dict[str, Any], dict[str, Any]], Awaitable[Any]],
         noun: str,
         fields: dict[str, Any],
-    ) -> bool:
+    ) -> str | None:
         """Save `values` (the dialog's now) as `noun` ("Channel"): `create(actor, values)` or
-        `change(actor, changed values, base)`; whether it was saved (problems are said under
-        `fields`, the dialog's inputs by field name, or in a notice)."""
+        `change(actor, changed values, base)`. Returns what to say once the dialog is going
+        (`layout.close_saved`: "Channel added", "Channel saved"), None when nothing was saved
+        (problems are said under `fields`, the dialog's inputs by field name, or in a notice)."""
         current = await guard(ADMIN)
         if current is None:
-            return False
+            return None
         if self.draft is None:
-            done = await run_action(lambda: create(current, values), f"{noun} added", fields)
-        else:
-            data, base = changed(values, self.loaded), self.draft.held_base()
-            done = await run_action(lambda: change(current, data, base), f"{noun} saved", fields)
-        return done is not None
+            saved = await run_action(lambda: create(current, values), fields=fields)
+            return None if saved is None else f"{noun} added"
+        data, base = changed(values, self.loaded), self.draft.held_base()
+        saved = await run_action(lambda: change(current, data, base), fields=fields)
+        return None if saved is None else f"{noun} saved"
 
 
 @protected_page("/notifications", ADMIN, "Notifications")
@@ -370,7 +371,7 @@ async def notifications_page(actor: Actor) -> None:
                 edit = EditSave(None if stored is None else draft, values())
 
                 async def submit() -> None:
-                    if await edit.save(
+                    if done := await edit.save(
                         values(),
                         lambda current, data: call(notifications.create_channel, current, data),
                         lambda current, data, base: call(
@@ -379,8 +380,7 @@ async def notifications_page(actor: Actor) -> None:
                         "Channel",
                         fields,
                     ):
-                        await draft.clear()
-                        dismiss(dialog)
+                        await close_saved(dialog, done, draft)
                         await update()
 
                 verb = "Add" if stored is None else "Save"
@@ -438,7 +438,7 @@ async def notifications_page(actor: Actor) -> None:
                 edit = EditSave(None if stored is None else draft, values())
 
                 async def submit() -> None:
-                    if await edit.save(
+                    if done := await edit.save(
                         values(),
                         lambda current, data: call(notifications.create_rule, current, RuleIn(**data)),
                         lambda current, data, base: call(
@@ -447,8 +447,7 @@ async def notifications_page(actor: Actor) -> None:
                         "Rule",
                         fields,
                     ):
-                        await draft.clear()
-                        dismiss(dialog)
+                        await close_saved(dialog, done, draft)
                         await update()
 
                 verb = "Add" if stored is None else "Save"
@@ -479,8 +478,8 @@ async def notifications_page(actor: Actor) -> None:
         )
         ui.label("Delivery log").classes("text-lg font-semibold mt-4")
         count_label = ui.label(first[2][0]).classes("text-caption")
-        table = ui.table(columns=DELIVERY_COLUMNS, rows=first[2][1], row_key="id")
-        table.props('flat dense data-testid="deliveries"').classes("w-full")
+        table = data_table(DELIVERY_COLUMNS, first[2][1], "id", "Delivery log")
+        table.props('flat dense data-testid="deliveries"')
         # Not Quasar's "No data available" beside a warning sign, which read as a failure to load.
         table.props["no-data-label"] = "No deliveries yet: a rule's event sends one"
         # One timer for the page (there was one per list): each part changes only where it changed.

@@ -17,8 +17,17 @@ from opscraft.services.errors import NotFound, ServiceError
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import guard, notify_error, run_action
-from opscraft.ui.widgets import call, dismiss, format_count, live_seconds, live_timer, one_shot
+from opscraft.ui.layout import close_saved, guard, notify_error, run_action
+from opscraft.ui.widgets import (
+    OneRead,
+    call,
+    data_table,
+    dismiss,
+    format_count,
+    live_seconds,
+    live_timer,
+    one_shot,
+)
 
 Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
@@ -28,8 +37,9 @@ class PagedTable(ABC):
     """Owns the page number, a flat table and the summary/pager row below it.
 
     Subclasses build their filters, call `make_table` and `make_footer`, and implement
-    `refresh(ticking)`, which loads `skip`/`page_size` rows (`load`), puts them in the table
-    (`show_rows`) and ends with `show_total`; `follow()` then keeps the page shown live.
+    `show_page(ticking)`, which loads `skip`/`page_size` rows (`load`), puts them in the table
+    (`show_rows`) and ends with `show_total`; `refresh()` runs it, and `follow()` then keeps the
+    page shown live.
     """
 
     def __init__(self, page_size: int) -> None:
@@ -39,6 +49,7 @@ class PagedTable(ABC):
         # The service's filter names -> their inputs, for `load`.
         self.filter_fields: dict[str, Any] = {}
         self._total_shown: tuple[Any, ...] | None = None  # what `show_total` last said
+        self._reads = OneRead()
 
     @property
     def skip(self) -> int:
@@ -68,9 +79,10 @@ class PagedTable(ABC):
         """` matching “search”` for the summary line when a search is set, else empty."""
         return f" matching “{self.search}”" if self.search else ""
 
-    def make_table(self, columns: list[dict[str, Any]], testid: str) -> ui.table:
-        """Create the page's table (no client-side paging) with its test id."""
-        self.table = ui.table(columns=columns, rows=[], row_key="id").classes("w-full")
+    def make_table(self, columns: list[dict[str, Any]], testid: str, label: str) -> ui.table:
+        """Create the page's table (no client-side paging) with its test id, named `label`
+        (`widgets.table`)."""
+        self.table = data_table(columns, [], "id", label)
         self.table.props(f'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="{testid}"')
         return self.table
 
@@ -196,7 +208,8 @@ class PagedTable(ABC):
         draft: Draft | None = None,
     ) -> None:
         """Re-check `permission`, run `change(session, actor)`; on success drop the dialog (and
-        anything typed in it, `draft` included) and reload the table. Problems with a field in
+        anything typed in it, `draft` included), say `done` (`layout.close_saved`: only once the
+        dialog is going) and reload the table. Problems with a field in
         `fields` show under it, the rest as red notifications. When something is not found (the
         row was deleted in another tab or by another user since the table was loaded) the table
         is reloaded too, behind the dialog and its notice: it went on listing the deleted row."""
@@ -215,19 +228,22 @@ class PagedTable(ABC):
                 raise
             return True
 
-        succeeded = await run_action(action, done, fields)
+        succeeded = await run_action(action, fields=fields)
         if gone:
             await self.refresh()
         if succeeded:
-            if draft is not None:
-                await draft.clear()
-            dismiss(dialog)
+            await close_saved(dialog, done, draft)
             await self.refresh()
             if self.page > self.last_page:  # the change emptied the last page: show the new last one
                 self.page = self.last_page
                 self.pager.value = self.page
                 await self.refresh()
 
-    @abstractmethod
     async def refresh(self, ticking: bool = False) -> None:
-        """Load the current page (`ticking`: a live re-read, `follow`)."""
+        """Load and show the current page (`show_page`; `ticking`: a live re-read, `follow`), one
+        read at a time (`widgets.OneRead`: the search typed during a read is what shows last)."""
+        await self._reads.run(lambda: self.show_page(ticking), ticking=ticking)
+
+    @abstractmethod
+    async def show_page(self, ticking: bool = False) -> None:
+        """Load and show the current page (`ticking`: a live re-read); `refresh` runs it."""

@@ -18,7 +18,7 @@ from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
-from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     Redrawn,
@@ -29,7 +29,6 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
-    dismiss,
     live_seconds,
     live_timer,
     once_per_double_click,
@@ -294,9 +293,8 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
                     )
 
                 done = "Schedule added" if stored is None else "Schedule saved"
-                if await run_action(save, done, fields) is not None:
-                    await draft.clear()
-                    dismiss(dialog)
+                if await run_action(save, fields=fields) is not None:
+                    await close_saved(dialog, done, draft)
                     await update()
 
             dialog_buttons(

@@ -35,6 +35,7 @@ from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     call,
     close_then,
+    data_table,
     dialog_title,
     format_time,
     one_click,
@@ -104,9 +105,9 @@ def _overview(
                 for p in script.parameters
             ]
             columns = [{"name": k, "label": k.capitalize(), "field": k, "align": "left"} for k in rows[0]]
-            ui.table(columns=columns, rows=rows, row_key="name").props(
+            data_table(columns, rows, "name", "Parameters").props(
                 'flat bordered dense hide-pagination data-testid="parameters-table"'
-            ).classes("w-full")
+            )
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
         ui.label("Run settings").classes("text-subtitle1 font-medium")
@@ -160,7 +161,7 @@ class VersionsView:
         self.script = script
         self.page = 1
         self.can_edit = can(actor.user, Permission.edit_scripts)
-        self.table = ui.table(columns=VERSION_COLUMNS, rows=[], row_key="number").classes("w-full")
+        self.table = data_table(VERSION_COLUMNS, [], "number", "Versions")
         self.table.props('flat bordered dense hide-pagination data-testid="versions-table"')
         self.table.add_slot("body-cell-actions", VERSION_ACTIONS)
         # a double-click asked twice (a second dialog under the one answered)

@@ -180,7 +180,7 @@ class ScriptList(PagedTable):
                 ui.button("New script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")).props(
                     'unelevated no-caps data-testid="new-script"'
                 )
-        self.make_table(COLUMNS, "scripts-table")
+        self.make_table(COLUMNS, "scripts-table", "Scripts")
         for name, slot in (
             ("name", NAME_CELL),
             ("script_type", TYPE_CELL),
@@ -203,7 +203,7 @@ class ScriptList(PagedTable):
     def _filtered(self) -> bool:
         return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)
 
-    async def refresh(self, ticking: bool = False) -> None:
+    async def show_page(self, ticking: bool = False) -> None:
         """Read and show the page of scripts the filters select, with each script's last run (re-checking
         view_scripts; `ticking`: a periodic refresh).
         """

@@ -28,6 +28,7 @@ from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     call,
+    data_table,
     dialog_buttons,
     dialog_card,
     dialog_title,
@@ -262,7 +263,7 @@ class SecretsView(PagedTable):
             "Values are encrypted (AES-256-GCM) and never shown again. Attach a secret to a script to "
             "receive it as an environment variable; its value is masked as *** in the output."
         ).classes("text-grey-7")
-        self.make_table(COLUMNS, "secrets-table")
+        self.make_table(COLUMNS, "secrets-table", "Secrets")
         self.table.add_slot("body-cell-name", NAME_CELL)
         self.table.add_slot("body-cell-scripts", SCRIPTS_CELL)
         self.table.add_slot("body-cell-actions", ACTIONS_CELL)
@@ -272,7 +273,7 @@ class SecretsView(PagedTable):
         self.table.on("delete", opens_dialog(self.open_delete, with_args=True))
         self.make_footer("secrets-summary")
 
-    async def refresh(self, ticking: bool = False) -> None:
+    async def show_page(self, ticking: bool = False) -> None:
         """Read and show the current page of secrets (re-checking manage_secrets; `ticking`: a periodic
         refresh).
         """
@@ -438,11 +439,10 @@ class SecretsView(PagedTable):
         with ui.dialog() as dialog, ui.card().classes("w-[60rem] max-w-full gap-3"):
             dialog_title(f"Audit log of {row['name']}")
             summary = ui.label().classes("text-grey-7").props('data-testid="secret-audit-summary"')
-            table = ui.table(columns=AUDIT_COLUMNS, rows=[], row_key="id")
+            table = data_table(AUDIT_COLUMNS, [], "id", f"Audit log of {row['name']}")
             table.props(
                 'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="secret-audit"'
             )
-            table.classes("w-full")
             table.add_slot("body-cell-execution", EXECUTION_CELL)
             table.add_slot("body-cell-details", DETAILS_CELL)
 

@@ -13,7 +13,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts, labels
-from opscraft.ui.layout import follow, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     Redrawn,
     Rows,
@@ -21,7 +21,6 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
-    dismiss,
     format_count,
     format_time,
     one_shot,
@@ -176,8 +175,7 @@ async def tokens_page(actor: Actor) -> None:
                         fields=fields,
                     )
                     if created is not None:
-                        await draft.clear()
-                        dismiss(dialog)
+                        await close_saved(dialog, None, draft)
                         paging["page"] = 1  # newest first: the new token heads the first page
                         await update()
                         show_once(created[1])

@@ -12,7 +12,7 @@ from opscraft.services import partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
-from opscraft.ui.layout import frame, guard, notify_ok, plain, protected_page
+from opscraft.ui.layout import close_saved, frame, guard, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
@@ -20,7 +20,6 @@ from opscraft.ui.widgets import (
     call,
     dialog_buttons,
     dialog_card,
-    dismiss,
     form,
     format_time,
     opens_dialog,
@@ -139,7 +138,7 @@ class UsersView(PagedTable):
                 'unelevated data-testid="new-user"'
             )
         ui.add_css(ACTIONS_STICKY)
-        self.make_table(COLUMNS, "users-table")
+        self.make_table(COLUMNS, "users-table", "Users")
         self.table.add_slot("body-cell-username", USERNAME_CELL)
         self.table.add_slot("body-cell-role", ROLE_CELL)
         self.table.add_slot("body-cell-is_active", STATUS_CELL)
@@ -149,7 +148,7 @@ class UsersView(PagedTable):
         self.table.on("delete", opens_dialog(self.open_delete, with_args=True))
         self.make_footer("users-summary")
 
-    async def refresh(self, ticking: bool = False) -> None:
+    async def show_page(self, ticking: bool = False) -> None:
         """Read and show the current page of users (re-checking manage_users; `ticking`: a periodic
         refresh).
         """
@@ -262,9 +261,7 @@ class UsersView(PagedTable):
 
             async def save() -> None:
                 if not edits():  # sent, the form as loaded was the API's 422 "nothing to change"
-                    notify_ok("Nothing changed")  # before the dialog goes: its slot is the context
-                    await draft.clear()
-                    dismiss(dialog)
+                    await close_saved(dialog, "Nothing changed", draft)
                     return
                 await self.apply(
                     dialog,

@@ -14,7 +14,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import follow, guard, run_action
+from opscraft.ui.layout import close_saved, follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     Rows,
@@ -24,7 +24,6 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
-    dismiss,
     format_time,
     once_per_double_click,
     one_shot,
@@ -208,11 +207,10 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 done = "Webhook added" if hook is None else "Webhook saved"
-                saved = await run_action(save, done, fields)
+                saved = await run_action(save, fields=fields)
                 if saved is None:
                     return
-                await draft.clear()
-                dismiss(dialog)
+                await close_saved(dialog, done, draft)
                 await update()
                 if hook is None:
                     created, token = saved

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import weakref
@@ -102,6 +103,27 @@ class Redrawn(Generic[T]):
         self._shown = key
         self._draw.refresh(value)
         return True
+
+
+class OneRead:
+    """A list's reads of what it shows, one at a time (`run`): each then reads the filters as they
+    are when it starts, and the last one started shows last.
+
+    Reads that overlapped (the reload after a save and a search typed meanwhile, or a live
+    re-read and a filter changed) ended in any order: an older one ending last put its rows back
+    over those of the newer filters, the search box above rows it does not select (until the
+    next live re-read, or for good on a page without one)."""
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+
+    async def run(self, read: Callable[[], Awaitable[Any]], *, ticking: bool = False) -> None:
+        """Await `read()` once no other read runs. `ticking` (a live re-read): skipped while one
+        runs, which shows what is there."""
+        if ticking and self._lock.locked():
+            return
+        async with self._lock:
+            await read()
 
 
 def live_seconds() -> float:
@@ -336,6 +358,19 @@ _DISMISSED: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
 def _hidden(dialog: ui.dialog) -> None:
     if dialog in _DISMISSED and not dialog.is_deleted:
         dialog.delete()
+
+
+def data_table(
+    columns: list[dict[str, Any]], rows: list[dict[str, Any]], row_key: str, label: str
+) -> ui.table:
+    """A full-width `ui.table` of `rows` (dicts with the `field`s of `columns`, Quasar's column
+    shape) keyed by `row_key`, named `label` ("Secrets", "Recent runs") for assistive technology:
+    its scroll area (`.q-table__middle`, scrolled sideways when the columns are wider than a
+    phone) takes the keyboard's focus and is a region of that name (`layout.A11Y_JS`), so rows
+    with no link or button in them can still be scrolled with the arrow keys (WCAG 2.1.1;
+    axe-core's `scrollable-region-focusable`). Every table of the pages is made here."""
+    made = ui.table(columns=columns, rows=rows, row_key=row_key).classes("w-full")
+    return made.props(f'data-a11y-label="{label}"')
 
 
 def code_block(content: str, language: str | None) -> ui.code:

@@ -11,7 +11,7 @@ from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page
-from opscraft.ui.widgets import NARROW_HIDDEN, live_timer
+from opscraft.ui.widgets import NARROW_HIDDEN, data_table, live_timer
 
 REFRESH_SECONDS = 3.0
 # Workers the table shows at most: the alive ones, then those that heartbeated last.
@@ -72,7 +72,7 @@ async def workers_page(actor: Actor) -> None:
             "queue (Redis stopped or not answering) says so under State and takes no runs until it can; "
             "so does one whose Docker engine does not answer or cannot create warm containers."
         ).classes("text-grey-7")
-        table = ui.table(columns=COLUMNS, rows=await _load(actor), row_key="id").classes("w-full")
+        table = data_table(COLUMNS, await _load(actor), "id", "Workers")
         table.props('flat bordered data-testid="workers-table"')
 
         async def refresh() -> None:
