@@ -9,7 +9,7 @@ import pytest
 
 from opscraft.execution.param_env import to_env
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import check_fixed, normalize, resolve
+from opscraft.services.parameters import FROM_REQUEST_BODY, check_preset, normalize, resolve
 from tests.conftest import LoggedIn
 
 
@@ -208,13 +208,15 @@ def test_resolve_rejects_with_the_parameter_named(values: dict[str, Any], field:
 def test_a_preset_of_blanks_only_for_a_required_parameter_is_refused() -> None:
     """A webhook's or chain link's fixed value "   " would give every run a blank required value."""
     with pytest.raises(Invalid) as exc:
-        check_fixed(SCHEMA, {"TARGET": " \n"})
+        check_preset(SCHEMA, {}, {"TARGET": " \n"}, FROM_REQUEST_BODY)
     assert "only blanks" in fields(exc)["parameters.TARGET"]
-    check_fixed(SCHEMA, {"TARGET": " t "})  # text around blanks is a value
-    check_fixed(SCHEMA, {"TARGET": "e\u0301"})  # an accent on a letter is a value
-    check_fixed(SCHEMA, {"TARGET": "\u0928\u094d\u200d"})  # so is a letter with a virama and a joiner
+    check_preset(SCHEMA, {}, {"TARGET": " t "}, FROM_REQUEST_BODY)  # text around blanks is a value
+    check_preset(SCHEMA, {}, {"TARGET": "e\u0301"}, FROM_REQUEST_BODY)  # an accent on a letter is a value
+    check_preset(
+        SCHEMA, {}, {"TARGET": "\u0928\u094d\u200d"}, FROM_REQUEST_BODY
+    )  # so is a letter with a virama and a joiner
     with pytest.raises(Invalid) as exc:
-        check_fixed(SCHEMA, {"TARGET": "\u200b"})
+        check_preset(SCHEMA, {}, {"TARGET": "\u200b"}, FROM_REQUEST_BODY)
     assert "print as nothing" in fields(exc)["parameters.TARGET"]
 
 
@@ -329,3 +331,19 @@ def test_a_number_parameter_past_64_bits_is_told_as_a_number() -> None:
     assert fields(raised)["parameters.F"].startswith(
         "default must be a number whose whole digits fit 64 bits"
     )
+
+
+def test_a_preset_must_map_or_give_each_required_parameter() -> None:
+    """A webhook's or chain link's preset that neither maps nor gives a required parameter
+    (without a default) would make every call or chained run a 422 "is required"."""
+    with pytest.raises(Invalid) as exc:
+        check_preset(SCHEMA, {"COUNT": "/n"}, {"RATIO": 1.5}, FROM_REQUEST_BODY)
+    assert fields(exc) == {
+        "parameters.TARGET": "is required: map it from the request body or give it a fixed value"
+    }
+    with pytest.raises(Invalid) as exc:  # "" is no value, as `resolve` reads it
+        check_preset(SCHEMA, {}, {"TARGET": "", "COUNT": "x"}, FROM_REQUEST_BODY)
+    assert set(fields(exc)) == {"parameters.TARGET", "parameters.COUNT"}
+    check_preset(SCHEMA, {"TARGET": "/ref"}, {}, FROM_REQUEST_BODY)  # mapped
+    check_preset(SCHEMA, {}, {"TARGET": "t"}, FROM_REQUEST_BODY)  # fixed
+    check_preset(SCHEMA, None, {}, FROM_REQUEST_BODY)  # the mapping was refused: not known

@@ -99,5 +99,6 @@ async def test_a_new_required_parameter_is_named_for_the_triggers_that_lack_it(
     assert messages[0].startswith("schedule 'nightly'") and "parameters.R: is required" in messages[0]
     assert messages[1].startswith("webhook 'on-push'")
     assert messages[2].startswith("the 'then run' link from script 'source'")
-    for message in messages[1:]:
-        assert "(parameters.R: is required and neither mapped nor given a value)" in message, message
+    for message, source in zip(messages[1:], ("the request body", "the source run"), strict=True):
+        wanted = f"(parameters.R: is required: map it from {source} or give it a fixed value)"
+        assert wanted in message, message

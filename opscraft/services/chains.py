@@ -224,13 +224,15 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
 
 
 async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any]) -> None:
-    """Check the body (its fields, target, every mapping and fixed value, the Terraform action and
+    """Check the body (its fields, target, every mapping, fixed value and required parameter of
+    the target (`parameters.check_preset`), the Terraform action and
     workspace and the Ansible run options as a manual run of the target's,
     `executions.automation_terraform` and `automation_run_options`: one `Invalid`
     naming all, each check run on the fields the body model accepted), refuse a duplicate link
     (`Conflict`), then set them on `link`."""
     problems = Problems()
     body, sent = problems.body(LinkIn, data)
+    refused = problems.fields() & {"body", "mapping", "parameters"}
     target: Script | None = None
     if "target_script_id" in sent:
         with problems.check():
@@ -262,7 +264,12 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
     action = workspace = options = None
     if target is not None:
         with problems.check():
-            parameters.check_fixed(target.parameters, fixed)
+            parameters.check_preset(
+                target.parameters,
+                None if refused else sent.get("mapping", {}),
+                fixed,
+                parameters.FROM_SOURCE_RUN,
+            )
         with problems.check():
             action, workspace = executions.automation_terraform(
                 target.script_type, sent.get("terraform_action"), sent.get("terraform_workspace")

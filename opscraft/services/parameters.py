@@ -12,6 +12,7 @@ import json
 import math
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
@@ -74,7 +75,7 @@ def blank_required(spec: dict[str, Any], value: Any) -> bool:
     """Whether `value` is text that prints as nothing (`_prints_nothing`: spaces, tabs, line
     breaks, other Unicode white space, zero-width and format characters, lone combining marks,
     fillers) given to a required parameter (`spec["required"]`): refused as `BLANK_REQUIRED` by
-    the run form, `resolve` and `check_fixed` alike. The empty string is not "blank" here: each
+    the run form, `resolve` and `check_preset` alike. The empty string is not "blank" here: each
     caller already treats it as "not given"."""
     return bool(spec.get("required")) and isinstance(value, str) and value != "" and _prints_nothing(value)
 
@@ -547,16 +548,34 @@ def resolve(
     return resolved
 
 
-def check_fixed(schema: list[dict[str, Any]], values: dict[str, Any]) -> None:
-    """Check preset values saved for later runs (a webhook's or a chain link's fixed
-    `parameters`) as `resolve` will check them at run time, without requiring the parameters
-    left out: each value of a declared parameter must convert to its type (bidi controls, NUL,
-    length and choice rules included). Raises one `Invalid` naming every bad `parameters.NAME`;
-    undeclared names are the caller's to refuse (it words that message).
+# What a webhook's and a "then run" link's mapping reads from (`check_preset`'s `mapped_from`).
+FROM_REQUEST_BODY = "the request body"
+FROM_SOURCE_RUN = "the source run"
+
+
+def check_preset(
+    schema: list[dict[str, Any]],
+    mapping: Mapping[str, Any] | None,
+    fixed: Mapping[str, Any],
+    mapped_from: str,
+) -> None:
+    """Check what a webhook or a "then run" link saves for the runs it will start (its `mapping`
+    of parameter names to JSON pointers and its `fixed` values) as `resolve` will check them at
+    each call or chained run, so that a preset every run would fail with is refused when saved.
+
+    Each fixed value of a declared parameter must convert to its type (bidi controls, NUL, length
+    and choice rules included; blanks for a required one: `BLANK_REQUIRED`), and each required
+    parameter without a default must be mapped or given a fixed value (null and "" are none, as
+    `resolve` reads them): else "is required: map it from `mapped_from` or give it a fixed value"
+    (`FROM_REQUEST_BODY`, `FROM_SOURCE_RUN`). A mapped one counts as given: the body or source
+    run may hold it. `mapping` None (the body's model refused it or the fixed values, and said
+    so) leaves out the required rule: which parameters get no value is not known. Undeclared
+    names are the caller's to refuse (it words that message). Raises one `Invalid` naming every
+    bad `parameters.NAME`: the fixed values' problems, then the missing ones in schema order.
     """
     known = {spec["name"]: spec for spec in schema}
     errors: list[dict[str, Any]] = []
-    for name, value in values.items():
+    for name, value in fixed.items():
         spec = known.get(name)
         if spec is None or value is None:
             continue
@@ -570,6 +589,18 @@ def check_fixed(schema: list[dict[str, Any]], values: dict[str, Any]) -> None:
             convert(kind, value, spec.get("options"))
         except _Bad as exc:
             errors.append({"field": _field(name, 0), "message": str(exc)})
+    if mapping is not None:
+        errors += [
+            {
+                "field": _field(spec["name"], 0),
+                "message": f"is required: map it from {mapped_from} or give it a fixed value",
+            }
+            for spec in schema
+            if spec.get("required")
+            and spec.get("default") is None
+            and spec["name"] not in mapping
+            and fixed.get(spec["name"]) in (None, "")
+        ]
     if errors:
         raise _fail("invalid parameter values", errors)
 

@@ -27,25 +27,19 @@ MAX_PROBLEMS = 3  # named per trigger in its notice; "..." says there are more
 
 
 def _problems_of_preset(
-    schema: list[dict[str, Any]], mapping: dict[str, str], values: dict[str, Any]
+    schema: list[dict[str, Any]], mapping: dict[str, str], values: dict[str, Any], mapped_from: str
 ) -> list[str]:
     """What the run-time check will refuse in a webhook's or link's `mapping` and fixed `values`:
-    undeclared names, bad values, and a required parameter (without a default) that neither
-    gives, so that every call or chained run lacks it (`parameters.resolve` refuses "is required";
-    a mapped one may come from the payload, so it is not counted)."""
+    undeclared names, and what `parameters.check_preset` refuses when they are saved (bad values,
+    a required parameter without a default that neither maps nor gives, so that every call or
+    chained run lacks it; `mapped_from` says where its mapping reads)."""
     declared = {spec["name"] for spec in schema}
     problems = [f"mapping.{n}: no longer declared" for n in mapping if n not in declared]
     problems += [f"parameters.{n}: no longer declared" for n in values if n not in declared]
-    problems += [
-        f"parameters.{spec['name']}: is required and neither mapped nor given a value"
-        for spec in schema
-        if spec.get("required")
-        and spec.get("default") is None
-        and spec["name"] not in mapping
-        and values.get(spec["name"]) in (None, "")
-    ]
     try:
-        parameters.check_fixed(schema, {n: v for n, v in values.items() if n in declared})
+        parameters.check_preset(
+            schema, mapping, {n: v for n, v in values.items() if n in declared}, mapped_from
+        )
     except Invalid as exc:
         problems += [f"{d['field']}: {d['message']}" for d in exc.details]
     return problems
@@ -84,7 +78,7 @@ async def broken_by(session: AsyncSession, script: Script) -> list[Notice]:
         .where(col(WebhookTrigger.script_id) == script_id)
         .order_by(col(WebhookTrigger.id))
     ):
-        problems = _problems_of_preset(schema, hook.mapping, hook.parameters)
+        problems = _problems_of_preset(schema, hook.mapping, hook.parameters, parameters.FROM_REQUEST_BODY)
         if problems:
             notices.append(_notice(f"webhook {hook.name!r}", problems, "its calls will be refused; edit it"))
     links = await session.exec(
@@ -94,7 +88,7 @@ async def broken_by(session: AsyncSession, script: Script) -> list[Notice]:
         .order_by(col(ChainLink.id))
     )
     for link, source in links:
-        problems = _problems_of_preset(schema, link.mapping, link.parameters)
+        problems = _problems_of_preset(schema, link.mapping, link.parameters, parameters.FROM_SOURCE_RUN)
         if problems:
             what = f"the 'then run' link from script {source!r}"
             notices.append(_notice(what, problems, "its chained runs will be refused; edit it"))

@@ -211,12 +211,14 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
 async def _apply(
     session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn | Mapping[str, Any]
 ) -> None:
-    """Check the body's fields, every mapping, fixed value, the secret, the Terraform action
-    and workspace and the Ansible run options as a manual run's
-    (`executions.automation_terraform`, `automation_run_options`): one `Invalid` naming all,
-    each check run on the fields the body model accepted. Then set them."""
+    """Check the body's fields, every mapping, fixed value and required parameter
+    (`parameters.check_preset`), the secret, the Terraform action and workspace and the Ansible
+    run options as a manual run's (`executions.automation_terraform`, `automation_run_options`):
+    one `Invalid` naming all, each check run on the fields the body model accepted. Then set
+    them."""
     problems = Problems()
     body, sent = problems.body(WebhookIn, data)
+    refused = problems.fields() & {"body", "mapping", "parameters"}
     declared = {spec["name"] for spec in script.parameters}
     for name, pointer in sent.get("mapping", {}).items():
         if name not in declared:
@@ -231,7 +233,12 @@ async def _apply(
         if name not in declared:
             problems.add(f"parameters.{name}", "unknown parameter: this script does not declare it")
     with problems.check():
-        parameters.check_fixed(script.parameters, fixed)
+        parameters.check_preset(
+            script.parameters,
+            None if refused else sent.get("mapping", {}),
+            fixed,
+            parameters.FROM_REQUEST_BODY,
+        )
     secret_id = sent.get("secret_id")
     if secret_id is not None and await session.get(Secret, secret_id) is None:
         problems.add("secret_id", f"no vault secret with id {secret_id}")
