@@ -13,7 +13,6 @@ from opscraft.db.models.chains import ChainOutcome
 from opscraft.services import chains
 from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
-from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
 from opscraft.ui.layout import close_saved, guard, run_action
@@ -33,6 +32,7 @@ from opscraft.ui.widgets import (
     stored_base,
     stored_json_text,
     stored_note,
+    top_level_fields,
 )
 
 OUTCOME_LABELS = {
@@ -40,23 +40,6 @@ OUTCOME_LABELS = {
     ChainOutcome.failure.value: "fails (failed, timed out, error)",
     ChainOutcome.any.value: "ends (success or failure)",
 }
-
-
-async def _top_level_fields(action: Any) -> Any:
-    """Run `action`; a problem with `mapping.NAME` or `parameters.NAME` is shown under the
-    mapping or parameters field, with the parameter's name in the message (`run_options.limit`
-    stays: its own input)."""
-    try:
-        return await action()
-    except Invalid as exc:
-        details = []
-        for detail in exc.details or []:
-            field = str(detail.get("field", ""))
-            if field.split(".", 1)[0] in ("mapping", "parameters") and "." in field:
-                top, name = field.split(".", 1)
-                detail = {"field": top, "message": f"{name}: {detail['message']}"}
-            details.append(detail)
-        raise Invalid(exc.message, details=details) from None
 
 
 def _draft_key(script_id: int, link: ChainLink | None) -> str:
@@ -217,7 +200,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
-                saved = await run_action(lambda: _top_level_fields(save), fields=fields)
+                saved = await run_action(lambda: top_level_fields(save), fields=fields)
                 if saved is not None:
                     await close_saved(dialog, done, draft)
                     body.refresh()

@@ -35,6 +35,7 @@ from opscraft.ui.widgets import (
     stored_json_text,
     stored_note,
     text_input,
+    top_level_fields,
 )
 
 
@@ -207,7 +208,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 done = "Webhook added" if hook is None else "Webhook saved"
-                saved = await run_action(save, fields=fields)
+                saved = await run_action(lambda: top_level_fields(save), fields=fields)
                 if saved is None:
                     return
                 await close_saved(dialog, done, draft)

@@ -15,6 +15,7 @@ from nicegui import context, events, ui
 from opscraft import runtime
 from opscraft.db import stored_shapes
 from opscraft.services import paging
+from opscraft.services.errors import Invalid
 from opscraft.services.parameters import json_from_text
 
 T = TypeVar("T")
@@ -443,6 +444,25 @@ def changed_with_boxes(
         if box in data:
             data[box] = json_from_text(data[box])
     return data
+
+
+async def top_level_fields(action: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `action` (a save of a webhook's or a "then run" link's form); a problem with
+    `mapping.NAME` or `parameters.NAME` is said under the mapping or parameters box, with the
+    parameter's name in the message, never under an input the parameter is named like (a
+    parameter `name` or `enabled`: `layout.show_field_errors` tries the last part first).
+    `run_options.limit` stays: its own input."""
+    try:
+        return await action()
+    except Invalid as exc:
+        details = []
+        for detail in exc.details or []:
+            field = str(detail.get("field", ""))
+            if field.split(".", 1)[0] in ("mapping", "parameters") and "." in field:
+                top, name = field.split(".", 1)
+                detail = {"field": top, "message": f"{name}: {detail['message']}"}
+            details.append(detail)
+        raise Invalid(exc.message, details=details) from None
 
 
 def stored_note(row: object, testid: str) -> None:

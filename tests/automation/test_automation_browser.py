@@ -686,6 +686,50 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
         assert env.api("GET", f"/api/v1/scripts/{script_id}/{kind}").json()["items"] == [], kind
 
 
+def test_a_required_parameter_left_out_is_said_under_the_fixed_parameters(page: Any, env: Env) -> None:
+    """A webhook or "then run" link that neither maps nor gives a required parameter was saved,
+    and every call or chained run then failed "is required". The dialog says it under the fixed
+    parameters box with what to do, for a parameter named like one of the form's inputs (`name`)
+    too; mapped, it saves."""
+    body = {
+        "name": "needs-both",
+        "script_type": "bash",
+        "status": "active",
+        "content": 'echo "$BRANCH $name"\n',
+        "parameters": [
+            {"name": "BRANCH", "type": "string", "required": True},
+            {"name": "name", "type": "string", "required": True},
+        ],
+    }
+    r = env.api("POST", "/api/v1/scripts", json=body)
+    assert r.status_code == 201, r.text
+    script_id = r.json()["id"]
+    source = {"name": "before-needs-both", "script_type": "bash", "status": "active", "content": "true\n"}
+    source_id = env.api("POST", "/api/v1/scripts", json=source).json()["id"]
+    signed_in(page, env.server, "admin", then=f"/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("push")
+    page.get_by_test_id("webhook-mapping").fill('{"BRANCH": "/ref"}')
+    page.get_by_test_id("webhook-submit").click()
+    said = field_message(page, "webhook-params", "name: is required")
+    assert said == "name: is required: map it from the request body or give it a fixed value", said
+    page.get_by_test_id("webhook-params").fill('{"name": "x"}')
+    page.get_by_test_id("webhook-submit").click()
+    page.get_by_test_id("webhook-url").wait_for()
+    (hook,) = env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json()["items"]
+    assert hook["mapping"] == {"BRANCH": "/ref"} and hook["parameters"] == {"name": "x"}, hook
+
+    page.goto(f"{env.server.url}/scripts/{source_id}?tab=chains")
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="needs-both").click()
+    page.get_by_test_id("chain-params").fill('{"BRANCH": "main"}')
+    page.get_by_test_id("chain-submit").click()
+    said = field_message(page, "chain-params", "name: is required")
+    assert said == "name: is required: map it from the source run or give it a fixed value", said
+    assert env.api("GET", f"/api/v1/scripts/{source_id}/chains").json()["items"] == []
+
+
 def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: Env) -> None:
     """The page was opened before the schedule's cron, zone and parameters changed (another tab,
     the API); Pause then changes only `enabled`: it used to send the page's old copy of every

@@ -482,7 +482,7 @@ async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, 
         ({"name": "x", "parameters": {"COUNT": "many"}}, "parameters.COUNT"),
         ({"name": "x", "parameters": {"BRANCH": "main\u202e"}}, "parameters.BRANCH"),
         ({"name": "x", "parameters": {"BRANCH": ["a"]}}, "parameters.BRANCH"),
-        ({"name": "x", "secret_id": 4242}, "secret_id"),
+        ({"name": "x", "mapping": {"BRANCH": "/ref"}, "secret_id": 4242}, "secret_id"),
     ]:
         r = await client.post(url, json=body, headers=admin.headers)
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == field, r.text
@@ -493,7 +493,8 @@ async def test_save_time_validation(client: httpx.AsyncClient, admin: LoggedIn, 
     fields = [e["field"] for e in r.json()["errors"]]
     assert fields == ["mapping.NOPE", "mapping.BRANCH", "parameters.COUNT", "secret_id"], r.text
     assert len((await client.get(url, headers=admin.headers)).json()["items"]) == 1, "nothing half-written"
-    r = await client.post(url, json={"name": "x", "parameters": {"COUNT": "7"}}, headers=admin.headers)
+    body = {"name": "x", "mapping": {"BRANCH": "/ref"}, "parameters": {"COUNT": "7"}}
+    r = await client.post(url, json=body, headers=admin.headers)
     assert r.status_code == 201 and r.json()["parameters"] == {"COUNT": "7"}, r.text
     assert (await client.post(url, json={"name": "x"}, headers=viewer.headers)).status_code == 403
 
