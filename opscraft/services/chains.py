@@ -266,7 +266,7 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
         with problems.check():
             parameters.check_preset(
                 target.parameters,
-                None if refused else sent.get("mapping", {}),
+                None if refused or sent.get("enabled") is False else sent.get("mapping", {}),
                 fixed,
                 parameters.FROM_SOURCE_RUN,
             )

@@ -568,8 +568,10 @@ def check_preset(
     parameter without a default must be mapped or given a fixed value (null and "" are none, as
     `resolve` reads them): else "is required: map it from `mapped_from` or give it a fixed value"
     (`FROM_REQUEST_BODY`, `FROM_SOURCE_RUN`). A mapped one counts as given: the body or source
-    run may hold it. `mapping` None (the body's model refused it or the fixed values, and said
-    so) leaves out the required rule: which parameters get no value is not known. Undeclared
+    run may hold it. `mapping` None leaves out the required rule: the callers pass it when the
+    body's model refused the mapping or the fixed values, and said so (which parameters get no
+    value is not known), and for a preset saved switched off (it starts no run, and can be
+    paused while it lacks a value; switching it on checks it). Undeclared
     names are the caller's to refuse (it words that message). Raises one `Invalid` naming every
     bad `parameters.NAME`: the fixed values' problems, then the missing ones in schema order.
     """

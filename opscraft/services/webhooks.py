@@ -235,7 +235,7 @@ async def _apply(
     with problems.check():
         parameters.check_preset(
             script.parameters,
-            None if refused else sent.get("mapping", {}),
+            None if refused or sent.get("enabled") is False else sent.get("mapping", {}),
             fixed,
             parameters.FROM_REQUEST_BODY,
         )

@@ -2,7 +2,8 @@
 its script (no default) is refused when it is created or replaced: every call or chained run
 would otherwise be a 422 "is required", and nothing said so when it was saved
 (`parameters.check_preset`). Reading and listing one saved before the script gained such a
-parameter still works; an edit of another field names what to fix."""
+parameter still works, and it can be paused; switching it on, or an edit of another field,
+names what to fix."""
 
 from __future__ import annotations
 
@@ -97,6 +98,11 @@ async def test_a_required_parameter_must_be_mapped_or_fixed(
         item, json={"mapping": {"BRANCH": kind.pointer}, "parameters": {"TARGET": 5}}, headers=h
     )
     assert r.status_code == 200, r.text
+    # saved switched off, it may lack a value until it is switched on
+    r = await client.put(item, json={"mapping": {}, "parameters": {}, "enabled": False}, headers=h)
+    assert r.status_code == 200, r.text
+    r = await client.put(item, json={"enabled": True}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"] == [kind.missing("BRANCH"), kind.missing("TARGET")]
 
 
 async def test_a_preset_saved_before_a_new_required_parameter_still_reads_and_says_what_to_fix(
@@ -116,9 +122,10 @@ async def test_a_preset_saved_before_a_new_required_parameter_still_reads_and_sa
     listed = await client.get(kind.collection, headers=h)
     assert listed.status_code == 200 and len(listed.json()["items"]) == 1, listed.text
     assert (await client.get(item, headers=h)).status_code == 200
+    # It can be paused as it is (it starts no run); switched on, it must be complete.
     r = await client.put(item, json={"enabled": False}, headers=h)
-    assert r.status_code == 422 and r.json()["errors"] == [kind.missing("REGION")], r.text
-    r = await client.put(
-        item, json={"enabled": False, "parameters": {"TARGET": 2, "REGION": "eu"}}, headers=h
-    )
     assert r.status_code == 200 and r.json()["enabled"] is False, r.text
+    r = await client.put(item, json={"enabled": True}, headers=h)
+    assert r.status_code == 422 and r.json()["errors"] == [kind.missing("REGION")], r.text
+    r = await client.put(item, json={"enabled": True, "parameters": {"TARGET": 2, "REGION": "eu"}}, headers=h)
+    assert r.status_code == 200 and r.json()["enabled"] is True, r.text
