@@ -81,7 +81,7 @@ class PagedTable(ABC):
 
     def make_table(self, columns: list[dict[str, Any]], testid: str, label: str) -> ui.table:
         """Create the page's table (no client-side paging) with its test id, named `label`
-        (`widgets.table`)."""
+        (`widgets.data_table`)."""
         self.table = data_table(columns, [], "id", label)
         self.table.props(f'flat bordered hide-pagination :rows-per-page-options="[0]" data-testid="{testid}"')
         return self.table
