@@ -301,6 +301,30 @@ def test_a_value_too_short_to_mask_is_saved_with_a_warning_that_stays(page: Any,
     assert warning.count() == 0
 
 
+def test_the_short_value_warning_comes_after_the_saved_notice(page: Any, server: LiveServer) -> None:
+    """The warning was notified from inside the save, while the dialog was still open and before
+    "Secret created": a warning about a save not yet said to be done. An observer in the page
+    records, at the moment the warning is added, whether the saved notice is already shown."""
+    signed_in(page, server, "operator", "/secrets")
+    page.get_by_test_id("new-secret").click()
+    page.get_by_test_id("create-name").fill("SHORT_ORDER")
+    page.get_by_test_id("create-value").fill("q9z")
+    page.evaluate(
+        """() => {
+          window.__warned = null;
+          new MutationObserver(() => {
+            if (window.__warned) return;
+            const texts = [...document.querySelectorAll('.q-notification')].map(n => n.innerText);
+            if (!texts.some(t => t.includes('shorter than 4 characters'))) return;
+            window.__warned = {saved: texts.some(t => t.includes('Secret created'))};
+          }).observe(document.body, {childList: true, subtree: true, characterData: true});
+        }"""
+    )
+    page.get_by_test_id("create-submit").click()
+    page.locator(".q-notification").filter(has_text="shorter than 4 characters").wait_for()
+    assert page.evaluate("window.__warned") == {"saved": True}
+
+
 def test_a_search_typed_as_soon_as_a_secret_is_created_filters_the_list(
     page: Any, server: LiveServer
 ) -> None:

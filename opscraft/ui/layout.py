@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -155,9 +155,13 @@ def notify_ok(message: str) -> None:
     ui.notify(message, type="positive", position="top")
 
 
-async def close_saved(dialog: ui.dialog, done: str | None, draft: drafts.Draft | None = None) -> None:
+async def close_saved(
+    dialog: ui.dialog, done: str | None, draft: drafts.Draft | None = None, warnings: Sequence[str] = ()
+) -> None:
     """After the save of a form dialog succeeded: the dialog goes (`widgets.dismiss`), then `done`
-    ("Secret created") is said, then the tab forgets the dialog's `draft` (a round trip to it).
+    ("Secret created") is said, then each of the save's `warnings` (a value saved that will not
+    be masked: `secrets.value_warnings`) as a notification that stays until closed, then the tab
+    forgets the dialog's `draft` (a round trip to it).
 
     In this order so that the notice never shows while the dialog is still up: said first (as
     `run_action(..., done)` does) and followed by the draft's round trip, the notice told a person
@@ -167,6 +171,10 @@ async def close_saved(dialog: ui.dialog, done: str | None, draft: drafts.Draft |
     dismiss(dialog)
     if done:
         notify_ok(done)
+    for warning in warnings:
+        ui.notify(
+            plain(warning), type="warning", position="top", multi_line=True, close_button=True, timeout=0
+        )
     if draft is not None:
         await drafts.forget(draft.key)  # `Draft.clear` but its notice, which went with the dialog
 

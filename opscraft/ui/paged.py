@@ -4,7 +4,7 @@ kept live (`follow`)."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
@@ -206,23 +206,26 @@ class PagedTable(ABC):
         done: str,
         fields: Mapping[str, Any] | None = None,
         draft: Draft | None = None,
+        warnings: Callable[[Any], Sequence[str]] | None = None,
     ) -> None:
         """Re-check `permission`, run `change(session, actor)`; on success drop the dialog (and
         anything typed in it, `draft` included), say `done` (`layout.close_saved`: only once the
-        dialog is going) and reload the table. Problems with a field in
-        `fields` show under it, the rest as red notifications. When something is not found (the
-        row was deleted in another tab or by another user since the table was loaded) the table
-        is reloaded too, behind the dialog and its notice: it went on listing the deleted row."""
+        dialog is going; then the `warnings` of the change's result) and reload the table.
+        Problems with a field in `fields` show under it, the rest as red notifications. When
+        something is not found (the row was deleted in another tab or by another user since the
+        table was loaded) the table is reloaded too, behind the dialog and its notice: it went on
+        listing the deleted row."""
         actor = await guard(permission)
         if actor is None:
             dismiss(dialog)
             return
         gone = False
+        result: Any = None
 
         async def action() -> bool:
-            nonlocal gone
+            nonlocal gone, result
             try:
-                await call(change, actor)
+                result = await call(change, actor)
             except NotFound:
                 gone = True
                 raise
@@ -232,7 +235,7 @@ class PagedTable(ABC):
         if gone:
             await self.refresh()
         if succeeded:
-            await close_saved(dialog, done, draft)
+            await close_saved(dialog, done, draft, warnings(result) if warnings else ())
             await self.refresh()
             if self.page > self.last_page:  # the change emptied the last page: show the new last one
                 self.page = self.last_page

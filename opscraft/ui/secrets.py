@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import base64
 import codecs
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.db.models import AuditEvent
@@ -23,7 +21,7 @@ from opscraft.services.permissions import Permission
 from opscraft.services.secrets import SecretInfo
 from opscraft.ui import drafts
 from opscraft.ui.audit import DETAILS_CELL, readable
-from opscraft.ui.layout import frame, guard, plain, protected_page, run_action
+from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
@@ -91,25 +89,6 @@ EXECUTION_CELL = """
     #{{ props.value }}</a>
 </q-td>"""
 _HIDDEN_DETAILS = {"name", "execution_id"}
-
-
-Save = Callable[[AsyncSession, Actor], Awaitable[SecretInfo]]
-
-
-def _warned(save: Save) -> Save:
-    """`save`, then each warning of its answer (`secrets.value_warnings`: a value too short to be
-    masked) as a notification that stays until closed, beside the saved one: the value was saved,
-    and the warning never quotes it."""
-
-    async def run(session: AsyncSession, actor: Actor) -> SecretInfo:
-        info = await save(session, actor)
-        for warning in info.warnings:
-            ui.notify(
-                plain(warning), type="warning", position="top", multi_line=True, close_button=True, timeout=0
-            )
-        return info
-
-    return run
 
 
 def _row(info: SecretInfo) -> dict[str, Any]:
@@ -334,10 +313,11 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    _warned(lambda s, a: secrets.create(s, a, body())),
+                    lambda s, a: secrets.create(s, a, body()),
                     "Secret created",
                     fields,
                     draft,
+                    warnings=lambda info: info.warnings,
                 ),
                 on_cancel=draft.clear,
             )
@@ -382,9 +362,10 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    _warned(lambda s, a: secrets.update(s, a, row["id"], {"value": value.value})),
+                    lambda s, a: secrets.update(s, a, row["id"], {"value": value.value}),
                     "Value replaced",
                     {"value": value.text},
+                    warnings=lambda info: info.warnings,
                 ),
             )
         dialog.open()
