@@ -47,6 +47,22 @@ INVENTORY_PLUGINS = "yaml,ini"
 # The known_hosts a script may attach as a `file` secret of this name; without it each run
 # accepts the host keys it meets (trust on first use, per run: see docs/scripts.md).
 KNOWN_HOSTS_SECRET = "SSH_KNOWN_HOSTS"
+# Ansible reads the path of a file from these variables (the vault password, the become
+# password: ansible-core's `DEFAULT_VAULT_PASSWORD_FILE` and `BECOME_PASSWORD_FILE` settings), so
+# a script gets them as `file` secrets of these names, whose variable holds the file's path. An
+# `env` secret of such a name would hand Ansible the password as a file name to open.
+PASSWORD_FILE_SECRETS = ("ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_BECOME_PASSWORD_FILE")
+
+
+def password_file_problem(name: str) -> str | None:
+    """What is wrong with an `env` secret named `name` (None when nothing is): one of
+    `PASSWORD_FILE_SECRETS`, whose value Ansible would take as the path of a file."""
+    if name not in PASSWORD_FILE_SECRETS:
+        return None
+    return (
+        f"{name} must be a file secret: Ansible reads the path of a file holding the password from "
+        "this variable, and would take the value of an env secret as a file name"
+    )
 
 
 def build(spec: RunSpec, secret_dir: str) -> Command:
@@ -79,6 +95,9 @@ def ssh_keepalive(interval_seconds: int) -> str:
 
 
 def _ansible(spec: RunSpec, secret_dir: str) -> Command:
+    misfiled = [problem for name in spec.env if (problem := password_file_problem(name))]
+    if misfiled:  # an env secret created before the rule (services/secrets.py refuses it now)
+        raise RunnerError(f"the secret {misfiled[0]}: create it again as a file secret and attach that")
     files = {
         "playbook.yml": spec.content.encode(),
         EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters),

@@ -7,6 +7,7 @@ stay so past executions remain readable, and the name becomes free for a new scr
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import inspect
 import re
@@ -41,6 +42,7 @@ from opscraft.services import (
     partial,
     script_checks,
     stored_values,
+    terraform_variables,
 )
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body, not_nullable, null_refused
@@ -612,6 +614,9 @@ async def check_content(
         schema = parameters.normalize(parameters_raw, script_type.value)
     except Invalid as exc:
         errors += exc.details
+    if script_type == ScriptType.terraform and not problems:
+        names = [spec["name"] for spec in schema]
+        errors += await asyncio.to_thread(terraform_variables.parameter_errors, checks.content, names)
     if errors:
         summary = "; ".join(
             e["message"] if "line" in e else f"{e['field']}: {e['message']}" for e in errors[:5]

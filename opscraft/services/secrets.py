@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
@@ -32,7 +32,7 @@ from opscraft.db.models import (
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.db.types import utcnow
-from opscraft.execution import param_env
+from opscraft.execution import commands, param_env
 from opscraft.execution.masking import MIN_LENGTH
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
 from opscraft.security.vault import DecryptError, Vault
@@ -146,8 +146,10 @@ class SecretCreate(Body):
     )
     kind: SecretKind = Field(
         default=SecretKind.env,
+        validate_default=True,
         description="env: the value in the environment variable NAME; file: the value written to "
-        "a file in the run (tmpfs, mode 0400) whose path is in NAME (SSH key, kubeconfig, ...)",
+        "a file in the run (tmpfs, mode 0400) whose path is in NAME (SSH key, kubeconfig, ...). "
+        "ANSIBLE_VAULT_PASSWORD_FILE and ANSIBLE_BECOME_PASSWORD_FILE must be file secrets",
     )
 
     @field_validator("name")
@@ -165,6 +167,15 @@ class SecretCreate(Body):
     @classmethod
     def _value(cls, value: str) -> str:
         return _check_value(value)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, kind: SecretKind, info: ValidationInfo) -> SecretKind:
+        """`file` for the names Ansible reads a file's path from (`commands.PASSWORD_FILE_SECRETS`)."""
+        name = info.data.get("name")  # validated before `kind` (absent when it was refused)
+        if kind == SecretKind.env and name and (problem := commands.password_file_problem(name)):
+            raise ValueError(problem)
+        return kind
 
 
 class SecretBase(Body):

@@ -293,7 +293,9 @@ class SecretsView(PagedTable):
             ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
             description = prose_input("Description", "create-description")
             draft = drafts.dialog_draft(f"{DRAFTS}new", card, {"name": name, "description": description})
-            fields = {"name": name, "value": value.text, "description": description}
+            # A problem of the kind (a name Ansible reads a file's path from must be a file
+            # secret) goes under the name: the toggle shows no message of its own.
+            fields = {"name": name, "kind": name, "value": value.text, "description": description}
             ui.label("Values shorter than 4 characters cannot be masked in the output.").classes(
                 "text-caption text-grey-7"
             )

@@ -1,0 +1,53 @@
+"""Terraform variables marked `sensitive = true`, which a run parameter may not feed.
+
+A parameter `x` of a Terraform script reaches Terraform as `TF_VAR_x` (docs/executions.md,
+*Parameters and secrets*), and its value is stored with the run in clear: every user who may view
+runs sees it on the run's page and in `GET /executions/{id}`, and schedules and webhooks keep it.
+Terraform shows a `sensitive = true` variable as `(sensitive value)`; so its value comes from a
+secret named `TF_VAR_<name>` attached to the script (stored encrypted, masked in the output), and
+a parameter of that name is refused when the script is saved (`services/scripts.check_content`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def sensitive_variables(content: str) -> set[str]:
+    """The names of the `variable` blocks of the Terraform configuration `content` whose
+    `sensitive` is true (`true` or `"true"`, which Terraform converts); empty when `content` does
+    not parse as HCL (the syntax check reports that, `script_checks`)."""
+    import hcl2  # here, not at import: its grammar loads slowly and start-up does not need it
+
+    try:
+        document = hcl2.loads(content)
+    except Exception:  # lark's errors, ValueError, RecursionError: reported by the syntax check
+        return set()
+    found = set()
+    for block in document.get("variable", []):
+        for label, body in block.items() if isinstance(block, dict) else ():
+            if isinstance(body, dict) and _true(body.get("sensitive")):
+                found.add(str(label).strip('"'))  # python-hcl2 8 keeps the label's quotes
+    return found
+
+
+def _true(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.strip('"') == "true")
+
+
+def parameter_errors(content: str, parameter_names: list[str]) -> list[dict[str, str]]:
+    """One field error (`parameters.<name>`) per declared parameter of a Terraform script that
+    would feed a variable `content` marks sensitive."""
+    if not parameter_names:
+        return []
+    sensitive = sensitive_variables(content)
+    return [
+        {
+            "field": f"parameters.{name}",
+            "message": f"the variable {name} is marked sensitive = true, and a parameter's value is "
+            "stored with each run in clear and shown to everyone who may view runs: remove the "
+            f"parameter and attach a secret named TF_VAR_{name} to the script instead",
+        }
+        for name in parameter_names
+        if name in sensitive
+    ]

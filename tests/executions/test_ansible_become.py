@@ -1,0 +1,282 @@
+"""Ansible privilege escalation (`become: true`, sudo) over real SSH, as playbooks use it.
+
+The host is a container of `opscraft-test/sshd:1` (tests/images/build-sshd.sh: Debian's
+openssh-server and sudo) with two users: `deploy`, whom sudo lets in without a password, and
+`ops`, whom sudo asks for the password this test sets (a new random one per test). The run logs
+in with a key kept as a `file` secret; the become password comes from the `file` secret
+`ANSIBLE_BECOME_PASSWORD_FILE` (docs/executions.md, *Privilege escalation*). The local runner
+reaches the container at its bridge address, the Docker runner (network enabled) over the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import col, update
+
+from opscraft import runtime
+from opscraft.db.models import Secret
+from opscraft.db.models.secrets import SecretKind
+from tests.conftest import LoggedIn, require_service
+from tests.executions.conftest import container_of, make_script, output, start, wait_for
+
+IMAGE = "opscraft-test/sshd:1"
+ROOT_FILE = "/etc/opscraft-become"
+STARTED = "/root/opscraft-started"  # written as root by the waiting task
+PLAYBOOK = f"""- hosts: targets
+  gather_facts: false
+  become: true
+  tasks:
+    - name: write a file only root may write
+      copy:
+        dest: {ROOT_FILE}
+        content: "written by opscraft\\n"
+        mode: "0600"
+    - name: who runs the tasks
+      command: id -un
+      register: who
+      changed_when: false
+    - name: say who
+      debug:
+        msg: "tasks run as {{{{ who.stdout }}}}"
+"""
+WAITING = f"""    - name: wait as root
+      shell: "touch {STARTED} && sleep 4"
+"""
+
+
+@pytest.fixture
+def backend() -> str:
+    """Privilege escalation does not depend on the database: SQLite."""
+    return "sqlite"
+
+
+@dataclass(frozen=True)
+class BecomeHost:
+    container: Any  # the docker SDK's container
+    address: str
+    key: str  # the private key authorized for `deploy` and `ops`
+    password: str  # ops's password, which sudo asks for
+
+    def run(self, *command: str) -> str:
+        """`command`'s output in the host, as root (exit code 0 asserted)."""
+        code, out = self.container.exec_run(list(command), user="root")
+        assert code == 0, (command, out)
+        return str(out.decode())
+
+    def owner_and_content(self, path: str) -> tuple[str, str] | None:
+        code, out = self.container.exec_run(["sh", "-c", f'stat -c %U "{path}" && cat "{path}"'])
+        if code != 0:
+            return None
+        owner, _, content = out.decode().partition("\n")
+        return owner, content
+
+
+def _wait_listening(address: str, port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((address, port), timeout=1) as conn:
+                if conn.recv(4).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, f"no sshd on {address}:{port}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def become_host(runner_name: str, docker_client: Any, tmp_path: Path) -> Iterator[BecomeHost]:
+    import docker.errors
+
+    try:
+        docker_client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        require_service(False, f"{IMAGE} (bash tests/images/build-sshd.sh)")
+    key_path = tmp_path / "client"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_path)], check=True)
+    public = Path(f"{key_path}.pub").read_text()
+    password = f"pw-{secrets.token_hex(12)}"
+    container = docker_client.containers.run(IMAGE, detach=True, labels={"opscraft-test.sshd": "1"})
+    try:
+        container.reload()
+        address = container.attrs["NetworkSettings"]["IPAddress"]
+        host = BecomeHost(container, address, key_path.read_text(), password)
+        for user in ("deploy", "ops"):
+            keys = f"/home/{user}/.ssh/authorized_keys"
+            host.run("sh", "-c", f"printf '%s' '{public.strip()}' > {keys} && chown {user}: {keys}")
+        # chpasswd reads the password on its standard input: it is on no command line.
+        subprocess.run(
+            ["docker", "exec", "-i", container.id, "chpasswd"], input=f"ops:{password}\n".encode(), check=True
+        )
+        _wait_listening(address, 22)
+        yield host
+    finally:
+        container.remove(force=True)
+
+
+async def _secret(client: httpx.AsyncClient, who: LoggedIn, name: str, value: str, kind: str) -> int:
+    r = await client.post(
+        "/api/v1/secrets", json={"name": name, "value": value, "kind": kind}, headers=who.headers
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+async def _attach(client: httpx.AsyncClient, who: LoggedIn, script_id: int, secret_id: int) -> None:
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=who.headers)
+    assert r.status_code == 201, r.text
+
+
+async def _become_script(
+    client: httpx.AsyncClient,
+    who: LoggedIn,
+    host: BecomeHost,
+    user: str,
+    runner: str,
+    playbook: str = PLAYBOOK,
+) -> int:
+    inventory = (
+        f"[targets]\ntarget ansible_host={host.address}\n\n"
+        "[targets:vars]\nansible_python_interpreter=/usr/bin/python3\n"
+    )
+    key_id = await _secret(client, who, "DEPLOY_KEY", host.key, "file")
+    script_id = await make_script(
+        client,
+        who,
+        playbook,
+        script_type="ansible",
+        inventory=inventory,
+        ssh_user=user,
+        ssh_key_secret="DEPLOY_KEY",
+        network_enabled=runner == "docker",
+    )
+    await _attach(client, who, script_id, key_id)
+    return script_id
+
+
+async def _run(client: httpx.AsyncClient, who: LoggedIn, script_id: int, runner: str) -> tuple[dict, str]:
+    started = await start(client, who, script_id, runner, parameters={})
+    final = await wait_for(client, who, started["id"], timeout=180)
+    return final, await output(client, who, started["id"])
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_become_with_passwordless_sudo_runs_the_tasks_as_root(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, become_host: BecomeHost
+) -> None:
+    script_id = await _become_script(client, operator, become_host, "deploy", runner_name)
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert "tasks run as root" in text and "changed=1" in text, text
+    assert become_host.owner_and_content(ROOT_FILE) == ("root", "written by opscraft\n")
+
+
+def _command_lines() -> str:
+    """Every process's command line on this machine (the host container's processes included:
+    one kernel), NULs as spaces."""
+    lines = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
+    client: httpx.AsyncClient,
+    operator: LoggedIn,
+    runner_name: str,
+    become_host: BecomeHost,
+    docker_client: Any,
+) -> None:
+    """`ops` needs its password for sudo. Without it, and with a wrong one, the run fails with
+    Ansible's own words; with the right one in the file secret `ANSIBLE_BECOME_PASSWORD_FILE` the
+    tasks run as root. The password is in no command line on this machine (the run's, Ansible's,
+    ssh's, sudo's in the host), not in the run's container configuration, and not in the output."""
+    script_id = await _become_script(client, operator, become_host, "ops", runner_name, PLAYBOOK + WAITING)
+
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed", text
+    assert "Missing sudo password" in text, text
+    assert final["error_message"] == "the script exited with code 2: a task failed on target (1 of 1 host)"
+
+    secret_id = await _secret(client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", "not-the-password", "file")
+    await _attach(client, operator, script_id, secret_id)
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed", text
+    assert "Incorrect sudo password" in text and "not-the-password" not in text, text
+    assert become_host.owner_and_content(ROOT_FILE) is None
+
+    r = await client.put(
+        f"/api/v1/secrets/{secret_id}", json={"value": become_host.password + "\n"}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    started = await start(client, operator, script_id, runner_name, parameters={})
+    deadline = time.monotonic() + 120
+    while become_host.owner_and_content(STARTED) is None:  # the waiting task runs, as root
+        assert time.monotonic() < deadline, await output(client, operator, started["id"])
+        await asyncio.sleep(0.05)
+    assert become_host.password not in _command_lines()
+    if runner_name == "docker":
+        container = container_of(started["id"])
+        assert container is not None
+        assert become_host.password not in json.dumps(docker_client.api.inspect_container(container))
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "success", text
+    assert "tasks run as root" in text and become_host.password not in text, text
+    assert become_host.owner_and_content(ROOT_FILE) == ("root", "written by opscraft\n")
+
+
+async def test_a_become_password_file_secret_must_be_a_file_secret(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """As an `env` secret Ansible took the password for the name of a file to open (`The password
+    file *** was not found`): refused when created, naming the field."""
+    for name in ("ANSIBLE_BECOME_PASSWORD_FILE", "ANSIBLE_VAULT_PASSWORD_FILE"):
+        for body in ({"kind": "env"}, {}):
+            r = await client.post(
+                "/api/v1/secrets",
+                json={"name": name, "value": "the password", **body},
+                headers=operator.headers,
+            )
+            assert r.status_code == 422, r.text
+            error = r.json()["errors"][0]
+            assert error["field"] == "kind" and "must be a file secret" in error["message"], r.text
+
+
+async def test_an_env_secret_of_that_name_from_before_the_rule_ends_the_run_in_error(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """An `env` secret `ANSIBLE_BECOME_PASSWORD_FILE` stored before the rule (made so here in the
+    database) never reaches Ansible: the run ends in `error` saying what to do."""
+    secret_id = await _secret(client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", "the password", "file")
+    async with runtime.current().db.session() as session:
+        await session.exec(update(Secret).where(col(Secret.id) == secret_id).values(kind=SecretKind.env))
+        await session.commit()
+    playbook = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:\n        msg: ran\n"
+    script_id = await make_script(client, operator, playbook, script_type="ansible")
+    await _attach(client, operator, script_id, secret_id)
+    final, text = await _run(client, operator, script_id, "local")
+    assert final["status"] == "error", text
+    assert final["error_message"] == (
+        "the secret ANSIBLE_BECOME_PASSWORD_FILE must be a file secret: Ansible reads the path of a "
+        "file holding the password from this variable, and would take the value of an env secret as "
+        "a file name: create it again as a file secret and attach that"
+    )
+    assert "ran" not in text and "the password" not in text, text

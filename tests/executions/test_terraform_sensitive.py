@@ -1,0 +1,121 @@
+"""Terraform variables marked `sensitive = true`, with real Terraform (local runner) and OpsCraft's
+state backend: their value comes from a `TF_VAR_<name>` secret and never shows (output, saved
+plan summary, stored plan); a run parameter, stored with each run in clear, may not feed one
+(docs/executions.md, *Secrets and providers*)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from opscraft import runtime
+from opscraft.services import terraform_plans
+from tests.conftest import LoggedIn
+from tests.executions import test_terraform_state as state_tests
+from tests.executions.conftest import make_script, output, start, wait_for
+
+PORT = state_tests.PORT
+served = state_tests.served
+terraform_on_path = state_tests.terraform_on_path
+backend = state_tests.backend
+WITH_RESOURCE = state_tests.terraform_version() >= (1, 4)
+SENSITIVE_TF = state_tests.SENSITIVE_TF + (state_tests.SENSITIVE_RESOURCE_TF if WITH_RESOURCE else "")
+VALUE = "s3cr3t-db-pw-7d1e"
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    return {"OPSCRAFT_STATE_BACKEND_URL": f"http://127.0.0.1:{PORT}"}
+
+
+async def _finished(client: httpx.AsyncClient, who: LoggedIn, execution_id: int) -> tuple[dict, str]:
+    final = await wait_for(client, who, execution_id, timeout=180)
+    return final, await output(client, who, execution_id)
+
+
+async def test_a_secret_feeds_a_sensitive_variable_and_its_value_shows_nowhere(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    script_id = await make_script(client, operator, SENSITIVE_TF, script_type="terraform")
+    r = await client.post(
+        "/api/v1/secrets", json={"name": "TF_VAR_db_password", "value": VALUE}, headers=operator.headers
+    )
+    assert r.status_code == 201, r.text
+    r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers)
+    assert r.status_code == 201, r.text
+
+    started = await start(client, operator, script_id, "local", terraform_action="plan", parameters={})
+    final, text = await _finished(client, operator, started["id"])
+    assert final["status"] == "success", text
+    assert "(sensitive value)" in text and VALUE not in text, text
+    r = await client.get(f"/api/v1/executions/{started['id']}/terraform/plan", headers=operator.headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["outputs"] == [{"name": "db", "actions": ["create"]}]
+    assert VALUE not in r.text and VALUE not in json.dumps(final)
+    async with runtime.current().db.session() as session:  # the stored plan is encrypted
+        row = await terraform_plans._plan_of(session, started["id"])
+        assert VALUE.encode() not in row.ciphertext
+
+    r = await client.post(
+        f"/api/v1/executions/{started['id']}/terraform/plan/apply", headers=operator.headers
+    )
+    assert r.status_code == 202, r.text
+    final, text = await _finished(client, operator, r.json()["id"])
+    assert final["status"] == "success", text
+    assert "db = <sensitive>" in text and VALUE not in text, text
+    # Terraform keeps the value in its state, which OpsCraft stores encrypted and gives to
+    # operators who download it: the state is where it lives.
+    r = await client.get(
+        f"/api/v1/scripts/{script_id}/terraform/states/default/versions/1", headers=operator.headers
+    )
+    assert r.status_code == 200 and r.json()["outputs"]["db"]["sensitive"] is True, r.text
+
+
+async def test_a_parameter_may_not_feed_a_sensitive_variable(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A parameter `db_password` reached Terraform as `TF_VAR_db_password`: Terraform hid it in
+    the plan, but OpsCraft stored the value with the run, shown to every viewer of runs (and kept
+    by schedules and webhooks). Refused when saved, created or changed, and for a test run,
+    naming the parameter and the secret to attach instead; other parameters are fine."""
+    declared = {"db_password": "typed-in-clear", "greeting": "hello"}
+    said = (
+        "the variable db_password is marked sensitive = true, and a parameter's value is stored "
+        "with each run in clear and shown to everyone who may view runs: remove the parameter and "
+        "attach a secret named TF_VAR_db_password to the script instead"
+    )
+    body = {
+        "name": "sensitive-params",
+        "script_type": "terraform",
+        "content": SENSITIVE_TF,
+        "parameters": declared,
+        "status": "active",
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "parameters.db_password", "message": said}], r.text
+
+    plain = SENSITIVE_TF.replace("  sensitive = true\n}\n\noutput", "}\n\noutput", 1).replace(
+        "  value     = var.db_password\n  sensitive = true\n", "  value     = var.db_password\n", 1
+    )
+    assert "sensitive" not in plain
+    script_id = await make_script(client, operator, plain, script_type="terraform", parameters=declared)
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"content": SENSITIVE_TF}, headers=operator.headers
+    )
+    assert r.status_code == 422 and said in r.text, r.text
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/test-runs",
+        json={"content": SENSITIVE_TF, "runner": "local", "terraform_action": "plan"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and said in r.text, r.text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"content": SENSITIVE_TF, "parameters": {"greeting": "hello"}},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
