@@ -353,3 +353,22 @@ def test_a_search_typed_as_soon_as_a_secret_is_created_filters_the_list(
     finally:
         hold.release()
     page.locator(".q-dialog").wait_for(state="detached")
+
+
+def test_a_become_password_as_an_env_secret_is_refused_under_the_name(page: Any, server: LiveServer) -> None:
+    """`ANSIBLE_BECOME_PASSWORD_FILE` must be a file secret (Ansible reads a file's path from it):
+    as an environment variable it is refused, said under the name; as a file it is created."""
+    signed_in(page, server, "operator", "/secrets")
+    page.get_by_test_id("new-secret").click()
+    name = page.get_by_test_id("create-name")
+    name.fill("ANSIBLE_BECOME_PASSWORD_FILE")
+    page.get_by_test_id("create-value").fill("the-sudo-password")
+    page.get_by_test_id("create-submit").click()
+    field = page.locator(".q-field", has=name)
+    field.filter(has_text="must be a file secret").wait_for()
+    page.get_by_test_id("create-kind").get_by_role("button", name="File (key, kubeconfig, ...)").click()
+    page.get_by_test_id("create-submit").click()
+    page.locator(".q-notification").filter(has_text="Secret created").wait_for()
+    page.get_by_test_id("secret-search").fill("ANSIBLE_BECOME")
+    page.get_by_test_id("secret-ANSIBLE_BECOME_PASSWORD_FILE").wait_for()
+    assert "the-sudo-password" not in page.content()

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import signal
 import tempfile
 from collections import OrderedDict
@@ -154,6 +155,8 @@ class _Checked:
     option_like: str | None = None
     #: The first host whose address is encrypted with Ansible Vault (`_vaulted`), or None.
     vaulted: str | None = None
+    #: The first host with a password variable written in clear (`_clear_password`), or None.
+    clear_password: str | None = None
 
 
 async def _check(text: str, field: str) -> _Checked | None:
@@ -198,6 +201,15 @@ async def _check(text: str, field: str) -> _Checked | None:
             "\"{{ lookup('env', 'NAME') }}\" (each run refuses one starting with '-')",
             field,
         )
+    if kept.clear_password is not None:
+        raise _invalid(
+            f"host {kept.clear_password} holds a password in clear, and an inventory is stored and "
+            "shown as written to everyone who may see it: attach the password to the script as a "
+            "secret instead (the become password: a file secret named ANSIBLE_BECOME_PASSWORD_FILE; "
+            "another: an env secret read with \"{{ lookup('env', 'NAME') }}\"), or encrypt the "
+            "value (ansible-vault encrypt_string: !vault)",
+            field,
+        )
     return kept
 
 
@@ -217,6 +229,7 @@ async def _listing(tool: str, text: str, field: str) -> _Checked | str:
         reaches_network=any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts.values()),
         option_like=_option_like(hosts),
         vaulted=_vaulted(hosts),
+        clear_password=_clear_password(hosts),
     )
 
 
@@ -247,6 +260,28 @@ def _vaulted(hosts: dict[str, dict[str, Any]]) -> str | None:
     for name in sorted(hosts):
         for key in ADDRESS_VARS:
             if isinstance(hosts[name].get(key), dict) and "__ansible_vault" in hosts[name][key]:
+                return f"{name} ({key})"
+    return None
+
+
+# Ansible's password variables: the connection's (`ansible_password`, `ansible_ssh_pass`,
+# `ansible_winrm_password`, ...), become's (`ansible_become_password`, `ansible_become_pass`,
+# `ansible_sudo_pass`, `ansible_su_password`, ...) and a key's passphrase
+# (`ansible_ssh_private_key_passphrase`): ansible-core's connection and become plugins' `vars`.
+PASSWORD_VAR_RE = re.compile(r"ansible_(?:\w+_)?pass(?:word|phrase)?")
+
+
+def _clear_password(hosts: dict[str, dict[str, Any]]) -> str | None:
+    """The first host (sorted) with a password variable (`PASSWORD_VAR_RE`, its own or its
+    groups') holding a value written out: not empty, not a template (`{{ lookup('env', 'X') }}`,
+    filled in the run from a secret) and not an Ansible Vault value (listed as
+    `{"__ansible_vault": ...}`); as "name (variable)", or None. The value is never named."""
+    for name in sorted(hosts):
+        for key in sorted(hosts[name]):
+            value = hosts[name][key]
+            if not PASSWORD_VAR_RE.fullmatch(key) or isinstance(value, dict) or value in ("", None):
+                continue
+            if not (isinstance(value, str) and "{{" in value):
                 return f"{name} ({key})"
     return None
 

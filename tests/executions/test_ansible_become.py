@@ -29,6 +29,7 @@ from opscraft import runtime
 from opscraft.db.models import Secret
 from opscraft.db.models.secrets import SecretKind
 from tests.conftest import LoggedIn, require_service
+from tests.executions import test_ansible_ssh as ssh_tests
 from tests.executions.conftest import container_of, make_script, output, start, wait_for
 
 IMAGE = "opscraft-test/sshd:1"
@@ -56,10 +57,8 @@ WAITING = f"""    - name: wait as root
 """
 
 
-@pytest.fixture
-def backend() -> str:
-    """Privilege escalation does not depend on the database: SQLite."""
-    return "sqlite"
+backend = ssh_tests.backend  # SQLite: privilege escalation does not depend on the database
+_run = ssh_tests._run
 
 
 @dataclass(frozen=True)
@@ -126,14 +125,6 @@ def become_host(runner_name: str, docker_client: Any, tmp_path: Path) -> Iterato
         container.remove(force=True)
 
 
-async def _secret(client: httpx.AsyncClient, who: LoggedIn, name: str, value: str, kind: str) -> int:
-    r = await client.post(
-        "/api/v1/secrets", json={"name": name, "value": value, "kind": kind}, headers=who.headers
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
-
-
 async def _attach(client: httpx.AsyncClient, who: LoggedIn, script_id: int, secret_id: int) -> None:
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{secret_id}", headers=who.headers)
     assert r.status_code == 201, r.text
@@ -147,29 +138,11 @@ async def _become_script(
     runner: str,
     playbook: str = PLAYBOOK,
 ) -> int:
-    inventory = (
-        f"[targets]\ntarget ansible_host={host.address}\n\n"
-        "[targets:vars]\nansible_python_interpreter=/usr/bin/python3\n"
-    )
-    key_id = await _secret(client, who, "DEPLOY_KEY", host.key, "file")
-    script_id = await make_script(
-        client,
-        who,
-        playbook,
-        script_type="ansible",
-        inventory=inventory,
-        ssh_user=user,
-        ssh_key_secret="DEPLOY_KEY",
-        network_enabled=runner == "docker",
-    )
-    await _attach(client, who, script_id, key_id)
+    """A script running `playbook` on the host (`testhost`) as `user`, with its key attached: the
+    SSH tests' script (`test_ansible_ssh._ssh_script`; its `marker` variable goes unused here)."""
+    seen_as = ssh_tests.SshHost(host.address, 22, user, host.key, "", Path(ROOT_FILE), 0)
+    script_id, _ = await ssh_tests._ssh_script(client, who, seen_as, runner, playbook)
     return script_id
-
-
-async def _run(client: httpx.AsyncClient, who: LoggedIn, script_id: int, runner: str) -> tuple[dict, str]:
-    started = await start(client, who, script_id, runner, parameters={})
-    final = await wait_for(client, who, started["id"], timeout=180)
-    return final, await output(client, who, started["id"])
 
 
 @pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
@@ -213,9 +186,10 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "failed", text
     assert "Missing sudo password" in text, text
-    assert final["error_message"] == "the script exited with code 2: a task failed on target (1 of 1 host)"
+    assert final["error_message"] == "the script exited with code 2: a task failed on testhost (1 of 1 host)"
 
-    secret_id = await _secret(client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", "not-the-password", "file")
+    name = "ANSIBLE_BECOME_PASSWORD_FILE"
+    secret_id = await ssh_tests._file_secret(client, operator, name, "not-the-password")
     await _attach(client, operator, script_id, secret_id)
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "failed", text
@@ -265,7 +239,7 @@ async def test_an_env_secret_of_that_name_from_before_the_rule_ends_the_run_in_e
 ) -> None:
     """An `env` secret `ANSIBLE_BECOME_PASSWORD_FILE` stored before the rule (made so here in the
     database) never reaches Ansible: the run ends in `error` saying what to do."""
-    secret_id = await _secret(client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", "the password", "file")
+    secret_id = await ssh_tests._file_secret(client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", "the password")
     async with runtime.current().db.session() as session:
         await session.exec(update(Secret).where(col(Secret.id) == secret_id).values(kind=SecretKind.env))
         await session.commit()
@@ -280,3 +254,96 @@ async def test_an_env_secret_of_that_name_from_before_the_rule_ends_the_run_in_e
         "a file name: create it again as a file secret and attach that"
     )
     assert "ran" not in text and "the password" not in text, text
+
+
+VAULTED = """!vault |
+          $ANSIBLE_VAULT;1.1;AES256
+          62313365396662343061393464336163383764373764613633653634306231386433626436623361
+          6134333665353966363534333632666535333761666131620a663537646436643839616336323763
+          3639
+"""
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "db1 ansible_become_password=Hunter2-secret",
+        "db1 ansible_become_pass=Hunter2-secret",
+        "db1 ansible_password=Hunter2-secret",
+        "db1 ansible_ssh_pass=1234",
+        "db1\n\n[targets:vars]\nansible_sudo_pass=Hunter2-secret",
+    ],
+)
+async def test_a_password_written_in_clear_in_an_inventory_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, line: str
+) -> None:
+    """An inventory is stored and shown as written to every role: a password variable with a
+    value written out is refused (the script's own inventory and a shared one), naming the host
+    and the variable, never the value; a template filled in the run from a secret, a `!vault`
+    value and an empty one are accepted."""
+    inventory = f"[targets]\n{line}\n"
+    variable = line.split()[-1].split("=")[0].split("\n")[-1]
+    said = f"host db1 ({variable}) holds a password in clear"
+    r = await client.post(
+        "/api/v1/scripts",
+        json={
+            "name": "clear",
+            "script_type": "ansible",
+            "content": "- hosts: all\n  tasks: []\n",
+            "inventory": inventory,
+        },
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"] == "inventory" and said in r.text, r.text
+    assert "Hunter2" not in r.text and "1234" not in r.text, r.text
+    r = await client.post(
+        "/api/v1/inventories", json={"name": "clear", "content": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "content" and said in r.text, r.text
+
+
+async def test_a_password_from_a_secret_or_vault_in_an_inventory_is_accepted(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    for number, inventory in enumerate(
+        [
+            "[targets]\ndb1 ansible_become_password=\"{{ lookup('env', 'DB_PASS') }}\"\n",
+            "[targets]\ndb1 ansible_become_password=\n",
+            f"all:\n  hosts:\n    db1:\n      ansible_become_password: {VAULTED}",
+        ]
+    ):
+        r = await client.post(
+            "/api/v1/inventories",
+            json={"name": f"ok-{number}", "content": inventory},
+            headers=operator.headers,
+        )
+        assert r.status_code == 201, (inventory, r.text)
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_become_password_per_host_as_a_vault_value_escalates_too(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, become_host: BecomeHost
+) -> None:
+    """Hosts whose passwords differ: `ansible_become_password` per host as a `!vault` value of a
+    YAML inventory, decrypted with the file secret `ANSIBLE_VAULT_PASSWORD_FILE`."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    vault_password = f"vault-{secrets.token_hex(8)}"
+    vaulted = VaultLib([("default", VaultSecret(vault_password.encode()))]).encrypt(become_host.password)
+    inventory = (
+        f"targets:\n  hosts:\n    testhost:\n      ansible_host: {become_host.address}\n"
+        "      ansible_python_interpreter: /usr/bin/python3\n      ansible_become_password: !vault |\n"
+        + "".join(f"        {line}\n" for line in vaulted.decode().splitlines())
+    )
+    script_id = await _become_script(client, operator, become_host, "ops", runner_name)
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"inventory": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    vault_id = await ssh_tests._file_secret(client, operator, "ANSIBLE_VAULT_PASSWORD_FILE", vault_password)
+    await _attach(client, operator, script_id, vault_id)
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success", text
+    assert "tasks run as root" in text and become_host.password not in text, text
+    assert become_host.owner_and_content(ROOT_FILE) == ("root", "written by opscraft\n")
