@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.services import terraform_plans
+from opscraft.services import terraform_plans, terraform_variables
 from tests.conftest import LoggedIn
 from tests.executions import test_terraform_state as state_tests
 from tests.executions.conftest import make_script, output, start, wait_for
@@ -119,3 +119,27 @@ async def test_a_parameter_may_not_feed_a_sensitive_variable(
         headers=operator.headers,
     )
     assert r.status_code == 200, r.text
+
+
+def test_the_sensitive_variables_are_read_from_the_configuration() -> None:
+    """`sensitive = true` (or `"true"`, which Terraform converts), beside other arguments and a
+    nested `validation` block; `false` and an absent one are not; text that is not HCL has none
+    (its syntax error is the syntax check's)."""
+    content = """variable "a" {
+  type      = string
+  sensitive = true
+  validation {
+    condition     = length(var.a) > 0
+    error_message = "a is { empty }"
+  }
+}
+variable "b" { sensitive = "true" }
+variable "c" { sensitive = false }
+variable "d" {}
+"""
+    assert terraform_variables.sensitive_variables(content) == {"a", "b"}
+    assert terraform_variables.sensitive_variables('variable "a" { sensitive = true') == set()
+    assert terraform_variables.parameter_errors(content, []) == []
+    assert [e["field"] for e in terraform_variables.parameter_errors(content, ["b", "c", "d"])] == [
+        "parameters.b"
+    ]
