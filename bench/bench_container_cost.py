@@ -18,8 +18,16 @@ On a busy machine the other processes' CPU counts in every variant alike: compar
 the same round, or run it on a quiet machine. Session 39 (docs/benchmarks.md): 110-150 ms of
 CPU per container whatever the options, about twice that with the bridge network.
 
+`--runtimes runc,crun` runs every variant under each OCI runtime (Docker's `--runtime`; each one
+the engine registered), alternating within each round (Session 41: crun against runc).
+`--cgroups DIR,...` also prints the CPU charged to those cgroup v1 `cpuacct` directories (their
+`cpuacct.usage`, children included): with the engine (dockerd, and containerd with the shims and
+runtimes it starts) moved into one and its `--cgroup-parent` the other, that is the engine's and
+the containers' CPU alone, which other processes' load does not change. The engine is the one
+DOCKER_HOST names (a second engine, for instance, whose runtimes may differ).
+
 Usage: .venv/bin/python -m bench.bench_container_cost [--count 12] [--rounds 2]
-       [--image opscraft-test/runner:1]
+       [--image opscraft-test/runner:1] [--runtimes runc,crun] [--cgroups DIR,DIR]
 """
 
 from __future__ import annotations
@@ -54,9 +62,21 @@ def machine_busy_seconds() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def _plain(api: docker.APIClient, image: str, network: str | None) -> Step:
+def cgroup_seconds(cgroups: list[str]) -> float:
+    """The CPU time charged so far to the cgroup v1 `cpuacct` directories `cgroups` (children
+    included), in seconds; 0 without any."""
+    total = 0
+    for path in cgroups:
+        with open(os.path.join(path, "cpuacct.usage")) as f:
+            total += int(f.read())
+    return total / 1e9
+
+
+def _plain(api: docker.APIClient, image: str, network: str | None, runtime: str | None) -> Step:
     def one() -> None:
-        host_config = api.create_host_config(network_mode=network, log_config={"type": "none"})
+        host_config = api.create_host_config(
+            network_mode=network, log_config={"type": "none"}, runtime=runtime
+        )
         container = api.create_container(
             image, command=["true"], host_config=host_config, network_disabled=network == "none"
         )["Id"]
@@ -67,8 +87,10 @@ def _plain(api: docker.APIClient, image: str, network: str | None) -> Step:
     return one
 
 
-def _through_runner(api: docker.APIClient, image: str, worker_id: str) -> tuple[Step, Step]:
-    runner = DockerRunner(worker_id, warm_pool_size=0)
+def _through_runner(
+    api: docker.APIClient, image: str, worker_id: str, runtime: str | None
+) -> tuple[Step, Step]:
+    runner = DockerRunner(worker_id, warm_pool_size=0, runtime=runtime)
     runner.start_pool()
     spec = RunSpec(0, "bash", "true\n", {}, {}, 60, 512, 0.5, False, image)
 
@@ -85,31 +107,42 @@ def _through_runner(api: docker.APIClient, image: str, worker_id: str) -> tuple[
     return one, settle
 
 
-def main(count: int, rounds: int, image: str) -> None:
+def main(count: int, rounds: int, image: str, runtimes: list[str | None], cgroups: list[str]) -> None:
     print(f"# load average at start: {os.getloadavg()}")
-    api = docker.APIClient()
-    runner_one, runner_settle = _through_runner(api, image, f"bench-cost-{os.getpid()}")
-    variants: dict[str, tuple[Step, Step]] = {
-        "bare": (_plain(api, image, "none"), lambda: None),
-        "run profile": (runner_one, runner_settle),
-        "bridge": (_plain(api, image, None), lambda: None),
-    }
-    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+    api = docker.from_env().api  # the engine DOCKER_HOST names
+    variants: dict[str, tuple[Step, Step]] = {}
+    for runtime in runtimes:
+        suffix = f" [{runtime}]" if runtime else ""
+        worker_id = f"bench-cost-{os.getpid()}-{runtime or 'default'}"
+        variants[f"bare{suffix}"] = (_plain(api, image, "none", runtime), lambda: None)
+        variants[f"run profile{suffix}"] = _through_runner(api, image, worker_id, runtime)
+        variants[f"bridge{suffix}"] = (_plain(api, image, None, runtime), lambda: None)
+    figures: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, (one, settle) in variants.items():
             one()  # a first container outside the figure (images, caches)
             settle()
-            cpu, wall = machine_busy_seconds(), time.perf_counter()
+            cpu, engine, wall = machine_busy_seconds(), cgroup_seconds(cgroups), time.perf_counter()
             for _ in range(count):
                 one()
             settle()
             figures[name].append(
-                ((machine_busy_seconds() - cpu) / count * 1000, (time.perf_counter() - wall) / count * 1000)
+                (
+                    (machine_busy_seconds() - cpu) / count * 1000,
+                    (cgroup_seconds(cgroups) - engine) / count * 1000,
+                    (time.perf_counter() - wall) / count * 1000,
+                )
             )
     print(f"# load average at end: {os.getloadavg()}")
+    width = max(len(name) for name in variants)
     for name, rows in figures.items():
-        shown = ", ".join(f"{cpu:.0f} ms CPU / {wall:.0f} ms wall" for cpu, wall in rows)
-        print(f"{name:12} per container, round by round: {shown}")
+        shown = ", ".join(
+            f"{cpu:.0f} ms CPU"
+            + (f" ({engine:.0f} ms in the cgroups)" if cgroups else "")
+            + f" / {wall:.0f} ms wall"
+            for cpu, engine, wall in rows
+        )
+        print(f"{name:{width}} per container, round by round: {shown}")
 
 
 if __name__ == "__main__":
@@ -117,5 +150,8 @@ if __name__ == "__main__":
     parser.add_argument("--count", type=int, default=12)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--image", default=RUNNER_IMAGE)
+    parser.add_argument("--runtimes", default="", help="comma-separated; empty: the engine's default")
+    parser.add_argument("--cgroups", default="", help="comma-separated cpuacct cgroup directories")
     args = parser.parse_args()
-    main(args.count, args.rounds, args.image)
+    names: list[str | None] = [name for name in args.runtimes.split(",") if name] or [None]
+    main(args.count, args.rounds, args.image, names, [path for path in args.cgroups.split(",") if path])

@@ -144,6 +144,12 @@ class Settings(BaseSettings):
     warm_pool_burst: int = Field(
         DEFAULT_WARM_POOL_BURST, ge=0, le=MAX_WARM_POOL_SIZE, validation_alias="OPSCRAFT_WARM_POOL_BURST"
     )
+    # The OCI runtime of every run container (Docker's `--runtime`, e.g. `crun`): one the engine
+    # has registered (`docker info`: Runtimes), checked when the worker starts; unset: the
+    # engine's default (runc). docs/deployment.md, "A lighter OCI runtime".
+    docker_runtime: str | None = Field(
+        None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", validation_alias="OPSCRAFT_DOCKER_RUNTIME"
+    )
     image_bash: str = Field("bash:5.2", validation_alias="OPSCRAFT_IMAGE_BASH")
     image_python: str = Field("python:3.12-slim", validation_alias="OPSCRAFT_IMAGE_PYTHON")
     image_ansible: str = Field("cytopia/ansible:latest", validation_alias="OPSCRAFT_IMAGE_ANSIBLE")
@@ -199,7 +205,9 @@ class Settings(BaseSettings):
     # crosses the network in clear text. Off: such a channel is refused (save and send).
     smtp_plaintext_login: bool = Field(False, validation_alias="OPSCRAFT_SMTP_PLAINTEXT_LOGIN")
 
-    @field_validator("metrics_token", "local_runner_role", "warm_pool_size", "worker_id", mode="before")
+    @field_validator(
+        "metrics_token", "local_runner_role", "warm_pool_size", "worker_id", "docker_runtime", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         """An empty value of an optional setting means unset, as for REDIS_URL: compose files

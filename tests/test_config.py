@@ -60,6 +60,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
         ("OPSCRAFT_MAX_BODY_BYTES", "0", "must be more than 0"),
         ("OPSCRAFT_WORKERS", "1000", "must be from 0 to 64; given '1000'"),
         ("OPSCRAFT_WORKER_ID", "a b", "must match the pattern"),
+        ("OPSCRAFT_DOCKER_RUNTIME", "crun --privileged", "must match the pattern"),
         ("OPSCRAFT_WORKER_HEARTBEAT_SECONDS", "0", "more than 0"),
         ("OPSCRAFT_WORKER_LOST_SECONDS", "9", "at least twice OPSCRAFT_WORKER_HEARTBEAT_SECONDS"),
         ("OPSCRAFT_LIVE_SECONDS", "0", "must be more than 0 and at most 3600; given '0'"),
@@ -91,6 +92,7 @@ def test_each_invalid_setting_is_one_line_naming_the_variable(
         ("OPSCRAFT_LOCAL_RUNNER_ROLE", "local_runner_role"),
         ("OPSCRAFT_WARM_POOL_SIZE", "warm_pool_size"),
         ("OPSCRAFT_WORKER_ID", "worker_id"),
+        ("OPSCRAFT_DOCKER_RUNTIME", "docker_runtime"),
     ],
 )
 def test_an_empty_optional_setting_is_unset(

@@ -24,7 +24,9 @@ latest 10 s after the run). A cold start writes the job on stdin before `start`,
 has it as it starts. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
 anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
-Each worker thread has its own Docker client.
+Each worker thread has its own Docker client. Every container (warm or cold) runs under the
+OCI runtime the runner is given (OPSCRAFT_DOCKER_RUNTIME, e.g. `crun`: less CPU per container
+than runc, docs/benchmarks.md "Session 41"), else under the engine's default.
 
 The engine may stop, restart or stop answering (frozen) at any time. A run it fails ends in
 `error` saying so (a lost connection used to end it as "the docker runner failed unexpectedly");
@@ -55,6 +57,7 @@ from typing import Any
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 import docker
+from opscraft.config import ConfigError
 from opscraft.execution import container_job, terraform_plan
 from opscraft.execution.commands import build
 from opscraft.execution.events import Stream
@@ -99,6 +102,10 @@ _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
 
 
+class UnknownRuntime(ConfigError):
+    """The Docker engine answers but has not registered the runtime OPSCRAFT_DOCKER_RUNTIME names."""
+
+
 @dataclass(frozen=True)
 class _Job:
     """What a run writes on its container's stdin, and the end token its loader will echo."""
@@ -125,6 +132,8 @@ class DockerRunner:
     `warm_pool_size` containers per profile are kept warm (0: every run starts cold) for the
     profiles used within `warm_pool_idle_seconds`, up to `warm_pool_burst` while its runs take
     them faster than they are created (`warm_pool.py`); `start_pool`/`stop_pool` run the pool.
+    `runtime`: the OCI runtime of every container (one the engine registered, `check_runtime`);
+    None: the engine's default.
     """
 
     name = "docker"
@@ -135,8 +144,11 @@ class DockerRunner:
         warm_pool_size: int = 0,
         warm_pool_idle_seconds: float = 3600,
         warm_pool_burst: int = 0,
+        *,
+        runtime: str | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self.runtime = runtime
         self._local = threading.local()
         self.containers: dict[int, str] = {}
         """Execution id -> id of the container running it, while it runs (warm or cold)."""
@@ -168,16 +180,21 @@ class DockerRunner:
         return api
 
     def available(self) -> bool:
-        """True when a Docker engine answers (checked with a short timeout); else `engine_error`
-        says why. Once it answers, the removals that failed meanwhile are queued again."""
+        """True when a Docker engine answers (checked with a short timeout) and knows `runtime`;
+        else `engine_error` says why. Once it answers, the removals that failed meanwhile are
+        queued again."""
         try:
             client = _client(timeout=PING_TIMEOUT)
             try:
                 client.ping()
+                self._check_runtime(client)
             finally:
                 client.close()
         except ENGINE_ERRORS as exc:
             self.engine_error = f"the Docker engine does not answer: {_reason(exc)}"
+            return False
+        except UnknownRuntime as exc:
+            self.engine_error = str(exc)
             return False
         self.engine_error = None
         with self._unremoved_lock:
@@ -185,6 +202,32 @@ class DockerRunner:
         for container in again:
             self._removals.put(container)
         return True
+
+    def check_runtime(self) -> None:
+        """Raise `UnknownRuntime` when the engine answers but has not registered `runtime`, for a
+        worker's start to stop with it; nothing when no runtime is set or no engine answers (then
+        `available` checks it once one does)."""
+        if self.runtime is None:
+            return
+        with contextlib.suppress(*ENGINE_ERRORS):
+            client = _client(timeout=PING_TIMEOUT)
+            try:
+                self._check_runtime(client)
+            finally:
+                client.close()
+
+    def _check_runtime(self, client: docker.DockerClient) -> None:
+        """`UnknownRuntime` unless `runtime` is None or among the engine's runtimes (`docker info`)."""
+        if self.runtime is None:
+            return
+        known = sorted(client.info().get("Runtimes") or {})
+        if self.runtime not in known:
+            raise UnknownRuntime(
+                f"the Docker engine has no runtime {self.runtime!r} (OPSCRAFT_DOCKER_RUNTIME); it has "
+                f"{', '.join(known) or 'none'}: register it (dockerd --add-runtime "
+                f'{self.runtime}=/usr/bin/{self.runtime}, or "runtimes" in daemon.json) or unset '
+                "OPSCRAFT_DOCKER_RUNTIME"
+            )
 
     def stats(self) -> dict[str, object]:
         """The warm pool's figures (`WarmPool.stats`), its `error` being why the engine does not
@@ -431,6 +474,7 @@ class DockerRunner:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             log_config={"type": "none"},
+            runtime=self.runtime,
         )
         options: dict[str, Any] = {
             "entrypoint": container_job.ENTRYPOINT[:1],

@@ -82,7 +82,11 @@ class Worker:
         self.store = store.Store(settings, self.loop)
         # The pool's size is known once the database is reachable (`start`, `_pool_size`).
         self.docker = DockerRunner(
-            self.worker_id, 0, settings.warm_pool_idle_seconds, settings.warm_pool_burst
+            self.worker_id,
+            0,
+            settings.warm_pool_idle_seconds,
+            settings.warm_pool_burst,
+            runtime=settings.docker_runtime,
         )
         self.local = LocalRunner(self.worker_id)
         self.queue: JobQueue = (make_queue or (lambda handler: transport.queue_for(settings, handler)))(
@@ -141,6 +145,8 @@ class Worker:
         self.loop.start()
         self.store.run(clock.measure)  # heartbeats and their staleness are in the database's clock
         self._started_at = clock.now()
+        if self.allowed is None or "docker" in self.allowed:
+            self.docker.check_runtime()  # an engine without OPSCRAFT_DOCKER_RUNTIME: no start
         offered = self.runners()
         self.docker.pool.resize(self._pool_size())
         self.store.run(store.register, self.info, offered, self.docker.stats(), self._stale_before())
