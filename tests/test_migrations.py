@@ -28,6 +28,7 @@ from sqlalchemy import insert as sql_insert
 from sqlalchemy.exc import IntegrityError, SAWarning
 from sqlmodel import SQLModel, select
 from sqlmodel import delete as sql_delete
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database, create_engine
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
@@ -468,6 +469,24 @@ def test_previous_revision_is_among_the_starting_points() -> None:
     assert previous in EARLIER and len(EARLIER) == len(list(SCRIPTS.walk_revisions())) - 1
 
 
+# A script row in the columns of every revision from 0017 on: the model has later ones (0041's
+# `viewers_choose_run_options`), which an ORM insert at an earlier revision would write.
+_OLD_SCRIPT = text(
+    "INSERT INTO scripts (name, description, script_type, parameters, version, tags, status, search_text,"
+    " timeout_seconds, memory_mb, cpus, network_enabled, current_version, created_at, updated_at, content)"
+    " VALUES (:name, '', :kind, '[]', '1.0.0', '[]', 'draft', :name, 60, 512, 0.5, :no, 1, :now, :now,"
+    " 'echo') RETURNING id"
+)
+
+
+async def _old_script(session: AsyncSession, name: str, script_type: str) -> int:
+    """The id of a new script `name` of `script_type`, written in `session`'s transaction as a
+    row of a revision before the model's (`_OLD_SCRIPT`)."""
+    connection = await session.connection()
+    values = {"name": name, "kind": script_type, "no": False, "now": datetime(2026, 1, 1)}
+    return int((await connection.execute(_OLD_SCRIPT, values)).scalar_one())
+
+
 async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
     at_revision: Callable[[str], Awaitable[Database]],
 ) -> None:
@@ -476,9 +495,8 @@ async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
     scratch = await at_revision(SCRIPTS.get_revision("0018").down_revision)
     async with scratch.session() as session:
         secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
-        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
-        session.add_all([secret, script])
-        await session.flush()
+        session.add(secret)
+        script_id = await _old_script(session, "deploy", "bash")
         # The columns of that revision only (the models have 0031's `url_*` and 0034's
         # `terraform_*` too)
         hook_row = {"name": "w", "name_key": "w", "token_hash": "h", "prefix": "p", "mapping": {}}
@@ -486,7 +504,7 @@ async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
         hooks = WebhookTrigger.__table__  # type: ignore[attr-defined]
         added = await session.exec(  # type: ignore[call-overload]
             sql_insert(hooks)
-            .values(**hook_row, script_id=script.id, secret_id=secret.id)
+            .values(**hook_row, script_id=script_id, secret_id=secret.id)
             .returning(hooks.c.id)
         )
         hook_id = added.scalar_one()
@@ -495,7 +513,7 @@ async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
         channels = NotificationChannel.__table__  # type: ignore[attr-defined]
         await session.exec(sql_insert(channels).values(**channel_row, **now, secret_id=secret.id))  # type: ignore[call-overload]
         await session.commit()
-        ids = (secret.id, hook_id, script.id)
+        ids = (secret.id, hook_id, script_id)
     await upgrade(scratch.engine)
     async with scratch.session() as session:
         (hook,) = (await session.exec(select(WebhookTrigger))).all()
@@ -526,12 +544,11 @@ async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(
     scratch = await at_revision("0019")
     async with scratch.session() as session:
         secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
-        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
-        session.add_all([secret, script])
-        await session.flush()
-        session.add(ScriptSecret(script_id=script.id, secret_id=secret.id))
+        session.add(secret)
+        script_id = await _old_script(session, "deploy", "bash")
+        session.add(ScriptSecret(script_id=script_id, secret_id=secret.id))
         await session.commit()
-        ids = (script.id, secret.id)
+        ids = (script_id, secret.id)
     await upgrade(scratch.engine)
     async with scratch.session() as session:
         (link,) = (await session.exec(select(ScriptSecret))).all()
@@ -653,10 +670,8 @@ async def test_0030_gives_older_runs_their_stored_size_and_64_bit_counts(
     2 GiB fits afterwards (PostgreSQL's INTEGER refused it)."""
     scratch = await at_revision("0029")
     async with scratch.session() as session:
-        script = Script(name="deploy", script_type="bash", content="echo\n", search_text="deploy")
-        session.add(script)
+        script_id = await _old_script(session, "deploy", "bash")
         await session.commit()
-        script_id = script.id
     queued = datetime(2026, 1, 1)
     runs = {"kept": (20, False, None), "truncated": (10**9, True, None), "removed": (30, False, queued)}
     async with scratch.engine.begin() as conn:
@@ -702,10 +717,8 @@ async def _finished_runs(scratch: Database, kinds: list[str]) -> list[int]:
     """A script and one finished run of each script type in `kinds`, written as rows of the
     revision 0030-0032 schema (the columns every later one keeps); the runs' ids."""
     async with scratch.session() as session:
-        script = Script(name="old", script_type=kinds[0], content="echo\n", search_text="old")
-        session.add(script)
+        script_id = await _old_script(session, "old", kinds[0])
         await session.commit()
-        script_id = script.id
     async with scratch.engine.begin() as conn:
         for kind in kinds:
             await conn.execute(
@@ -797,12 +810,8 @@ async def test_0034_says_plan_in_default_for_the_automation_of_terraform_scripts
     scratch = await at_revision("0033")
     now = datetime(2026, 1, 1)
     async with scratch.session() as session:
-        scripts = {
-            kind: Script(name=kind, script_type=kind, content="x\n", search_text=kind) for kind in KINDS
-        }
-        session.add_all(scripts.values())
+        ids = {kind: await _old_script(session, kind, kind) for kind in KINDS}
         await session.commit()
-        ids = {kind: script.id for kind, script in scripts.items()}
     other = {"terraform": ids["bash"], "bash": ids["terraform"]}
     async with scratch.engine.begin() as conn:
         for kind, script_id in ids.items():  # its schedule, its webhook, a link starting it
@@ -849,10 +858,8 @@ async def test_0035_gives_automation_no_ansible_options_and_downgrades(
     scratch = await at_revision("0034")
     now = datetime(2026, 1, 1)
     async with scratch.session() as session:
-        scripts = [Script(name=n, script_type="ansible", content="x\n", search_text=n) for n in ("a", "b")]
-        session.add_all(scripts)
+        target, source = [await _old_script(session, name, "ansible") for name in ("a", "b")]
         await session.commit()
-        target, source = (script.id for script in scripts)
     async with scratch.engine.begin() as conn:
         for statement in ROWS_0033:  # 0034 added only nullable columns to these tables
             values = {"sid": target, "src": source, "k": "old", "yes": True, "now": now}
@@ -914,10 +921,8 @@ async def test_0037_gives_each_host_of_a_stored_summary_its_row(
     scratch = await at_revision("0036")
     queued = datetime(2026, 12, 1, 8, 30, 15, 123456)
     async with scratch.session() as session:
-        script = Script(name="play", script_type="ansible", content="- hosts: all\n", search_text="play")
-        session.add(script)
+        script_id = await _old_script(session, "play", "ansible")
         await session.commit()
-        script_id = script.id
     counts = {"ok": 1, "changed": 0, "unreachable": 0, "failed": 0, "skipped": 0, "rescued": 0, "ignored": 0}
     hosts = [
         {**counts, "host": "db1", "failed": 2},
@@ -1000,11 +1005,9 @@ async def test_0039_folds_the_history_s_host_rows_adding_up_names_that_fold_alik
     a name alone is moved; a name already folded is left."""
     scratch = await at_revision("0038")
     async with scratch.session() as session:
-        script = Script(name="play", script_type="ansible", content="- hosts: all\n", search_text="play")
-        session.add(script)
-        await session.flush()
+        script_id = await _old_script(session, "play", "ansible")
         runs = [
-            Execution(script_id=script.id, script_version=1, script_name="play", script_type="ansible")
+            Execution(script_id=script_id, script_version=1, script_name="play", script_type="ansible")
             for _ in range(2)
         ]
         session.add_all(runs)
@@ -1044,3 +1047,40 @@ async def test_0039_folds_the_history_s_host_rows_adding_up_names_that_fold_alik
             (second, "db1", 1, 0, 0),
             (second, "web", 0, 0, 2),
         ]
+
+
+async def test_0041_lets_viewers_of_earlier_scripts_choose_run_options_as_before(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Scripts from before 0041 allowed every runner to choose an Ansible run's options: after
+    the upgrade they say so (`viewers_choose_run_options` true), the rebuilt table keeps its
+    unique live-name index, and a later script can switch it off; the downgrade drops the
+    column and keeps the rows."""
+    scratch = await at_revision("0040")
+    async with scratch.session() as session:
+        old = await _old_script(session, "play", "ansible")
+        await session.commit()
+    await upgrade(scratch.engine, "0041")
+    async with scratch.session() as session:
+        assert (await session.get_one(Script, old)).viewers_choose_run_options is True
+        session.add(Script(name="PLAY", script_type="ansible", content="x\n", search_text="play"))
+        with pytest.raises(IntegrityError, match=r"(?i)unique"):
+            await session.flush()
+        await session.rollback()
+        session.add(
+            Script(name="closed", script_type="ansible", content="x\n", viewers_choose_run_options=False)
+        )
+        await session.commit()
+    async with scratch.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT name, viewers_choose_run_options FROM scripts ORDER BY id"))
+        assert [(name, bool(allowed)) for name, allowed in rows] == [("play", True), ("closed", False)]
+        if conn.dialect.name == "sqlite":  # as `upgrade`: the table rebuilds with foreign keys off
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        await conn.run_sync(_downgrade_to, "0040")
+        await conn.commit()
+    async with scratch.engine.connect() as conn:
+        columns = await conn.run_sync(lambda sync: [c["name"] for c in inspect(sync).get_columns("scripts")])
+        assert "viewers_choose_run_options" not in columns
+        names = await conn.execute(text("SELECT name FROM scripts ORDER BY id"))
+        assert names.scalars().all() == ["play", "closed"]

@@ -66,6 +66,10 @@ class ScriptSummary(BaseModel):
     cpus: float
     network_enabled: bool
     max_concurrent: int | None
+    viewers_choose_run_options: bool = Field(
+        description="Whether users who may not edit the script (viewers) may choose its Ansible "
+        "runs' run options; operators and admins always may"
+    )
     created_by: int | None
     updated_by: int | None
     created_at: datetime

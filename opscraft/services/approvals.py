@@ -147,7 +147,16 @@ _POLICIES = ApprovalPolicy.__table__.c  # type: ignore[attr-defined]
 # row's identity and the columns it does not use cost about a third of the submission's
 # statement time on the event loop).
 # The columns of `ScriptFacts`, in its order.
-_FACTS = ("name", "script_type", "status", "parameters", "current_version", "network_enabled", "deleted_at")
+_FACTS = (
+    "name",
+    "script_type",
+    "status",
+    "parameters",
+    "current_version",
+    "network_enabled",
+    "viewers_choose_run_options",
+    "deleted_at",
+)
 _SCRIPT_WITH_POLICY = (
     select(
         *(_SCRIPTS[name] for name in _FACTS),
@@ -174,6 +183,7 @@ class ScriptFacts:
     parameters: list[dict[str, Any]]
     current_version: int
     network_enabled: bool
+    viewers_choose_run_options: bool
     deleted_at: datetime | None
     problems: dict[str, str]
 
@@ -209,7 +219,7 @@ async def script_with_policy(session: AsyncSession, script_id: int) -> ScriptToR
     policy = PolicyTerms(row.required, row.expires_after_hours) if row.required is not None else None
     values, problems = stored_shapes.read(Script, {name: row._mapping[name] for name in _FACTS})
     facts = ScriptFacts(*(values[name] for name in _FACTS), problems=problems)
-    return ScriptToRun(facts, policy, int(row[9]))
+    return ScriptToRun(facts, policy, int(row[len(_FACTS) + 2]))
 
 
 def open_request(session: AsyncSession, execution_id: int, policy: PolicyTerms) -> None:

@@ -50,6 +50,7 @@ from opscraft.services import (
     notifications,
     parameters,
     run_environment,
+    run_option_rights,
     secrets,
 )
 from opscraft.services.actor import Actor
@@ -550,6 +551,15 @@ async def create(
         await secrets.check_parameter_shadowing(session, script_id, resolved, script_type)
     run_environment.check(script.name, resolved, found.secret_bytes)
     options = _run_options(script_type, run_options)
+    if actor.system is None:  # a trigger's options were chosen by whoever saved it
+        await run_option_rights.check(
+            session,
+            user,
+            script_name=script.name,
+            allowed_for_viewers=script.viewers_choose_run_options,
+            options=options,
+            rerun_of=rerun_of,
+        )
     chosen = await _choose_runner(session, runner, user)
     if script_type == ScriptType.terraform and chosen == "docker":
         await _check_state_reachable(session, script_id, version)

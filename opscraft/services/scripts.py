@@ -69,6 +69,7 @@ RUN_SETTINGS = (
     "cpus",
     "network_enabled",
     "max_concurrent",
+    "viewers_choose_run_options",
     *ANSIBLE_SETTINGS,
 )
 SSH_USER_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,63}$")
@@ -112,6 +113,7 @@ NOT_NULL_RUN_SETTINGS: dict[str, type] = {
     "memory_mb": int,
     "cpus": float,
     "network_enabled": bool,
+    "viewers_choose_run_options": bool,
 }
 
 
@@ -142,6 +144,13 @@ class _ScriptFields(Body):
     )
     network_enabled: bool | None = Field(default=None, json_schema_extra=not_nullable)
     max_concurrent: int | None = Field(default=None, ge=1, le=100)
+    viewers_choose_run_options: bool | None = Field(
+        default=None,
+        description="Whether users who may not edit the script (viewers) may choose the run "
+        "options of its Ansible runs (limit, tags, skip_tags, check, diff); operators and admins "
+        "always may. New scripts: true",
+        json_schema_extra=not_nullable,
+    )
     inventory: str | None = Field(
         default=None,
         description="Ansible only: INI or YAML inventory (data only: no plugin, no script); "
@@ -249,7 +258,7 @@ class ScriptCreate(_ScriptFields):
 
 # `ScriptBase` fields the script always has a value for (the others may be null).
 _NOT_NULL = ("name", "description", "script_type", "parameters", "version", "tags", "status")
-_NOT_NULL += ("timeout_seconds", "memory_mb", "cpus", "network_enabled")
+_NOT_NULL += ("timeout_seconds", "memory_mb", "cpus", "network_enabled", "viewers_choose_run_options")
 
 
 class ScriptBase(Body):
@@ -271,6 +280,7 @@ class ScriptBase(Body):
     cpus: float | None = None
     network_enabled: bool | None = None
     max_concurrent: int | None = None
+    viewers_choose_run_options: bool | None = None
     inventory: Text | None = None
     inventory_id: int | None = None
     ssh_user: Text | None = None

@@ -16,7 +16,14 @@ from nicegui.elements.mixins.validation_element import ValidationElement
 from opscraft.db.models import Execution, Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.execution import terraform_backend
-from opscraft.services import draft_runs, executions, parameters, scripts, shared_inventories
+from opscraft.services import (
+    draft_runs,
+    executions,
+    parameters,
+    run_option_rights,
+    scripts,
+    shared_inventories,
+)
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.executions import RunnerOptions
@@ -280,7 +287,9 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 ui.label("Destroy: operators and admins only.").classes("text-caption text-grey-7").props(
                     'data-testid="destroy-not-allowed"'
                 )
-        options = _ansible_options(network_missing) if script_type == ScriptType.ansible else None
+        may_choose = run_option_rights.may_choose(actor.user, script.viewers_choose_run_options)
+        ansible = script_type == ScriptType.ansible
+        options = _ansible_options(network_missing, may_choose) if ansible else None
         # The option inputs by the field a refusal names (`run_options.limit`, services/executions.py).
         option_inputs: dict[str, ui.element] = options.inputs() if options else {}
         if workspace is not None:
@@ -380,10 +389,14 @@ def run_draft_key(script_id: int) -> str:
     return f"run:{script_id}"
 
 
-def _ansible_options(network_missing: bool) -> AnsibleFields:
-    """Ansible's run options; a notice when the playbook targets hosts over the network and the
-    script's network is off (hosts with `ansible_connection=local` run in the run itself)."""
-    fields = ansible_fields("ansible")
+def _ansible_options(network_missing: bool, may_choose: bool) -> AnsibleFields | None:
+    """Ansible's run options, or (None) one line saying why this user may not choose them
+    (services/run_option_rights.py); a notice when the playbook targets hosts over the network
+    and the script's network is off (hosts with `ansible_connection=local` run in the run itself)."""
+    fields = ansible_fields("ansible") if may_choose else None
+    if fields is None:
+        said = f"Run options (limit, tags, check, diff) are not offered: {run_option_rights.WHY_NOT}."
+        ui.label(said).classes("text-caption text-grey-7").props('data-testid="run-options-not-allowed"')
     if network_missing:
         ui.label(
             "This playbook targets hosts from its inventory, but the script's network is off: "

@@ -301,6 +301,7 @@ class ScriptForm:
             ("cpus", self.cpus),
             ("max_concurrent", self.max_concurrent),
             ("network", self.network),
+            ("viewers_options", self.viewers_options),
             ("change_note", self.change_note),
         ):
             self.draft.field(name, element)
@@ -406,6 +407,12 @@ class ScriptForm:
                 "SSH key: name of an attached file secret", value=(s.ssh_key_secret or "") if s else ""
             ).props('outlined dense data-testid="ssh-key-secret"')
         ansible_hosts.bind_visibility_from(self.script_type, "value", value="ansible")
+        # services/run_option_rights.py: operators and admins always choose them.
+        self.viewers_options = ui.switch(
+            "Viewers may choose run options (limit, tags, check...)",
+            value=s.viewers_choose_run_options if s else True,
+        ).props('data-testid="viewers-choose-run-options"')
+        self.viewers_options.bind_visibility_from(self.script_type, "value", value="ansible")
         self.change_note = ui.input("Change note (optional)").props(
             'outlined dense data-testid="change-note"'
         )
@@ -488,6 +495,7 @@ class ScriptForm:
             body["inventory"] = None if shared else (self.inventory.value or None)
             body["ssh_user"] = (self.ssh_user.value or "").strip() or None
             body["ssh_key_secret"] = (self.ssh_key_secret.value or "").strip() or None
+            body["viewers_choose_run_options"] = bool(self.viewers_options.value)
         return body
 
     def _edited(self) -> dict[str, Any]:
@@ -668,6 +676,7 @@ class ScriptForm:
             "inventory_id": self.inventory_id,
             "ssh_user": self.ssh_user,
             "ssh_key_secret": self.ssh_key_secret,
+            "viewers_choose_run_options": self.viewers_options,
         }
 
 

@@ -140,6 +140,12 @@ def _overview(
                             "error: attach it on the Secrets tab"
                         )
                         value.classes("text-negative").props('data-testid="ssh-key-unattached"')
+                ui.label("Run options").classes("text-grey-7")
+                ui.label(
+                    "viewers may choose them"
+                    if script.viewers_choose_run_options
+                    else "chosen by operators and admins only"
+                ).props('data-testid="run-options-rights"')
             ui.label("Created").classes("text-grey-7")
             ui.label(format_time(script.created_at))
             ui.label("Updated").classes("text-grey-7")

@@ -79,6 +79,9 @@ class Script(SQLModel, table=True):
     cpus: float = Field(default=0.5)
     network_enabled: bool = Field(default=False)
     max_concurrent: int | None = Field(default=None)
+    # Whether users who may not edit the script (viewers) may choose an Ansible run's run options
+    # (services/run_option_rights.py); editors always may.
+    viewers_choose_run_options: bool = Field(default=True)
     # Ansible only: the inventory (INI or YAML text) and the SSH credential (user name, and the
     # name of an attached `file` secret holding the private key). None: localhost.
     inventory: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
