@@ -474,7 +474,7 @@ def test_previous_revision_is_among_the_starting_points() -> None:
 _OLD_SCRIPT = text(
     "INSERT INTO scripts (name, description, script_type, parameters, version, tags, status, search_text,"
     " timeout_seconds, memory_mb, cpus, network_enabled, current_version, created_at, updated_at, content)"
-    " VALUES (:name, '', :kind, '[]', '1.0.0', '[]', 'draft', :name, 60, 512, 0.5, :no, 1, :now, :now,"
+    " VALUES (:name, '', :kind, '[]', '1.0.0', '[]', 'draft', :search, 60, 512, 0.5, :no, 1, :now, :now,"
     " 'echo') RETURNING id"
 )
 
@@ -483,7 +483,7 @@ async def _old_script(session: AsyncSession, name: str, script_type: str) -> int
     """The id of a new script `name` of `script_type`, written in `session`'s transaction as a
     row of a revision before the model's (`_OLD_SCRIPT`)."""
     connection = await session.connection()
-    values = {"name": name, "kind": script_type, "no": False, "now": datetime(2026, 1, 1)}
+    values = {"name": name, "search": name, "kind": script_type, "no": False, "now": datetime(2026, 1, 1)}
     return int((await connection.execute(_OLD_SCRIPT, values)).scalar_one())
 
 
@@ -496,6 +496,7 @@ async def test_0018_keeps_the_uses_of_secrets_and_their_tables_indexes(
     async with scratch.session() as session:
         secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
         session.add(secret)
+        await session.flush()
         script_id = await _old_script(session, "deploy", "bash")
         # The columns of that revision only (the models have 0031's `url_*` and 0034's
         # `terraform_*` too)
@@ -545,6 +546,7 @@ async def test_0020_keeps_attachments_and_refuses_deleting_an_attached_secret(
     async with scratch.session() as session:
         secret = Secret(name="KEY", ciphertext=b"", salt=b"", nonce=b"")
         session.add(secret)
+        await session.flush()
         script_id = await _old_script(session, "deploy", "bash")
         session.add(ScriptSecret(script_id=script_id, secret_id=secret.id))
         await session.commit()

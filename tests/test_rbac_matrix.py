@@ -131,7 +131,12 @@ async def test_matrix(case: Case, role: str, client: httpx.AsyncClient) -> None:
 BAD_BODY = {"no_such_field": [None], "name": 12345, "required": "many", "comment": ["x"]}
 # Refusals of one row, not of a role: a viewer may cancel runs, their own; whose run this is the
 # service decides, after the request's shape is checked (as every route's row-level refusal).
-ROW_LEVEL = {("POST", "/api/v1/executions/{execution_id}/cancel", "viewer")}
+# A viewer's run options are refused by the script's setting (viewers_choose_run_options), after
+# the body is read (its other runs start).
+ROW_LEVEL = {
+    ("POST", "/api/v1/executions/{execution_id}/cancel", "viewer"),
+    ("POST", "/api/v1/executions", "viewer"),
+}
 # Registration is refused by a setting, not by a role: its body is checked first.
 REFUSED = [
     (case, role)

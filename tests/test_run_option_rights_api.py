@@ -83,7 +83,8 @@ async def test_viewers_choose_as_before_until_an_operator_switches_it_off_which_
 async def test_switched_off_a_viewer_s_run_with_any_option_is_a_403_naming_run_options(
     client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, admin: LoggedIn
 ) -> None:
-    sid = (await _held_script(client, operator, **{SETTING: False}))["id"]
+    script = await _held_script(client, operator, **{SETTING: False})
+    sid, name = script["id"], script["name"]
     for options in ({"tags": ["never"]}, {"limit": "db1"}, {"check": True}, {"diff": True}, OPTIONS):
         r = await _run(client, viewer, sid, options)
         assert r.status_code == 403, r.text
@@ -94,7 +95,11 @@ async def test_switched_off_a_viewer_s_run_with_any_option_is_a_403_naming_run_o
                 f"its run options ({SETTING} is off)",
             }
         ]
-        assert r.json()["detail"].startswith("run_options: your role (viewer) may not choose")
+        assert r.json()["detail"] == (
+            "run_options: your role (viewer) may not choose the run options of script "
+            f"{name!r}: that needs operator or admin ({SETTING} is off: only those who may edit the "
+            "script choose them); start the run without them, or ask an operator"
+        )
     assert await _runs_of(client, admin, sid) == 0  # nothing stored
     # Without options (or with every option unset) the viewer's run starts, as before.
     for options in (None, {}, {"check": False, "diff": False, "tags": [], "limit": ""}):

@@ -29,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft.db.models import Execution, User
 from opscraft.db.models.executions import Trigger
 from opscraft.services.errors import Forbidden
-from opscraft.services.permissions import Permission, can
+from opscraft.services.permissions import Permission, can, roles_with
 
 SETTING = "viewers_choose_run_options"
 # Triggers a person starts a run with, choosing what it carries.
@@ -96,8 +96,10 @@ async def check(
         return
     if rerun_of is not None and await _chosen_by_someone_else(session, rerun_of, user.id):
         return
+    needed = " or ".join(role.value for role in roles_with(Permission.edit_scripts))
     raise Forbidden(
         f"run_options: your role ({user.role}) may not choose the run options of script "
-        f"{script_name!r}: {WHY_NOT}; start the run without them, or ask an operator",
+        f"{script_name!r}: that needs {needed} ({SETTING} is off: only those who may edit the "
+        "script choose them); start the run without them, or ask an operator",
         details=[{"field": "run_options", "message": WHY_NOT}],
     )

@@ -50,6 +50,25 @@ async def run_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return {"json": {"script_id": await _script(c, u), "parameters": {}, "runner": "local"}}
 
 
+async def closed_options_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    """A run with Ansible run options of a script whose viewers may not choose them
+    (services/run_option_rights.py), held for an approval so that no playbook runs."""
+    body = {
+        "name": f"p-{secrets.token_hex(4)}",
+        "script_type": "ansible",
+        "content": "- hosts: all\n  tasks: []\n",
+        "status": "active",
+        "viewers_choose_run_options": False,
+    }
+    r = await c.post("/api/v1/scripts", json=body, headers=u["admin"].headers)
+    assert r.status_code == 201, r.text
+    script_id = int(r.json()["id"])
+    policy = {"required": 1, "expires_after_hours": 1}
+    r = await c.put(f"/api/v1/scripts/{script_id}/approval", json=policy, headers=u["admin"].headers)
+    assert r.is_success, r.text
+    return {"json": {"script_id": script_id, "run_options": {"tags": ["never"]}}}
+
+
 async def execution_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return {"path": {"execution_id": await _queued(c, u)}}
 
@@ -68,6 +87,13 @@ async def draft_run_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, A
 
 CASES = [
     Case("POST", "/api/v1/executions", allow("viewer", 202), run_body),
+    Case(
+        "POST",
+        "/api/v1/executions",
+        allow("operator", 202),
+        closed_options_body,
+        note="run options of a script whose viewers may not choose them (viewers_choose_run_options)",
+    ),
     Case(
         "POST",
         "/api/v1/executions/stream",

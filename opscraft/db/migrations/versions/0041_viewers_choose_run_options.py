@@ -18,13 +18,16 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# A plain ALTER TABLE on both databases: a batch rebuild of `scripts` on SQLite loses its unique
+# index on `lower(name)` (an expression index, which the rebuild cannot reflect).
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("scripts") as batch:
-        batch.add_column(
-            sa.Column("viewers_choose_run_options", sa.Boolean(), nullable=False, server_default=sa.true())
-        )
+    op.add_column(
+        "scripts",
+        sa.Column("viewers_choose_run_options", sa.Boolean(), nullable=False, server_default=sa.true()),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("scripts") as batch:
-        batch.drop_column("viewers_choose_run_options")
+    op.drop_column("scripts", "viewers_choose_run_options")
