@@ -315,6 +315,57 @@ def test_the_run_form_takes_every_ansible_option_and_the_run_page_shows_them(
     wait_run(server, headers, by_api.json()["id"])
 
 
+def test_a_viewer_is_offered_run_options_only_when_the_script_allows_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """With `viewers_choose_run_options` off the viewer's run form has no Ansible options and says
+    why in one line (the run starts without them); the Overview says who chooses them; an
+    operator switches it on in the editor and the viewer's form offers them again."""
+    headers = tokens["admin"]
+    script = create_script(
+        server,
+        headers,
+        "play-closed",
+        PLAYBOOK,
+        script_type="ansible",
+        status="active",
+        inventory="[web]\nweb1 ansible_connection=local\n",
+        viewers_choose_run_options=False,
+    )
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
+    rights = page.get_by_test_id("run-options-rights")
+    rights.wait_for()
+    assert rights.inner_text() == "chosen by operators and admins only"
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    said = page.get_by_test_id("run-options-not-allowed")
+    said.wait_for()
+    assert said.inner_text() == (
+        "Run options (limit, tags, check, diff) are not offered: only those who may edit this script "
+        "(operators and admins) may choose its run options (viewers_choose_run_options is off)."
+    )
+    assert page.get_by_test_id("ansible-limit").count() == 0
+    assert page.get_by_test_id("ansible-check").count() == 0
+    page.get_by_test_id("execute-submit").click()
+    assert wait_run(server, headers, _execution_id(page))["run_options"] is None
+
+    page.context.clear_cookies()  # another person
+    signed_in(page, server, "operator", f"/scripts/{script['id']}/edit")
+    switch = page.get_by_test_id("viewers-choose-run-options")
+    assert switch.get_attribute("aria-checked") == "false"
+    switch.click()
+    page.get_by_test_id("save-script").click()
+    page.wait_for_url(lambda url: not url.endswith("/edit"))
+    stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=headers).json()
+    assert (stored["viewers_choose_run_options"], stored["current_version"]) == (True, 2), stored
+
+    page.context.clear_cookies()
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
+    assert page.get_by_test_id("run-options-rights").inner_text() == "viewers may choose them"
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    page.get_by_test_id("ansible-limit").wait_for()
+    assert page.get_by_test_id("run-options-not-allowed").count() == 0
+
+
 def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
