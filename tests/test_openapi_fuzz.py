@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import (
 from opscraft.api import install_api
 from opscraft.config import load_settings
 from opscraft.services.bodies import INT_MESSAGE
+from opscraft.services.scripts import NOT_NULL_RUN_SETTINGS
 from tests.conftest import PASSWORD, LiveServer, start_server, stop_server
 
 EXAMPLES_PER_ROUTE = 4
@@ -204,7 +205,7 @@ def test_the_schema_states_the_real_constraints() -> None:
     assert models["ScriptCreate"]["properties"]["tags"]["maxItems"] == 20
     assert "pattern" in models["ScriptCreate"]["properties"]["description"], "no NUL: PostgreSQL refuses it"
     for model in ("ScriptCreate", "ScriptUpdate"):  # left out or a value, never null (a 422)
-        for field in ("timeout_seconds", "memory_mb", "cpus", "network_enabled"):
+        for field in NOT_NULL_RUN_SETTINGS:
             shown = models[model]["properties"][field]
             assert "anyOf" not in shown and shown["type"] != "null" and shown.get("default", 0) is not None
 

@@ -144,6 +144,7 @@ def _field_error(response: httpx.Response, field: str, message: str) -> None:
 NOT_STRICT = [
     ({"network_enabled": "yes"}, "network_enabled", "true or false"),
     ({"network_enabled": 1}, "network_enabled", "true or false"),
+    ({"viewers_choose_run_options": "no"}, "viewers_choose_run_options", "true or false"),
     ({"timeout_seconds": True}, "timeout_seconds", "whole number"),
     ({"timeout_seconds": "60"}, "timeout_seconds", "whole number"),
     ({"timeout_seconds": 60.0}, "timeout_seconds", "whole number"),

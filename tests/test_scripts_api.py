@@ -709,6 +709,7 @@ async def test_update_names_every_problem_in_one_422(client: httpx.AsyncClient, 
         ("memory_mb", "must be a whole number (it is empty, a JSON null)"),
         ("cpus", "must be a number (it is empty, a JSON null)"),
         ("network_enabled", "must be true or false, not null"),
+        ("viewers_choose_run_options", "must be true or false, not null"),
     ],
 )
 async def test_a_null_run_setting_is_refused_not_dropped(reader: Reader, field: str, message: str) -> None:
