@@ -851,6 +851,17 @@ def _downgrade_to(connection: Connection, revision: str) -> None:
         command.downgrade(config, revision)
 
 
+async def _downgrade(scratch: Database, revision: str) -> None:
+    """Downgrade `scratch` to `revision` as `upgrade` runs a migration: on SQLite with foreign
+    keys off (a table rebuild)."""
+    async with scratch.engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await conn.commit()
+        await conn.run_sync(_downgrade_to, revision)
+        await conn.commit()
+
+
 async def test_0035_gives_automation_no_ansible_options_and_downgrades(
     at_revision: Callable[[str], Awaitable[Database]],
 ) -> None:
@@ -878,12 +889,7 @@ async def test_0035_gives_automation_no_ansible_options_and_downgrades(
         await session.commit()
     async with scratch.session() as session:
         assert (await session.exec(select(Schedule))).one().run_options == options
-    async with scratch.engine.connect() as conn:
-        if conn.dialect.name == "sqlite":  # as `upgrade`: the table rebuilds with foreign keys off
-            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            await conn.commit()
-        await conn.run_sync(_downgrade_to, "0034")
-        await conn.commit()
+    await _downgrade(scratch, "0034")
     async with scratch.engine.connect() as conn:
         assert await current_revision(scratch.engine) == "0034"
         for table in AUTOMATION_TABLES:
@@ -1076,11 +1082,7 @@ async def test_0041_lets_viewers_of_earlier_scripts_choose_run_options_as_before
     async with scratch.engine.connect() as conn:
         rows = await conn.execute(text("SELECT name, viewers_choose_run_options FROM scripts ORDER BY id"))
         assert [(name, bool(allowed)) for name, allowed in rows] == [("play", True), ("closed", False)]
-        if conn.dialect.name == "sqlite":  # as `upgrade`: the table rebuilds with foreign keys off
-            await conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            await conn.commit()
-        await conn.run_sync(_downgrade_to, "0040")
-        await conn.commit()
+    await _downgrade(scratch, "0040")
     async with scratch.engine.connect() as conn:
         columns = await conn.run_sync(lambda sync: [c["name"] for c in inspect(sync).get_columns("scripts")])
         assert "viewers_choose_run_options" not in columns
