@@ -56,6 +56,15 @@ TOKEN_TAKEN = (
 CHANNEL_TAKEN = "a channel with this name already exists (names ignore case): choose another name"
 
 
+def trimmed(value: Any) -> Any:
+    """Text without the whitespace around it (spaces, tabs, line breaks), anything else as given:
+    the `mode="before"` validator of every identifier-like field (a user's, script's, secret's and
+    shared inventory's name, a parameter's name, a script's version label, SSH user and key
+    secret), so ` deploy ` is `deploy` in the API as in the browser's forms, which strip what is
+    typed (the API refused it, naming no blank). A blank inside is still refused."""
+    return value.strip() if isinstance(value, str) else value
+
+
 def name_key(name: str) -> str:
     """The form two names are compared in: NFKC, then Unicode case folding."""
     return unicodedata.normalize("NFKC", name).casefold()

@@ -36,6 +36,7 @@ from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.invisible import FILLERS, bidi_problem
+from opscraft.services.names import trimmed
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMETERS = 100
@@ -346,6 +347,9 @@ def values_size(values: dict[str, Any]) -> int:
 
 
 def _check_name(name: object, script_type: str | None) -> str:
+    """The declared `name` without surrounding blanks (`names.trimmed`), checked: an identifier
+    that no program of `script_type` interprets. Raises `_Bad` saying why not."""
+    name = trimmed(name)
     if not isinstance(name, str) or not name:
         raise _Bad("each parameter needs a name")
     if not NAME_RE.fullmatch(name):

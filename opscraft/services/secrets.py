@@ -150,6 +150,11 @@ class SecretCreate(Body):
         "a file in the run (tmpfs, mode 0400) whose path is in NAME (SSH key, kubeconfig, ...)",
     )
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        return names.trimmed(value)
+
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:
