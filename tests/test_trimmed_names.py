@@ -53,3 +53,23 @@ async def test_a_shared_inventory_s_name_is_saved_without_surrounding_blanks(
     body = {"name": " web-servers ", "content": "[web]\nweb1\n"}
     r = await client.post("/api/v1/inventories", json=body, headers=operator.headers)
     assert r.status_code == 201 and r.json()["name"] == "web-servers", r.text
+
+
+async def test_ansible_run_options_are_saved_without_surrounding_blanks(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """The run form trims the limit and each tag; the API refused ` web ` ("no spaces")."""
+    h = operator.headers
+    body = {
+        "name": "site",
+        "script_type": "ansible",
+        "content": "- hosts: all\n  gather_facts: false\n  tasks: []\n",
+        "status": "active",
+    }
+    r = await client.post("/api/v1/scripts", json=body, headers=h)
+    assert r.status_code == 201, r.text
+    options = {"limit": " web\n", "tags": [" deploy ", "db"], "skip_tags": ["\tslow "]}
+    schedule = {"name": "nightly", "cron": "0 3 * * *", "timezone": "UTC", "run_options": options}
+    r = await client.post(f"/api/v1/scripts/{r.json()['id']}/schedules", json=schedule, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["run_options"] == {"limit": "web", "tags": ["deploy", "db"], "skip_tags": ["slow"]}
