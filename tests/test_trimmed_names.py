@@ -1,9 +1,9 @@
-"""A name with spaces (or a pasted line break) around it is that name without them, in the API as
-in the browser's forms: a script's name, version label, SSH user and key secret, a parameter's
-name, a secret's and a shared inventory's name. The forms stripped them before sending, while the
-API refused ` deploy ` ("must be 1-128 characters: letters, digits...", which named no space),
-so a name read from a file by a CI job was refused for a blank it could not see
-(`names.trimmed`, as usernames were already)."""
+"""A name with spaces or tabs around it is that name without them, in the API as in the
+browser's forms: a script's name, version label, SSH user and key secret, a parameter's name, a
+secret's and a shared inventory's name, an Ansible limit and tags. The forms stripped them before
+sending, while the API refused ` deploy ` ("must be 1-128 characters: letters, digits...", which
+named no space), so a name read from a file by a CI job was refused for a blank it could not see
+(`names.trimmed`, as usernames were already). A line break stays refused."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ async def test_a_script_s_names_are_saved_without_surrounding_blanks(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
     h = operator.headers
-    key = {"name": " DEPLOY_KEY\n", "value": "not a key, never used", "kind": "file"}
+    key = {"name": " DEPLOY_KEY\t", "value": "not a key, never used", "kind": "file"}
     r = await client.post("/api/v1/secrets", json=key, headers=h)
     assert r.status_code == 201 and r.json()["name"] == "DEPLOY_KEY", r.text
     secret_id = r.json()["id"]
@@ -43,8 +43,9 @@ async def test_a_script_s_names_are_saved_without_surrounding_blanks(
     # the simple form's keys too; a blank inside is still refused, naming the field
     r = await client.put(f"/api/v1/scripts/{script['id']}", json={"parameters": {" ZONE ": "a"}}, headers=h)
     assert r.status_code == 200 and list(r.json()["parameters"]) == ["ZONE"], r.text
-    r = await client.put(f"/api/v1/scripts/{script['id']}", json={"name": "deploy web"}, headers=h)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name", r.text
+    for name in ("deploy web", "deploy\n"):
+        r = await client.put(f"/api/v1/scripts/{script['id']}", json={"name": name}, headers=h)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "name", r.text
 
 
 async def test_a_shared_inventory_s_name_is_saved_without_surrounding_blanks(
@@ -68,7 +69,7 @@ async def test_ansible_run_options_are_saved_without_surrounding_blanks(
     }
     r = await client.post("/api/v1/scripts", json=body, headers=h)
     assert r.status_code == 201, r.text
-    options = {"limit": " web\n", "tags": [" deploy ", "db"], "skip_tags": ["\tslow "]}
+    options = {"limit": " web\t", "tags": [" deploy ", "db"], "skip_tags": ["\tslow "]}
     schedule = {"name": "nightly", "cron": "0 3 * * *", "timezone": "UTC", "run_options": options}
     r = await client.post(f"/api/v1/scripts/{r.json()['id']}/schedules", json=schedule, headers=h)
     assert r.status_code == 201, r.text
