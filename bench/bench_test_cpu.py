@@ -11,7 +11,9 @@ counts every process in it however it was started, and reads each process's CPU 
 every `POLL_SECONDS` to say where it went (Chromium by process type, the live server, the test
 process, the rest); a process that ends between two reads loses its last fraction of a second
 there, never in the total. Commands alternate round by round, so that each sees the same minutes
-of a shared machine. Needs root (it makes the cgroups).
+of a shared machine. Needs root (it makes the cgroups). Not counted: what the Docker engine does
+for the tests (dockerd, containerd, the containers: they live in the engine's cgroups), for which
+`bench/bench_container_cost.py` reads the whole machine.
 
 Usage: .venv/bin/python -m bench.bench_test_cpu [--rounds 2] 'tests/test_a.py tests/test_b.py' ...
            (each argument: the pytest arguments of one group)
