@@ -48,7 +48,7 @@ async def test_a_parameter_change_names_every_trigger_it_breaks(
     assert [n["code"] for n in notices] == ["stored-parameters"] * 3, notices
     messages = [n["message"] for n in notices]
     assert messages[0].startswith("schedule 'nightly' stores parameters the script no longer accepts")
-    assert "its next fire will fail; edit it" in messages[0]
+    assert "its next fire will fail; edit or pause it" in messages[0]
     assert messages[1].startswith("webhook 'on-push' stores parameters")
     assert messages[2].startswith("the 'then run' link from script 'source' stores parameters")
     assert all("parameters.P: must be one of" in m for m in messages), messages

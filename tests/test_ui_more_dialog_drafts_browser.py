@@ -310,7 +310,8 @@ def test_a_user_edit_restored_after_another_admin_saved_it_is_refused_until_kept
     page.get_by_test_id("edit-submit").click()
     page.locator(".q-dialog").get_by_text("changed by someone else").first.wait_for()
     assert api(server, "GET", f"/users/{made['id']}", tokens["admin"])["email"] == "erin@theirs.example.com"
-    page.get_by_test_id("draft-stale-discard").click()
+    with page.expect_navigation():  # "Discard it" reloads the page: a reload of ours racing it was aborted
+        page.get_by_test_id("draft-stale-discard").click()
     wait_connected(page)
     _reload_to_nothing(page, "edit-erin", "edit-email")
     assert api(server, "GET", f"/users/{made['id']}", tokens["admin"])["email"] == "erin@theirs.example.com"

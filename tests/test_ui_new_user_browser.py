@@ -183,7 +183,7 @@ def test_a_rollback_that_breaks_a_schedule_says_so_after_the_page_changes(
     page.wait_for_url(f"{server.url}/scripts/{script['id']}?tab=versions")
     notice = page.locator(".q-notification", has_text="schedule 'nightly' stores parameters")
     notice.wait_for()
-    assert "its next fire will fail; edit it" in notice.inner_text()
+    assert "its next fire will fail; edit or pause it" in notice.inner_text()
 
 
 def test_an_unknown_tab_is_named_not_silently_the_overview(

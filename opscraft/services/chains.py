@@ -223,9 +223,12 @@ async def _serialize_link_changes(session: AsyncSession) -> None:
         await session.exec(text(f"SELECT pg_advisory_xact_lock({_PG_LOCK_ID})"))  # type: ignore[call-overload]
 
 
-async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any]) -> None:
+async def _apply(
+    session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[str, Any], *, keep_values: bool = False
+) -> None:
     """Check the body (its fields, target, every mapping, fixed value and required parameter of
-    the target (`parameters.check_preset`), the Terraform action and
+    the target (`parameters.check_preset`; `keep_values`: the stored mapping and values are kept
+    unchecked, `parameters.keeps_stored_values`), the Terraform action and
     workspace and the Ansible run options as a manual run of the target's,
     `executions.automation_terraform` and `automation_run_options`: one `Invalid`
     naming all, each check run on the fields the body model accepted), refuse a duplicate link
@@ -233,6 +236,8 @@ async def _apply(session: AsyncSession, link: ChainLink, data: LinkIn | Mapping[
     problems = Problems()
     body, sent = problems.body(LinkIn, data)
     refused = problems.fields() & {"body", "mapping", "parameters"}
+    if keep_values:
+        sent = {k: v for k, v in sent.items() if k not in parameters.PRESET_VALUES}
     target: Script | None = None
     if "target_script_id" in sent:
         with problems.check():
@@ -441,8 +446,9 @@ async def update_link(
     data, base = partial.split_base(LinkChanges, data, base)
     if base is not None:
         data = three_way(link, data, base, 'the "then run" link')
-    data = over_stored(LinkIn, data, link)
-    await _apply(session, link, data)
+    body, data = data, over_stored(LinkIn, data, link)
+    keep = parameters.keeps_stored_values(body, data, {"target_script_id"})
+    await _apply(session, link, data, keep_values=keep)
     if unchanged(link):
         await session.commit()
         return link

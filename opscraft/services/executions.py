@@ -65,6 +65,7 @@ from opscraft.services.errors import (
     Unavailable,
     unreadable,
 )
+from opscraft.services.names import trimmed
 from opscraft.services.paging import MAX_PAGE
 from opscraft.services.permissions import ROLE_RANK, Permission, can, require
 
@@ -446,6 +447,11 @@ def automation_run_options(script_type: str, options: dict[str, Any] | None) -> 
     return _run_options(ScriptType.ansible, options)
 
 
+def _trimmed_option(value: Any) -> Any:
+    """A run option without the blanks around it (`names.trimmed`), each item of a list alike."""
+    return [trimmed(item) for item in value] if isinstance(value, list) else trimmed(value)
+
+
 def _run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, Any] | None:
     """Ansible's `--limit`, `--tags`, `--skip-tags`, `--check`, `--diff` (see ansible_options)."""
     if not options:
@@ -455,6 +461,8 @@ def _run_options(script_type: str, options: dict[str, Any] | None) -> dict[str, 
             "run_options apply only to ansible scripts: leave them out",
             details=[{"field": "run_options", "message": "only for ansible scripts"}],
         )
+    if isinstance(options, dict):  # blanks around the limit and each tag dropped, as the run form does
+        options = {key: _trimmed_option(value) for key, value in options.items()}
     try:
         return ansible_options.normalize(options) or None
     except ansible_options.OptionError as exc:

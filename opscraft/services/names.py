@@ -56,6 +56,17 @@ TOKEN_TAKEN = (
 CHANNEL_TAKEN = "a channel with this name already exists (names ignore case): choose another name"
 
 
+def trimmed(value: Any) -> Any:
+    """Text without the spaces and tabs around it, anything else as given: the `mode="before"`
+    validator of every identifier-like field (a user's, script's, secret's and shared inventory's
+    name, a parameter's name, a script's version label, SSH user and key secret, an Ansible limit
+    and tag), so ` deploy ` is `deploy` in the API as in the browser's forms, whose one-line
+    fields are trimmed (the API refused it, naming no blank). A line break, which no one-line
+    field holds, is still refused (`deploy\n`: the `$` of a `re.match` let it through once), and
+    so is a blank inside."""
+    return value.strip(" \t") if isinstance(value, str) else value
+
+
 def name_key(name: str) -> str:
     """The form two names are compared in: NFKC, then Unicode case folding."""
     return unicodedata.normalize("NFKC", name).casefold()

@@ -12,12 +12,12 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BaseModel, BeforeValidator
 from pydantic_core import PydanticCustomError
 
 from opscraft.db import stored_shapes
@@ -36,6 +36,7 @@ from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.invisible import FILLERS, bidi_problem
+from opscraft.services.names import trimmed
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 MAX_PARAMETERS = 100
@@ -346,6 +347,9 @@ def values_size(values: dict[str, Any]) -> int:
 
 
 def _check_name(name: object, script_type: str | None) -> str:
+    """The declared `name` without surrounding blanks (`names.trimmed`), checked: an identifier
+    that no program of `script_type` interprets. Raises `_Bad` saying why not."""
+    name = trimmed(name)
     if not isinstance(name, str) or not name:
         raise _Bad("each parameter needs a name")
     if not NAME_RE.fullmatch(name):
@@ -496,13 +500,19 @@ def normalize(raw: dict[str, Any] | list[Any] | None, script_type: str | None = 
 
 
 def resolve(
-    schema: list[dict[str, Any]], values: dict[str, Any] | None, script_type: str | None = None
+    schema: list[dict[str, Any]],
+    values: dict[str, Any] | None,
+    script_type: str | None = None,
+    *,
+    complete: bool = True,
 ) -> dict[str, Any]:
     """Merge runtime `values` over the schema's defaults and return typed values.
 
     Unknown names, names a program interprets (`param_env.interpreted_name`, for a schema saved
     before the rule), missing required parameters and values of the wrong type are each named in
-    one `Invalid`. Optional parameters without a default and without a value are left out.
+    one `Invalid`. Optional parameters without a default and without a value are left out, and
+    so are required ones when not `complete` (a schedule saved switched off, which starts no
+    run: switching it on checks it, as `check_preset` does for webhooks and links).
     """
     if values is None:
         values = {}
@@ -526,7 +536,7 @@ def resolve(
         if value is None or (value == "" and kind is not ParamType.string):
             value = spec.get("default")
         if value is None or (value == "" and spec.get("required")):
-            if spec.get("required"):
+            if spec.get("required") and complete:
                 errors.append({"field": _field(name, 0), "message": "is required"})
             continue
         if blank_required(spec, value):
@@ -546,6 +556,28 @@ def resolve(
     if errors:
         raise _fail("invalid parameter values", errors)
     return resolved
+
+
+# The fields of a schedule, webhook or "then run" link that hold the values of its runs' parameters.
+PRESET_VALUES = frozenset({"parameters", "mapping"})
+
+
+def keeps_stored_values(body: Any, merged: Any, also: Iterable[str] = ()) -> bool:
+    """Whether a save of a schedule, webhook or "then run" link keeps its stored parameter values
+    unchecked: when it leaves the preset switched off (`enabled` false in `merged`, the body over
+    the stored row) and `body` (the `PUT` body: a model, or the mapping its model refused) sends
+    none of `PRESET_VALUES` nor of `also` (a link's `target_script_id`: its values were checked
+    against another script). Pause, or a rename while paused, then goes through whatever script
+    change broke the values since (a dropped parameter, a new type, a new required one): it
+    starts no run; switching it on checks every value. Values sent are always checked."""
+    if isinstance(body, BaseModel):
+        sent: set[str] = set(body.model_fields_set)
+    elif isinstance(body, Mapping):
+        sent = {str(key) for key in body}
+    else:
+        return False  # not an object: the model refuses it
+    off = isinstance(merged, Mapping) and merged.get("enabled") is False
+    return off and not sent & (PRESET_VALUES | set(also))
 
 
 # What a webhook's and a "then run" link's mapping reads from (`check_preset`'s `mapped_from`).

@@ -559,18 +559,27 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
     return script
 
 
-def _apply(schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, Any]) -> None:
+def _apply(
+    schedule: Schedule, script: Script, data: ScheduleIn | Mapping[str, Any], *, keep_values: bool = False
+) -> None:
     """Check the body (cron and time zone by `ScheduleIn`, which normalises the cron), its
-    parameters with the script's resolver, its Terraform action and workspace and its Ansible
+    parameters with the script's resolver (a required one may lack a value while the schedule is
+    switched off; `keep_values`: the stored ones are kept unchecked, `parameters.keeps_stored_values`),
+    its Terraform action and workspace and its Ansible
     run options as a manual run's (`executions.automation_terraform`, `automation_run_options`):
     one `Invalid` naming every problem, the parameters checked even when the model refuses
     another field. Then set them on `schedule`."""
     problems = Problems()
     body, sent = problems.body(ScheduleIn, data)
-    resolved: dict[str, Any] = {}
-    if "parameters" not in problems.fields():
+    resolved: dict[str, Any] = dict(schedule.parameters) if keep_values else {}
+    if "parameters" not in problems.fields() and not keep_values:
         with problems.check():
-            resolved = parameters.resolve(script.parameters, sent.get("parameters", {}), script.script_type)
+            resolved = parameters.resolve(
+                script.parameters,
+                sent.get("parameters", {}),
+                script.script_type,
+                complete=sent.get("enabled") is not False,
+            )
     action = workspace = None
     with problems.check():
         action, workspace = executions.automation_terraform(
@@ -670,8 +679,9 @@ async def update_schedule(
     merged = over_stored(ScheduleIn, data, schedule)
     if schedule.paused_reason is not None and "enabled" not in sent:
         merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
-    data = merged
-    _apply(schedule, await _script(session, schedule.script_id, held=True), data)
+    keep = parameters.keeps_stored_values(data, merged)
+    script = await _script(session, schedule.script_id, held=True)
+    _apply(schedule, script, merged, keep_values=keep)
     await _check_name(session, schedule)
     if unchanged(schedule):
         await session.commit()

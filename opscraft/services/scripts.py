@@ -49,7 +49,7 @@ from opscraft.services.bodies import Body, not_nullable, null_refused
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message, unreadable
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
-from opscraft.services.names import name_key, name_order
+from opscraft.services.names import name_key, name_order, trimmed
 from opscraft.services.parameters import Declarations
 from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
@@ -186,6 +186,11 @@ class _ScriptFields(Body):
     @classmethod
     def _tags(cls, value: list[str] | None) -> list[str] | None:
         return None if value is None else _check_tags(value)
+
+    @field_validator("name", "version", "ssh_user", "ssh_key_secret", mode="before", check_fields=False)
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        return trimmed(value)
 
     @field_validator("name", check_fields=False)
     @classmethod

@@ -152,6 +152,11 @@ class SecretCreate(Body):
         "ANSIBLE_VAULT_PASSWORD_FILE and ANSIBLE_BECOME_PASSWORD_FILE must be file secrets",
     )
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        return names.trimmed(value)
+
     @field_validator("name")
     @classmethod
     def _name(cls, name: str) -> str:

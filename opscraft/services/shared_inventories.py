@@ -61,6 +61,11 @@ class InventoryIn(Body):
     def _content(cls, value: str) -> str:
         return inventories.without_bom(value)
 
+    @field_validator("name", mode="before")
+    @classmethod
+    def _trimmed(cls, value: Any) -> Any:
+        return names.trimmed(value)
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:

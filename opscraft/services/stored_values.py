@@ -71,7 +71,7 @@ async def broken_by(session: AsyncSession, script: Script) -> list[Notice]:
         problems = _problems_of_schedule(schema, script.script_type, schedule.parameters)
         if problems:
             notices.append(
-                _notice(f"schedule {schedule.name!r}", problems, "its next fire will fail; edit it")
+                _notice(f"schedule {schedule.name!r}", problems, "its next fire will fail; edit or pause it")
             )
     for hook in await session.exec(
         select(WebhookTrigger)
@@ -80,7 +80,8 @@ async def broken_by(session: AsyncSession, script: Script) -> list[Notice]:
     ):
         problems = _problems_of_preset(schema, hook.mapping, hook.parameters, parameters.FROM_REQUEST_BODY)
         if problems:
-            notices.append(_notice(f"webhook {hook.name!r}", problems, "its calls will be refused; edit it"))
+            refused = "its calls will be refused; edit or pause it"
+            notices.append(_notice(f"webhook {hook.name!r}", problems, refused))
     links = await session.exec(
         select(ChainLink, Script.name)
         .join(Script, col(Script.id) == col(ChainLink.script_id))
@@ -91,5 +92,5 @@ async def broken_by(session: AsyncSession, script: Script) -> list[Notice]:
         problems = _problems_of_preset(schema, link.mapping, link.parameters, parameters.FROM_SOURCE_RUN)
         if problems:
             what = f"the 'then run' link from script {source!r}"
-            notices.append(_notice(what, problems, "its chained runs will be refused; edit it"))
+            notices.append(_notice(what, problems, "its chained runs will be refused; edit or pause it"))
     return notices

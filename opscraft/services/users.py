@@ -72,8 +72,8 @@ class Registration(Body):
     @classmethod
     def _trimmed(cls, value: Any) -> Any:
         """Surrounding whitespace is dropped, as from the email and the full name, and as at
-        sign-in: ` bob ` is `bob` in the API as in the browser's forms (the API refused it)."""
-        return value.strip() if isinstance(value, str) else value
+        sign-in: ` bob ` is `bob` in the API as in the browser's forms (`names.trimmed`)."""
+        return names.trimmed(value)
 
     @field_validator("username")
     @classmethod

@@ -209,16 +209,24 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
 
 
 async def _apply(
-    session: AsyncSession, hook: WebhookTrigger, script: Script, data: WebhookIn | Mapping[str, Any]
+    session: AsyncSession,
+    hook: WebhookTrigger,
+    script: Script,
+    data: WebhookIn | Mapping[str, Any],
+    *,
+    keep_values: bool = False,
 ) -> None:
     """Check the body's fields, every mapping, fixed value and required parameter
-    (`parameters.check_preset`), the secret, the Terraform action and workspace and the Ansible
+    (`parameters.check_preset`; `keep_values`: the stored mapping and values are kept unchecked,
+    `parameters.keeps_stored_values`), the secret, the Terraform action and workspace and the Ansible
     run options as a manual run's (`executions.automation_terraform`, `automation_run_options`):
     one `Invalid` naming all, each check run on the fields the body model accepted. Then set
     them."""
     problems = Problems()
     body, sent = problems.body(WebhookIn, data)
     refused = problems.fields() & {"body", "mapping", "parameters"}
+    if keep_values:
+        sent = {k: v for k, v in sent.items() if k not in parameters.PRESET_VALUES}
     declared = {spec["name"] for spec in script.parameters}
     for name, pointer in sent.get("mapping", {}).items():
         if name not in declared:
@@ -341,8 +349,9 @@ async def update_webhook(
     data, base = partial.split_base(WebhookChanges, data, base)
     if base is not None:
         data = three_way(hook, data, base, "the webhook")
-    data = over_stored(WebhookIn, data, hook)
-    await _apply(session, hook, await _script(session, hook.script_id, held=True), data)
+    body, data = data, over_stored(WebhookIn, data, hook)
+    keep = parameters.keeps_stored_values(body, data)
+    await _apply(session, hook, await _script(session, hook.script_id, held=True), data, keep_values=keep)
     await _check_name(session, hook)
     if unchanged(hook):
         await session.commit()

@@ -61,7 +61,7 @@ async def setup_page() -> Response | None:
                 data: users.Registration | None = None
                 with problems.check():
                     data = users.Registration(
-                        username=username.value.strip(),
+                        username=username.value,
                         email=email.value.strip(),
                         full_name=full_name.value.strip(),
                         password=password.value,

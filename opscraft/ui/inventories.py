@@ -175,7 +175,7 @@ async def inventories_page(actor: Actor) -> None:
                     if current is None:
                         return
                     data = {
-                        "name": (name.value or "").strip(),
+                        "name": name.value or "",  # the service trims it (names.trimmed)
                         "description": description.value or "",
                         "content": content.value or "",
                     }

@@ -222,7 +222,7 @@ class ParameterRows:
         specs = []
         for index, row in enumerate(self.rows):
             spec: dict[str, Any] = {
-                "name": row["name"].strip(),
+                "name": row["name"],  # the service drops blanks around it (names.trimmed)
                 "type": row["type"],
                 "required": row["required"],
                 "description": row["description"].strip(),
@@ -475,12 +475,12 @@ class ScriptForm:
     def payload(self) -> dict[str, Any]:
         """The form as the API's create/update body."""
         body: dict[str, Any] = {
-            "name": (self.name.value or "").strip(),
+            "name": self.name.value or "",  # this and the other names: the service trims them
             "description": self.description.value or "",
             "script_type": self.script_type.value,
             "content": self.editor.value,
             "parameters": self.parameters.value(),
-            "version": (self.version.value or "").strip(),
+            "version": self.version.value or "",
             "tags": self.tags.tags(),
             "status": self.status.value,
             "timeout_seconds": whole(self.timeout.value),
@@ -493,8 +493,8 @@ class ScriptForm:
             shared = self.inventory_id.value or None
             body["inventory_id"] = shared
             body["inventory"] = None if shared else (self.inventory.value or None)
-            body["ssh_user"] = (self.ssh_user.value or "").strip() or None
-            body["ssh_key_secret"] = (self.ssh_key_secret.value or "").strip() or None
+            body["ssh_user"] = self.ssh_user.value or None
+            body["ssh_key_secret"] = self.ssh_key_secret.value or None
             body["viewers_choose_run_options"] = bool(self.viewers_options.value)
         return body
 

@@ -302,7 +302,7 @@ class SecretsView(PagedTable):
 
             def body() -> dict[str, Any]:
                 return {
-                    "name": (name.value or "").strip(),
+                    "name": name.value or "",  # the service drops blanks around it (names.trimmed)
                     "value": value.value or "",
                     "description": description.value or "",  # as typed, as the API keeps it
                     "kind": kind.value,

@@ -189,7 +189,7 @@ class UsersView(PagedTable):
 
             def build() -> users.UserCreate:
                 return users.UserCreate(
-                    username=(username.value or "").strip(),
+                    username=username.value or "",  # the service trims it (names.trimmed)
                     email=(email.value or "").strip(),
                     full_name=(full_name.value or "").strip(),
                     password=password.value or "",
