@@ -265,25 +265,43 @@ VAULTED = """!vault |
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("inventory", "said"),
     [
-        "db1 ansible_become_password=Hunter2-secret",
-        "db1 ansible_become_pass=Hunter2-secret",
-        "db1 ansible_password=Hunter2-secret",
-        "db1 ansible_ssh_pass=1234",
-        "db1\n\n[targets:vars]\nansible_sudo_pass=Hunter2-secret",
+        ("[targets]\ndb1 ansible_become_password=Hunter2-secret\n", "host db1 (ansible_become_password)"),
+        ("[targets]\ndb1 ansible_become_pass=Hunter2-secret\n", "host db1 (ansible_become_pass)"),
+        ("[targets]\ndb1 ansible_password=Hunter2-secret\n", "host db1 (ansible_password)"),
+        ("[targets]\ndb1 ansible_ssh_pass=1234\n", "host db1 (ansible_ssh_pass)"),
+        (
+            "[targets]\ndb1\n\n[targets:vars]\nansible_sudo_pass=Hunter2-secret\n",
+            "group targets (ansible_sudo_pass)",
+        ),
+        # A group with no host yet, or no host at all: `--list` dropped its variables, the text
+        # holding the password was saved.
+        (
+            "db1\n[dbs]\n[dbs:vars]\nansible_become_password=Hunter2-secret\n",
+            "group dbs (ansible_become_password)",
+        ),
+        ("[all:vars]\nansible_become_pass=Hunter2-secret\n", "group all (ansible_become_pass)"),
+        (
+            "all:\n  hosts:\n    db1:\n  children:\n    dbs:\n      vars:\n"
+            "        ansible_su_password: Hunter2-secret\n",
+            "group dbs (ansible_su_password)",
+        ),
+        # A mapping that is no `!vault` value holds the text in clear as well.
+        (
+            "all:\n  hosts:\n    db1:\n      ansible_become_password: {p: Hunter2-secret}\n",
+            "host db1 (ansible_become_password)",
+        ),
     ],
 )
 async def test_a_password_written_in_clear_in_an_inventory_is_refused(
-    client: httpx.AsyncClient, operator: LoggedIn, line: str
+    client: httpx.AsyncClient, operator: LoggedIn, inventory: str, said: str
 ) -> None:
     """An inventory is stored and shown as written to every role: a password variable with a
     value written out is refused (the script's own inventory and a shared one), naming the host
-    and the variable, never the value; a template filled in the run from a secret, a `!vault`
-    value and an empty one are accepted."""
-    inventory = f"[targets]\n{line}\n"
-    variable = line.split()[-1].split("=")[0].split("\n")[-1]
-    said = f"host db1 ({variable}) holds a password in clear"
+    or group where it is written and the variable, never the value; a template filled in the run
+    from a secret, a `!vault` value and an empty one are accepted."""
+    said = f"{said} holds a password in clear"
     r = await client.post(
         "/api/v1/scripts",
         json={
@@ -319,6 +337,53 @@ async def test_a_password_from_a_secret_or_vault_in_an_inventory_is_accepted(
             headers=operator.headers,
         )
         assert r.status_code == 201, (inventory, r.text)
+
+
+@pytest.mark.parametrize(
+    ("playbook", "line", "variable"),
+    [
+        (
+            "- hosts: all\n  become: true\n  vars:\n    ansible_become_password: Hunter2-secret\n"
+            "  tasks: []\n",
+            4,
+            "ansible_become_password",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - ping:\n      vars:\n        ansible_become_pass: Hunter2-secret\n",
+            5,
+            "ansible_become_pass",
+        ),
+        ("- hosts: all\n  tasks:\n    - set_fact:\n        ansible_ssh_pass: 1234\n", 4, "ansible_ssh_pass"),
+    ],
+)
+async def test_a_password_written_in_clear_in_a_playbook_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, playbook: str, line: int, variable: str
+) -> None:
+    """The playbook is stored and shown as written like the inventory: a password variable with a
+    value written out anywhere in it (a play's or a task's `vars`, `set_fact`) is a syntax problem
+    at its line, on save and on a test run, never repeating the value; the accepted forms pass."""
+    r = await client.post(
+        "/api/v1/scripts",
+        json={"name": "clear-pb", "script_type": "ansible", "content": playbook},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and error["line"] == line, r.text
+    assert f"{variable} holds a password in clear" in error["message"], r.text
+    assert "Hunter2" not in r.text and "1234" not in r.text, r.text
+    script_id = await make_script(client, operator, "- hosts: all\n  tasks: []\n", script_type="ansible")
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/test-runs", json={"content": playbook}, headers=operator.headers
+    )
+    assert r.status_code == 422 and "holds a password in clear" in r.text and "Hunter2" not in r.text, r.text
+    accepted = (
+        "- hosts: all\n  become: true\n  become_user: postgres\n  become_method: su\n  vars:\n"
+        "    ansible_become_password: \"{{ lookup('env', 'DB_PASS') }}\"\n    ansible_password:\n"
+        f"    ansible_ssh_pass: {VAULTED}  tasks: []\n"
+    )
+    r = await client.put(f"/api/v1/scripts/{script_id}", json={"content": accepted}, headers=operator.headers)
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)
