@@ -217,6 +217,56 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
     assert become_host.owner_and_content(ROOT_FILE) == ("root", "written by opscraft\n")
 
 
+WHO_AM_I = """    - command: id -un
+      register: who
+    - debug:
+        msg: "running as {{ who.stdout }}"
+"""
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_become_user_and_become_method_su_with_the_password_file(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, become_host: BecomeHost
+) -> None:
+    """What docs/executions.md says of `become_user` and `become_method: su`: becoming another
+    unprivileged user (`become_user: deploy` from `ops`, whose sudo asks for the password) fails
+    on a host without `setfacl` with Ansible's "Failed to set permissions on the temporary files",
+    and runs with `ansible_pipelining=true` set in the inventory; `su` to root answers su's prompt
+    with the password file (root's password here) like sudo's."""
+    secret_id = await ssh_tests._file_secret(
+        client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", become_host.password
+    )
+    playbook = "- hosts: targets\n  gather_facts: false\n  become: true\n  become_user: deploy\n  tasks:\n"
+    script_id = await _become_script(client, operator, become_host, "ops", runner_name, playbook + WHO_AM_I)
+    await _attach(client, operator, script_id, secret_id)
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed" and "Failed to set permissions on the temporary files" in text, text
+
+    r = await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)
+    inventory = r.json()["inventory"] + "ansible_pipelining=true\n"  # in [targets:vars]
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"inventory": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success" and "running as deploy" in text, text
+
+    subprocess.run(
+        ["docker", "exec", "-i", become_host.container.id, "chpasswd"],
+        input=f"root:{become_host.password}\n".encode(),
+        check=True,
+    )
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"content": playbook.replace("become_user: deploy", "become_method: su") + WHO_AM_I},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success" and "running as root" in text, text
+    assert become_host.password not in text
+
+
 async def test_a_become_password_file_secret_must_be_a_file_secret(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
