@@ -278,17 +278,21 @@ def _clear_password(exported: dict[str, Any]) -> str | None:
     variable (`password_variables.PASSWORD_VAR_RE`) holding a value written out
     (`password_variables.written_out`), as "host db1 (variable)" or "group dbs (variable)"
     (hosts' own variables, then groups' `vars`, each sorted; a group with no host counts, its
-    text is stored as well), or None. The value is never named."""
+    text is stored as well), or None. A template may read no variable written out anywhere in
+    the inventory (`password_variables.clear_names`). The value is never named."""
     places = [("host", name, v) for name, v in exported.get("_meta", {}).get("hostvars", {}).items()]
     places += [
         ("group", name, group.get("vars", {}))
         for name, group in exported.items()
         if name != "_meta" and isinstance(group, dict)
     ]
+    clear = password_variables.clear_names(pair for *_, v in places for pair in v.items())
     for kind, name, variables in sorted(places, key=lambda place: place[:2]):
         for key in sorted(variables):
             value = variables[key]
-            if password_variables.PASSWORD_VAR_RE.fullmatch(key) and password_variables.written_out(value):
+            if password_variables.PASSWORD_VAR_RE.fullmatch(key) and password_variables.written_out(
+                value, clear
+            ):
                 return f"{kind} {name} ({key})"
     return None
 

@@ -337,6 +337,21 @@ VAULTED = """!vault |
             "        ansible_su_password: Hunter2-secret\n",
             "group dbs (ansible_su_password)",
         ),
+        # A template that reads a variable written out beside it, or only constants, is the
+        # password in clear too.
+        (
+            "all:\n  vars:\n    pw: Hunter2-secret\n  hosts:\n    db1:\n"
+            "      ansible_become_password: '{{ pw }}'\n",
+            "host db1 (ansible_become_password)",
+        ),
+        (
+            'db1 ansible_become_pass="{{ pw }}"\n[all:vars]\npw=Hunter2-secret\n',
+            "host db1 (ansible_become_pass)",
+        ),
+        (
+            "all:\n  hosts:\n    db1:\n      ansible_become_password: \"{{ 'Hunter2-secret' }}\"\n",
+            "host db1 (ansible_become_password)",
+        ),
         # A mapping that is no `!vault` value holds the text in clear as well.
         (
             "all:\n  hosts:\n    db1:\n      ansible_become_password: {p: Hunter2-secret}\n",
@@ -378,6 +393,8 @@ async def test_a_password_from_a_secret_or_vault_in_an_inventory_is_accepted(
         [
             "[targets]\ndb1 ansible_become_password=\"{{ lookup('env', 'DB_PASS') }}\"\n",
             "[targets]\ndb1 ansible_become_password=\n",
+            "all:\n  vars:\n    pw: \"{{ lookup('env', 'DB_PASS') }}\"\n  hosts:\n    db1:\n"
+            "      ansible_become_password: \"{{ pw | default('') }}\"\n",
             f"all:\n  hosts:\n    db1:\n      ansible_become_password: {VAULTED}",
         ]
     ):
@@ -404,6 +421,12 @@ async def test_a_password_from_a_secret_or_vault_in_an_inventory_is_accepted(
             "ansible_become_pass",
         ),
         ("- hosts: all\n  tasks:\n    - set_fact:\n        ansible_ssh_pass: 1234\n", 4, "ansible_ssh_pass"),
+        (
+            "- hosts: all\n  vars:\n    pw: Hunter2-secret\n  tasks:\n    - set_fact:\n"
+            "        ansible_become_password: '{{ pw }}'\n",
+            6,
+            "ansible_become_password",
+        ),
     ],
 )
 async def test_a_password_written_in_clear_in_a_playbook_is_refused(
