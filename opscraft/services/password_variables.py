@@ -30,16 +30,16 @@ _VAULT_TAG = "!vault"
 _NULL_TAG = "tag:yaml.org,2002:null"
 
 
-def written_out(value: object, clear_names: frozenset[str] = frozenset()) -> bool:
+def written_out(value: object, clear: frozenset[str] = frozenset()) -> bool:
     """Whether a password variable's `value`, as `ansible-inventory` lists it (JSON), is written
     out in clear. Not so: empty or null, an Ansible Vault value (listed as
     `{"__ansible_vault": ...}`), and a template (`{{ lookup('env', 'X') }}`, filled in the run
     from a secret) with no text outside `{{ }}`, not of constants only (`{{ 'pw' }}`) and reading
-    none of `clear_names`, the variables written out beside it in the same text (`clear_names`:
+    none of `clear`, the variables written out beside it in the same text (`clear_names`:
     `pw: s3cret` with `"{{ pw }}"`). A template Jinja cannot parse is the run's to report. A
     number, a boolean, any other mapping or a list is written out."""
     if isinstance(value, str) and "{{" in value:
-        return _template_written_out(value, clear_names)
+        return _template_written_out(value, clear)
     return _plain(value)
 
 
