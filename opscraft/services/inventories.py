@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import signal
 import tempfile
 from collections import OrderedDict
@@ -30,7 +29,13 @@ import yaml
 
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
-from opscraft.services import inventory_errors, inventory_ranges, line_endings, vault_files
+from opscraft.services import (
+    inventory_errors,
+    inventory_ranges,
+    line_endings,
+    password_variables,
+    vault_files,
+)
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 
@@ -155,7 +160,8 @@ class _Checked:
     option_like: str | None = None
     #: The first host whose address is encrypted with Ansible Vault (`_vaulted`), or None.
     vaulted: str | None = None
-    #: The first host with a password variable written in clear (`_clear_password`), or None.
+    #: Where a password variable is first written in clear (`_clear_password`: "host db1
+    #: (ansible_become_pass)", "group dbs (...)"), or None.
     clear_password: str | None = None
 
 
@@ -203,11 +209,8 @@ async def _check(text: str, field: str) -> _Checked | None:
         )
     if kept.clear_password is not None:
         raise _invalid(
-            f"host {kept.clear_password} holds a password in clear, and an inventory is stored and "
-            "shown as written to everyone who may see it: attach the password to the script as a "
-            "secret instead (the become password: a file secret named ANSIBLE_BECOME_PASSWORD_FILE; "
-            "another: an env secret read with \"{{ lookup('env', 'NAME') }}\"), or encrypt the "
-            "value (ansible-vault encrypt_string: !vault)",
+            f"{kept.clear_password} holds a password in clear, and an inventory is stored and "
+            f"shown as written to everyone who may see it: {password_variables.INSTEAD}",
             field,
         )
     return kept
@@ -215,12 +218,18 @@ async def _check(text: str, field: str) -> _Checked | None:
 
 async def _listing(tool: str, text: str, field: str) -> _Checked | str:
     """`ansible-inventory --list` of `text`: its hosts, or the reason it refused the text;
-    `Invalid` naming `field` when it did not answer within `TIMEOUT_SECONDS`."""
+    `Invalid` naming `field` when it did not answer within `TIMEOUT_SECONDS`. The `--export`
+    listing, run beside it, keeps each variable where it is written (a host's own, a group's
+    `vars`, a group without hosts too), which `--list` merges into the hosts' variables and drops
+    for a group with no host: the password check reads that one."""
     with tempfile.TemporaryDirectory(prefix="opscraft-inventory-") as scratch:
         folder = Path(scratch)
         (folder / INVENTORY_FILE).write_text(text, encoding="utf-8")
         (folder / INVENTORY_FILE).chmod(0o600)
-        code, out, err = await _run([tool, "-i", INVENTORY_FILE, "--list"], folder, field)
+        listed = [tool, "-i", INVENTORY_FILE, "--list"]
+        (code, out, err), (_, exported, _) = await asyncio.gather(
+            _run(listed, folder, field), _run([*listed, "--export"], folder, field)
+        )
     if code != 0:
         return inventory_errors.explain(text, err, str(folder))
     hosts = _host_vars(json.loads(out))
@@ -229,7 +238,7 @@ async def _listing(tool: str, text: str, field: str) -> _Checked | str:
         reaches_network=any(v.get("ansible_connection") != LOCAL_CONNECTION for v in hosts.values()),
         option_like=_option_like(hosts),
         vaulted=_vaulted(hosts),
-        clear_password=_clear_password(hosts),
+        clear_password=_clear_password(json.loads(exported)),
     )
 
 
@@ -264,25 +273,27 @@ def _vaulted(hosts: dict[str, dict[str, Any]]) -> str | None:
     return None
 
 
-# Ansible's password variables: the connection's (`ansible_password`, `ansible_ssh_pass`,
-# `ansible_winrm_password`, ...), become's (`ansible_become_password`, `ansible_become_pass`,
-# `ansible_sudo_pass`, `ansible_su_password`, ...) and a key's passphrase
-# (`ansible_ssh_private_key_passphrase`): ansible-core's connection and become plugins' `vars`.
-PASSWORD_VAR_RE = re.compile(r"ansible_(?:\w+_)?pass(?:word|phrase)?")
-
-
-def _clear_password(hosts: dict[str, dict[str, Any]]) -> str | None:
-    """The first host (sorted) with a password variable (`PASSWORD_VAR_RE`, its own or its
-    groups') holding a value written out: not empty, not a template (`{{ lookup('env', 'X') }}`,
-    filled in the run from a secret) and not an Ansible Vault value (listed as
-    `{"__ansible_vault": ...}`); as "name (variable)", or None. The value is never named."""
-    for name in sorted(hosts):
-        for key in sorted(hosts[name]):
-            value = hosts[name][key]
-            if not PASSWORD_VAR_RE.fullmatch(key) or isinstance(value, dict) or value in ("", None):
-                continue
-            if not (isinstance(value, str) and "{{" in value):
-                return f"{name} ({key})"
+def _clear_password(exported: dict[str, Any]) -> str | None:
+    """Where the `ansible-inventory --list --export` listing `exported` first has a password
+    variable (`password_variables.PASSWORD_VAR_RE`) holding a value written out
+    (`password_variables.written_out`), as "host db1 (variable)" or "group dbs (variable)"
+    (hosts' own variables, then groups' `vars`, each sorted; a group with no host counts, its
+    text is stored as well), or None. A template may read no variable written out anywhere in
+    the inventory (`password_variables.clear_names`). The value is never named."""
+    places = [("host", name, v) for name, v in exported.get("_meta", {}).get("hostvars", {}).items()]
+    places += [
+        ("group", name, group.get("vars", {}))
+        for name, group in exported.items()
+        if name != "_meta" and isinstance(group, dict)
+    ]
+    clear = password_variables.clear_names(pair for *_, v in places for pair in v.items())
+    for kind, name, variables in sorted(places, key=lambda place: place[:2]):
+        for key in sorted(variables):
+            value = variables[key]
+            if password_variables.PASSWORD_VAR_RE.fullmatch(key) and password_variables.written_out(
+                value, clear
+            ):
+                return f"{kind} {name} ({key})"
     return None
 
 

@@ -631,7 +631,7 @@ async def check_content(
         errors += exc.details
     if script_type == ScriptType.terraform and not problems:
         names = [spec["name"] for spec in schema]
-        errors += await asyncio.to_thread(terraform_variables.parameter_errors, checks.content, names)
+        errors += await asyncio.to_thread(terraform_variables.errors, checks.content, names)
     if errors:
         summary = "; ".join(
             e["message"] if "line" in e else f"{e['field']}: {e['message']}" for e in errors[:5]

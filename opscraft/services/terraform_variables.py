@@ -6,6 +6,8 @@ runs sees it on the run's page and in `GET /executions/{id}`, and schedules and 
 Terraform shows a `sensitive = true` variable as `(sensitive value)`; so its value comes from a
 secret named `TF_VAR_<name>` attached to the script (stored encrypted, masked in the output), and
 a parameter of that name is refused when the script is saved (`services/scripts.check_content`).
+So is a `default` written out for such a variable: the configuration is stored and shown as
+written to everyone who may see the script, so the default would be the secret in clear.
 """
 
 from __future__ import annotations
@@ -17,17 +19,23 @@ def sensitive_variables(content: str) -> set[str]:
     """The names of the `variable` blocks of the Terraform configuration `content` whose
     `sensitive` is true (`true` or `"true"`, which Terraform converts); empty when `content` does
     not parse as HCL (the syntax check reports that, `script_checks`)."""
+    return set(_sensitive_blocks(content))
+
+
+def _sensitive_blocks(content: str) -> dict[str, dict[str, Any]]:
+    """`sensitive_variables`'s names, each with its block's arguments as python-hcl2 reads them
+    (a string keeps its quotes: `'"x"'`; `null` is None)."""
     import hcl2  # here, not at import: its grammar loads slowly and start-up does not need it
 
     try:
         document = hcl2.loads(content)
     except Exception:  # lark's errors, ValueError, RecursionError: reported by the syntax check
-        return set()
-    found = set()
+        return {}
+    found = {}
     for block in document.get("variable", []):
         for label, body in block.items() if isinstance(block, dict) else ():
             if isinstance(body, dict) and _true(body.get("sensitive")):
-                found.add(str(label).strip('"'))  # python-hcl2 8 keeps the label's quotes
+                found[str(label).strip('"')] = body  # python-hcl2 8 keeps the label's quotes
     return found
 
 
@@ -35,13 +43,24 @@ def _true(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.strip('"') == "true")
 
 
-def parameter_errors(content: str, parameter_names: list[str]) -> list[dict[str, str]]:
-    """One field error (`parameters.<name>`) per declared parameter of a Terraform script that
-    would feed a variable `content` marks sensitive."""
-    if not parameter_names:
-        return []
-    sensitive = sensitive_variables(content)
-    return [
+def errors(content: str, parameter_names: list[str]) -> list[dict[str, str]]:
+    """The field errors of a Terraform script's save: one (`content`) per variable `content` marks
+    sensitive whose `default` is written out (anything but no default, `null`, `""`, `[]` or
+    `{}`), then one (`parameters.<name>`) per declared parameter that would feed such a
+    variable."""
+    sensitive = _sensitive_blocks(content)
+    found = [
+        {
+            "field": "content",
+            "message": f"the variable {name} is marked sensitive = true and has a default written "
+            "out, and the configuration is stored and shown as written to everyone who may see "
+            f"the script: remove the default and attach a secret named TF_VAR_{name} to the "
+            "script instead",
+        }
+        for name, body in sorted(sensitive.items())
+        if body.get("default") not in (None, '""', [], {})
+    ]
+    return found + [
         {
             "field": f"parameters.{name}",
             "message": f"the variable {name} is marked sensitive = true, and a parameter's value is "

@@ -217,6 +217,56 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
     assert become_host.owner_and_content(ROOT_FILE) == ("root", "written by opscraft\n")
 
 
+WHO_AM_I = """    - command: id -un
+      register: who
+    - debug:
+        msg: "running as {{ who.stdout }}"
+"""
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_become_user_and_become_method_su_with_the_password_file(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str, become_host: BecomeHost
+) -> None:
+    """What docs/executions.md says of `become_user` and `become_method: su`: becoming another
+    unprivileged user (`become_user: deploy` from `ops`, whose sudo asks for the password) fails
+    on a host without `setfacl` with Ansible's "Failed to set permissions on the temporary files",
+    and runs with `ansible_pipelining=true` set in the inventory; `su` to root answers su's prompt
+    with the password file (root's password here) like sudo's."""
+    secret_id = await ssh_tests._file_secret(
+        client, operator, "ANSIBLE_BECOME_PASSWORD_FILE", become_host.password
+    )
+    playbook = "- hosts: targets\n  gather_facts: false\n  become: true\n  become_user: deploy\n  tasks:\n"
+    script_id = await _become_script(client, operator, become_host, "ops", runner_name, playbook + WHO_AM_I)
+    await _attach(client, operator, script_id, secret_id)
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "failed" and "Failed to set permissions on the temporary files" in text, text
+
+    r = await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)
+    inventory = r.json()["inventory"] + "ansible_pipelining=true\n"  # in [targets:vars]
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"inventory": inventory}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success" and "running as deploy" in text, text
+
+    subprocess.run(
+        ["docker", "exec", "-i", become_host.container.id, "chpasswd"],
+        input=f"root:{become_host.password}\n".encode(),
+        check=True,
+    )
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}",
+        json={"content": playbook.replace("become_user: deploy", "become_method: su") + WHO_AM_I},
+        headers=operator.headers,
+    )
+    assert r.status_code == 200, r.text
+    final, text = await _run(client, operator, script_id, runner_name)
+    assert final["status"] == "success" and "running as root" in text, text
+    assert become_host.password not in text
+
+
 async def test_a_become_password_file_secret_must_be_a_file_secret(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -265,25 +315,58 @@ VAULTED = """!vault |
 
 
 @pytest.mark.parametrize(
-    "line",
+    ("inventory", "said"),
     [
-        "db1 ansible_become_password=Hunter2-secret",
-        "db1 ansible_become_pass=Hunter2-secret",
-        "db1 ansible_password=Hunter2-secret",
-        "db1 ansible_ssh_pass=1234",
-        "db1\n\n[targets:vars]\nansible_sudo_pass=Hunter2-secret",
+        ("[targets]\ndb1 ansible_become_password=Hunter2-secret\n", "host db1 (ansible_become_password)"),
+        ("[targets]\ndb1 ansible_become_pass=Hunter2-secret\n", "host db1 (ansible_become_pass)"),
+        ("[targets]\ndb1 ansible_password=Hunter2-secret\n", "host db1 (ansible_password)"),
+        ("[targets]\ndb1 ansible_ssh_pass=1234\n", "host db1 (ansible_ssh_pass)"),
+        (
+            "[targets]\ndb1\n\n[targets:vars]\nansible_sudo_pass=Hunter2-secret\n",
+            "group targets (ansible_sudo_pass)",
+        ),
+        # A group with no host yet, or no host at all: `--list` dropped its variables, the text
+        # holding the password was saved.
+        (
+            "db1\n[dbs]\n[dbs:vars]\nansible_become_password=Hunter2-secret\n",
+            "group dbs (ansible_become_password)",
+        ),
+        ("[all:vars]\nansible_become_pass=Hunter2-secret\n", "group all (ansible_become_pass)"),
+        (
+            "all:\n  hosts:\n    db1:\n  children:\n    dbs:\n      vars:\n"
+            "        ansible_su_password: Hunter2-secret\n",
+            "group dbs (ansible_su_password)",
+        ),
+        # A template that reads a variable written out beside it, or only constants, is the
+        # password in clear too.
+        (
+            "all:\n  vars:\n    pw: Hunter2-secret\n  hosts:\n    db1:\n"
+            "      ansible_become_password: '{{ pw }}'\n",
+            "host db1 (ansible_become_password)",
+        ),
+        (
+            'db1 ansible_become_pass="{{ pw }}"\n[all:vars]\npw=Hunter2-secret\n',
+            "host db1 (ansible_become_pass)",
+        ),
+        (
+            "all:\n  hosts:\n    db1:\n      ansible_become_password: \"{{ 'Hunter2-secret' }}\"\n",
+            "host db1 (ansible_become_password)",
+        ),
+        # A mapping that is no `!vault` value holds the text in clear as well.
+        (
+            "all:\n  hosts:\n    db1:\n      ansible_become_password: {p: Hunter2-secret}\n",
+            "host db1 (ansible_become_password)",
+        ),
     ],
 )
 async def test_a_password_written_in_clear_in_an_inventory_is_refused(
-    client: httpx.AsyncClient, operator: LoggedIn, line: str
+    client: httpx.AsyncClient, operator: LoggedIn, inventory: str, said: str
 ) -> None:
     """An inventory is stored and shown as written to every role: a password variable with a
     value written out is refused (the script's own inventory and a shared one), naming the host
-    and the variable, never the value; a template filled in the run from a secret, a `!vault`
-    value and an empty one are accepted."""
-    inventory = f"[targets]\n{line}\n"
-    variable = line.split()[-1].split("=")[0].split("\n")[-1]
-    said = f"host db1 ({variable}) holds a password in clear"
+    or group where it is written and the variable, never the value; a template filled in the run
+    from a secret, a `!vault` value and an empty one are accepted."""
+    said = f"{said} holds a password in clear"
     r = await client.post(
         "/api/v1/scripts",
         json={
@@ -310,6 +393,8 @@ async def test_a_password_from_a_secret_or_vault_in_an_inventory_is_accepted(
         [
             "[targets]\ndb1 ansible_become_password=\"{{ lookup('env', 'DB_PASS') }}\"\n",
             "[targets]\ndb1 ansible_become_password=\n",
+            "all:\n  vars:\n    pw: \"{{ lookup('env', 'DB_PASS') }}\"\n  hosts:\n    db1:\n"
+            "      ansible_become_password: \"{{ pw | default('') }}\"\n",
             f"all:\n  hosts:\n    db1:\n      ansible_become_password: {VAULTED}",
         ]
     ):
@@ -319,6 +404,59 @@ async def test_a_password_from_a_secret_or_vault_in_an_inventory_is_accepted(
             headers=operator.headers,
         )
         assert r.status_code == 201, (inventory, r.text)
+
+
+@pytest.mark.parametrize(
+    ("playbook", "line", "variable"),
+    [
+        (
+            "- hosts: all\n  become: true\n  vars:\n    ansible_become_password: Hunter2-secret\n"
+            "  tasks: []\n",
+            4,
+            "ansible_become_password",
+        ),
+        (
+            "- hosts: all\n  tasks:\n    - ping:\n      vars:\n        ansible_become_pass: Hunter2-secret\n",
+            5,
+            "ansible_become_pass",
+        ),
+        ("- hosts: all\n  tasks:\n    - set_fact:\n        ansible_ssh_pass: 1234\n", 4, "ansible_ssh_pass"),
+        (
+            "- hosts: all\n  vars:\n    pw: Hunter2-secret\n  tasks:\n    - set_fact:\n"
+            "        ansible_become_password: '{{ pw }}'\n",
+            6,
+            "ansible_become_password",
+        ),
+    ],
+)
+async def test_a_password_written_in_clear_in_a_playbook_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, playbook: str, line: int, variable: str
+) -> None:
+    """The playbook is stored and shown as written like the inventory: a password variable with a
+    value written out anywhere in it (a play's or a task's `vars`, `set_fact`) is a syntax problem
+    at its line, on save and on a test run, never repeating the value; the accepted forms pass."""
+    r = await client.post(
+        "/api/v1/scripts",
+        json={"name": "clear-pb", "script_type": "ansible", "content": playbook},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content" and error["line"] == line, r.text
+    assert f"{variable} holds a password in clear" in error["message"], r.text
+    assert "Hunter2" not in r.text and "1234" not in r.text, r.text
+    script_id = await make_script(client, operator, "- hosts: all\n  tasks: []\n", script_type="ansible")
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/test-runs", json={"content": playbook}, headers=operator.headers
+    )
+    assert r.status_code == 422 and "holds a password in clear" in r.text and "Hunter2" not in r.text, r.text
+    accepted = (
+        "- hosts: all\n  become: true\n  become_user: postgres\n  become_method: su\n  vars:\n"
+        "    ansible_become_password: \"{{ lookup('env', 'DB_PASS') }}\"\n    ansible_password:\n"
+        f"    ansible_ssh_pass: {VAULTED}  tasks: []\n"
+    )
+    r = await client.put(f"/api/v1/scripts/{script_id}", json={"content": accepted}, headers=operator.headers)
+    assert r.status_code == 200, r.text
 
 
 @pytest.mark.parametrize("runner_name", ["local"], indirect=True)

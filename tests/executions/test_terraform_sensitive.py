@@ -139,7 +139,49 @@ variable "d" {}
 """
     assert terraform_variables.sensitive_variables(content) == {"a", "b"}
     assert terraform_variables.sensitive_variables('variable "a" { sensitive = true') == set()
-    assert terraform_variables.parameter_errors(content, []) == []
-    assert [e["field"] for e in terraform_variables.parameter_errors(content, ["b", "c", "d"])] == [
-        "parameters.b"
-    ]
+    assert terraform_variables.errors(content, []) == []
+    assert [e["field"] for e in terraform_variables.errors(content, ["b", "c", "d"])] == ["parameters.b"]
+
+
+@pytest.mark.parametrize(
+    "default",
+    [
+        '"Hunter2-secret"',
+        "<<EOT\nHunter2-secret\nEOT",
+        '{ user = "app", password = "Hunter2-secret" }',
+        "1234",
+    ],
+)
+async def test_a_default_written_out_for_a_sensitive_variable_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, default: str
+) -> None:
+    """The configuration is stored and shown as written to every role, so a sensitive variable's
+    default would be its secret in clear: refused at create (naming `content` and the secret to
+    attach, never the value), on change and for a test run; `null`, `""` and no default pass."""
+    variable = 'variable "db_password" {\n  type      = any\n  sensitive = true\n  default   = %s\n}\n'
+    said = (
+        "the variable db_password is marked sensitive = true and has a default written out, and the "
+        "configuration is stored and shown as written to everyone who may see the script: remove "
+        "the default and attach a secret named TF_VAR_db_password to the script instead"
+    )
+    body = {"name": "sensitive-default", "script_type": "terraform", "content": variable % default}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"] == [{"field": "content", "message": said}], r.text
+    assert "Hunter2" not in r.text and "1234" not in r.text, r.text
+    script_id = await make_script(client, operator, variable % "null", script_type="terraform")
+    for content in (variable % '""', SENSITIVE_TF):
+        r = await client.put(
+            f"/api/v1/scripts/{script_id}", json={"content": content}, headers=operator.headers
+        )
+        assert r.status_code == 200, r.text
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"content": variable % default}, headers=operator.headers
+    )
+    assert r.status_code == 422 and said in r.text, r.text
+    r = await client.post(
+        f"/api/v1/scripts/{script_id}/test-runs",
+        json={"content": variable % default, "runner": "local", "terraform_action": "plan"},
+        headers=operator.headers,
+    )
+    assert r.status_code == 422 and said in r.text, r.text
