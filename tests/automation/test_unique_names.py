@@ -185,13 +185,18 @@ async def _old_user(s: Any) -> User:
     return User(id=user_id, username="old", email="", hashed_password="x")
 
 
-def _old_insert(row: Any) -> Any:
-    """The INSERT of `row` into a database before 0017 (no `name_key` column yet): the columns the
-    row has a value for, through a table clause that knows no defaults."""
+async def _old_insert(s: Any, row: Any) -> None:
+    """Insert `row` into a database at an older revision: the columns the row has a value for and
+    the table has at that revision (read from the database: a column added since, `name_key` in
+    0017 or any later one, is left out), through a table clause that knows no defaults."""
     table = type(row).__table__
-    columns = [c for c in table.columns if c.name != "name_key" and getattr(row, c.name) is not None]
+    connection = await s.connection()
+    present = await connection.run_sync(
+        lambda sync: {column["name"] for column in sa.inspect(sync).get_columns(table.name)}
+    )
+    columns = [c for c in table.columns if c.name in present and getattr(row, c.name) is not None]
     bare = sa.table(table.name, *(sa.column(c.name, c.type) for c in columns))
-    return sa.insert(bare).values({c.name: getattr(row, c.name) for c in columns})
+    await s.exec(sa.insert(bare).values({c.name: getattr(row, c.name) for c in columns}))
 
 
 async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch: Database) -> None:
@@ -199,13 +204,12 @@ async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch
     long = "x" * 64
     async with scratch.session() as s:
         user = await _old_user(s)
-        scripts = [
-            Script(name=f"s{i}", script_type="bash", content="true\n", created_by=user.id) for i in (1, 2)
-        ]
-        s.add_all(scripts)
-        await s.flush()
-        one, two = (script.id for script in scripts)
+        one, two = 1, 2
         old_rows: list[Any] = [
+            Script(id=i, name=f"s{i}", script_type="bash", content="true\n", created_by=user.id)
+            for i in (one, two)
+        ]
+        old_rows += [
             Schedule(script_id=script_id, name=name, cron="0 3 * * *", timezone="UTC")
             for script_id, name in [
                 (one, "nightly"),
@@ -227,7 +231,7 @@ async def test_upgrading_renames_existing_duplicates_and_keeps_every_row(scratch
             ApiToken(user_id=user.id, name="CI", prefix="c", token_hash="c", role="admin"),
         ]
         for row in old_rows:
-            await s.exec(_old_insert(row))
+            await _old_insert(s, row)
         await s.commit()
     await upgrade(scratch.engine)
     async with scratch.session() as s:
@@ -469,7 +473,7 @@ async def test_upgrading_to_0017_renames_names_only_the_folding_equates(scratch:
     ]
     async with scratch.session() as s:
         for row in rows:
-            await s.exec(_old_insert(row))
+            await _old_insert(s, row)
         await s.commit()
     await upgrade(scratch.engine)
     async with scratch.engine.connect() as conn:
