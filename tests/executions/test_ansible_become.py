@@ -10,12 +10,10 @@ reaches the container at its bridge address, the Docker runner (network enabled)
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from opscraft.db.models.secrets import SecretKind
 from tests.conftest import LoggedIn, require_service
 from tests.executions import test_ansible_ssh as ssh_tests
 from tests.executions.conftest import container_of, make_script, output, start, wait_for
+from tests.waiting import until, wait_until
 
 IMAGE = "opscraft-test/sshd:1"
 ROOT_FILE = "/etc/opscraft-become"
@@ -82,17 +81,13 @@ class BecomeHost:
         return owner, content
 
 
-def _wait_listening(address: str, port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((address, port), timeout=1) as conn:
-                if conn.recv(4).startswith(b"SSH-"):
-                    return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, f"no sshd on {address}:{port}"
-        time.sleep(0.05)
+def _sshd_greets(address: str, port: int) -> bool:
+    """Whether an sshd on `address`:`port` answers with its `SSH-` greeting."""
+    try:
+        with socket.create_connection((address, port), timeout=1) as conn:
+            return conn.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
 
 
 @pytest.fixture
@@ -119,7 +114,7 @@ def become_host(runner_name: str, docker_client: Any, tmp_path: Path) -> Iterato
         subprocess.run(
             ["docker", "exec", "-i", container.id, "chpasswd"], input=f"ops:{password}\n".encode(), check=True
         )
-        _wait_listening(address, 22)
+        wait_until(lambda: _sshd_greets(address, 22), f"sshd on {address}:22")
         yield host
     finally:
         container.remove(force=True)
@@ -201,10 +196,9 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
     )
     assert r.status_code == 200, r.text
     started = await start(client, operator, script_id, runner_name, parameters={})
-    deadline = time.monotonic() + 120
-    while become_host.owner_and_content(STARTED) is None:  # the waiting task runs, as root
-        assert time.monotonic() < deadline, await output(client, operator, started["id"])
-        await asyncio.sleep(0.05)
+    await until(
+        lambda: become_host.owner_and_content(STARTED), "the waiting task to run as root", timeout=120
+    )
     assert become_host.password not in _command_lines()
     if runner_name == "docker":
         container = container_of(started["id"])
