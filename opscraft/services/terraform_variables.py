@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from opscraft.services import script_checks
+
 
 def sensitive_variables(content: str) -> set[str]:
     """The names of the `variable` blocks of the Terraform configuration `content` whose
@@ -25,10 +27,8 @@ def sensitive_variables(content: str) -> set[str]:
 def _sensitive_blocks(content: str) -> dict[str, dict[str, Any]]:
     """`sensitive_variables`'s names, each with its block's arguments as python-hcl2 reads them
     (a string keeps its quotes: `'"x"'`; `null` is None)."""
-    import hcl2  # here, not at import: its grammar loads slowly and start-up does not need it
-
     try:
-        document = hcl2.loads(content)
+        document = script_checks.hcl_document(content)  # parsed by the syntax check before
     except Exception:  # lark's errors, ValueError, RecursionError: reported by the syntax check
         return {}
     found = {}
