@@ -15,9 +15,10 @@ Rules:
   or not active, its requester deactivated or deleted, or the saved Terraform plan it applies
   stale: the state changed since the plan was made): it would queue what `executions.create`
   refuses now, or what Terraform refuses as it starts;
-- the run queues once `required` distinct approvals are in; one rejection rejects it; a request
-  past its expiry is rejected by `expire_due` (the scheduler loop calls it). Rejection writes the
-  run event with the final status, like any end of a run.
+- the run queues once `required` distinct approvals are in, counting only those whose givers
+  may still approve (one since demoted, deactivated or deleted stays in the trail, uncounted);
+  one rejection rejects it; a request past its expiry is rejected by `expire_due` (the scheduler
+  loop calls it). Rejection writes the run event with the final status, like any end of a run.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound
 from opscraft.services.partial import over_stored, unchanged
-from opscraft.services.permissions import ROLE_RANK, Permission, can, require
+from opscraft.services.permissions import ROLE_RANK, Permission, can, require, roles_with
 from opscraft.services.scripts import get as get_script
 from opscraft.services.scripts import parse
 
@@ -328,15 +329,45 @@ async def pending_count(session: AsyncSession, actor: Actor) -> int:
     return int(total.one())
 
 
+def _counts_now() -> ColumnElement[bool]:
+    """An approval counts while its giver may still approve: active, in a role holding
+    `approve_executions` (a `User` join). One given by someone since demoted to viewer,
+    deactivated or deleted (the decision's `user_id` is then NULL) stays in the trail but counts
+    no more: "2 approvals by operators or admins" stays true however long the run waits."""
+    return (col(User.is_active).is_(True)) & col(User.role).in_(roles_with(Permission.approve_executions))
+
+
 async def _approval_counts(session: AsyncSession, ids: list[int]) -> dict[int, int]:
+    """Approvals that count (`_counts_now`) per run id; a run with none is left out."""
     if not ids:
         return {}
     rows = await session.exec(
         select(ApprovalDecision.execution_id, func.count())
-        .where(col(ApprovalDecision.execution_id).in_(ids), col(ApprovalDecision.decision) == "approve")
+        .join(User, col(User.id) == col(ApprovalDecision.user_id))
+        .where(
+            col(ApprovalDecision.execution_id).in_(ids),
+            col(ApprovalDecision.decision) == "approve",
+            _counts_now(),
+        )
         .group_by(ApprovalDecision.execution_id)
     )
     return {int(i): int(n) for i, n in rows.all()}
+
+
+async def _lapsed_approvals(session: AsyncSession, execution_id: int) -> list[str]:
+    """The names of those whose approval of the run no longer counts (`_counts_now`), in the
+    order given."""
+    rows = await session.exec(
+        select(ApprovalDecision.username)
+        .outerjoin(User, col(User.id) == col(ApprovalDecision.user_id))
+        .where(
+            col(ApprovalDecision.execution_id) == execution_id,
+            col(ApprovalDecision.decision) == "approve",
+            or_(col(ApprovalDecision.user_id).is_(None), ~_counts_now()),
+        )
+        .order_by(col(ApprovalDecision.created_at), col(ApprovalDecision.id))
+    )
+    return list(rows.all())
 
 
 async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> ApprovalRequest | None:
@@ -348,8 +379,9 @@ async def request_of(session: AsyncSession, actor: Actor, execution_id: int) -> 
 
 async def notes(session: AsyncSession, actor: Actor, execution: Execution) -> list[str]:
     """What an approver of a waiting run should know before deciding (empty for other runs): why
-    it can no longer be approved (`_still_startable`'s reason), and that its script changed since
-    it was requested: it runs the version it was requested with, not the script's current one."""
+    it can no longer be approved (`_still_startable`'s reason), that its script changed since
+    it was requested (it runs the version it was requested with, not the script's current one),
+    and whose approvals no longer count (`_counts_now`)."""
     require(actor.user, Permission.view_scripts)
     if execution.status != ExecutionStatus.awaiting_approval:
         return []
@@ -364,6 +396,12 @@ async def notes(session: AsyncSession, actor: Actor, execution: Execution) -> li
             f"the script changed since this run was requested: approved, it runs version "
             f"{execution.script_version}, as requested (the script is at version "
             f"{script.current_version} now)"
+        )
+    lapsed = await _lapsed_approvals(session, int(execution.id or 0))
+    if lapsed:
+        found.append(
+            f"the approval of {', '.join(lapsed)} no longer counts: no longer an active operator or "
+            f"admin (demoted, deactivated or deleted since approving)"
         )
     return found
 

@@ -428,3 +428,36 @@ async def test_the_last_two_approvals_at_once_queue_the_run(
     assert sorted(d["username"] for d in trail) == ["admin", "second-operator"]
     assert await status_of(client, admin, run_id) != "awaiting_approval", "two of two approvals are in"
     await wait_for(client, admin, run_id)
+
+
+@pytest.mark.parametrize("change", ["demoted", "deactivated", "deleted"])
+async def test_an_approval_whose_giver_may_no_longer_approve_does_not_count(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, change: str
+) -> None:
+    """Two approvals by operators or admins: one given by someone demoted to viewer, deactivated
+    or deleted while the run waited no longer counts (it queued the run on the next approval,
+    with one approver able to approve). It stays in the trail; the approver is told."""
+    first = await make_user(client, "operator", "first-approver")
+    second = await make_user(client, "operator", "second-approver")
+    _, run_id = await held_run(client, operator, admin, required=2)
+    assert (await decide(client, first, run_id, "approve", "fine")).status_code == 200
+    if change == "deleted":
+        r = await client.delete(f"/api/v1/users/{first.id}", headers=admin.headers)
+    else:
+        body = {"role": "viewer"} if change == "demoted" else {"is_active": False}
+        r = await client.put(f"/api/v1/users/{first.id}", json=body, headers=admin.headers)
+    assert r.status_code in (200, 204), r.text
+    r = await decide(client, admin, run_id, "approve")
+    assert r.status_code == 200 and r.json()["status"] == "awaiting_approval", r.text
+    state = (await client.get(f"/api/v1/executions/{run_id}/approval", headers=admin.headers)).json()
+    assert state["approvals"] == 1 and state["required"] == 2
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, run_id)
+        assert run is not None
+        told = await approvals.notes(session, Actor(await session.get(User, second.id)), run)
+    assert [n for n in told if "first-approver no longer counts" in n], told
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()
+    assert [d["username"] for d in trail["items"]] == ["first-approver", "admin"]
+    r = await decide(client, second, run_id, "approve")
+    assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text
+    assert (await wait_for(client, admin, run_id))["status"] == "success"
