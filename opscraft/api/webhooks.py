@@ -18,6 +18,8 @@ from opscraft.db.models import WebhookTrigger
 from opscraft.services import webhooks
 from opscraft.services.permissions import Permission
 from opscraft.services.webhooks import (
+    GITHUB_HEADER,
+    GITLAB_HEADER,
     SIGNATURE_HEADER,
     SIGNATURE_WINDOW,
     TIMESTAMP_HEADER,
@@ -41,6 +43,10 @@ class WebhookOut(BaseModel):
     prefix: str = Field(description="The token's first characters")
     secret_id: int | None
     signed: bool
+    signature_scheme: str = Field(
+        description="The form of a signed call's proof: `opscraft`, `github` (X-Hub-Signature-256) "
+        "or `gitlab` (X-Gitlab-Token); see docs/automation.md"
+    )
     mapping: dict[str, str]
     parameters: dict[str, Any]
     enabled: bool
@@ -69,6 +75,7 @@ class WebhookOut(BaseModel):
             prefix=hook.prefix,
             secret_id=hook.secret_id,
             signed=hook.secret_id is not None,
+            signature_scheme=hook.signature_scheme,
             mapping=hook.mapping,
             parameters=hook.parameters,
             enabled=hook.enabled,
@@ -207,7 +214,9 @@ async def delete_webhook(
         "No login: the token in the URL is the credential. A signed webhook needs "
         f"`{TIMESTAMP_HEADER}: <unix seconds>` (within {SIGNATURE_WINDOW} s) and "
         f'`{SIGNATURE_HEADER}: sha256=<hex HMAC-SHA256 of "<timestamp>." + body>`; each signature '
-        "is accepted once. 202 with the run's id; 404 for an unknown or paused webhook or a wrong "
+        f"is accepted once. With `signature_scheme` `github`: `{GITHUB_HEADER}: sha256=<hex "
+        f"HMAC-SHA256 of body>` (a body is accepted once); `gitlab`: `{GITLAB_HEADER}: <the key>`. "
+        "202 with the run's id; 404 for an unknown or paused webhook or a wrong "
         "token (one answer, so ids cannot be probed); 401 for a missing, wrong, stale or reused "
         "signature; 403 when the webhook's owner may not run the script now; 422 for the body, "
         "the parameters or the webhook's Terraform choice the script refuses now; "

@@ -3,10 +3,14 @@
 Rules:
 - operators and admins create webhooks on a script; the token is shown once and stored as its
   SHA-256; runs start on behalf of the user who last saved the webhook (checked at each call);
-- optional signature: with a vault secret as key, a call must carry
-  `X-OpsCraft-Timestamp: <unix seconds>` within `SIGNATURE_WINDOW` of now and
-  `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>." + raw body>` (GitHub's
-  `sha256=` form, bound to a timestamp against replays);
+- optional signature: with a vault secret as key, a call must carry the proof its
+  `signature_scheme` names: `opscraft`, `X-OpsCraft-Timestamp: <unix seconds>` within
+  `SIGNATURE_WINDOW` of now and `X-OpsCraft-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>."
+  + raw body>` (GitHub's `sha256=` form, bound to a timestamp against replays); `github`, GitHub's
+  own `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>` (no timestamp: a body
+  accepted once is refused for `GITHUB_REPLAY_SECONDS`); `gitlab`, GitLab's `X-Gitlab-Token:
+  <the key>` (a bearer secret like the URL's token: no replay check). Senders cannot be told to
+  use another form, so each is taken as they send it;
 - a Terraform script's webhook names the action (`plan` or `apply`) and workspace of its runs
   (`executions.automation_terraform`), an Ansible script's webhook its run options (`limit`,
   `tags`, `skip_tags`, `check`, `diff`: `executions.automation_run_options`); the call's body
@@ -52,6 +56,7 @@ from opscraft.db.models import (
     Execution,
     Script,
     Secret,
+    SignatureScheme,
     User,
     WebhookSignature,
     WebhookTrigger,
@@ -93,6 +98,11 @@ MANAGE = "manage webhooks"
 SIGNATURE_WINDOW = 300
 SIGNATURE_HEADER = "x-opscraft-signature"
 TIMESTAMP_HEADER = "x-opscraft-timestamp"
+GITHUB_HEADER = "x-hub-signature-256"
+GITLAB_HEADER = "x-gitlab-token"
+# GitHub signs the body alone: an accepted body is refused again for this long (a week: GitHub's
+# own redelivery of a delivery it saw fail is accepted, as a refused call leaves no record).
+GITHUB_REPLAY_SECONDS = 7 * 24 * 3600
 MAX_TIMESTAMP_DIGITS = 12  # Unix seconds: 10 digits until 2286
 MAX_INDEX_DIGITS = 18  # no list has 10**18 items
 TOKEN_PREFIX = "och_"
@@ -112,6 +122,13 @@ class WebhookIn(Body):
     name: Label = Field(min_length=1, max_length=64, examples=["on-push"])
     secret_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="Vault secret used as the HMAC-SHA256 key"
+    )
+    signature_scheme: SignatureScheme = Field(
+        default=SignatureScheme.opscraft,
+        description="The form of a signed call's proof: `opscraft` (X-OpsCraft-Timestamp and "
+        "X-OpsCraft-Signature), `github` (X-Hub-Signature-256, the webhook's Secret on GitHub) or "
+        "`gitlab` (X-Gitlab-Token, the webhook's Secret token on GitLab); `github` and `gitlab` "
+        "need `secret_id`",
     )
     mapping: PointerMapping = Field(
         default_factory=dict,
@@ -138,6 +155,7 @@ class WebhookBase(partial.TriggerBase):
 
     name: Text = ""
     secret_id: int | None = None
+    signature_scheme: Text = SignatureScheme.opscraft.value
     mapping: partial.BaseObject = Field(default_factory=dict)
 
 
@@ -250,6 +268,13 @@ async def _apply(
     secret_id = sent.get("secret_id")
     if secret_id is not None and await session.get(Secret, secret_id) is None:
         problems.add("secret_id", f"no vault secret with id {secret_id}")
+    scheme = sent.get("signature_scheme", SignatureScheme.opscraft)
+    if scheme != SignatureScheme.opscraft and secret_id is None and "secret_id" not in problems.fields():
+        problems.add(
+            "signature_scheme",
+            f"{scheme} signatures need a signing secret (secret_id): the vault secret holding the key "
+            f"given to {'GitHub' if scheme == SignatureScheme.github else 'GitLab'} as the webhook's secret",
+        )
     action = workspace = None
     with problems.check():
         action, workspace = executions.automation_terraform(
@@ -262,6 +287,7 @@ async def _apply(
     assert body is not None  # else raised above
     data = body
     hook.name, hook.secret_id, hook.enabled = data.name, data.secret_id, data.enabled
+    hook.signature_scheme = data.signature_scheme.value
     hook.mapping, hook.parameters = dict(data.mapping), dict(data.parameters)
     hook.terraform_action, hook.terraform_workspace = action, workspace
     hook.run_options = options
@@ -288,6 +314,7 @@ async def create(
         script_id=script_id,
         name=hook.name,
         signed=hook.secret_id is not None,
+        signature_scheme=hook.signature_scheme,
         terraform_action=hook.terraform_action,
         terraform_workspace=hook.terraform_workspace,
         run_options=hook.run_options,
@@ -365,6 +392,7 @@ async def update_webhook(
         hook.id,
         name=hook.name,
         signed=hook.secret_id is not None,
+        signature_scheme=hook.signature_scheme,
         terraform_action=hook.terraform_action,
         terraform_workspace=hook.terraform_workspace,
         run_options=hook.run_options,
@@ -416,8 +444,15 @@ def _signed_at(call: Call) -> tuple[str, int]:
     signature = call.headers.get(SIGNATURE_HEADER)
     stamp = call.headers.get(TIMESTAMP_HEADER)
     if signature is None and stamp is None:
+        other = next((h for h in (GITHUB_HEADER, GITLAB_HEADER) if h in call.headers), None)
         raise Unauthorized(
             f"signature required: send {TIMESTAMP_HEADER} (Unix seconds) and {SIGNATURE_HEADER}: sha256=<hex>"
+            + (
+                f" ({other} is another sender's form: save the webhook with signature_scheme "
+                f"{'github' if other == GITHUB_HEADER else 'gitlab'} to take it)"
+                if other
+                else ""
+            )
         )
     if stamp is None:
         raise Unauthorized(f"{TIMESTAMP_HEADER} is missing: send the Unix seconds the signature was made at")
@@ -448,12 +483,21 @@ def _check_signature(key: str, call: Call, signature: str) -> str:
     return expected
 
 
-async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: int) -> None:
-    """Record a signed call's signature; `Unauthorized` when this webhook accepted it before (a
-    replay inside the window). In the call's transaction: a refused or failed call leaves no
-    row, and of two identical calls at once the second waits on the first's key and is refused.
-    Drops this webhook's rows that no timestamp check can pass any more."""
-    cutoff = datetime.fromtimestamp(time.time() - 2 * SIGNATURE_WINDOW, UTC)
+async def _first_use(
+    session: AsyncSession,
+    hook_id: int,
+    digest: str,
+    seconds: int,
+    kept: int = 2 * SIGNATURE_WINDOW,
+    advice: str = "sign each call with its own timestamp",
+) -> None:
+    """Record a signed call's signature (`seconds`: when it was signed, Unix seconds);
+    `Unauthorized` when this webhook accepted it before (a replay; the message ends with
+    `advice`). In the call's transaction: a refused or failed call leaves no row, and of two
+    identical calls at once the second waits on the first's key and is refused. Drops this
+    webhook's rows older than `kept` seconds (by default those no timestamp check can pass any
+    more)."""
+    cutoff = datetime.fromtimestamp(time.time() - kept, UTC)
     await session.exec(
         sql_delete(WebhookSignature).where(
             col(WebhookSignature.webhook_id) == hook_id, compared(col(WebhookSignature.signed_at), LT, cutoff)
@@ -466,9 +510,47 @@ async def _first_use(session: AsyncSession, hook_id: int, digest: str, seconds: 
         await session.flush()
     except IntegrityError:
         raise Unauthorized(
-            "signature already used: this signed call was received before (a replay); "
-            "sign each call with its own timestamp"
+            f"signature already used: this signed call was received before (a replay); {advice}"
         ) from None
+
+
+def _github_signature(call: Call) -> str:
+    """The lower-case hex of a `github` call's `X-Hub-Signature-256: sha256=<hex>`; `Unauthorized`
+    naming the header when it is missing or not in that form (checked before the key is
+    decrypted)."""
+    signature = call.headers.get(GITHUB_HEADER)
+    if signature is None or not signature.startswith("sha256="):
+        raise Unauthorized(
+            f"{GITHUB_HEADER} must be sha256=<hex HMAC-SHA256 of the body>"
+            + (": it is missing (set the webhook's Secret on GitHub)" if signature is None else "")
+        )
+    return signature.removeprefix("sha256=").lower()
+
+
+async def _check_proof(session: AsyncSession, hook: WebhookTrigger, call: Call) -> None:
+    """Check a signed webhook's call carries the proof its `signature_scheme` asks for (the
+    module's rules); `Unauthorized` (401) naming what is missing or wrong, `Forbidden` when the
+    key is gone from the vault. A header's form is checked before the key is decrypted."""
+    assert hook.id is not None
+    if hook.signature_scheme == SignatureScheme.gitlab:
+        if GITLAB_HEADER not in call.headers:
+            raise Unauthorized(f"{GITLAB_HEADER} is missing: set the webhook's Secret token on GitLab")
+        key = await _signing_key(session, hook, call)
+        if not same_secret(key, call.headers[GITLAB_HEADER]):
+            raise Unauthorized(f"{GITLAB_HEADER} does not match")
+        return
+    if hook.signature_scheme == SignatureScheme.github:
+        signature = _github_signature(call)
+        key = await _signing_key(session, hook, call)
+        expected = hmac.new(key.encode(), call.body, "sha256").hexdigest()
+        if not same_secret(expected, signature):
+            raise Unauthorized("signature does not match")
+        advice = "a body is accepted once: a redelivery of a delivery OpsCraft accepted is refused"
+        await _first_use(session, hook.id, expected, int(time.time()), GITHUB_REPLAY_SECONDS, advice)
+        return
+    signature, seconds = _signed_at(call)
+    key = await _signing_key(session, hook, call)
+    await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -678,9 +760,7 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         if retry:
             raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if hook.secret_id is not None:
-            signature, seconds = _signed_at(call)
-            key = await _signing_key(session, hook, call)
-            await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
+            await _check_proof(session, hook, call)
         if (stored := stored_shapes.note(hook)) is not None:
             raise Conflict(
                 f"the webhook's stored settings cannot be read: {stored}",

@@ -624,3 +624,81 @@ async def test_a_paused_or_deleted_webhook_answers_404(client: httpx.AsyncClient
         assert len(runs) == 2
         kept = select(WebhookSignature).where(col(WebhookSignature.webhook_id) == hook["id"])
         assert (await session.exec(kept)).all() == [], "its signatures went with it"
+
+
+def github_signed(key: str, body: bytes) -> dict[str, str]:
+    """The headers GitHub sends with a webhook's Secret set: an HMAC-SHA256 of the body alone."""
+    mac = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
+    return {
+        "X-Hub-Signature-256": f"sha256={mac}",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+        "Content-Type": "application/json",
+    }
+
+
+async def test_github_signatures_as_github_sends_them(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """GitHub signs with `X-Hub-Signature-256` (no timestamp): a webhook saved with
+    `signature_scheme` `github` takes it; every signed webhook took only OpsCraft's form, so a
+    GitHub repository could call a signed webhook never (401 "signature required")."""
+    r = await client.post("/api/v1/secrets", json={"name": "GH_KEY", "value": "k3y"}, headers=admin.headers)
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"], signature_scheme="github")
+    assert hook["signature_scheme"] == "github" and hook["signed"] is True
+    url, body = hook["url_path"], orjson.dumps({"ref": "refs/heads/main"})
+    r = await client.post(url, content=body, headers=github_signed("k3y", body))
+    assert r.status_code == 202, r.text
+    r = await client.post(url, content=body, headers=github_signed("k3y", body))
+    assert r.status_code == 401 and "already used" in r.json()["detail"], "a replayed delivery"
+    other = orjson.dumps({"ref": "refs/heads/dev"})
+    r = await client.post(url, content=other, headers=github_signed("wrong", other))
+    assert r.status_code == 401 and r.json()["detail"] == "signature does not match"
+    r = await client.post(url, content=other, headers=github_signed("k3y", body))
+    assert r.status_code == 401 and r.json()["detail"] == "signature does not match", "another body"
+    r = await client.post(url, content=other, headers=signed("k3y", other))
+    assert r.status_code == 401 and "x-hub-signature-256 must be sha256=" in r.json()["detail"]
+    r = await client.post(url, content=other, headers={"X-Hub-Signature": "sha1=00"})
+    assert r.status_code == 401 and "it is missing" in r.json()["detail"]
+    r = await client.post(url, content=other, headers=github_signed("k3y", other))
+    assert r.status_code == 202, "a new body is a new delivery"
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+    assert sorted(run.parameters["BRANCH"] for run in runs) == ["refs/heads/dev", "refs/heads/main"]
+
+
+async def test_gitlab_tokens_as_gitlab_sends_them(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """GitLab sends its webhook's Secret token as `X-Gitlab-Token`: a webhook saved with
+    `signature_scheme` `gitlab` compares it with the vault secret (a bearer secret: no replay
+    check, GitLab's retries send the same body)."""
+    r = await client.post("/api/v1/secrets", json={"name": "GL_KEY", "value": "t0ken"}, headers=admin.headers)
+    _, hook = await setup_hook(client, admin, secret_id=r.json()["id"], signature_scheme="gitlab")
+    url, body = hook["url_path"], orjson.dumps({"ref": "main"})
+    for _ in range(2):
+        r = await client.post(url, content=body, headers={"X-Gitlab-Token": "t0ken"})
+        assert r.status_code == 202, r.text
+    r = await client.post(url, content=body, headers={"X-Gitlab-Token": "t0ken-not"})
+    assert r.status_code == 401 and r.json()["detail"] == "x-gitlab-token does not match"
+    r = await client.post(url, content=body, headers={"X-Gitlab-Token": "é".encode()})
+    assert r.status_code == 401, "a non-ASCII header is a mismatch, not an error"
+    r = await client.post(url, content=body, headers=signed("t0ken", body))
+    assert r.status_code == 401 and "x-gitlab-token is missing" in r.json()["detail"]
+
+
+async def test_a_signature_scheme_is_checked_when_saved(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """`github` and `gitlab` need a signing secret; an unknown scheme is named; an OpsCraft-form
+    webhook called with GitHub's header says which setting takes it."""
+    script_id, hook = await setup_hook(client, admin)
+    assert hook["signature_scheme"] == "opscraft"
+    path = f"/api/v1/scripts/{script_id}/webhooks"
+    for scheme in ("github", "bitbucket"):
+        body = {"name": scheme, "signature_scheme": scheme, "mapping": {"BRANCH": "/ref"}}
+        r = await client.post(path, json=body, headers=admin.headers)
+        named = [e["field"] for e in r.json()["errors"]]
+        assert r.status_code == 422 and named == ["signature_scheme"], r.text
+    r = await client.put(f"{path}/{hook['id']}", json={"signature_scheme": "gitlab"}, headers=admin.headers)
+    assert r.status_code == 422 and "need a signing secret" in r.text
+    r = await client.post("/api/v1/secrets", json={"name": "K", "value": "k3y"}, headers=admin.headers)
+    r = await client.put(f"{path}/{hook['id']}", json={"secret_id": r.json()["id"]}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["signature_scheme"] == "opscraft"
+    body = orjson.dumps({"ref": "main"})
+    r = await client.post(hook["url_path"], content=body, headers=github_signed("k3y", body))
+    assert r.status_code == 401 and "save the webhook with signature_scheme github" in r.json()["detail"]

@@ -17,6 +17,7 @@ from opscraft.db.models.automation import (
     OverlapPolicy,
     Schedule,
     ScheduleFire,
+    SignatureScheme,
     WebhookSignature,
     WebhookTrigger,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "ScriptTag",
     "ScriptVersion",
     "Secret",
+    "SignatureScheme",
     "TerraformPlan",
     "TerraformState",
     "TerraformStateVersion",
@@ -110,7 +112,9 @@ def _expect_json_shapes() -> None:
     expect(NotificationDelivery, payload=obj, status=OneOf.of(DeliveryStatus, DeliveryStatus.failed))
     missed, overlap = OneOf.of(MissedPolicy, MissedPolicy.skip), OneOf.of(OverlapPolicy, OverlapPolicy.skip)
     expect(Schedule, parameters=obj, run_options=obj_or_null, missed_policy=missed, overlap_policy=overlap)
+    scheme = OneOf.of(SignatureScheme, SignatureScheme.opscraft)  # the form that takes the most
     expect(WebhookTrigger, mapping=text_values, parameters=obj, run_options=obj_or_null)
+    expect(WebhookTrigger, signature_scheme=scheme)
     outcome = OneOf.of(ChainOutcome, ChainOutcome.success)
     expect(ChainLink, mapping=text_values, parameters=obj, run_options=obj_or_null, outcome=outcome)
     expect(ChainRun, parameters=obj)

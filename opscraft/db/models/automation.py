@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
@@ -158,6 +158,16 @@ class OverlapPolicy(StrEnum):
     allow = "allow"
 
 
+class SignatureScheme(StrEnum):
+    """How a signed webhook's calls prove they come from the key's holder (services/webhooks.py):
+    OpsCraft's timestamped HMAC, GitHub's `X-Hub-Signature-256` (an HMAC of the body alone), or
+    GitLab's `X-Gitlab-Token` (the key itself)."""
+
+    opscraft = "opscraft"
+    github = "github"
+    gitlab = "gitlab"
+
+
 class Schedule(SQLModel, table=True):
     """Run a script on a 5-field cron expression in a time zone, on behalf of `owner_id`.
 
@@ -248,6 +258,13 @@ class WebhookTrigger(SQLModel, table=True):
     token_hash: str = Field(max_length=64)
     prefix: str = Field(max_length=16)
     secret_id: int | None = Field(default=None, foreign_key="secrets.id", ondelete="RESTRICT")
+    # The form of a signed call's proof (`SignatureScheme`, migration 0042): plain text, read
+    # through `db.stored_shapes` (text none of its values reads as `opscraft`). The database's
+    # default only, so that an insert naming the columns of an earlier revision leaves it out.
+    signature_scheme: str = Field(
+        default=SignatureScheme.opscraft.value,
+        sa_column=Column(String(16), nullable=False, server_default=SignatureScheme.opscraft.value),
+    )
     mapping: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     enabled: bool = Field(default=True)
