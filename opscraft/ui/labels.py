@@ -8,12 +8,17 @@ value. The meanings are docs/automation.md's (schedules, notification channels a
 from __future__ import annotations
 
 from opscraft.db.models import Role
-from opscraft.db.models.automation import ChannelKind, MissedPolicy, OverlapPolicy
+from opscraft.db.models.automation import ChannelKind, MissedPolicy, OverlapPolicy, SignatureScheme
 from opscraft.services.parameters import ParamType
 
 MISSED_POLICY = {
     MissedPolicy.run_once.value: "Run once, for the latest missed time",
     MissedPolicy.skip.value: "Skip the missed runs",
+}
+SIGNATURE_SCHEME = {
+    SignatureScheme.opscraft.value: "OpsCraft (X-OpsCraft-Timestamp and X-OpsCraft-Signature)",
+    SignatureScheme.github.value: "GitHub (X-Hub-Signature-256: the secret is the webhook's Secret)",
+    SignatureScheme.gitlab.value: "GitLab (X-Gitlab-Token: the secret is the webhook's Secret token)",
 }
 OVERLAP_POLICY = {
     OverlapPolicy.skip.value: "Skip this run",

@@ -8,11 +8,11 @@ from typing import Any
 from nicegui import context, ui
 
 from opscraft import runtime
-from opscraft.db.models import Script, WebhookTrigger
+from opscraft.db.models import Script, SignatureScheme, WebhookTrigger
 from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import ansible_fields, automation_terraform, drafts
+from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import close_saved, follow, guard, run_action
 from opscraft.ui.script_tabs import script_tab
@@ -79,7 +79,9 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 ui.label(hook.name).classes("font-semibold oc-wrap min-w-0")
                 ui.label(f"/api/v1/hooks/{hook.id}/{hook.prefix}…").classes("font-mono text-grey-8")
                 if hook.secret_id:
-                    ui.label("signed").classes("text-caption text-positive")
+                    scheme = hook.signature_scheme
+                    form = "" if scheme == SignatureScheme.opscraft else f" ({scheme})"
+                    ui.label(f"signed{form}").classes("text-caption text-positive")
                 ui.space()
                 if edit:
                     ui.button("Edit", on_click=opens_dialog(lambda h=hook: open_form(h))).props(
@@ -144,6 +146,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 "mapping": stored_json_text(hook, "mapping"),
                 "parameters": stored_json_text(hook, "parameters"),
                 "secret_id": hook.secret_id,
+                "signature_scheme": hook.signature_scheme,
             }
             if with_terraform:
                 loaded |= automation_terraform.loaded(stored_action, hook.terraform_workspace)
@@ -154,9 +157,13 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 if signing is None:
                     return
                 chosen = (hook.secret_id, signing.secret.name)
-        start = loaded or {"name": "", "mapping": "{}", "parameters": "{}", "secret_id": None} | (
-            automation_terraform.loaded(None, None) if with_terraform else {}
-        )
+        start = loaded or {
+            "name": "",
+            "mapping": "{}",
+            "parameters": "{}",
+            "secret_id": None,
+            "signature_scheme": SignatureScheme.opscraft.value,
+        } | (automation_terraform.loaded(None, None) if with_terraform else {})
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
         secrets_first = await first_choices(secret_search(actor))
         with page_dialog() as dialog, dialog_card(title) as card:  # the rows are redrawn live
@@ -172,16 +179,25 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                 clearable=True,
                 chosen=chosen,
             )
+            scheme = ui.select(
+                labels.SIGNATURE_SCHEME, value=start["signature_scheme"], label="Signature form (when signed)"
+            ).props('outlined dense data-testid="webhook-signature-scheme"')
             terraform = automation_terraform.terraform_fields("webhook", start) if with_terraform else None
             ansible = None
             if with_ansible:
                 ansible = ansible_fields.ansible_fields("webhook-ansible", stored_options)
-            fields = {"name": name, "mapping": mapping, "parameters": fixed, "secret_id": secret}
+            fields = {
+                "name": name,
+                "mapping": mapping,
+                "parameters": fixed,
+                "secret_id": secret,
+                "signature_scheme": scheme,
+            }
             fields |= terraform.inputs() if terraform else {}
             fields |= ansible.inputs() if ansible else {}
             # Not the signing secret: a searched select's label names no option the form holds.
             kept = {key: element for key, element in fields.items() if key != "secret_id"}
-            edited = ("name", "mapping", "parameters", "secret_id")
+            edited = ("name", "mapping", "parameters", "secret_id", "signature_scheme")
             base = None if hook is None else stored_base(hook, edited)
             draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept, base)
 
@@ -196,6 +212,7 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
                         "mapping": mapping.value or "{}",
                         "parameters": fixed.value or "{}",
                         "secret_id": secret.value or None,
+                        "signature_scheme": scheme.value,
                     } | (terraform.values() if terraform else {})
                     if ansible is not None:
                         values["run_options"] = ansible.values()

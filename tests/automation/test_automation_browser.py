@@ -526,11 +526,14 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("signed-hook")
     choose(page, "webhook-secret", "HOOK_SIGNING_KEY")
+    # GitHub's form of the signature: the only form was OpsCraft's, which GitHub cannot send.
+    choose(page, "webhook-signature-scheme", labels.SIGNATURE_SCHEME["github"])
     page.get_by_test_id("webhook-submit").click()
     (created,) = wait_until(
         lambda: env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json()["items"], "no webhook"
     )
-    assert created["secret_id"] == secret_id
+    assert created["secret_id"] == secret_id and created["signature_scheme"] == "github"
+    page.get_by_test_id(f"webhook-{created['id']}").get_by_text("signed (github)").wait_for()
     # The URL shown once is one a sender can be given: without OPSCRAFT_PUBLIC_URL it was a path.
     shown = wait_until(lambda: page.get_by_test_id("webhook-url").input_value(), "no webhook URL shown")
     assert shown.startswith(f"{env.server.url}/api/v1/hooks/{created['id']}/och_"), shown
