@@ -102,7 +102,9 @@ class DeliveryOut(BaseModel):
     execution_id: int | None
     status: DeliveryStatus
     attempts: int
-    next_attempt_at: datetime
+    next_attempt_at: datetime | None = Field(
+        description="When it is tried next while `pending` (or `sending`); null once delivered or failed"
+    )
     last_error: str | None
     created_at: datetime
     delivered_at: datetime | None
@@ -119,7 +121,7 @@ class DeliveryOut(BaseModel):
             execution_id=d.execution_id,
             status=d.status,
             attempts=d.attempts,
-            next_attempt_at=d.next_attempt_at,
+            next_attempt_at=notifications.next_attempt(d),
             last_error=d.last_error,
             created_at=d.created_at,
             delivered_at=d.delivered_at,

@@ -947,6 +947,15 @@ async def _enqueue(
 # --- delivery --------------------------------------------------------------------------------
 
 
+def next_attempt(delivery: NotificationDelivery) -> datetime | None:
+    """When a delivery is tried next: its `next_attempt_at` while it is `pending` (or `sending`:
+    a claim's end, when another sender takes it over), None once it is `delivered` or `failed`
+    (the column then still holds the last claim's end, which no sender acts on)."""
+    if delivery.status in (DeliveryStatus.pending, DeliveryStatus.sending):
+        return delivery.next_attempt_at
+    return None
+
+
 def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
     """The wait before the next try after `attempts` failed ones: the receiver's `retry_after`
     (seconds, a 429's `Retry-After`) within `FIRST_RETRY_SECONDS` and `MAX_RETRY_SECONDS` when it

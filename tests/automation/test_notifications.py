@@ -309,6 +309,11 @@ async def test_retry_with_backoff_then_give_up(
     r = await client.get("/api/v1/notifications/deliveries?status=failed", headers=admin.headers)
     item = r.json()["items"][0]
     assert item["attempts"] == notifications.MAX_ATTEMPTS and "unreachable" in item["last_error"]
+    # Delivered and failed ones are tried no more: no next attempt (it showed the last claim's
+    # end, a minute ahead, as if a retry were due).
+    r = await client.get("/api/v1/notifications/deliveries", headers=admin.headers)
+    ended = {d["status"]: d["next_attempt_at"] for d in r.json()["items"]}
+    assert ended == {"delivered": None, "failed": None}, ended
 
 
 def test_backoff_doubles_up_to_an_hour() -> None:
