@@ -1145,9 +1145,13 @@ async def _start_waiting(db: Database, me: str) -> None:
 
 async def tick(db: Database, now: datetime | None = None, me: str | None = None) -> int:
     """Claim and handle every fire due at `now` (default: the current time); returns how many
-    fires this process claimed. Safe to call from any number of processes at once."""
+    fires this process claimed. Safe to call from any number of processes at once. Waiting
+    fires (overlap `queue`) whose previous run ended start first, before the new fires are
+    claimed: started after them, a run that ended while no tick ran (a restart, a run ending
+    just before a fire time) let the new fire start and left the older one waiting behind it."""
     now = now or utcnow()
     me = me or process_name()
+    await _start_waiting(db, me)
     total = 0
     while True:
         claimed = await _claim_batch(db, now, me)
@@ -1165,7 +1169,6 @@ async def tick(db: Database, now: datetime | None = None, me: str | None = None)
         total += len(claimed)
         if len(claimed) < BATCH:
             break
-    await _start_waiting(db, me)
     return total
 
 

@@ -722,6 +722,39 @@ async def test_a_fire_waiting_on_a_paused_schedule_starts_no_run(
     assert shown["last_outcome"] == "skipped_paused" and "paused" in shown["last_message"]
 
 
+async def test_a_waiting_fire_starts_before_a_later_fire_is_handled(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """Overlap `queue`: the previous run ended while no tick ran (the server restarting, or the
+    run ending just before the next fire time). The next tick started the new fire and left the
+    older, queued one waiting behind that new run: out of order, and a minute late (for ever, on
+    a schedule whose runs outlast its period). The queued fire goes first; the new one waits."""
+    await local_runner(client, admin)
+    slow = await script(client, admin, "sleep 60\n")
+    schedule_id = (await add(client, admin, slow, overlap_policy="queue")).json()["id"]
+    db = runtime.current().db
+    await due_now(schedule_id)
+    await schedules.tick(db)
+    minute = utcnow().replace(second=0, microsecond=0)
+    await schedules.tick(db, now=minute + timedelta(minutes=1, seconds=1))
+    (first,) = [f for f in await fires(schedule_id) if f.outcome == "started"]
+    (queued,) = [f for f in await fires(schedule_id) if f.outcome == "waiting"]
+    assert first.execution_id is not None
+    r = await client.post(f"/api/v1/executions/{first.execution_id}/cancel", headers=admin.headers)
+    assert r.status_code == 200, r.text
+    await wait_for(client, admin, first.execution_id)
+    await schedules.tick(db, now=minute + timedelta(minutes=2, seconds=1))
+    by_time = {f.fire_time: f.outcome for f in await fires(schedule_id)}
+    later = max(by_time)
+    assert by_time[queued.fire_time] == "started" and by_time[later] == "waiting", by_time
+    async with db.session() as session:  # stop the sleeper
+        running = (
+            await session.exec(select(Execution.id).where(col(Execution.status).in_(["queued", "running"])))
+        ).all()
+    for execution_id in running:
+        await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+
+
 async def test_a_fire_held_back_by_a_run_awaiting_approval_says_so(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
