@@ -48,6 +48,8 @@ SEMANTIC_FIELDS |= {"confirm_destroy", "terraform_action", "terraform_workspace"
 SEMANTIC_FIELDS |= {"current_password", "config", "secret_id", "channel_id"}
 # A cron expression's fields (croniter parses it); a webhook's mapping names declared parameters.
 SEMANTIC_FIELDS |= {"cron", "mapping"}
+# A webhook's GitHub or GitLab signature form needs its signing secret (`secret_id`).
+SEMANTIC_FIELDS |= {"signature_scheme"}
 # A time zone is a name the IANA database (zoneinfo) knows.
 SEMANTIC_FIELDS |= {"timezone", "tz"}
 # A chain link's target must be an existing script that does not close a cycle of links.

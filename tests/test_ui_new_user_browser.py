@@ -11,13 +11,15 @@ import httpx
 import pytest
 
 from opscraft.api.methods import NOT_FOUND_MESSAGE
-from tests.conftest import LiveServer
+from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
+    API_TIMEOUT,
     create_script,
     journey_server,
     journey_tokens,
     signed_in,
     start_run,
+    token,
     wait_connected,
     wait_for_output,
     wait_run,
@@ -58,6 +60,23 @@ def test_a_test_run_is_marked_in_every_list_and_its_card_counts_approvals(
     wait_connected(page)
     progress = page.get_by_test_id("approval-progress")
     assert progress.inner_text() == "0 of 2 approvals"
+    # An approval by someone demoted since counts no more: the card counted the trail's.
+    body = {"username": "approver", "email": "approver@example.com", "password": PASSWORD, "role": "operator"}
+    r = httpx.post(f"{server.url}/api/v1/users", json=body, headers=tokens["admin"], timeout=API_TIMEOUT)
+    assert r.status_code == 201, r.text
+    approver_id = r.json()["id"]
+    approve = f"{server.url}/api/v1/executions/{run_id}/approve"
+    r = httpx.post(approve, json={}, headers=token(server, "approver"), timeout=API_TIMEOUT)
+    assert r.status_code == 200, r.text
+    demoted = {"role": "viewer"}
+    r = httpx.put(
+        f"{server.url}/api/v1/users/{approver_id}", json=demoted, headers=tokens["admin"], timeout=API_TIMEOUT
+    )
+    assert r.status_code == 200, r.text
+    page.reload()
+    page.get_by_test_id("approval-trail-approver").wait_for()
+    assert page.get_by_test_id("approval-progress").inner_text() == "0 of 2 approvals"
+    page.get_by_text("the approval of approver no longer counts").wait_for()
     page.get_by_test_id(f"approve-{run_id}").click()  # the page reloads once it is recorded
     page.wait_for_function(
         "document.querySelector('[data-testid=\"approval-progress\"]')?.innerText === '1 of 2 approvals'"

@@ -289,7 +289,7 @@ async def ended(
 
 async def _with_counts(session: AsyncSession, found: list[Any], total: int) -> tuple[list[Pending], int]:
     """The (execution, request, decided) rows of a page as `Pending`s with their approval counts."""
-    counts = await _approval_counts(session, [e.id for e, _, _ in found if e.id is not None])
+    counts = await _counts_of(session, [r for _, r, _ in found])
     return [Pending(e, r, counts.get(e.id or 0, 0), bool(d)) for e, r, d in found], total
 
 
@@ -307,7 +307,7 @@ async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pe
     if found is None:
         raise NotFound(f"execution {execution_id} not found, or it never waited for approval")
     execution, request, decided = found
-    counts = await _approval_counts(session, [execution_id])
+    counts = await _counts_of(session, [request])
     return Pending(execution, request, counts.get(execution_id, 0), bool(decided))
 
 
@@ -337,21 +337,29 @@ def _counts_now() -> ColumnElement[bool]:
     return (col(User.is_active).is_(True)) & col(User.role).in_(roles_with(Permission.approve_executions))
 
 
-async def _approval_counts(session: AsyncSession, ids: list[int]) -> dict[int, int]:
-    """Approvals that count (`_counts_now`) per run id; a run with none is left out."""
+async def _approval_counts(session: AsyncSession, ids: list[int], *, ended: bool = False) -> dict[int, int]:
+    """Approvals per run id (a run with none is left out): those that count now (`_counts_now`),
+    or with `ended` every approval given (whatever became of the approvers since)."""
     if not ids:
         return {}
-    rows = await session.exec(
-        select(ApprovalDecision.execution_id, func.count())
-        .join(User, col(User.id) == col(ApprovalDecision.user_id))
-        .where(
-            col(ApprovalDecision.execution_id).in_(ids),
-            col(ApprovalDecision.decision) == "approve",
-            _counts_now(),
-        )
-        .group_by(ApprovalDecision.execution_id)
+    query = select(ApprovalDecision.execution_id, func.count()).where(
+        col(ApprovalDecision.execution_id).in_(ids), col(ApprovalDecision.decision) == "approve"
     )
+    if not ended:
+        query = query.join(User, col(User.id) == col(ApprovalDecision.user_id)).where(_counts_now())
+    rows = await session.exec(query.group_by(ApprovalDecision.execution_id))
     return {int(i): int(n) for i, n in rows.all()}
+
+
+async def _counts_of(session: AsyncSession, requests: list[ApprovalRequest]) -> dict[int, int]:
+    """The approvals of each request's run: while it waits, those that count now; once approved,
+    its `required` (the run queued on the approval that reached it: an approver demoted since
+    takes nothing back); otherwise (rejected, expired, cancelled) every approval given."""
+    waiting = [r.execution_id for r in requests if r.outcome is None]
+    other = [r.execution_id for r in requests if r.outcome not in (None, "approved")]
+    approved = {r.execution_id: r.required for r in requests if r.outcome == "approved"}
+    given = await _approval_counts(session, other, ended=True)
+    return await _approval_counts(session, waiting) | given | approved
 
 
 async def _lapsed_approvals(session: AsyncSession, execution_id: int) -> list[str]:

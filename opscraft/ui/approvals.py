@@ -118,26 +118,30 @@ async def approval_panel(actor: Actor, execution: Execution) -> None:
     assert execution.id is not None
     trail = await call_all(approvals.trail, actor, execution.id)
     request = await call(approvals.request_of, actor, execution.id)
+    # The service's count (approvals of people demoted since no longer count), not the trail's.
+    state = await call(approvals.state_of, actor, execution.id) if request is not None else None
     waiting = execution.status == ExecutionStatus.awaiting_approval
     if not trail and not waiting and (request is None or request.outcome is None):
         return
     with ui.card().classes("w-full gap-1").props('data-testid="approval-panel"'):
         with ui.row().classes("items-center gap-3"):
             ui.label("Awaiting approval" if waiting else "Approval").classes("text-subtitle1 font-medium")
-            if request is not None:
-                approved = sum(d.decision == "approve" for d in trail)
-                ui.label(_progress(approved, request.required)).props('data-testid="approval-progress"')
+            if state is not None:
+                ui.label(_progress(state.approvals, state.request.required)).props(
+                    'data-testid="approval-progress"'
+                )
                 if waiting:
-                    ui.label(f"expires {format_time(request.expires_at)}").classes("text-caption text-grey-7")
+                    ui.label(f"expires {format_time(state.request.expires_at)}").classes(
+                        "text-caption text-grey-7"
+                    )
         for d in trail:
             verb = "approved" if d.decision == "approve" else "rejected"
             note = f": {d.comment}" if d.comment else ""
             ui.label(f"{d.username} {verb} at {format_time(d.created_at)}{note}").props(
                 f'data-testid="approval-trail-{d.username}"'
             )
-        if request is not None and request.outcome is not None:
-            ended = approvals.Pending(execution, request, sum(d.decision == "approve" for d in trail))
-            ui.label(outcome_text(ended)).classes("font-medium").props('data-testid="approval-outcome"')
+        if state is not None and state.request.outcome is not None:
+            ui.label(outcome_text(state)).classes("font-medium").props('data-testid="approval-outcome"')
         if waiting:
             await _notes(actor, execution)
             decided = any(d.user_id == actor.user_id for d in trail)

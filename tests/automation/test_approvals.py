@@ -461,3 +461,5 @@ async def test_an_approval_whose_giver_may_no_longer_approve_does_not_count(
     r = await decide(client, second, run_id, "approve")
     assert r.status_code == 200 and r.json()["status"] != "awaiting_approval", r.text
     assert (await wait_for(client, admin, run_id))["status"] == "success"
+    state = (await client.get(f"/api/v1/executions/{run_id}/approval", headers=admin.headers)).json()
+    assert (state["outcome"], state["approvals"]) == ("approved", 2), "what it was approved on"
