@@ -648,6 +648,32 @@ async def test_missed_fires_follow_the_policy(
         assert row is not None and row.next_fire_at == latest + timedelta(minutes=5)
 
 
+async def cancel_running(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """Cancel every queued or running run (the tests' sleepers)."""
+    async with runtime.current().db.session() as session:
+        running = (
+            await session.exec(select(Execution.id).where(col(Execution.status).in_(["queued", "running"])))
+        ).all()
+    for execution_id in running:
+        await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+
+
+async def one_fire_waiting(client: httpx.AsyncClient, admin: LoggedIn) -> tuple[int, int, datetime]:
+    """A schedule (overlap `queue`) of a script that sleeps a minute: its first fire started a
+    run, the next (a minute later) waits for it. (script id, schedule id, the first fire's
+    minute)."""
+    await local_runner(client, admin)
+    slow = await script(client, admin, "sleep 60\n")
+    schedule_id = (await add(client, admin, slow, overlap_policy="queue")).json()["id"]
+    db = runtime.current().db
+    await due_now(schedule_id)
+    await schedules.tick(db)
+    minute = utcnow().replace(second=0, microsecond=0)
+    await schedules.tick(db, now=minute + timedelta(minutes=1, seconds=1))
+    assert sorted(f.outcome for f in await fires(schedule_id)) == ["started", "waiting"]
+    return slow, schedule_id, minute
+
+
 async def test_overlap_policies(
     client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
@@ -685,12 +711,7 @@ async def test_overlap_policies(
 
     await until(started, "the queued fire to start", 30, 0.2)
     assert sorted(f.outcome for f in await fires(ids["queue"])) == ["started", "started"]
-    async with db.session() as session:  # stop the sleepers
-        running = (
-            await session.exec(select(Execution.id).where(col(Execution.status).in_(["queued", "running"])))
-        ).all()
-    for execution_id in running:
-        await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+    await cancel_running(client, admin)
 
 
 async def test_a_fire_waiting_on_a_paused_schedule_starts_no_run(
@@ -698,14 +719,8 @@ async def test_a_fire_waiting_on_a_paused_schedule_starts_no_run(
 ) -> None:
     """Overlap `queue`: a fire waits for the previous run. The schedule is paused meanwhile; when
     the previous run ended, the waiting fire still started a run of the paused schedule."""
-    await local_runner(client, admin)
-    slow = await script(client, admin, "sleep 60\n")
-    schedule_id = (await add(client, admin, slow, overlap_policy="queue")).json()["id"]
+    slow, schedule_id, _ = await one_fire_waiting(client, admin)
     db = runtime.current().db
-    await due_now(schedule_id)
-    await schedules.tick(db)
-    await schedules.tick(db, now=utcnow().replace(second=0, microsecond=0) + timedelta(minutes=1, seconds=1))
-    assert sorted(f.outcome for f in await fires(schedule_id)) == ["started", "waiting"]
     path = f"/api/v1/scripts/{slow}/schedules/{schedule_id}"
     r = await client.put(path, json={"enabled": False}, headers=admin.headers)
     assert r.status_code == 200, r.text
@@ -729,14 +744,8 @@ async def test_a_waiting_fire_starts_before_a_later_fire_is_handled(
     run ending just before the next fire time). The next tick started the new fire and left the
     older, queued one waiting behind that new run: out of order, and a minute late (for ever, on
     a schedule whose runs outlast its period). The queued fire goes first; the new one waits."""
-    await local_runner(client, admin)
-    slow = await script(client, admin, "sleep 60\n")
-    schedule_id = (await add(client, admin, slow, overlap_policy="queue")).json()["id"]
+    _, schedule_id, minute = await one_fire_waiting(client, admin)
     db = runtime.current().db
-    await due_now(schedule_id)
-    await schedules.tick(db)
-    minute = utcnow().replace(second=0, microsecond=0)
-    await schedules.tick(db, now=minute + timedelta(minutes=1, seconds=1))
     (first,) = [f for f in await fires(schedule_id) if f.outcome == "started"]
     (queued,) = [f for f in await fires(schedule_id) if f.outcome == "waiting"]
     assert first.execution_id is not None
@@ -747,12 +756,7 @@ async def test_a_waiting_fire_starts_before_a_later_fire_is_handled(
     by_time = {f.fire_time: f.outcome for f in await fires(schedule_id)}
     later = max(by_time)
     assert by_time[queued.fire_time] == "started" and by_time[later] == "waiting", by_time
-    async with db.session() as session:  # stop the sleeper
-        running = (
-            await session.exec(select(Execution.id).where(col(Execution.status).in_(["queued", "running"])))
-        ).all()
-    for execution_id in running:
-        await client.post(f"/api/v1/executions/{execution_id}/cancel", headers=admin.headers)
+    await cancel_running(client, admin)
 
 
 async def test_a_fire_held_back_by_a_run_awaiting_approval_says_so(
