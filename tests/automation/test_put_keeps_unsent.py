@@ -154,7 +154,7 @@ async def test_a_put_that_changes_nothing_writes_nothing(
             f"{base}/webhooks/{hook['id']}",
             operator,
             "webhook.update",
-            ["name", "secret_id", "mapping", "parameters", "enabled"],
+            ["name", "secret_id", "signature_scheme", "mapping", "parameters", "enabled"],
             {"name": "on-push"},
         ),
         (

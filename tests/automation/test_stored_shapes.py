@@ -69,9 +69,22 @@ CASES = [
     ("schedule", "missed_policy", "later", "skip", "missed_policy: stored as 'later', none of run_once"),
     ("schedule", "overlap_policy", "x", "queue", "overlap_policy: stored as 'x', none of skip, queue"),
     ("link", "outcome", "maybe", "failure", "outcome: stored as 'maybe', none of success, failure, any"),
+    (
+        "webhook",
+        "signature_scheme",
+        "bitbucket",
+        "opscraft",
+        "signature_scheme: stored as 'bitbucket', none of opscraft, github, gitlab",
+    ),
 ]
 # what an enum-like column is read as meanwhile (a JSON column: its empty value)
-READ_AS = {"kind": "webhook", "missed_policy": "skip", "overlap_policy": "skip", "outcome": "success"}
+READ_AS = {
+    "kind": "webhook",
+    "missed_policy": "skip",
+    "overlap_policy": "skip",
+    "outcome": "success",
+    "signature_scheme": "opscraft",
+}
 # PostgreSQL's enum types hold none but their values: such a row exists on SQLite only
 NATIVE_ENUMS = {"kind", "missed_policy", "overlap_policy"}
 
