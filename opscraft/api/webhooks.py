@@ -100,9 +100,10 @@ class WebhookCreated(WebhookOut):
 
 
 class HookAccepted(BaseModel):
-    """The answer to a webhook call: the id and status of the run it started."""
+    """The answer to a webhook call: the id and status of the run it started (202), or, to
+    GitHub's `ping`, no run and the status `ping` (200)."""
 
-    execution_id: int
+    execution_id: int | None
     status: str
 
 
@@ -222,12 +223,19 @@ async def delete_webhook(
         "the parameters or the webhook's Terraform choice the script refuses now; "
         "409 when the script cannot run (not active, no runner); 429 past "
         "`OPSCRAFT_RATE_LIMIT_API` calls a minute per webhook (calls without its token count per "
-        "client address instead). An empty body counts as `{}`. "
+        "client address instead). An empty body counts as `{}`. GitHub's `ping` (`X-GitHub-Event: "
+        "ping`, sent when the webhook is added there) passes the same checks and starts no run: "
+        '200 `{"execution_id": null, "status": "ping"}`. '
         "Audited as `webhook.call` (never with the payload). Rules: docs/automation.md."
     ),
-    responses=error_responses(401, 403, 404, 409, 422, 429),
+    responses={
+        200: {"model": HookAccepted, "description": "GitHub's ping (`X-GitHub-Event: ping`): no run started"},
+        **error_responses(401, 403, 404, 409, 422, 429),
+    },
 )
-async def call_webhook(webhook_id: IdPath, token: str, request: Request, session: Session) -> HookAccepted:
+async def call_webhook(
+    webhook_id: IdPath, token: str, request: Request, response: Response, session: Session
+) -> HookAccepted:
     """Start a webhook's script from an outside call authenticated by the token in the URL (and a signature
     when signed).
 
@@ -241,5 +249,8 @@ async def call_webhook(webhook_id: IdPath, token: str, request: Request, session
         client_ip=client_ip(request),
     )
     execution = await webhooks.receive(session, call)
+    if execution is None:
+        response.status_code = 200
+        return HookAccepted(execution_id=None, status="ping")
     assert execution.id is not None
     return HookAccepted(execution_id=execution.id, status=str(execution.status))

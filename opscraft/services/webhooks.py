@@ -100,6 +100,8 @@ SIGNATURE_HEADER = "x-opscraft-signature"
 TIMESTAMP_HEADER = "x-opscraft-timestamp"
 GITHUB_HEADER = "x-hub-signature-256"
 GITLAB_HEADER = "x-gitlab-token"
+# GitHub's event name; `ping` is sent when a webhook is added on GitHub: it starts no run.
+GITHUB_EVENT_HEADER = "x-github-event"
 # GitHub signs the body alone: an accepted body is refused again for this long (a week: GitHub's
 # own redelivery of a delivery it saw fail is accepted, as a refused call leaves no record).
 GITHUB_REPLAY_SECONDS = 7 * 24 * 3600
@@ -726,8 +728,10 @@ async def _signing_key(session: AsyncSession, hook: WebhookTrigger, call: Call) 
     raise Forbidden("the webhook's signing secret is missing from the vault: ask its owner")
 
 
-async def receive(session: AsyncSession, call: Call) -> Execution:
-    """Start the webhook's script for an inbound call; returns the queued execution.
+async def receive(session: AsyncSession, call: Call) -> Execution | None:
+    """Start the webhook's script for an inbound call; returns the queued execution, or None
+    for GitHub's `ping` (`X-GitHub-Event: ping`, sent when the webhook is added on GitHub: it
+    passed every check a call passes, and starts no run; audited as an accepted call).
 
     Raises 429 (past `OPSCRAFT_RATE_LIMIT_API` calls a minute: per webhook for calls with its
     token, per client address for the others), 404 (unknown webhook or wrong token:
@@ -761,6 +765,11 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
             raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
         if hook.secret_id is not None:
             await _check_proof(session, hook, call)
+        if call.headers.get(GITHUB_EVENT_HEADER) == "ping":
+            hook.last_called_at = utcnow()
+            _accepted(session, hook, call, ping=True)
+            await session.commit()
+            return None
         if (stored := stored_shapes.note(hook)) is not None:
             raise Conflict(
                 f"the webhook's stored settings cannot be read: {stored}",
@@ -790,6 +799,14 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         await session.commit()
         raise
     hook.last_called_at = utcnow()
+    _accepted(session, hook, call, execution_id=execution.id, parameters=sorted(values))
+    await session.commit()
+    return execution
+
+
+def _accepted(session: AsyncSession, hook: WebhookTrigger, call: Call, **details: Any) -> None:
+    """Audit an accepted call (`webhook.call`, `accepted` true) with `details` (the run it
+    started and its parameter names, or `ping`), never the payload."""
     audit.record(
         session,
         Actor(None, call.client_ip),
@@ -799,11 +816,8 @@ async def receive(session: AsyncSession, call: Call) -> Execution:
         actor_name=f"webhook:{hook.id}",
         accepted=True,
         script_id=hook.script_id,
-        execution_id=execution.id,
-        parameters=sorted(values),
+        **details,
     )
-    await session.commit()
-    return execution
 
 
 async def owner_name(session: AsyncSession, hook: WebhookTrigger) -> str | None:

@@ -702,3 +702,31 @@ async def test_a_signature_scheme_is_checked_when_saved(client: httpx.AsyncClien
     body = orjson.dumps({"ref": "main"})
     r = await client.post(hook["url_path"], content=body, headers=github_signed("k3y", body))
     assert r.status_code == 401 and "save the webhook with signature_scheme github" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("signed_as", ["github", "unsigned"])
+async def test_githubs_ping_starts_no_run(client: httpx.AsyncClient, admin: LoggedIn, signed_as: str) -> None:
+    """GitHub sends `X-GitHub-Event: ping` when the webhook is added there: it started the
+    script (a deploy, for a webhook mapping nothing required) or was refused 422, which GitHub
+    shows as a failing webhook. It passes the call's checks (a wrong signature is still a 401)
+    and answers 200 with no run."""
+    body: dict[str, Any] = {"parameters": {"BRANCH": "main"}, "mapping": {}}
+    if signed_as == "github":
+        r = await client.post("/api/v1/secrets", json={"name": "GH", "value": "k3y"}, headers=admin.headers)
+        body |= {"secret_id": r.json()["id"], "signature_scheme": "github"}
+    script_id, hook = await setup_hook(client, admin, **body)
+    ping = orjson.dumps({"zen": "Keep it logically awesome.", "hook_id": 1})
+    headers = github_signed("k3y", ping) | {"X-GitHub-Event": "ping"}
+    r = await client.post(hook["url_path"], content=ping, headers=headers)
+    assert (r.status_code, r.json()) == (200, {"execution_id": None, "status": "ping"}), r.text
+    if signed_as == "github":
+        wrong = github_signed("other", ping) | {"X-GitHub-Event": "ping"}
+        assert (await client.post(hook["url_path"], content=ping, headers=wrong)).status_code == 401
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+    assert runs == []
+    accepted = [e.details for e in await audit_calls() if e.details["accepted"]]
+    assert accepted == [{"accepted": True, "script_id": script_id, "ping": True}]
+    push = orjson.dumps({"ref": "main"})
+    headers = github_signed("k3y", push) | {"X-GitHub-Event": "push"}
+    assert (await client.post(hook["url_path"], content=push, headers=headers)).status_code == 202
