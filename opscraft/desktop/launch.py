@@ -40,6 +40,8 @@ def open_window(
     The window process starts first and shows a start-up page (opscraft.desktop.window_process);
     `prepare()` (the launch's checks that must pass before any port opens) and the server's own
     start run meanwhile, and the window loads the one-time sign-in URL once the server is ready.
+    A `prepare()` that exits (SystemExit with its one line: a damaged database, a disabled local
+    admin) ends the launch with that line only; the window process ends with the launch.
     Closing the window runs the server's shutdown (runs get the grace period, then are killed;
     NiceGUI allows it 30 s) and exits 0. When the window process ends without ever showing its
     window (the toolkit failed; its own messages are above), it exits 1 after one line saying so.
@@ -69,7 +71,11 @@ def open_window(
     app.native.on("resized", remember_size)
     window_process.start(HOST, port, TITLE, window_state.load(settings.data_dir))
     if prepare is not None:
-        prepare()
+        try:
+            prepare()
+        except SystemExit:  # refused with its own line: the window did not fail, it was not wanted
+            atexit.unregister(_exit_if_never_shown)
+            raise
     from opscraft.app import serve
 
     sign_in.install(secret)
