@@ -223,6 +223,21 @@ def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
         ), lines
 
 
+def test_a_damaged_database_file_is_one_line(tmp_path: Path) -> None:
+    """A damaged SQLite file whose damage Python cannot decode (not UTF-8) was a traceback
+    (UnicodeDecodeError) from every command; it is now SQLite's kind of error, one line, and the
+    file is left as it was."""
+    damaged = migrated_sqlite.seed_damaged(tmp_path)
+    for args in (("db", "upgrade"), ("serve", "--port", str(free_port())), ("worker",)):
+        result = opscraft(tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            "opscraft: cannot open the SQLite database: database disk image is malformed "
+            "(text that is not UTF-8: invalid start byte)"
+        ], result.stderr
+    assert (tmp_path / migrated_sqlite.DATABASE_FILE).read_bytes() == damaged
+
+
 def test_a_damaged_job_queue_file_is_one_line(tmp_path: Path) -> None:
     """A `queue.db` that is not an SQLite database (damaged; a full disk fails the same way, as
     SQLite's "disk I/O error") stopped `serve` and `worker` with Huey's traceback. Now one last

@@ -10,7 +10,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from opscraft.config import Settings
 from opscraft.desktop import sign_in, toolkit, window_process, window_state
@@ -73,13 +73,25 @@ def open_window(
     if prepare is not None:
         try:
             prepare()
-        except SystemExit:  # refused with its own line: the window did not fail, it was not wanted
-            atexit.unregister(_exit_if_never_shown)
-            raise
+        except SystemExit as refused:
+            _end_refused(refused)
     from opscraft.app import serve
 
     sign_in.install(secret)
     serve(settings, HOST, port)
+
+
+def _end_refused(refused: SystemExit) -> NoReturn:
+    """End a launch that `prepare()` refused (SystemExit with its one line, e.g. a damaged
+    database) at once, with that line and its status: the window did not fail, so no
+    `NEVER_SHOWN` line, and no interpreter exit, where NiceGUI's watch of the window process
+    (which multiprocessing's exit handler terminates) ended the launch with status 0. The window
+    process sees the launch gone and ends too (`window_process`)."""
+    from opscraft.cli.common import end_process
+
+    if isinstance(refused.code, str):
+        sys.stderr.write(f"{refused.code}\n")
+    end_process(1 if isinstance(refused.code, str) else int(refused.code or 0))
 
 
 def _exit_if_never_shown(shown: list[bool]) -> None:
