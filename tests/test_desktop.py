@@ -74,6 +74,20 @@ def desktop(display: str, data_dir: Path, name: str, **env: str) -> DesktopProce
     )
 
 
+def start_launch(display: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`opscraft desktop` started in a session of its own (its process group: the launch, the
+    window process and Qt's helpers), its output in `log_path`; the caller waits for it."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "opscraft", "desktop"],
+            env=base_env(data_dir, DISPLAY=display),
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def live_members(group: int) -> list[int]:
     """The processes of process group `group` that have not ended (zombies left out: the
     container's init may not reap what the window process's Qt helpers leave)."""
@@ -292,15 +306,7 @@ def test_a_damaged_database_is_one_line_and_takes_the_window_with_it(
     data_dir.mkdir()
     damaged = migrated_sqlite.seed_damaged(data_dir)
     log_path = tmp_path / "launch.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "opscraft", "desktop"],
-            env=base_env(data_dir, DISPLAY=display),
-            cwd=ROOT,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_launch(display, data_dir, log_path)
     try:
         code = process.wait(timeout=180)
         wait_until(lambda: not live_members(process.pid), "the window process to end", timeout=30)
@@ -331,15 +337,7 @@ def test_closing_the_window_while_the_app_starts_ends_the_launch_quietly(
     fcntl.flock(lock, fcntl.LOCK_EX)
     log_path = tmp_path / "launch.log"
     try:
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "opscraft", "desktop"],
-                env=base_env(data_dir, DISPLAY=display),
-                cwd=ROOT,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = start_launch(display, data_dir, log_path)
         try:
             find_window(display, "OpsCraft", time.monotonic() + 180, process).close()
             code = process.wait(timeout=90)
