@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Connection
 
 from opscraft.config import Settings
+from opscraft.db import unreachable
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import (
     ansible_options,
@@ -331,9 +332,14 @@ class Executor:
             result = runner.run(spec, pipeline, control)
         except RunnerError as exc:
             error = str(exc)
-        except Exception:
-            log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
-            error = f"the {claim.runner} runner failed unexpectedly: see the server log"
+        except Exception as exc:
+            if unreachable.is_disk_full(exc):  # storing its output failed: the operator's to fix
+                full = unreachable.brief(exc)
+                log.error("execution %s: %s (%s)", spec.execution_id, unreachable.DISK_FULL, full)
+                error = f"its output could not be stored: {unreachable.DISK_FULL}"
+            else:
+                log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
+                error = f"the {claim.runner} runner failed unexpectedly: see the server log"
         finally:
             control.finish()
         if result is not None and result.files and result.exit_code == 0 and control.reason is None:
