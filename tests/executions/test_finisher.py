@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from opscraft.execution import store
 from opscraft.execution.events import StatusEvent
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
+from tests.test_disk_full import sqlite_disk_full
 
 RUNS = 6
 
@@ -124,6 +126,38 @@ async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
     writes = [t for t in transactions if any(not s.upper().startswith("SELECT") for s in t)]
     assert len(writes) == 1, transactions
     assert writes[0][0].upper().startswith("INSERT INTO EXECUTION_LOGS"), writes
+
+
+async def test_an_end_whose_output_meets_a_full_disk_says_so(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    rt: runtime.Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Found with a server whose data directory filled up: the run ended "storing the output
+    failed: see the server log" (or "the docker runner failed unexpectedly"). A full disk is the
+    operator's to fix and the run says so. SQLite's real SQLITE_FULL (tests/test_disk_full.py)."""
+    worker = rt.worker
+    assert worker is not None
+    finisher = worker.executor.finisher
+    real_db = finisher._db
+    full = sqlite_disk_full(tmp_path)
+
+    class FullDisk:
+        def run(self, step: Any, ends: list[tuple[int, store.Finish]]) -> Any:
+            if any(end.logs for _, end in ends):
+                raise full
+            return real_db.run(step, ends)
+
+    monkeypatch.setattr(finisher, "_db", FullDisk())
+    script_id = await make_script(client, admin, "echo lost\n")
+    started = await start(client, admin, script_id, "local")
+    final = await wait_for(client, admin, started["id"])
+    assert final["status"] == "error", final
+    assert final["error_message"] == (
+        "its output could not be stored: the database cannot write: its disk is full"
+    )
 
 
 async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
