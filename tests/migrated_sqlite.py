@@ -61,3 +61,15 @@ def seed(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(_made_template(), target)
     os.chmod(target, 0o600)
+
+
+def seed_damaged(data_dir: Path) -> bytes:
+    """Give `data_dir` a database at the head whose pages after the first are damaged (bytes
+    100-399 of each 4 KiB page overwritten with 0xFF: text that is not UTF-8); its bytes."""
+    seed(data_dir)
+    path = data_dir / DATABASE_FILE
+    data = bytearray(path.read_bytes())
+    for page in range(4096, len(data), 4096):
+        data[page + 100 : page + 400] = b"\xff" * 300
+    path.write_bytes(data)
+    return bytes(data)

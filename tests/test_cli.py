@@ -32,7 +32,9 @@ from tests.conftest import (
 
 
 def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SECRET_KEY", "ENVIRONMENT"}}
+    # Without PYTEST_CURRENT_TEST: NiceGUI's ui.run takes a process that has it for its own test run.
+    hidden = {"DATABASE_URL", "SECRET_KEY", "ENVIRONMENT", "PYTEST_CURRENT_TEST"}
+    base = {k: v for k, v in os.environ.items() if k not in hidden}
     return subprocess.run(
         [sys.executable, "-m", "opscraft", *args],
         input=stdin,
@@ -219,6 +221,38 @@ def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
             "opscraft: cannot open the SQLite database: the database is at schema revision 0099, "
             "which this version of OpsCraft"
         ), lines
+
+
+def test_a_damaged_database_file_is_one_line(tmp_path: Path) -> None:
+    """A damaged SQLite file whose damage Python cannot decode (not UTF-8) was a traceback
+    (UnicodeDecodeError) from every command; it is now SQLite's kind of error, one line, and the
+    file is left as it was."""
+    damaged = migrated_sqlite.seed_damaged(tmp_path)
+    for args in (("db", "upgrade"), ("serve", "--port", str(free_port())), ("worker",)):
+        result = opscraft(tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines() == [
+            "opscraft: cannot open the SQLite database: database disk image is malformed "
+            "(text that is not UTF-8: invalid start byte)"
+        ], result.stderr
+    assert (tmp_path / migrated_sqlite.DATABASE_FILE).read_bytes() == damaged
+
+
+def test_a_damaged_job_queue_file_is_one_line(tmp_path: Path) -> None:
+    """A `queue.db` that is not an SQLite database (damaged; a full disk fails the same way, as
+    SQLite's "disk I/O error") stopped `serve` and `worker` with Huey's traceback. Now one last
+    line names the file and SQLite's reason, and the file is left as it was."""
+    migrated_sqlite.seed(tmp_path)
+    damaged = b"not a queue " * 700
+    (tmp_path / "queue.db").write_bytes(damaged)
+    for args in (("serve", "--port", str(free_port())), ("worker",)):
+        result = opscraft(tmp_path, *args)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == (
+            f"opscraft: cannot open the job queue {tmp_path / 'queue.db'}: file is not a database"
+        )
+    assert (tmp_path / "queue.db").read_bytes() == damaged
 
 
 def _read_until(fd: int, marker: bytes) -> bytes:

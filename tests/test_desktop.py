@@ -23,9 +23,11 @@ import pytest
 from opscraft.db.migrate import SQLITE_LOCK_SUFFIX
 from opscraft.execution.docker_runner import LABEL_WORKER
 from opscraft.execution.worker import worker_identity
+from tests import migrated_sqlite
 from tests.app_journey import FINAL, log_in, output, start_script, wait_execution
 from tests.conftest import ARTIFACTS, ROOT, make_settings, require_service
 from tests.desktop_session import DesktopProcess, assert_not_blank, find_window, launch_desktop
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.desktop
 RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
@@ -70,6 +72,32 @@ def desktop(display: str, data_dir: Path, name: str, **env: str) -> DesktopProce
         data_dir / f"{name}.log",
         ROOT,
     )
+
+
+def start_launch(display: str, data_dir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """`opscraft desktop` started in a session of its own (its process group: the launch, the
+    window process and Qt's helpers), its output in `log_path`; the caller waits for it."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "opscraft", "desktop"],
+            env=base_env(data_dir, DISPLAY=display),
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def live_members(group: int) -> list[int]:
+    """The processes of process group `group` that have not ended (zombies left out: the
+    container's init may not reap what the window process's Qt helpers leave)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == group:
+                members.append(int(stat.parent.name))
+    return members
 
 
 def launch(display: str, data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -131,7 +159,12 @@ def test_window_opens_signed_in_and_remembers_its_size(display: str, toolkit: No
     again = desktop(display, data_dir, "second")  # a new launch, a new one-time secret
     try:
         assert again.window.size() == (1000, 700)
-        assert again.close() == 0
+        # Stopped like any server (`kill`, a session's end): the window goes with it. Its process
+        # stayed, showing a server that was gone, until the test killed it.
+        again.process.send_signal(signal.SIGTERM)
+        again.process.wait(timeout=90)  # ended by the signal uvicorn re-raises after its shutdown
+        assert "Application shutdown complete" in again.log()
+        wait_until(lambda: not live_members(again.process.pid), "the window process to end", timeout=30)
     finally:
         again.kill()
     with sqlite3.connect(data_dir / "opscraft.db") as db:
@@ -261,6 +294,35 @@ def test_a_taken_port_is_one_line_before_any_window(display: str, toolkit: None,
     ]
 
 
+def test_a_damaged_database_is_one_line_and_takes_the_window_with_it(
+    display: str, toolkit: None, tmp_path: Path
+) -> None:
+    """The window appears before the database is opened. A damaged database ended the launch with
+    a traceback (or, damaged elsewhere, its one line), then "the desktop window could not open
+    (the GUI toolkit's messages are above)", and left the window saying "OpsCraft is starting"
+    for ever. Now the one line only, status 1, the window goes, and the file is left as it was
+    (never replaced by a new database)."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    damaged = migrated_sqlite.seed_damaged(data_dir)
+    log_path = tmp_path / "launch.log"
+    process = start_launch(display, data_dir, log_path)
+    try:
+        code = process.wait(timeout=180)
+        wait_until(lambda: not live_members(process.pid), "the window process to end", timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    log = log_path.read_text(errors="replace")
+    assert code == 1, log
+    assert "Traceback" not in log, log
+    assert [line for line in log.splitlines() if line.startswith("opscraft:")] == [
+        "opscraft: cannot open the SQLite database: database disk image is malformed "
+        "(text that is not UTF-8: invalid start byte)"
+    ], log
+    assert (data_dir / "opscraft.db").read_bytes() == damaged
+
+
 def test_closing_the_window_while_the_app_starts_ends_the_launch_quietly(
     display: str, toolkit: None, tmp_path: Path
 ) -> None:
@@ -275,15 +337,7 @@ def test_closing_the_window_while_the_app_starts_ends_the_launch_quietly(
     fcntl.flock(lock, fcntl.LOCK_EX)
     log_path = tmp_path / "launch.log"
     try:
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "opscraft", "desktop"],
-                env=base_env(data_dir, DISPLAY=display),
-                cwd=ROOT,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        process = start_launch(display, data_dir, log_path)
         try:
             find_window(display, "OpsCraft", time.monotonic() + 180, process).close()
             code = process.wait(timeout=90)

@@ -21,7 +21,7 @@ from opscraft.api.methods import API_PREFIX, NOT_FOUND_MESSAGE, allowed_methods,
 from opscraft.api.metrics import METRICS_PATH
 from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
-from opscraft.db.unreachable import brief, is_unreachable
+from opscraft.db.unreachable import brief, is_disk_full, is_unreachable
 from opscraft.services.conflicts import GONE_MEANWHILE
 from opscraft.services.errors import RateLimited, ServiceError, Unavailable, input_message
 
@@ -98,6 +98,10 @@ def _routing_error(routers: Sequence[APIRouter]) -> Handler:
 
 BUSY_RETRY_SECONDS = 1
 UNREACHABLE_MESSAGE = f"{unreachable.MESSAGE} (GET /api/v1/health shows its state)"
+DISK_FULL_MESSAGE = (
+    f"{unreachable.DISK_FULL}; nothing was saved: send the request again once an administrator "
+    "has freed space (the server log says so)"
+)
 
 
 async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -106,6 +110,12 @@ async def _internal_error(_request: Request, exc: Exception) -> JSONResponse:
             {"detail": "the server is busy: try again in a moment", "errors": []},
             status_code=503,
             headers={"Retry-After": str(BUSY_RETRY_SECONDS)},
+        )
+    if is_disk_full(exc):  # nothing was written: the request may be sent again once there is room
+        return JSONResponse(
+            {"detail": DISK_FULL_MESSAGE, "errors": []},
+            status_code=503,
+            headers={"Retry-After": str(unreachable.RETRY_AFTER_SECONDS)},
         )
     if is_unreachable(exc):  # an outage, not a fault of this request: it may be sent again later
         return JSONResponse(
@@ -202,6 +212,8 @@ class InternalErrorMiddleware:
             method, path = scope.get("method"), scope.get("path")
             if is_unreachable(exc):  # one line per request during an outage, not a traceback
                 log.warning("%s %s: the database is unreachable (%s)", method, path, brief(exc))
+            elif is_disk_full(exc):  # one line: the operator's to fix, not a fault of the code
+                log.error("%s %s: the database's disk is full (%s)", method, path, brief(exc))
             else:
                 log.error("unhandled error in %s %s", method, path, exc_info=exc)
             if sent:

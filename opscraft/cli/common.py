@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from opscraft.config import ConfigError, Settings, load_settings
 from opscraft.db.migration_error import MigrationError
+from opscraft.execution.queue_error import QueueFileError
 
 #: `add_parser` of the top-level subparsers (or of a command group's subparsers).
 Factory = Callable[..., argparse.ArgumentParser]
@@ -88,9 +89,11 @@ def database_error(settings: Settings, exc: Exception) -> str:
 @contextlib.contextmanager
 def one_line_errors(settings: Settings) -> Iterator[None]:
     """Inside, a database that cannot be opened or migrated (an unreachable server, a bad file, a
-    database a newer version migrated: `OSError`, `SQLAlchemyError`, `MigrationError`) or a wrong
-    setting (`ConfigError`: a bad master key, a worker id another live worker holds) exits the
-    command with status 1 and one line (`database_error`, `opscraft: configuration error: ...`)."""
+    database a newer version migrated: `OSError`, `SQLAlchemyError`, `MigrationError`), a job queue
+    file that cannot be opened (`QueueFileError`: damaged, a full disk) or a wrong setting
+    (`ConfigError`: a bad master key, a worker id another live worker holds) exits the command
+    with status 1 and one line (`database_error`, `opscraft: cannot open the job queue ...`,
+    `opscraft: configuration error: ...`)."""
     # Here, not at the module's top: `--version`, `--help` and a mistyped argument end before
     # any command runs, without SQLAlchemy's import (most of a second of CPU).
     from sqlalchemy.exc import SQLAlchemyError
@@ -99,6 +102,8 @@ def one_line_errors(settings: Settings) -> Iterator[None]:
         yield
     except (OSError, SQLAlchemyError, MigrationError) as exc:
         sys.exit(database_error(settings, exc))
+    except QueueFileError as exc:
+        sys.exit(f"opscraft: {exc}")
     except ConfigError as exc:
         sys.exit(f"opscraft: configuration error: {exc}")
 

@@ -37,7 +37,12 @@ _Outcome = tuple[Any, list[Any], int, int | None]
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
     """On the connection's thread: execute `operation` (once, or for each of `parameters` when
-    `many`) on a new cursor, fetch every row it returns, close it."""
+    `many`) on a new cursor, fetch every row it returns, close it.
+
+    Text that is not UTF-8 (OpsCraft writes none: damaged pages, in a row or in the schema that
+    SQLite's own error message quotes) raises sqlite3.DatabaseError, as SQLite's other damage
+    does, not the UnicodeDecodeError of Python's decoding: a damaged file was a traceback at
+    start instead of `opscraft: cannot open the SQLite database: ...`."""
     cursor = connection.cursor()
     try:
         if many:
@@ -49,6 +54,10 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         description = cursor.description
         rows = cursor.fetchall() if description else []
         return description, rows, cursor.rowcount, cursor.lastrowid
+    except UnicodeDecodeError as exc:
+        raise sqlite3.DatabaseError(
+            f"database disk image is malformed (text that is not UTF-8: {exc.reason})"
+        ) from exc
     finally:
         cursor.close()
 

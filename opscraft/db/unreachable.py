@@ -57,6 +57,31 @@ def is_unreachable(exc: BaseException) -> bool:
     return False
 
 
+#: PostgreSQL's SQLSTATE for "disk full" (class 53, insufficient resources).
+PG_DISK_FULL = "53100"
+#: What the API (503, `detail`), the background loops' log line and a run cut short say when the
+#: database cannot write because its disk is full.
+DISK_FULL = "the database cannot write: its disk is full"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when `exc` (or an exception it was raised from, up to `_CHAIN_LIMIT` links) is the
+    database refusing a write because its disk (SQLite's file system) is full: SQLite's
+    `SQLITE_FULL` ("database or disk is full"), PostgreSQL's SQLSTATE 53100 ("could not extend
+    file ...: No space left on device"). Nothing of that statement was written; like an outage,
+    it is the operator's to fix (free space), not a fault of the request."""
+    seen: BaseException | None = exc
+    for _ in range(_CHAIN_LIMIT):
+        if seen is None:
+            return False
+        if isinstance(seen, DBAPIError):
+            orig = seen.orig
+            if getattr(orig, "sqlstate", None) == PG_DISK_FULL or "database or disk is full" in str(orig):
+                return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def brief(exc: BaseException) -> str:
     """`ConnectionRefusedError: [Errno 111] Connect call failed ...`: the exception's type and
     message on one line, for a log line that replaces its traceback."""
@@ -78,15 +103,19 @@ class RoundFailures:
         self._down = False
 
     def failed(self, exc: BaseException) -> None:
-        """Report a round that raised `exc` (call from its `except` block)."""
-        if not is_unreachable(exc):
+        """Report a round that raised `exc` (call from its `except` block). A full disk is
+        reported as an outage is: once, until a round succeeds."""
+        if is_unreachable(exc):
+            condition = "the database is unreachable"
+        elif is_disk_full(exc):
+            condition = DISK_FULL
+        else:
             self._log.error("%s failed; retrying", self._what, exc_info=exc)
-        elif not self._down:
+            return
+        if not self._down:
             self._down = True
             self._log.warning(
-                "%s failed: the database is unreachable (%s); retrying, quietly until it answers",
-                self._what,
-                brief(exc),
+                "%s failed: %s (%s); retrying, quietly until it answers", self._what, condition, brief(exc)
             )
 
     def succeeded(self) -> None:

@@ -10,7 +10,7 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from opscraft.config import Settings
 from opscraft.desktop import sign_in, toolkit, window_process, window_state
@@ -40,6 +40,8 @@ def open_window(
     The window process starts first and shows a start-up page (opscraft.desktop.window_process);
     `prepare()` (the launch's checks that must pass before any port opens) and the server's own
     start run meanwhile, and the window loads the one-time sign-in URL once the server is ready.
+    A `prepare()` that exits (SystemExit with its one line: a damaged database, a disabled local
+    admin) ends the launch with that line only; the window process ends with the launch.
     Closing the window runs the server's shutdown (runs get the grace period, then are killed;
     NiceGUI allows it 30 s) and exits 0. When the window process ends without ever showing its
     window (the toolkit failed; its own messages are above), it exits 1 after one line saying so.
@@ -69,11 +71,27 @@ def open_window(
     app.native.on("resized", remember_size)
     window_process.start(HOST, port, TITLE, window_state.load(settings.data_dir))
     if prepare is not None:
-        prepare()
+        try:
+            prepare()
+        except SystemExit as refused:
+            _end_refused(refused)
     from opscraft.app import serve
 
     sign_in.install(secret)
     serve(settings, HOST, port)
+
+
+def _end_refused(refused: SystemExit) -> NoReturn:
+    """End a launch that `prepare()` refused (SystemExit with its one line, e.g. a damaged
+    database) at once, with that line and its status: the window did not fail, so no
+    `NEVER_SHOWN` line, and no interpreter exit, where NiceGUI's watch of the window process
+    (which multiprocessing's exit handler terminates) ended the launch with status 0. The window
+    process sees the launch gone and ends too (`window_process`)."""
+    from opscraft.cli.common import end_process
+
+    if isinstance(refused.code, str):
+        sys.stderr.write(f"{refused.code}\n")
+    end_process(1 if isinstance(refused.code, str) else int(refused.code or 0))
 
 
 def _exit_if_never_shown(shown: list[bool]) -> None:

@@ -12,6 +12,7 @@ This process imports neither OpsCraft's server nor (until the window is up) Nice
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import sys
 import threading
@@ -24,6 +25,8 @@ from typing import Any
 
 #: How often the window process asks whether the server is ready (seconds).
 POLL_SECONDS = 0.1
+#: How often the window process looks whether the launch (its parent) has ended (seconds).
+LAUNCH_WATCH_SECONDS = 0.5
 #: How long a window closed while the app was starting waits for its thread (seconds).
 CONNECT_WAIT_SECONDS = 30.0
 STARTING_PAGE = (
@@ -91,6 +94,7 @@ def show(
         **window_args,
     )
     assert window is not None
+    threading.Thread(target=_end_with_launch, name="opscraft-launch-watch", daemon=True).start()
     closed = threading.Event()
     connected = threading.Event()
     window.events.closed += closed.set
@@ -117,6 +121,23 @@ def show(
     # Closed early, the thread may still be importing NiceGUI: it must finish before the
     # interpreter shuts down under it (RuntimeError: can't register atexit after shutdown).
     connected.wait(CONNECT_WAIT_SECONDS)
+    _end_now()
+
+
+def _end_with_launch() -> None:
+    """Wait for the launching (server) process to end, then end this one with its window.
+
+    Closing the window ends the launch (NiceGUI watches this process), but nothing ended this
+    process when the launch ended first: stopped by SIGTERM (`kill`, a session's end), or refused
+    after the window had appeared (a damaged database, a disabled `desktop` account), it left a
+    window saying "OpsCraft is starting" or showing a server that was gone, for ever."""
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a spawned child (called directly): there is no launch to follow
+        return
+    # By the parent's id, not its sentinel pipe (a child the launch forked without exec would
+    # hold that pipe open after the launch ended): reparented means the launch is gone.
+    while os.getppid() == parent.pid:
+        time.sleep(LAUNCH_WATCH_SECONDS)
     _end_now()
 
 

@@ -5,6 +5,7 @@ as code (see `param_env` for how each program gets parameter values as data).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from opscraft.execution import ansible_options, python_source, ssh_keys, terraform_backend, terraform_plan
@@ -15,11 +16,19 @@ from opscraft.execution.ssh_guard import SSH_GUARD, SSH_GUARD_FILE
 
 @dataclass(frozen=True)
 class Command:
-    """Run `argv` in a work directory holding `files`, with `env` added to the environment."""
+    """Run `argv` in a work directory holding `files`, with `env` added to the environment.
+    `tool`: the program the run needs besides `argv[0]`, when a shell runs it (Terraform's
+    steps under `/bin/sh -c`): the local runner looks for both before it starts anything."""
 
     argv: list[str]
     files: dict[str, bytes]
     env: dict[str, str] = field(repr=False)  # holds secret values
+    tool: str | None = None
+
+    @property
+    def programs(self) -> list[str]:
+        """The programs the run needs on the machine's PATH: `argv[0]`, then `tool`."""
+        return [self.argv[0], self.tool] if self.tool else [self.argv[0]]
 
 
 EXTRA_VARS_FILE = "extra_vars.yml"
@@ -69,9 +78,7 @@ def build(spec: RunSpec, secret_dir: str) -> Command:
     """The command for `spec`, whose `file` secrets the runner writes into `secret_dir` (an
     absolute path in the run); every run also sees OPSCRAFT_EXECUTION_ID."""
     command = _build(spec, secret_dir)
-    return Command(
-        command.argv, command.files, {**command.env, "OPSCRAFT_EXECUTION_ID": str(spec.execution_id)}
-    )
+    return dataclasses.replace(command, env={**command.env, "OPSCRAFT_EXECUTION_ID": str(spec.execution_id)})
 
 
 def secret_file_env(spec: RunSpec, secret_dir: str) -> dict[str, str]:
@@ -176,5 +183,6 @@ def _build(spec: RunSpec, secret_dir: str) -> Command:
             ["/bin/sh", "-c", terraform_plan.steps(action, spec.lock_timeout_seconds)],
             files,
             {"TF_IN_AUTOMATION": "1", **tf_vars, **secrets},
+            tool="terraform",
         )
     raise ValueError(f"unknown script type {spec.script_type!r}")

@@ -14,6 +14,7 @@ from typing import Any, cast
 from sqlalchemy import Connection
 
 from opscraft.config import Settings
+from opscraft.db import unreachable
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import (
     ansible_options,
@@ -24,7 +25,7 @@ from opscraft.execution import (
     terraform_plan,
 )
 from opscraft.execution.events import LogEvent, StatusEvent
-from opscraft.execution.finisher import OUTPUT_FAILED, Finisher
+from opscraft.execution.finisher import Finisher, output_failed
 from opscraft.execution.loop import WorkerLoop
 from opscraft.execution.masking import Masker
 from opscraft.execution.output import OutputPipeline, StoreBatch
@@ -331,9 +332,14 @@ class Executor:
             result = runner.run(spec, pipeline, control)
         except RunnerError as exc:
             error = str(exc)
-        except Exception:
-            log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
-            error = f"the {claim.runner} runner failed unexpectedly: see the server log"
+        except Exception as exc:
+            if unreachable.is_disk_full(exc):  # storing its output failed: the operator's to fix
+                full = unreachable.brief(exc)
+                log.error("execution %s: %s (%s)", spec.execution_id, unreachable.DISK_FULL, full)
+                error = output_failed(exc)
+            else:
+                log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
+                error = f"the {claim.runner} runner failed unexpectedly: see the server log"
         finally:
             control.finish()
         if result is not None and result.files and result.exit_code == 0 and control.reason is None:
@@ -347,9 +353,9 @@ class Executor:
         try:
             # Stored with the final state (`store.finish`); a killed run's output is cut short.
             tail = pipeline.close(keep_tail=True, cut=result is None or control.reason is not None)
-        except Exception:
+        except Exception as exc:
             log.exception("execution %s: storing the output failed", spec.execution_id)
-            error = error or OUTPUT_FAILED
+            error = error or output_failed(exc)
         end = replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
         if kept_state is not None and end.status != ExecutionStatus.cancelled:  # its canceller's words stay
             end = replace(end, error_message=f"{end.error_message}; {kept_state}")

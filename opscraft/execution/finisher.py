@@ -36,6 +36,7 @@ from dataclasses import replace
 
 from sqlalchemy.exc import DBAPIError
 
+from opscraft.db import unreachable
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.unreachable import brief, is_unreachable
 from opscraft.execution import store
@@ -117,12 +118,12 @@ class Finisher:
     def _write(self, batch: list[tuple[int, store.Finish]]) -> None:
         try:
             ends = _retried(lambda: self._db.run(store.finish, batch), len(batch))
-        except Exception:
+        except Exception as exc:
             if len(batch) == 1:
                 execution_id, end = batch[0]
                 log.exception("execution %s: writing its final state failed", execution_id)
                 if end.logs:
-                    self._write([(execution_id, _without_output(end))])
+                    self._write([(execution_id, _without_output(end, exc))])
                 return
             for one in batch:  # one bad end must not hold back the others
                 self._write([one])
@@ -140,10 +141,18 @@ Ends = list[tuple[StatusEvent, "int | None"]]
 OUTPUT_FAILED = "storing the output failed: see the server log"
 
 
-def _without_output(end: store.Finish) -> store.Finish:
-    """`end` whose output chunks could not be stored with it: an `error` saying so, as
+def output_failed(exc: BaseException) -> str:
+    """A run's `error_message` when storing its output raised `exc`: the disk being full said
+    as such (the operator's to fix: `db.unreachable.DISK_FULL`), anything else `OUTPUT_FAILED`."""
+    if unreachable.is_disk_full(exc):
+        return f"its output could not be stored: {unreachable.DISK_FULL}"
+    return OUTPUT_FAILED
+
+
+def _without_output(end: store.Finish, exc: BaseException) -> store.Finish:
+    """`end` whose output chunks could not be stored with it (`exc`): an `error` saying so, as
     `Executor` ends a run whose output batch failed (its byte counts kept)."""
-    message = end.error_message if end.status == ExecutionStatus.error else OUTPUT_FAILED
+    message = end.error_message if end.status == ExecutionStatus.error else output_failed(exc)
     return replace(end, status=ExecutionStatus.error, error_message=message, logs=())
 
 

@@ -125,9 +125,12 @@ class LocalRunner:
     def _run(self, spec: RunSpec, output: OutputSink, control: RunControl, secret_dir: str) -> RunResult:
         command = build(spec, secret_dir)
         path = _search_path()
-        program = _which(command.argv[0], path)
-        if program is None:
-            raise RunnerError(f"{command.argv[0]} is not installed on this machine: install it or use Docker")
+        found = {name: _which(name, path) for name in command.programs}
+        missing = [name for name, where in found.items() if where is None]
+        if missing:  # Terraform runs under /bin/sh: without this, "the script exited with code 127"
+            raise RunnerError(f"{missing[0]} is not installed on this machine: install it or use Docker")
+        program = found[command.argv[0]]
+        assert program is not None
         prefix = f"{_scratch_prefix(self.worker_id)}{spec.execution_id}-"
         with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
             work = Path(scratch)

@@ -29,6 +29,8 @@ from huey import Huey, RedisHuey, SqliteHuey
 from huey.consumer import Consumer, Worker
 from huey.storage import RedisStorage, SqliteStorage
 
+from opscraft.execution.queue_error import QueueFileError
+
 log = logging.getLogger(__name__)
 
 # Safety net only: a consumer in another process may enqueue without notifying this one.
@@ -229,9 +231,13 @@ class HueyQueue:
     def sqlite(
         cls, path: Path, workers: int, handler: Callable[[int], None] | None, *, in_process: bool = False
     ) -> HueyQueue:
-        """Huey on the SQLite file `path` (one machine)."""
+        """Huey on the SQLite file `path` (one machine); raises QueueFileError when the file
+        cannot be opened (not a database, a full or failing disk: SQLite's own error)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)
+        try:
+            huey = SqliteHuey("opscraft", filename=str(path), results=False, storage_class=_QueueStorage)
+        except sqlite3.Error as exc:
+            raise QueueFileError(path, str(exc)) from exc
         return cls(huey, workers, handler, in_process=in_process)
 
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from opscraft.execution import store
 from opscraft.execution.events import StatusEvent
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
+from tests.test_disk_full import sqlite_disk_full
 
 RUNS = 6
 
@@ -126,20 +128,37 @@ async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
     assert writes[0][0].upper().startswith("INSERT INTO EXECUTION_LOGS"), writes
 
 
+@pytest.mark.parametrize(
+    ("refusal", "message"),
+    [
+        ("refused", "storing the output failed: see the server log"),
+        # Found with a server whose data directory filled up: the run ended as above (or "the
+        # docker runner failed unexpectedly"). A full disk is the operator's to fix: said so.
+        ("disk full", "its output could not be stored: the database cannot write: its disk is full"),
+    ],
+)
 async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
-    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    rt: runtime.Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    refusal: str,
+    message: str,
 ) -> None:
-    """The end's transaction with its output chunks fails (not for want of a database): the
-    end is written again without them, `error` saying so, the byte counts kept."""
+    """The end's transaction with its output chunks fails (not for want of a database; or its
+    disk is full: SQLite's real SQLITE_FULL, tests/test_disk_full.py): the end is written again
+    without them, `error` saying so, the byte counts kept."""
     worker = rt.worker
     assert worker is not None
     finisher = worker.executor.finisher
     real_db = finisher._db
+    error = RuntimeError("refused") if refusal == "refused" else sqlite_disk_full(tmp_path)
 
     class RefusingOutput:
         def run(self, step: Any, ends: list[tuple[int, store.Finish]]) -> Any:
             if any(end.logs for _, end in ends):
-                raise RuntimeError("refused")
+                raise error
             return real_db.run(step, ends)
 
     monkeypatch.setattr(finisher, "_db", RefusingOutput())
@@ -147,7 +166,7 @@ async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
     started = await start(client, admin, script_id, "local")
     final = await wait_for(client, admin, started["id"])
     assert final["status"] == "error", final
-    assert final["error_message"] == "storing the output failed: see the server log"
+    assert final["error_message"] == message
     assert final["output_bytes"] == len("lost\n")
     # Its chunks, never stored, are gone from the live bus too: no `stored` comes for them, and
     # the run's channel used to stay for the life of the process.

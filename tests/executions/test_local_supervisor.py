@@ -31,7 +31,7 @@ import pytest
 from opscraft import runtime
 from opscraft.execution import fork_server, local_runner, supervisor
 from opscraft.execution.local_runner import LocalRunner
-from opscraft.execution.spec import RunControl, RunResult, RunSpec, StopReason
+from opscraft.execution.spec import RunControl, RunnerError, RunResult, RunSpec, StopReason
 from tests.conftest import ROOT
 from tests.executions.test_process_tree import alive, mark
 from tests.waiting import wait_until
@@ -599,3 +599,20 @@ def test_the_sweep_removes_the_run_directories_a_crashed_worker_left_and_only_it
     finally:
         for folder in mine + others:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_terraform_run_without_terraform_says_what_to_install(
+    runner: LocalRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terraform's steps run under `/bin/sh -c`, and only `/bin/sh` was looked for: a machine
+    without `terraform` ended the run "the script exited with code 127" (`terraform: not found`
+    in its output), where a missing `ansible-playbook` says what to install. Now both say so,
+    before anything starts."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "sh").symlink_to("/bin/sh")
+    monkeypatch.setenv("PATH", str(tools))
+    assert shutil.which("terraform", path=local_runner._search_path()) is None
+    with pytest.raises(RunnerError) as refused:
+        run(runner, spec('output "x" { value = 1 }', "terraform", terraform_action="plan"))
+    assert str(refused.value) == "terraform is not installed on this machine: install it or use Docker"
