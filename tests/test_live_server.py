@@ -300,6 +300,50 @@ def test_credentials_in_percent_encoded_urls_stay_out_of_the_log(server: LiveSer
     assert "ENCODED-QUERY-TOKEN" not in log
 
 
+WEBHOOK_TOKEN = "och_a2r7wJSKHS7GR_DnTn8MfD_ymYRREaPEdw2f3BtQMi8"
+ACCESS_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.X8puTwX1j9XJisvhMhknuirlMPgGB2bfdZFvc6HgZt8"
+PERSONAL_TOKEN = "ocp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # A base URL ending in "/" joined with a path starting with one, dot segments: the router
+        # answers 404, but the token in the URL is still the webhook's and was logged in clear.
+        f"/api//v1/hooks/3/{WEBHOOK_TOKEN}",
+        f"/api/v1/./hooks/3/{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks//3/{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/./3/{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/3/./{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/3//{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/{WEBHOOK_TOKEN}",  # the id left out
+        f"/api/v1/hook/3/{WEBHOOK_TOKEN}",  # a typo in the path
+        f"/api/v1/health?url=%2Fapi%2Fv1%2Fhooks%2F3%2F{WEBHOOK_TOKEN}",
+        f"/ws/executions/1?tokens={ACCESS_JWT}",  # a misspelt parameter (a 4422)
+        f"/api/v1/health?jwt={ACCESS_JWT}",
+        f"/api/v1/health?api_key={PERSONAL_TOKEN}",
+        f"/api/v1/auth/me/{PERSONAL_TOKEN}",
+        "/api/v1/health?k=%6Fcp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4",
+    ],
+)
+def test_a_token_anywhere_in_a_request_line_stays_out_of_the_log(path: str) -> None:
+    """A credential in a URL the router does not take is still a credential: webhook tokens
+    (`och_`), personal access tokens (`ocp_`) and access or refresh tokens (JWTs, `eyJ...`)
+    are recognised by their shape wherever the request line carries them, not only at the
+    places the API reads them."""
+    line = f'127.0.0.1:40000 - "POST {path} HTTP/1.1" 404'
+    shown = logs.RedactCredentials.redact(line)
+    for secret in ("2r7wJSKHS7GR_DnTn8MfD", "TwX1j9XJisvhMhknuirlMPg", "m0y6iFbt54Zv4g4TNSPJWPq"):
+        assert secret not in shown, shown
+    assert shown.endswith(' HTTP/1.1" 404') and "***" in shown, shown
+
+
+def test_redaction_leaves_other_paths_alone() -> None:
+    """Ids and names in ordinary paths stay readable: only credentials become `***`."""
+    for path in ("/api/v1/scripts/6/webhooks/2", "/api/v1/tokens/12", "/executions/42?tab=log"):
+        assert logs.RedactCredentials.redact(f'"GET {path} HTTP/1.1" 200') == f'"GET {path} HTTP/1.1" 200'
+
+
 def test_the_servers_own_log_lines_hide_a_webhook_token_too(capsys: pytest.CaptureFixture[str]) -> None:
     """Past uvicorn's access log: the API's own "unhandled error in POST <path>" (api/errors.py)
     goes through the root handler `logs.configure` sets up, which redacts the same way."""
