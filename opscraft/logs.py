@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _FIELDS = ("worker_id", "execution_id")
-QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite")
+QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite", "websockets")
 """Libraries whose INFO and DEBUG lines carry credentials: WARNING and up only. httpx and httpcore
 log the URLs of outgoing requests (a Slack webhook's URL is a secret); aiosqlite logs every SQL
-statement with its bound values at DEBUG (password hashes, sealed secrets, token ids)."""
+statement with its bound values at DEBUG (password hashes, sealed secrets, token ids); websockets
+logs every header and frame at DEBUG (`NoWireDebug`)."""
 _context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "opscraft_log_context", default=None
 )
@@ -114,6 +115,19 @@ class RedactCredentials(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(self.redact(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True
+
+
+class NoWireDebug(logging.Filter):
+    """Keeps the records of `uvicorn.error` below INFO out of the log, whatever `LOG_LEVEL` says.
+    uvicorn's WebSocket protocols hand that logger to the `websockets` library, whose DEBUG records
+    are the wire itself: every handshake header (the `session` cookie of a signed-in browser, an
+    `Authorization` header) and the start and end of every frame (NiceGUI's socket carries what is
+    typed on a page: a password at the login, a secret's value in its dialog). uvicorn's own
+    records there are INFO and up (its TRACE level is never set: `LOG_LEVEL` has no `TRACE`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep INFO and up."""
+        return record.levelno >= logging.INFO
 
 
 class JsonFormatter(logging.Formatter):

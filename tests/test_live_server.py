@@ -17,11 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from websockets.sync.client import connect
 
 from opscraft import logs
 from opscraft.api import ROUTERS
 from opscraft.api.methods import NOT_FOUND_MESSAGE
 from tests.conftest import LiveServer, start_server, stop_server
+from tests.waiting import wait_until
 
 SEED_REGISTER_ADMIN = """curl -X POST http://localhost:8000/api/v1/auth/register \\
      -H "Content-Type: application/json" \\
@@ -388,6 +390,28 @@ def test_an_outgoing_url_stays_out_of_the_log(capsys: pytest.CaptureFixture[str]
         logging.getLogger("opscraft.services.notifications").info("delivered")
     err = capsys.readouterr().err
     assert "delivered" in err and "SLACK-URL-SECRET" not in err, err
+
+
+def test_websocket_headers_and_frames_stay_out_of_the_debug_log(tmp_path: Path) -> None:
+    """uvicorn's WebSocket protocols hand their logger (`uvicorn.error`) to the `websockets`
+    library, which at `LOG_LEVEL=DEBUG` wrote the wire into the server log: every handshake
+    header (`< cookie: session=...`, a signed-in browser's credential) and the start and end of
+    every frame (NiceGUI's socket carries what is typed on a page: the password at the login, a
+    secret's value in its dialog)."""
+    live = start_server(tmp_path / "debug", {"LOG_LEVEL": "DEBUG"})
+    try:
+        socket_url = live.url.replace("http", "ws", 1) + "/_nicegui_ws/socket.io/?EIO=4&transport=websocket"
+        with connect(socket_url, additional_headers={"Cookie": "session=SESSION-COOKIE-SECRET"}) as ws:
+            assert ws.recv(timeout=30)[0] == "0"  # engine.io's open packet: the socket is served
+            ws.send('42["event",{"args":["TYPED-PASSWORD-SECRET"]}]')
+        # A request after the socket's close handshake: its access line is written after the frames'.
+        assert httpx.get(f"{live.url}/api/v1/after-the-socket").status_code == 404
+        wait_until(lambda: "/api/v1/after-the-socket" in live.log(), "the request after the socket in the log")
+        log = live.log()
+        assert "connection open" in log and "[accepted]" in log  # the INFO lines stay
+        assert "SESSION-COOKIE-SECRET" not in log and "TYPED-PASSWORD-SECRET" not in log, log[-3000:]
+    finally:
+        stop_server(live)
 
 
 def test_sql_parameters_stay_out_of_the_debug_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
