@@ -406,7 +406,7 @@ def test_websocket_headers_and_frames_stay_out_of_the_debug_log(tmp_path: Path) 
             ws.send('42["event",{"args":["TYPED-PASSWORD-SECRET"]}]')
         # A request after the socket's close handshake: its access line is written after the frames'.
         assert httpx.get(f"{live.url}/api/v1/after-the-socket").status_code == 404
-        wait_until(lambda: "/api/v1/after-the-socket" in live.log(), "the request after the socket in the log")
+        wait_until(lambda: "/api/v1/after-the-socket" in live.log(), "the next request in the log")
         log = live.log()
         assert "connection open" in log and "[accepted]" in log  # the INFO lines stay
         assert "SESSION-COOKIE-SECRET" not in log and "TYPED-PASSWORD-SECRET" not in log, log[-3000:]
