@@ -132,7 +132,8 @@ def test_the_content_that_ran_is_shown_as_text_whatever_it_holds(
 ) -> None:
     script = create_script(server, tokens["admin"], "fenced", SAVED, parameters=PARAMS)
     body = {"content": BREAKOUT, "parameters": {"WHO": "x"}}
-    r = httpx.post(f"{server.url}/api/v1/scripts/{script['id']}/test-runs", json=body, headers=tokens["operator"])
+    url = f"{server.url}/api/v1/scripts/{script['id']}/test-runs"
+    r = httpx.post(url, json=body, headers=tokens["operator"])
     assert r.status_code == 202, r.text
     log_in(page, server, "admin", then=f"/executions/{r.json()['id']}")
     page.get_by_test_id("draft-content").click()
