@@ -444,6 +444,33 @@ async def test_cors_from_config(tmp_path: Path) -> None:
         await lifecycle.stop()
 
 
+@pytest.mark.parametrize("origins", ['["https://ui.example"]', "*"])
+async def test_cors_never_lets_another_origin_read_with_the_session_cookie(tmp_path: Path, origins: str) -> None:
+    """The API takes bearer tokens only, which need no credentialed CORS; with
+    `Access-Control-Allow-Credentials: true` (and the origin reflected, `*` included) a page on an
+    allowed origin could read, with the browser's `session` cookie, what only the signed-in user
+    may: a page of the web UI (its NiceGUI client id, which drives that page's socket) or a run's
+    `output.log`. A bearer call from such a page still works and reads its answer."""
+    settings = make_settings(tmp_path, None, CORS_ORIGINS=origins)
+    await lifecycle.start(settings)
+    try:
+        app = FastAPI()
+        install_api(app, settings)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+            origin = {"Origin": "https://ui.example"}
+            with_cookie = await c.get("/api/v1/auth/me", headers={**origin, "Cookie": "session=abc"})
+            assert "access-control-allow-credentials" not in with_cookie.headers
+            assert with_cookie.headers.get("access-control-allow-origin") in (None, "*", "https://ui.example")
+            preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+            ok = await c.options("/api/v1/auth/me", headers={**origin, **preflight})
+            assert ok.status_code == 200 and "access-control-allow-credentials" not in ok.headers
+            assert ok.headers["access-control-allow-origin"] in ("*", "https://ui.example")
+            assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+    finally:
+        await lifecycle.stop()
+
+
 async def test_health_reports_the_database(client: httpx.AsyncClient, rt: runtime.Runtime) -> None:
     r = await client.get("/api/v1/health")
     assert r.status_code == 200
