@@ -445,7 +445,9 @@ async def test_cors_from_config(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("origins", ['["https://ui.example"]', "*"])
-async def test_cors_never_lets_another_origin_read_with_the_session_cookie(tmp_path: Path, origins: str) -> None:
+async def test_cors_never_lets_another_origin_read_with_the_session_cookie(
+    tmp_path: Path, origins: str
+) -> None:
     """The API takes bearer tokens only, which need no credentialed CORS; with
     `Access-Control-Allow-Credentials: true` (and the origin reflected, `*` included) a page on an
     allowed origin could read, with the browser's `session` cookie, what only the signed-in user
@@ -462,7 +464,10 @@ async def test_cors_never_lets_another_origin_read_with_the_session_cookie(tmp_p
             with_cookie = await c.get("/api/v1/auth/me", headers={**origin, "Cookie": "session=abc"})
             assert "access-control-allow-credentials" not in with_cookie.headers
             assert with_cookie.headers.get("access-control-allow-origin") in (None, "*", "https://ui.example")
-            preflight = {"Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"}
+            preflight = {
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Headers": "authorization",
+            }
             ok = await c.options("/api/v1/auth/me", headers={**origin, **preflight})
             assert ok.status_code == 200 and "access-control-allow-credentials" not in ok.headers
             assert ok.headers["access-control-allow-origin"] in ("*", "https://ui.example")
