@@ -61,6 +61,9 @@ def _spelled(literal: str) -> str:
 _TOKEN_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
 # A path separator as the access log may print it: `/`, or `%2F` (the router decodes it).
 _SEP = r"(?:/|%2[Ff])"
+# The ids a browser page's socket joins its page with (NiceGUI's `/_nicegui_ws/socket.io/?client_id=
+# ...&tab_id=...`): whoever holds them joins that signed-in page's socket (its updates, its events).
+_PAGE_IDS = "|".join(_spelled(name) for name in ("client", "old_tab", "tab", "document"))
 # Where a credential's prefix starts a word: not inside one (`epoch_`), but after `%2F`.
 _WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff]))"
 
@@ -69,7 +72,8 @@ class RedactCredentials(logging.Filter):
     """Keeps the credentials a request line carries out of log lines, each becoming `***` however
     percent-encoded the URL that carries them (`_spelled`):
 
-    - `token=` query values (the WebSocket's JWT, the desktop window's sign-in secret);
+    - `token=` query values (the WebSocket's JWT, the desktop window's sign-in secret), and the
+      `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`);
     - whatever follows an inbound webhook's `hooks/{id}/` (its token, services/webhooks.py
       `hook_path`), also in a URL the router does not take (`/api//v1/hooks/...`, a base URL
       ending in `/`; dot segments; the id left out): the token in it is still the webhook's;
@@ -90,6 +94,7 @@ class RedactCredentials(logging.Filter):
             r"\1***",
         ),
         (re.compile(rf"({_SEP}{_spelled('hooks')}{_SEP}+(?:\d+{_SEP}+)?)[^\s\"'?&]+", re.I), r"\1***"),
+        (re.compile(rf"((?:{_PAGE_IDS}){_spelled('_id')}=)[^&\s\"']+", re.I), r"\1***"),
         (re.compile(rf"{_WORD_START}({_spelled('och_')}|{_spelled('ocp_')}){_TOKEN_CHAR}{{8,}}"), r"\1***"),
         (
             re.compile(
