@@ -13,7 +13,7 @@ from typing import Any
 
 from opscraft import collector, lifecycle
 from opscraft.config import Settings
-from opscraft.logs import RedactCredentials
+from opscraft.logs import NoWireDebug, RedactCredentials
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ def configure(settings: Settings) -> list[Exception]:
     lean_path.install(app, versioned_prefix(), cache_control=lambda: app.config.cache_control_directives)
     for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn's own handlers: not the root's filter
         logging.getLogger(name).addFilter(RedactCredentials())
+    logging.getLogger("uvicorn.error").addFilter(NoWireDebug())
 
     failed: list[Exception] = []
 

@@ -16,10 +16,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 _FIELDS = ("worker_id", "execution_id")
-QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite")
+QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite", "websockets")
 """Libraries whose INFO and DEBUG lines carry credentials: WARNING and up only. httpx and httpcore
 log the URLs of outgoing requests (a Slack webhook's URL is a secret); aiosqlite logs every SQL
-statement with its bound values at DEBUG (password hashes, sealed secrets, token ids)."""
+statement with its bound values at DEBUG (password hashes, sealed secrets, token ids); websockets
+logs every header and frame at DEBUG (`NoWireDebug`)."""
 _context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "opscraft_log_context", default=None
 )
@@ -56,26 +57,58 @@ def _spelled(literal: str) -> str:
     return "".join(f"(?:{re.escape(ch)}|%{ord(ch):02X})" for ch in literal)
 
 
-class RedactCredentials(logging.Filter):
-    """Keeps the credentials a request line carries out of log lines: `token=` query values (the
-    WebSocket's JWT, the desktop window's sign-in secret) and an inbound webhook's token, which is
-    the last segment of its URL (`/api/v1/hooks/{id}/{token}`, services/webhooks.py `hook_path`):
-    each becomes `***`, however percent-encoded the URL that carries them (`_spelled`). On
-    uvicorn's access and error loggers and on the root handler (the API's
-    "unhandled error in POST <path>")."""
+# One character of a token (base64url, RFC 4648 section 5) as a URL may carry it: itself or %XX.
+_TOKEN_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
+# A path separator as the access log may print it: `/`, or `%2F` (the router decodes it).
+_SEP = r"(?:/|%2[Ff])"
+# The ids a browser page's socket joins its page with (NiceGUI's `/_nicegui_ws/socket.io/?client_id=
+# ...&tab_id=...`): whoever holds them joins that signed-in page's socket (its updates, its events).
+_PAGE_IDS = "|".join(_spelled(name) for name in ("client", "old_tab", "tab", "document"))
+# Where a credential's prefix starts a word: not inside one (`epoch_`), but after `%2F`.
+_WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff]))"
 
+
+class RedactCredentials(logging.Filter):
+    """Keeps the credentials a request line carries out of log lines, each becoming `***` however
+    percent-encoded the URL that carries them (`_spelled`):
+
+    - `token=` query values (the WebSocket's JWT, the desktop window's sign-in secret), and the
+      `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`);
+    - whatever follows an inbound webhook's `hooks/{id}/` (its token, services/webhooks.py
+      `hook_path`), also in a URL the router does not take (`/api//v1/hooks/...`, a base URL
+      ending in `/`; dot segments; the id left out): the token in it is still the webhook's;
+    - a credential by its shape, wherever it is: a webhook token (`och_...`,
+      services/webhooks.py `TOKEN_PREFIX`), a personal access token (`ocp_...`,
+      security/tokens.py `PAT_PREFIX`) and an access or refresh token (a JWT, `eyJ...`), so a
+      misspelt parameter (`?tokens=`, `?api_key=`) does not print one either.
+
+    On uvicorn's access and error loggers and on the root handler (the API's "unhandled error in
+    POST <path>")."""
+
+    # Each pattern with what replaces its match: the part before the credential is kept.
     _patterns = (
-        re.compile(
-            rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token')}=)[^&\s\"']+", re.I
+        (
+            re.compile(
+                rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token')}=)[^&\s\"']+", re.I
+            ),
+            r"\1***",
         ),
-        re.compile(rf"({_spelled('/api/v1/hooks/')}[^/\s\"'?]*?{_spelled('/')})[^\s\"'?]+", re.I),
+        (re.compile(rf"({_SEP}{_spelled('hooks')}{_SEP}+(?:\d+{_SEP}+)?)[^\s\"'?&]+", re.I), r"\1***"),
+        (re.compile(rf"((?:{_PAGE_IDS}){_spelled('_id')}=)[^&\s\"']+", re.I), r"\1***"),
+        (re.compile(rf"{_WORD_START}({_spelled('och_')}|{_spelled('ocp_')}){_TOKEN_CHAR}{{8,}}"), r"\1***"),
+        (
+            re.compile(
+                rf"{_WORD_START}{_spelled('eyJ')}{_TOKEN_CHAR}+(?:\.|%2[Ee]){_TOKEN_CHAR}+(?:\.|%2[Ee]){_TOKEN_CHAR}*"
+            ),
+            "***",
+        ),
     )
 
     @classmethod
     def redact(cls, text: str) -> str:
         """`text` with every credential replaced by `***`."""
-        for pattern in cls._patterns:
-            text = pattern.sub(r"\1***", text)
+        for pattern, replacement in cls._patterns:
+            text = pattern.sub(replacement, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -87,6 +120,19 @@ class RedactCredentials(logging.Filter):
         if isinstance(record.args, tuple):
             record.args = tuple(self.redact(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True
+
+
+class NoWireDebug(logging.Filter):
+    """Keeps the records of `uvicorn.error` below INFO out of the log, whatever `LOG_LEVEL` says.
+    uvicorn's WebSocket protocols hand that logger to the `websockets` library, whose DEBUG records
+    are the wire itself: every handshake header (the `session` cookie of a signed-in browser, an
+    `Authorization` header) and the start and end of every frame (NiceGUI's socket carries what is
+    typed on a page: a password at the login, a secret's value in its dialog). uvicorn's own
+    records there are INFO and up (its TRACE level is never set: `LOG_LEVEL` has no `TRACE`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep INFO and up."""
+        return record.levelno >= logging.INFO
 
 
 class JsonFormatter(logging.Formatter):

@@ -312,6 +312,36 @@ async def test_a_hash_of_the_password_as_typed_still_signs_in_and_is_replaced(
     assert r.status_code == 200
 
 
+async def test_a_miss_costs_the_same_whether_the_username_exists(
+    client: httpx.AsyncClient, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown username is checked against a dummy hash so that a miss costs one argon2
+    verification either way; a password NFKC changes (an accent typed decomposed) cost a known
+    user two (the normal form, then the form as typed, for hashes made before the rule) and an
+    unknown one still one: the answer's time (about 0.25 s more) told which usernames exist."""
+    from argon2 import PasswordHasher
+
+    from opscraft.security import passwords
+
+    counted: list[str] = []
+
+    class Counting(PasswordHasher):
+        def verify(self, hash: str | bytes, password: str | bytes) -> bool:
+            counted.append(str(password))
+            return super().verify(hash, password)
+
+    monkeypatch.setattr(passwords, "_hasher", Counting())
+    cost = {}
+    for username in (viewer.username, "nobody-by-this-name"):
+        for typed in (DECOMPOSED, "Plain-Wrong-9"):
+            counted.clear()
+            r = await client.post("/api/v1/auth/login", json={"username": username, "password": typed})
+            assert r.status_code == 401, r.text
+            cost[username, typed] = len(counted)
+    assert cost[viewer.username, DECOMPOSED] == cost["nobody-by-this-name", DECOMPOSED] == 2, cost
+    assert cost[viewer.username, "Plain-Wrong-9"] == cost["nobody-by-this-name", "Plain-Wrong-9"] == 1, cost
+
+
 async def test_two_first_registrations_racing_make_one_admin(client: httpx.AsyncClient) -> None:
     bodies = [{**SEED_REGISTER, "username": f"first{i}", "email": f"first{i}@example.com"} for i in range(2)]
     responses = await asyncio.gather(*(client.post("/api/v1/auth/register", json=b) for b in bodies))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -416,32 +417,61 @@ async def test_unexpected_error_is_json_without_internals(
     assert r.json() == {"detail": "internal error: the server log has the details", "errors": []}
 
 
-async def test_cors_from_config(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, None, CORS_ORIGINS='["https://ui.example"]')
+@contextlib.asynccontextmanager
+async def _cors_client(tmp_path: Path, origins: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the API installed with `CORS_ORIGINS=origins` (the runtime started for it)."""
+    settings = make_settings(tmp_path, None, CORS_ORIGINS=origins)
     await lifecycle.start(settings)
     try:
         app = FastAPI()
         install_api(app, settings)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
-            preflight = {
-                "Access-Control-Request-Method": "POST",
-                "Access-Control-Request-Headers": "content-type",
-            }
-            ok = await c.options("/api/v1/auth/login", headers={"Origin": "https://ui.example", **preflight})
-            assert ok.headers["access-control-allow-origin"] == "https://ui.example"
-            other = await c.options(
-                "/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight}
-            )
-            assert "access-control-allow-origin" not in other.headers
-            # A page on the allowed origin can read what an error says to do (Retry-After of a
-            # 429 above all): these headers are not CORS-safelisted, and were not exposed.
-            answer = await c.get("/api/v1/auth/me", headers={"Origin": "https://ui.example"})
-            assert answer.status_code == 401
-            exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
-            assert {"retry-after", "www-authenticate", "accept-encoding", "allow"} <= exposed
+            yield c
     finally:
         await lifecycle.stop()
+
+
+async def test_cors_from_config(tmp_path: Path) -> None:
+    async with _cors_client(tmp_path, '["https://ui.example"]') as c:
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        }
+        ok = await c.options("/api/v1/auth/login", headers={"Origin": "https://ui.example", **preflight})
+        assert ok.headers["access-control-allow-origin"] == "https://ui.example"
+        other = await c.options("/api/v1/auth/login", headers={"Origin": "https://evil.example", **preflight})
+        assert "access-control-allow-origin" not in other.headers
+        # A page on the allowed origin can read what an error says to do (Retry-After of a
+        # 429 above all): these headers are not CORS-safelisted, and were not exposed.
+        answer = await c.get("/api/v1/auth/me", headers={"Origin": "https://ui.example"})
+        assert answer.status_code == 401
+        exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
+        assert {"retry-after", "www-authenticate", "accept-encoding", "allow"} <= exposed
+
+
+@pytest.mark.parametrize("origins", ['["https://ui.example"]', "*"])
+async def test_cors_never_lets_another_origin_read_with_the_session_cookie(
+    tmp_path: Path, origins: str
+) -> None:
+    """The API takes bearer tokens only, which need no credentialed CORS; with
+    `Access-Control-Allow-Credentials: true` (and the origin reflected, `*` included) a page on an
+    allowed origin could read, with the browser's `session` cookie, what only the signed-in user
+    may: a page of the web UI (its NiceGUI client id, which drives that page's socket) or a run's
+    `output.log`. A bearer call from such a page still works and reads its answer."""
+    async with _cors_client(tmp_path, origins) as c:
+        origin = {"Origin": "https://ui.example"}
+        with_cookie = await c.get("/api/v1/auth/me", headers={**origin, "Cookie": "session=abc"})
+        assert "access-control-allow-credentials" not in with_cookie.headers
+        assert with_cookie.headers.get("access-control-allow-origin") in (None, "*", "https://ui.example")
+        preflight = {
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        }
+        ok = await c.options("/api/v1/auth/me", headers={**origin, **preflight})
+        assert ok.status_code == 200 and "access-control-allow-credentials" not in ok.headers
+        assert ok.headers["access-control-allow-origin"] in ("*", "https://ui.example")
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
 
 
 async def test_health_reports_the_database(client: httpx.AsyncClient, rt: runtime.Runtime) -> None:

@@ -17,11 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from websockets.sync.client import connect
 
 from opscraft import logs
 from opscraft.api import ROUTERS
 from opscraft.api.methods import NOT_FOUND_MESSAGE
 from tests.conftest import LiveServer, start_server, stop_server
+from tests.waiting import wait_until
 
 SEED_REGISTER_ADMIN = """curl -X POST http://localhost:8000/api/v1/auth/register \\
      -H "Content-Type: application/json" \\
@@ -300,6 +302,54 @@ def test_credentials_in_percent_encoded_urls_stay_out_of_the_log(server: LiveSer
     assert "ENCODED-QUERY-TOKEN" not in log
 
 
+WEBHOOK_TOKEN = "och_a2r7wJSKHS7GR_DnTn8MfD_ymYRREaPEdw2f3BtQMi8"
+ACCESS_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.X8puTwX1j9XJisvhMhknuirlMPgGB2bfdZFvc6HgZt8"
+PERSONAL_TOKEN = "ocp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # A base URL ending in "/" joined with a path starting with one, dot segments: the router
+        # answers 404, but the token in the URL is still the webhook's and was logged in clear.
+        f"/api//v1/hooks/3/{WEBHOOK_TOKEN}",
+        f"/api/v1/./hooks/3/{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks//3/{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/./3/{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/3/./{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/3//{WEBHOOK_TOKEN}",
+        f"/api/v1/hooks/{WEBHOOK_TOKEN}",  # the id left out
+        f"/api/v1/hook/3/{WEBHOOK_TOKEN}",  # a typo in the path
+        f"/api/v1/health?url=%2Fapi%2Fv1%2Fhooks%2F3%2F{WEBHOOK_TOKEN}",
+        f"/ws/executions/1?tokens={ACCESS_JWT}",  # a misspelt parameter (a 4422)
+        f"/api/v1/health?jwt={ACCESS_JWT}",
+        f"/api/v1/health?api_key={PERSONAL_TOKEN}",
+        f"/api/v1/auth/me/{PERSONAL_TOKEN}",
+        "/api/v1/health?k=%6Fcp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4",
+        # The ids a signed-in page's socket joins the page with: a socket opened with them (no
+        # cookie needed) was accepted into that page's room.
+        "/_nicegui_ws/socket.io/?client_id=2r7wJSKHS7GR_DnTn8MfD&next_message_id=7&implicit_handshake=true"
+        "&document_id=TwX1j9XJisvhMhknuirlMPg&tab_id=m0y6iFbt54Zv4g4TNSPJWPq&old_tab_id=null&EIO=4",
+    ],
+)
+def test_a_token_anywhere_in_a_request_line_stays_out_of_the_log(path: str) -> None:
+    """A credential in a URL the router does not take is still a credential: webhook tokens
+    (`och_`), personal access tokens (`ocp_`) and access or refresh tokens (JWTs, `eyJ...`)
+    are recognised by their shape wherever the request line carries them, not only at the
+    places the API reads them."""
+    line = f'127.0.0.1:40000 - "POST {path} HTTP/1.1" 404'
+    shown = logs.RedactCredentials.redact(line)
+    for secret in ("2r7wJSKHS7GR_DnTn8MfD", "TwX1j9XJisvhMhknuirlMPg", "m0y6iFbt54Zv4g4TNSPJWPq"):
+        assert secret not in shown, shown
+    assert shown.endswith(' HTTP/1.1" 404') and "***" in shown, shown
+
+
+def test_redaction_leaves_other_paths_alone() -> None:
+    """Ids and names in ordinary paths stay readable: only credentials become `***`."""
+    for path in ("/api/v1/scripts/6/webhooks/2", "/api/v1/tokens/12", "/executions/42?tab=log"):
+        assert logs.RedactCredentials.redact(f'"GET {path} HTTP/1.1" 200') == f'"GET {path} HTTP/1.1" 200'
+
+
 def test_the_servers_own_log_lines_hide_a_webhook_token_too(capsys: pytest.CaptureFixture[str]) -> None:
     """Past uvicorn's access log: the API's own "unhandled error in POST <path>" (api/errors.py)
     goes through the root handler `logs.configure` sets up, which redacts the same way."""
@@ -344,6 +394,28 @@ def test_an_outgoing_url_stays_out_of_the_log(capsys: pytest.CaptureFixture[str]
         logging.getLogger("opscraft.services.notifications").info("delivered")
     err = capsys.readouterr().err
     assert "delivered" in err and "SLACK-URL-SECRET" not in err, err
+
+
+def test_websocket_headers_and_frames_stay_out_of_the_debug_log(tmp_path: Path) -> None:
+    """uvicorn's WebSocket protocols hand their logger (`uvicorn.error`) to the `websockets`
+    library, which at `LOG_LEVEL=DEBUG` wrote the wire into the server log: every handshake
+    header (`< cookie: session=...`, a signed-in browser's credential) and the start and end of
+    every frame (NiceGUI's socket carries what is typed on a page: the password at the login, a
+    secret's value in its dialog)."""
+    live = start_server(tmp_path / "debug", {"LOG_LEVEL": "DEBUG"})
+    try:
+        socket_url = live.url.replace("http", "ws", 1) + "/_nicegui_ws/socket.io/?EIO=4&transport=websocket"
+        with connect(socket_url, additional_headers={"Cookie": "session=SESSION-COOKIE-SECRET"}) as ws:
+            assert ws.recv(timeout=30)[0] == "0"  # engine.io's open packet: the socket is served
+            ws.send('42["event",{"args":["TYPED-PASSWORD-SECRET"]}]')
+        # A request after the socket's close handshake: its access line is written after the frames'.
+        assert httpx.get(f"{live.url}/api/v1/after-the-socket").status_code == 404
+        wait_until(lambda: "/api/v1/after-the-socket" in live.log(), "the next request in the log")
+        log = live.log()
+        assert "connection open" in log and "[accepted]" in log  # the INFO lines stay
+        assert "SESSION-COOKIE-SECRET" not in log and "TYPED-PASSWORD-SECRET" not in log, log[-3000:]
+    finally:
+        stop_server(live)
 
 
 def test_sql_parameters_stay_out_of_the_debug_log(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

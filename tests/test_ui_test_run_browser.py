@@ -117,3 +117,27 @@ def test_a_bad_parameter_declaration_is_shown_under_its_row(
     row.get_by_text("Name groups is reserved").wait_for()
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=admin).json()
     assert saved["parameters"] == {} and saved["current_version"] == 1
+
+
+# A line of ``` closed the block's Markdown fence: what followed was drawn as Markdown (a heading,
+# an image, a link), not as the text that ran, on the page where an approver reviews it.
+BREAKOUT = (
+    ": <<'EOF'\n```\n# Looks like a heading\n<img src=x alt=pic>\n"
+    "[Your session expired: log in again](https://evil.example/login)\n````\nEOF\necho done\n"
+)
+
+
+def test_the_content_that_ran_is_shown_as_text_whatever_it_holds(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    script = create_script(server, tokens["admin"], "fenced", SAVED, parameters=PARAMS)
+    body = {"content": BREAKOUT, "parameters": {"WHO": "x"}}
+    url = f"{server.url}/api/v1/scripts/{script['id']}/test-runs"
+    r = httpx.post(url, json=body, headers=tokens["operator"])
+    assert r.status_code == 202, r.text
+    log_in(page, server, "admin", then=f"/executions/{r.json()['id']}")
+    page.get_by_test_id("draft-content").click()
+    block = page.get_by_test_id("draft-content").locator(".nicegui-code .nicegui-markdown")
+    block.get_by_text("echo done").wait_for()
+    assert block.locator("h1, img, a").count() == 0, block.inner_html()
+    assert block.inner_text().replace("\u00a0", " ").strip() == BREAKOUT.strip()

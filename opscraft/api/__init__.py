@@ -93,7 +93,11 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_credentials=True,
+            # Bearer tokens only: an `Authorization` header needs no credentialed request. With
+            # credentials allowed, a page on an allowed origin (any, for `*`: the origin was
+            # reflected) read what the browser's `session` cookie opens: the web UI's pages (the
+            # NiceGUI client id driving a page's socket) and a run's `output.log`.
+            allow_credentials=False,
             allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type"],
             # Not CORS-safelisted: without this a page on another origin cannot read how long a

@@ -52,16 +52,17 @@ def _verifies(hashed: str, password: str) -> bool:
 
 
 def password_match(password: str, hashed: str | None) -> Match | None:
-    """How `password` matches `hashed` (None: it does not, or there is no hash; a missing hash
-    costs one verification all the same)."""
+    """How `password` matches `hashed` (None: it does not, or there is no hash). A missing hash
+    (an unknown username) is checked against a dummy one the same way, so a miss costs as many
+    verifications either way: one, or two for a password NFKC changes (the normal form, then the
+    form as typed). With one for an unknown name, such a password's answer came about 0.25 s
+    sooner for a name no account has, telling which ones exist."""
     normal = normal_form(password)
-    if hashed is None:
-        _verifies(_dummy_hash(), normal)
-        return None
-    if _verifies(hashed, normal):
-        return Match.normal
-    if normal != password and _verifies(hashed, password):
-        return Match.as_typed
+    checked = hashed if hashed is not None else _dummy_hash()
+    if _verifies(checked, normal):
+        return Match.normal if hashed is not None else None
+    if normal != password and _verifies(checked, password):
+        return Match.as_typed if hashed is not None else None
     return None
 
 

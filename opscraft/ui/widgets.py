@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
@@ -374,10 +375,26 @@ def data_table(
     return made.props(f'data-a11y-label="{label}"')
 
 
+def fenced(text: str, language: str | None) -> str:
+    """`text` as a Markdown fenced code block whose fence is longer than any run of backticks in
+    it (at least 3), so no line of `text` closes it (CommonMark 4.5; markdown2's closing fence
+    repeats the opening one): all of `text` is code, shown as it is."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language or ''}\n{text}\n{fence}"
+
+
 def code_block(content: str, language: str | None) -> ui.code:
     """Read-only highlighted code (`language` a Pygments name, None for plain text) whose copy
-    button has a name for screen readers (NiceGUI's has none; colours: layout.THEME_CSS)."""
+    button has a name for screen readers (NiceGUI's has none; colours: layout.THEME_CSS).
+
+    Every character of `content` is shown as text: NiceGUI's `ui.code` wraps it in a fence of
+    three backticks, which a line of ``` in the content closed, and the rest was drawn as
+    Markdown (a heading, an image, a link saying "log in again" to another site) on the pages
+    showing what a run ran or an inventory holds, where an approver reviews it. Its Markdown is
+    bound again through `fenced`; of two bindings the later one sets the text last."""
     block = ui.code(content, language=language)
+    block.markdown.bind_content_from(block, "content", lambda text: fenced(text, language))
     block.copy_button.props('aria-label="Copy to the clipboard"')
     return block
 
