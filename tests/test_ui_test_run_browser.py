@@ -3,6 +3,7 @@ and in the lists, in the operator's name; nothing is saved and the edit stays in
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 import httpx
@@ -120,10 +121,13 @@ def test_a_bad_parameter_declaration_is_shown_under_its_row(
 
 
 # A line of ``` closed the block's Markdown fence: what followed was drawn as Markdown (a heading,
-# an image, a link), not as the text that ran, on the page where an approver reviews it.
-BREAKOUT = (
+# an image, a link), not as the text that ran, on the page where an approver reviews it. Every
+# line indented: the block shows the indentation too (NiceGUI's `ui.code` removes what all lines
+# share).
+BREAKOUT = textwrap.indent(
     ": <<'EOF'\n```\n# Looks like a heading\n<img src=x alt=pic>\n"
-    "[Your session expired: log in again](https://evil.example/login)\n````\nEOF\necho done\n"
+    "[Your session expired: log in again](https://evil.example/login)\n````\nEOF\necho done\n",
+    "  ",
 )
 
 
@@ -140,4 +144,4 @@ def test_the_content_that_ran_is_shown_as_text_whatever_it_holds(
     block = page.get_by_test_id("draft-content").locator(".nicegui-code .nicegui-markdown")
     block.get_by_text("echo done").wait_for()
     assert block.locator("h1, img, a").count() == 0, block.inner_html()
-    assert block.inner_text().replace("\u00a0", " ").strip() == BREAKOUT.strip()
+    assert block.inner_text().replace("\u00a0", " ").rstrip() == BREAKOUT.rstrip()

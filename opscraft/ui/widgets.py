@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from nicegui import context, events, ui
+from nicegui import binding, context, events, ui
 
 from opscraft import runtime
 from opscraft.db import stored_shapes
@@ -388,13 +388,16 @@ def code_block(content: str, language: str | None) -> ui.code:
     """Read-only highlighted code (`language` a Pygments name, None for plain text) whose copy
     button has a name for screen readers (NiceGUI's has none; colours: layout.THEME_CSS).
 
-    Every character of `content` is shown as text: NiceGUI's `ui.code` wraps it in a fence of
-    three backticks, which a line of ``` in the content closed, and the rest was drawn as
-    Markdown (a heading, an image, a link saying "log in again" to another site) on the pages
-    showing what a run ran or an inventory holds, where an approver reviews it. Its Markdown is
-    bound again through `fenced`; of two bindings the later one sets the text last."""
-    block = ui.code(content, language=language)
+    Every character of `content` is shown as text, as it is (no indentation removed): NiceGUI's
+    `ui.code` wraps it in a fence of three backticks, which a line of ``` in the content closed,
+    and the rest was drawn as Markdown (a heading, an image, a link saying "log in again" to
+    another site) on the pages showing what a run ran or an inventory holds, where an approver
+    reviews it. The block is made empty, its Markdown's binding replaced by one through
+    `fenced` (`nicegui.binding.remove`), then given its content: one Markdown rendering."""
+    block = ui.code("", language=language)
+    binding.remove([block.markdown])
     block.markdown.bind_content_from(block, "content", lambda text: fenced(text, language))
+    block.content = content
     block.copy_button.props('aria-label="Copy to the clipboard"')
     return block
 
