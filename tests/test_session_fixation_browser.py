@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import API_TIMEOUT, journey_server, journey_tokens
+from tests.conftest import CONNECTED_JS, PASSWORD, LiveServer
+from tests.ui_journey import API_TIMEOUT, journey_server, journey_tokens, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -101,3 +101,24 @@ def test_loading_the_logout_address_ends_no_session(server: LiveServer, tokens: 
     page.wait_for_url(f"{server.url}/login?notice=logout")
     page.goto(f"{server.url}/profile")
     page.wait_for_url(f"{server.url}/login**")
+
+
+# What a script injected into a page could still send elsewhere: the Content Security Policy's
+# `connect-src` allowed a WebSocket to any host (`ws: wss:`); only this origin now (CSP Level 3's
+# 'self' covers its ws:/wss:, the page's own socket keeps working).
+CONNECT_ELSEWHERE_JS = """async (target) => {
+    const blocked = [];
+    document.addEventListener('securitypolicyviolation', e => blocked.push(e.violatedDirective));
+    try { new WebSocket('ws://' + target + '/'); } catch (e) { blocked.push('thrown ' + e.name); }
+    try { await fetch('http://' + target + '/'); } catch (e) {}
+    await new Promise(r => setTimeout(r, 0));
+    return blocked;
+}"""
+
+
+def test_a_page_connects_to_its_own_origin_only(server: LiveServer, tokens: Any, page: Any) -> None:
+    log_in(page, server, "viewer")
+    blocked = page.evaluate(CONNECT_ELSEWHERE_JS, "127.0.0.1:65530")
+    assert blocked.count("connect-src") == 2, blocked
+    page.wait_for_function(CONNECTED_JS)  # the page's own socket.io WebSocket, same origin
+    assert page.evaluate("window.socket.io.engine.transport.name") == "websocket"

@@ -27,11 +27,12 @@ from opscraft.db.text import (
 MAX_REPORTED = 20
 
 # NiceGUI (Vue + Quasar) needs inline scripts/styles and 'unsafe-eval' for its templates;
-# everything else is locked to this origin.
+# everything else is locked to this origin (`connect-src 'self'` covers this origin's ws:/wss:, as
+# CSP Level 3 matches 'self'; `ws: wss:` let an injected script open a WebSocket to any host).
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; "
-    "connect-src 'self' ws: wss:; worker-src 'self' blob:; frame-ancestors 'none'; "
+    "connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'; object-src 'none'"
 )
 
