@@ -19,10 +19,11 @@ sent it again, 10 to 15 s later; a worker of that kind sat `alive` with free slo
 what its own stall checks sent there. So each Redis queue has a random id too
 (`<prefix>:queue-id`, created by the first process that asks, again after a Redis restart without
 persistence), and web processes record the id of theirs in the database at start and at every
-heartbeat period (`app_settings` row `queue`, `updated_at` in the database's clock). A process
-starting while that record is fresh (two heartbeat periods) and names another queue stops with
-one line, after waiting that long for the record to change (a Redis restarted meanwhile gets a
-new id, which the web processes record within a heartbeat).
+heartbeat period, in a round of their run event dispatcher (`app_settings` row `queue`,
+`updated_at` in the database's clock). A process starting while that record is fresh
+(OPSCRAFT_WORKER_LOST_SECONDS) and names another queue stops with one line, after waiting a few
+seconds for the record to change (a Redis restarted meanwhile gets a new id, which the web
+processes record within a heartbeat).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from opscraft.config import ConfigError, Settings
 from opscraft.db import clock
 from opscraft.db.engine import Database
 from opscraft.db.models import AppSetting
+from opscraft.execution import run_events
 
 STATE_KEY = "installation"
 QUEUE_STATE_KEY = "queue"
@@ -144,12 +146,13 @@ async def record_queue(db: Database, settings: Settings) -> None:
 
 async def require_same_queue(db: Database, settings: Settings) -> None:
     """At start (web and worker processes): `ConfigError` when the web processes of this database
-    recorded, within two heartbeat periods, another job queue than this process's (`queue_id`),
-    and still do after waiting that long (a Redis restarted without persistence gets a new id,
-    which they record within a heartbeat). The message names this process's Redis without its
-    password."""
-    fresh = 2 * settings.worker_heartbeat_seconds
-    deadline = time.monotonic() + fresh
+    recorded another job queue than this process's (`queue_id`) within OPSCRAFT_WORKER_LOST_SECONDS
+    (a web process silent that long is gone), and still do after two heartbeat periods and a
+    round of their run event dispatcher, which records it (a Redis restarted without persistence
+    gets a new id, which they record within that time). The message names this process's Redis
+    without its password."""
+    fresh = settings.worker_lost_seconds
+    deadline = time.monotonic() + min(fresh, 2 * settings.worker_heartbeat_seconds + run_events.POLL_SECONDS)
     while True:
         queue = await asyncio.to_thread(queue_id, settings)
         recorded = await _recorded_queue(db, fresh)

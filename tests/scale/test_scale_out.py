@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, require_service
@@ -733,3 +734,38 @@ def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Clust
     refused = "opscraft: configuration error: REDIS_URL: the job queue there serves another OpsCraft database"
     assert refused in stray.log() and f":///{cluster.root / 'stray.db'})" in stray.log()
     assert "Traceback" not in stray.log()
+
+
+def test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restart_is_not(
+    cluster: Cluster,
+) -> None:
+    """A worker on the right database but another Redis (or another OPSCRAFT_REDIS_PREFIX) than
+    the web processes stops at start with one line naming that Redis. It used to claim the other
+    (empty) queue for the database and start without a word: alive with free slots, it took only
+    what its own stall checks sent there (a web process of that kind: every run it submitted
+    waited 10-15 s for a worker's stall check). A queue id lost with a Redis restart is not a
+    mismatch: the web records the new one within a heartbeat and the worker starts."""
+    other = RedisServer(cluster.root / "other-redis")
+    other.start()
+    try:
+        strangers = [
+            cluster.worker(f"wr-{SUFFIX}", env={"REDIS_URL": other.url}),
+            cluster.worker(f"wp-{SUFFIX}", env={"OPSCRAFT_REDIS_PREFIX": "another-prefix"}),
+        ]
+        for stranger in strangers:
+            wait_for(lambda s=stranger: not s.alive(), 120, f"{stranger.name} on another queue to stop")
+            assert stranger.stop() == 1, stranger.log()
+            assert (
+                "opscraft: configuration error: REDIS_URL: the web processes of this database use another "
+                in (stranger.log())
+            )
+            assert " ready: " not in stranger.log() and "Traceback" not in stranger.log()
+        assert f"(127.0.0.1:{other.port} database 0, OPSCRAFT_REDIS_PREFIX 'opscraft')" in strangers[0].log()
+        assert "OPSCRAFT_REDIS_PREFIX 'another-prefix')" in strangers[1].log()
+    finally:
+        other.stop()
+    redis.Redis.from_url(cluster.redis_url or "").delete("opscraft:queue-id")  # as a restart loses it
+    same = cluster.worker(f"wr-{SUFFIX}")
+    wait_for(lambda: started_or_ended(same), 120, "the worker on the web's queue to start")
+    assert same.alive(), same.log()
+    assert same.stop() == 0, same.log()
