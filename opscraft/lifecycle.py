@@ -67,9 +67,9 @@ async def start(
         # on; a worker's heartbeats, or a web process's lost-worker checks, measure it again.
         async with rt.db.engine.connect() as conn:
             await conn.run_sync(clock.measure)
-        if settings.redis_url and (run_worker or dispatching):  # one database, one job queue
+        if run_worker or dispatching:  # one database, one job queue
             await installation.require_same_queue(rt.db, settings)
-            if signing == "record":
+            if settings.redis_url and signing == "record":
                 await installation.record_queue(rt.db, settings)
         # Webhook channel URLs kept in plain text before migration 0031: sealed now the vault is open
         await notifications.seal_plain_urls(rt.db)

@@ -23,7 +23,8 @@ heartbeat period, in a round of their run event dispatcher (`app_settings` row `
 `updated_at` in the database's clock). A process starting while that record is fresh
 (OPSCRAFT_WORKER_LOST_SECONDS) and names another queue stops with one line, after waiting a few
 seconds for the record to change (a Redis restarted meanwhile gets a new id, which the web
-processes record within a heartbeat).
+processes record within a heartbeat). So does a process started without `REDIS_URL` (its
+queue then in its data directory) while that record is fresh.
 """
 
 from __future__ import annotations
@@ -150,8 +151,17 @@ async def require_same_queue(db: Database, settings: Settings) -> None:
     (a web process silent that long is gone), and still do after two heartbeat periods and a
     round of their run event dispatcher, which records it (a Redis restarted without persistence
     gets a new id, which they record within that time). The message names this process's Redis
-    without its password."""
+    without its password. Without `REDIS_URL` (the job queue in the data directory) a queue
+    recorded within OPSCRAFT_WORKER_LOST_SECONDS is another one, at once."""
     fresh = settings.worker_lost_seconds
+    if not settings.redis_url:
+        if await _recorded_queue(db, fresh) is not None:
+            raise ConfigError(
+                "REDIS_URL: not set, but the web processes of this database use a Redis job queue: "
+                "this process's queue would be the one in its data directory, which they never "
+                "fill; give it their REDIS_URL and OPSCRAFT_REDIS_PREFIX"
+            )
+        return
     deadline = time.monotonic() + min(fresh, 2 * settings.worker_heartbeat_seconds + run_events.POLL_SECONDS)
     while True:
         queue = await asyncio.to_thread(queue_id, settings)

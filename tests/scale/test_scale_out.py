@@ -739,8 +739,8 @@ def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Clust
 def test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restart_is_not(
     cluster: Cluster,
 ) -> None:
-    """A worker on the right database but another Redis (or another OPSCRAFT_REDIS_PREFIX) than
-    the web processes stops at start with one line naming that Redis. It used to claim the other
+    """A worker on the right database but another Redis (or another OPSCRAFT_REDIS_PREFIX, or none)
+    than the web processes stops at start with one line naming that Redis. It used to claim the other
     (empty) queue for the database and start without a word: alive with free slots, it took only
     what its own stall checks sent there (a web process of that kind: every run it submitted
     waited 10-15 s for a worker's stall check). A queue id lost with a Redis restart is not a
@@ -751,17 +751,25 @@ def test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restar
         strangers = [
             cluster.worker(f"wr-{SUFFIX}", env={"REDIS_URL": other.url}),
             cluster.worker(f"wp-{SUFFIX}", env={"OPSCRAFT_REDIS_PREFIX": "another-prefix"}),
+            cluster.worker(f"wn-{SUFFIX}", env={"REDIS_URL": ""}),  # the queue in its data directory
         ]
         for stranger in strangers:
             wait_for(lambda s=stranger: not s.alive(), 120, f"{stranger.name} on another queue to stop")
             assert stranger.stop() == 1, stranger.log()
-            assert (
-                "opscraft: configuration error: REDIS_URL: the web processes of this database use another "
-                in (stranger.log())
-            )
+            assert "opscraft: configuration error: REDIS_URL: " in stranger.log()
             assert " ready: " not in stranger.log() and "Traceback" not in stranger.log()
-        assert f"(127.0.0.1:{other.port} database 0, OPSCRAFT_REDIS_PREFIX 'opscraft')" in strangers[0].log()
-        assert "OPSCRAFT_REDIS_PREFIX 'another-prefix')" in strangers[1].log()
+        another = (
+            "REDIS_URL: the web processes of this database use another Redis job queue than this process's"
+        )
+        assert (
+            f"{another} (127.0.0.1:{other.port} database 0, OPSCRAFT_REDIS_PREFIX 'opscraft')"
+            in strangers[0].log()
+        )
+        own_port = cluster.redis.port  # type: ignore[attr-defined]
+        prefixed = f"{another} (127.0.0.1:{own_port} database 0, OPSCRAFT_REDIS_PREFIX 'another-prefix')"
+        assert prefixed in strangers[1].log()
+        unset = "REDIS_URL: not set, but the web processes of this database use a Redis job queue"
+        assert unset in strangers[2].log()
     finally:
         other.stop()
     redis.Redis.from_url(cluster.redis_url or "").delete("opscraft:queue-id")  # as a restart loses it
