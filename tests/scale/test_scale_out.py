@@ -389,6 +389,38 @@ def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) ->
         assert row["status"] == "success" and cluster.output(web, execution_id) == "after-restart\n"
 
 
+def test_session_storages_follow_other_processes_changes_after_a_redis_restart(cluster: Cluster) -> None:
+    """A web process's session storages (NiceGUI's, on Redis) follow what other web processes
+    change in them over a subscription. NiceGUI's ended at the first connection error with
+    tracebacks at ERROR: after a Redis restart no storage of the process followed changes until
+    it restarted. They subscribe again, and the outage is one warning."""
+    web = _web(cluster)
+    server: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    with httpx.Client(base_url=web.url, timeout=30) as browser:  # a session, so a user storage
+        browser.get("/login")
+        browser.get("/login")
+
+    def channels() -> set[str]:
+        client = redis.Redis(port=server.port, socket_timeout=2)
+        try:
+            return {channel.decode() for channel in client.pubsub_channels("opscraft:nicegui:*")}
+        finally:
+            client.close()
+
+    def following() -> set[str] | None:
+        now = channels()
+        return now if "opscraft:nicegui:generalchanges" in now and len(now) >= 2 else None
+
+    before = wait_for(following, 60, "the web's storages to follow their changes")
+    logged = len(web.log())
+    server.stop()
+    server.start()
+    wait_for(lambda: channels() >= before or None, 60, "the storages to follow their changes again")
+    after = web.log()[logged:]
+    assert "session storages: Redis does not answer" in after, after
+    assert "Traceback" not in after and " ERROR " not in after, after
+
+
 def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster, tmp_path: Path) -> None:
     """Redis (no persistence) restarts while many of 40 runs wait in its queue behind the 8 slots: the
     queue's jobs are gone, and a worker enqueues every queued run again within a heartbeat
