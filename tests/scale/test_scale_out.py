@@ -420,6 +420,12 @@ def test_session_storages_follow_other_processes_changes_after_a_redis_restart(c
     assert "session storages: Redis does not answer" in after, after
     assert "Traceback" not in after and " ERROR " not in after, after
 
+    def reading() -> bool:  # the cluster as the next tests need it: the workers read the queue again
+        rows = cluster.api(web).get("/api/v1/workers").json()["items"]
+        return {WA, WB} <= {w["id"] for w in rows if w["state"] == "alive" and not w["queue_error"]}
+
+    wait_for(reading, 60, "the workers to read the job queue again")
+
 
 def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster, tmp_path: Path) -> None:
     """Redis (no persistence) restarts while many of 40 runs wait in its queue behind the 8 slots: the
