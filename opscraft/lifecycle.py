@@ -67,13 +67,19 @@ async def start(
         # on; a worker's heartbeats, or a web process's lost-worker checks, measure it again.
         async with rt.db.engine.connect() as conn:
             await conn.run_sync(clock.measure)
+        if run_worker or dispatching:  # one database, one job queue
+            await installation.require_same_queue(rt.db, settings)
+            if settings.redis_url and signing == "record":
+                await installation.record_queue(rt.db, settings)
         # Webhook channel URLs kept in plain text before migration 0031: sealed now the vault is open
         await notifications.seal_plain_urls(rt.db)
         dispatcher: RunEventDispatcher | None = None
         if dispatching:
             process_id = f"web:{socket.gethostname()}:{os.getpid()}"
-            on_round = None if run_worker else _lost_worker_check(rt)
-            dispatcher = RunEventDispatcher(rt.db, process_id, on_round=on_round)
+            rounds = [] if run_worker else [_lost_worker_check(rt)]
+            if settings.redis_url and signing == "record":
+                rounds.append(_every_heartbeat(rt, lambda: installation.record_queue(rt.db, settings)))
+            dispatcher = RunEventDispatcher(rt.db, process_id, on_round=_in_turn(rounds))
             dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
             dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
             dispatcher.subscribe(chains.SUBSCRIBER, chains.on_run_events)
@@ -131,17 +137,40 @@ async def start(
     return rt
 
 
-def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
-    """For a process without a worker of its own: end lost workers' runs every heartbeat period,
-    once the database has answered for long enough (`store.LossWatch`)."""
+def _in_turn(checks: list[Callable[[], Awaitable[None]]]) -> Callable[[], Awaitable[None]] | None:
+    """One round callback awaiting each of `checks` in order; None when there are none."""
+    if not checks:
+        return None
+
+    async def each() -> None:
+        for check in checks:
+            await check()
+
+    return each
+
+
+def _every_heartbeat(
+    rt: runtime.Runtime, action: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """`action`, run at most once per heartbeat period (`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`)."""
     last = 0.0
-    watch = store.LossWatch(rt.settings.worker_lost_seconds)
 
     async def check() -> None:
         nonlocal last
         if time.monotonic() - last < rt.settings.worker_heartbeat_seconds:
             return
         last = time.monotonic()
+        await action()
+
+    return check
+
+
+def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
+    """For a process without a worker of its own: end lost workers' runs every heartbeat period,
+    once the database has answered for long enough (`store.LossWatch`)."""
+    watch = store.LossWatch(rt.settings.worker_lost_seconds)
+
+    async def check() -> None:
         judge = watch.may_judge()
         try:
             async with rt.db.engine.begin() as conn:
@@ -157,7 +186,7 @@ def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
         if ended:
             log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
 
-    return check
+    return _every_heartbeat(rt, check)
 
 
 async def stop() -> None:

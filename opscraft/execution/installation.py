@@ -10,22 +10,45 @@ again every 10 s, and the stray worker's waiting consumers took most of those to
 The database keeps a random id (`app_settings` row `installation`, created by the first start;
 not one of the admin-editable settings); Redis keeps the id of the database its queue serves
 (`<prefix>:installation`), set by the first process that checks.
+
+The other way round, one database served by two Redis queues: a process started with another
+`REDIS_URL` (or `OPSCRAFT_REDIS_PREFIX`) than the rest of its installation, on the right database,
+claimed that other (empty) Redis for the database and started without a word. A web process of
+that kind enqueued every run where no worker reads: each started only when a worker's stall check
+sent it again, 10 to 15 s later; a worker of that kind sat `alive` with free slots and took only
+what its own stall checks sent there. So each Redis queue has a random id too
+(`<prefix>:queue-id`, created by the first process that asks, again after a Redis restart without
+persistence), and web processes record the id of theirs in the database at start and at every
+heartbeat period, in a round of their run event dispatcher (`app_settings` row `queue`,
+`updated_at` in the database's clock). A process starting while that record is fresh
+(OPSCRAFT_WORKER_LOST_SECONDS) and names another queue stops with one line, after waiting a few
+seconds for the record to change (a Redis restarted meanwhile gets a new id, which the web
+processes record within a heartbeat). So does a process started without `REDIS_URL` (its
+queue then in its data directory) while that record is fresh.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from datetime import timedelta
 
 import redis
+from redis.connection import parse_url
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
 from opscraft.config import ConfigError, Settings
+from opscraft.db import clock
 from opscraft.db.engine import Database
 from opscraft.db.models import AppSetting
+from opscraft.execution import run_events
 
 STATE_KEY = "installation"
+QUEUE_STATE_KEY = "queue"
 _TIMEOUT_SECONDS = 5
+_TOKEN_TIMEOUT_SECONDS = 2
 
 
 async def database_id(db: Database) -> str:
@@ -71,4 +94,90 @@ def claim_queue(settings: Settings, installation: str) -> None:
         f"({database}): check DATABASE_URL (without it a process opens the SQLite database of its "
         "data directory); installations sharing one Redis need each their own OPSCRAFT_REDIS_PREFIX; "
         f"if this database replaced that one for good, delete the Redis key {key}"
+    )
+
+
+def queue_id(settings: Settings) -> str | None:
+    """The random id (32 hex characters) of the job queue at `settings.redis_url` and
+    `settings.redis_prefix` (`<prefix>:queue-id`), created by the first process that asks; None
+    when Redis does not answer within 2 s (not judged here, as in `claim_queue`)."""
+    assert settings.redis_url
+    key = f"{settings.redis_prefix}:queue-id"
+    client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=_TOKEN_TIMEOUT_SECONDS,
+        socket_timeout=_TOKEN_TIMEOUT_SECONDS,
+    )
+    try:
+        client.set(key, uuid.uuid4().hex, nx=True)
+        stored = client.get(key)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return None if stored is None else stored.decode(errors="replace")
+
+
+async def _recorded_queue(db: Database, fresh_seconds: float) -> str | None:
+    """The queue id the web processes recorded within `fresh_seconds` (database clock), else None."""
+    async with db.session() as session:
+        row = await session.get(AppSetting, QUEUE_STATE_KEY)
+    if row is None or row.updated_at < clock.now() - timedelta(seconds=fresh_seconds):
+        return None
+    return str((row.value or {}).get("id", "")) or None
+
+
+async def record_queue(db: Database, settings: Settings) -> None:
+    """For a web process, at start and every heartbeat period: record the id of its job queue
+    (`queue_id`) as the installation's, now. Nothing when Redis does not answer."""
+    queue = await asyncio.to_thread(queue_id, settings)
+    if queue is None:
+        return
+    async with db.session() as session:
+        row = await session.get(AppSetting, QUEUE_STATE_KEY)
+        if row is None:
+            session.add(AppSetting(key=QUEUE_STATE_KEY, value={"id": queue}, updated_at=clock.now()))
+        else:
+            row.value, row.updated_at = {"id": queue}, clock.now()
+        try:
+            await session.commit()
+        except IntegrityError:  # another web process recorded it at the same moment
+            await session.rollback()
+
+
+async def require_same_queue(db: Database, settings: Settings) -> None:
+    """At start (web and worker processes): `ConfigError` when the web processes of this database
+    recorded another job queue than this process's (`queue_id`) within OPSCRAFT_WORKER_LOST_SECONDS
+    (a web process silent that long is gone), and still do after two heartbeat periods and a
+    round of their run event dispatcher, which records it (a Redis restarted without persistence
+    gets a new id, which they record within that time). The message names this process's Redis
+    without its password. Without `REDIS_URL` (the job queue in the data directory) a queue
+    recorded within OPSCRAFT_WORKER_LOST_SECONDS is another one, at once."""
+    fresh = settings.worker_lost_seconds
+    if not settings.redis_url:
+        if await _recorded_queue(db, fresh) is not None:
+            raise ConfigError(
+                "REDIS_URL: not set, but the web processes of this database use a Redis job queue: "
+                "this process's queue would be the one in its data directory, which they never "
+                "fill; give it their REDIS_URL and OPSCRAFT_REDIS_PREFIX"
+            )
+        return
+    deadline = time.monotonic() + min(fresh, 2 * settings.worker_heartbeat_seconds + run_events.POLL_SECONDS)
+    while True:
+        queue = await asyncio.to_thread(queue_id, settings)
+        recorded = await _recorded_queue(db, fresh)
+        if queue is None or recorded is None or recorded == queue:
+            return
+        if time.monotonic() >= deadline:
+            break
+        await asyncio.sleep(min(0.5, settings.worker_heartbeat_seconds / 4))
+    assert settings.redis_url
+    parts = parse_url(settings.redis_url)  # named without its user name and password
+    place = parts.get("path") or f"{parts.get('host', 'localhost')}:{parts.get('port', 6379)}"
+    raise ConfigError(
+        f"REDIS_URL: the web processes of this database use another Redis job queue than this "
+        f"process's ({place} database {parts.get('db', 0)}, OPSCRAFT_REDIS_PREFIX "
+        f"{settings.redis_prefix!r}): runs would wait for "
+        "the stall check or never reach this process; give every web and worker process of the "
+        "installation the same REDIS_URL and OPSCRAFT_REDIS_PREFIX"
     )

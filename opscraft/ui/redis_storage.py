@@ -17,18 +17,28 @@ session (NiceGUI's scripts and styles, which read no storage) go on. A tab's sto
 cannot be loaded starts empty, as NiceGUI does (it holds no sign-in). The live subscription to
 a storage's changes is not bounded: it waits for messages by design.
 
+That subscription (`follow_changes`) carries what other web processes change in a storage (a
+sign-out served by another process after a fail-over, the display preference). NiceGUI's ended
+at the first connection error, with tracebacks at ERROR in the log: after a Redis restart every
+storage of the process stopped following changes until the process restarted. It now
+subscribes again once Redis answers (every `RESUBSCRIBE_SECONDS`), with one warning per
+process when Redis goes away and one line when it is back. A change published while it was away
+is not replayed; the storage's next change, which publishes it whole, brings it up to date (it is
+not read again from a Redis that may have lost it: the process's copy is then the only one).
+
 NiceGUI's `general` storage is loaded as NiceGUI is imported, before this can be installed;
-OpsCraft does not use it.
+OpsCraft does not use it, but it follows changes too: `install` gives it the same subscription.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import nicegui.storage
-from nicegui import app
+from nicegui import app, background_tasks
 from nicegui import json as nicegui_json
 from nicegui.persistence import RedisPersistentDict
 from nicegui.storage import USER_PREFIX, RequestTrackingMiddleware, request_contextvar
@@ -41,6 +51,10 @@ log = logging.getLogger(__name__)
 TIMEOUT_SECONDS = 2.0
 """How long a command of NiceGUI's storage (and its connect) waits for Redis before it fails."""
 MESSAGE = "Redis, which keeps the browser sessions, does not answer: try again once it is back"
+RESUBSCRIBE_SECONDS = 1.0
+"""How long a storage's subscription to its changes waits before it subscribes again after Redis
+went away."""
+_LOST: set[str] = set()  # keys of the storages whose subscription waits for Redis: one warning for all
 _ASSETS = "/_nicegui/"  # NiceGUI's scripts, styles and fonts: no storage is read
 
 
@@ -95,6 +109,60 @@ class BoundedRedisPersistentDict(RedisPersistentDict):
         self.update(nicegui_json.loads(data) if data else {})
         self._start_listening()
 
+    def _start_listening(self) -> None:
+        follow_changes(self)
+
+
+def follow_changes(storage: RedisPersistentDict) -> None:
+    """Follow the changes other web processes publish to `storage` (its `<key>changes` channel)
+    on a task of its own, replacing any it had, and subscribe again after Redis went away (see
+    the module docstring). Needs the running event loop."""
+    import redis
+
+    channel = storage.key + "changes"
+
+    async def listen() -> None:
+        lost = False
+        while True:
+            try:
+                await storage.pubsub.subscribe(channel)
+                if lost:
+                    _LOST.discard(storage.key)
+                    if not _LOST:
+                        log.info("session storages: following their changes again")
+                    lost = False
+                async for message in storage.pubsub.listen():
+                    if message["type"] == "message":
+                        _take(storage, nicegui_json.loads(message["data"]))
+            except (redis.RedisError, OSError) as exc:
+                if not lost:
+                    if not _LOST:
+                        reason = " ".join(str(exc).split()) or type(exc).__name__
+                        log.warning(
+                            "session storages: Redis does not answer (%s): changes other web "
+                            "processes make to them reach this one once it does",
+                            reason,
+                        )
+                    _LOST.add(storage.key)
+                    lost = True
+                await storage.pubsub.aclose()  # a new connection at the next subscribe
+                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+
+    previous = storage._listener_task
+    if previous is not None and not previous.done():
+        previous.cancel()
+    storage._listener_task = background_tasks.create(listen(), name=f"redis-listen-{storage.key}")
+
+
+def _take(storage: RedisPersistentDict, data: dict[str, Any]) -> None:
+    """Make `storage` hold `data` (published by another process), as NiceGUI's listener does: keys
+    it no longer has removed one by one (`clear` would delete the Redis key too)."""
+    if data == storage:
+        return
+    for key in set(storage) - data.keys():
+        del storage[key]
+    storage.update(data)
+
 
 class _RequestTracking(RequestTrackingMiddleware):
     """NiceGUI's middleware that loads a session's storage before its request, answering a page
@@ -116,10 +184,14 @@ class _RequestTracking(RequestTrackingMiddleware):
 
 
 def install(respond: Callable[[Request], Response]) -> None:
-    """Have NiceGUI create its Redis storages (users', tabs') with `BoundedRedisPersistentDict`
-    and answer a page whose session Redis does not give with `respond(request)` (a 503 page).
-    Call before `ui.run`, which installs NiceGUI's request tracking middleware: both classes are
-    looked up by name in `nicegui.storage` when they are used."""
+    """Have NiceGUI create its Redis storages (users', tabs') with `BoundedRedisPersistentDict`,
+    give its `general` storage the subscription of `follow_changes` at start-up, and answer a
+    page whose session Redis does not give with `respond(request)` (a 503 page). Call before
+    `ui.run`, which installs NiceGUI's request tracking middleware: both classes are looked up by
+    name in `nicegui.storage` when they are used."""
     _RequestTracking.respond = respond
     nicegui.storage.RedisPersistentDict = BoundedRedisPersistentDict  # type: ignore[misc]
     nicegui.storage.RequestTrackingMiddleware = _RequestTracking  # type: ignore[misc]
+    general = app.storage._general
+    if isinstance(general, RedisPersistentDict):  # NiceGUI's own listener starts before this one
+        app.on_startup(lambda: follow_changes(general))

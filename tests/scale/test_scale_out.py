@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, require_service
@@ -388,6 +389,44 @@ def test_redis_restart_mid_run_loses_and_duplicates_nothing(cluster: Cluster) ->
         assert row["status"] == "success" and cluster.output(web, execution_id) == "after-restart\n"
 
 
+def test_session_storages_follow_other_processes_changes_after_a_redis_restart(cluster: Cluster) -> None:
+    """A web process's session storages (NiceGUI's, on Redis) follow what other web processes
+    change in them over a subscription. NiceGUI's ended at the first connection error with
+    tracebacks at ERROR: after a Redis restart no storage of the process followed changes until
+    it restarted. They subscribe again, and the outage is one warning."""
+    web = _web(cluster)
+    server: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    with httpx.Client(base_url=web.url, timeout=30) as browser:  # a session, so a user storage
+        browser.get("/login")
+        browser.get("/login")
+
+    def channels() -> set[str]:
+        client = redis.Redis(port=server.port, socket_timeout=2)
+        try:
+            return {channel.decode() for channel in client.pubsub_channels("opscraft:nicegui:*")}
+        finally:
+            client.close()
+
+    def following() -> set[str] | None:
+        now = channels()
+        return now if "opscraft:nicegui:generalchanges" in now and len(now) >= 2 else None
+
+    before = wait_for(following, 60, "the web's storages to follow their changes")
+    logged = len(web.log())
+    server.stop()
+    server.start()
+    wait_for(lambda: channels() >= before or None, 60, "the storages to follow their changes again")
+    after = web.log()[logged:]
+    assert "session storages: Redis does not answer" in after, after
+    assert "Traceback" not in after and " ERROR " not in after, after
+
+    def reading() -> bool:  # the cluster as the next tests need it: the workers read the queue again
+        rows = cluster.api(web).get("/api/v1/workers").json()["items"]
+        return {WA, WB} <= {w["id"] for w in rows if w["state"] == "alive" and not w["queue_error"]}
+
+    wait_for(reading, 60, "the workers to read the job queue again")
+
+
 def test_redis_restart_with_runs_queued_runs_each_once_promptly(cluster: Cluster, tmp_path: Path) -> None:
     """Redis (no persistence) restarts while many of 40 runs wait in its queue behind the 8 slots: the
     queue's jobs are gone, and a worker enqueues every queued run again within a heartbeat
@@ -733,3 +772,46 @@ def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Clust
     refused = "opscraft: configuration error: REDIS_URL: the job queue there serves another OpsCraft database"
     assert refused in stray.log() and f":///{cluster.root / 'stray.db'})" in stray.log()
     assert "Traceback" not in stray.log()
+
+
+def test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restart_is_not(
+    cluster: Cluster,
+) -> None:
+    """A worker on the right database but another Redis (or another OPSCRAFT_REDIS_PREFIX, or none)
+    than the web processes stops at start with one line naming that Redis. It used to claim the other
+    (empty) queue for the database and start without a word: alive with free slots, it took only
+    what its own stall checks sent there (a web process of that kind: every run it submitted
+    waited 10-15 s for a worker's stall check). A queue id lost with a Redis restart is not a
+    mismatch: the web records the new one within a heartbeat and the worker starts."""
+    other = RedisServer(cluster.root / "other-redis")
+    other.start()
+    try:
+        strangers = [
+            cluster.worker(f"wr-{SUFFIX}", env={"REDIS_URL": other.url}),
+            cluster.worker(f"wp-{SUFFIX}", env={"OPSCRAFT_REDIS_PREFIX": "another-prefix"}),
+            cluster.worker(f"wn-{SUFFIX}", env={"REDIS_URL": ""}),  # the queue in its data directory
+        ]
+        for stranger in strangers:
+            wait_for(lambda s=stranger: not s.alive(), 120, f"{stranger.name} on another queue to stop")
+            assert stranger.stop() == 1, stranger.log()
+            assert "opscraft: configuration error: REDIS_URL: " in stranger.log()
+            assert " ready: " not in stranger.log() and "Traceback" not in stranger.log()
+        another = (
+            "REDIS_URL: the web processes of this database use another Redis job queue than this process's"
+        )
+        assert (
+            f"{another} (127.0.0.1:{other.port} database 0, OPSCRAFT_REDIS_PREFIX 'opscraft')"
+            in strangers[0].log()
+        )
+        own_port = cluster.redis.port  # type: ignore[attr-defined]
+        prefixed = f"{another} (127.0.0.1:{own_port} database 0, OPSCRAFT_REDIS_PREFIX 'another-prefix')"
+        assert prefixed in strangers[1].log()
+        unset = "REDIS_URL: not set, but the web processes of this database use a Redis job queue"
+        assert unset in strangers[2].log()
+    finally:
+        other.stop()
+    redis.Redis.from_url(cluster.redis_url or "").delete("opscraft:queue-id")  # as a restart loses it
+    same = cluster.worker(f"wr-{SUFFIX}")
+    wait_for(lambda: started_or_ended(same), 120, "the worker on the web's queue to start")
+    assert same.alive(), same.log()
+    assert same.stop() == 0, same.log()
