@@ -223,6 +223,33 @@ async def test_invalid_retention_settings_are_422_naming_the_field(
         assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before, values
 
 
+async def test_deleting_runs_needs_a_retention_period(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """`retention_delete_executions` deletes rows only past `output_retention_days`: turned on with
+    0 days (or 0 saved while it is on) it was accepted and deleted nothing, with no word."""
+
+    async def refused(values: dict[str, Any], field: str) -> str:
+        before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+        r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+        assert r.status_code == 422, (values, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], r.json()
+        assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before, values
+        return str(r.json()["errors"][0]["message"])
+
+    needs = await refused({"retention_delete_executions": True}, "retention_delete_executions")
+    assert needs == "needs a retention period: set output_retention_days above 0 (with 0 no run is ever deleted)"
+    both = {"retention_delete_executions": True, "output_retention_days": 0}
+    assert await refused(both, "retention_delete_executions") == needs
+
+    await _settings(client, admin, output_retention_days=30, retention_delete_executions=True)
+    message = await refused({"output_retention_days": 0}, "output_retention_days")
+    assert "turn retention_delete_executions off too" in message, message
+    saved = await _settings(client, admin, output_retention_days=0, retention_delete_executions=False)
+    assert (saved["output_retention_days"], saved["retention_delete_executions"]) == (0, False)
+    # The size cap removes output only, never rows: no period still refuses the switch.
+    await _settings(client, admin, output_retention_gb=1.0)
+    assert await refused({"retention_delete_executions": True}, "retention_delete_executions") == needs
+
+
 async def test_a_negative_zero_is_stored_as_zero(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """`-0.0` is in the range (0 turns the cap off) and was stored and shown as `-0.0`."""
     headers = {**admin.headers, "Content-Type": "application/json"}
