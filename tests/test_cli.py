@@ -216,7 +216,10 @@ MISUSED = [
         ["--data-dir", "/tmp/x", "serve"],
         "opscraft: error: argument --data-dir: goes after the command, e.g. opscraft serve --data-dir DIR",
     ),
-    (["serve", "--data-dir", ""], "opscraft serve: error: argument --data-dir: must name a directory (it is empty)"),
+    (
+        ["serve", "--data-dir", ""],
+        "opscraft serve: error: argument --data-dir: must name a directory (it is empty)",
+    ),
 ]
 
 

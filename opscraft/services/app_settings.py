@@ -205,7 +205,7 @@ async def _check_retention_period(session: AsyncSession, values: dict[str, Any])
         return
     if values.get("retention_delete_executions"):
         field = "retention_delete_executions"
-        message = "needs a retention period: set output_retention_days above 0 (with 0 no run is ever deleted)"
+        message = "needs a retention period: set output_retention_days above 0 (with 0 no run is deleted)"
     else:
         field = "output_retention_days"
         message = (

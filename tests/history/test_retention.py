@@ -236,7 +236,7 @@ async def test_deleting_runs_needs_a_retention_period(client: httpx.AsyncClient,
         return str(r.json()["errors"][0]["message"])
 
     needs = await refused({"retention_delete_executions": True}, "retention_delete_executions")
-    assert needs == "needs a retention period: set output_retention_days above 0 (with 0 no run is ever deleted)"
+    assert needs == "needs a retention period: set output_retention_days above 0 (with 0 no run is deleted)"
     both = {"retention_delete_executions": True, "output_retention_days": 0}
     assert await refused(both, "retention_delete_executions") == needs
 
