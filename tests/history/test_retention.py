@@ -358,6 +358,30 @@ async def test_the_download_of_removed_output_says_it_was_removed(
     assert kept.text == "x" * 20
 
 
+async def test_a_run_that_stored_no_output_is_not_said_to_have_lost_it(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Retention marked every old run, also one that stored no output: its page, `/logs` and
+    `output.log` said "output removed by retention" while nothing of it was removed."""
+    script_id = await seeding.script()
+    now = utcnow()
+    quiet = [await seeding.execution(script_id, now - timedelta(days=50 + i), chunks=0) for i in range(2)]
+    chatty = await seeding.execution(script_id, now - timedelta(days=40))
+    await _settings(client, admin, output_retention_days=30, output_retention_gb=1 / retention.GB)
+
+    done = await retention.run_once(runtime.current().db, now=now)
+
+    assert (done.outputs_removed, done.bytes_freed) == (1, 20), "only the run that stored output"
+    for execution_id in quiet:
+        shown = (await client.get(f"/api/v1/executions/{execution_id}", headers=viewer.headers)).json()
+        assert (shown["output_removed_at"], shown["output_bytes"]) == (None, 0), shown
+        log = await client.get(f"/api/v1/executions/{execution_id}/output.log", headers=viewer.headers)
+        assert (log.status_code, log.text) == (200, ""), "no output, and no word of a removal"
+    shown = (await client.get(f"/api/v1/executions/{chatty}", headers=viewer.headers)).json()
+    assert shown["output_removed_at"] is not None
+    assert not (await retention.run_once(runtime.current().db, now=now)).changed
+
+
 async def test_a_download_that_retention_cuts_short_says_so(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
