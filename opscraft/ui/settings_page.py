@@ -46,7 +46,8 @@ RETENTION_WHEN = (
 RETENTION_SWITCH = (
     "retention_delete_executions",
     "Also delete execution rows past the retention period",
-    "Their output, status and parameters go too; audit events are always kept.",
+    "Needs a number of days above 0. Their output, status and parameters go too; audit events are "
+    "always kept.",
 )
 
 WARM_POOL_HINT = "0: every Docker run creates its container. Workers apply it within a heartbeat."
