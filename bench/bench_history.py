@@ -473,6 +473,7 @@ async def _plans(rt: Any) -> None:
         "tally + recent": "SELECT status, count(*) FROM (SELECT status FROM executions WHERE id > 999000 "
         "ORDER BY id) AS r GROUP BY status",
         "retention work list": "SELECT id FROM executions WHERE output_removed_at IS NULL "
+        "AND output_stored_bytes > 0 "
         f"AND finished_at IS NOT NULL AND finished_at < {week} ORDER BY finished_at LIMIT 200",
     }
     async with rt.db.engine.connect() as conn:

@@ -356,8 +356,10 @@ def _field_metadata(loc: tuple[Any, ...]) -> list[Any]:
     return []
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read and validate settings; resolve the SECRET_KEY (generated and kept in the data dir in dev)."""
+def load_settings(*, data_dir_named: str = "OPSCRAFT_DATA_DIR", **overrides: Any) -> Settings:
+    """Read and validate settings; resolve the SECRET_KEY (generated and kept in the data dir in dev).
+    `data_dir_named`: what a data directory that cannot be made or written is said under (the
+    CLI's `--data-dir` when that option gave it, not the environment variable nobody set)."""
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
@@ -372,14 +374,14 @@ def load_settings(**overrides: Any) -> Settings:
         make_private(settings.data_dir)
     except OSError as exc:
         raise ConfigError(
-            "OPSCRAFT_DATA_DIR: must be a directory this user can create and write; "
+            f"{data_dir_named}: must be a directory this user can create and write; "
             f"given '{settings.data_dir}', which cannot be created: {exc.strerror}"
         ) from None
-    settings.secret_key = _resolve_secret_key(settings)
+    settings.secret_key = _resolve_secret_key(settings, data_dir_named)
     return settings
 
 
-def _resolve_secret_key(settings: Settings) -> str:
+def _resolve_secret_key(settings: Settings, data_dir_named: str) -> str:
     if settings.secret_key:
         if len(settings.secret_key) < _MIN_SECRET_KEY:
             raise ConfigError(
@@ -396,7 +398,7 @@ def _resolve_secret_key(settings: Settings) -> str:
         key = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(
-            f"OPSCRAFT_DATA_DIR: cannot keep the generated key in {path}: {exc.strerror}"
+            f"{data_dir_named}: cannot keep the generated key in {path}: {exc.strerror}"
         ) from None
     if len(key) < _MIN_SECRET_KEY:
         raise ConfigError(f"SECRET_KEY: the key in {path} is shorter than {_MIN_SECRET_KEY} characters")

@@ -196,6 +196,42 @@ def test_a_data_directory_that_cannot_be_made_stops_serve_saying_so(tmp_path: Pa
     ]
 
 
+def test_a_data_directory_given_with_the_option_is_named_as_the_option(tmp_path: Path) -> None:
+    """`--data-dir` that cannot be made was said as OPSCRAFT_DATA_DIR, a variable nobody set."""
+    (tmp_path / "file").write_text("x")
+    result = opscraft(tmp_path, "db", "upgrade", "--data-dir", str(tmp_path / "file"))
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "opscraft: configuration error: --data-dir: must be a directory this user can create "
+        f"and write; given '{tmp_path / 'file'}', which cannot be created: File exists"
+    ]
+
+
+# A command line argparse refuses, and the last line of what it says (exit status 2).
+MISUSED = [
+    (["--bogus"], "opscraft: error: unrecognized arguments: --bogus"),
+    (["--bogus", "serve"], "opscraft: error: unrecognized arguments: --bogus"),
+    (["serve", "--bogus"], "opscraft: error: unrecognized arguments: --bogus"),
+    (
+        ["--data-dir", "/tmp/x", "serve"],
+        "opscraft: error: argument --data-dir: goes after the command, e.g. opscraft serve --data-dir DIR",
+    ),
+    (
+        ["serve", "--data-dir", ""],
+        "opscraft serve: error: argument --data-dir: must name a directory (it is empty)",
+    ),
+]
+
+
+def test_a_misused_option_is_named(tmp_path: Path) -> None:
+    """`opscraft --bogus` said `the following arguments are required: command`, `--data-dir DIR`
+    before the command that DIR is no command, and an empty `--data-dir` was ignored (the default
+    data directory served). One test: each case is a process start."""
+    for argv, said in MISUSED:
+        result = opscraft(tmp_path, *argv)
+        assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, said), (argv, result.stderr)
+
+
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     url = "postgresql://nobody:secret-pw@127.0.0.1:1/none"
     for args in (("db", "upgrade"), ("serve", "--port", "1")):

@@ -1088,3 +1088,38 @@ async def test_0041_lets_viewers_of_earlier_scripts_choose_run_options_as_before
         assert "viewers_choose_run_options" not in columns
         names = await conn.execute(text("SELECT name FROM scripts ORDER BY id"))
         assert names.scalars().all() == ["play", "closed"]
+
+
+async def test_0043_unmarks_runs_that_wrote_nothing_and_keeps_the_removed_ones_marked(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """Retention marked a run with no output as "output removed by retention": 0043 unmarks a
+    run that wrote nothing, keeps a run whose output was removed marked, and the downgrade keeps
+    the rows."""
+    scratch = await at_revision("0042")
+    async with scratch.session() as session:
+        script_id = await _old_script(session, "old", "bash")
+        await session.commit()
+    removed_at = datetime(2026, 2, 1)
+    runs = {"quiet": (0, 0, removed_at), "removed": (30, 0, removed_at), "kept": (20, 20, None)}
+    async with scratch.engine.begin() as conn:
+        for name, (written, stored, removed) in runs.items():
+            await conn.execute(
+                text(
+                    "INSERT INTO executions (script_id, script_version, script_name, script_type, status,"
+                    " parameters, output_bytes, output_truncated, output_stored_bytes, cancel_requested,"
+                    " queued_at, output_removed_at)"
+                    " VALUES (:sid, 1, :name, 'bash', 'success', '{}', :written, :no, :stored, :no,"
+                    " :queued, :removed)"
+                ),
+                {"sid": script_id, "name": name, "written": written, "stored": stored}
+                | {"no": False, "queued": datetime(2026, 1, 1), "removed": removed},
+            )
+    query = text("SELECT script_name, output_removed_at IS NOT NULL FROM executions ORDER BY id")
+    await upgrade(scratch.engine, "0043")
+    async with scratch.engine.connect() as conn:
+        marked = [(name, bool(flag)) for name, flag in await conn.execute(query)]
+    assert marked == [("quiet", False), ("removed", True), ("kept", False)]
+    await _downgrade(scratch, "0042")
+    async with scratch.engine.connect() as conn:
+        assert [(name, bool(flag)) for name, flag in await conn.execute(query)] == marked

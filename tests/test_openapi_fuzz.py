@@ -50,6 +50,8 @@ SEMANTIC_FIELDS |= {"current_password", "config", "secret_id", "channel_id"}
 SEMANTIC_FIELDS |= {"cron", "mapping"}
 # A webhook's GitHub or GitLab signature form needs its signing secret (`secret_id`).
 SEMANTIC_FIELDS |= {"signature_scheme"}
+# Deleting runs by retention needs a retention period: the switch on with 0 days (sent or stored).
+SEMANTIC_FIELDS |= {"retention_delete_executions", "output_retention_days"}
 # A time zone is a name the IANA database (zoneinfo) knows.
 SEMANTIC_FIELDS |= {"timezone", "tz"}
 # A chain link's target must be an existing script that does not close a cycle of links.

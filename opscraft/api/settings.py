@@ -31,7 +31,8 @@ class SettingsOut(BaseModel):
     output_retention_days: int = Field(description="Delete stored output older than this many days (0: keep)")
     output_retention_gb: float = Field(description="Delete the oldest output beyond this many GB (0: no cap)")
     retention_delete_executions: bool = Field(
-        description="Past output_retention_days, delete the execution rows too (audit events stay)"
+        description="Past output_retention_days, delete the execution rows too (audit events stay); "
+        "needs output_retention_days above 0"
     )
     warm_pool_size: int = Field(
         description="Warm Docker containers per isolation profile used recently (0: every run starts cold); "
@@ -119,7 +120,8 @@ async def get_settings(session: Session, actor: CurrentActor) -> SettingsOut:
 async def put_settings(body: SettingsPatch, session: Session, actor: CurrentActor) -> SettingsOut:
     """Admin only (manage_settings). Changes only the keys sent, all or none; values are JSON's
     own types (`true`, not "true"). 422 naming every bad value at once (type or range:
-    `output_retention_days` 0-36500, `output_retention_gb` 0-1000000, `warm_pool_size` 0-16), or
+    `output_retention_days` 0-36500, `output_retention_gb` 0-1000000, `warm_pool_size` 0-16;
+    `retention_delete_executions` on with `output_retention_days` 0, sent or stored), or
     `body` when it sends no setting (`{}`, or only nulls: a null is no change, never a reset).
     Answers every setting. Each changed key is audited as `setting.update`; a value sent unchanged
     records nothing."""

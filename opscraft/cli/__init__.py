@@ -20,6 +20,8 @@ from opscraft.config import ConfigError
 GROUPS = (serve, worker, desktop, users, db, secrets)
 #: Long-running commands log at the configured level; one-shot commands only warnings.
 SERVER_COMMANDS = frozenset({"serve", "worker", "desktop"})
+#: The long options `opscraft` itself takes before a command.
+TOP_OPTIONS = ("--help", "--version")
 #: Exit status after Ctrl-C: 128 + SIGINT, as shells report a command the signal ended.
 INTERRUPTED = 130
 
@@ -34,11 +36,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """Exit 2 with argparse's own wording when an option before the command is none of
+    `opscraft`'s own (`-h`, `--help`, `--version`, or a prefix argparse accepts):
+    `unrecognized arguments: --bogus`, and for a command's `--data-dir` that it goes after the
+    command. argparse itself said `the following arguments are required: command` for
+    `opscraft --bogus`, and for `opscraft --data-dir DIR serve` that DIR is no command."""
+    for word in argv:
+        option = word.split("=", 1)[0]
+        if not option.startswith("-") or option in ("-", "--"):
+            return
+        if option == "-h" or (option.startswith("--") and any(o.startswith(option) for o in TOP_OPTIONS)):
+            continue
+        if option == "--data-dir":
+            parser.error("argument --data-dir: goes after the command, e.g. opscraft serve --data-dir DIR")
+        parser.error(f"unrecognized arguments: {word}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `opscraft` console script (and of the packaged binary): without arguments
     in a desktop session it opens the desktop window. Exits with one line on a configuration error;
     Ctrl-C exits with status 130, a one-shot command saying `opscraft: interrupted` (no traceback)."""
-    args = build_parser().parse_args(bootstrap.with_default_command(sys.argv[1:] if argv is None else argv))
+    parser = build_parser()
+    words = bootstrap.with_default_command(sys.argv[1:] if argv is None else argv)
+    refuse_options_before_the_command(parser, words)
+    args = parser.parse_args(words)
     os.umask(data_dir.PRIVATE_UMASK)  # the data directory's files are born private
     try:
         settings = settings_for(args)

@@ -13,7 +13,7 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from opscraft.config import ConfigError, Settings, load_settings
 from opscraft.db.migration_error import MigrationError
@@ -25,8 +25,20 @@ Factory = Callable[..., argparse.ArgumentParser]
 
 def with_data_dir(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the `--data-dir` option (overrides OPSCRAFT_DATA_DIR) to a command's parser."""
-    parser.add_argument("--data-dir", help="data directory (default: OPSCRAFT_DATA_DIR or the user data dir)")
+    parser.add_argument(
+        "--data-dir",
+        type=directory_path,
+        help="data directory (default: OPSCRAFT_DATA_DIR or the user data dir)",
+    )
     return parser
+
+
+def directory_path(text: str) -> Path:
+    """`--data-dir`'s type: a path (argparse names the option and exits 2 when it is empty: an
+    empty `--data-dir ""` was ignored and the default data directory used, with no word)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a directory (it is empty)")
+    return Path(text)
 
 
 def port_number(text: str) -> int:
@@ -72,11 +84,12 @@ def require_temp_dir() -> None:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
-    """The settings for a parsed command line; raises ConfigError (one line) when invalid."""
-    overrides: dict[str, Any] = {}
-    if getattr(args, "data_dir", None):
-        overrides["OPSCRAFT_DATA_DIR"] = Path(args.data_dir)
-    return load_settings(**overrides)
+    """The settings for a parsed command line; raises ConfigError (one line) when invalid, a
+    data directory given with `--data-dir` named as that option."""
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is None:
+        return load_settings()
+    return load_settings(data_dir_named="--data-dir", OPSCRAFT_DATA_DIR=data_dir)
 
 
 def database_error(settings: Settings, exc: Exception) -> str:

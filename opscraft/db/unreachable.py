@@ -13,7 +13,7 @@ import logging
 import traceback
 
 from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError, ConnectionDoesNotExistError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.pool import base as pool_base
 
 # The frame of SQLAlchemy's pool opening a new connection (`_ConnectionRecord.__connect`): every
@@ -82,10 +82,23 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def log_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log that `what` (`execution 7: storing the output failed`) raised `exc`: a full disk as
+    one error line naming it (`...: the database cannot write: its disk is full (OperationalError:
+    ...)`), the operator's to fix as in `RoundFailures`; anything else with its traceback."""
+    if is_disk_full(exc):
+        log.error("%s: %s (%s)", what, DISK_FULL, brief(exc))
+    else:
+        log.error("%s", what, exc_info=exc)
+
+
 def brief(exc: BaseException) -> str:
     """`ConnectionRefusedError: [Errno 111] Connect call failed ...`: the exception's type and
-    message on one line, for a log line that replaces its traceback."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    message on one line, for a log line that replaces its traceback. A statement's error without
+    its SQL and bound parameters: a run's output chunks (the finisher's retries, a full disk) put
+    up to megabytes of its text into the line."""
+    text = str(exc.args[0]) if isinstance(exc, StatementError) and exc.args else str(exc)
+    return f"{type(exc).__name__}: {' '.join(text.split())}"
 
 
 class RoundFailures:

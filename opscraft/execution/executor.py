@@ -334,8 +334,7 @@ class Executor:
             error = str(exc)
         except Exception as exc:
             if unreachable.is_disk_full(exc):  # storing its output failed: the operator's to fix
-                full = unreachable.brief(exc)
-                log.error("execution %s: %s (%s)", spec.execution_id, unreachable.DISK_FULL, full)
+                unreachable.log_failure(log, f"execution {spec.execution_id}: storing the output failed", exc)
                 error = output_failed(exc)
             else:
                 log.exception("execution %s: the %s runner failed", spec.execution_id, claim.runner)
@@ -354,7 +353,7 @@ class Executor:
             # Stored with the final state (`store.finish`); a killed run's output is cut short.
             tail = pipeline.close(keep_tail=True, cut=result is None or control.reason is not None)
         except Exception as exc:
-            log.exception("execution %s: storing the output failed", spec.execution_id)
+            unreachable.log_failure(log, f"execution {spec.execution_id}: storing the output failed", exc)
             error = error or output_failed(exc)
         end = replace(_outcome(spec, control.reason, result, error, pipeline), logs=tuple(tail))
         if kept_state is not None and end.status != ExecutionStatus.cancelled:  # its canceller's words stay

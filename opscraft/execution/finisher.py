@@ -121,7 +121,7 @@ class Finisher:
         except Exception as exc:
             if len(batch) == 1:
                 execution_id, end = batch[0]
-                log.exception("execution %s: writing its final state failed", execution_id)
+                unreachable.log_failure(log, f"execution {execution_id}: writing its final state failed", exc)
                 if end.logs:
                     self._write([(execution_id, _without_output(end, exc))])
                 return

@@ -191,6 +191,30 @@ async def unreadable(session: AsyncSession, actor: Actor) -> dict[str, str]:
     return {key: said for key, said in found.items() if said is not None}
 
 
+async def _check_retention_period(session: AsyncSession, values: dict[str, Any]) -> None:
+    """Refuse a save (checked `values`) that leaves `retention_delete_executions` on with no
+    retention period (`output_retention_days` 0, sent or stored): retention deletes rows only past
+    that period (services/retention.py; docs/executions.md), so the switch would silently delete
+    nothing. `Invalid` naming the sent field of the pair (the switch when it was turned on). A
+    save touching neither leaves an older version's such pair alone (it deletes nothing)."""
+    pair = ("retention_delete_executions", "output_retention_days")
+    if not any(key in values for key in pair):
+        return
+    delete_rows, days = [values[key] if key in values else await get(session, key) for key in pair]
+    if not delete_rows or days > 0:
+        return
+    if values.get("retention_delete_executions"):
+        field = "retention_delete_executions"
+        message = "needs a retention period: set output_retention_days above 0 (with 0 no run is deleted)"
+    else:
+        field = "output_retention_days"
+        message = (
+            "0 keeps runs for ever, but retention_delete_executions is on and deletes runs past this period: "
+            "turn retention_delete_executions off too, or keep a period above 0"
+        )
+    raise Invalid(f"setting {field!r} {message}", details=[{"field": field, "message": message}])
+
+
 def _typed(key: str, value: Any) -> Any:
     """`value` as setting `key`'s type; a negative zero (`-0.0`, which the range allows) is zero,
     not stored and shown as `-0.0`."""
@@ -217,6 +241,7 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
             details=[{"field": "body", "message": f"send at least one of {', '.join(KNOWN)}"}],
         )
     values = _checked(values)
+    await _check_retention_period(session, values)
     for key, value in values.items():
         row = await session.get(AppSetting, key)
         if row is None and _is_default(key, value):

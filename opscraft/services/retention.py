@@ -24,12 +24,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, update
+from sqlalchemy import delete, func, text, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.engine import Database
 from opscraft.db.models import Execution, ExecutionLog
+from opscraft.db.models.executions import OUTPUT_KEPT
 from opscraft.db.types import LT, compared, utcnow
 from opscraft.db.unreachable import RoundFailures
 from opscraft.services import app_settings, audit, execution_counts, metrics
@@ -153,8 +154,9 @@ async def _delete_slice(db: Database, *where: Any) -> None:
 
 async def _kept(db: Database, batch: int, cutoff: datetime | None = None) -> list[tuple[int, int]]:
     """(id, bytes of stored output) of finished runs whose output is still stored, oldest
-    finished first (`ix_executions_output_kept`, a partial index on exactly these rows)."""
-    conditions = [col(Execution.output_removed_at).is_(None), col(Execution.finished_at).is_not(None)]
+    finished first (`ix_executions_output_kept`, a partial index on exactly these rows: a run
+    that stored no output is not one, and is never marked as removed)."""
+    conditions = [text(OUTPUT_KEPT), col(Execution.finished_at).is_not(None)]
     if cutoff is not None:
         conditions.append(compared(col(Execution.finished_at), LT, cutoff))
     async with db.session() as s:
@@ -187,7 +189,7 @@ async def _remove_output(db: Database, ids: list[int], now: datetime, done: Rete
         freed = await _delete_chunks(s, ids)
         marked = await s.exec(
             update(Execution)
-            .where(col(Execution.id).in_(ids), col(Execution.output_removed_at).is_(None))
+            .where(col(Execution.id).in_(ids), text(OUTPUT_KEPT))
             .values(output_removed_at=now, output_stored_bytes=0)
         )
         await s.commit()

@@ -12,7 +12,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
-from opscraft.ui.widgets import call_all, one_click, one_shot, whole
+from opscraft.ui.widgets import ErrorLine, call_all, one_click, one_shot, whole
 
 SWITCHES = {
     "registration_open": (
@@ -46,7 +46,8 @@ RETENTION_WHEN = (
 RETENTION_SWITCH = (
     "retention_delete_executions",
     "Also delete execution rows past the retention period",
-    "Their output, status and parameters go too; audit events are always kept.",
+    "Needs a number of days above 0. Their output, status and parameters go too; audit events are "
+    "always kept.",
 )
 
 WARM_POOL_HINT = "0: every Docker run creates its container. Workers apply it within a heartbeat."
@@ -77,8 +78,9 @@ def _stored_note(unread: dict[str, str], key: str) -> None:
 
 def _retention_fields(
     draft: Draft, values: dict[str, Any], switches: dict[str, ui.switch], unread: dict[str, str]
-) -> dict[str, ui.number]:
-    """The output retention section; adds its switch to `switches`, returns its number inputs.
+) -> tuple[dict[str, ui.number], ErrorLine]:
+    """The output retention section; adds its switch to `switches`, returns its number inputs and
+    the switch's error line (the service refuses it on with no retention period).
     `unread`: the settings whose stored value is not read (`_stored_note`)."""
     ui.separator()
     ui.label("Output retention").classes("text-subtitle1 font-medium")
@@ -103,8 +105,9 @@ def _retention_fields(
         switches[key] = ui.switch(label, value=values[key]).props(f'data-testid="setting-{key}"')
         draft.field(key, switches[key])
         ui.label(help_text).classes("text-caption text-grey-7 pl-12")
+        switch_error = ErrorLine(f"setting-{key}-error").classes("pl-12")
         _stored_note(unread, key)
-    return numbers
+    return numbers, switch_error
 
 
 def _number(key: str, value: float | None) -> Any:
@@ -179,7 +182,7 @@ async def settings_page(actor: Actor) -> None:
                     f"OPSCRAFT_WARM_POOL_SIZE={forced_pool} decides this for this server's worker."
                 ).classes("text-caption text-warning")
 
-            numbers = _retention_fields(draft, values, switches, unread)
+            numbers, switch_error = _retention_fields(draft, values, switches, unread)
             numbers["warm_pool_size"] = pool_size
 
             async def save() -> None:
@@ -198,7 +201,8 @@ async def settings_page(actor: Actor) -> None:
                     async with runtime.current().db.session() as s:
                         return await app_settings.update(s, current, changes)
 
-                saved = await run_action(update, "Settings saved", numbers)
+                fields = {**numbers, RETENTION_SWITCH[0]: switch_error}
+                saved = await run_action(update, "Settings saved", fields)
                 if saved is not None:
                     values.update(saved)
                     await draft.clear()

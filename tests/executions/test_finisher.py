@@ -4,6 +4,7 @@ announced only once committed, and the consumer threads not held while they wait
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,9 @@ import pytest
 from sqlalchemy import event, select
 
 from opscraft import runtime
-from opscraft.execution import store
-from opscraft.execution.events import StatusEvent
+from opscraft.execution import executor, store
+from opscraft.execution.events import LogEvent, StatusEvent
+from opscraft.execution.output import OutputPipeline
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 from tests.test_disk_full import sqlite_disk_full
@@ -143,6 +145,7 @@ async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
     rt: runtime.Runtime,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
     refusal: str,
     message: str,
 ) -> None:
@@ -163,12 +166,60 @@ async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
 
     monkeypatch.setattr(finisher, "_db", RefusingOutput())
     script_id = await make_script(client, admin, "echo lost\n")
-    started = await start(client, admin, script_id, "local")
-    final = await wait_for(client, admin, started["id"])
+    with caplog.at_level(logging.INFO, logger="opscraft.execution"):
+        started = await start(client, admin, script_id, "local")
+        final = await wait_for(client, admin, started["id"])
     assert final["status"] == "error", final
     assert final["error_message"] == message
     assert final["output_bytes"] == len("lost\n")
+    failed = [r for r in caplog.records if "writing its final state failed" in r.getMessage()]
+    assert len(failed) == 1, caplog.text
+    # A full disk is one line saying so (the operator's to fix); any other refusal a traceback.
+    assert (failed[0].exc_info is None) == (refusal == "disk full"), caplog.text
+    if refusal == "disk full":
+        assert (
+            failed[0]
+            .getMessage()
+            .startswith(
+                f"execution {started['id']}: writing its final state failed: the database cannot write: "
+                "its disk is full (OperationalError: "
+            )
+        ), caplog.text
     # Its chunks, never stored, are gone from the live bus too: no `stored` comes for them, and
     # the run's channel used to stay for the life of the process.
     assert finisher.wait_idle(10)
     assert started["id"] not in worker.bus._channels  # type: ignore[attr-defined]
+
+
+async def test_a_last_output_write_that_meets_a_full_disk_is_one_log_line(
+    client: httpx.AsyncClient,
+    admin: LoggedIn,
+    rt: runtime.Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The run's last output batch (stored as its output ends, `OutputPipeline.close`) meets a
+    full disk (SQLite's real SQLITE_FULL): the log said "storing the output failed" with a
+    traceback, where a full disk met anywhere else is one line."""
+    full = sqlite_disk_full(tmp_path)
+
+    class FullDisk(OutputPipeline):
+        def close(self, *, keep_tail: bool = False, cut: bool = False) -> list[LogEvent]:
+            raise full
+
+    monkeypatch.setattr(executor, "OutputPipeline", FullDisk)
+    script_id = await make_script(client, admin, "echo lost\n")
+    with caplog.at_level(logging.INFO, logger="opscraft.execution"):
+        started = await start(client, admin, script_id, "local")
+        final = await wait_for(client, admin, started["id"])
+    assert final["status"] == "error", final
+    assert final["error_message"] == (
+        "its output could not be stored: the database cannot write: its disk is full"
+    )
+    said = [r for r in caplog.records if "storing the output failed" in r.getMessage()]
+    assert [r.getMessage().split(" (")[0] for r in said] == [
+        f"execution {started['id']}: storing the output failed: the database cannot write: its disk is full"
+    ], caplog.text
+    assert all(r.exc_info is None for r in caplog.records), caplog.text
+    assert "[parameters:" not in caplog.text, "the statement's bound values (the run's output) in the log"

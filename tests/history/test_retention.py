@@ -223,6 +223,33 @@ async def test_invalid_retention_settings_are_422_naming_the_field(
         assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before, values
 
 
+async def test_deleting_runs_needs_a_retention_period(client: httpx.AsyncClient, admin: LoggedIn) -> None:
+    """`retention_delete_executions` deletes rows only past `output_retention_days`: turned on with
+    0 days (or 0 saved while it is on) it was accepted and deleted nothing, with no word."""
+
+    async def refused(values: dict[str, Any], field: str) -> str:
+        before = (await client.get("/api/v1/settings", headers=admin.headers)).json()
+        r = await client.put("/api/v1/settings", json=values, headers=admin.headers)
+        assert r.status_code == 422, (values, r.text)
+        assert [e["field"] for e in r.json()["errors"]] == [field], r.json()
+        assert (await client.get("/api/v1/settings", headers=admin.headers)).json() == before, values
+        return str(r.json()["errors"][0]["message"])
+
+    needs = await refused({"retention_delete_executions": True}, "retention_delete_executions")
+    assert needs == "needs a retention period: set output_retention_days above 0 (with 0 no run is deleted)"
+    both = {"retention_delete_executions": True, "output_retention_days": 0}
+    assert await refused(both, "retention_delete_executions") == needs
+
+    await _settings(client, admin, output_retention_days=30, retention_delete_executions=True)
+    message = await refused({"output_retention_days": 0}, "output_retention_days")
+    assert "turn retention_delete_executions off too" in message, message
+    saved = await _settings(client, admin, output_retention_days=0, retention_delete_executions=False)
+    assert (saved["output_retention_days"], saved["retention_delete_executions"]) == (0, False)
+    # The size cap removes output only, never rows: no period still refuses the switch.
+    await _settings(client, admin, output_retention_gb=1.0)
+    assert await refused({"retention_delete_executions": True}, "retention_delete_executions") == needs
+
+
 async def test_a_negative_zero_is_stored_as_zero(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """`-0.0` is in the range (0 turns the cap off) and was stored and shown as `-0.0`."""
     headers = {**admin.headers, "Content-Type": "application/json"}
@@ -329,6 +356,30 @@ async def test_the_download_of_removed_output_says_it_was_removed(
     )
     kept = await client.get(f"/api/v1/executions/{recent}/output.log", headers=viewer.headers)
     assert kept.text == "x" * 20
+
+
+async def test_a_run_that_stored_no_output_is_not_said_to_have_lost_it(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Retention marked every old run, also one that stored no output: its page, `/logs` and
+    `output.log` said "output removed by retention" while nothing of it was removed."""
+    script_id = await seeding.script()
+    now = utcnow()
+    quiet = [await seeding.execution(script_id, now - timedelta(days=50 + i), chunks=0) for i in range(2)]
+    chatty = await seeding.execution(script_id, now - timedelta(days=40))
+    await _settings(client, admin, output_retention_days=30, output_retention_gb=1 / retention.GB)
+
+    done = await retention.run_once(runtime.current().db, now=now)
+
+    assert (done.outputs_removed, done.bytes_freed) == (1, 20), "only the run that stored output"
+    for execution_id in quiet:
+        shown = (await client.get(f"/api/v1/executions/{execution_id}", headers=viewer.headers)).json()
+        assert (shown["output_removed_at"], shown["output_bytes"]) == (None, 0), shown
+        log = await client.get(f"/api/v1/executions/{execution_id}/output.log", headers=viewer.headers)
+        assert (log.status_code, log.text) == (200, ""), "no output, and no word of a removal"
+    shown = (await client.get(f"/api/v1/executions/{chatty}", headers=viewer.headers)).json()
+    assert shown["output_removed_at"] is not None
+    assert not (await retention.run_once(runtime.current().db, now=now)).changed
 
 
 async def test_a_download_that_retention_cuts_short_says_so(

@@ -71,9 +71,19 @@ def test_settings_form_and_removed_output_on_the_execution_page(server: LiveServ
         httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()["output_retention_days"]
         == 0
     )
+    days.fill("0")
+    switch = page.get_by_test_id("setting-retention_delete_executions")
+    switch.click()  # deleting runs with no retention period: refused under the switch
+    page.get_by_test_id("settings-save").click()
+    switch_error = page.get_by_test_id("setting-retention_delete_executions-error")
+    switch_error.get_by_text("needs a retention period: set output_retention_days above 0").wait_for()
+    settings = httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()
+    assert settings["retention_delete_executions"] is False
+    switch.click()
     days.fill("30")
     page.get_by_test_id("settings-save").click()
     page.get_by_text("Settings saved").wait_for()
+    assert switch_error.inner_text() == ""
     settings = httpx.get(f"{server.url}/api/v1/settings", headers=tokens["admin"]).json()
     assert settings["output_retention_days"] == 30
     for unread in ("1e400", ""):  # no finite number in the input: refused, not saved as 0 (off)

@@ -13,6 +13,10 @@ from opscraft.db import clock
 from opscraft.db.types import StoredEnum, UTCDateTime, utcnow
 
 BYTE_COUNT = BigInteger().with_variant(Integer(), "sqlite")
+#: The rows of output retention's work list (`ix_executions_output_kept`): output stored and not
+#: removed. The `0` is a literal: a planner uses a partial index only for a query whose own
+#: condition says as much (services/retention.py repeats this text), never a bound parameter.
+OUTPUT_KEPT = "output_removed_at IS NULL AND output_stored_bytes > 0"
 """A count of bytes: 64 bits (a run's output passes 2 GiB in a minute of `yes`; PostgreSQL's
 INTEGER refused it, and the run's final state with it). SQLite's INTEGER is 64 bits already."""
 
@@ -78,12 +82,13 @@ class Execution(SQLModel, table=True):
         Index("ix_executions_script_status_queued", "script_id", "status", "queued_at"),
         Index("ix_executions_trigger_queued", "trigger", "queued_at"),
         Index("ix_executions_finished_status", "finished_at", "status"),
-        # Output retention's work list: finished runs whose output is still stored, oldest first.
+        # Output retention's work list: finished runs whose output is still stored, oldest first
+        # (a run that stored none is never on it: nothing of it is removed, migration 0043).
         Index(
             "ix_executions_output_kept",
             "finished_at",
-            sqlite_where=text("output_removed_at IS NULL"),
-            postgresql_where=text("output_removed_at IS NULL"),
+            sqlite_where=text(OUTPUT_KEPT),
+            postgresql_where=text(OUTPUT_KEPT),
         ),
     )
 
