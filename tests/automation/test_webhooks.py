@@ -626,6 +626,28 @@ async def test_a_paused_or_deleted_webhook_answers_404(client: httpx.AsyncClient
         assert (await session.exec(kept)).all() == [], "its signatures went with it"
 
 
+async def test_deleting_a_script_deletes_its_webhooks_and_frees_their_secret(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A deleted script's webhooks go with it (audited `webhook.delete`, saying why): they could
+    start nothing, nothing listed them (the script's list is a 404 with it, its page is gone), and
+    a signed one kept its secret from being deleted (409 naming a webhook no one could remove)."""
+    r = await client.post("/api/v1/secrets", json={"name": "GONE_KEY", "value": "k3y"}, headers=admin.headers)
+    secret_id = r.json()["id"]
+    script_id, hook = await setup_hook(client, admin, secret_id=secret_id, signature_scheme="github")
+    assert (await client.delete(f"/api/v1/scripts/{script_id}", headers=admin.headers)).status_code == 204
+    body = orjson.dumps({"ref": "main"})
+    r = await client.post(hook["url_path"], content=body, headers=github_signed("k3y", body))
+    assert r.status_code == 404, r.text
+    r = await client.delete(f"/api/v1/secrets/{secret_id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    async with runtime.current().db.session() as session:
+        assert await session.get(WebhookTrigger, hook["id"]) is None
+        query = select(AuditEvent).where(col(AuditEvent.action) == "webhook.delete")
+        (event,) = [e for e in (await session.exec(query)).all() if e.target_id == str(hook["id"])]
+        assert event.details == {"script_id": script_id, "name": "push", "reason": "its script was deleted"}
+
+
 def github_signed(key: str, body: bytes) -> dict[str, str]:
     """The headers GitHub sends with a webhook's Secret set: an HMAC-SHA256 of the body alone."""
     mac = hmac.new(key.encode(), body, hashlib.sha256).hexdigest()
