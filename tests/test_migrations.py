@@ -1123,3 +1123,37 @@ async def test_0043_unmarks_runs_that_wrote_nothing_and_keeps_the_removed_ones_m
     await _downgrade(scratch, "0042")
     async with scratch.engine.connect() as conn:
         assert [(name, bool(flag)) for name, flag in await conn.execute(query)] == marked
+
+
+async def test_0044_deletes_the_webhooks_of_deleted_scripts_and_keeps_the_others(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """A webhook of a script deleted before 0044 (signed, with a kept signature) is deleted with
+    its signature, so its secret can be deleted; a live script's webhook stays."""
+    scratch = await at_revision("0043")
+    async with scratch.session() as session:
+        live, gone = await _old_script(session, "live", "bash"), await _old_script(session, "gone", "bash")
+        connection = await session.connection()
+        await connection.execute(
+            text("UPDATE scripts SET deleted_at = created_at WHERE id = :id"), {"id": gone}
+        )
+        hook = text(
+            "INSERT INTO webhook_triggers (script_id, name, name_key, prefix, token_hash, mapping,"
+            " parameters, enabled, signature_scheme, created_at) VALUES (:script, 'push', 'push', :prefix,"
+            " :hash, '{}', '{}', :yes, 'opscraft', :now) RETURNING id"
+        )
+        ids = {}
+        for script_id in (live, gone):
+            values = {"script": script_id, "prefix": f"och_{script_id}", "hash": f"{script_id:064d}"}
+            values |= {"yes": True, "now": datetime(2026, 1, 1)}
+            ids[script_id] = int((await connection.execute(hook, values)).scalar_one())
+        signature = text(
+            "INSERT INTO webhook_signatures (webhook_id, signature, signed_at) VALUES (:id, 'd', :at)"
+        )
+        await connection.execute(signature, {"id": ids[gone], "at": datetime(2026, 1, 2)})
+        await session.commit()
+    await upgrade(scratch.engine, "0044")
+    async with scratch.engine.connect() as conn:
+        rows = await conn.execute(text("SELECT id FROM webhook_triggers"))
+        assert rows.scalars().all() == [ids[live]]
+        assert (await conn.execute(text("SELECT count(*) FROM webhook_signatures"))).scalar_one() == 0

@@ -40,6 +40,10 @@ class ScheduleOut(BaseModel):
     id: int
     script_id: int
     script_name: str
+    script_deleted: bool = Field(
+        description="Its script was deleted (the schedule is paused; only `GET /api/v1/schedules` lists it, "
+        "and it can still be deleted)"
+    )
     name: str
     cron: str
     timezone: str
@@ -87,6 +91,7 @@ class ScheduleOut(BaseModel):
             id=s.id,
             script_id=s.script_id,
             script_name=view.script_name,
+            script_deleted=view.script_deleted,
             name=s.name,
             cron=s.cron,
             timezone=s.timezone,
@@ -126,9 +131,10 @@ async def overview(
     limit: Limit = 50,
 ) -> Page[ScheduleOut]:
     """Needs view_scripts (every role). A page (`{items, total, skip, limit}`, `limit` at most
-    500) of the schedules of every live script, by script and name, each with its next 5 fire times
-    (UTC and in `tz`, default the schedule's own zone) and its last fire's outcome, message and
-    run. 422 naming `tz` when it is not an IANA zone."""
+    500) of every schedule, by script and name, each with its next 5 fire times (UTC and in `tz`,
+    default the schedule's own zone) and its last fire's outcome, message and run; those of a
+    deleted script too (`script_deleted`, paused), so they can be found and deleted. 422 naming
+    `tz` when it is not an IANA zone."""
     _check_tz(tz)
     rows, total = await schedules.list_schedules(session, actor, skip=skip, limit=limit)
     return Page(items=[ScheduleOut.of(v, tz) for v in rows], total=total, skip=skip, limit=limit)

@@ -500,12 +500,7 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     queued = request is None or have >= request.required
     # Conditional on the run still waiting (a no-op below the quorum): a run cancelled, rejected
     # or expired since it was read takes no decision.
-    moved = await session.exec(
-        update(Execution)
-        .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.awaiting_approval)
-        .values(status=ExecutionStatus.queued if queued else ExecutionStatus.awaiting_approval)
-    )
-    if moved.rowcount != 1:
+    if not await _still_waiting(session, execution_id, queued):
         await _no_longer_waiting(session, execution)
     if queued and request is not None:
         request.decided_at, request.outcome = utcnow(), "approved"
@@ -522,10 +517,75 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     await session.commit()
     await session.refresh(execution)
     if queued:
-        client = runtime.current().executions
-        if client is not None:
-            client.enqueue(execution_id)
+        enqueue([execution_id])
     return execution
+
+
+async def _still_waiting(session: AsyncSession, execution_id: int, queue: bool) -> bool:
+    """Whether the run still waited (a conditional update: one cancelled, rejected or expired
+    since it was read takes no decision); `queue`: it is queued now."""
+    moved = await session.exec(
+        update(Execution)
+        .where(col(Execution.id) == execution_id, col(Execution.status) == ExecutionStatus.awaiting_approval)
+        .values(status=ExecutionStatus.queued if queue else ExecutionStatus.awaiting_approval)
+    )
+    return bool(moved.rowcount == 1)
+
+
+def enqueue(execution_ids: list[int]) -> None:
+    """Hand runs queued by a committed transaction to the job queue."""
+    client = runtime.current().executions
+    if client is not None:
+        for execution_id in execution_ids:
+            client.enqueue(execution_id)
+
+
+async def count_again(session: AsyncSession, actor: Actor, user: User) -> list[int]:
+    """The waiting runs `user` approved that reach their `required` now that their approval
+    counts again (`user` restored to a role that approves, or reactivated; flushed): each is
+    queued (outcome `approved`, audited as `execution.approval_reached` with `restored` the
+    user's name), unless it could no longer start (`_still_startable`: it keeps waiting, as an
+    approval of it is refused). Before, such a run showed its approvals complete and waited
+    until it expired `rejected`: no one was left to decide. Not committed: the caller hands
+    the returned run ids to `enqueue` after its commit."""
+    if not can(user, Permission.approve_executions):
+        return []
+    rows = await session.exec(
+        select(ApprovalRequest)
+        .join(ApprovalDecision, col(ApprovalDecision.execution_id) == col(ApprovalRequest.execution_id))
+        .where(
+            col(ApprovalDecision.user_id) == user.id,
+            col(ApprovalDecision.decision) == "approve",
+            col(ApprovalRequest.outcome).is_(None),
+        )
+    )
+    requests = list(rows.all())
+    counts = await _counts_of(session, requests)
+    queued: list[int] = []
+    for request in requests:
+        have = counts.get(request.execution_id, 0)
+        execution = await session.get(
+            Execution, request.execution_id, with_for_update={"key_share": True}, populate_existing=True
+        )
+        if have < request.required or execution is None:
+            continue
+        try:
+            await _still_startable(session, execution)
+        except Conflict:
+            continue
+        if await _still_waiting(session, request.execution_id, True):
+            request.decided_at, request.outcome = utcnow(), "approved"
+            audit.record(
+                session,
+                actor,
+                "execution.approval_reached",
+                "execution",
+                request.execution_id,
+                approvals=have,
+                restored=user.username,
+            )
+            queued.append(request.execution_id)
+    return queued
 
 
 async def _still_startable(session: AsyncSession, execution: Execution) -> None:

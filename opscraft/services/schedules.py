@@ -707,12 +707,15 @@ async def delete(session: AsyncSession, actor: Actor, schedule_id: int, script_i
 
 @dataclass(frozen=True)
 class ScheduleView:
-    """A schedule with what lists show: script and owner names, last run's status."""
+    """A schedule with what lists show: script and owner names, last run's status, and whether its
+    script was deleted (`script_deleted`: only the overview lists such a schedule, so it can be
+    seen and deleted)."""
 
     schedule: Schedule
     script_name: str
     owner_name: str | None
     last_status: str | None
+    script_deleted: bool = False
 
     def not_firing(self) -> str | None:
         """Why the schedule starts no run: its `paused_reason` when disabled, or, while enabled,
@@ -741,23 +744,24 @@ class ScheduleView:
             return ZoneInfo("UTC")
 
 
-def _views_query() -> Any:
-    """The schedules of live scripts with their script's and owner's names and last run's status,
-    by script name, then schedule name (ignoring case and width), then id: a stable order."""
-    return (
-        select(Schedule, Script.name, User.username, Execution.status)
+def _views_query(*, with_deleted: bool = False) -> Any:
+    """The schedules of live scripts (`with_deleted`: of deleted ones too) with their script's
+    and owner's names and last run's status, by script name, then schedule name (ignoring case
+    and width), then id: a stable order."""
+    query = (
+        select(Schedule, Script.name, User.username, Execution.status, Script.deleted_at)
         .join(Script, col(Script.id) == col(Schedule.script_id))
         .join(User, col(User.id) == col(Schedule.owner_id), isouter=True)
         .join(Execution, col(Execution.id) == col(Schedule.last_execution_id), isouter=True)
-        .where(col(Script.deleted_at).is_(None))
         .order_by(*names.name_order(Script.name), col(Schedule.name_key), col(Schedule.id))
     )
+    return query if with_deleted else query.where(col(Script.deleted_at).is_(None))
 
 
 def _as_view(row: Any) -> ScheduleView:
-    schedule, script_name, owner, status = row
+    schedule, script_name, owner, status, deleted_at = row
     status = stored_shapes.as_loaded(Execution, "status", status) if status else None
-    return ScheduleView(schedule, script_name, owner, str(status) if status else None)
+    return ScheduleView(schedule, script_name, owner, str(status) if status else None, deleted_at is not None)
 
 
 async def list_schedules(
@@ -769,9 +773,11 @@ async def list_schedules(
     limit: int = paging.DEFAULT_PAGE,
 ) -> tuple[list[ScheduleView], int]:
     """A page (`paging.page`) of every schedule (or a script's), by script and name, and how many
-    there are; `NotFound` (404) for a `script_id` that is missing or deleted."""
+    there are; `NotFound` (404) for a `script_id` that is missing or deleted. Every schedule
+    includes those of deleted scripts (paused when the script was deleted, `script_deleted`):
+    the script's page is gone, so the overview is where they are seen and deleted."""
     require(actor.user, Permission.view_scripts)
-    query = _views_query()
+    query = _views_query(with_deleted=script_id is None)
     if script_id is not None:
         await _script(session, script_id)
         query = query.where(col(Schedule.script_id) == script_id)

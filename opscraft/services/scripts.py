@@ -25,7 +25,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.db import fold, read_as, stored_shapes
-from opscraft.db.models import ChainLink, Inventory, Schedule, Script, ScriptTag, ScriptVersion, Secret, User
+from opscraft.db.models import (
+    ChainLink,
+    Inventory,
+    Schedule,
+    Script,
+    ScriptTag,
+    ScriptVersion,
+    Secret,
+    User,
+    WebhookTrigger,
+)
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.text import NUL_MESSAGE
@@ -1084,8 +1094,11 @@ async def rollback(
 
 async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
     """Soft delete: hidden from the library, still readable through past executions. Its
-    schedules stop (paused, saying why), and so do the "then run" links of other scripts that
-    start it (disabled): either fired an `error` every time ("script N not found")."""
+    schedules stop (paused, saying why; the Schedules page still lists them, to delete), and so
+    do the "then run" links of other scripts that start it (disabled): either fired an `error`
+    every time ("script N not found"). Its webhooks are deleted (`webhook.delete`, audited with
+    the reason): they could start nothing, nothing listed them, and a signed one kept its
+    secret from being deleted."""
     require(actor.user, Permission.edit_scripts)
     script = await _locked(session, actor, script_id)
     script.deleted_at = utcnow()
@@ -1099,6 +1112,21 @@ async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
         .where(col(ChainLink.target_script_id) == script_id, col(ChainLink.enabled))
         .values(enabled=False, updated_at=utcnow())
     )
+    hooks = (
+        await session.exec(select(WebhookTrigger).where(col(WebhookTrigger.script_id) == script_id))
+    ).all()
+    for hook in hooks:
+        await session.delete(hook)
+        audit.record(
+            session,
+            actor,
+            "webhook.delete",
+            "webhook",
+            hook.id,
+            script_id=script_id,
+            name=hook.name,
+            reason="its script was deleted",
+        )
     # `script_tags` indexes live scripts only; the row keeps its `tags` for the record.
     await session.exec(sql_delete(ScriptTag).where(col(ScriptTag.script_id) == script_id))
     script.updated_by = actor.user_id

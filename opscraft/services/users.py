@@ -16,7 +16,17 @@ from opscraft.db import stored_shapes
 from opscraft.db.models import AppSetting, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
-from opscraft.services import api_tokens, app_settings, audit, auth, conflicts, like, names, partial
+from opscraft.services import (
+    api_tokens,
+    app_settings,
+    approvals,
+    audit,
+    auth,
+    conflicts,
+    like,
+    names,
+    partial,
+)
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Forbidden, Invalid, NotFound, Problems, Unauthorized
@@ -416,7 +426,8 @@ async def _apply(
     refused unless an active admin, the actor, is left (`_keep_an_admin`). Values equal to the
     stored ones are no change: when nothing differs, nothing is written or audited (a Save of an
     unchanged form, deactivating an inactive user, were each a `user.update` with `changes: {}`,
-    the latter revoking again)."""
+    the latter revoking again). A change of role or active flag that lets the user approve again
+    queues the waiting runs their approval completes (`approvals.count_again`)."""
     if "email" in changes:
         changes["email"] = str(changes["email"]).lower()
     before = {key: getattr(user, key) for key in changes}
@@ -444,7 +455,11 @@ async def _apply(
         changes={k: {"from": str(before[k]), "to": str(v)} for k, v in changes.items()},
         **revoked,
     )
+    restored = (
+        await approvals.count_again(session, actor, user) if {"role", "is_active"} & set(changes) else []
+    )
     await session.commit()
+    approvals.enqueue(restored)
     return user
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from pydantic import Field
@@ -574,8 +575,8 @@ def _document(body: bytes, content_type: str = "") -> Any:
     the standard library's parser finds too deep is refused as too deep.
     A leading UTF-8 byte order mark is dropped, as RFC 8259 section 8.1 lets a parser do (Windows
     PowerShell 5's `Invoke-RestMethod` sends one; it was "must be JSON").
-    `Invalid` (field `body`) when it is not JSON; a form-encoded body (`content_type`, GitHub's
-    default for a new webhook: `payload=<JSON>`) is said to be one, with what to change."""
+    `Invalid` (field `body`) when it is not JSON. A body sent as a form (`content_type`) that is
+    not JSON (`curl -d '{...}'` sends JSON as a form) is GitHub's form (`_form_payload`)."""
     body = body.removeprefix(codecs.BOM_UTF8)
     # What orjson refuses, the parser below reads (a long number) or says why it is not JSON.
     with contextlib.suppress(orjson.JSONDecodeError):
@@ -588,16 +589,27 @@ def _document(body: bytes, content_type: str = "") -> Any:
         raise _too_deep() from None
     except ValueError as error:
         if content_type.split(";", 1)[0].strip().lower() == FORM:
-            raise Invalid.at(
-                "body",
-                f"must be JSON, not a form ({FORM}): send the JSON itself as the body "
-                "(on GitHub, choose Content type application/json)",
-            ) from None
+            return _document(_form_payload(body))
         raise Invalid.at("body", f"must be JSON: {not_json_reason(error)}") from None
     _check_shape(document)
     for where, message in chain(find_unstorable(document), find_unreadable_numbers(document)):
         raise Invalid.at(where[:64], message)
     return document
+
+
+def _form_payload(body: bytes) -> bytes:
+    """The JSON of GitHub's form delivery (`payload=<percent-encoded JSON>`, the default Content
+    type of a new GitHub webhook; its signature covers the form as sent): the `payload` field's
+    value, UTF-8. `Invalid` (field `body`) for any other form (another field, two, none, or not
+    ASCII and UTF-8 percent-encoding). It was refused, while GitHub's ping in that form passed:
+    the webhook looked healthy on GitHub until its first push."""
+    try:
+        fields = parse_qsl(body.decode("ascii"), keep_blank_values=True, strict_parsing=True, errors="strict")
+    except ValueError:  # UnicodeDecodeError too
+        fields = []
+    if len(fields) != 1 or fields[0][0] != "payload":
+        raise Invalid.at("body", f"a form ({FORM}) must hold one field, payload=<JSON> (GitHub's form)")
+    return fields[0][1].encode()
 
 
 def _too_deep() -> Invalid:

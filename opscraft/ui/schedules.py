@@ -109,24 +109,29 @@ EDITED_AS_STORED = ("name", "cron", "timezone", "parameters", "missed_policy", "
 
 
 def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_change: Any = None) -> None:
-    """One schedule's card (`schedule_rows`)."""
+    """One schedule's card (`schedule_rows`). `on_change(view, action)`: on a script's tab
+    (`with_script` False) Edit, Pause/Resume and Delete; on the overview only the Delete of a
+    schedule whose script was deleted (its tab is gone with it; the others change in their tab)."""
     s = view.schedule
     with ui.card().classes("w-full gap-1").props(f'data-testid="schedule-{s.id}"'):
         with ui.row().classes("items-center gap-3 w-full"):
             ui.icon("schedule", color="primary" if s.enabled else "grey")
             ui.label(s.name).classes("font-semibold oc-wrap min-w-0")
-            if with_script:
+            if with_script and view.script_deleted:
+                ui.label(f"{view.script_name} (script deleted)").classes("text-grey-7")
+            elif with_script:
                 ui.link(view.script_name, f"/scripts/{s.script_id}")
             ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")
             ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
             ui.space()
-            if on_change is not None:
+            if on_change is not None and not with_script:
                 ui.button("Edit", on_click=opens_dialog(lambda v=view: on_change(v, "edit"))).props(
                     f'flat dense data-testid="schedule-edit-{s.id}"'
                 )
                 once_per_double_click(
                     ui.button("Pause" if s.enabled else "Resume"), lambda v=view: on_change(v, "toggle")
                 ).props(f'flat dense data-testid="schedule-toggle-{s.id}"')
+            if on_change is not None and (view.script_deleted or not with_script):
                 delete = ui.button(
                     icon="delete", on_click=opens_dialog(lambda v=view: on_change(v, "delete"))
                 ).props(f'flat round dense color=negative data-testid="schedule-delete-{s.id}"')
@@ -145,6 +150,16 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
             )
 
 
+async def delete_schedule(actor: Actor, view: ScheduleView) -> bool | None:
+    """Ask, then delete `view`'s schedule (`schedules.delete`: its rules, the audit); None when
+    the person cancelled, else whether it was deleted (a failure is said by `run_action`)."""
+    s = view.schedule
+    if not await confirm(f"Delete the schedule {s.name}?", "It no longer starts runs."):
+        return None
+    done = await run_action(lambda: call(schedules.delete, actor, s.id, s.script_id), "Schedule deleted")
+    return done is not None
+
+
 def _picture(data: tuple[list[ScheduleView], ZoneInfo]) -> tuple[Any, ...]:
     """What `schedule_rows` shows of `data` (views, zone), to redraw only when it changed."""
     views, zone = data
@@ -154,7 +169,8 @@ def _picture(data: tuple[list[ScheduleView], ZoneInfo]) -> tuple[Any, ...]:
 def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
     """What `schedule_row` shows of `view` in `zone`."""
     v = view
-    return (v.schedule.model_dump(), v.script_name, v.owner_name, v.last_status, _upcoming(v, zone))
+    picture = (v.schedule.model_dump(), v.script_name, v.script_deleted, v.owner_name, v.last_status)
+    return (*picture, _upcoming(v, zone))
 
 
 def _draft_key(script_id: int, schedule: Schedule | None) -> str:
@@ -192,19 +208,16 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
             await open_form(view)
             return
         if action == "delete":
-            if not await confirm(f"Delete the schedule {s.name}?", "It no longer starts runs."):
-                return
-            done = await run_action(
-                lambda: call(schedules.delete, current, s.id, script_id), "Schedule deleted"
-            )
-        else:
-            # Only the switch: the page's copy of the other fields may be older than another tab's
-            # or the API's save, which sending them back would undo.
-            data = {"enabled": not s.enabled}
-            done = await run_action(
-                lambda: call(schedules.update_schedule, current, s.id, data, script_id), "Saved"
-            )
-        if done is not None or action == "delete":
+            if await delete_schedule(current, view) is not None:  # a failed one too: maybe gone already
+                await update()
+            return
+        # Only the switch: the page's copy of the other fields may be older than another tab's
+        # or the API's save, which sending them back would undo.
+        data = {"enabled": not s.enabled}
+        saved = await run_action(
+            lambda: call(schedules.update_schedule, current, s.id, data, script_id), "Saved"
+        )
+        if saved is not None:
             await update()
 
     async def open_form(view: ScheduleView | None = None) -> None:
@@ -340,7 +353,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
 @protected_page("/schedules", Permission.view_scripts, "Schedules")
 async def schedules_page(actor: Actor) -> None:
     """Page /schedules (needs view_scripts): every script's schedules, with fire times in the browser's time
-    zone.
+    zone; those of a deleted script say so, with a Delete button for operators and admins.
     """
     with frame(actor, "Schedules"):
         zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
@@ -348,7 +361,18 @@ async def schedules_page(actor: Actor) -> None:
         async def load() -> tuple[list[ScheduleView], ZoneInfo]:
             return await call_all(schedules.list_schedules, actor), zone_box["zone"]
 
-        shown = Redrawn(lambda data: schedule_rows(*data, with_script=True), await load(), _picture)
+        async def change(view: ScheduleView, action: str) -> None:
+            """Delete (the only button here: on a schedule of a deleted script), then show the list."""
+            current = await guard(Permission.edit_scripts)
+            if current is None or action != "delete":
+                return
+            if await delete_schedule(current, view) is not None:
+                await update()
+
+        on_change = change if can(actor.user, Permission.edit_scripts) else None
+        shown = Redrawn(
+            lambda data: schedule_rows(*data, with_script=True, on_change=on_change), await load(), _picture
+        )
 
         async def localize() -> None:
             zone_box["zone"] = await browser_zone()

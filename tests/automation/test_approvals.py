@@ -430,6 +430,37 @@ async def test_the_last_two_approvals_at_once_queue_the_run(
     await wait_for(client, admin, run_id)
 
 
+@pytest.mark.parametrize("change", ["demoted", "deactivated"])
+async def test_a_run_whose_approvals_count_again_when_a_giver_is_restored_starts(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, change: str
+) -> None:
+    """Two required: the first approver demoted (or deactivated), the second approves (1 of 2
+    counts), the first restored: their approval counts again and the run starts, approved,
+    audited as `execution.approval_reached`. It showed 2 of 2 and waited until it expired
+    `rejected`: both had decided, no one was left to approve it."""
+    first = await make_user(client, "operator", f"restored-{change}")
+    second = await make_user(client, "operator", f"second-{change}")
+    _, run_id = await held_run(client, operator, admin, required=2)
+    assert (await decide(client, first, run_id, "approve")).status_code == 200
+    lose, restore = ({"role": "viewer"}, {"role": "operator"})
+    if change == "deactivated":
+        lose, restore = {"is_active": False}, {"is_active": True}
+    r = await client.put(f"/api/v1/users/{first.id}", json=lose, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    r = await decide(client, second, run_id, "approve")
+    assert r.status_code == 200 and r.json()["status"] == "awaiting_approval", r.text
+    r = await client.put(f"/api/v1/users/{first.id}", json=restore, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await wait_for(client, admin, run_id))["status"] == "success"
+    state = (await client.get(f"/api/v1/executions/{run_id}/approval", headers=admin.headers)).json()
+    assert (state["outcome"], state["approvals"]) == ("approved", 2)
+    async with runtime.current().db.session() as session:
+        query = select(AuditEvent).where(col(AuditEvent.action) == "execution.approval_reached")
+        (event,) = [e for e in (await session.exec(query)).all() if e.target_id == str(run_id)]
+    assert event.details == {"approvals": 2, "restored": f"restored-{change}"}
+    assert event.actor_name == "admin"
+
+
 @pytest.mark.parametrize("change", ["demoted", "deactivated", "deleted"])
 async def test_an_approval_whose_giver_may_no_longer_approve_does_not_count(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, change: str

@@ -865,3 +865,27 @@ def test_rows_whose_json_settings_are_stored_in_another_shape_still_show(page: A
     page.get_by_test_id(f"webhook-delete-{hook['id']}").click()
     page.get_by_test_id("confirm-delete").click()
     page.get_by_test_id(f"webhook-{hook['id']}").wait_for(state="detached")
+
+
+def test_a_deleted_scripts_schedule_is_shown_and_removed_on_the_schedules_page(page: Any, env: Env) -> None:
+    """A script deleted with a schedule: the Schedules page lists the (paused) schedule saying its
+    script was deleted, with a Delete button that removes it (the page showed nothing of it while
+    `GET /api/v1/schedules` hid it too, so it could be removed only by its id through the API)."""
+    body = {"name": "gone-soon", "script_type": "bash", "content": "true\n", "status": "active"}
+    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    url = f"/api/v1/scripts/{script_id}/schedules"
+    r = env.api("POST", url, json={"name": "orphan-nightly", "cron": "0 3 * * *"})
+    assert r.status_code == 201, r.text
+    schedule_id = r.json()["id"]
+    assert env.api("DELETE", f"/api/v1/scripts/{script_id}").status_code == 204
+    (listed,) = [s for s in env.api("GET", "/api/v1/schedules").json()["items"] if s["id"] == schedule_id]
+    assert listed["script_deleted"] is True and listed["paused_reason"] == "paused: its script was deleted"
+    signed_in(page, env.server, "admin", then="/schedules")
+    row = page.get_by_test_id(f"schedule-{schedule_id}")
+    row.filter(has_text="orphan-nightly").filter(has_text="gone-soon (script deleted)").wait_for()
+    assert row.get_by_text("paused: its script was deleted").count() == 1
+    assert row.get_by_test_id(f"schedule-edit-{schedule_id}").count() == 0  # nothing to edit it into
+    page.get_by_test_id(f"schedule-delete-{schedule_id}").click()
+    page.get_by_test_id("confirm-delete").click()
+    row.wait_for(state="detached")
+    assert all(s["id"] != schedule_id for s in env.api("GET", "/api/v1/schedules").json()["items"])

@@ -9,6 +9,7 @@ import hmac
 import time
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -21,6 +22,7 @@ from opscraft.db.text import TOO_SMALL_MESSAGE, imprecise_message
 from opscraft.services.webhooks import _MISSING, check_pointer, resolve_pointer
 from tests.conftest import LoggedIn
 
+FORM = "application/x-www-form-urlencoded"
 PARAMS = [
     {"name": "BRANCH", "type": "string", "required": True},
     {"name": "COUNT", "type": "integer", "default": 1},
@@ -580,21 +582,34 @@ async def test_a_key_written_twice_is_refused_whatever_the_content_type(
         assert (await session.exec(select(Execution))).all() == [], "no run started"
 
 
-async def test_a_form_encoded_call_is_told_to_send_json(client: httpx.AsyncClient, admin: LoggedIn) -> None:
-    """GitHub's new webhooks post `payload=<JSON>` as a form by default; the answer said "must be
-    JSON" and no more, though the caller may have sent JSON (inside a form)."""
-    _, hook = await setup_hook(client, admin)
-    r = await client.post(hook["url_path"], data={"payload": '{"ref": "main"}'})
-    assert r.status_code == 422, r.text
-    assert r.json()["errors"] == [
-        {
-            "field": "body",
-            "message": "must be JSON, not a form (application/x-www-form-urlencoded): send the JSON "
-            "itself as the body (on GitHub, choose Content type application/json)",
-        }
-    ]
-    r = await client.post(hook["url_path"], content=b"ref=main", headers={"Content-Type": "text/plain"})
+async def test_githubs_form_encoded_delivery_is_read_from_its_payload_field(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """GitHub's new webhooks post `payload=<JSON>` as a form by default (signed as sent): its
+    `payload` is the body, so a push maps as the same JSON sent as JSON. It was a 422 "must be
+    JSON, not a form", while GitHub's ping in that form was accepted: the webhook looked healthy
+    on GitHub until its first push. Any other form names the one field it takes."""
+    r = await client.post("/api/v1/secrets", json={"name": "FORM_KEY", "value": "k3y"}, headers=admin.headers)
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"], signature_scheme="github")
+    push = '{"ref": "refs/heads/main", "commits": [{"n": 7}], "note": "a+b & c=d é"}'
+    body = urlencode({"payload": push}).encode()
+    headers = github_signed("k3y", body) | {"Content-Type": FORM}
+    r = await client.post(hook["url_path"], content=body, headers=headers)
+    assert r.status_code == 202, r.text
+    async with runtime.current().db.session() as session:
+        (run,) = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+    assert run.parameters["BRANCH"] == "refs/heads/main" and run.parameters["COUNT"] == 7
+    _, unsigned = await setup_hook(client, admin)
+    told = "a form (application/x-www-form-urlencoded) must hold one field, payload=<JSON> (GitHub's form)"
+    for form in ({"ref": "main"}, {"payload": "{}", "ref": "main"}):
+        r = await client.post(unsigned["url_path"], data=form)
+        assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": told}], r.text
+    r = await client.post(unsigned["url_path"], content=b'{"ref": "main"}', headers={"Content-Type": FORM})
+    assert r.status_code == 202, "JSON sent as a form (curl -d) is read as JSON"
     message = "must be JSON: Expecting value at line 1, column 1"
+    r = await client.post(unsigned["url_path"], data={"payload": "ref=main"})
+    assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": message}]
+    r = await client.post(unsigned["url_path"], content=b"ref=main", headers={"Content-Type": "text/plain"})
     assert r.status_code == 422 and r.json()["errors"] == [{"field": "body", "message": message}]
 
 
@@ -624,6 +639,28 @@ async def test_a_paused_or_deleted_webhook_answers_404(client: httpx.AsyncClient
         assert len(runs) == 2
         kept = select(WebhookSignature).where(col(WebhookSignature.webhook_id) == hook["id"])
         assert (await session.exec(kept)).all() == [], "its signatures went with it"
+
+
+async def test_deleting_a_script_deletes_its_webhooks_and_frees_their_secret(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A deleted script's webhooks go with it (audited `webhook.delete`, saying why): they could
+    start nothing, nothing listed them (the script's list is a 404 with it, its page is gone), and
+    a signed one kept its secret from being deleted (409 naming a webhook no one could remove)."""
+    r = await client.post("/api/v1/secrets", json={"name": "GONE_KEY", "value": "k3y"}, headers=admin.headers)
+    secret_id = r.json()["id"]
+    script_id, hook = await setup_hook(client, admin, secret_id=secret_id, signature_scheme="github")
+    assert (await client.delete(f"/api/v1/scripts/{script_id}", headers=admin.headers)).status_code == 204
+    body = orjson.dumps({"ref": "main"})
+    r = await client.post(hook["url_path"], content=body, headers=github_signed("k3y", body))
+    assert r.status_code == 404, r.text
+    r = await client.delete(f"/api/v1/secrets/{secret_id}", headers=admin.headers)
+    assert r.status_code == 204, r.text
+    async with runtime.current().db.session() as session:
+        assert await session.get(WebhookTrigger, hook["id"]) is None
+        query = select(AuditEvent).where(col(AuditEvent.action) == "webhook.delete")
+        (event,) = [e for e in (await session.exec(query)).all() if e.target_id == str(hook["id"])]
+        assert event.details == {"script_id": script_id, "name": "push", "reason": "its script was deleted"}
 
 
 def github_signed(key: str, body: bytes) -> dict[str, str]:
