@@ -224,9 +224,15 @@ MISUSED = [
         ["serve", "--host", ""],
         "opscraft serve: error: argument --host: must name an address to listen on (it is empty)",
     ),
-    (["serve", "--workers", "65"], "opscraft serve: error: argument --workers: must be between 0 and 64 (not 65)"),
+    (
+        ["serve", "--workers", "65"],
+        "opscraft serve: error: argument --workers: must be between 0 and 64 (not 65)",
+    ),
     (["serve", "--workers", "x"], "opscraft serve: error: argument --workers: 'x' is not a whole number"),
-    (["worker", "--slots", "0"], "opscraft worker: error: argument --slots: must be between 1 and 64 (not 0)"),
+    (
+        ["worker", "--slots", "0"],
+        "opscraft worker: error: argument --slots: must be between 1 and 64 (not 0)",
+    ),
     (
         ["worker", "--name", "a b"],
         "opscraft worker: error: argument --name: must be 1-64 letters, digits, '.', '_' or '-'",

@@ -49,7 +49,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 def register(sub: Factory) -> None:
     """Add `serve` to the CLI's subparsers (`sub` is their `add_parser`)."""
     serve = with_data_dir(sub("serve", help="run the web app and API"))
-    serve.add_argument("--host", type=listen_address, default=SERVE_HOST, help=f"address to listen on (default: {SERVE_HOST})")
+    serve.add_argument(
+        "--host",
+        type=listen_address,
+        default=SERVE_HOST,
+        help=f"address to listen on (default: {SERVE_HOST})",
+    )
     serve.add_argument("--port", type=port_number, default=SERVE_PORT, help=f"port (default: {SERVE_PORT})")
     serve.add_argument(
         "--workers",

@@ -35,10 +35,10 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 def worker_settings(args: argparse.Namespace, settings: Settings) -> Settings:
     """`settings` with the command line's `--slots` and `--name` applied (argparse checked them:
     1..MAX_SLOTS, `NAME_RE`); exits with one line when OPSCRAFT_WORKERS, which the configuration
-    lets be 0 (a web process running none), gives a worker no slot."""
+    lets be 0 (a web process running none), gives a worker no slot and `--slots` is not given."""
     slots = settings.workers if args.slots is None else args.slots
-    if not 1 <= slots <= MAX_SLOTS:
-        sys.exit(f"opscraft: OPSCRAFT_WORKERS must be between 1 and {MAX_SLOTS} for a worker (or give --slots)")
+    if slots < 1:  # the configuration keeps OPSCRAFT_WORKERS within 0..MAX_SLOTS
+        sys.exit("opscraft: OPSCRAFT_WORKERS is 0: a worker needs at least 1 slot (give --slots N)")
     name = settings.worker_id if args.name is None else args.name
     return settings.model_copy(update={"workers": slots, "worker_id": name})
 
@@ -131,11 +131,15 @@ def register(sub: Factory) -> None:
             ),
         )
     )
-    worker.add_argument("--slots", type=whole_number(1, MAX_SLOTS), help="runs at once (default: OPSCRAFT_WORKERS, 4)")
+    worker.add_argument(
+        "--slots", type=whole_number(1, MAX_SLOTS), help="runs at once (default: OPSCRAFT_WORKERS, 4)"
+    )
     worker.add_argument(
         "--runner", choices=RUNNERS, help="offer only this runner (default: every available one)"
     )
     worker.add_argument(
-        "--name", type=worker_name, help="worker id in `workers` (default: OPSCRAFT_WORKER_ID or one kept in the data dir)"
+        "--name",
+        type=worker_name,
+        help="worker id in `workers` (default: OPSCRAFT_WORKER_ID or one kept in the data dir)",
     )
     worker.set_defaults(func=cmd_worker)
