@@ -226,12 +226,15 @@ MISUSED = [
     ),
     (
         ["serve", "--workers", "65"],
-        "opscraft serve: error: argument --workers: must be between 0 and 64 (not 65)",
+        "opscraft serve: error: argument --workers: must be from 0 to 64; given '65'",
     ),
-    (["serve", "--workers", "x"], "opscraft serve: error: argument --workers: 'x' is not a whole number"),
+    (
+        ["serve", "--workers", "x"],
+        "opscraft serve: error: argument --workers: must be a whole number from 0 to 64; given 'x'",
+    ),
     (
         ["worker", "--slots", "0"],
-        "opscraft worker: error: argument --slots: must be between 1 and 64 (not 0)",
+        "opscraft worker: error: argument --slots: must be from 1 to 64; given '0'",
     ),
     (
         ["worker", "--name", "a b"],

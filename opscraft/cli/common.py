@@ -55,15 +55,18 @@ def port_number(text: str) -> int:
 
 def whole_number(low: int, high: int) -> Callable[[str], int]:
     """An option's type: a whole number from `low` to `high` (argparse names the option, says
-    the range and exits 2). A number out of range was a line in the command's own words, exit 1."""
+    the range in the words the configuration uses for the variable the option stands for, and
+    exits 2). A number out of range was a line in the command's own words, exit 1."""
 
     def parse(text: str) -> int:
         try:
             number = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high}; given {text!r}"
+            ) from None
         if not low <= number <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high} (not {number})")
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}; given {text!r}")
         return number
 
     return parse
