@@ -64,8 +64,9 @@ _SEP = r"(?:/|%2[Ff])"
 # The ids a browser page's socket joins its page with (NiceGUI's `/_nicegui_ws/socket.io/?client_id=
 # ...&tab_id=...`): whoever holds them joins that signed-in page's socket (its updates, its events).
 _PAGE_IDS = "|".join(_spelled(name) for name in ("client", "old_tab", "tab", "document"))
-# Where a credential's prefix starts a word: not inside one (`epoch_`), but after `%2F`.
-_WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff]))"
+# Where a credential's prefix starts a word: not inside one (`epoch_`), but after any escape
+# (`%2F`, `%3D`, `%20`: a URL or `Bearer ` in a parameter), whose last hex digit is no letter of it.
+_WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
 
 
 class RedactCredentials(logging.Filter):
@@ -73,14 +74,16 @@ class RedactCredentials(logging.Filter):
     percent-encoded the URL that carries them (`_spelled`):
 
     - `token=` query values (the WebSocket's JWT, the desktop window's sign-in secret), and the
-      `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`);
+      `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`),
+      also inside a URL carried in a parameter (`?next=%2Fws%3Ftoken%3D...`);
     - whatever follows an inbound webhook's `hooks/{id}/` (its token, services/webhooks.py
       `hook_path`), also in a URL the router does not take (`/api//v1/hooks/...`, a base URL
       ending in `/`; dot segments; the id left out): the token in it is still the webhook's;
     - a credential by its shape, wherever it is: a webhook token (`och_...`,
       services/webhooks.py `TOKEN_PREFIX`), a personal access token (`ocp_...`,
       security/tokens.py `PAT_PREFIX`) and an access or refresh token (a JWT, `eyJ...`), so a
-      misspelt parameter (`?tokens=`, `?api_key=`) does not print one either.
+      misspelt parameter (`?tokens=`, `?api_key=`) does not print one either, nor one after a
+      percent-encoded separator (`?q=Bearer%20ocp_...`, `%22`, `%2C`: `_WORD_START`).
 
     On uvicorn's access and error loggers and on the root handler (the API's "unhandled error in
     POST <path>")."""
@@ -89,12 +92,12 @@ class RedactCredentials(logging.Filter):
     _patterns = (
         (
             re.compile(
-                rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token')}=)[^&\s\"']+", re.I
+                rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token=')})[^&\s\"']+", re.I
             ),
             r"\1***",
         ),
         (re.compile(rf"({_SEP}{_spelled('hooks')}{_SEP}+(?:\d+{_SEP}+)?)[^\s\"'?&]+", re.I), r"\1***"),
-        (re.compile(rf"((?:{_PAGE_IDS}){_spelled('_id')}=)[^&\s\"']+", re.I), r"\1***"),
+        (re.compile(rf"((?:{_PAGE_IDS}){_spelled('_id=')})[^&\s\"']+", re.I), r"\1***"),
         (re.compile(rf"{_WORD_START}({_spelled('och_')}|{_spelled('ocp_')}){_TOKEN_CHAR}{{8,}}"), r"\1***"),
         (
             re.compile(

@@ -326,6 +326,13 @@ PERSONAL_TOKEN = "ocp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4"
         f"/api/v1/health?api_key={PERSONAL_TOKEN}",
         f"/api/v1/auth/me/{PERSONAL_TOKEN}",
         "/api/v1/health?k=%6Fcp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4",
+        # After a percent-encoded separator (a URL in a parameter, `Bearer ` typed into one):
+        # the escape's last hex digit was read as the word the credential sat inside.
+        f"/login?next=%2Fws%2Fexecutions%2F1%3Ftoken%3D{ACCESS_JWT}",
+        f"/login?next=%2Fapi%2Fv1%2Fscripts%3Faccess_token%3D{PERSONAL_TOKEN}",
+        f"/api/v1/health?q=Bearer%20{PERSONAL_TOKEN}",
+        f"/api/v1/health?q=%22{WEBHOOK_TOKEN}%22",
+        f"/api/v1/health?q=a%2C{ACCESS_JWT}",
         # The ids a signed-in page's socket joins the page with: a socket opened with them (no
         # cookie needed) was accepted into that page's room.
         "/_nicegui_ws/socket.io/?client_id=2r7wJSKHS7GR_DnTn8MfD&next_message_id=7&implicit_handshake=true"
@@ -339,7 +346,13 @@ def test_a_token_anywhere_in_a_request_line_stays_out_of_the_log(path: str) -> N
     places the API reads them."""
     line = f'127.0.0.1:40000 - "POST {path} HTTP/1.1" 404'
     shown = logs.RedactCredentials.redact(line)
-    for secret in ("2r7wJSKHS7GR_DnTn8MfD", "TwX1j9XJisvhMhknuirlMPg", "m0y6iFbt54Zv4g4TNSPJWPq"):
+    credentials = (WEBHOOK_TOKEN[4:], ACCESS_JWT.rsplit(".", 1)[1], PERSONAL_TOKEN[4:])
+    for secret in (
+        "2r7wJSKHS7GR_DnTn8MfD",
+        "TwX1j9XJisvhMhknuirlMPg",
+        "m0y6iFbt54Zv4g4TNSPJWPq",
+        *credentials,
+    ):
         assert secret not in shown, shown
     assert shown.endswith(' HTTP/1.1" 404') and "***" in shown, shown
 
