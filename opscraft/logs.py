@@ -61,6 +61,14 @@ def _spelled(literal: str) -> str:
 _TOKEN_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
 # A path separator as the access log may print it: `/`, or `%2F` (the router decodes it).
 _SEP = r"(?:/|%2[Ff])"
+# Where a query parameter starts (`?`, `&`, `;`), also inside a URL carried in one (`%3F`, `%26`).
+_PARAM_START = r"(?:[?&;]|%3[Ff]|%26|%3[Bb])"
+# One character of a parameter's name as a URL may carry it: not an escaped `?`, `&`, `;` or `=`,
+# which end it (a name read across them made a 9 KB line of `%3F`s a second of the log's CPU).
+_NAME_CHAR = r"(?:[A-Za-z0-9_.-]|%(?!3[FfBbDd]|26)[0-9A-Fa-f]{2})"
+# A parameter whose name holds one of these words carries a credential, whatever its shape:
+# `token`, `access_token`, `password`, `passwd`, `client_secret`, `api_key`.
+_SECRET_WORDS = "|".join(_spelled(word) for word in ("token", "pass", "secret", "api_key", "apikey"))
 # The ids a browser page's socket joins its page with (NiceGUI's `/_nicegui_ws/socket.io/?client_id=
 # ...&tab_id=...`): whoever holds them joins that signed-in page's socket (its updates, its events).
 _PAGE_IDS = "|".join(_spelled(name) for name in ("client", "old_tab", "tab", "document"))
@@ -73,7 +81,9 @@ class RedactCredentials(logging.Filter):
     """Keeps the credentials a request line carries out of log lines, each becoming `***` however
     percent-encoded the URL that carries them (`_spelled`):
 
-    - `token=` query values (the WebSocket's JWT, the desktop window's sign-in secret), and the
+    - the value of a query parameter whose name holds `token`, `pass`, `secret` or `api_key`
+      (`_SECRET_WORDS`: the WebSocket's JWT, the desktop window's sign-in secret, a password
+      a client sent as `?password=`, whatever shape it has), and the
       `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`),
       also inside a URL carried in a parameter (`?next=%2Fws%3Ftoken%3D...`);
     - whatever follows an inbound webhook's `hooks/{id}/` (its token, services/webhooks.py
@@ -92,7 +102,8 @@ class RedactCredentials(logging.Filter):
     _patterns = (
         (
             re.compile(
-                rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token=')})[^&\s\"']+", re.I
+                rf"({_PARAM_START}{_NAME_CHAR}*?(?:{_SECRET_WORDS}){_NAME_CHAR}*?{_spelled('=')})[^&\s\"']+",
+                re.I,
             ),
             r"\1***",
         ),
