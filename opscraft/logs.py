@@ -61,26 +61,39 @@ def _spelled(literal: str) -> str:
 _TOKEN_CHAR = r"(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2})"
 # A path separator as the access log may print it: `/`, or `%2F` (the router decodes it).
 _SEP = r"(?:/|%2[Ff])"
+# Where a query parameter starts (`?`, `&`, `;`), also inside a URL carried in one (`%3F`, `%26`).
+_PARAM_START = r"(?:[?&;]|%3[Ff]|%26|%3[Bb])"
+# One character of a parameter's name as a URL may carry it: not an escaped `?`, `&`, `;` or `=`,
+# which end it (a name read across them made a 9 KB line of `%3F`s a second of the log's CPU).
+_NAME_CHAR = r"(?:[A-Za-z0-9_.-]|%(?!3[FfBbDd]|26)[0-9A-Fa-f]{2})"
+# A parameter whose name holds one of these words carries a credential, whatever its shape:
+# `token`, `access_token`, `password`, `passwd`, `client_secret`, `api_key`.
+_SECRET_WORDS = "|".join(_spelled(word) for word in ("token", "pass", "secret", "api_key", "apikey"))
 # The ids a browser page's socket joins its page with (NiceGUI's `/_nicegui_ws/socket.io/?client_id=
 # ...&tab_id=...`): whoever holds them joins that signed-in page's socket (its updates, its events).
 _PAGE_IDS = "|".join(_spelled(name) for name in ("client", "old_tab", "tab", "document"))
-# Where a credential's prefix starts a word: not inside one (`epoch_`), but after `%2F`.
-_WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%2[Ff]))"
+# Where a credential's prefix starts a word: not inside one (`epoch_`), but after any escape
+# (`%2F`, `%3D`, `%20`: a URL or `Bearer ` in a parameter), whose last hex digit is no letter of it.
+_WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
 
 
 class RedactCredentials(logging.Filter):
     """Keeps the credentials a request line carries out of log lines, each becoming `***` however
     percent-encoded the URL that carries them (`_spelled`):
 
-    - `token=` query values (the WebSocket's JWT, the desktop window's sign-in secret), and the
-      `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`);
+    - the value of a query parameter whose name holds `token`, `pass`, `secret` or `api_key`
+      (`_SECRET_WORDS`: the WebSocket's JWT, the desktop window's sign-in secret, a password
+      a client sent as `?password=`, whatever shape it has), and the
+      `client_id`, `tab_id`, `old_tab_id` and `document_id` of a page's socket (`_PAGE_IDS`),
+      also inside a URL carried in a parameter (`?next=%2Fws%3Ftoken%3D...`);
     - whatever follows an inbound webhook's `hooks/{id}/` (its token, services/webhooks.py
       `hook_path`), also in a URL the router does not take (`/api//v1/hooks/...`, a base URL
       ending in `/`; dot segments; the id left out): the token in it is still the webhook's;
     - a credential by its shape, wherever it is: a webhook token (`och_...`,
       services/webhooks.py `TOKEN_PREFIX`), a personal access token (`ocp_...`,
       security/tokens.py `PAT_PREFIX`) and an access or refresh token (a JWT, `eyJ...`), so a
-      misspelt parameter (`?tokens=`, `?api_key=`) does not print one either.
+      misspelt parameter (`?tokens=`, `?api_key=`) does not print one either, nor one after a
+      percent-encoded separator (`?q=Bearer%20ocp_...`, `%22`, `%2C`: `_WORD_START`).
 
     On uvicorn's access and error loggers and on the root handler (the API's "unhandled error in
     POST <path>")."""
@@ -89,12 +102,13 @@ class RedactCredentials(logging.Filter):
     _patterns = (
         (
             re.compile(
-                rf"((?:{_spelled('access_')}|{_spelled('refresh_')})?{_spelled('token')}=)[^&\s\"']+", re.I
+                rf"({_PARAM_START}{_NAME_CHAR}*?(?:{_SECRET_WORDS}){_NAME_CHAR}*?{_spelled('=')})[^&\s\"']+",
+                re.I,
             ),
             r"\1***",
         ),
         (re.compile(rf"({_SEP}{_spelled('hooks')}{_SEP}+(?:\d+{_SEP}+)?)[^\s\"'?&]+", re.I), r"\1***"),
-        (re.compile(rf"((?:{_PAGE_IDS}){_spelled('_id')}=)[^&\s\"']+", re.I), r"\1***"),
+        (re.compile(rf"((?:{_PAGE_IDS}){_spelled('_id=')})[^&\s\"']+", re.I), r"\1***"),
         (re.compile(rf"{_WORD_START}({_spelled('och_')}|{_spelled('ocp_')}){_TOKEN_CHAR}{{8,}}"), r"\1***"),
         (
             re.compile(

@@ -220,13 +220,35 @@ MISUSED = [
         ["serve", "--data-dir", ""],
         "opscraft serve: error: argument --data-dir: must name a directory (it is empty)",
     ),
+    (
+        ["serve", "--host", ""],
+        "opscraft serve: error: argument --host: must name an address to listen on (it is empty)",
+    ),
+    (
+        ["serve", "--workers", "65"],
+        "opscraft serve: error: argument --workers: must be from 0 to 64; given '65'",
+    ),
+    (
+        ["serve", "--workers", "x"],
+        "opscraft serve: error: argument --workers: must be a whole number from 0 to 64; given 'x'",
+    ),
+    (
+        ["worker", "--slots", "0"],
+        "opscraft worker: error: argument --slots: must be from 1 to 64; given '0'",
+    ),
+    (
+        ["worker", "--name", "a b"],
+        "opscraft worker: error: argument --name: must be 1-64 letters, digits, '.', '_' or '-'",
+    ),
 ]
 
 
 def test_a_misused_option_is_named(tmp_path: Path) -> None:
     """`opscraft --bogus` said `the following arguments are required: command`, `--data-dir DIR`
     before the command that DIR is no command, and an empty `--data-dir` was ignored (the default
-    data directory served). One test: each case is a process start."""
+    data directory served); an empty `--host`, `--workers`/`--slots` out of range and a bad
+    `--name` were a line in the command's words with exit status 1. One test: each case is a
+    process start."""
     for argv, said in MISUSED:
         result = opscraft(tmp_path, *argv)
         assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, said), (argv, result.stderr)

@@ -9,6 +9,7 @@ import json
 import logging
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,7 @@ def test_credentials_in_percent_encoded_urls_stay_out_of_the_log(server: LiveSer
 WEBHOOK_TOKEN = "och_a2r7wJSKHS7GR_DnTn8MfD_ymYRREaPEdw2f3BtQMi8"
 ACCESS_JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.X8puTwX1j9XJisvhMhknuirlMPgGB2bfdZFvc6HgZt8"
 PERSONAL_TOKEN = "ocp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4"
+PASSWORD = "Hunter2-of-no-shape"
 
 
 @pytest.mark.parametrize(
@@ -326,6 +328,21 @@ PERSONAL_TOKEN = "ocp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4"
         f"/api/v1/health?api_key={PERSONAL_TOKEN}",
         f"/api/v1/auth/me/{PERSONAL_TOKEN}",
         "/api/v1/health?k=%6Fcp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4",
+        # After a percent-encoded separator (a URL in a parameter, `Bearer ` typed into one):
+        # the escape's last hex digit was read as the word the credential sat inside.
+        f"/login?next=%2Fws%2Fexecutions%2F1%3Ftoken%3D{ACCESS_JWT}",
+        f"/login?next=%2Fapi%2Fv1%2Fscripts%3Faccess_token%3D{PERSONAL_TOKEN}",
+        f"/api/v1/health?q=Bearer%20{PERSONAL_TOKEN}",
+        f"/api/v1/health?q=%22{WEBHOOK_TOKEN}%22",
+        f"/api/v1/health?q=a%2C{ACCESS_JWT}",
+        # A credential of no shape, in a parameter named for one: a client sending the login's
+        # body as a query (`curl -G`), a form's GET.
+        f"/api/v1/auth/login?username=admin&password={PASSWORD}",
+        f"/api/v1/auth/change-password?current_password={PASSWORD}&new_password={PASSWORD}",
+        f"/api/v1/health?client_secret={PASSWORD}",
+        f"/api/v1/health?PASSWD={PASSWORD}",
+        f"/api/v1/health?pass%77ord={PASSWORD}",
+        f"/login?next=%2Fapi%2Fv1%2Fauth%2Flogin%3Fpassword%3D{PASSWORD}",
         # The ids a signed-in page's socket joins the page with: a socket opened with them (no
         # cookie needed) was accepted into that page's room.
         "/_nicegui_ws/socket.io/?client_id=2r7wJSKHS7GR_DnTn8MfD&next_message_id=7&implicit_handshake=true"
@@ -339,14 +356,35 @@ def test_a_token_anywhere_in_a_request_line_stays_out_of_the_log(path: str) -> N
     places the API reads them."""
     line = f'127.0.0.1:40000 - "POST {path} HTTP/1.1" 404'
     shown = logs.RedactCredentials.redact(line)
-    for secret in ("2r7wJSKHS7GR_DnTn8MfD", "TwX1j9XJisvhMhknuirlMPg", "m0y6iFbt54Zv4g4TNSPJWPq"):
+    credentials = (WEBHOOK_TOKEN[4:], ACCESS_JWT.rsplit(".", 1)[1], PERSONAL_TOKEN[4:], PASSWORD)
+    for secret in (
+        "2r7wJSKHS7GR_DnTn8MfD",
+        "TwX1j9XJisvhMhknuirlMPg",
+        "m0y6iFbt54Zv4g4TNSPJWPq",
+        *credentials,
+    ):
         assert secret not in shown, shown
     assert shown.endswith(' HTTP/1.1" 404') and "***" in shown, shown
 
 
+def test_redaction_of_a_long_line_of_escapes_takes_no_time() -> None:
+    """A parameter's name read across escaped separators made redacting a 9 KB request line of
+    `%3F`s (any client may send one) take a second of the logging thread's CPU; now milliseconds
+    (the bound leaves room for a busy machine)."""
+    line = f'"GET /x?{"%3F" * 3000} HTTP/1.1" 404'
+    started = time.perf_counter()
+    assert logs.RedactCredentials.redact(line) == line
+    assert time.perf_counter() - started < 0.25
+
+
 def test_redaction_leaves_other_paths_alone() -> None:
     """Ids and names in ordinary paths stay readable: only credentials become `***`."""
-    for path in ("/api/v1/scripts/6/webhooks/2", "/api/v1/tokens/12", "/executions/42?tab=log"):
+    for path in (
+        "/api/v1/scripts/6/webhooks/2",
+        "/api/v1/tokens/12",
+        "/executions/42?tab=log",
+        "/executions?status=passed&q=secret",
+    ):
         assert logs.RedactCredentials.redact(f'"GET {path} HTTP/1.1" 200') == f'"GET {path} HTTP/1.1" 200'
 
 

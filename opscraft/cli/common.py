@@ -53,6 +53,33 @@ def port_number(text: str) -> int:
     return port
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An option's type: a whole number from `low` to `high` (argparse names the option, says
+    the range in the words the configuration uses for the variable the option stands for, and
+    exits 2). A number out of range was a line in the command's own words, exit 1."""
+
+    def parse(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number from {low} to {high}; given {text!r}"
+            ) from None
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}; given {text!r}")
+        return number
+
+    return parse
+
+
+def listen_address(text: str) -> str:
+    """`--host`'s type: an address to listen on (argparse names the option and exits 2 when it
+    is empty: `--host ""` was `cannot listen on :8080: Name or service not known`, exit 1)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name an address to listen on (it is empty)")
+    return text
+
+
 def require_free_port(host: str, port: int) -> None:
     """Exit with one line when `host:port` cannot be listened on (in use, not allowed, no such
     address), before anything else starts; the server binds it moments later, as uvicorn does

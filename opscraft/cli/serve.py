@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from opscraft.cli.common import (
     Factory,
     check_database,
     claim_worker,
     end_process,
+    listen_address,
     one_line_errors,
     port_number,
     require_free_port,
     require_temp_dir,
+    whole_number,
     with_data_dir,
 )
 from opscraft.config import Settings
@@ -25,13 +26,11 @@ MAX_SLOTS = 64
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     """`opscraft serve`: run the web server (UI and API) with `--workers` in-process run slots.
 
-    Exits with one line when `--workers` is outside 0..MAX_SLOTS, the temp directory is unusable, the data
-    directory is claimed by another process, the database cannot be used, or the port is taken; these checks
-    run before the app is imported.
+    Exits with one line when the temp directory is unusable, the data directory is claimed by another
+    process, the database cannot be used, or the port is taken; these checks run before the app is
+    imported. `--host`, `--port` and `--workers` (0..MAX_SLOTS) were checked by argparse.
     """
     if args.workers is not None:
-        if not 0 <= args.workers <= MAX_SLOTS:
-            sys.exit(f"opscraft: --workers must be between 0 and {MAX_SLOTS}")
         settings = settings.model_copy(update={"workers": args.workers})
     require_temp_dir()
     claim_worker(settings)
@@ -50,11 +49,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 def register(sub: Factory) -> None:
     """Add `serve` to the CLI's subparsers (`sub` is their `add_parser`)."""
     serve = with_data_dir(sub("serve", help="run the web app and API"))
-    serve.add_argument("--host", default=SERVE_HOST, help=f"address to listen on (default: {SERVE_HOST})")
+    serve.add_argument(
+        "--host",
+        type=listen_address,
+        default=SERVE_HOST,
+        help=f"address to listen on (default: {SERVE_HOST})",
+    )
     serve.add_argument("--port", type=port_number, default=SERVE_PORT, help=f"port (default: {SERVE_PORT})")
     serve.add_argument(
         "--workers",
-        type=int,
+        type=whole_number(0, MAX_SLOTS),
         help="execution slots of the worker in this process (default: OPSCRAFT_WORKERS, 4); "
         "0 serves the web app and API only, for `opscraft worker` processes",
     )

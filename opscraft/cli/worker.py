@@ -21,6 +21,7 @@ from opscraft.cli.common import (
     end_process,
     one_line_errors,
     require_temp_dir,
+    whole_number,
     with_data_dir,
 )
 from opscraft.config import Settings
@@ -32,15 +33,22 @@ NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def worker_settings(args: argparse.Namespace, settings: Settings) -> Settings:
-    """`settings` with the command line's `--slots` and `--name` applied, checked like the
-    variables they stand for (OPSCRAFT_WORKERS 1..64, OPSCRAFT_WORKER_ID); exits with one line."""
+    """`settings` with the command line's `--slots` and `--name` applied (argparse checked them:
+    1..MAX_SLOTS, `NAME_RE`); exits with one line when OPSCRAFT_WORKERS, which the configuration
+    lets be 0 (a web process running none), gives a worker no slot and `--slots` is not given."""
     slots = settings.workers if args.slots is None else args.slots
-    if not 1 <= slots <= MAX_SLOTS:
-        sys.exit(f"opscraft: --slots (or OPSCRAFT_WORKERS) must be between 1 and {MAX_SLOTS} for a worker")
+    if slots < 1:  # the configuration keeps OPSCRAFT_WORKERS within 0..MAX_SLOTS
+        sys.exit("opscraft: OPSCRAFT_WORKERS is 0: a worker needs at least 1 slot (give --slots N)")
     name = settings.worker_id if args.name is None else args.name
-    if name is not None and not NAME_RE.fullmatch(name):
-        sys.exit("opscraft: --name must be 1-64 letters, digits, '.', '_' or '-'")
     return settings.model_copy(update={"workers": slots, "worker_id": name})
+
+
+def worker_name(text: str) -> str:
+    """`--name`'s type: a worker id as OPSCRAFT_WORKER_ID takes it (argparse names the option
+    and exits 2 otherwise)."""
+    if not NAME_RE.fullmatch(text):
+        raise argparse.ArgumentTypeError("must be 1-64 letters, digits, '.', '_' or '-'")
+    return text
 
 
 def check_redis(settings: Settings) -> None:
@@ -123,11 +131,15 @@ def register(sub: Factory) -> None:
             ),
         )
     )
-    worker.add_argument("--slots", type=int, help="runs at once (default: OPSCRAFT_WORKERS, 4)")
+    worker.add_argument(
+        "--slots", type=whole_number(1, MAX_SLOTS), help="runs at once (default: OPSCRAFT_WORKERS, 4)"
+    )
     worker.add_argument(
         "--runner", choices=RUNNERS, help="offer only this runner (default: every available one)"
     )
     worker.add_argument(
-        "--name", help="worker id in `workers` (default: OPSCRAFT_WORKER_ID or one kept in the data dir)"
+        "--name",
+        type=worker_name,
+        help="worker id in `workers` (default: OPSCRAFT_WORKER_ID or one kept in the data dir)",
     )
     worker.set_defaults(func=cmd_worker)
