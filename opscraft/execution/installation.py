@@ -18,13 +18,17 @@ that kind enqueued every run where no worker reads: each started only when a wor
 sent it again, 10 to 15 s later; a worker of that kind sat `alive` with free slots and took only
 what its own stall checks sent there. So each Redis queue has a random id too
 (`<prefix>:queue-id`, created by the first process that asks, again after a Redis restart without
-persistence), and web processes record the id of theirs in the database at start and at every
-heartbeat period, in a round of their run event dispatcher (`app_settings` row `queue`,
-`updated_at` in the database's clock). A process starting while that record is fresh
-(OPSCRAFT_WORKER_LOST_SECONDS) and names another queue stops with one line, after waiting a few
-seconds for the record to change (a Redis restarted meanwhile gets a new id, which the web
-processes record within a heartbeat). So does a process started without `REDIS_URL` (its
-queue then in its data directory) while that record is fresh.
+persistence), and web processes record the id of theirs (and its place: the server's own TCP
+port, database number, prefix) in the database at start and at every heartbeat period, in a round
+of their run event dispatcher (`app_settings` row `queue`, `updated_at` in the database's clock).
+A process starting while that record is fresh (OPSCRAFT_WORKER_LOST_SECONDS) and names another
+queue stops with one line, after waiting a few seconds for the record to change. So does a process
+started without `REDIS_URL` (its queue then in its data directory) while that record is fresh.
+
+A Redis restarted without persistence since the record (its uptime shorter than the record's age)
+at the recorded place is the same queue with a new id: such a process starts at once. Waiting for
+a web process to record the new id refused a worker restarted while every web process was down
+(and held a web process restarted then for 15 s).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import timedelta
+from dataclasses import dataclass
+from typing import Any
 
 import redis
 from redis.connection import parse_url
@@ -97,10 +102,23 @@ def claim_queue(settings: Settings, installation: str) -> None:
     )
 
 
-def queue_id(settings: Settings) -> str | None:
-    """The random id (32 hex characters) of the job queue at `settings.redis_url` and
-    `settings.redis_prefix` (`<prefix>:queue-id`), created by the first process that asks; None
-    when Redis does not answer within 2 s (not judged here, as in `claim_queue`)."""
+@dataclass(frozen=True)
+class Queue:
+    """A Redis job queue as one process sees it. `id`: its random id (32 hex characters);
+    `place`: where it is, however REDIS_URL spells the host (`port`: the server's own TCP port
+    from `INFO server`, `db`: the database number, `prefix`: OPSCRAFT_REDIS_PREFIX); `uptime`:
+    seconds that Redis server has been up. `port` and `uptime` are None when the Redis user may
+    not run INFO."""
+
+    id: str
+    place: dict[str, int | str | None]
+    uptime: float | None
+
+
+def queue_of(settings: Settings) -> Queue | None:
+    """The job queue at `settings.redis_url` and `settings.redis_prefix`; its id
+    (`<prefix>:queue-id`) is created by the first process that asks. None when Redis does not
+    answer within 2 s (not judged here, as in `claim_queue`)."""
     assert settings.redis_url
     key = f"{settings.redis_prefix}:queue-id"
     client = redis.Redis.from_url(
@@ -111,48 +129,81 @@ def queue_id(settings: Settings) -> str | None:
     try:
         client.set(key, uuid.uuid4().hex, nx=True)
         stored = client.get(key)
+        try:
+            server = client.info("server")
+        except redis.ResponseError:  # INFO not allowed to this user (ACL): no restart rule
+            server = {}
     except redis.RedisError:
         return None
     finally:
         client.close()
-    return None if stored is None else stored.decode(errors="replace")
+    if stored is None:
+        return None
+    uptime = server.get("uptime_in_seconds")
+    place = {
+        "port": server.get("tcp_port"),
+        "db": int(client.connection_pool.connection_kwargs.get("db") or 0),
+        "prefix": settings.redis_prefix,
+    }
+    return Queue(stored.decode(errors="replace"), place, None if uptime is None else float(uptime))
 
 
-async def _recorded_queue(db: Database, fresh_seconds: float) -> str | None:
-    """The queue id the web processes recorded within `fresh_seconds` (database clock), else None."""
+async def _recorded_queue(db: Database, fresh_seconds: float) -> tuple[dict[str, Any], float] | None:
+    """The queue the web processes recorded within `fresh_seconds` (its `id` and place, see
+    `Queue`) and the record's age in seconds (database clock), else None."""
     async with db.session() as session:
         row = await session.get(AppSetting, QUEUE_STATE_KEY)
-    if row is None or row.updated_at < clock.now() - timedelta(seconds=fresh_seconds):
+    if row is None:
         return None
-    return str((row.value or {}).get("id", "")) or None
+    age = (clock.now() - row.updated_at).total_seconds()
+    if age > fresh_seconds or not (row.value or {}).get("id"):
+        return None
+    return dict(row.value), age
 
 
 async def record_queue(db: Database, settings: Settings) -> None:
-    """For a web process, at start and every heartbeat period: record the id of its job queue
-    (`queue_id`) as the installation's, now. Nothing when Redis does not answer."""
-    queue = await asyncio.to_thread(queue_id, settings)
+    """For a web process, at start and every heartbeat period: record its job queue (`queue_of`:
+    id and place) as the installation's, now. Nothing when Redis does not answer."""
+    queue = await asyncio.to_thread(queue_of, settings)
     if queue is None:
         return
+    value = {"id": queue.id, **queue.place}
     async with db.session() as session:
         row = await session.get(AppSetting, QUEUE_STATE_KEY)
         if row is None:
-            session.add(AppSetting(key=QUEUE_STATE_KEY, value={"id": queue}, updated_at=clock.now()))
+            session.add(AppSetting(key=QUEUE_STATE_KEY, value=value, updated_at=clock.now()))
         else:
-            row.value, row.updated_at = {"id": queue}, clock.now()
+            row.value, row.updated_at = value, clock.now()
         try:
             await session.commit()
         except IntegrityError:  # another web process recorded it at the same moment
             await session.rollback()
 
 
+def _same_queue(queue: Queue | None, recorded: tuple[dict[str, Any], float] | None) -> bool:
+    """Whether a starting process on `queue` may start next to the web processes' record: Redis
+    not answering or no fresh record (not judged), the recorded id, or the recorded place on a
+    Redis server started after the record was written (restarted without persistence: its queue
+    got a new id that no web process has recorded yet, none may be running to do so)."""
+    if queue is None or recorded is None:
+        return True
+    value, age = recorded
+    if value["id"] == queue.id:
+        return True
+    place = {name: value.get(name) for name in queue.place}
+    return queue.uptime is not None and queue.uptime < age and place == queue.place
+
+
 async def require_same_queue(db: Database, settings: Settings) -> None:
     """At start (web and worker processes): `ConfigError` when the web processes of this database
-    recorded another job queue than this process's (`queue_id`) within OPSCRAFT_WORKER_LOST_SECONDS
+    recorded another job queue than this process's (`queue_of`) within OPSCRAFT_WORKER_LOST_SECONDS
     (a web process silent that long is gone), and still do after two heartbeat periods and a
-    round of their run event dispatcher, which records it (a Redis restarted without persistence
-    gets a new id, which they record within that time). The message names this process's Redis
-    without its password. Without `REDIS_URL` (the job queue in the data directory) a queue
-    recorded within OPSCRAFT_WORKER_LOST_SECONDS is another one, at once."""
+    round of their run event dispatcher, which records it (a queue id deleted by hand is made
+    again and recorded within that time). A Redis server started after the record with the
+    recorded port, database number and prefix passes at once (`_same_queue`: it lost its queue
+    id in a restart without persistence, and the web processes may all be down). The message
+    names this process's Redis without its password. Without `REDIS_URL` (the job queue in the
+    data directory) a queue recorded within OPSCRAFT_WORKER_LOST_SECONDS is another one, at once."""
     fresh = settings.worker_lost_seconds
     if not settings.redis_url:
         if await _recorded_queue(db, fresh) is not None:
@@ -164,9 +215,8 @@ async def require_same_queue(db: Database, settings: Settings) -> None:
         return
     deadline = time.monotonic() + min(fresh, 2 * settings.worker_heartbeat_seconds + run_events.POLL_SECONDS)
     while True:
-        queue = await asyncio.to_thread(queue_id, settings)
-        recorded = await _recorded_queue(db, fresh)
-        if queue is None or recorded is None or recorded == queue:
+        queue = await asyncio.to_thread(queue_of, settings)
+        if _same_queue(queue, await _recorded_queue(db, fresh)):
             return
         if time.monotonic() >= deadline:
             break

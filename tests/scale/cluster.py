@@ -14,7 +14,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,11 @@ class Proc:
         return self.process.returncode
 
 
+def started_or_ended(proc: Proc) -> bool:
+    """Whether `proc` (an `opscraft worker`) said it is ready, or exited."""
+    return not proc.alive() or " ready: " in proc.log()
+
+
 @dataclass
 class Cluster:
     """Web and worker processes sharing one database and one Redis."""
@@ -306,3 +312,28 @@ class Cluster:
             client.close()
         for proc in reversed(list(self.procs.values())):
             proc.stop()
+
+
+@contextmanager
+def private_cluster(root: Path, env: dict[str, str]) -> Iterator[Cluster]:
+    """A `Cluster` on a private Redis (`cluster.redis`) and PostgreSQL cluster (`cluster.pg`), both
+    started here with no process yet; every process, PostgreSQL and Redis stopped on leaving."""
+    redis = RedisServer(root / "redis")
+    pg = PostgresCluster()
+    redis.start()
+    try:
+        pg.init()
+        pg.start()
+    except OSError as exc:
+        redis.stop()
+        pg.remove()
+        require_service(False, f"a private PostgreSQL cluster ({exc})")
+    c = Cluster(root, pg.url, redis.url, env)
+    c.redis, c.pg = redis, pg  # type: ignore[attr-defined]
+    try:
+        yield c
+    finally:
+        c.stop_all()
+        pg.stop()
+        pg.remove()
+        redis.stop()

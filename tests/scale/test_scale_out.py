@@ -29,7 +29,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ROOT, require_service
 from tests.executions.conftest import IMAGES, require_docker
-from tests.scale.cluster import FINAL, Cluster, PostgresCluster, Proc, RedisServer, wait_for
+from tests.scale.cluster import (
+    FINAL,
+    Cluster,
+    PostgresCluster,
+    Proc,
+    RedisServer,
+    private_cluster,
+    started_or_ended,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -40,36 +49,18 @@ WA, WB = f"wa-{SUFFIX}", f"wb-{SUFFIX}"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("scale")
-    redis = RedisServer(root / "redis")
-    pg = PostgresCluster()
-    redis.start()
-    try:
-        pg.init()
-        pg.start()
-    except OSError as exc:
-        redis.stop()
-        pg.remove()
-        require_service(False, f"a private PostgreSQL cluster ({exc})")
     env = {
         "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT),
         "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST),
         "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": "5",
         **IMAGES,
     }
-    c = Cluster(root, pg.url, redis.url, env)
-    c.redis, c.pg = redis, pg  # type: ignore[attr-defined]
-    try:
+    with private_cluster(tmp_path_factory.mktemp("scale"), env) as c:
         web = c.web("web")
         c.worker(WA)
         c.worker(WB)
         c.wait_workers_alive(web, {WA, WB})
         yield c
-    finally:
-        c.stop_all()
-        pg.stop()
-        pg.remove()
-        redis.stop()
 
 
 def _web(c: Cluster) -> Proc:
@@ -727,11 +718,6 @@ def test_postgres_restart_mid_run_keeps_output_final_state_and_workers(cluster: 
     assert row["status"] == "success" and cluster.output(web, execution_id) == "back\n"
     logs = "".join(cluster.procs[name].log()[start:] for name, start in before.items())
     assert "lost worker" not in logs and "Traceback" not in logs, logs
-
-
-def started_or_ended(proc: Proc) -> bool:
-    """Whether `proc` (an `opscraft worker`) said it is ready, or exited."""
-    return not proc.alive() or " ready: " in proc.log()
 
 
 def test_a_worker_with_another_secret_key_is_refused_when_it_signs_terraform_credentials(

@@ -1,0 +1,68 @@
+"""One database, one Redis job queue, across a Redis restart without persistence while every web
+process is down: real `opscraft serve --workers 0` and `opscraft worker` processes on a private
+PostgreSQL cluster and a private Redis (`--save ''`, no AOF), so its queue id is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.scale.cluster import Cluster, Proc, RedisServer, private_cluster, started_or_ended, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+# The record of the web's queue stays fresh for the whole test (LOST); a process on another queue
+# waits 2 heartbeats and a dispatcher round (4 s) before it stops.
+HEARTBEAT, LOST = 1.0, 60.0
+
+
+@pytest.fixture
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    env = {"OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST)}
+    with private_cluster(tmp_path_factory.mktemp("queue-restart"), env) as c:
+        yield c
+
+
+def _started(proc: Proc) -> bool:
+    """Whether `proc` (an `opscraft worker` just started) said ready, once it did or exited."""
+    wait_for(lambda: started_or_ended(proc), 120, f"{proc.name} to start or stop")
+    return proc.alive() and "configuration error" not in proc.log()
+
+
+def test_a_redis_restart_without_persistence_while_the_web_is_down_refuses_no_legit_start(
+    cluster: Cluster,
+) -> None:
+    """Web down, Redis restarted without its data (a new queue id nobody recorded): a worker
+    started then starts at once, and so does the web after it. Both used to wait for a web
+    process to record the new id; none was running, so the worker stopped after that wait with
+    "the web processes of this database use another Redis job queue" (same Redis, same prefix)
+    and the web started only once its own old record went stale. Another prefix or another
+    Redis server is still refused in that window."""
+    web = cluster.web("web")
+    first = cluster.worker("w1")
+    assert _started(first), first.log()
+    assert first.stop() == 0, first.log()
+    web.stop()
+    restarted: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    restarted.stop()
+    restarted.start()
+
+    worker = cluster.worker("w2")
+    assert _started(worker), worker.log()
+    other = RedisServer(cluster.root / "other-redis")
+    other.start()
+    try:
+        strangers = [
+            cluster.worker("wp", env={"OPSCRAFT_REDIS_PREFIX": "another-prefix"}),
+            cluster.worker("wr", env={"REDIS_URL": other.url}),
+        ]
+        for stranger in strangers:
+            wait_for(lambda s=stranger: not s.alive(), 120, f"{stranger.name} on another queue to stop")
+            assert stranger.stop() == 1, stranger.log()
+            assert "REDIS_URL: the web processes of this database use another Redis" in stranger.log()
+    finally:
+        other.stop()
+    cluster.web("web")  # waits until healthy; raises (with its log) if it stopped
+    assert worker.alive(), worker.log()
