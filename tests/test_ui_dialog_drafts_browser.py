@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.ui_journey import (
+    SocketHold,
     api,
     create_script,
     journey_server,
@@ -80,6 +81,114 @@ def test_a_webhook_edit_typed_before_a_reload_comes_back_and_cancel_forgets_it(
     assert page.get_by_test_id("webhook-name").count() == 0  # cancelled: no dialog opens again
     listed = api(server, "GET", f"/scripts/{script_id}/webhooks", tokens["admin"])["items"]
     assert [hook["name"] for hook in listed] == ["github"]
+
+
+def _add_and_submit(page: Any, server: LiveServer, admin: dict[str, str], script_id: int, name: str) -> None:
+    """Submit the one webhook dialog open (typed `name`), then check it was the only one: the
+    webhook is saved with that name and no webhook form is left on the page."""
+    page.get_by_test_id("webhook-name").fill(name)
+    page.get_by_test_id("webhook-submit").click()
+    page.get_by_test_id("webhook-url").wait_for()
+    stored = api(server, "GET", f"/scripts/{script_id}/webhooks", admin)["items"]
+    assert [hook["name"] for hook in stored] == [name]
+    assert page.get_by_test_id("webhook-name").count() == 0
+
+
+# The tab's answer to the page's draft checks (`ocDrafts.pending`, `ocDrafts.left`) held until the
+# test calls `ocAnswerDraftChecks()`: a busy server or connection, where the check comes after the person's
+# first clicks. (NiceGUI's socket cannot hold the question itself: the browser drops a message
+# that arrives after a later one.)
+SLOW_DRAFT_CHECK_JS = """
+(() => {
+  const waiting = [];
+  window.ocAnswerDraftChecks = () => { waiting.splice(0).forEach((answer) => answer()); };
+  window.ocDraftChecks = [];  // the prefixes and keys asked for
+  window.ocDraftAnswers = {};  // what the tab answered to each
+  let drafts;
+  Object.defineProperty(window, "ocDrafts", {
+    configurable: true,
+    get() { return drafts; },
+    set(value) {  // the page's own calls go through `drafts`; the tab's object is left as it is
+      const held = (check) => (asked) => new Promise((resolve) => {
+        window.ocDraftChecks.push(asked);
+        waiting.push(() => {
+          const given = value[check](asked);
+          window.ocDraftAnswers[asked] = given;
+          resolve(given);
+        });
+      });
+      const checks = {pending: held("pending"), left: held("left")};  // by prefix; the run form's key
+      drafts = new Proxy(value, {get: (target, name) => checks[name] || target[name]});
+    },
+  });
+})();
+"""
+
+
+def test_a_dialog_typed_in_before_the_pages_draft_check_is_not_opened_again_over_itself(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A page asks the tab for a dialog a reload interrupted (`drafts.reopen`). On a busy server
+    the tab answered after the person had opened Add webhook and typed in it: it named that
+    typing as a draft, and the page opened the dialog a second time over the first (a CI run's
+    secret picker then never showed its options). A form of this page is not a draft left by an
+    earlier one."""
+    script_id = _script(server, tokens["admin"], "hooked-busy")
+    page.add_init_script(SLOW_DRAFT_CHECK_JS)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    page.wait_for_function("(p) => ocDraftChecks.includes(p)", arg=f"webhook:{script_id}:")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("typed-first")
+    draft = f"oc-draft:webhook:{script_id}:new"
+    page.wait_for_function("(k) => (sessionStorage.getItem(k) || '').includes('typed-first')", arg=draft)
+    page.evaluate("() => ocAnswerDraftChecks()")
+    assert page.evaluate("(p) => ocDraftAnswers[p]", f"webhook:{script_id}:") == []
+    _add_and_submit(page, server, tokens["admin"], script_id, "typed-first")
+
+
+def test_a_run_form_typed_in_before_the_pages_draft_check_is_not_opened_again_over_itself(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The same for a script's Execute form (`drafts.pending`, asked by key): opened and typed in
+    before the tab answered, it was opened a second time over itself."""
+    script_id = _script(server, tokens["admin"], "run-busy")
+    page.add_init_script(SLOW_DRAFT_CHECK_JS)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}")
+    page.wait_for_function("(k) => ocDraftChecks.includes(k)", arg=f"run:{script_id}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-WHO").fill("typed-first")
+    draft = f"oc-draft:run:{script_id}"
+    page.wait_for_function("(k) => (sessionStorage.getItem(k) || '').includes('typed-first')", arg=draft)
+    page.evaluate("() => ocAnswerDraftChecks()")
+    assert page.evaluate("(k) => ocDraftAnswers[k]", f"run:{script_id}") is False
+    page.get_by_test_id("execute-submit").click()
+    page.wait_for_url(f"{server.url}/executions/*")
+    page.get_by_test_id("status-announcement").wait_for(state="attached")
+    assert page.get_by_test_id("param-WHO").count() == 0
+    runs = api(server, "GET", "/executions", tokens["admin"], params={"script_id": script_id})["items"]
+    assert [run["parameters"] for run in runs] == [{"WHO": "typed-first"}]
+
+
+def test_a_dialog_opened_while_the_reloaded_pages_draft_comes_back_is_the_only_one(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """After a reload the tab named the interrupted dialog's draft, but its answer reached a busy
+    server after the person had pressed Add webhook again: the page opened a second dialog over
+    the one being typed in. None is opened over an open dialog (that one takes the draft)."""
+    script_id = _script(server, tokens["admin"], "hooked-reloaded")
+    socket = SocketHold(page)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("before-reload")
+    socket.hold("javascript_response")  # the tab's answers, the draft check's among them
+    reload_keeping(page, f"webhook:{script_id}:new", "before-reload")
+    socket.wait_held(f"webhook:{script_id}:new")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").wait_for()
+    socket.release()
+    page.get_by_test_id("draft-restored").wait_for()  # into the dialog opened
+    assert page.get_by_test_id("webhook-name").input_value() == "before-reload"
+    _add_and_submit(page, server, tokens["admin"], script_id, "after-reload")
 
 
 def test_a_then_run_link_typed_before_a_reload_comes_back(

@@ -28,9 +28,9 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from nicegui import ui
+from nicegui import context, ui
 
-from opscraft.ui.widgets import one_shot
+from opscraft.ui.widgets import one_shot, open_dialogs
 
 # Browser side. `take` hands the stored draft to the server and only then arms capturing, so the
 # freshly rendered (empty) form never overwrites the draft it is about to restore.
@@ -101,12 +101,18 @@ window.ocDrafts = window.ocDrafts || {
     this.armed[form] = false;
     sessionStorage.removeItem(this.key(form));
   },
-  // The forms whose key starts with `prefix` and whose draft holds something typed (`peek`).
+  // Whether the draft of `form` holds something typed (`peek`) and was left by an earlier page:
+  // not a form armed in this page (a dialog opened and typed into before the page's check came
+  // back, on a busy server, was opened a second time over itself).
+  left(form) {
+    return !this.armed[form] && this.peek(form);
+  },
+  // The forms whose key starts with `prefix` and whose draft was left by an earlier page (`left`).
   pending(prefix) {
     const found = [];
     for (let i = 0; i < sessionStorage.length; i++) {
       const form = (sessionStorage.key(i) || "").slice(this.key("").length);
-      if (sessionStorage.key(i).startsWith(this.key(prefix)) && this.peek(form)) found.push(form);
+      if (sessionStorage.key(i).startsWith(this.key(prefix)) && this.left(form)) found.push(form);
     }
     return found;
   },
@@ -433,7 +439,8 @@ def dialog_draft(
 
 async def pending_forms(prefix: str) -> list[str]:
     """The keys of the tab's drafts that start with `prefix` and hold something typed (e.g.
-    `schedule:` -> `["schedule:7"]`); none when the tab does not answer within 10 seconds."""
+    `schedule:` -> `["schedule:7"]`), left by an earlier page (not a form of this page); none
+    when the tab does not answer within 10 seconds."""
     try:
         keys = await ui.run_javascript(f"return ocDrafts.pending({json.dumps(prefix)})", timeout=10)
     except TimeoutError:
@@ -452,9 +459,13 @@ async def reopen(
     rows the page may edit among the pending drafts' `keys`, by their draft key, e.g.
     `{"schedule:3:7": view}`; asked only when a draft is pending: a page listing all its rows
     may ignore `keys`, a paged one reads them by id) with its row (`open_form(row)`). A draft
-    `stored` names no row for is left alone."""
+    `stored` names no row for is left alone, and none is opened while a dialog is open (one the
+    person opened before the check came back, on a busy server)."""
+    client = context.client
     keys = await pending_forms(prefix)
     rows = await stored(keys) if keys and stored is not None else {}
+    if open_dialogs(client):
+        return False  # one opened meanwhile (the person is typing in it): not another over it
     for key in keys:
         if key == f"{prefix}new" or key in rows:
             await open_form(rows.get(key))
@@ -470,8 +481,12 @@ async def forget(key: str) -> None:
 
 
 async def pending(key: str) -> bool:
-    """Whether the tab holds a draft for `key` (a page reopens the dialog it belongs to)."""
+    """Whether the tab holds a draft for `key` left by an earlier page (a page reopens the dialog
+    it belongs to); False while a dialog is open (one the person opened before the tab answered,
+    on a busy server: not another over it) or when the tab does not answer within 10 seconds."""
+    client = context.client
     try:
-        return bool(await ui.run_javascript(f"return ocDrafts.peek({json.dumps(key)})", timeout=10))
+        left = bool(await ui.run_javascript(f"return ocDrafts.left({json.dumps(key)})", timeout=10))
     except TimeoutError:
         return False
+    return left and not open_dialogs(client)

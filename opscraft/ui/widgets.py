@@ -253,7 +253,7 @@ FIRST_CLICK_JS = "(event) => { if (!(event?.detail > 1)) emit(); }"
 """A click's handler that tells the server of a click but not of a double-click's later clicks."""
 
 
-def _open_dialogs(client: Any) -> set[ui.dialog]:
+def open_dialogs(client: Any) -> set[ui.dialog]:
     """The dialogs open in `client`'s page (NiceGUI builds every dialog in the page's layout)."""
     return {
         element
@@ -284,13 +284,13 @@ def opens_dialog(
         if busy or any(dialog.value and not dialog.is_deleted for dialog in opened):
             return
         busy = True
-        before = _open_dialogs(event.client)
+        before = open_dialogs(event.client)
         try:
             result = handler(getattr(event, "args", None)) if with_args else handler()
             if inspect.isawaitable(result):
                 await result
         finally:
-            opened = weakref.WeakSet(_open_dialogs(event.client) - before)
+            opened = weakref.WeakSet(open_dialogs(event.client) - before)
             busy = False
 
     return on_click
