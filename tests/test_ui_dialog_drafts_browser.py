@@ -125,6 +125,24 @@ SLOW_DRAFT_CHECK_JS = """
 """
 
 
+def _typed_before_the_check(
+    page: Any, server: LiveServer, path: str, asked: str, form: tuple[str, str]
+) -> Any:
+    """An operator on `path` presses `form`'s opener and types "typed-first" in its field while the
+    tab's answer to the page's draft check `asked` (a prefix or a run form's key) is held; then
+    the tab answers. Returns what it answered."""
+    opener, field = form
+    page.add_init_script(SLOW_DRAFT_CHECK_JS)
+    signed_in(page, server, "operator", then=path)
+    page.wait_for_function("(asked) => ocDraftChecks.includes(asked)", arg=asked)
+    page.get_by_test_id(opener).click()
+    page.get_by_test_id(field).fill("typed-first")
+    kept = "() => Object.values(sessionStorage).some((draft) => draft.includes('typed-first'))"
+    page.wait_for_function(kept)
+    page.evaluate("() => ocAnswerDraftChecks()")
+    return page.evaluate("(asked) => ocDraftAnswers[asked]", asked)
+
+
 def test_a_dialog_typed_in_before_the_pages_draft_check_is_not_opened_again_over_itself(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -134,15 +152,9 @@ def test_a_dialog_typed_in_before_the_pages_draft_check_is_not_opened_again_over
     secret picker then never showed its options). A form of this page is not a draft left by an
     earlier one."""
     script_id = _script(server, tokens["admin"], "hooked-busy")
-    page.add_init_script(SLOW_DRAFT_CHECK_JS)
-    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
-    page.wait_for_function("(p) => ocDraftChecks.includes(p)", arg=f"webhook:{script_id}:")
-    page.get_by_test_id("webhook-add").click()
-    page.get_by_test_id("webhook-name").fill("typed-first")
-    draft = f"oc-draft:webhook:{script_id}:new"
-    page.wait_for_function("(k) => (sessionStorage.getItem(k) || '').includes('typed-first')", arg=draft)
-    page.evaluate("() => ocAnswerDraftChecks()")
-    assert page.evaluate("(p) => ocDraftAnswers[p]", f"webhook:{script_id}:") == []
+    path, asked = f"/scripts/{script_id}?tab=webhooks", f"webhook:{script_id}:"
+    answer = _typed_before_the_check(page, server, path, asked, ("webhook-add", "webhook-name"))
+    assert answer == []
     _add_and_submit(page, server, tokens["admin"], script_id, "typed-first")
 
 
@@ -152,15 +164,8 @@ def test_a_run_form_typed_in_before_the_pages_draft_check_is_not_opened_again_ov
     """The same for a script's Execute form (`drafts.pending`, asked by key): opened and typed in
     before the tab answered, it was opened a second time over itself."""
     script_id = _script(server, tokens["admin"], "run-busy")
-    page.add_init_script(SLOW_DRAFT_CHECK_JS)
-    signed_in(page, server, "operator", then=f"/scripts/{script_id}")
-    page.wait_for_function("(k) => ocDraftChecks.includes(k)", arg=f"run:{script_id}")
-    page.get_by_test_id("execute-button").click()
-    page.get_by_test_id("param-WHO").fill("typed-first")
-    draft = f"oc-draft:run:{script_id}"
-    page.wait_for_function("(k) => (sessionStorage.getItem(k) || '').includes('typed-first')", arg=draft)
-    page.evaluate("() => ocAnswerDraftChecks()")
-    assert page.evaluate("(k) => ocDraftAnswers[k]", f"run:{script_id}") is False
+    path, asked = f"/scripts/{script_id}", f"run:{script_id}"
+    assert _typed_before_the_check(page, server, path, asked, ("execute-button", "param-WHO")) is False
     page.get_by_test_id("execute-submit").click()
     page.wait_for_url(f"{server.url}/executions/*")
     page.get_by_test_id("status-announcement").wait_for(state="attached")
