@@ -9,7 +9,9 @@ again every 10 s, and the stray worker's waiting consumers took most of those to
 
 The database keeps a random id (`app_settings` row `installation`, created by the first start;
 not one of the admin-editable settings); Redis keeps the id of the database its queue serves
-(`<prefix>:installation`), set by the first process that checks.
+(`<prefix>:installation`), set by the first process that checks, and again by each running web
+process every heartbeat period when it is empty (`keep_records`: after a Redis restart without
+persistence).
 
 The other way round, one database served by two Redis queues: a process started with another
 `REDIS_URL` (or `OPSCRAFT_REDIS_PREFIX`) than the rest of its installation, on the right database,
