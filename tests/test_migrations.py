@@ -45,7 +45,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
-from tests.conftest import PG_URL, ROOT, drop_databases, postgres_scratch_database
+from tests.conftest import PG_URL, ROOT, _drop_database, postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
 HEAD = SCRIPTS.get_current_head()
@@ -53,17 +53,19 @@ EARLIER = [rev.revision for rev in SCRIPTS.walk_revisions() if rev.revision != H
 
 
 @pytest.fixture
-async def scratch(backend: str, tmp_path: Path, _templates: _Templates) -> AsyncIterator[Database]:
-    """An empty database of its own: a file on SQLite, a new database (role has CREATEDB) on
-    PostgreSQL, dropped with the module's others (`_Templates.drop`)."""
+async def scratch(backend: str, tmp_path: Path) -> AsyncIterator[Database]:
+    """An empty database of its own: a file on SQLite, a new database (role has CREATEDB) on PostgreSQL."""
     if backend == "sqlite":
         db = Database(f"sqlite+aiosqlite:///{tmp_path / 'scratch.db'}")
-    else:
-        db = Database(await _templates.empty(backend))
-    try:
         yield db
-    finally:
         await db.dispose()
+        return
+    async with postgres_scratch_database() as url:
+        db = Database(url)
+        try:
+            yield db
+        finally:
+            await db.dispose()
 
 
 # The revisions from the oldest to the head.
@@ -88,7 +90,7 @@ class _Templates:
         self.directory = directory
         self.made: dict[str, dict[str, str]] = {"sqlite": {}, "postgresql": {}}  # revision -> file or name
         self.walkers: dict[str, tuple[str, int]] = {}  # backend -> (URL, its place in OLDEST_FIRST)
-        self.pg_databases: list[str] = []  # every PostgreSQL database of the module, dropped at its end
+        self.pg_databases: list[str] = []  # walkers and templates, dropped at the end
 
     async def template(self, backend: str, revision: str) -> str:
         """The file (SQLite) or database name (PostgreSQL) of the template at `revision`."""
@@ -97,7 +99,7 @@ class _Templates:
             target = OLDEST_FIRST.index(revision)
             url, at = self.walkers.get(backend, ("", len(OLDEST_FIRST)))
             if at > target:  # no walker yet, or it is past `revision`
-                url, at = await self.empty(backend), -1
+                url, at = await self._empty(backend), -1
             for step in OLDEST_FIRST[at + 1 : target + 1]:
                 await _upgrade_once(url, step)  # its connections closed: a template has none
             self.walkers[backend] = (url, target)
@@ -116,17 +118,13 @@ class _Templates:
         assert PG_URL
         return f"{make_url(PG_URL).database}_{what}"
 
-    async def empty(self, backend: str, template: str | None = None) -> str:
-        """The URL of a new database: empty, or on PostgreSQL a copy of the database `template`."""
+    async def _empty(self, backend: str) -> str:
+        """The URL of a new, empty database for a walker."""
         if backend == "sqlite":
-            return f"sqlite+aiosqlite:///{self.directory / f'empty-{secrets.token_hex(3)}.db'}"
-        name = (
-            f"{template}_{secrets.token_hex(3)}"
-            if template
-            else self._pg_name(f"empty_{secrets.token_hex(3)}")
-        )
+            return f"sqlite+aiosqlite:///{self.directory / f'walker-{secrets.token_hex(3)}.db'}"
+        name = self._pg_name(f"walker_{secrets.token_hex(3)}")
         async with _admin_connection() as admin:
-            await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+            await admin.execute(f'CREATE DATABASE "{name}"')
         self.pg_databases.append(name)
         return self._pg_url(name)
 
@@ -143,9 +141,10 @@ class _Templates:
         return name
 
     async def drop(self) -> None:
-        """Drop every PostgreSQL database of the module, together (`drop_databases`: one after
-        another, each waited for a checkpoint of its own; a second or more per test)."""
-        await drop_databases(self.pg_databases)
+        if self.pg_databases:
+            async with _admin_connection() as admin:
+                for name in self.pg_databases:
+                    await _drop_database(admin, name)
 
 
 async def _upgrade_once(url: str, revision: str) -> None:
@@ -195,15 +194,31 @@ async def at_revision(
             if template:
                 shutil.copyfile(template, path)
             opened.append(Database(f"sqlite+aiosqlite:///{path}"))
-        else:  # dropped with the module's others (`_Templates.drop`)
-            opened.append(Database(await _templates.empty(backend, template)))
+        else:
+            opened.append(Database(await scratch_from_template(template)))
         return opened[-1]
+
+    copies: list[str] = []
+
+    async def scratch_from_template(template: str | None) -> str:
+        from sqlalchemy.engine import make_url
+
+        assert PG_URL
+        name = f"{template or make_url(PG_URL).database + '_empty'}_{len(copies)}_{secrets.token_hex(3)}"
+        async with _admin_connection() as admin:
+            await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+        copies.append(name)
+        return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
     try:
         yield at
     finally:
         for db in opened:
             await db.dispose()
+        if copies:
+            async with _admin_connection() as admin:
+                for name in copies:
+                    await _drop_database(admin, name)
 
 
 def _schema_diff(connection: Connection) -> list[object]:
