@@ -81,7 +81,7 @@ def claim_queue(settings: Settings, installation: str) -> None:
     (the message names this process's database without its password). A Redis that does not
     answer is not judged here: a worker refuses one at start (`cli/worker.check_redis`), and a
     web process waits for it (docs/deployment.md)."""
-    stored = _claim(settings, installation)
+    stored = _claim(settings, installation, _TIMEOUT_SECONDS)
     if stored is None or stored == installation:
         return
     key = f"{settings.redis_prefix}:{STATE_KEY}"
@@ -94,13 +94,11 @@ def claim_queue(settings: Settings, installation: str) -> None:
     )
 
 
-def _claim(settings: Settings, installation: str) -> str | None:
+def _claim(settings: Settings, installation: str, timeout: float) -> str | None:
     """Set `<prefix>:installation` to `installation` unless it holds an id already (SET NX); the
-    id it holds afterwards, None when Redis does not answer within 5 s."""
+    id it holds afterwards, None when Redis does not answer within `timeout` seconds."""
     assert settings.redis_url
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=_TIMEOUT_SECONDS, socket_timeout=_TIMEOUT_SECONDS
-    )
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
     try:
         key = f"{settings.redis_prefix}:{STATE_KEY}"
         client.set(key, installation, nx=True)
@@ -119,9 +117,11 @@ async def keep_records(db: Database, settings: Settings, installation: str) -> N
     claimed it, and a stray worker on another database starting first took the queue and had
     the installation's own processes refused; now the running web process fills the key within
     one heartbeat period. A key naming another database is left as it is (`claim_queue` refuses
-    the processes starting on it, naming the key to delete)."""
-    await asyncio.to_thread(_claim, settings, installation)
-    await record_queue(db, settings)
+    the processes starting on it, naming the key to delete). Redis is given 2 s, as in
+    `record_queue`, and once: the round holds the run event dispatcher, and a Redis that does
+    not answer has no queue to record."""
+    if await asyncio.to_thread(_claim, settings, installation, _TOKEN_TIMEOUT_SECONDS) is not None:
+        await record_queue(db, settings)
 
 
 @dataclass(frozen=True)
