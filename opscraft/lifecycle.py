@@ -56,8 +56,10 @@ async def start(
             await signing_key.record(rt.db, settings.secret_key or "")
         elif signing == "require":
             await signing_key.require_same(rt.db, settings)
+        database_id = ""  # this database's installation id, for a process on a Redis job queue
         if settings.redis_url and (run_worker or dispatching):  # takes from or feeds the job queue
-            await asyncio.to_thread(installation.claim_queue, settings, await installation.database_id(rt.db))
+            database_id = await installation.database_id(rt.db)
+            await asyncio.to_thread(installation.claim_queue, settings, database_id)
     except BaseException:
         await rt.db.dispose()
         raise
@@ -78,7 +80,9 @@ async def start(
             process_id = f"web:{socket.gethostname()}:{os.getpid()}"
             rounds = [] if run_worker else [_lost_worker_check(rt)]
             if settings.redis_url and signing == "record":
-                rounds.append(_every_heartbeat(rt, lambda: installation.record_queue(rt.db, settings)))
+                rounds.append(
+                    _every_heartbeat(rt, lambda: installation.keep_records(rt.db, settings, database_id))
+                )
             dispatcher = RunEventDispatcher(rt.db, process_id, on_round=_in_turn(rounds))
             dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
             dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)

@@ -177,7 +177,9 @@ def test_a_refused_setting_stops_serve_saying_what_is_wrong_given_and_accepted(
 ) -> None:
     """`opscraft serve` with a setting it refuses exits 1 with one line in OpsCraft's words (no
     "Input should be a valid integer"), naming the variable, what it accepts and what was
-    given, a secret's value never."""
+    given, a secret's value never. On a database at the head: the master key is read after the
+    migrations, which a first start would run in full for each case."""
+    migrated_sqlite.seed(tmp_path)
     result = opscraft(tmp_path, "serve", "--port", "1", **{variable: value})
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()  # the master key is read after the migrations' log
@@ -403,6 +405,7 @@ def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
     for port in ("99999", "0", "http"):
         result = opscraft(tmp_path, "serve", "--port", port)
         assert result.returncode == 2 and "is not a port number (1-65535)" in result.stderr, result.stderr
+    migrated_sqlite.seed(tmp_path)  # the port is checked after the migrations: none to run
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -45,7 +45,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
-from tests.conftest import PG_URL, ROOT, _drop_database, postgres_scratch_database
+from tests.conftest import PG_URL, ROOT, _drop_database, drop_databases, postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
 HEAD = SCRIPTS.get_current_head()
@@ -141,10 +141,9 @@ class _Templates:
         return name
 
     async def drop(self) -> None:
-        if self.pg_databases:
-            async with _admin_connection() as admin:
-                for name in self.pg_databases:
-                    await _drop_database(admin, name)
+        """Drop the walkers and templates together (`drop_databases`: one after another, each
+        waited for a checkpoint of its own, 14-16 s at the module's end)."""
+        await drop_databases(self.pg_databases)
 
 
 async def _upgrade_once(url: str, revision: str) -> None:

@@ -9,7 +9,9 @@ again every 10 s, and the stray worker's waiting consumers took most of those to
 
 The database keeps a random id (`app_settings` row `installation`, created by the first start;
 not one of the admin-editable settings); Redis keeps the id of the database its queue serves
-(`<prefix>:installation`), set by the first process that checks.
+(`<prefix>:installation`), set by the first process that checks, and again by each running web
+process every heartbeat period when it is empty (`keep_records`: after a Redis restart without
+persistence).
 
 The other way round, one database served by two Redis queues: a process started with another
 `REDIS_URL` (or `OPSCRAFT_REDIS_PREFIX`) than the rest of its installation, on the right database,
@@ -79,20 +81,10 @@ def claim_queue(settings: Settings, installation: str) -> None:
     (the message names this process's database without its password). A Redis that does not
     answer is not judged here: a worker refuses one at start (`cli/worker.check_redis`), and a
     web process waits for it (docs/deployment.md)."""
-    assert settings.redis_url
+    stored = _claim(settings, installation, _TIMEOUT_SECONDS)
+    if stored is None or stored == installation:
+        return
     key = f"{settings.redis_prefix}:{STATE_KEY}"
-    client = redis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=_TIMEOUT_SECONDS, socket_timeout=_TIMEOUT_SECONDS
-    )
-    try:
-        client.set(key, installation, nx=True)
-        stored = client.get(key)
-    except redis.RedisError:
-        return
-    finally:
-        client.close()
-    if stored is None or stored.decode(errors="replace") == installation:
-        return
     database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     raise ConfigError(
         f"REDIS_URL: the job queue there serves another OpsCraft database than this process's "
@@ -100,6 +92,36 @@ def claim_queue(settings: Settings, installation: str) -> None:
         "data directory); installations sharing one Redis need each their own OPSCRAFT_REDIS_PREFIX; "
         f"if this database replaced that one for good, delete the Redis key {key}"
     )
+
+
+def _claim(settings: Settings, installation: str, timeout: float) -> str | None:
+    """Set `<prefix>:installation` to `installation` unless it holds an id already (SET NX); the
+    id it holds afterwards, None when Redis does not answer within `timeout` seconds."""
+    assert settings.redis_url
+    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        key = f"{settings.redis_prefix}:{STATE_KEY}"
+        client.set(key, installation, nx=True)
+        stored = client.get(key)
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
+    return None if stored is None else stored.decode(errors="replace")
+
+
+async def keep_records(db: Database, settings: Settings, installation: str) -> None:
+    """For a web process, every heartbeat period: record its job queue (`record_queue`), and claim
+    that queue for `installation` (this database's id) again when its key is empty (SET NX). A
+    Redis restarted without persistence lost `<prefix>:installation`: the first process to start
+    claimed it, and a stray worker on another database starting first took the queue and had
+    the installation's own processes refused; now the running web process fills the key within
+    one heartbeat period. A key naming another database is left as it is (`claim_queue` refuses
+    the processes starting on it, naming the key to delete). Redis is given 2 s, as in
+    `record_queue`, and once: the round holds the run event dispatcher, and a Redis that does
+    not answer has no queue to record."""
+    if await asyncio.to_thread(_claim, settings, installation, _TOKEN_TIMEOUT_SECONDS) is not None:
+        await record_queue(db, settings)
 
 
 @dataclass(frozen=True)

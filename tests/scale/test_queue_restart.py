@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis
 
+from opscraft.execution import run_events
 from tests.scale.cluster import Cluster, Proc, RedisServer, private_cluster, started_or_ended, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -66,3 +68,36 @@ def test_a_redis_restart_without_persistence_while_the_web_is_down_refuses_no_le
         other.stop()
     cluster.web("web")  # waits until healthy; raises (with its log) if it stopped
     assert worker.alive(), worker.log()
+
+
+def test_a_running_web_process_claims_the_queue_again_after_a_redis_restart(cluster: Cluster) -> None:
+    """Redis restarted without persistence under a running web process: `<prefix>:installation`
+    (the database the queue serves) was empty until some process started, so a stray worker on
+    another database starting first claimed the queue, and the installation's own processes
+    were refused from then on. The web process sets the key again within a heartbeat period
+    (and a round of its run event dispatcher), so the stray worker is the one refused."""
+    cluster.web("web")
+    server: RedisServer = cluster.redis  # type: ignore[attr-defined]
+    key = "opscraft:installation"
+
+    def claimed() -> bytes | None:
+        client = redis.Redis(port=server.port, socket_timeout=2)
+        try:
+            return client.get(key)
+        finally:
+            client.close()
+
+    installation = claimed()
+    assert installation, "the web process claimed no queue at start"
+    server.stop()
+    server.start()
+    assert claimed() is None  # no persistence: the claim is gone with the restart
+    # Claimed again by the running web process: a heartbeat period plus a dispatcher round (2 s).
+    assert wait_for(claimed, 5 * HEARTBEAT + 2 * run_events.POLL_SECONDS, "the claim to be set again") == (
+        installation
+    )
+    stray = cluster.worker("stray", env={"DATABASE_URL": f"sqlite:///{cluster.root / 'stray.db'}"})
+    assert not _started(stray), stray.log()
+    assert stray.stop() == 1, stray.log()
+    assert "REDIS_URL: the job queue there serves another OpsCraft database" in stray.log()
+    assert claimed() == installation

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import migrated_sqlite
 from tests.conftest import ROOT, free_port
 
 
@@ -54,7 +55,7 @@ def test_a_worker_named_like_a_live_one_elsewhere_is_refused(tmp_path: Path) -> 
             timeout=120,
         )
 
-    assert opscraft("db", "upgrade").returncode == 0
+    migrated_sqlite.seed(tmp_path)  # a database at the head, as after a first start
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite3.connect(tmp_path / "opscraft.db") as db:
         db.execute(
