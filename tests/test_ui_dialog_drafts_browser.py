@@ -196,6 +196,30 @@ def test_a_dialog_opened_while_the_reloaded_pages_draft_comes_back_is_the_only_o
     _add_and_submit(page, server, tokens["admin"], script_id, "after-reload")
 
 
+def test_add_pressed_as_the_reloaded_pages_draft_check_comes_back_opens_one_dialog(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The tab's answer naming the interrupted dialog's draft and the person's click on Add
+    webhook reached a busy server together: each opened a dialog while the other's was still
+    being built (reading the secrets to offer, between the check and the dialog), one over the
+    other. A dialog being opened counts as open: the draft's dialog is the only one."""
+    script_id = _script(server, tokens["admin"], "hooked-together")
+    socket = SocketHold(page)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("before-reload")
+    socket.hold("javascript_response")  # the tab's answers, the draft check's among them
+    reload_keeping(page, f"webhook:{script_id}:new", "before-reload")
+    socket.wait_held(f"webhook:{script_id}:new")
+    socket.hold('["event"')  # and the click, sent right after the answer
+    page.get_by_test_id("webhook-add").click()
+    socket.wait_held('["event"')
+    socket.release()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("webhook-name").input_value() == "before-reload"
+    _add_and_submit(page, server, tokens["admin"], script_id, "before-reload")
+
+
 def test_a_then_run_link_typed_before_a_reload_comes_back(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

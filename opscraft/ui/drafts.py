@@ -30,7 +30,7 @@ from typing import Any
 
 from nicegui import context, ui
 
-from opscraft.ui.widgets import one_shot, open_dialogs
+from opscraft.ui.widgets import one_shot, open_dialogs, opening_dialog
 
 # Browser side. `take` hands the stored draft to the server and only then arms capturing, so the
 # freshly rendered (empty) form never overwrites the draft it is about to restore.
@@ -459,18 +459,18 @@ async def reopen(
     rows the page may edit among the pending drafts' `keys`, by their draft key, e.g.
     `{"schedule:3:7": view}`; asked only when a draft is pending: a page listing all its rows
     may ignore `keys`, a paged one reads them by id) with its row (`open_form(row)`). A draft
-    `stored` names no row for is left alone, and none is opened while a dialog is open (one the
-    person opened before the check came back, on a busy server)."""
+    `stored` names no row for is left alone, and none is opened while a dialog is open or being
+    opened (one the person opened before the check came back, on a busy server:
+    `widgets.opening_dialog`)."""
     client = context.client
     keys = await pending_forms(prefix)
     rows = await stored(keys) if keys and stored is not None else {}
-    if open_dialogs(client):
-        return False  # one opened meanwhile (the person is typing in it): not another over it
-    for key in keys:
-        if key == f"{prefix}new" or key in rows:
-            await open_form(rows.get(key))
-            return True
-    return False
+    with opening_dialog(client, by_page=True) as free:
+        key = next((key for key in keys if key == f"{prefix}new" or key in rows), None)
+        if key is None or not free:
+            return False
+        await open_form(rows.get(key))
+        return True
 
 
 async def forget(key: str) -> None:

@@ -7,7 +7,9 @@ import inspect
 import json
 import re
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -262,6 +264,29 @@ def open_dialogs(client: Any) -> set[ui.dialog]:
     }
 
 
+# The dialogs being opened in a page (a client: weakly held), by a click or by the page itself.
+_OPENING: weakref.WeakKeyDictionary[Any, Counter[bool]] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def opening_dialog(client: Any, *, by_page: bool = False) -> Iterator[bool]:
+    """Mark `client`'s page as opening a dialog while the block runs, and say whether it may:
+    a person's click (default) not while the page itself reopens one (`by_page`: the dialog of
+    a draft left by a reload, `drafts.reopen`), the page not while a dialog is open or being
+    opened by either. The block opens its dialog only when given True.
+
+    Between a check for an open dialog and its own dialog.open() each side awaits the database
+    (the secrets a webhook form offers): a click and the tab's answer to the page's draft check
+    arriving together on a busy server each opened a dialog, one over the other."""
+    counts = _OPENING.setdefault(client, Counter())
+    free = not counts[True] if not by_page else not (open_dialogs(client) or counts[True] or counts[False])
+    counts[by_page] += 1
+    try:
+        yield free
+    finally:
+        counts[by_page] -= 1
+
+
 def opens_dialog(
     handler: Callable[..., Any], *, with_args: bool = False
 ) -> Callable[[events.UiEventArguments], Awaitable[None]]:
@@ -273,8 +298,9 @@ def opens_dialog(
     (a round trip to the server), and each click's handler opened its own dialog: two forms or
     two questions stacked, the one under the first still there once it was answered (a second
     Delete then said the row was not found). Here a click is dropped while the previous one is
-    handled or while a dialog it opened is still open. The button stays enabled: the browser
-    gives the keyboard's focus back to it when its dialog closes.
+    handled, while a dialog it opened is still open, or while the page reopens a draft's dialog
+    (`opening_dialog`). The button stays enabled: the browser gives the keyboard's focus back to
+    it when its dialog closes.
     """
     busy = False
     opened: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
@@ -283,15 +309,18 @@ def opens_dialog(
         nonlocal busy, opened
         if busy or any(dialog.value and not dialog.is_deleted for dialog in opened):
             return
-        busy = True
-        before = open_dialogs(event.client)
-        try:
-            result = handler(getattr(event, "args", None)) if with_args else handler()
-            if inspect.isawaitable(result):
-                await result
-        finally:
-            opened = weakref.WeakSet(open_dialogs(event.client) - before)
-            busy = False
+        with opening_dialog(event.client) as free:
+            if not free:
+                return
+            busy = True
+            before = open_dialogs(event.client)
+            try:
+                result = handler(getattr(event, "args", None)) if with_args else handler()
+                if inspect.isawaitable(result):
+                    await result
+            finally:
+                opened = weakref.WeakSet(open_dialogs(event.client) - before)
+                busy = False
 
     return on_click
 
