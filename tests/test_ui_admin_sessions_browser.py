@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import API_TIMEOUT, journey_server, log_in, make_users, token
+from tests.ui_journey import (
+    API_TIMEOUT,
+    SocketHold,
+    journey_server,
+    log_in,
+    make_users,
+    token,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -137,3 +145,25 @@ def test_a_double_enter_on_the_login_page_is_one_sign_in_attempt(
     page.wait_for_timeout(1500)  # a second sign-in (the double click) would have been audited by now
     assert _audited(server, admin, "auth.login", "viewer-double-enter") == logins + 1
     assert _audited(server, admin, "auth.login_failed", "viewer-double-enter") == 1
+
+
+def test_a_password_typed_right_after_enter_in_the_username_goes_into_the_password_field(
+    server: LiveServer, admin: dict[str, str], page: Any
+) -> None:
+    """Enter in the username field moved the focus to the password field by a round trip to the
+    server: on a busy server the first keys of a password typed right after Enter went into the
+    username field, shown in clear and sent as the username (audited with the failed login). The
+    browser moves the focus itself; here the server hears of nothing until the password is in."""
+    _person(server, admin, "viewer-fast-typist", "viewer")
+    socket = SocketHold(page)
+    page.goto(f"{server.url}/login")
+    wait_connected(page)
+    socket.hold('["event"')  # every event of the page (typing, Enter) waits: a busy server
+    page.get_by_test_id("login-username").fill("viewer-fast-typist")
+    page.get_by_test_id("login-username").press("Enter")
+    page.keyboard.type(PASSWORD)
+    assert page.get_by_test_id("login-username").input_value() == "viewer-fast-typist"
+    assert page.get_by_test_id("login-password").input_value() == PASSWORD
+    socket.release()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{server.url}/")

@@ -144,7 +144,11 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
         # Each press of Enter, each click, was a sign-in attempt of its own, even while the first
         # was checked: a double Enter counted twice against the rate limit (5 a minute) and
         # audited two failed logins. Enter in the password field presses the button (once).
-        username.on("keydown.enter", lambda: password.run_method("focus"))
+        # Enter in the username field moves on to the password in the browser: moved by the
+        # server, a password typed right after Enter on a busy server went partly into the
+        # username field (shown in clear, sent and audited as the username).
+        to_password = f'() => document.getElementById("{password.html_id}").focus()'
+        username.on("keydown.enter", js_handler=to_password)
         login_button = ui.button("Log in", on_click=one_click(submit))
         enter_presses(password, login_button.props('unelevated data-testid="login-submit"').classes("w-full"))
     return None
