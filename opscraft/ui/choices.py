@@ -71,13 +71,23 @@ def searched_select(
         f'outlined dense input-debounce=300 data-testid="{testid}"'
     )
     select.props["hint"] = more_hint(limit, False) if more else None
+    searches = 0  # the searches started (`typed`): only the last one's answer is shown
 
     async def typed(event: Any) -> None:
+        """Each text typed (debounced) starts a search as a task of its own, and they end in any
+        order: an older one ending last (more rows to read) put its options over those of the
+        text now in the field. An answer is shown only when no later search was started."""
+        nonlocal searches
+        searches += 1
+        mine = searches
         text = str(event.args or "").strip() or None
         try:
             found, more = await search(text, limit)
         except ServiceError as exc:
-            select.error = exc.message
+            if mine == searches:
+                select.error = exc.message
+            return
+        if mine != searches:
             return
         select.error = None
         chosen = select.value
