@@ -11,6 +11,7 @@ from nicegui import Client, events, ui
 from nicegui.page import page
 
 from opscraft.ui.choices import FirstChoices, searched_select
+from tests.waiting import until
 
 FOUND = {"pro": {1: "prod-db", 2: "prod-web", 3: "profile-key"}, "prod-w": {2: "prod-web"}}
 
@@ -35,22 +36,14 @@ def _typed(select: ui.select, text: str) -> asyncio.Task[Any]:
     return asyncio.create_task(listener.handler(arguments))
 
 
-async def _until(condition: Any) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("never happened")
-
-
 async def test_the_options_are_those_of_the_text_typed_last_when_an_older_search_ends_last() -> None:
     search = SlowSearch()
     with Client(page("/searched-select")):
         select = searched_select("Secret", "secret", FirstChoices(search, {9: "api-token"}, False, 200))
     older = _typed(select, "pro")
-    await _until(lambda: search.started == ["pro"])
+    await until(lambda: search.started == ["pro"], "the first search")
     newer = _typed(select, "prod-w")  # typed on while the first search was read
-    await _until(lambda: search.started == ["pro", "prod-w"])
+    await until(lambda: search.started == ["pro", "prod-w"], "the second search")
     search.answer["prod-w"].set()  # the narrower search is quick...
     await newer
     search.answer["pro"].set()  # ...the older, wider one ends last

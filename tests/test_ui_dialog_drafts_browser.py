@@ -174,6 +174,19 @@ def test_a_run_form_typed_in_before_the_pages_draft_check_is_not_opened_again_ov
     assert [run["parameters"] for run in runs] == [{"WHO": "typed-first"}]
 
 
+def _reloaded_answer_held(page: Any, server: LiveServer, script_id: int) -> SocketHold:
+    """Type "before-reload" into a new webhook's dialog, reload, and hold the reloaded page's
+    answers to the server (the draft check's naming that dialog's draft among them)."""
+    socket = SocketHold(page)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("before-reload")
+    socket.hold("javascript_response")
+    reload_keeping(page, f"webhook:{script_id}:new", "before-reload")
+    socket.wait_held(f"webhook:{script_id}:new")
+    return socket
+
+
 def test_a_dialog_opened_while_the_reloaded_pages_draft_comes_back_is_the_only_one(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -181,13 +194,7 @@ def test_a_dialog_opened_while_the_reloaded_pages_draft_comes_back_is_the_only_o
     server after the person had pressed Add webhook again: the page opened a second dialog over
     the one being typed in. None is opened over an open dialog (that one takes the draft)."""
     script_id = _script(server, tokens["admin"], "hooked-reloaded")
-    socket = SocketHold(page)
-    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
-    page.get_by_test_id("webhook-add").click()
-    page.get_by_test_id("webhook-name").fill("before-reload")
-    socket.hold("javascript_response")  # the tab's answers, the draft check's among them
-    reload_keeping(page, f"webhook:{script_id}:new", "before-reload")
-    socket.wait_held(f"webhook:{script_id}:new")
+    socket = _reloaded_answer_held(page, server, script_id)
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").wait_for()
     socket.release()
@@ -204,13 +211,7 @@ def test_add_pressed_as_the_reloaded_pages_draft_check_comes_back_opens_one_dial
     being built (reading the secrets to offer, between the check and the dialog), one over the
     other. A dialog being opened counts as open: the draft's dialog is the only one."""
     script_id = _script(server, tokens["admin"], "hooked-together")
-    socket = SocketHold(page)
-    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
-    page.get_by_test_id("webhook-add").click()
-    page.get_by_test_id("webhook-name").fill("before-reload")
-    socket.hold("javascript_response")  # the tab's answers, the draft check's among them
-    reload_keeping(page, f"webhook:{script_id}:new", "before-reload")
-    socket.wait_held(f"webhook:{script_id}:new")
+    socket = _reloaded_answer_held(page, server, script_id)
     socket.hold('["event"')  # and the click, sent right after the answer
     page.get_by_test_id("webhook-add").click()
     socket.wait_held('["event"')
