@@ -33,6 +33,7 @@ from opscraft.ui.script_widgets import (
 )
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    OneRead,
     call,
     close_then,
     data_table,
@@ -166,6 +167,9 @@ class VersionsView:
         self.actor = actor
         self.script = script
         self.page = 1
+        # a turn of the pager, a rollback: one read at a time, each of the page as it is then
+        # (an older one ending last showed its rows under the pager's newer page, for good)
+        self.reads = OneRead()
         self.can_edit = can(actor.user, Permission.edit_scripts)
         self.table = data_table(VERSION_COLUMNS, [], "number", "Versions")
         self.table.props('flat bordered dense hide-pagination data-testid="versions-table"')
@@ -208,7 +212,11 @@ class VersionsView:
         """Read the script again (unless `reread_script` is False: the page was just built from
         it) and show the current page of its versions: a version saved since the page was built
         (another tab, another user) is listed, offered to compare and counted by the rollback
-        question."""
+        question. One at a time (`OneRead`)."""
+        await self.reads.run(lambda: self._read_and_show(reread_script))
+
+    async def _read_and_show(self, reread_script: bool) -> None:
+        """`refresh`'s read of the page of versions as it is when the read starts, and its showing."""
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
