@@ -1,7 +1,8 @@
 """The script page's Versions tab reads a page of versions per turn of its pager (and after a
-rollback): the reads ran as tasks of their own and ended in any order, and an older one ending
-last (page 2 of two quick turns, on a busy database) put its rows under the pager's page 3, for
-good (the tab is not re-read on a timer)."""
+rollback), and a difference per Compare (or switch of its view): the reads ran as tasks of their
+own and ended in any order, and an older one ending last (on a busy database) put its rows under
+the pager's newer page, or its difference under the newer versions chosen, for good (the tab is
+not re-read on a timer)."""
 
 from __future__ import annotations
 
@@ -35,39 +36,76 @@ def _rows(skip: int) -> list[Any]:
     ]
 
 
-async def test_the_versions_shown_are_those_of_the_page_turned_to_last(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    script = SimpleNamespace(id=7, current_version=TOTAL)
-    actor = SimpleNamespace(user=SimpleNamespace(is_active=True, role="viewer"))
-    answer = {skip: asyncio.Event() for skip in (VERSIONS_PAGE, 2 * VERSIONS_PAGE)}
-    started: list[int] = []
+class SlowService:
+    """The services the tab calls, as a busy database: each read answers when the test says so
+    (`answer[key]`: a page's `skip`, a difference's pair of versions)."""
 
-    async def slow_call(function: Any, _actor: Any, *args: Any, skip: int = 0, **_: Any) -> Any:
-        """The service as a busy database: a page of versions when the test says so."""
+    def __init__(self) -> None:
+        self.script = SimpleNamespace(id=7, current_version=TOTAL)
+        self.actor = SimpleNamespace(user=SimpleNamespace(is_active=True, role="viewer"))
+        self.answer: dict[Any, asyncio.Event] = {}
+        self.started: list[Any] = []
+
+    async def call(self, function: Any, _actor: Any, *args: Any, skip: int = 0, **_: Any) -> Any:
         if function is scripts.get:
-            return script
-        assert function is scripts.list_versions
-        started.append(skip)
-        await answer[skip].wait()
-        return _rows(skip), TOTAL
+            return self.script
+        key = skip if function is scripts.list_versions else tuple(args[1:])
+        self.started.append(key)
+        await self.answer.setdefault(key, asyncio.Event()).wait()
+        if function is scripts.list_versions:
+            return _rows(skip), TOTAL
+        assert function is scripts.diff
+        return SimpleNamespace(diff=f"from {args[1]} to {args[2]}", changed=[])
 
-    async def signed_in(*_: Any) -> Any:
-        return actor
+    async def guard(self, *_: Any) -> Any:
+        return self.actor
 
-    monkeypatch.setattr(script_page, "call", slow_call)
-    monkeypatch.setattr(script_page, "guard", signed_in)
+    async def in_turn(self, first: Any, second: Any, keys: tuple[Any, Any]) -> None:
+        """Start `first()`, then `second()` while its read is under way; answer the second's
+        read first (the quick one), the first's last."""
+        older = asyncio.create_task(first())
+        await until(lambda: self.started == [keys[0]], "the first read", timeout=5)
+        newer = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        self.answer.setdefault(keys[1], asyncio.Event()).set()
+        await asyncio.sleep(0.05)
+        self.answer[keys[0]].set()
+        await asyncio.gather(older, newer)
+
+
+@pytest.fixture
+def slow(monkeypatch: pytest.MonkeyPatch) -> tuple[SlowService, VersionsView]:
+    service = SlowService()
+    monkeypatch.setattr(script_page, "call", service.call)
+    monkeypatch.setattr(script_page, "guard", service.guard)
     monkeypatch.setattr(script_widgets, "editor_theme", lambda: "vscodeLight")  # no signed-in user's choice
     with Client(page("/versions")):
-        view = VersionsView(actor, script)  # type: ignore[arg-type]
-    second = asyncio.create_task(view._on_page(SimpleNamespace(value=2)))
-    await until(lambda: started == [VERSIONS_PAGE], "page 2's read", timeout=5)
-    third = asyncio.create_task(view._on_page(SimpleNamespace(value=3)))  # turned on meanwhile
-    await asyncio.sleep(0.05)
-    answer[2 * VERSIONS_PAGE].set()  # page 3's read is quick...
-    await asyncio.sleep(0.05)
-    answer[VERSIONS_PAGE].set()  # ...page 2's ends last
-    await asyncio.gather(second, third)
-    assert [row["number"] for row in view.table.rows] == [
-        row.version.number for row in _rows(2 * VERSIONS_PAGE)
-    ]
+        view = VersionsView(service.actor, service.script)  # type: ignore[arg-type]
+    return service, view
+
+
+async def test_the_versions_shown_are_those_of_the_page_turned_to_last(
+    slow: tuple[SlowService, VersionsView],
+) -> None:
+    service, view = slow
+    await service.in_turn(
+        lambda: view._on_page(SimpleNamespace(value=2)),
+        lambda: view._on_page(SimpleNamespace(value=3)),  # turned on meanwhile
+        (VERSIONS_PAGE, 2 * VERSIONS_PAGE),
+    )
+    shown = [row["number"] for row in view.table.rows]
+    assert shown == [row.version.number for row in _rows(2 * VERSIONS_PAGE)]
+
+
+async def test_the_difference_shown_is_that_of_the_versions_chosen_last(
+    slow: tuple[SlowService, VersionsView],
+) -> None:
+    service, view = slow
+    assert (view.from_n.value, view.to_n.value) == (TOTAL - 1, TOTAL)
+
+    async def chosen_then_compared() -> None:
+        view.from_n.value = 3  # chosen while the first difference was read
+        await view.compare()
+
+    await service.in_turn(view.compare, chosen_then_compared, ((TOTAL - 1, TOTAL), (3, TOTAL)))
+    assert view.diff.value == f"from 3 to {TOTAL}"

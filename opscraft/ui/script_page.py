@@ -170,6 +170,7 @@ class VersionsView:
         # a turn of the pager, a rollback: one read at a time, each of the page as it is then
         # (an older one ending last showed its rows under the pager's newer page, for good)
         self.reads = OneRead()
+        self.compares = OneRead()  # the same for the differences (Compare, a switch of the view)
         self.can_edit = can(actor.user, Permission.edit_scripts)
         self.table = data_table(VERSION_COLUMNS, [], "number", "Versions")
         self.table.props('flat bordered dense hide-pagination data-testid="versions-table"')
@@ -250,7 +251,11 @@ class VersionsView:
         self.pager.set_visibility(total > VERSIONS_PAGE)
 
     async def compare(self) -> None:
-        """Show the difference between the two chosen versions, unified or side by side."""
+        """Show the difference between the two chosen versions, unified or side by side; one
+        at a time (`OneRead`), each of the versions chosen when it starts."""
+        await self.compares.run(self._compare)
+
+    async def _compare(self) -> None:
         actor = await guard(Permission.view_scripts)
         if actor is None or not self.from_n.value or not self.to_n.value:
             return
