@@ -161,7 +161,7 @@ def test_a_dialog_typed_in_before_the_pages_draft_check_is_not_opened_again_over
 def test_a_run_form_typed_in_before_the_pages_draft_check_is_not_opened_again_over_itself(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    """The same for a script's Execute form (`drafts.pending`, asked by key): opened and typed in
+    """The same for a script's Execute form (`drafts.reopen_one`, asked by key): opened and typed in
     before the tab answered, it was opened a second time over itself."""
     script_id = _script(server, tokens["admin"], "run-busy")
     path, asked = f"/scripts/{script_id}", f"run:{script_id}"
@@ -219,6 +219,33 @@ def test_add_pressed_as_the_reloaded_pages_draft_check_comes_back_opens_one_dial
     page.get_by_test_id("draft-restored").wait_for()
     assert page.get_by_test_id("webhook-name").input_value() == "before-reload"
     _add_and_submit(page, server, tokens["admin"], script_id, "before-reload")
+
+
+def test_add_webhook_pressed_as_the_reloaded_run_forms_draft_check_comes_back_opens_one_dialog(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The same between the Execute form's draft, reopened by the script page, and Add webhook
+    pressed as the tab answered: the run form and the webhook dialog opened one over the other."""
+    script_id = _script(server, tokens["admin"], "run-and-hook")
+    socket = SocketHold(page)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-WHO").fill("before-reload")
+    page.add_init_script(SLOW_DRAFT_CHECK_JS)
+    reload_keeping(page, f"run:{script_id}", "before-reload")
+    page.wait_for_function("(k) => ocDraftChecks.includes(k)", arg=f"run:{script_id}")
+    socket.hold("")  # from here every message to the server waits: the answer, then the click
+    page.evaluate("() => ocAnswerDraftChecks()")
+    socket.wait_held("javascript_response")
+    page.get_by_test_id("webhook-add").click()
+    socket.wait_held('["event"')
+    socket.release()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("param-WHO").input_value() == "before-reload"
+    page.get_by_test_id("execute-submit").click()
+    page.wait_for_url(f"{server.url}/executions/*")
+    page.get_by_test_id("status-announcement").wait_for(state="attached")
+    assert page.get_by_test_id("webhook-name").count() == 0
 
 
 def test_a_then_run_link_typed_before_a_reload_comes_back(

@@ -30,7 +30,7 @@ from typing import Any
 
 from nicegui import context, ui
 
-from opscraft.ui.widgets import one_shot, open_dialogs, opening_dialog
+from opscraft.ui.widgets import one_shot, opening_dialog
 
 # Browser side. `take` hands the stored draft to the server and only then arms capturing, so the
 # freshly rendered (empty) form never overwrites the draft it is about to restore.
@@ -480,13 +480,19 @@ async def forget(key: str) -> None:
         await ui.run_javascript(f"ocDrafts.clear({json.dumps(key)})", timeout=5)
 
 
-async def pending(key: str) -> bool:
-    """Whether the tab holds a draft for `key` left by an earlier page (a page reopens the dialog
-    it belongs to); False while a dialog is open (one the person opened before the tab answered,
-    on a busy server: not another over it) or when the tab does not answer within 10 seconds."""
+async def reopen_one(key: str, open_form: Callable[[], Awaitable[Any]]) -> bool:
+    """Open again (`open_form()`) the dialog whose draft `key` a reload interrupted (a form that
+    is no row of a list: the run form's `run:<script id>`), when the tab holds one left by an
+    earlier page; whether it did. Not while a dialog is open or being opened (one the person
+    opened before the tab answered, on a busy server: `widgets.opening_dialog`), nor when the
+    tab does not answer within 10 seconds."""
     client = context.client
     try:
         left = bool(await ui.run_javascript(f"return ocDrafts.left({json.dumps(key)})", timeout=10))
     except TimeoutError:
         return False
-    return left and not open_dialogs(client)
+    with opening_dialog(client, by_page=True) as free:
+        if not (left and free):
+            return False
+        await open_form()
+        return True

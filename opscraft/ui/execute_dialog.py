@@ -38,6 +38,7 @@ from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
 from opscraft.ui.widgets import (
     FORM_DIALOG_PROPS,
+    behind_dialog,
     call,
     carried,
     confirm,
@@ -45,6 +46,7 @@ from opscraft.ui.widgets import (
     enter_presses,
     one_click,
     one_shot,
+    opening_dialog,
 )
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
@@ -425,23 +427,27 @@ async def execute_button(actor: Actor, script: Script) -> None:
     if not can(actor.user, Permission.execute_scripts):
         return
     script_id = script.id
+    assert script_id is not None
+    client = context.client
 
     async def open_checked() -> None:
         current = await guard(Permission.execute_scripts)
-        if current is not None and script_id is not None:
+        if current is not None:
             await open_dialog(current, script_id)
 
+    async def clicked() -> None:
+        """Not while the page reopens a draft's dialog, nor from behind an open one
+        (`widgets.opening_dialog`, `widgets.behind_dialog`)."""
+        with opening_dialog(client) as free:
+            if free and not behind_dialog(button):
+                await open_checked()
+
     runnable = script.status == ScriptStatus.active
-    button = ui.button("Execute", icon="play_arrow", on_click=one_click(open_checked)).props(
+    button = ui.button("Execute", icon="play_arrow", on_click=one_click(clicked)).props(
         'unelevated no-caps color=positive data-testid="execute-button"'
     )
     if runnable:
-
-        async def resume_draft() -> None:
-            if script_id is not None and await drafts.pending(run_draft_key(script_id)):
-                await open_checked()
-
-        one_shot(0, resume_draft)
+        one_shot(0, lambda: drafts.reopen_one(run_draft_key(script_id), open_checked))
         return
     button.disable()
     reason = f"This script is {script.status}: only active scripts can run."

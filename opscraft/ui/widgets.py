@@ -287,6 +287,19 @@ def opening_dialog(client: Any, *, by_page: bool = False) -> Iterator[bool]:
         counts[by_page] -= 1
 
 
+def behind_dialog(element: Any) -> bool:
+    """Whether an open dialog of `element`'s page is not one `element` is in: the person cannot
+    click it (every dialog here is modal), so a click from it was made before the dialog came up
+    and reached a busy server after it (a dialog the page opened by itself, `drafts.reopen`)."""
+    dialogs = open_dialogs(element.client)
+    while element is not None and dialogs:
+        if element in dialogs:
+            return False
+        slot = element.parent_slot
+        element = slot.parent if slot is not None else None
+    return bool(dialogs)
+
+
 def opens_dialog(
     handler: Callable[..., Any], *, with_args: bool = False
 ) -> Callable[[events.UiEventArguments], Awaitable[None]]:
@@ -298,16 +311,20 @@ def opens_dialog(
     (a round trip to the server), and each click's handler opened its own dialog: two forms or
     two questions stacked, the one under the first still there once it was answered (a second
     Delete then said the row was not found). Here a click is dropped while the previous one is
-    handled, while a dialog it opened is still open, or while the page reopens a draft's dialog
-    (`opening_dialog`). The button stays enabled: the browser gives the keyboard's focus back to
-    it when its dialog closes.
+    handled, while a dialog it opened is still open, while the page reopens a draft's dialog
+    (`opening_dialog`) or when it comes from behind an open dialog (`behind_dialog`). The button
+    stays enabled: the browser gives the keyboard's focus back to it when its dialog closes.
     """
     busy = False
     opened: weakref.WeakSet[ui.dialog] = weakref.WeakSet()
 
     async def on_click(event: events.UiEventArguments) -> None:
         nonlocal busy, opened
-        if busy or any(dialog.value and not dialog.is_deleted for dialog in opened):
+        if (
+            busy
+            or any(dialog.value and not dialog.is_deleted for dialog in opened)
+            or behind_dialog(event.sender)
+        ):
             return
         with opening_dialog(event.client) as free:
             if not free:
