@@ -215,9 +215,13 @@ async def test_a_frozen_engine_does_not_wedge_a_run_past_its_deadline(
     await until(lambda: _printed(client, admin, run["id"]), "the run to print")
     dockerd.signal(signal.SIGSTOP)
     try:
+        frozen = time.monotonic()
         final = await wait_for(client, admin, run["id"], timeout=40)  # the kill's timeout and more
+        took = time.monotonic() - frozen
         assert final["status"] in ("error", "timed_out"), final
         assert "Docker engine did not answer the kill" in final["error_message"], final
+        # The run's 2 s deadline, then one kill step given up after its bound (not the scaled 40 s).
+        assert took < 2 + docker_runner.KILL_TIMEOUT_SECONDS + 15, took
     finally:
         dockerd.signal(signal.SIGCONT)
     await until(lambda: _pool_back(client, admin), "the engine and the warm pool to come back")
