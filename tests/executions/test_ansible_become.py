@@ -2,10 +2,11 @@
 
 The host is a container of `opscraft-test/sshd:1` (tests/images/build-sshd.sh: Debian's
 openssh-server and sudo) with two users: `deploy`, whom sudo lets in without a password, and
-`ops`, whom sudo asks for the password this test sets (a new random one per test). The run logs
-in with a key kept as a `file` secret; the become password comes from the `file` secret
-`ANSIBLE_BECOME_PASSWORD_FILE` (docs/executions.md, *Privilege escalation*). The local runner
-reaches the container at its bridge address, the Docker runner (network enabled) over the bridge.
+`ops`, whom sudo asks for the password this module sets (a new random one per module: one host
+container serves the module's tests). The run logs in with a key kept as a `file` secret; the
+become password comes from the `file` secret `ANSIBLE_BECOME_PASSWORD_FILE` (docs/executions.md,
+*Privilege escalation*). The local runner reaches the container at its bridge address, the Docker
+runner (network enabled) over the bridge.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from opscraft.db.models import Secret
 from opscraft.db.models.secrets import SecretKind
 from tests.conftest import LoggedIn, require_service
 from tests.executions import test_ansible_ssh as ssh_tests
-from tests.executions.conftest import container_of, make_script, output, start, wait_for
+from tests.executions.conftest import container_of, make_script, output, require_docker, start, wait_for
 from tests.waiting import until, wait_until
 
 IMAGE = "opscraft-test/sshd:1"
@@ -90,15 +91,21 @@ def _sshd_greets(address: str, port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def become_host(runner_name: str, docker_client: Any, tmp_path: Path) -> Iterator[BecomeHost]:
+@pytest.fixture(scope="module")
+def _module_become_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BecomeHost]:
+    """One host container for the module's tests (its start, the users' keys and ops's password
+    took seconds per test): each test's runs log in afresh, and `become_host` removes the files
+    a test's playbook writes before the next test."""
+    require_docker()
     import docker.errors
 
+    docker_client = docker.from_env()
     try:
         docker_client.images.get(IMAGE)
     except docker.errors.ImageNotFound:
+        docker_client.close()
         require_service(False, f"{IMAGE} (bash tests/images/build-sshd.sh)")
-    key_path = tmp_path / "client"
+    key_path = tmp_path_factory.mktemp("become") / "client"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key_path)], check=True)
     public = Path(f"{key_path}.pub").read_text()
     password = f"pw-{secrets.token_hex(12)}"
@@ -118,6 +125,15 @@ def become_host(runner_name: str, docker_client: Any, tmp_path: Path) -> Iterato
         yield host
     finally:
         container.remove(force=True)
+        docker_client.close()
+
+
+@pytest.fixture
+def become_host(runner_name: str, _module_become_host: BecomeHost) -> BecomeHost:
+    """The module's host (`_module_become_host`) without the files an earlier test's runs wrote
+    as root (`ROOT_FILE`, `STARTED`): each test sees only what its own runs did."""
+    _module_become_host.run("rm", "-f", ROOT_FILE, STARTED)
+    return _module_become_host
 
 
 async def _attach(client: httpx.AsyncClient, who: LoggedIn, script_id: int, secret_id: int) -> None:

@@ -110,11 +110,25 @@ def backend() -> str:
     return "sqlite"
 
 
+# The runner's bounds on a silent engine, shorter here: each test waits one of them out (a
+# frozen create waited 20 s, a frozen kill 10 s, the pool's next creation after the engine came
+# back 5 s). Each stays well above what the private engine takes to answer on a loaded machine.
+ENGINE_TIMEOUT_SECONDS = 8
+KILL_TIMEOUT_SECONDS = 4
+POOL_RETRY_SECONDS = 1.0
+
+
 @pytest.fixture
 def engine_settings(dockerd: Dockerd, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """The runtime's settings for the private engine, and the runner's bounds on a silent engine
+    (`docker_runner.ENGINE_TIMEOUT_SECONDS`, `KILL_TIMEOUT_SECONDS`, `warm_pool.RETRY_SECONDS`)
+    set lower before the runtime starts (its clients are made with them)."""
     if dockerd.process is None:  # a test that failed half-way left it stopped
         dockerd.start()
     monkeypatch.setenv("DOCKER_HOST", dockerd.host)
+    monkeypatch.setattr(docker_runner, "ENGINE_TIMEOUT_SECONDS", ENGINE_TIMEOUT_SECONDS)
+    monkeypatch.setattr(docker_runner, "KILL_TIMEOUT_SECONDS", KILL_TIMEOUT_SECONDS)
+    monkeypatch.setattr(warm_pool, "RETRY_SECONDS", POOL_RETRY_SECONDS)
     return {
         "OPSCRAFT_IMAGE_BASH": IMAGE,
         "OPSCRAFT_WARM_POOL_SIZE": 1,
@@ -201,9 +215,13 @@ async def test_a_frozen_engine_does_not_wedge_a_run_past_its_deadline(
     await until(lambda: _printed(client, admin, run["id"]), "the run to print")
     dockerd.signal(signal.SIGSTOP)
     try:
-        final = await wait_for(client, admin, run["id"], timeout=40)  # the kill's 10 s timeout and more
+        frozen = time.monotonic()
+        final = await wait_for(client, admin, run["id"], timeout=40)  # the kill's timeout and more
+        took = time.monotonic() - frozen
         assert final["status"] in ("error", "timed_out"), final
         assert "Docker engine did not answer the kill" in final["error_message"], final
+        # The run's 2 s deadline, then one kill step given up after its bound (not the scaled 40 s).
+        assert took < 2 + docker_runner.KILL_TIMEOUT_SECONDS + 15, took
     finally:
         dockerd.signal(signal.SIGCONT)
     await until(lambda: _pool_back(client, admin), "the engine and the warm pool to come back")
