@@ -112,9 +112,10 @@ def backend() -> str:
 
 # The runner's bounds on a silent engine, shorter here: each test waits one of them out (a
 # frozen create waited 20 s, a frozen kill 10 s, the pool's next creation after the engine came
-# back 5 s). Each stays well above what the private engine takes to answer on a loaded machine.
-ENGINE_TIMEOUT_SECONDS = 8
-KILL_TIMEOUT_SECONDS = 4
+# back 5 s). Each stays well above what the private engine takes to answer on a loaded machine
+# (a busy CI machine's container create has taken several seconds).
+ENGINE_TIMEOUT_SECONDS = 12
+KILL_TIMEOUT_SECONDS = 6
 POOL_RETRY_SECONDS = 1.0
 
 
