@@ -276,3 +276,31 @@ def test_a_token_shown_once_leaves_the_page_when_its_dialog_is_closed_with_escap
     page.keyboard.press("Escape")
     shown.wait_for(state="hidden")
     page.wait_for_function(f"(value) => !({HELD_JS})(value)", arg=token)
+
+
+def test_the_run_form_is_not_reopened_over_a_delete_question_opened_before_the_check_came_back(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """After a reload interrupting the run form, the person pressed Delete before the tab's
+    answer reached a busy server: the page must not reopen the run form over the "Delete …?"
+    question (`widgets.opening_dialog(by_page=True)` asks `open_dialogs`), or the question cannot
+    be answered (Cancel under the run form's backdrop). The run form, opened by the person
+    afterwards, takes the draft. (Guards the rule: without the open-dialog check it fails.)"""
+    script_id = _script(server, tokens["admin"], "run-or-delete")
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("param-WHO").fill("before-reload")
+    page.add_init_script(SLOW_DRAFT_CHECK_JS)
+    reload_keeping(page, f"run:{script_id}", "before-reload")
+    page.wait_for_function("(k) => ocDraftChecks.includes(k)", arg=f"run:{script_id}")
+    page.get_by_test_id("delete-script").click()
+    question = page.get_by_test_id("delete-dialog")
+    question.wait_for()
+    page.evaluate("() => ocAnswerDraftChecks()")
+    assert page.evaluate("(k) => ocDraftAnswers[k]", f"run:{script_id}") is True  # a draft was left
+    question.get_by_role("button", name="Cancel").click()
+    question.wait_for(state="hidden")
+    page.get_by_test_id("execute-button").click()  # the person's own run form takes the draft
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("param-WHO").input_value() == "before-reload"
+    assert page.get_by_test_id("execute-dialog").count() == 1
