@@ -465,12 +465,17 @@ async def reopen(
     client = context.client
     keys = await pending_forms(prefix)
     rows = await stored(keys) if keys and stored is not None else {}
+    key = next((key for key in keys if key == f"{prefix}new" or key in rows), None)
+    return key is not None and await _open_by_page(client, lambda: open_form(rows.get(key)))
+
+
+async def _open_by_page(client: Any, open_form: Callable[[], Awaitable[Any]]) -> bool:
+    """`open_form()` for the page itself (a draft's dialog a reload interrupted) unless a dialog
+    is open or being opened in `client`'s page (`widgets.opening_dialog`); whether it did."""
     with opening_dialog(client, by_page=True) as free:
-        key = next((key for key in keys if key == f"{prefix}new" or key in rows), None)
-        if key is None or not free:
-            return False
-        await open_form(rows.get(key))
-        return True
+        if free:
+            await open_form()
+        return free
 
 
 async def forget(key: str) -> None:
@@ -491,8 +496,4 @@ async def reopen_one(key: str, open_form: Callable[[], Awaitable[Any]]) -> bool:
         left = bool(await ui.run_javascript(f"return ocDrafts.left({json.dumps(key)})", timeout=10))
     except TimeoutError:
         return False
-    with opening_dialog(client, by_page=True) as free:
-        if not (left and free):
-            return False
-        await open_form()
-        return True
+    return left and await _open_by_page(client, open_form)

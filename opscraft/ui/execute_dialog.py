@@ -38,15 +38,14 @@ from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
 from opscraft.ui.widgets import (
     FORM_DIALOG_PROPS,
-    behind_dialog,
     call,
     carried,
+    click_opening,
     confirm,
     dialog_title,
     enter_presses,
     one_click,
     one_shot,
-    opening_dialog,
 )
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
@@ -428,7 +427,6 @@ async def execute_button(actor: Actor, script: Script) -> None:
         return
     script_id = script.id
     assert script_id is not None
-    client = context.client
 
     async def open_checked() -> None:
         current = await guard(Permission.execute_scripts)
@@ -437,9 +435,9 @@ async def execute_button(actor: Actor, script: Script) -> None:
 
     async def clicked() -> None:
         """Not while the page reopens a draft's dialog, nor from behind an open one
-        (`widgets.opening_dialog`, `widgets.behind_dialog`)."""
-        with opening_dialog(client) as free:
-            if free and not behind_dialog(button):
+        (`widgets.click_opening`)."""
+        with click_opening(button) as free:
+            if free:
                 await open_checked()
 
     runnable = script.status == ScriptStatus.active

@@ -300,6 +300,14 @@ def behind_dialog(element: Any) -> bool:
     return bool(dialogs)
 
 
+@contextmanager
+def click_opening(sender: Any) -> Iterator[bool]:
+    """`opening_dialog` for a person's click on `sender`: whether the click may open its dialog
+    (not while the page reopens one, not from behind an open dialog: `behind_dialog`)."""
+    with opening_dialog(sender.client) as free:
+        yield free and not behind_dialog(sender)
+
+
 def opens_dialog(
     handler: Callable[..., Any], *, with_args: bool = False
 ) -> Callable[[events.UiEventArguments], Awaitable[None]]:
@@ -320,13 +328,9 @@ def opens_dialog(
 
     async def on_click(event: events.UiEventArguments) -> None:
         nonlocal busy, opened
-        if (
-            busy
-            or any(dialog.value and not dialog.is_deleted for dialog in opened)
-            or behind_dialog(event.sender)
-        ):
+        if busy or any(dialog.value and not dialog.is_deleted for dialog in opened):
             return
-        with opening_dialog(event.client) as free:
+        with click_opening(event.sender) as free:
             if not free:
                 return
             busy = True
