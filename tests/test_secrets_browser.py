@@ -124,7 +124,7 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     page.get_by_test_id("replace-value").fill(NEW_VALUE)
     page.get_by_test_id("replace-submit").click()
     page.get_by_text("Value replaced").wait_for()
-    assert page.get_by_test_id("replace-value").count() == 0
+    page.get_by_test_id("replace-value").wait_for(state="detached")  # closed, then removed once hidden
     assert_no_value(page, VALUE, NEW_VALUE)
 
     # A viewer sees that the script uses DB_PASSWORD, cannot attach, and cannot open the vault.
