@@ -72,7 +72,7 @@ def test_operator_creates_attaches_runs_and_audits_a_secret(
     page.get_by_test_id("create-description").fill("Production database")
     page.get_by_test_id("create-submit").click()
     page.get_by_test_id("secret-DB_PASSWORD").wait_for()
-    assert page.get_by_test_id("create-value").count() == 0
+    page.get_by_test_id("create-value").wait_for(state="detached")  # closed, then removed once hidden
     assert_no_value(page, VALUE)
 
     # Search narrows the list.
