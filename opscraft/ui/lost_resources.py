@@ -9,7 +9,10 @@ then reloads itself, as webpack applications do on a `ChunkLoadError`.
 
 Only before the page's socket has shaken hands (`window.did_handshake`), so nothing typed is ever
 reloaded away, and at most `MAX_RELOADS` times per `WINDOW_SECONDS` in a tab (counted in
-`sessionStorage`), so a file that can never load shows the broken page instead of a loop.
+`sessionStorage`), so a file that can never load shows the broken page instead of a loop. A load
+that lost several files reloads once and counts once: each lost file used to count, so one network
+change that failed three queued scripts spent every reload, and the next load, which lost a file
+to the next change, stayed broken.
 
 Not seen: a stylesheet NiceGUI's first `<style>` imports (`@import`), which fails before this
 script, placed after it, runs; the page then works, unstyled, until it is loaded again.
@@ -23,9 +26,10 @@ WINDOW_SECONDS = 60
 RELOAD_JS = f"""<script>
 (() => {{
   const key = "opscraft-lost-resource-reloads";
+  let reloading = false;
   window.addEventListener("error", (event) => {{
     const lost = event.target;
-    if (window.did_handshake) return;
+    if (window.did_handshake || reloading) return;
     if (!(lost instanceof HTMLScriptElement || lost instanceof HTMLLinkElement)) return;
     const url = lost.src || lost.href || "";  // "": an inline module whose import failed
     if (url && new URL(url, location.href).origin !== location.origin) return;
@@ -42,6 +46,7 @@ RELOAD_JS = f"""<script>
       return;  // no storage to count in: never a loop
     }}
     console.warn(`OpsCraft: ${{url || "a module of the page"}} did not load; loading the page again`);
+    reloading = true;
     location.reload();
   }}, true);
 }})();
