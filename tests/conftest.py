@@ -627,6 +627,7 @@ def browser() -> Iterator[Any]:
             executable_path=CHROMIUM,
             args=CHROMIUM_ARGS,
         )
+        _steady_pages(instance)
         try:
             yield instance
         finally:
@@ -637,6 +638,7 @@ def browser() -> Iterator[Any]:
 # its socket, so that what a test types next reaches the server; other pages (the API's docs,
 # an error page without NiceGUI) as they are.
 CONNECTED_JS = "!window.socket || (window.did_handshake === true && window.socket.connected)"
+HANDSHAKEN_JS = "window.did_handshake === true"
 
 # Chromium fails the requests it is connecting or queueing with `net::ERR_NETWORK_CHANGED` when
 # the machine's addresses change (crbug.com/41465264): here, a Docker container with a network
@@ -651,7 +653,7 @@ def watch(page: Any) -> None:
     """Give `page` (a Playwright page) `console_tail`, the browser's last 40 console lines (NiceGUI
     logs why it reloads a page) for a failure's report, and `network_changed`, how many of its
     requests failed with `NETWORK_CHANGED` (`network_changed_seen`: as many as `settle` handled).
-    The `page` fixture's pages are watched from the start; another page from the first `settle`."""
+    Every page of the `browser` fixture is watched from its start (`steady`)."""
     page.console_tail = deque(maxlen=40)
     page.on("console", lambda message: page.console_tail.append(f"{message.type}: {message.text}"))
     page.on("pageerror", lambda error: page.console_tail.append(f"pageerror: {error}"))
@@ -666,52 +668,55 @@ def watch(page: Any) -> None:
 
 
 def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> None:
-    """Wait until the JavaScript `expression` holds on `page` (any page: `watch`), for at most
+    """Wait until the JavaScript `expression` holds on `page` (a `steady` page), for at most
     `timeout` seconds, checked in one-second slices: when a request of the page failed with
     `NETWORK_CHANGED` since the last settled wait, the page is reloaded (`NETWORK_CHANGED_RELOADS`
-    times at most) and the wait goes on. Raises Playwright's TimeoutError as `wait_for_function`."""
+    times at most) and the wait goes on, also when the expression held on a page that has not
+    shaken hands (`CONNECTED_JS` holds for a page whose socket script was lost: a CI run's page
+    passed that wait, and the next one, which asked for the socket, no longer saw the loss).
+    Raises Playwright's TimeoutError as `wait_for_function`."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
-    if not hasattr(page, "network_changed"):
-        watch(page)
     deadline = time.monotonic() + timeout
     reloads = 0
     while True:
         left = deadline - time.monotonic()
         try:
             page.wait_for_function(expression, timeout=min(1.0, max(left, 0.1)) * 1000)
+            held = True
         except PlaywrightTimeoutError:
-            lost = page.network_changed > page.network_changed_seen
-            if lost and reloads < NETWORK_CHANGED_RELOADS:
-                page.network_changed_seen = page.network_changed
-                reloads += 1
-                page.console_tail.append(f"test: reloaded after {NETWORK_CHANGED} ({reloads})")
-                page.reload()
-                deadline = time.monotonic() + timeout
-            elif left <= 1.0:
-                raise PlaywrightTimeoutError(f"{expression} did not hold within {timeout} s") from None
-            continue
-        page.network_changed_seen = page.network_changed
-        return
+            held = False
+        lost = page.network_changed > page.network_changed_seen
+        if lost and reloads < NETWORK_CHANGED_RELOADS and not (held and _handshaken(page)):
+            page.network_changed_seen = page.network_changed
+            reloads += 1
+            page.console_tail.append(f"test: reloaded after {NETWORK_CHANGED} ({reloads})")
+            page.reload()
+            deadline = time.monotonic() + timeout
+        elif held:
+            page.network_changed_seen = page.network_changed
+            return
+        elif left <= 1.0:
+            raise PlaywrightTimeoutError(f"{expression} did not hold within {timeout} s") from None
 
 
-@pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh browser context's page whose `goto` returns once a NiceGUI page is connected
-    (`CONNECTED_JS`, through `settle`): a value typed into a page still shaking hands on a busy
-    CI machine was once lost (a form saved without it: tests/test_ui_forms_browser.py). A
-    navigation failed by `NETWORK_CHANGED` is tried again. A failed test leaves a full-page
-    screenshot in `ARTIFACTS` (taking one after every test cost each about a second)."""
+def _handshaken(page: Any) -> bool:
+    """Whether `page`'s NiceGUI socket has shaken hands (False while the page navigates away)."""
     from playwright.sync_api import Error as PlaywrightError
-    from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(30_000)  # generous: CI machines may be busy
-    # `expect(...)` has its own default (5 s), which a dialog closing under a load of ~23 missed
-    # (tests/test_ui_users_browser.py): as generous as the page's own waits.
-    expect.set_options(timeout=30_000)
-    pg = context.new_page()
-    # The browser's last console lines (NiceGUI logs why it reloads a page) for a failure's report.
+    try:
+        return bool(page.evaluate(HANDSHAKEN_JS))
+    except PlaywrightError:
+        return False
+
+
+def steady(pg: Any) -> Any:
+    """`pg` (a new Playwright page) `watch`ed, with a `goto` that tries a navigation failed by
+    `NETWORK_CHANGED` again and returns once a NiceGUI page is connected (`CONNECTED_JS`, through
+    `settle`): a value typed into a page still shaking hands on a busy CI machine was once lost (a
+    form saved without it: tests/test_ui_forms_browser.py)."""
+    from playwright.sync_api import Error as PlaywrightError
+
     watch(pg)
     navigate = pg.goto
 
@@ -727,6 +732,36 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
         return response
 
     pg.goto = goto
+    return pg
+
+
+def _steady_pages(browser: Any) -> None:
+    """Every page of every context `browser` (a Playwright browser) makes is `steady`: a test's
+    own context (a phone's viewport, a second user) lost a navigation to `NETWORK_CHANGED` in a
+    CI run where the `page` fixture's would have been tried again."""
+    new_context = browser.new_context
+
+    def steady_context(**options: Any) -> Any:
+        context = new_context(**options)
+        new_page = context.new_page
+        context.new_page = lambda: steady(new_page())
+        return context
+
+    browser.new_context = steady_context
+
+
+@pytest.fixture
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context's `steady` page. A failed test leaves a full-page screenshot in
+    `ARTIFACTS` (taking one after every test cost each about a second)."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)  # generous: CI machines may be busy
+    # `expect(...)` has its own default (5 s), which a dialog closing under a load of ~23 missed
+    # (tests/test_ui_users_browser.py): as generous as the page's own waits.
+    expect.set_options(timeout=30_000)
+    pg = context.new_page()
     pg.failed = False
     try:
         yield pg
