@@ -233,6 +233,7 @@ TRICKY = [
     "ctl\x01\x7f-\x1b[0m-end",
     "emoji😀-\u2028-x",
     "nbsp\xa0here\x85",
+    "Pa$$w0rd! my `pass`",
 ]
 
 
@@ -266,6 +267,17 @@ def test_every_printed_form_is_masked_whole(value: str) -> None:
         for text in outputs:
             masked = run(masker, [text + "\n"])
             assert masked in {f"{q}{MASK}{q[-1:]}\n" for q in ("", "'", '"', "$'", "b'", 'b"')}, (tool, text)
+
+
+@pytest.mark.parametrize("value", TRICKY)
+def test_bash_variable_listings_are_masked(value: str) -> None:
+    """`declare -p`, `typeset -p` and `export -p` write a value double-quoted (`\\$`, `` \\` ``,
+    `\\"`, `\\\\`, a space and `!` as they are), or ANSI-C quoted when it has a control
+    character: `Pa$$w0rd! my` was shown in clear (neither `printf %q` nor JSON writes that form)."""
+    listings = 'declare -p S; printf "\\0"; typeset -p S; printf "\\0"; export -p | grep " S="; printf "\\0"'
+    for listing in _bash(listings, value):
+        masked = run(Masker([value]), [listing])
+        assert masked in {f'declare -x S="{MASK}"\n', f"declare -x S=$'{MASK}'\n"}, listing
 
 
 @pytest.mark.parametrize("value", TRICKY)

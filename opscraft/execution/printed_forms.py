@@ -20,6 +20,8 @@ from functools import partial
 
 # Characters `printf %q` (bash lib/sh/shquote.c, `sh_backslash_quote`) puts a backslash before.
 _BACKSLASHED = frozenset(" !\"$&'()*,;<>?[\\]^`{|}")
+# Characters bash's `sh_double_quote` (lib/sh/shquote.c) puts a backslash before.
+_DOUBLE_QUOTED = frozenset('"$`\\')
 # bash lib/sh/strtrans.c `ansic_quote`: the letter escapes of $'...'.
 _ANSI_C = {"\x1b": "E", "\a": "a", "\v": "v", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 # PyYAML emitter.py `ESCAPE_REPLACEMENTS`, for double-quoted scalars.
@@ -65,6 +67,13 @@ def shell_single_quoted(value: str) -> str:
 def shlex_quoted(value: str) -> str:
     """Inside `'...'` as Python's `shlex.quote` (and so Ansible) writes it: `'` becomes `'"'"'`."""
     return value.replace("'", "'\"'\"'")
+
+
+def shell_double_quoted(value: str) -> str:
+    """Inside `"..."` as bash's `declare -p`, `export -p` and `typeset -p` write a value without
+    control characters (lib/sh/shquote.c `sh_double_quote`): a backslash before `"`, `$`, `` ` ``
+    and `\\`, every other character as it is (a space or `!` too, which `printf %q` escapes)."""
+    return "".join("\\" + ch if ch in _DOUBLE_QUOTED else ch for ch in value)
 
 
 def shell_backslashed(value: str, *, at_start: bool = True) -> str:
@@ -229,6 +238,7 @@ def shell_readings(value: str) -> set[str]:
 LAYERS: tuple[Callable[[str], str], ...] = (
     shell_single_quoted,
     shlex_quoted,
+    shell_double_quoted,
     shell_printf_q,
     partial(shell_printf_q, utf8=False),
     shell_printf_q_inside,
@@ -256,7 +266,7 @@ def printed_forms(value: str) -> set[str]:
     """The value and its form through every composition of up to `MAX_DEPTH` of the `LAYERS`
     (only one layer for values longer than `MAX_NESTED_LENGTH` characters).
 
-    At most 1 + 17 + 17 * 17 = 307 strings, but most compositions coincide: a value holding
+    At most 1 + 18 + 18 * 18 = 343 strings, but most compositions coincide: a value holding
     quotes, backslashes, control, non-ASCII or shell characters gives 10 to 70 distinct forms,
     in well under a millisecond; a token-like value gives only itself.
     """
