@@ -316,14 +316,21 @@ TERRAFORM = shutil.which("terraform", path="/usr/local/bin")
 
 @pytest.mark.skipif(TERRAFORM is None and not IN_CI, reason="no Terraform binary (tests/run provides one)")
 def test_terraform_output_forms_are_masked(tmp_path: Path, first_pass: None) -> None:
-    """Terraform's human output and its `-json` output (Go's escaping) of a value."""
-    value = "a<b&c>'\"\\ é\u2028x-\x01"
+    """Terraform's human output (`output`; plan and apply) and its `-json` output (Go's
+    escaping) of a value."""
+    value = "a<b&c>'\"\\ é\u2028x-\x01\xa0"
     (tmp_path / "main.tf").write_text(
         'variable "s" {\n  type = string\n}\noutput "s" {\n  value = var.s\n}\n'
     )
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TF_VAR_s": value, "TF_IN_AUTOMATION": "1"}
-    for argv in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
-        subprocess.run([str(TERRAFORM), *argv], cwd=tmp_path, env=env, capture_output=True, check=True)
+    # Plan and apply show it as Go's %q writes it, `\x01\u00a0`: `output` writes `\u0001\u00a0`,
+    # Python's repr `\x01\xa0`.
+    shown = []
+    for argv in (["init", "-input=false"], ["plan", "-no-color"], ["apply", "-auto-approve", "-no-color"]):
+        done = subprocess.run([str(TERRAFORM), *argv], cwd=tmp_path, env=env, capture_output=True, check=True)
+        shown.append(done.stdout.decode())
+    for text in shown[1:]:
+        assert "x-\\x01\\u00a0" in text and "\\u00a0" not in run(Masker([value]), [text]), text
     human = subprocess.run(
         [str(TERRAFORM), "output", "-no-color"], cwd=tmp_path, env=env, capture_output=True, check=True
     ).stdout.decode()

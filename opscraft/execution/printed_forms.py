@@ -42,6 +42,8 @@ _YAML = {
     "\u2028": "L",
     "\u2029": "P",
 }
+# Go strconv.Quote's letter escapes (strconv/quote.go `appendEscapedRune`).
+_GO = {ch: "\\" + letter for ch, letter in zip('\a\b\f\n\r\t\v"\\', 'abfnrtv"\\', strict=True)}
 _TERRAFORM = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Characters that no form below changes (tested against `_all_forms`).
 _UNCHANGED = re.compile(r"[A-Za-z0-9_.:/@+=%-]*")
@@ -138,6 +140,24 @@ def terraform_string(value: str) -> str:
         else:
             code = ord(ch)
             out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out)
+
+
+def go_quoted(value: str) -> str:
+    r"""Inside a string as Go's `strconv.Quote` (`%q`) writes it, which Terraform's plan and apply
+    use for the values they show: `\a \b \f \n \r \t \v \" \\`, other ASCII controls and DEL
+    as `\xNN`, other unprintable characters as `\uNNNN` or `\UNNNNNNNN`; the rest as it is."""
+    out = []
+    for ch in value:
+        if ch in _GO:
+            out.append(_GO[ch])
+        elif _printable(ch):
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(
+                f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+            )
     return "".join(out)
 
 
@@ -246,6 +266,7 @@ LAYERS: tuple[Callable[[str], str], ...] = (
     partial(json_string, ascii_only=False),
     go_json_string,
     terraform_string,
+    go_quoted,
     partial(python_literal, quote="'"),
     partial(python_literal, quote='"'),
     partial(python_literal, quote="'", ascii_only=True),
@@ -266,7 +287,7 @@ def printed_forms(value: str) -> set[str]:
     """The value and its form through every composition of up to `MAX_DEPTH` of the `LAYERS`
     (only one layer for values longer than `MAX_NESTED_LENGTH` characters).
 
-    At most 1 + 18 + 18 * 18 = 343 strings, but most compositions coincide: a value holding
+    At most 1 + 19 + 19 * 19 = 381 strings, but most compositions coincide: a value holding
     quotes, backslashes, control, non-ASCII or shell characters gives 10 to 70 distinct forms,
     in well under a millisecond; a token-like value gives only itself.
     """
