@@ -128,37 +128,33 @@ def go_json_string(value: str) -> str:
     return text
 
 
-def terraform_string(value: str) -> str:
-    r"""Inside a quoted string in Terraform's human output (plan, apply, `output`): `\"`, `\\`,
-    `\n`, `\r`, `\t`, and `\uNNNN` for other unprintable characters; the rest as it is."""
+def _escaped(value: str, letters: dict[str, str], *, hex_ascii: bool) -> str:
+    """`value` with the `letters` escapes, other printable characters as they are and the rest as
+    `\\uNNNN` or `\\UNNNNNNNN` (below U+0080 as `\\xNN` when `hex_ascii`, as Go writes them)."""
     out = []
     for ch in value:
-        if ch in _TERRAFORM:
-            out.append(_TERRAFORM[ch])
+        if ch in letters:
+            out.append(letters[ch])
         elif _printable(ch):
             out.append(ch)
         else:
             code = ord(ch)
-            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            short = f"\\x{code:02x}" if hex_ascii and code < 0x80 else f"\\u{code:04x}"
+            out.append(short if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+def terraform_string(value: str) -> str:
+    r"""Inside a quoted string in Terraform's human output (plan, apply, `output`): `\"`, `\\`,
+    `\n`, `\r`, `\t`, and `\uNNNN` for other unprintable characters; the rest as it is."""
+    return _escaped(value, _TERRAFORM, hex_ascii=False)
 
 
 def go_quoted(value: str) -> str:
     r"""Inside a string as Go's `strconv.Quote` (`%q`) writes it, which Terraform's plan and apply
     use for the values they show: `\a \b \f \n \r \t \v \" \\`, other ASCII controls and DEL
     as `\xNN`, other unprintable characters as `\uNNNN` or `\UNNNNNNNN`; the rest as it is."""
-    out = []
-    for ch in value:
-        if ch in _GO:
-            out.append(_GO[ch])
-        elif _printable(ch):
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(
-                f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
-            )
-    return "".join(out)
+    return _escaped(value, _GO, hex_ascii=True)
 
 
 def python_literal(value: str, quote: str, *, ascii_only: bool = False) -> str:
