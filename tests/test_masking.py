@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -233,6 +234,7 @@ TRICKY = [
     "ctl\x01\x7f-\x1b[0m-end",
     "emoji😀-\u2028-x",
     "nbsp\xa0here\x85",
+    "Pa$$w0rd! my `pass`",
 ]
 
 
@@ -269,6 +271,17 @@ def test_every_printed_form_is_masked_whole(value: str) -> None:
 
 
 @pytest.mark.parametrize("value", TRICKY)
+def test_bash_variable_listings_are_masked(value: str) -> None:
+    """`declare -p`, `typeset -p` and `export -p` write a value double-quoted (`\\$`, `` \\` ``,
+    `\\"`, `\\\\`, a space and `!` as they are), or ANSI-C quoted when it has a control
+    character: `Pa$$w0rd! my` was shown in clear (neither `printf %q` nor JSON writes that form)."""
+    listings = 'declare -p S; printf "\\0"; typeset -p S; printf "\\0"; export -p | grep " S="; printf "\\0"'
+    for listing in _bash(listings, value):
+        masked = run(Masker([value]), [listing])
+        assert masked in {f'declare -x S="{MASK}"\n', f"declare -x S=$'{MASK}'\n"}, listing
+
+
+@pytest.mark.parametrize("value", TRICKY)
 def test_bash_xtrace_of_a_value_is_masked(value: str) -> None:
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "S": value}
     done = subprocess.run(["bash", "-c", 'set -x; : "$S"'], env=env, capture_output=True, check=True)
@@ -300,18 +313,25 @@ def test_plain_values_add_no_patterns() -> None:
 
 
 TERRAFORM = shutil.which("terraform", path="/usr/local/bin")
+# A configuration that prints its string variable `s` back.
+ECHO_TF = 'variable "s" {\n  type = string\n}\noutput "s" {\n  value = var.s\n}\n'
 
 
 @pytest.mark.skipif(TERRAFORM is None and not IN_CI, reason="no Terraform binary (tests/run provides one)")
 def test_terraform_output_forms_are_masked(tmp_path: Path, first_pass: None) -> None:
-    """Terraform's human output and its `-json` output (Go's escaping) of a value."""
-    value = "a<b&c>'\"\\ é\u2028x-\x01"
-    (tmp_path / "main.tf").write_text(
-        'variable "s" {\n  type = string\n}\noutput "s" {\n  value = var.s\n}\n'
-    )
+    """Terraform's human output (`output`; plan and apply) and its `-json` output (Go's
+    escaping) of a value."""
+    value = "a<b&c>'\"\\ é\u2028x-\x01\xa0"
+    (tmp_path / "main.tf").write_text(ECHO_TF)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TF_VAR_s": value, "TF_IN_AUTOMATION": "1"}
-    for argv in (["init", "-input=false"], ["apply", "-auto-approve", "-input=false", "-no-color"]):
-        subprocess.run([str(TERRAFORM), *argv], cwd=tmp_path, env=env, capture_output=True, check=True)
+    # Plan and apply show it as Go's %q writes it, `\x01\u00a0`: `output` writes `\u0001\u00a0`,
+    # Python's repr `\x01\xa0`.
+    shown = []
+    for argv in (["init", "-input=false"], ["plan", "-no-color"], ["apply", "-auto-approve", "-no-color"]):
+        done = subprocess.run([str(TERRAFORM), *argv], cwd=tmp_path, env=env, capture_output=True, check=True)
+        shown.append(done.stdout.decode())
+    for text in shown[1:]:
+        assert "x-\\x01\\u00a0" in text and "\\u00a0" not in run(Masker([value]), [text]), text
     human = subprocess.run(
         [str(TERRAFORM), "output", "-no-color"], cwd=tmp_path, env=env, capture_output=True, check=True
     ).stdout.decode()
@@ -322,6 +342,22 @@ def test_terraform_output_forms_are_masked(tmp_path: Path, first_pass: None) -> 
     assert run(masker, [human]) == f's = "{MASK}"\n', human
     masked = run(masker, [as_json])
     assert f'"value": "{MASK}"' in masked and "a\\u003cb" not in masked, as_json
+
+
+@pytest.mark.skipif(TERRAFORM is None and not IN_CI, reason="no Terraform binary (tests/run provides one)")
+def test_a_decomposed_value_terraform_prints_composed_is_masked(tmp_path: Path, first_pass: None) -> None:
+    """Terraform turns every string into NFC: a secret pasted decomposed (`e` + U+0301, as
+    macOS file names give) came out composed, and in clear."""
+    value = unicodedata.normalize("NFD", "mot-de-passé-ñ")
+    (tmp_path / "main.tf").write_text(ECHO_TF)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "TF_VAR_s": value, "TF_IN_AUTOMATION": "1"}
+    for argv in (["init", "-input=false"], ["apply", "-auto-approve", "-no-color"]):
+        subprocess.run([str(TERRAFORM), *argv], cwd=tmp_path, env=env, capture_output=True, check=True)
+    shown = subprocess.run(
+        [str(TERRAFORM), "output", "-no-color"], cwd=tmp_path, env=env, capture_output=True, check=True
+    ).stdout.decode()
+    assert unicodedata.normalize("NFC", value) in shown and value not in shown, shown
+    assert run(Masker([value]), [shown]) == f's = "{MASK}"\n', shown
 
 
 def test_token_like_values_take_the_short_way() -> None:

@@ -510,6 +510,31 @@ FIELD_CRLF = 'echo one\r\nX=5\r\necho "x is $X."\r\n'
 
 
 @pytest.mark.usefixtures("patient_linters")
+async def test_yaml_line_breaks_an_editor_does_not_show_become_lf_in_playbooks(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """YAML starts a line at NEL, U+2028 and U+2029, where the editor shows none: a task the
+    editor showed as one line ran as two, and a playbook was refused as "line 6: invalid YAML"
+    in a text the editor showed as 4 lines. They become LF with a notice (Ansible read them as
+    line breaks anyway); other script types keep them as characters."""
+    playbook = "- hosts: localhost\n  gather_facts: false\n  tasks:\n    - debug:{}        msg: hi\n"
+    for char in ("\u2028", "\u2029", "\x85"):
+        script = await create(
+            client,
+            operator,
+            name=f"yaml-break-{ord(char)}",
+            script_type="ansible",
+            content=playbook.format(char),
+        )
+        assert script["content"] == playbook.format("\n"), script["content"]
+        assert [n["code"] for n in script["notices"]] == ["unicode-line-breaks"]
+    script = await create(
+        client, operator, name="py-break", script_type="python", content='print("a\u2028b")\n'
+    )
+    assert script["content"] == 'print("a\u2028b")\n' and script["notices"] == []
+
+
+@pytest.mark.usefixtures("patient_linters")
 async def test_windows_line_endings_and_bom_are_normalised_with_notices(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

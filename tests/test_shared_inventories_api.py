@@ -225,6 +225,32 @@ async def test_a_byte_order_mark_a_windows_editor_wrote_is_dropped(
         assert r.json()["inventory"] == INI
 
 
+# Characters Ansible reads as line breaks (its INI reader's `str.splitlines`, YAML's NEL, LS, PS)
+# that a page or an editor shows inside one line.
+HIDDEN_BREAKS = ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e"]
+
+
+async def test_a_line_break_the_text_does_not_show_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """`[web]\\nweb1\\u2028web2` read as one line `web1 web2` on the page, but Ansible targeted
+    two hosts, web1 and the unseen web2 (`ansible-inventory --list` says so): refused naming
+    the line and the character, for a shared inventory and a script's own; nothing stored.
+    CRLF and CR stay accepted (Ansible and every page read them as line breaks)."""
+    for char in HIDDEN_BREAKS:
+        content = f"[web]\nweb1{char}web2\n"
+        r = await _inventory(client, operator, content=content)
+        assert r.status_code == 422, (char, r.text)
+        assert r.json()["errors"][0]["field"] == "content"
+        assert f"line 2 holds U+{ord(char):04X}" in r.json()["detail"], r.text
+        r = await _script(client, operator, inventory=content)
+        assert r.status_code == 422 and "inventory" in [e["field"] for e in r.json()["errors"]], r.text
+    listed = (await client.get(PATH, headers=operator.headers)).json()
+    assert listed["total"] == 0, listed
+    for content in ("[web]\r\nweb1\r\n", "[web]\rweb1\r"):
+        assert (await _inventory(client, operator, content=content)).status_code == 201, repr(content)
+
+
 def _alias_bomb(levels: int) -> str:
     """A YAML inventory of a few hundred bytes whose aliases expand to 10**levels values."""
     anchors = ["    a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]

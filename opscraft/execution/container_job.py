@@ -17,7 +17,9 @@ anyone knows which run it will serve. So every container starts the same small P
 
 The loader reads the header with `read` (which takes one byte at a time from a pipe, so it never
 consumes the archive), unpacks the archive into its work directory (a tmpfs owned by the run's
-user), then runs the command as its child: the script's stdin is then at its end. When the
+user) with `tar` in an empty environment (the run's variables, exported by then, are the
+script's, not the loader's tools': GNU tar reads options from `TAR_OPTIONS`), then runs the
+command as its child: the script's stdin is then at its end. When the
 command ends, the loader writes the run's end record (`end_record`: the token and the exit
 status) on both stdout and stderr and exits with the same status. Each stream is a pipe, so the
 record arrives after everything the script wrote on that stream; once both records are read the
@@ -29,7 +31,7 @@ bytes. A run whose record is missing (the container was killed: timeout, cancel,
 killer) or whose status says a signal ended the script (128 and above) gets its exit status
 from Docker, the authority on how a container ended. Values exist only in
 memory: in the worker, on the attach socket and in the container's processes. The image needs
-`/bin/sh`, `base64` and `tar`, as every supported one has (Debian, Alpine/BusyBox, the official
+`/bin/sh`, `base64`, `env` and `tar`, as every supported one has (Debian, Alpine/BusyBox, the official
 Python and Terraform images).
 """
 
@@ -65,7 +67,10 @@ LOADER = (
     "t) OPSCRAFT_T=$OPSCRAFT_D;; "
     '*) export "$OPSCRAFT_N=$OPSCRAFT_D";; esac; '
     "done; unset OPSCRAFT_K OPSCRAFT_N OPSCRAFT_D; "
-    'tar -xf - || { echo "opscraft: the run could not be unpacked in its container" >&2; exit 125; }; '
+    # tar runs with an empty environment: GNU tar reads options from TAR_OPTIONS, and the run's
+    # variables (parameters, secrets) are already exported here.
+    'env -i PATH="$PATH" tar -xf - '
+    '|| { echo "opscraft: the run could not be unpacked in its container" >&2; exit 125; }; '
     # The shell's own messages (`Killed` after a signal) go nowhere: the script's stderr is its
     # own. The command runs in a subshell: dash prints such a message while a redirection of the
     # command itself is still in place, so the redirection must be the subshell's.

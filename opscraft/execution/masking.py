@@ -16,6 +16,7 @@ two chunks is still found.
 from __future__ import annotations
 
 import base64
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
@@ -109,13 +110,20 @@ def patterns_for(value: str) -> set[bytes]:
 
     A value holding quotes is also masked as a shell (or Ansible's `command` module) reads it
     between quotes, without them (`shell_readings`), in every form but wrapped base64 (a reading
-    is printed, not encoded: its wrapped forms would only cost building time)."""
+    is printed, not encoded: its wrapped forms would only cost building time).
+
+    A value not in Unicode's NFC (an accent as its own character: `e` + U+0301, as macOS file
+    names and some pastes give) is masked in its NFC form too, in every form: Terraform (cty)
+    turns every string into NFC, so it printed such a secret composed, in clear."""
     if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
     forms = _forms(value)
     if bare != value and len(bare) >= MIN_LENGTH:
         forms |= _forms(bare)
+    composed = unicodedata.normalize("NFC", bare)
+    if composed != bare and len(composed) >= MIN_LENGTH:
+        forms |= _forms(composed)
     if len(value) <= MAX_PRINTED_FORMS_LENGTH:
         for reading in shell_readings(bare):
             if len(reading) >= MIN_LENGTH and reading.strip():  # never blanks only

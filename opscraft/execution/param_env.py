@@ -96,11 +96,6 @@ INTERPRETED_NAMES: dict[str, str] = {
         "Go (Terraform) interprets it",
     ),
     **dict.fromkeys(
-        ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "FTP_PROXY"),
-        "it routes the run's network connections through another host (Terraform, Python, "
-        "Ansible, curl, git, pip read it)",
-    ),
-    **dict.fromkeys(
         (
             "SSL_CERT_FILE",
             "SSL_CERT_DIR",
@@ -152,6 +147,48 @@ INTERPRETED_NAMES: dict[str, str] = {
         "a tool the script calls (git, ssh, Node, Perl, Ruby, Java, kubectl, docker, the AWS "
         "SDKs) runs a command, loads code or picks credentials or a daemon by it",
     ),
+    **dict.fromkeys(
+        (
+            "TAR_OPTIONS",
+            "ZIPOPT",
+            "LESSOPEN",
+            "LESSCLOSE",
+            "RSYNC_RSH",
+            "RSYNC_CONNECT_PROG",
+            "SUDO_ASKPASS",
+            "SSH_ASKPASS_REQUIRE",
+        ),
+        "a common tool runs a command it names (GNU tar's --checkpoint-action=exec and "
+        "--to-command, which the Docker runner's own unpacking runs too; zip -TT; less; rsync; "
+        "sudo -A; ssh)",
+    ),
+    **dict.fromkeys(
+        (
+            "GIT_COMMON_DIR",
+            "GIT_OBJECT_DIRECTORY",
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+            "GIT_INDEX_FILE",
+            "GIT_CEILING_DIRECTORIES",
+            "GIT_ALLOW_PROTOCOL",
+            "GIT_PROTOCOL_FROM_USER",
+        ),
+        "git takes the repository (its hooks and configuration, which run commands) or the "
+        "transports it allows (ext:: runs a command) from it",
+    ),
+    **dict.fromkeys(
+        (
+            "NETRC",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "KRB5CCNAME",
+            "KRB5_CONFIG",
+            "PGPASSFILE",
+            "PGSERVICEFILE",
+            "GNUPGHOME",
+        ),
+        "a tool or library picks the credentials or the keys it trusts by it (requests and curl's "
+        "netrc, Google's SDKs, Kerberos, libpq, GnuPG)",
+    ),
+    "MUSL_LOCPATH": "the C library of Alpine images (musl) reads locale files from it",
 }
 # Prefixes of whole families of such names (see `INTERPRETED_NAMES` for the single ones).
 INTERPRETED_PREFIXES.update(
@@ -161,6 +198,17 @@ INTERPRETED_PREFIXES.update(
         "PERL5": "Perl loads code by PERL5LIB, PERL5OPT, PERL5DB",
         "PIP_": "pip reads every option (PIP_INDEX_URL, PIP_CERT, ...) from PIP_*",
     }
+)
+
+# Proxies: HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY (Go's net/http in Terraform, Python,
+# Ansible, curl, git, pip) and any other `<scheme>_proxy`, in any case: Python's urllib
+# (`getproxies_environment`, which requests uses) and curl read one per URL scheme
+# (`SOCKS_PROXY`, `WSS_PROXY`, `FTP_PROXY`), rsync reads `RSYNC_PROXY`.
+PROXY_SUFFIX = "_PROXY"
+PROXY_REASON = (
+    "it routes the run's network connections through another host (Terraform, Python, Ansible, "
+    "curl, git, pip read HTTP_PROXY and the like; Python's urllib and curl a <scheme>_proxy for "
+    "every scheme, rsync RSYNC_PROXY)"
 )
 
 # Ansible's own variable names, compared as written (Ansible's variables are case-sensitive, so
@@ -203,7 +251,10 @@ def runtime_name(name: str) -> bool:
 def interpreted_name(name: str, script_type: str | None = None) -> str | None:
     """Why `name` cannot be a parameter (a program would interpret it), or None when it can.
 
-    Compared in upper case, so `ansible_python_interpreter` is refused with `ANSIBLE_*`. For an
+    Compared in upper case, so `ansible_python_interpreter` is refused with `ANSIBLE_*`; the
+    prefixes also after one leading underscore, which tools give their internal variables
+    (ansible-core's `_ANSIBLE_CONNECTION_PATH` names the program to run, Python's sysconfig
+    imports the module `_PYTHON_SYSCONFIGDATA_NAME` names); any name ending in `_PROXY` too. For an
     Ansible script (`script_type == "ansible"`), Ansible's reserved and magic variable names
     (`ANSIBLE_RESERVED`, and loop keywords `with_*`) are refused too, compared as written.
     """
@@ -212,9 +263,12 @@ def interpreted_name(name: str, script_type: str | None = None) -> str | None:
         return f"the runtime sets it (PATH, HOME, ... and the {RUNTIME_PREFIX} prefix)"
     if upper in INTERPRETED_NAMES:
         return INTERPRETED_NAMES[upper]
+    bare = upper.removeprefix("_")  # `_ANSIBLE_CONNECTION_PATH`, `_PYTHON_SYSCONFIGDATA_NAME`
     for prefix, reason in INTERPRETED_PREFIXES.items():
-        if upper.startswith(prefix):
+        if bare.startswith(prefix):
             return reason
+    if upper.endswith(PROXY_SUFFIX):
+        return PROXY_REASON
     if script_type == "ansible" and (name in ANSIBLE_RESERVED or name.startswith(ANSIBLE_RESERVED_PREFIX)):
         return (
             "Ansible reserves it (a play keyword, a Jinja2 global or a magic variable such as "

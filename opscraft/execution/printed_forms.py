@@ -20,6 +20,8 @@ from functools import partial
 
 # Characters `printf %q` (bash lib/sh/shquote.c, `sh_backslash_quote`) puts a backslash before.
 _BACKSLASHED = frozenset(" !\"$&'()*,;<>?[\\]^`{|}")
+# Characters bash's `sh_double_quote` (lib/sh/shquote.c) puts a backslash before.
+_DOUBLE_QUOTED = frozenset('"$`\\')
 # bash lib/sh/strtrans.c `ansic_quote`: the letter escapes of $'...'.
 _ANSI_C = {"\x1b": "E", "\a": "a", "\v": "v", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
 # PyYAML emitter.py `ESCAPE_REPLACEMENTS`, for double-quoted scalars.
@@ -40,6 +42,8 @@ _YAML = {
     "\u2028": "L",
     "\u2029": "P",
 }
+# Go strconv.Quote's letter escapes (strconv/quote.go `appendEscapedRune`).
+_GO = {ch: "\\" + letter for ch, letter in zip('\a\b\f\n\r\t\v"\\', 'abfnrtv"\\', strict=True)}
 _TERRAFORM = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Characters that no form below changes (tested against `_all_forms`).
 _UNCHANGED = re.compile(r"[A-Za-z0-9_.:/@+=%-]*")
@@ -65,6 +69,13 @@ def shell_single_quoted(value: str) -> str:
 def shlex_quoted(value: str) -> str:
     """Inside `'...'` as Python's `shlex.quote` (and so Ansible) writes it: `'` becomes `'"'"'`."""
     return value.replace("'", "'\"'\"'")
+
+
+def shell_double_quoted(value: str) -> str:
+    """Inside `"..."` as bash's `declare -p`, `export -p` and `typeset -p` write a value without
+    control characters (lib/sh/shquote.c `sh_double_quote`): a backslash before `"`, `$`, `` ` ``
+    and `\\`, every other character as it is (a space or `!` too, which `printf %q` escapes)."""
+    return "".join("\\" + ch if ch in _DOUBLE_QUOTED else ch for ch in value)
 
 
 def shell_backslashed(value: str, *, at_start: bool = True) -> str:
@@ -117,19 +128,33 @@ def go_json_string(value: str) -> str:
     return text
 
 
-def terraform_string(value: str) -> str:
-    r"""Inside a quoted string in Terraform's human output (plan, apply, `output`): `\"`, `\\`,
-    `\n`, `\r`, `\t`, and `\uNNNN` for other unprintable characters; the rest as it is."""
+def _escaped(value: str, letters: dict[str, str], *, hex_ascii: bool) -> str:
+    """`value` with the `letters` escapes, other printable characters as they are and the rest as
+    `\\uNNNN` or `\\UNNNNNNNN` (below U+0080 as `\\xNN` when `hex_ascii`, as Go writes them)."""
     out = []
     for ch in value:
-        if ch in _TERRAFORM:
-            out.append(_TERRAFORM[ch])
+        if ch in letters:
+            out.append(letters[ch])
         elif _printable(ch):
             out.append(ch)
         else:
             code = ord(ch)
-            out.append(f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+            short = f"\\x{code:02x}" if hex_ascii and code < 0x80 else f"\\u{code:04x}"
+            out.append(short if code < 0x10000 else f"\\U{code:08x}")
     return "".join(out)
+
+
+def terraform_string(value: str) -> str:
+    r"""Inside a quoted string in Terraform's human output (plan, apply, `output`): `\"`, `\\`,
+    `\n`, `\r`, `\t`, and `\uNNNN` for other unprintable characters; the rest as it is."""
+    return _escaped(value, _TERRAFORM, hex_ascii=False)
+
+
+def go_quoted(value: str) -> str:
+    r"""Inside a string as Go's `strconv.Quote` (`%q`) writes it, which Terraform's plan and apply
+    use for the values they show: `\a \b \f \n \r \t \v \" \\`, other ASCII controls and DEL
+    as `\xNN`, other unprintable characters as `\uNNNN` or `\UNNNNNNNN`; the rest as it is."""
+    return _escaped(value, _GO, hex_ascii=True)
 
 
 def python_literal(value: str, quote: str, *, ascii_only: bool = False) -> str:
@@ -229,6 +254,7 @@ def shell_readings(value: str) -> set[str]:
 LAYERS: tuple[Callable[[str], str], ...] = (
     shell_single_quoted,
     shlex_quoted,
+    shell_double_quoted,
     shell_printf_q,
     partial(shell_printf_q, utf8=False),
     shell_printf_q_inside,
@@ -236,6 +262,7 @@ LAYERS: tuple[Callable[[str], str], ...] = (
     partial(json_string, ascii_only=False),
     go_json_string,
     terraform_string,
+    go_quoted,
     partial(python_literal, quote="'"),
     partial(python_literal, quote='"'),
     partial(python_literal, quote="'", ascii_only=True),
@@ -256,7 +283,7 @@ def printed_forms(value: str) -> set[str]:
     """The value and its form through every composition of up to `MAX_DEPTH` of the `LAYERS`
     (only one layer for values longer than `MAX_NESTED_LENGTH` characters).
 
-    At most 1 + 17 + 17 * 17 = 307 strings, but most compositions coincide: a value holding
+    At most 1 + 19 + 19 * 19 = 381 strings, but most compositions coincide: a value holding
     quotes, backslashes, control, non-ASCII or shell characters gives 10 to 70 distinct forms,
     in well under a millisecond; a token-like value gives only itself.
     """

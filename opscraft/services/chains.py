@@ -295,9 +295,8 @@ async def _apply(
         )
     ).first()
     if duplicate is not None:
-        raise Conflict(
-            f"link {duplicate} already starts {target.name!r} on {data.outcome.value}: edit it instead"
-        )
+        outcome = data.outcome.value
+        raise _duplicate(f"link {duplicate} already starts {target.name!r} on {outcome}: edit it instead")
     link.target_script_id, link.outcome, link.enabled = (
         data.target_script_id,
         data.outcome.value,
@@ -389,6 +388,12 @@ async def create(
     return link
 
 
+def _duplicate(message: str) -> Conflict:
+    """The 409 of a link whose source, target and outcome another link has (the unique
+    constraint on the three), naming `target_script_id`: the field the form shows it under."""
+    return Conflict(message, details=[{"field": "target_script_id", "message": message}])
+
+
 async def _checked(session: AsyncSession, link: ChainLink) -> None:
     """Flush the link and check it closes no cycle; rolls back on a refusal. A duplicate saved
     at the same moment by someone else (SQLite: the unique constraint decides) is a 409."""
@@ -397,7 +402,7 @@ async def _checked(session: AsyncSession, link: ChainLink) -> None:
         await _check_acyclic(session, link)
     except IntegrityError:
         await session.rollback()
-        raise Conflict("an identical link was saved at the same moment: reload the links") from None
+        raise _duplicate("an identical link was saved at the same moment: reload the links") from None
     except Invalid:
         await session.rollback()
         raise

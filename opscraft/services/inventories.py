@@ -128,7 +128,8 @@ def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
     a script, `content` of a shared inventory) saying what to fix when it is too large, blank
-    (`BLANK_MESSAGE`), holds NUL,
+    (`BLANK_MESSAGE`), holds NUL or a line break the text does not show
+    (`line_endings.hidden_line_break`),
     has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values or host ranges to more
     than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
     inventory. Without `ansible-inventory` on this machine, only those first checks are made and
@@ -177,6 +178,9 @@ async def _check(text: str, field: str) -> _Checked | None:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB, not {size} bytes", field)
     if not text.strip():
         raise _invalid(BLANK_MESSAGE, field)
+    hidden = line_endings.hidden_line_break(text)
+    if hidden is not None:
+        raise _invalid(hidden, field)
     if vault_files.whole_file(text):
         raise _invalid(vault_files.problem("inventory"), field)
     _refuse_what_ansible_must_not_read(text, field)

@@ -12,7 +12,12 @@ Every save normalises content before it is checked and stored, for every script 
   (`#!/bin/bash` preceded by a BOM is no shebang; `compile` refuses the character); PyYAML and
   Terraform skip it, and the mis-decoded form breaks every type.
 
-Each change is reported as a `Notice` so the API and the editor can say what was done.
+- for Ansible (YAML), the Unicode line breaks YAML 1.1 reads besides LF and CR (NEL U+0085,
+  LINE SEPARATOR U+2028, PARAGRAPH SEPARATOR U+2029) become `\\n` too: PyYAML starts a new line at
+  each, where the editor and the line numbers of every message show none.
+
+Each change is reported as a `Notice` so the API and the editor can say what was done. Inventory
+text has no notices: `hidden_line_break` finds what it refuses instead.
 """
 
 from __future__ import annotations
@@ -20,6 +25,17 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 BOMS = ("\ufeff", "\u00ef\u00bb\u00bf")
+# Line breaks of YAML 1.1 (production [26]) besides LF and CR, with their Unicode names.
+YAML_BREAKS = {"\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR"}
+# What Python's `str.splitlines` (Ansible's INI inventory reader) also breaks lines at.
+SPLITLINES_BREAKS = {
+    "\x0b": "LINE TABULATION",
+    "\x0c": "FORM FEED",
+    "\x1c": "FILE SEPARATOR",
+    "\x1d": "GROUP SEPARATOR",
+    "\x1e": "RECORD SEPARATOR",
+    **YAML_BREAKS,
+}
 # What a byte order mark breaks, per script type (said in the notice). YAML (PyYAML) and
 # Terraform's HCL parser skip a leading U+FEFF, so for them it is only removed.
 BOM_EFFECTS = {
@@ -89,4 +105,32 @@ def normalize(content: str, script_type: str | None = None) -> tuple[str, list[N
                 "write a CR the script needs as an escape such as \\r",
             )
         )
+    breaks = sum(content.count(ch) for ch in YAML_BREAKS) if script_type == "ansible" else 0
+    if breaks:
+        for ch in YAML_BREAKS:
+            content = content.replace(ch, "\n")
+        notices.append(
+            Notice(
+                "unicode-line-breaks",
+                f"converted {_plural(breaks, 'Unicode line break')} (U+0085, U+2028 or U+2029) to LF: "
+                "YAML starts a new line at each, where the editor shows none; write one the playbook "
+                "needs as an escape such as \\u2028 in a double-quoted string",
+            )
+        )
     return content, notices
+
+
+def hidden_line_break(text: str) -> str | None:
+    """Where `text` (an Ansible inventory) first holds a character other than LF and CR that
+    Ansible reads as a line break (`SPLITLINES_BREAKS`: its INI reader splits with
+    `str.splitlines`, YAML breaks at `YAML_BREAKS`) while an editor or a page shows the line
+    whole: "line 2 holds U+2028 (LINE SEPARATOR) ...". None when there is none."""
+    for number, line in enumerate(text.split("\n"), start=1):
+        found = next((ch for ch in line if ch in SPLITLINES_BREAKS), None)
+        if found is not None:
+            return (
+                f"line {number} holds U+{ord(found):04X} ({SPLITLINES_BREAKS[found]}), which Ansible reads "
+                "as a line break while the text shows one line (a host after it would be targeted "
+                "unseen): write a line break instead"
+            )
+    return None

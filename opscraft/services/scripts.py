@@ -945,7 +945,10 @@ async def update(
     content = changes.get("content", script.content)
     # Only new content needs a fresh acknowledgement; unchanged content was acknowledged before.
     # Compared once normalised: re-sending the stored script with CRLF endings changes nothing.
-    same_content = line_endings.normalize(content)[0] == script.content and script_type == script.script_type
+    same_content = (
+        line_endings.normalize(content, script_type)[0] == script.content
+        and script_type == script.script_type
+    )
     effective = {key: changes.get(key, getattr(script, key)) for key in ANSIBLE_SETTINGS}
     changed_keys = {k for k in changes if changes[k] != getattr(script, k)}
     content_changes = bool(changes.keys() & {"content", "script_type", "parameters"})

@@ -139,8 +139,9 @@ async def test_links_crud_refusals_and_audit(
         links_path(a), json={"target_script_id": b, "outcome": "sometimes"}, headers=operator.headers
     )
     assert r.status_code == 422 and "outcome" in r.text
-    # the same source, target and outcome twice: 409; another outcome is another link
-    assert (await add_link(client, operator, a, b, **body)).status_code == 409
+    # the same source, target and outcome twice: 409 naming the field; another outcome is another link
+    r = await add_link(client, operator, a, b, **body)
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["target_script_id"], r.text
     assert (
         await add_link(client, operator, a, b, outcome="failure", parameters={"ENV": "x"})
     ).status_code == 201
@@ -162,6 +163,13 @@ async def test_links_crud_refusals_and_audit(
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "target_script_id"
     r = await client.get(f"{links_path(c)}/{cd}", headers=viewer.headers)
     assert r.json()["target_script_id"] == d and r.json()["owner_name"] == operator.username
+    # an update onto another link's source, target and outcome: 409 naming the field, unchanged
+    r = await client.put(
+        f"{links_path(a)}/{link['id']}",
+        json={**body, "target_script_id": b, "outcome": "failure"},
+        headers=admin.headers,
+    )
+    assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["target_script_id"], r.text
     r = await client.put(
         f"{links_path(a)}/{link['id']}",
         json={**body, "target_script_id": b, "outcome": "any", "enabled": False},
@@ -173,8 +181,13 @@ async def test_links_crud_refusals_and_audit(
     assert (await client.delete(f"{links_path(a)}/{link['id']}", headers=operator.headers)).status_code == 204
     assert (await client.get(f"{links_path(a)}/{link['id']}", headers=viewer.headers)).status_code == 404
     assert (await client.get(links_path(999999), headers=viewer.headers)).status_code == 404
+    # two saves of one new link at once: one is stored, the other a 409 naming the field
+    both = await asyncio.gather(*(add_link(client, operator, a, c, outcome="any") for _ in range(2)))
+    assert sorted(r.status_code for r in both) == [201, 409], [r.text for r in both]
+    refused = next(r for r in both if r.status_code == 409)
+    assert [e["field"] for e in refused.json()["errors"]] == ["target_script_id"], refused.text
     actions = [e.action for e in await audit_actions("chain_link.")]
-    assert actions.count("chain_link.create") == 4
+    assert actions.count("chain_link.create") == 5  # with the one of the two at once
     assert actions.count("chain_link.update") == 1 and actions.count("chain_link.delete") == 1
 
 

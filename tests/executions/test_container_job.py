@@ -49,6 +49,23 @@ def test_loader_unpacks_arguments_variables_files_and_file_secrets(tmp_path: Pat
     assert (tmp_path / "secrets" / "KEY").stat().st_mode & 0o777 == 0o400
 
 
+def test_the_loaders_own_unpacking_never_reads_the_jobs_variables(tmp_path: Path) -> None:
+    """GNU tar reads options from TAR_OPTIONS: a run's variable of that name (a viewer's parameter
+    value, before the name was refused) made the loader's `tar -x` run a command, before any
+    script and with the attached secrets exported. The loader's tools run with an empty
+    environment; the script still gets every variable."""
+    action = "--checkpoint=1 --checkpoint-action=exec='echo INJECTED >&2'"
+    job = container_job.payload(
+        ["/bin/sh", "-c", 'printf "%s" "$TAR_OPTIONS"'],
+        {"TAR_OPTIONS": action},
+        {"run.sh": b"true\n"},
+        (os.getuid(), os.getgid()),
+    )
+    done = _run_loader(tmp_path, job)
+    assert done.returncode == 0, done.stderr
+    assert b"INJECTED" not in done.stderr and done.stdout.decode() == action
+
+
 def test_a_job_without_its_archive_is_refused(tmp_path: Path) -> None:
     job = container_job.payload(["true"], {}, {}, (0, 0))
     done = _run_loader(tmp_path, job[: job.index(b"true\n\n") + 6])  # the header only

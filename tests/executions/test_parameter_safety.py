@@ -64,6 +64,19 @@ FAMILIES = {
     "commands run by git and ssh": ["GIT_SSH_COMMAND", "GIT_ASKPASS", "SSH_ASKPASS", "GIT_EXEC_PATH"],
     "code loaded by other runtimes": ["NODE_OPTIONS", "RUBYOPT", "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS"],
     "credentials and daemons": ["KUBECONFIG", "DOCKER_HOST", "AWS_CONFIG_FILE", "SSH_AUTH_SOCK"],
+    # Found from outside: each ran a command, loaded code or chose a route or credential.
+    "any scheme's proxy": ["SOCKS_PROXY", "socks5_proxy", "RSYNC_PROXY", "wss_proxy", "Ftps_Proxy"],
+    "internal variables of a family": [
+        "_ANSIBLE_CONNECTION_PATH",
+        "_ANSIBLE_ANSIBALLZ_COVERAGE_CONFIG",
+        "_ANSIBLE_TEMPLAR_SANDBOX_MODE",
+        "_ansible_ansiballz_debugpy_config",
+        "_PYTHON_SYSCONFIGDATA_NAME",
+        "_PYTHON_PROJECT_BASE",
+    ],
+    "commands run by common tools": ["TAR_OPTIONS", "ZIPOPT", "LESSOPEN", "RSYNC_RSH", "SUDO_ASKPASS"],
+    "repositories and transports of git": ["GIT_COMMON_DIR", "GIT_ALLOW_PROTOCOL", "GIT_INDEX_FILE"],
+    "credential files": ["NETRC", "GOOGLE_APPLICATION_CREDENTIALS", "KRB5CCNAME", "PGPASSFILE"],
 }
 REFUSED = sorted(
     {
@@ -76,6 +89,7 @@ REFUSED = sorted(
 ALLOWED = ["VERSION", "ENV", "REGION", "DB_HOST", "LDAP_URL", "TFVERSION", "PY_VERSION", "name", "value"]
 # Ordinary names that only look like a refused family.
 ALLOWED += ["NODE_NAME", "GIT_BRANCH", "GIT_REF", "AWS_REGION", "DOCKER_IMAGE", "PROXY_URL", "ENVIRONMENT"]
+ALLOWED += ["_PRIVATE", "_VERSION", "PROXY_HOST", "TAR_FILE", "NET_RC_USER"]
 
 
 @pytest.fixture
@@ -211,7 +225,11 @@ async def test_bash_env_saved_before_the_rule_is_refused_at_run(
     assert [e["field"] for e in r.json()["errors"]] == ["parameters.BASH_ENV"]
 
 
-@pytest.mark.parametrize("name", ["omit", "hostvars", "inventory_hostname", "REQUESTS_CA_BUNDLE"])
+API_REFUSED = ["omit", "hostvars", "inventory_hostname", "REQUESTS_CA_BUNDLE"]
+API_REFUSED += ["_ANSIBLE_CONNECTION_PATH", "TAR_OPTIONS"]  # found from outside
+
+
+@pytest.mark.parametrize("name", API_REFUSED)
 async def test_api_refuses_ansible_and_trust_names_at_save_and_at_run(
     client: httpx.AsyncClient, operator: LoggedIn, name: str
 ) -> None:
