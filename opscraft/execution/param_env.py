@@ -157,10 +157,13 @@ INTERPRETED_NAMES: dict[str, str] = {
             "RSYNC_CONNECT_PROG",
             "SUDO_ASKPASS",
             "SSH_ASKPASS_REQUIRE",
+            "EDITOR",
+            "VISUAL",
         ),
         "a common tool runs a command it names (GNU tar's --checkpoint-action=exec and "
         "--to-command, which the Docker runner's own unpacking runs too; zip -TT; less; rsync; "
-        "sudo -A; ssh)",
+        "sudo -A; ssh; the editor git commit without -m, crontab -e and visudo start, also "
+        "without a terminal)",
     ),
     **dict.fromkeys(
         (

@@ -77,6 +77,8 @@ FAMILIES = {
     "commands run by common tools": ["TAR_OPTIONS", "ZIPOPT", "LESSOPEN", "RSYNC_RSH", "SUDO_ASKPASS"],
     "repositories and transports of git": ["GIT_COMMON_DIR", "GIT_ALLOW_PROTOCOL", "GIT_INDEX_FILE"],
     "credential files": ["NETRC", "GOOGLE_APPLICATION_CREDENTIALS", "KRB5CCNAME", "PGPASSFILE"],
+    # git commit without -m starts the editor they name without a terminal too
+    "editors": ["EDITOR", "VISUAL", "editor"],
 }
 REFUSED = sorted(
     {
