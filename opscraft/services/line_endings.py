@@ -17,6 +17,7 @@ Each change is reported as a `Notice` so the API and the editor can say what was
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 
 BOMS = ("\ufeff", "\u00ef\u00bb\u00bf")
@@ -90,3 +91,27 @@ def normalize(content: str, script_type: str | None = None) -> tuple[str, list[N
             )
         )
     return content, notices
+
+
+# What GNU diff writes after a last line that has no line break (POSIX `diff -u`).
+NO_NEWLINE_AT_END = "\\ No newline at end of file"
+
+
+def lines(text: str, *, keepends: bool = False) -> list[str]:
+    """The lines of stored content (LF endings: `normalize`) where the editor, bash and Python end
+    them: at `\\n` only, with it when `keepends`; a final `\\n` starts no empty line. (`str.splitlines`
+    also ends a line at a form feed, U+2028 and eight other characters: a diff then numbered the
+    lines after one differently from the editor.)"""
+    parts = text.split("\n")
+    ended = [part + "\n" if keepends else part for part in parts[:-1]]
+    return ended + ([parts[-1]] if parts[-1] else [])
+
+
+def unified_diff(old: str, new: str, from_label: str, to_label: str) -> str:
+    """The unified diff (`difflib`, 3 lines of context) of two contents, lines as `lines` counts
+    them, in GNU diff's form: a last line without a line break is followed by
+    `NO_NEWLINE_AT_END` (difflib glued the next line to it: `-echo b+echo c`). Empty when equal."""
+    diff = difflib.unified_diff(
+        lines(old, keepends=True), lines(new, keepends=True), fromfile=from_label, tofile=to_label
+    )
+    return "".join(line if line.endswith("\n") else f"{line}\n{NO_NEWLINE_AT_END}\n" for line in diff)

@@ -8,7 +8,6 @@ stay so past executions remain readable, and the name becomes free for a new scr
 from __future__ import annotations
 
 import asyncio
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -568,17 +567,13 @@ def _same_version(first: ScriptVersion, second: ScriptVersion) -> bool:
 
 
 async def diff(session: AsyncSession, actor: Actor, script_id: int, from_n: int, to_n: int) -> Diff:
-    """Unified diff of the content of two versions, and the names of the other fields that differ."""
+    """Unified diff of the content of two versions (`line_endings.unified_diff`: GNU diff's form),
+    and the names of the other fields that differ."""
     script = await get(session, actor, script_id)
     old = (await get_version(session, actor, script_id, from_n)).version
     new = (await get_version(session, actor, script_id, to_n)).version
-    text = "".join(
-        difflib.unified_diff(
-            old.content.splitlines(keepends=True),
-            new.content.splitlines(keepends=True),
-            fromfile=f"{script.name} v{from_n}",
-            tofile=f"{script.name} v{to_n}",
-        )
+    text = line_endings.unified_diff(
+        old.content, new.content, f"{script.name} v{from_n}", f"{script.name} v{to_n}"
     )
     before, after = _version_fields(old), _version_fields(new)
     changed = (["content"] if old.content != new.content else []) + [

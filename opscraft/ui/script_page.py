@@ -12,7 +12,7 @@ from nicegui import ui
 
 from opscraft.db.models import ApprovalPolicy, Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import approvals, scripts, secrets, shared_inventories
+from opscraft.services import approvals, line_endings, scripts, secrets, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
@@ -275,7 +275,10 @@ class VersionsView:
             ]
             # `side_by_side.table` escapes the content it shows; the table is its own markup.
             self.split.content = side_by_side.table(
-                old.splitlines(), new.splitlines(), f"version {numbers[0]}", f"version {numbers[1]}"
+                line_endings.lines(old),
+                line_endings.lines(new),
+                f"version {numbers[0]}",
+                f"version {numbers[1]}",
             )
         others = [c for c in result.changed if c != "content"]
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
