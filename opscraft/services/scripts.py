@@ -783,12 +783,7 @@ def _readable(model: type[M], data: M | Mapping[str, Any], problems: Problems) -
     with problems.check():
         return parse(model, data)
     refused = problems.fields()
-    if not isinstance(data, Mapping):
-        return ScriptUpdate()
-    # A create's null `parameters` (none) is no update's field: left out, it is read the same.
-    accepted = {
-        k: v for k, v in data.items() if k not in refused and (v is not None or k not in KEPT_WHEN_LEFT_OUT)
-    }
+    accepted = {k: v for k, v in data.items() if k not in refused} if isinstance(data, Mapping) else {}
     try:
         return ScriptUpdate.model_validate(accepted)
     except ValidationError:  # a rule across fields: check nothing more than the body
