@@ -180,27 +180,6 @@ async def test_a_rollback_asked_at_an_older_version_is_refused(
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "base_version"
 
 
-async def test_an_update_refuses_null_for_a_field_the_script_always_has(
-    client: httpx.AsyncClient, operator: LoggedIn
-) -> None:
-    """`{"description": null}` (a client clearing the description) answered 200 and changed
-    nothing: the null was dropped, as a run setting's was. Each such field is named in one 422,
-    with nothing written; `max_concurrent`'s null still means "no limit"."""
-    script = await create(client, operator, max_concurrent=3)
-    sid = script["id"]
-    kept = ["name", "description", "script_type", "content", "parameters", "version", "tags", "status"]
-    r = await client.put(f"/api/v1/scripts/{sid}", json=dict.fromkeys(kept), headers=operator.headers)
-    assert r.status_code == 422, r.text
-    assert sorted(e["field"] for e in r.json()["errors"]) == sorted(kept)
-    assert all(
-        e["message"] == "must not be null: leave it out to keep what is stored" for e in r.json()["errors"]
-    )
-    stored = (await client.get(f"/api/v1/scripts/{sid}", headers=operator.headers)).json()
-    assert {k: stored[k] for k in kept} == {k: script[k] for k in kept}
-    r = await client.put(f"/api/v1/scripts/{sid}", json={"max_concurrent": None}, headers=operator.headers)
-    assert r.status_code == 200 and r.json()["max_concurrent"] is None
-
-
 async def test_search_filters_sort_and_pagination(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     await create(client, operator, name="deploy-web", tags=["prod"], description="Ship the web tier")
     await create(client, operator, name="backup-db", tags=["nightly"], description="Dump and DEPLOY nothing")

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_core import PydanticCustomError
 from sqlalchemy import exists, func
 from sqlalchemy.orm import defer
 from sqlmodel import col, select
@@ -314,31 +313,8 @@ def base_of(script: Script) -> dict[str, Any]:
     return {key: getattr(script, key) for key in ScriptBase.model_fields}
 
 
-# An update's fields that a null does not empty (`ScriptUpdate._not_null`); the run settings
-# have their own words (`_run_setting_not_null`), and max_concurrent's null is "no limit".
-KEPT_WHEN_LEFT_OUT = (
-    "name",
-    "description",
-    "script_type",
-    "content",
-    "parameters",
-    "version",
-    "tags",
-    "status",
-)
-NULL_REFUSED = "must not be null: leave it out to keep what is stored"
-
-
-def _kept_not_nullable(schema: dict[str, Any]) -> None:
-    """`ScriptUpdate`'s JSON schema says its `KEPT_WHEN_LEFT_OUT` fields are never null."""
-    for name in KEPT_WHEN_LEFT_OUT:
-        not_nullable(schema["properties"][name])
-
-
 class ScriptUpdate(_ScriptFields):
     """Partial update: only the fields sent change."""
-
-    model_config = {**_ScriptFields.model_config, "json_schema_extra": _kept_not_nullable}
 
     name: str | None = Field(default=None, json_schema_extra={"pattern": NAME_RE.pattern})
     base_version: int | None = Field(
@@ -355,16 +331,6 @@ class ScriptUpdate(_ScriptFields):
         "value. Fields without a base: last write wins.",
         examples=[{"description": "Deploy application", "tags": ["deployment"]}],
     )
-
-    @field_validator(*KEPT_WHEN_LEFT_OUT, mode="before")
-    @classmethod
-    def _not_null(cls, value: Any) -> Any:
-        """A field the script always has is left out to keep it, never null: a null was dropped
-        (200, nothing changed: `{"description": null}` kept the description), as a run setting's
-        was (`_run_setting_not_null`)."""
-        if value is None:
-            raise PydanticCustomError("null_refused", NULL_REFUSED)
-        return value
 
 
 @dataclass(frozen=True)
