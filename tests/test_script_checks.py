@@ -262,6 +262,15 @@ async def test_ruff_findings_have_line_column_and_code() -> None:
     assert all(f.tool == "ruff" and f.severity == "warning" for f in report.findings)
 
 
+async def test_a_python_syntax_error_is_the_syntax_checks_not_a_ruff_warning() -> None:
+    """ruff's own findings of a syntax error (code `invalid-syntax`) were listed as warnings
+    under the syntax check's error that refuses the save: one refusal, said once, as an error."""
+    checks = await check(ScriptType.python, "import os\n\tdef f(:\n  pass\n")
+    assert [p.line for p in checks.problems] == [2]
+    assert _ran(checks.lint) == {"ruff": "ran"}
+    assert [(f.rule, f.line) for f in checks.lint.findings] == []
+
+
 async def test_ansible_syntax_check_reports_an_unknown_module() -> None:
     good = await linters.run(ScriptType.ansible, "- hosts: localhost\n  tasks:\n    - command: echo hi\n")
     assert _ran(good) == {"ansible-playbook": "ran"} and good.findings == []

@@ -127,6 +127,59 @@ async def test_versions_diff_and_rollback(
     assert (await events(client, admin, sid))[-1] == "script.rollback"
 
 
+async def test_diff_is_gnu_diff_without_a_final_line_break(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """A last line without a line break is followed by `\\ No newline at end of file` (difflib
+    glued the next line to it: `-echo b+echo c` on one line), and lines end at LF only, as the
+    editor counts them: a form feed inside a line starts none (`str.splitlines` split there)."""
+    sid = (await create(client, operator, content="echo a\necho b"))["id"]
+    for content in ("echo a\necho c", "echo a\necho c\n", "echo \f a\necho c\n"):
+        r = await client.put(f"/api/v1/scripts/{sid}", json={"content": content}, headers=operator.headers)
+        assert r.status_code == 200, r.text
+
+    async def diff(old: int, new: int) -> str:
+        r = await client.get(f"/api/v1/scripts/{sid}/diff?from={old}&to={new}", headers=operator.headers)
+        assert r.status_code == 200, r.text
+        return str(r.json()["diff"])
+
+    no_newline = "\\ No newline at end of file\n"
+    assert (await diff(1, 2)).endswith(
+        f"@@ -1,2 +1,2 @@\n echo a\n-echo b\n{no_newline}+echo c\n{no_newline}"
+    )
+    assert (await diff(2, 3)).endswith(f"@@ -1,2 +1,2 @@\n echo a\n-echo c\n{no_newline}+echo c\n")
+    assert (await diff(3, 4)).endswith("@@ -1,2 +1,2 @@\n-echo a\n+echo \f a\n echo c\n")
+
+
+async def test_a_rollback_asked_at_an_older_version_is_refused(
+    client: httpx.AsyncClient, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """`base_version`, the version a rollback was asked at: someone else's save since then is a
+    409 naming it, with nothing written (the rollback replaced that save unseen); at the current
+    version, or left out, the rollback goes ahead."""
+    sid = (await create(client, operator, content="echo one\n"))["id"]
+    for content in ("echo two\n", "echo fix\n"):
+        r = await client.put(f"/api/v1/scripts/{sid}", json={"content": content}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+    r = await client.post(
+        f"/api/v1/scripts/{sid}/rollback/1", json={"base_version": 2}, headers=operator.headers
+    )
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"][0]["field"] == "base_version"
+    assert r.json()["detail"].startswith("the script is at version 3, the rollback was asked at version 2")
+    stored = (await client.get(f"/api/v1/scripts/{sid}", headers=operator.headers)).json()
+    assert (stored["current_version"], stored["content"]) == (3, "echo fix\n")
+    r = await client.post(
+        f"/api/v1/scripts/{sid}/rollback/1", json={"base_version": 3}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    assert (r.json()["current_version"], r.json()["content"]) == (4, "echo one\n")
+    r = await client.post(
+        f"/api/v1/scripts/{sid}/rollback/2", json={"base_version": 0}, headers=operator.headers
+    )
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "base_version"
+
+
 async def test_search_filters_sort_and_pagination(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     await create(client, operator, name="deploy-web", tags=["prod"], description="Ship the web tier")
     await create(client, operator, name="backup-db", tags=["nightly"], description="Dump and DEPLOY nothing")

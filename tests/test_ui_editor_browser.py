@@ -290,3 +290,27 @@ def test_a_pasted_lone_surrogate_reaches_the_server_as_the_browser_shows_it(
     url = f"{server.url}/api/v1/scripts/{page.url.rsplit('/', 1)[1]}"
     script = httpx.get(url, headers=tokens["operator"]).json()
     assert (script["content"], script["description"]) == ("#!/bin/bash\necho 'a\ufffdb'\n", "note \ufffd")
+
+
+def test_a_syntax_error_is_marked_and_listed_as_one_beside_linter_warnings(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A team's pass: `if` without `then` drew the syntax error's line (bash: "line 4: unexpected
+    end of file") with the linters' amber bar, ShellCheck's finding on the same line winning the
+    CSS, and listed the error below every ShellCheck warning. The gravest mark wins the line, and
+    what refuses the save is listed before the warnings."""
+    log_in(page, server, "operator", then="/scripts/new")
+    type_code(page, '#!/bin/bash\nif [ -n "$X" ]\necho $X\n')
+    page.get_by_test_id("syntax-error").filter(has_text="Line 4").wait_for()
+    page.get_by_test_id("lint-SC1050").wait_for()
+    lines = '[data-testid="script-editor"] .cm-line'
+    page.wait_for_function(
+        f"() => document.querySelectorAll('{lines}')[3].classList.contains('oc-error-line')"
+    )
+    marks = page.evaluate(
+        f"() => [...document.querySelectorAll('{lines}')].map(l => getComputedStyle(l).boxShadow)"
+    )
+    assert "rgb(198, 40, 40)" in marks[3], marks  # #c62828, the syntax error's red
+    assert "rgb(255, 160, 0)" in marks[1], marks  # #ffa000: ShellCheck's SC1073 alone on line 2
+    listed = page.get_by_test_id("checks").inner_text()
+    assert listed.index("syntax error") < listed.index("shellcheck"), listed

@@ -394,3 +394,25 @@ def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
         page.locator('[data-testid="execute-button"]:not([disabled])').click()
         page.get_by_test_id("ansible-limit").wait_for()  # the form is built, notice or not
         assert page.get_by_test_id("ansible-network-notice").count() == int(warned), name
+
+
+def test_a_required_boolean_is_chosen_in_the_run_form_not_sent_false_untouched(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A team's pass: a required boolean (no default: every run must say it) was a switch, off,
+    and Run sent `false` nobody chose, where the API says "is required". It is a true/false
+    choice, empty until chosen, refused under the field like the API."""
+    headers = tokens["admin"]
+    params = [{"name": "CONFIRM", "type": "boolean", "required": True}]
+    body = '#!/bin/bash\necho "confirm=$CONFIRM"\n'
+    script = create_script(server, headers, "confirm", body, parameters=params, status="active")
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    page.get_by_test_id("execute-submit").click()
+    page.get_by_test_id("execute-dialog").locator(".q-field--error", has_text="Required").wait_for()
+    assert _runs_of(server, headers, script["id"]) == []
+    page.get_by_test_id("param-CONFIRM").click()
+    page.get_by_role("option", name="false", exact=True).click()
+    page.get_by_test_id("execute-submit").click()
+    run = wait_run(server, headers, _execution_id(page))
+    assert run["parameters"] == {"CONFIRM": False} and "confirm=false" in run["output"]

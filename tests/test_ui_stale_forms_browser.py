@@ -255,3 +255,27 @@ def test_the_versions_tab_counts_a_version_saved_since_the_page_opened(
     page.get_by_test_id("rollback-confirm").click()
     page.locator(".q-notification", has_text="Rolled back to version 1: now version 4").wait_for()
     assert _api(server, admin, "GET", path)["current_version"] == 4
+
+
+def test_a_rollback_asked_before_another_save_does_not_replace_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A team's pass: the rollback question said "adds version 3"; another user saved version 3
+    (a fix) before the answer, and the rollback went ahead as version 4 ("Rolled back"), replacing
+    the fix unseen. The version the question was asked at now refuses it, said in a notification,
+    and the new version is listed."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "rollback-race", "#!/bin/bash\necho one\n")
+    path = f"/scripts/{script['id']}"
+    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
+    signed_in(page, server, "operator", then=f"{path}?tab=versions")
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-dialog").get_by_text("This adds version 3 ").wait_for()
+    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho fix\n"})  # another user
+    page.get_by_test_id("rollback-confirm").click()
+    page.locator(
+        ".q-notification", has_text="the script is at version 3, the rollback was asked at version 2"
+    ).wait_for()
+    page.get_by_test_id("rollback-2").wait_for()  # version 3 listed, the current one
+    stored = _api(server, admin, "GET", path)
+    assert (stored["current_version"], stored["content"]) == (3, "#!/bin/bash\necho fix\n")

@@ -195,7 +195,8 @@ async def rollback(
 ) -> ScriptSaved:
     """Operator or admin (edit_scripts). Adds a new version equal to version `number` (content,
     type, parameters, run settings, label); history is never rewritten. 409 when that is the
-    current version or equal to it, or its shared inventory was deleted; 422 when its content has
+    current version or equal to it, its shared inventory was deleted, or `base_version` is given
+    and someone saved since; 422 when its content has
     dangerous patterns and `acknowledge_risks` is not true. 404 when the script or version is
     unknown. Audited as `script.rollback`."""
     options = body or RollbackRequest()
@@ -206,5 +207,6 @@ async def rollback(
         number,
         acknowledge_risks=options.acknowledge_risks,
         change_note=options.change_note,
+        base_version=options.base_version,
     )
     return ScriptSaved.saved(result)

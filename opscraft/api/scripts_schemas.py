@@ -12,6 +12,7 @@ from opscraft.api.stored_problem import StoredProblem
 from opscraft.db import stored_shapes
 from opscraft.db.models import Script
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
+from opscraft.db.types import MAX_ID
 from opscraft.services import parameters
 from opscraft.services.bodies import Body
 from opscraft.services.script_checks import Finding
@@ -241,10 +242,17 @@ class DiffOut(BaseModel):
 
 class RollbackRequest(Body):
     """Body of a rollback to an earlier version: `acknowledge_risks` must be true when that version's
-    content has dangerous-pattern findings.
+    content has dangerous-pattern findings; `base_version`, the version the rollback was asked
+    at, refuses it (409) when someone saved since.
     """
 
     model_config = {"extra": "forbid"}
 
     acknowledge_risks: bool = False
     change_note: limited(Text, MAX_NOTE) | None = None
+    base_version: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_ID,
+        description="The current version when the rollback was asked; 409 if someone saved since.",
+    )

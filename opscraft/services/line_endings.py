@@ -22,6 +22,7 @@ text has no notices: `hidden_line_break` finds what it refuses instead.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass
 
 BOMS = ("\ufeff", "\u00ef\u00bb\u00bf")
@@ -120,12 +121,36 @@ def normalize(content: str, script_type: str | None = None) -> tuple[str, list[N
     return content, notices
 
 
+# What GNU diff writes after a last line that has no line break (POSIX `diff -u`).
+NO_NEWLINE_AT_END = "\\ No newline at end of file"
+
+
+def lines(text: str, *, keepends: bool = False) -> list[str]:
+    """The lines of stored content (LF endings: `normalize`) where the editor, bash and Python end
+    them: at `\\n` only, with it when `keepends`; a final `\\n` starts no empty line. (`str.splitlines`
+    also ends a line at a form feed, U+2028 and eight other characters: a diff then numbered the
+    lines after one differently from the editor.)"""
+    parts = text.split("\n")
+    ended = [part + "\n" if keepends else part for part in parts[:-1]]
+    return ended + ([parts[-1]] if parts[-1] else [])
+
+
+def unified_diff(old: str, new: str, from_label: str, to_label: str) -> str:
+    """The unified diff (`difflib`, 3 lines of context) of two contents, lines as `lines` counts
+    them, in GNU diff's form: a last line without a line break is followed by
+    `NO_NEWLINE_AT_END` (difflib glued the next line to it: `-echo b+echo c`). Empty when equal."""
+    diff = difflib.unified_diff(
+        lines(old, keepends=True), lines(new, keepends=True), fromfile=from_label, tofile=to_label
+    )
+    return "".join(line if line.endswith("\n") else f"{line}\n{NO_NEWLINE_AT_END}\n" for line in diff)
+
+
 def hidden_line_break(text: str) -> str | None:
     """Where `text` (an Ansible inventory) first holds a character other than LF and CR that
     Ansible reads as a line break (`SPLITLINES_BREAKS`: its INI reader splits with
     `str.splitlines`, YAML breaks at `YAML_BREAKS`) while an editor or a page shows the line
     whole: "line 2 holds U+2028 (LINE SEPARATOR) ...". None when there is none."""
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(lines(text), start=1):
         found = next((ch for ch in line if ch in SPLITLINES_BREAKS), None)
         if found is not None:
             return (

@@ -51,6 +51,8 @@ CACHE_SIZE = 128
 # ShellCheck cannot know: "referenced but not assigned" (SC2154) would flag each of them.
 SHELLCHECK_EXCLUDE = "SC2154"
 RUFF_SELECT = "F,PLE"
+# The code ruff gives a syntax error (`ruff check --output-format=json`, ruff 0.5 and later).
+RUFF_SYNTAX = "invalid-syntax"
 ANSIBLE_FILE_KEYS = frozenset(
     prefix + key
     for prefix in ("", "ansible.builtin.", "ansible.legacy.")
@@ -224,8 +226,9 @@ async def _ruff(tool: str, folder: Path, content: str) -> LintReport:
     findings = [
         LintFinding("ruff", d["code"], d["location"]["row"], d["location"]["column"], "warning", d["message"])
         for d in json.loads(result.stdout or "[]")
-        # Syntax errors (no code) are the syntax check's (`compile`), which blocks the save.
-        if d.get("code")
+        # Syntax errors are the syntax check's (`compile`), which blocks the save: listed again as
+        # ruff's warnings they said a refusal was a warning (ruff 0.17 codes them, older had none).
+        if d.get("code") not in (None, RUFF_SYNTAX)
     ]
     return LintReport(findings, linters=[LinterRun("ruff", "ran")])
 

@@ -8,7 +8,6 @@ stay so past executions remain readable, and the name becomes free for a new scr
 from __future__ import annotations
 
 import asyncio
-import difflib
 import inspect
 import re
 from collections.abc import Callable, Mapping
@@ -568,17 +567,13 @@ def _same_version(first: ScriptVersion, second: ScriptVersion) -> bool:
 
 
 async def diff(session: AsyncSession, actor: Actor, script_id: int, from_n: int, to_n: int) -> Diff:
-    """Unified diff of the content of two versions, and the names of the other fields that differ."""
+    """Unified diff of the content of two versions (`line_endings.unified_diff`: GNU diff's form),
+    and the names of the other fields that differ."""
     script = await get(session, actor, script_id)
     old = (await get_version(session, actor, script_id, from_n)).version
     new = (await get_version(session, actor, script_id, to_n)).version
-    text = "".join(
-        difflib.unified_diff(
-            old.content.splitlines(keepends=True),
-            new.content.splitlines(keepends=True),
-            fromfile=f"{script.name} v{from_n}",
-            tofile=f"{script.name} v{to_n}",
-        )
+    text = line_endings.unified_diff(
+        old.content, new.content, f"{script.name} v{from_n}", f"{script.name} v{to_n}"
     )
     before, after = _version_fields(old), _version_fields(new)
     changed = (["content"] if old.content != new.content else []) + [
@@ -878,6 +873,17 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
     return script
 
 
+def _check_base_version(script: Script, base_version: int | None, then: str) -> None:
+    """`Conflict` (409, field `base_version`, as the 409 of an edit racing another:
+    services/conflicts.py) when `base_version` is given and the script has moved past it:
+    "the script is at version N, " + `then` (what the refused request started from, and what
+    to do). A save that someone else's landed before silently replaced it otherwise."""
+    if base_version is None or base_version == script.current_version:
+        return
+    message = f"the script is at version {script.current_version}, {then}"
+    raise Conflict(message, details=[{"field": "base_version", "message": message}])
+
+
 def _declared_as_stored(values: dict[str, Any], script: Script, base: bool = False) -> dict[str, Any]:
     """`values` (an update's fields, or its `base` when `base`) with `parameters` in the form the
     script stores and `GET` returns (`parameters.normalize`), so that the three-way check
@@ -917,13 +923,11 @@ async def update(
     problems = Problems()
     body = _readable(ScriptUpdate, data, problems)
     script = await _locked(session, actor, script_id)
-    if body.base_version is not None and body.base_version != script.current_version:
-        message = (
-            f"the script is at version {script.current_version}, your edit started from version "
-            f"{body.base_version}: reload it and apply your change again"
-        )
-        # Named like the 409 of an edit that races another (services/conflicts.py).
-        raise Conflict(message, details=[{"field": "base_version", "message": message}])
+    _check_base_version(
+        script,
+        body.base_version,
+        f"your edit started from version {body.base_version}: reload it and apply your change again",
+    )
     changes = body.model_dump(
         exclude_unset=True, exclude={"base_version", "base", "change_note", "acknowledge_risks"}
     )
@@ -1031,17 +1035,26 @@ async def rollback(
     *,
     acknowledge_risks: bool = False,
     change_note: str | None = None,
+    base_version: int | None = None,
 ) -> Saved:
     """Write a new version equal to version `number` (content, type, parameters, run settings, label).
 
-    `Conflict` (409) when there is nothing to roll back (`number` is the current version, or
-    equal to it in all of those), when the version's shared inventory was deleted, or when it
-    holds a setting stored in another shape (db/stored_shapes.py: its parameters were written
-    as the `[]` they read as, the declarations silently dropped). Stored
+    `Conflict` (409) when `base_version` (the current version the rollback was asked at: the
+    Versions tab's question names the version it adds) is given and someone saved since: the
+    rollback would replace that save unseen; when there is nothing to roll back (`number` is
+    the current version, or equal to it in all of those), when the version's shared inventory
+    was deleted, or when it holds a setting stored in another shape (db/stored_shapes.py: its
+    parameters were written as the `[]` they read as, the declarations silently dropped). Stored
     trigger values the version's parameters refuse are notices, as for `update`."""
     require(actor.user, Permission.edit_scripts)
     target = (await get_version(session, actor, script_id, number)).version
     script = await _locked(session, actor, script_id)
+    _check_base_version(
+        script,
+        base_version,
+        f"the rollback was asked at version {base_version}: look at what was saved since, then roll "
+        "back again if you still want to",
+    )
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version: there is nothing to roll back")
     unread = stored_shapes.problems(target)

@@ -50,6 +50,8 @@ from opscraft.ui.widgets import (
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
 _FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
+# A required boolean without a default: true or false, neither chosen at first.
+BOOLEAN_CHOICES = {True: "true", False: "false"}
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
 
 
@@ -74,15 +76,22 @@ def _validator(spec: dict[str, Any]) -> Any:
 
 
 def _field(spec: dict[str, Any]) -> ui.element:
-    """One input for one parameter: switch, select, number or text."""
+    """One input for one parameter: switch (a required boolean without a default: a true/false
+    select, empty until chosen), select, number or text."""
     kind = ParamType(spec["type"])
     label = spec["name"] + (" *" if spec.get("required") else "")
     default = spec.get("default")
     testid = f'data-testid="param-{spec["name"]}"'
-    if kind is ParamType.boolean:
-        return ui.switch(label, value=bool(default)).props(testid)
-    if kind is ParamType.choice:
+    if kind is ParamType.boolean and spec.get("required"):  # a required one has no default
+        # Chosen by whoever runs it: a switch is never "not chosen", and sent false untouched
+        # where the API says "is required" (`_values` leaves the empty choice out).
         element: ui.element = ui.select(
+            BOOLEAN_CHOICES, label=label, value=None, validation=_validator(spec)
+        ).props("outlined dense")
+    elif kind is ParamType.boolean:
+        return ui.switch(label, value=bool(default)).props(testid)
+    elif kind is ParamType.choice:
+        element = ui.select(
             spec.get("options") or [], label=label, value=default, validation=_validator(spec)
         ).props("outlined dense options-dense")
     elif kind in (ParamType.integer, ParamType.number):

@@ -12,7 +12,7 @@ from nicegui import ui
 
 from opscraft.db.models import ApprovalPolicy, Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import approvals, scripts, secrets, shared_inventories
+from opscraft.services import approvals, line_endings, scripts, secrets, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
@@ -275,7 +275,10 @@ class VersionsView:
             ]
             # `side_by_side.table` escapes the content it shows; the table is its own markup.
             self.split.content = side_by_side.table(
-                old.splitlines(), new.splitlines(), f"version {numbers[0]}", f"version {numbers[1]}"
+                line_endings.lines(old),
+                line_endings.lines(new),
+                f"version {numbers[0]}",
+                f"version {numbers[1]}",
             )
         others = [c for c in result.changed if c != "content"]
         self.changed.text = f"Also changed: {', '.join(others)}" if others else ""
@@ -284,15 +287,16 @@ class VersionsView:
         """Open the dialog confirming a rollback to version `number`, after reading the versions
         again: the version the rollback adds is counted from the newest saved, not the page's."""
         await self.refresh()
+        seen = self.script.current_version  # a version saved before the answer refuses it
         with ui.dialog() as dialog, ui.card().classes("gap-3").props('data-testid="rollback-dialog"'):
             dialog_title(f"Roll back to version {number}?")
             ui.label(
-                f"This adds version {self.script.current_version + 1} with the content, type, parameters "
+                f"This adds version {seen + 1} with the content, type, parameters "
                 f"and run settings of version {number}. No version is lost."
             ).classes("text-grey-8")
 
             async def confirm() -> bool:
-                await close_then(dialog, lambda: self.rollback(number, False))
+                await close_then(dialog, lambda: self.rollback(number, False, seen))
                 return True  # the dialog is closed: a click already on its way must not roll back again
 
             with ui.row().classes("w-full justify-end gap-2"):
@@ -303,24 +307,34 @@ class VersionsView:
         dialog.on("hide", dialog.delete)
         dialog.open()
 
-    async def rollback(self, number: int, acknowledge: bool) -> None:
-        """Roll the script back to version `number` (re-checking edit_scripts); content with
-        dangerous-pattern findings asks for acknowledgement first.
+    async def rollback(self, number: int, acknowledge: bool, seen: int) -> None:
+        """Roll the script back to version `number` (re-checking edit_scripts) if it is still at
+        version `seen`, the one the question was asked at: a version saved meanwhile (another tab,
+        another user) refuses it, said in a notification, and is listed, rather than being replaced
+        unseen. Content with dangerous-pattern findings asks for acknowledgement first.
         """
         actor = await guard(Permission.edit_scripts)
         if actor is None:
             return
         try:
-            saved = await call(scripts.rollback, actor, self.script.id, number, acknowledge_risks=acknowledge)
+            saved = await call(
+                scripts.rollback,
+                actor,
+                self.script.id,
+                number,
+                acknowledge_risks=acknowledge,
+                base_version=seen,
+            )
         except Invalid as exc:
             findings = findings_of(exc)
             if findings:
-                risk_dialog(findings, lambda: self.rollback(number, True))
+                risk_dialog(findings, lambda: self.rollback(number, True, seen))
             else:
                 notify_error(exc.message)
             return
         except ServiceError as exc:
             notify_error(exc.message)
+            await self.refresh()
             return
         done = f"Rolled back to version {number}: now version {saved.script.current_version}"
         keep_notices(done, saved.notices)

@@ -111,10 +111,12 @@ def mark_lines(
     lint: list[LintFinding] | None = None,
 ) -> None:
     """Highlight the lines with syntax errors (red), dangerous patterns (orange) and linter
-    findings (amber), with tooltips."""
+    findings (amber), with tooltips: a line with several gets the colour of the gravest (the
+    marks are one CSS rule each, so the one written last, the linters' amber, showed a syntax
+    error's line as a warning), and its tooltip every message, gravest first."""
     lines = element.value.count("\n") + 1
     tips: dict[int, list[str]] = {}
-    decorations = []
+    classes: dict[int, str] = {}
     for line, text, css in (
         [(p.line, p.message, "oc-error-line") for p in problems]
         + [(f.line, f"{f.rule}: {f.message}", "oc-lint-line") for f in findings]
@@ -122,7 +124,8 @@ def mark_lines(
     ):
         line = min(max(line, 1), lines)
         tips.setdefault(line, []).append(text)
-        decorations.append({"kind": "line", "line": line, "class": css})
+        classes.setdefault(line, css)
+    decorations = [{"kind": "line", "line": line, "class": css} for line, css in classes.items()]
     tooltips = {line: "\n".join(texts) for line, texts in tips.items()}
     # Set only when they changed: each update of the editor sends its whole text to the browser.
     if element.decorations != decorations:
@@ -144,17 +147,23 @@ def findings_list(
         with row.props(f'data-testid="notice-{notice.code}"'):
             ui.icon("info")
             ui.label(f"On save: {notice.message}")
+    if not problems and not findings:
+        with ui.row().classes("items-center gap-2 text-positive").props('data-testid="checks-ok"'):
+            ui.icon("check_circle")
+            ui.label("No syntax errors, no dangerous patterns.")
+    else:
+        _refusals(problems, findings)
+    # Warnings last: listed first, up to 200 of them buried the syntax error that refuses the save.
     for item in lint or []:
         row = ui.row().classes("items-center gap-2 no-wrap text-warning")
         with row.props(f'data-testid="lint-{item.rule}"'):
             ui.icon("rule")
             where = f"Line {item.line}" + (f":{item.column}" if item.column else "")
             ui.label(f"{where} · {item.tool} {item.rule} ({item.severity}): {item.message}")
-    if not problems and not findings:
-        with ui.row().classes("items-center gap-2 text-positive").props('data-testid="checks-ok"'):
-            ui.icon("check_circle")
-            ui.label("No syntax errors, no dangerous patterns.")
-        return
+
+
+def _refusals(problems: list[SyntaxProblem], findings: list[Finding]) -> None:
+    """The syntax errors, then the dangerous patterns, of `findings_list`."""
     with ui.column().classes("w-full gap-1").props('data-testid="checks-list"'):
         for problem in problems:
             with (
