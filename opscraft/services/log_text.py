@@ -8,7 +8,7 @@ from datetime import datetime
 from opscraft import runtime
 from opscraft.services import executions
 from opscraft.services.actor import Actor
-from opscraft.services.escapes import ANSI_CUT_RE, ANSI_RE, MAX_HELD_CHARS
+from opscraft.services.escapes import PlainText
 
 
 async def plain_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
@@ -25,27 +25,17 @@ async def plain_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
     read one by one) ends with a line saying so (`removed_note`): the file is never silently
     empty or cut short."""
     offset = 0
-    held: dict[str, str] = {}  # by stream: the start of a sequence cut at its last chunk
+    plain = PlainText()
     while True:
         async with runtime.current().db.session() as session:
             page = await executions.read_logs(session, actor, execution_id, offset)
         if not page.items:
-            yield "".join(held.values())
+            yield plain.rest()
             if page.output_removed_at is not None:
                 yield removed_note(page.output_removed_at, bool(offset))
             return
-        yield "".join(_without_sequences(item.stream, item.content, held) for item in page.items)
+        yield "".join(plain.add(item.stream, item.content) for item in page.items)
         offset = page.next_offset
-
-
-def _without_sequences(stream: str, content: str, held: dict[str, str]) -> str:
-    """`content` of `stream` after what `held` kept of that stream, without escape sequences;
-    a sequence cut at its end is kept in `held` for the stream's next chunk."""
-    text = held.pop(stream, "") + content
-    cut = ANSI_CUT_RE.search(text, max(len(text) - MAX_HELD_CHARS, 0))
-    if cut:
-        text, held[stream] = text[: cut.start()], text[cut.start() :]
-    return ANSI_RE.sub("", text)
 
 
 def removed_note(removed_at: datetime, partial: bool) -> str:
