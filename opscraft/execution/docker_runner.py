@@ -84,6 +84,8 @@ TMPFS = {
 KILLED = 128 + 9  # exit code of a process ended by SIGKILL
 SIGNALLED = 128  # from here on, an exit code says a signal ended the process
 READ_SIZE = 65536
+PULL_CHECK_SECONDS = 0.1
+"""How often a run whose image is being pulled looks whether it was stopped meanwhile (`_pull`)."""
 PING_TIMEOUT = 3
 KILL_TIMEOUT_SECONDS = 10
 """How long a kill (or interrupt) waits for the engine before the run is abandoned."""
@@ -289,17 +291,20 @@ class DockerRunner:
             if spec.collect:
                 # A run that leaves files behind (a Terraform plan) starts cold with its work
                 # directory on a volume, which outlives the container's stop; a tmpfs would be gone.
-                attached = self._start_cold(api, spec, profile, job)
+                attached = self._start_cold(api, spec, profile, job, control)
             else:
-                attached = self.pool.take(profile) or self._start_cold(api, spec, profile, job)
+                attached = self.pool.take(profile) or self._start_cold(api, spec, profile, job, control)
         return self._run_in(api, attached, _Job(job, end_token), spec, output, control)
 
-    def _start_cold(self, api: docker.APIClient, spec: RunSpec, profile: Profile, job: bytes) -> _Attached:
+    def _start_cold(
+        self, api: docker.APIClient, spec: RunSpec, profile: Profile, job: bytes, control: RunControl
+    ) -> _Attached:
         """A container of its own for the run of `spec`, created, attached and started, with
-        (the start of) its `job` written on its stdin before the start."""
+        (the start of) its `job` written on its stdin before the start. Raises RunnerError when
+        `control` stops the run while its image is pulled (`_pull`)."""
         try:
             labels = {LABEL_EXECUTION: str(spec.execution_id)}
-            container = self._create(api, profile, labels, keep_workdir=bool(spec.collect))
+            container = self._create(api, profile, labels, keep_workdir=bool(spec.collect), control=control)
         except APIError as exc:
             raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
         except ENGINE_ERRORS as exc:
@@ -440,11 +445,15 @@ class DockerRunner:
         *,
         pull: bool = True,
         keep_workdir: bool = False,
+        control: RunControl | None = None,
     ) -> str:
         """A created (not started) container of `profile`: the one configuration of every run.
         `keep_workdir`: the work directory is on an anonymous volume (removed with the container)
-        instead of a tmpfs, so its files can be read after the run (`_collect`)."""
-        container = self._create_container(api, profile, labels, pull=pull, keep_workdir=keep_workdir)
+        instead of a tmpfs, so its files can be read after the run (`_collect`). `control`: the
+        run's, which a pull of its image gives up for (`_pull`)."""
+        container = self._create_container(
+            api, profile, labels, pull=pull, keep_workdir=keep_workdir, control=control
+        )
         if keep_workdir:
             try:
                 api.put_archive(container, MOUNT, _workdir_archive())
@@ -461,6 +470,7 @@ class DockerRunner:
         *,
         pull: bool,
         keep_workdir: bool,
+        control: RunControl | None = None,
     ) -> str:
         tmpfs = {path: options for path, options in TMPFS.items() if not (keep_workdir and path == WORKDIR)}
         host_config = api.create_host_config(
@@ -494,7 +504,7 @@ class DockerRunner:
             if not pull:
                 raise
             try:
-                _pull(profile.image)
+                _pull(profile.image, control)
             except DockerException:
                 raise RunnerError(
                     f"image {profile.image} is not available: pull it or configure another"
@@ -523,14 +533,37 @@ def _client(**options: Any) -> docker.DockerClient:
     return client
 
 
-def _pull(image: str) -> None:
+def _pull(image: str, control: RunControl | None = None) -> None:
     """Pull `image` with a client of docker-py's default timeout (60 s per read), not the run's
-    `ENGINE_TIMEOUT_SECONDS`: a pull takes as long as the registry does."""
-    client = _client()
-    try:
-        client.api.pull(image)
-    finally:
-        client.close()
+    `ENGINE_TIMEOUT_SECONDS`: a pull takes as long as the registry does. It runs in a thread of
+    its own, watched every `PULL_CHECK_SECONDS`: once `control` stops the run (cancel, timeout,
+    shutdown) it raises RunnerError at once and the pull goes on in the background, for the next
+    run (the run's kill only comes once its container started: a slow registry held a cancelled
+    run `running` until the pull ended). Raises what the pull raises (DockerException) otherwise."""
+    failed: list[BaseException] = []
+    done = threading.Event()
+
+    def pull() -> None:
+        try:
+            client = _client()
+            try:
+                client.api.pull(image)
+            finally:
+                client.close()
+        except BaseException as exc:  # handed to the run's thread
+            failed.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=pull, name="opscraft-image-pull", daemon=True).start()
+    while not done.wait(PULL_CHECK_SECONDS):
+        if control is not None and control.reason is not None:
+            raise RunnerError(
+                f"the run never started: its image {image} was still being pulled (the pull goes "
+                "on, for the next run)"
+            )
+    if failed:
+        raise failed[0]
 
 
 def _owner() -> tuple[int, int]:

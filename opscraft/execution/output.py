@@ -20,9 +20,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from datetime import UTC, datetime
 from typing import Protocol
 
+from opscraft.db import clock
 from opscraft.db.text import REPLACEMENT
 from opscraft.db.unreachable import is_unreachable
 from opscraft.execution.events import LogEvent, Stream
@@ -233,7 +233,7 @@ class OutputPipeline:
             return
         if not self._batch:
             self._batch_started = now
-        at = datetime.now(UTC)
+        at = clock.now()  # stored with the chunk (`store.store_logs`): one time live and stored
         for stream, parts in self._pending:
             text = "".join(parts)
             self.stored_bytes += len(text.encode("utf-8", "surrogatepass"))

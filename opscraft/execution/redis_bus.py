@@ -40,6 +40,7 @@ from typing import Any
 import redis
 import redis.asyncio as aredis
 
+from opscraft.db.types import utc_text
 from opscraft.execution.events import Event, LogEvent, StatusEvent
 from opscraft.execution.ports import OVERFLOW
 
@@ -69,7 +70,10 @@ OUTAGE_MAX_PAUSE_SECONDS = 8.0
 def encode(event: Event) -> dict[str, str]:
     """The stream entry's fields for `event` (one JSON field `e`)."""
     if isinstance(event, LogEvent):
-        return {"e": json.dumps({"seq": event.seq, "stream": event.stream, "content": event.content})}
+        # `at`, when it was produced: the execution page stamps its lines with it.
+        at = utc_text(event.at)
+        fields = {"seq": event.seq, "stream": event.stream, "content": event.content, "at": at}
+        return {"e": json.dumps(fields)}
     return {"e": json.dumps(event.message())}
 
 
@@ -77,15 +81,21 @@ def decode(fields: dict[bytes, bytes]) -> Event:
     """The event a stream entry holds (the inverse of `encode`)."""
     data: dict[str, Any] = json.loads(fields[b"e"])
     if "seq" in data:
-        return LogEvent(int(data["seq"]), data["stream"], data["content"])
+        at = data.get("at")  # absent from entries a worker of an earlier version added
+        return LogEvent(int(data["seq"]), data["stream"], data["content"], _time(at))
     return StatusEvent(
         status=data["status"],
         final=data["type"] == "end",
         exit_code=data["exit_code"],
         error_message=data["error_message"],
-        started_at=datetime.fromisoformat(data["started_at"]) if data["started_at"] else None,
-        finished_at=datetime.fromisoformat(data["finished_at"]) if data["finished_at"] else None,
+        started_at=_time(data["started_at"]),
+        finished_at=_time(data["finished_at"]),
     )
+
+
+def _time(text: str | None) -> datetime | None:
+    """A time `encode` wrote (`utc_text`), None for none."""
+    return datetime.fromisoformat(text) if text else None
 
 
 class _Warner:

@@ -472,9 +472,10 @@ def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
 def store_logs(
     conn: Connection, execution_id: int, events: list[LogEvent], output_bytes: int, stored_bytes: int
 ) -> None:
-    """Append a batch of output chunks (those already stored are skipped) and the running byte
-    counts: written, and taken by the chunks stored so far (so a run its worker never finishes
-    still counts its stored output in retention's size cap)."""
+    """Append a batch of output chunks, each with the time it was produced (`LogEvent.at`: a
+    watcher stamps a line with one time, live or read back; those already stored are skipped),
+    and the running byte counts: written, and taken by the chunks stored so far (so a run its
+    worker never finishes still counts its stored output in retention's size cap)."""
     now = clock.now()
     conn.execute(
         _INSERT_LOGS[conn.dialect.name],
@@ -484,7 +485,7 @@ def store_logs(
                 "seq": e.seq,
                 "stream": e.stream,
                 "content": e.content,
-                "created_at": now,
+                "created_at": e.at or now,
             }
             for e in events
         ],
@@ -526,7 +527,7 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     event is written."""
     now = clock.now()
     chunks = [
-        {"execution_id": i, "seq": e.seq, "stream": e.stream, "content": e.content, "created_at": now}
+        {"execution_id": i, "seq": e.seq, "stream": e.stream, "content": e.content, "created_at": e.at or now}
         for i, result in ends
         for e in result.logs
     ]

@@ -30,6 +30,30 @@ ANSI_CUT_RE = re.compile(
 MAX_HELD_CHARS = 4096 + 64 + 2
 
 
+class PlainText:
+    """Stored output chunks of both streams, in `seq` order, as plain text: each chunk without
+    its escape sequences (`ANSI_RE`), a sequence cut at the end of a chunk (`ANSI_CUT_RE`) held
+    back and completed from the next chunk of its own stream, never from the other stream's
+    output stored between them (stdout's `ESC[3`, stderr's `hello`, stdout's `1m` read as
+    `ESC[3h`: the `h` was lost and `1m` left as text), as the page's terminal does."""
+
+    def __init__(self) -> None:
+        self._held: dict[str, str] = {}
+
+    def add(self, stream: str, content: str) -> str:
+        """The plain text of the next chunk, `content` of `stream` ("stdout" or "stderr")."""
+        text = self._held.pop(stream, "") + content
+        cut = ANSI_CUT_RE.search(text, max(len(text) - MAX_HELD_CHARS, 0))
+        if cut:
+            text, self._held[stream] = text[: cut.start()], text[cut.start() :]
+        return ANSI_RE.sub("", text)
+
+    def rest(self) -> str:
+        """What is still held back at the end: sequences never finished, left as text."""
+        held, self._held = "".join(self._held.values()), {}
+        return held
+
+
 def screen_lines(text: str) -> list[str]:
     """`text` without its escape sequences (`ANSI_RE`), cut into lines at each `\\n` (a final one
     ends the last line), each line as a terminal leaves it after its carriage returns: the text

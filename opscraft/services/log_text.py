@@ -8,32 +8,33 @@ from datetime import datetime
 from opscraft import runtime
 from opscraft.services import executions
 from opscraft.services.actor import Actor
-from opscraft.services.escapes import ANSI_CUT_RE, ANSI_RE, MAX_HELD_CHARS
+from opscraft.services.escapes import PlainText
 
 
 async def plain_text(actor: Actor, execution_id: int) -> AsyncIterator[str]:
     """The stored output of `execution_id` (both streams, in `seq` order), a page of chunks at a
-    time, without its escape sequences, also those cut between two chunks; a sequence never
-    finished is left as text. Each page is read in a session of its own (a download may take
-    long). Raises NotFound (no such execution) and Forbidden as `executions.read_logs` does, at
-    the first page: callers check with `executions.get` before they start an answer.
+    time, without its escape sequences, also those cut between two chunks of a stream: a cut
+    sequence is completed from the next chunk of its own stream, never from the other stream's
+    text stored between them (stdout's `ESC[3` and stderr's `hello` read as `ESC[3h`, and the
+    `h` was lost); a sequence never finished is left as text (at the end). Each page is read in
+    a session of its own (a download may take long). Raises NotFound (no such execution) and
+    Forbidden as `executions.read_logs` does, at the first page: callers check with
+    `executions.get` before they start an answer.
 
     A run whose output retention removed (before the download, or while it went on: pages are
     read one by one) ends with a line saying so (`removed_note`): the file is never silently
     empty or cut short."""
-    offset, held = 0, ""
+    offset = 0
+    plain = PlainText()
     while True:
         async with runtime.current().db.session() as session:
             page = await executions.read_logs(session, actor, execution_id, offset)
         if not page.items:
-            yield held
+            yield plain.rest()
             if page.output_removed_at is not None:
-                yield removed_note(page.output_removed_at, bool(offset or held))
+                yield removed_note(page.output_removed_at, bool(offset))
             return
-        text = held + "".join(item.content for item in page.items)
-        cut = ANSI_CUT_RE.search(text, max(len(text) - MAX_HELD_CHARS, 0))
-        text, held = (text[: cut.start()], text[cut.start() :]) if cut else (text, "")
-        yield ANSI_RE.sub("", text)
+        yield "".join(plain.add(item.stream, item.content) for item in page.items)
         offset = page.next_offset
 
 

@@ -773,7 +773,8 @@ async def _excerpt(session: AsyncSession, execution_id: int) -> str:
     params = log_pages.values(execution_id, 0, EXCERPT_LINES, EXCERPT_READ_CHARS)
     rows = await session.exec(_NEWEST_CHUNKS, params=params)  # type: ignore[call-overload]
     chunks = log_pages.page_of(list(rows.all())).chunks
-    text = "".join(chunk.content for chunk in reversed(chunks))
+    plain = escapes.PlainText()  # a sequence cut between two chunks of a stream: completed
+    text = "".join(plain.add(chunk.stream, chunk.content) for chunk in reversed(chunks)) + plain.rest()
     lines = escapes.screen_lines(text)[-EXCERPT_LINES:]
     return "\n".join(lines)[-EXCERPT_CHARS:]
 

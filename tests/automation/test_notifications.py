@@ -58,9 +58,14 @@ async def script(client: httpx.AsyncClient, admin: LoggedIn, name: str = "deploy
 
 
 async def finished_run(
-    script_id: int, status: str, output: str = "", exit_code: int | None = 1, draft: bool = False
+    script_id: int,
+    status: str,
+    output: str | list[tuple[str, str]] = "",
+    exit_code: int | None = 1,
+    draft: bool = False,
 ) -> int:
-    """A finished run written directly (what a worker leaves behind), with stored output."""
+    """A finished run written directly (what a worker leaves behind), with stored output: one
+    chunk of stdout, or the chunks given as (stream, content)."""
     now = utcnow()
     async with runtime.current().db.session() as session:
         row = Execution(
@@ -79,8 +84,9 @@ async def finished_run(
         session.add(row)
         await session.flush()
         assert row.id is not None
-        if output:
-            session.add(ExecutionLog(execution_id=row.id, seq=1, stream="stdout", content=output))
+        chunks = [("stdout", output)] if isinstance(output, str) and output else output or []
+        for seq, (stream, content) in enumerate(chunks, 1):
+            session.add(ExecutionLog(execution_id=row.id, seq=seq, stream=stream, content=content))
         await session.commit()
         return row.id
 
@@ -364,6 +370,25 @@ async def test_the_output_excerpt_is_the_text_a_reader_sees(
         await deliver_all()
         body = json.loads((await hook.wait_for(1))[0].body)
     assert body["output_excerpt"] == "ok: [localhost]\n100% done\nfatal: [localhost]: FAILED!"
+
+
+async def test_a_sequence_cut_in_one_stream_keeps_the_other_streams_text_in_the_excerpt(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """The excerpt joined the chunks of both streams before removing escape sequences: stdout's
+    colour cut after `ESC[3` and stderr's `warning` read as the sequence `ESC[3w`, so the
+    message said `arning` and `1mfatal`. A cut sequence is completed from its own stream."""
+    with http_receiver() as hook:
+        web = await channel(client, admin, name="web", kind="webhook", config={"url": hook.url})
+        sid = await script(client, admin)
+        await rule(client, admin, web["id"], ["failure"], sid)
+        chunks = [("stdout", "deploying\n\x1b[3"), ("stderr", "warning: disk\n")]
+        run_id = await finished_run(sid, "failed", [*chunks, ("stdout", "1mfatal\x1b[0m\n")])
+        async with runtime.current().db.session() as session:
+            assert await notifications.enqueue_for_execution(session, run_id) == 1
+        await deliver_all()
+        body = json.loads((await hook.wait_for(1))[0].body)
+    assert body["output_excerpt"] == "deploying\nwarning: disk\nfatal"
 
 
 @pytest.mark.parametrize(

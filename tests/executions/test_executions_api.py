@@ -298,6 +298,26 @@ async def test_the_download_removes_every_kind_of_escape_sequence(
     assert r.text == "abold x   lqk  end \x1b\n"
 
 
+async def test_a_sequence_cut_in_one_stream_never_takes_the_other_streams_text(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """The download joined the chunks of both streams in `seq` order before removing escape
+    sequences: stdout's colour cut after `ESC[3`, then stderr's `hello`, read as the sequence
+    `ESC[3h`, so stderr's `h` was dropped from the file (and the rest of stdout's sequence, `1m`,
+    was left in it as text). A cut sequence is completed from its own stream, as the page's
+    terminal does (`LiveTerminal.write`)."""
+    script = "printf 'one\\n\\033[3'\nsleep 0.3\necho hello >&2\nsleep 0.3\nprintf '1mred\\033[0m\\n'\n"
+    final, text = await run(client, admin, script, "local")
+    assert final["status"] == "success" and text == "one\n\x1b[3hello\n1mred\x1b[0m\n"
+    chunks = (await client.get(f"/api/v1/executions/{final['id']}/logs", headers=admin.headers)).json()
+    pairs = list(zip(chunks["items"], chunks["items"][1:], strict=False))
+    assert any(a["content"].endswith("\x1b[3") and b["stream"] == "stderr" for a, b in pairs), (
+        "the test needs stdout's sequence cut with stderr's output stored between its parts"
+    )
+    r = await client.get(f"/api/v1/executions/{final['id']}/output.log", headers=admin.headers)
+    assert r.text == "one\nhello\nred\n"
+
+
 async def test_nul_in_output_is_stored_as_a_replacement_character(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:

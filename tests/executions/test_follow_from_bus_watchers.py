@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 
 from opscraft import runtime
 from opscraft.execution.bus import LocalLogBus
+from opscraft.execution.events import LogEvent
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 from tests.executions.test_executions_ws import check_exactly_once, collect, token_of, url
@@ -140,3 +141,20 @@ async def test_a_held_run_cancelled_or_timed_out_ends_its_watchers(
             k: final[k] for k in ("status", "exit_code", "error_message", "finished_at")
         }
     assert await until(lambda: execution_id not in bus._channels, "the run's bus channel released", 10)
+
+
+async def test_a_chunk_has_the_same_time_live_and_stored(
+    client: httpx.AsyncClient, operator: LoggedIn, rt: runtime.Runtime
+) -> None:
+    """The page's *Timestamps* stamped a line live with the time the worker produced it, and
+    after a reload with the time its batch was stored (a quarter of a second later, minutes
+    after a database outage): a chunk is stored with the time it was produced, on the
+    database's clock as the run's own times."""
+    assert rt.executions is not None
+    script_id = await make_script(client, operator, "sleep 1\necho one\nsleep 1\necho two >&2\n")
+    started = await start(client, operator, script_id, "local")
+    execution_id = started["id"]
+    live = [(e.seq, e.at) async for e in rt.executions.follow(execution_id) if isinstance(e, LogEvent)]
+    stored = [(e.seq, e.at) async for e in rt.executions.follow(execution_id) if isinstance(e, LogEvent)]
+    assert [seq for seq, _ in live] == [1, 2] and all(at is not None for _, at in live)
+    assert stored == live

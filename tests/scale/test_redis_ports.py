@@ -11,6 +11,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,19 @@ async def test_log_bus_resumes_from_a_sequence_number_without_gap_or_duplicate(r
         # A second watcher from 0 sees everything once, in order, then the end.
         everything = await _drain(bus.subscribe(7, 0))
         assert [e.seq for e in everything if isinstance(e, LogEvent)] == [1, 2, 3, 4, 5, 6]
+    finally:
+        bus.close()
+
+
+async def test_log_bus_carries_each_chunks_time(redis_url: str) -> None:
+    """A Redis bus handed its watchers chunks without the time they were produced (`at`): the
+    execution page's *Timestamps* stamped no live line of a team server's runs (a reload, read
+    from storage, stamped them all)."""
+    bus = RedisLogBus(redis_url, f"test-{secrets.token_hex(4)}")
+    try:
+        at = datetime(2026, 12, 6, 8, 30, 1, 234567, tzinfo=UTC)
+        bus.publish(8, LogEvent(1, "stdout", "one\n", at))
+        assert await bus.subscribe(8).get(5) == LogEvent(1, "stdout", "one\n", at)
     finally:
         bus.close()
 
