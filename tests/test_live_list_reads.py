@@ -7,7 +7,7 @@ paused webhook offering Pause) until the next tick."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
@@ -49,6 +49,17 @@ class SlowService:
 
     async def guard(self, *_: Any, **__: Any) -> Any:
         return self.actor
+
+    async def built(self, path: str, state: Any, build: Callable[[], Awaitable[Any]]) -> Client:
+        """The page at `path`, built by `build()` with its first read (of `state`) answered at
+        once; from then on every read waits for the test again."""
+        self.answer[state] = asyncio.Event()
+        self.answer[state].set()
+        with Client(page(path)) as client:
+            await build()
+        self.started.clear()
+        self.answer[state].clear()
+        return client
 
     async def overlapping(
         self, tick: Callable[[], Any], action: Callable[[], Any], states: tuple[Any, Any]
@@ -107,12 +118,7 @@ async def test_the_tokens_shown_are_those_of_the_switch_turned_during_a_live_rer
     slow: tuple[SlowService, list[Callable[[], Any]]],
 ) -> None:
     service, ticks = slow
-    service.answer[False] = asyncio.Event()
-    service.answer[False].set()  # the page's first read
-    with Client(page("/tokens")) as client:
-        await tokens.tokens_page(service.actor)  # type: ignore[arg-type]
-    service.started.clear()
-    service.answer[False].clear()
+    client = await service.built("/tokens", False, lambda: tokens.tokens_page(service.actor))  # type: ignore[arg-type]
     switch = _element(client, "tokens-all")
 
     async def turned() -> None:
@@ -128,16 +134,14 @@ async def test_a_webhook_paused_during_a_live_reread_shows_paused(
     slow: tuple[SlowService, list[Callable[[], Any]]],
 ) -> None:
     service, ticks = slow
-    service.answer[True] = asyncio.Event()
-    service.answer[True].set()  # the tab's first read
     script = SimpleNamespace(id=7, script_type="bash")
-    with Client(page("/scripts/7")) as client:
+
+    async def tab() -> None:
         await webhooks_ui.webhooks_tab(service.actor, script)  # type: ignore[arg-type]
-    with client:
         await ticks.pop()()  # the tab's rows, once the browser is connected
+
+    client = await service.built("/scripts/7", True, tab)
     assert _element(client, "webhook-toggle-1").text == "Pause"
-    service.started.clear()
-    service.answer[True].clear()
 
     async def paused() -> None:
         button = _element(client, "webhook-toggle-1")
