@@ -14,8 +14,8 @@ from opscraft.services import approvals
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import run_title
-from opscraft.ui.layout import NAV_BADGES, follow, frame, guard, protected_page, run_action
-from opscraft.ui.widgets import Rows, call, call_all, format_time, one_click
+from opscraft.ui.layout import NAV_BADGES, follow, frame, guard, protected_page, reread, run_action
+from opscraft.ui.widgets import OneRead, Rows, call, call_all, format_time, one_click
 
 
 async def _badge_count(actor: Actor) -> int:
@@ -159,6 +159,7 @@ async def approvals_page(actor: Actor) -> None:
             "Runs of scripts that require approval wait here until enough other people approve."
         ).classes("text-grey-7")
 
+        reads = OneRead()  # the page's reads of both lists, one at a time (`follow`)
         comments: dict[int, str] = {}  # what is typed in each row's comment: a redrawn row keeps it
         Listed = list[tuple[approvals.Pending, list[str]]]
         Read = tuple[Listed, list[approvals.Pending]]
@@ -197,10 +198,7 @@ async def approvals_page(actor: Actor) -> None:
             ended.show(value[1])
 
         async def update() -> None:
-            current = await guard()
-            value = await run_action(lambda: read(current)) if current is not None else None
-            if value is not None:
-                show(value)
+            await reread(read, show, reads=reads)
 
         first: Read = await run_action(lambda: read(actor)) or ([], [])
         body = Rows(
@@ -220,7 +218,7 @@ async def approvals_page(actor: Actor) -> None:
                 empty=("No request has ended yet.", "approvals-ended-empty"),
             )
         # One timer follows both lists (each `Rows` redraws only the rows that changed).
-        follow(read, show)
+        follow(read, show, reads=reads)
 
 
 def _ended_row(p: approvals.Pending) -> None:

@@ -19,7 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, lost_resources, one_line, session
-from opscraft.ui.widgets import dismiss, live_seconds, live_timer, one_shot
+from opscraft.ui.widgets import OneRead, dismiss, live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -296,12 +296,19 @@ def follow(
     show: Callable[[T], Any],
     permission: Permission | None = None,
     interval: float | None = None,
+    *,
+    reads: OneRead,
 ) -> ui.timer:
     """Keep a list live: every `interval` seconds (`live_seconds()` by default) while the browser
     is connected (`live_timer`), `read(actor)` the rows again, as the user is now
     (`guard(permission, ticking=True)`), and hand them to `show` (`widgets.Rows.show`,
     `widgets.Redrawn.show`), which changes the page only where they changed. A refusal (the
     script deleted meanwhile) leaves the page as it is, unsaid at every tick.
+
+    `reads` is the page's `OneRead`, through which the page runs its own reads of the list too
+    (after a switch, a pager's turn, a save): a tick is skipped while one of those runs, and one
+    started during a tick waits for it. They overlapped, and the older ending last (a busy
+    database) showed the older state (the switch on "every user's tokens" above only mine).
 
     The lists followed nothing but the person's own clicks: another user's change, another tab's
     or the API's stayed unseen until a reload."""
@@ -316,7 +323,31 @@ def follow(
             return
         show(value)
 
-    return live_timer(live_seconds() if interval is None else interval, update)
+    seconds = live_seconds() if interval is None else interval
+    return live_timer(seconds, lambda: reads.run(update, ticking=True))
+
+
+async def reread(
+    read: Callable[[Actor], Awaitable[T]],
+    show: Callable[[T], Any],
+    permission: Permission | None = None,
+    *,
+    reads: OneRead,
+) -> None:
+    """A person's read of a followed list (after a switch, a pager's turn, a save): once no other
+    read of the page runs (`reads`, the one given to `follow`), `read(actor)` as the user is now
+    (`guard(permission)`: a refusal is said) and `show` it; a service error is a red
+    notification (`run_action`) and leaves the page as it is."""
+
+    async def once() -> None:
+        current = await guard(permission)
+        if current is None:
+            return
+        value = await run_action(lambda: read(current))
+        if value is not None:
+            show(value)
+
+    await reads.run(once)
 
 
 async def run_action(

@@ -17,9 +17,10 @@ from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
-from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    OneRead,
     Rows,
     call,
     call_all,
@@ -123,6 +124,7 @@ class EditSave:
 async def notifications_page(actor: Actor) -> None:
     """Page /notifications (admins): notification channels, their rules and their recent deliveries."""
     with frame(actor, "Notifications"):
+        reads = OneRead()  # the page's reads of its lists, one at a time (`follow`)
 
         def channel_row(channel: NotificationChannel) -> None:
             # The name is free text: it goes into attributes as values, never into a props
@@ -217,10 +219,7 @@ async def notifications_page(actor: Actor) -> None:
 
         async def update() -> None:
             """Show the page as stored now, after a change made here."""
-            current = await guard(ADMIN)
-            shown = await run_action(lambda: read_page(current)) if current is not None else None
-            if shown is not None:
-                show_page(shown)
+            await reread(read_page, show_page, ADMIN, reads=reads)
 
         async def deliveries(reader: Actor, listed: list[NotificationChannel]) -> Log:
             """The delivery log's count line and table rows, newest first, as `reader` may see them
@@ -483,7 +482,7 @@ async def notifications_page(actor: Actor) -> None:
         # Not Quasar's "No data available" beside a warning sign, which read as a failure to load.
         table.props["no-data-label"] = "No deliveries yet: a rule's event sends one"
         # One timer for the page (there was one per list): each part changes only where it changed.
-        follow(read_page, show_page, ADMIN)
+        follow(read_page, show_page, ADMIN, reads=reads)
 
         async def listed_channels() -> dict[str, NotificationChannel]:
             listed = await call_all(notifications.list_channels, actor)

@@ -18,9 +18,10 @@ from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
-from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
+    OneRead,
     Redrawn,
     Rows,
     call,
@@ -29,8 +30,6 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
-    live_seconds,
-    live_timer,
     once_per_double_click,
     one_shot,
     opens_dialog,
@@ -189,14 +188,17 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
     ).classes("text-grey-7")
     zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
 
+    reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)
+
     async def load() -> list[ScheduleView] | None:
-        return await run_action(lambda: call_all(schedules.list_schedules, actor, script_id))
+        return await run_action(lambda: read(actor))
+
+    async def read(reader: Actor) -> list[ScheduleView]:
+        return await call_all(schedules.list_schedules, reader, script_id)
 
     async def update() -> None:
         """Show the schedules as stored now (a change here, in another tab, through the API)."""
-        views = await load()
-        if views is not None:
-            body.show(views)
+        await reread(read, body.show, Permission.view_scripts, reads=reads)
 
     async def change(view: ScheduleView, action: str) -> None:
         current = await guard(Permission.edit_scripts)
@@ -343,11 +345,7 @@ async def schedules_tab(actor: Actor, script: Script) -> None:
     one_shot(0.1, localize)
     if edit:
         one_shot(0, resume_draft)
-    follow(
-        lambda current: call_all(schedules.list_schedules, current, script_id),
-        body.show,
-        Permission.view_scripts,
-    )
+    follow(read, body.show, Permission.view_scripts, reads=reads)
 
 
 @protected_page("/schedules", Permission.view_scripts, "Schedules")
@@ -357,9 +355,10 @@ async def schedules_page(actor: Actor) -> None:
     """
     with frame(actor, "Schedules"):
         zone_box: dict[str, ZoneInfo] = {"zone": ZoneInfo("UTC")}
+        reads = OneRead()  # the page's reads of its list, one at a time (`follow`)
 
-        async def load() -> tuple[list[ScheduleView], ZoneInfo]:
-            return await call_all(schedules.list_schedules, actor), zone_box["zone"]
+        async def read(reader: Actor) -> tuple[list[ScheduleView], ZoneInfo]:
+            return await call_all(schedules.list_schedules, reader), zone_box["zone"]
 
         async def change(view: ScheduleView, action: str) -> None:
             """Delete (the only button here: on a schedule of a deleted script), then show the list."""
@@ -371,15 +370,17 @@ async def schedules_page(actor: Actor) -> None:
 
         on_change = change if can(actor.user, Permission.edit_scripts) else None
         shown = Redrawn(
-            lambda data: schedule_rows(*data, with_script=True, on_change=on_change), await load(), _picture
+            lambda data: schedule_rows(*data, with_script=True, on_change=on_change),
+            await read(actor),
+            _picture,
         )
+
+        async def update() -> None:
+            await reread(read, shown.show, Permission.view_scripts, reads=reads)
 
         async def localize() -> None:
             zone_box["zone"] = await browser_zone()
-            shown.show(await load())
-
-        async def update() -> None:
-            shown.show(await load())
+            await update()
 
         one_shot(0.1, localize)
-        live_timer(live_seconds(), update)
+        follow(read, shown.show, Permission.view_scripts, reads=reads)

@@ -13,8 +13,9 @@ from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts, labels
-from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
 from opscraft.ui.widgets import (
+    OneRead,
     Redrawn,
     Rows,
     call,
@@ -76,6 +77,7 @@ async def tokens_page(actor: Actor) -> None:
         ).classes("text-grey-7")
         everyone = {"on": False}
         paging = {"page": 1}
+        reads = OneRead()
 
         async def turn(event: Any) -> None:
             if event.value and event.value != paging["page"]:
@@ -99,14 +101,10 @@ async def tokens_page(actor: Actor) -> None:
             footer.show((listed[1], paging["page"]))
 
         async def update() -> None:
-            # As the user is now, not as they were when the page opened: with "Show every user's
-            # tokens" a demoted or deactivated admin's open page went on listing everyone's tokens.
-            current = await guard()
-            if current is None:
-                return
-            listed = await run_action(lambda: read(current))
-            if listed is not None:
-                show(listed)
+            """Show the tokens as the switch and the pager say now. As the user is now, not as
+            they were when the page opened: with "Show every user's tokens" a demoted or
+            deactivated admin's open page went on listing everyone's tokens."""
+            await reread(read, show, reads=reads)
 
         def draw_footer(shown: tuple[int, int]) -> None:
             total, page = shown
@@ -205,6 +203,6 @@ async def tokens_page(actor: Actor) -> None:
             empty=("No tokens yet.", "tokens-empty"),
         )
         footer = Redrawn(draw_footer, (listed[1] if listed else 0, paging["page"]))
-        follow(read, show)
+        follow(read, show, reads=reads)
         # the dialog whose typing a reload interrupted (the tab's draft of it)
         one_shot(0, lambda: drafts.reopen(DRAFTS, open_create))

@@ -14,9 +14,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import close_saved, follow, guard, run_action
+from opscraft.ui.layout import close_saved, follow, guard, reread, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
+    OneRead,
     Rows,
     call,
     call_all,
@@ -66,11 +67,14 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
         "pointers. Runs start on behalf of the webhook's owner. See docs/automation.md for signing."
     ).classes("text-grey-7")
 
+    reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)
+
+    async def read(reader: Actor) -> list[WebhookTrigger]:
+        return await call_all(webhooks.list_for_script, reader, script_id)
+
     async def update() -> None:
         """Show the webhooks as stored now (a change here, in another tab, through the API)."""
-        rows = await run_action(lambda: call_all(webhooks.list_for_script, actor, script_id))
-        if rows is not None:
-            body.show(rows)
+        await reread(read, body.show, Permission.view_scripts, reads=reads)
 
     def _row(hook: WebhookTrigger) -> None:
         with ui.card().classes("w-full gap-1").props(f'data-testid="webhook-{hook.id}"'):
@@ -253,16 +257,12 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
 
     async def render() -> None:
         """Rendered once the browser is connected (the script page builds faster), then live."""
-        rows = await run_action(lambda: call_all(webhooks.list_for_script, actor, script_id))
+        rows = await run_action(lambda: read(actor))
         if rows is None:
             return
         body.empty = ("No webhooks yet.", "webhooks-empty")
         body.show(rows)
-        follow(
-            lambda current: call_all(webhooks.list_for_script, current, script_id),
-            body.show,
-            Permission.view_scripts,
-        )
+        follow(read, body.show, Permission.view_scripts, reads=reads)
         if not edit:
             return
 

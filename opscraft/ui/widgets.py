@@ -132,7 +132,7 @@ class OneRead:
 
 def live_seconds() -> float:
     """How often a live list re-reads what it shows (`layout.follow`, `PagedTable.follow`, the
-    dashboard, inventories and schedules), in seconds: `OPSCRAFT_LIVE_SECONDS` (5 by default)."""
+    dashboard and inventories), in seconds: `OPSCRAFT_LIVE_SECONDS` (5 by default)."""
     return runtime.current().settings.live_seconds
 
 
