@@ -72,6 +72,10 @@ def kind(cmdline: str) -> str:
         return "opscraft serve"
     if "pytest" in words:
         return "pytest"
+    if len(words) > 1 and Path(words[0]).name.startswith("python"):
+        script = next((w for w in words[1:] if not w.startswith("-")), "")
+        if script.endswith(("ansible-playbook", "ansible-inventory", "supervisor.py")):
+            return Path(script).name  # Ansible's programs, the local runner's supervisor
     return Path(words[0]).name if words else "?"
 
 

@@ -54,6 +54,7 @@ class SshHost:
     user: str
     key: str  # the private key authorized on the host
     wrong_key: str  # a private key it does not know
+    host_key: str  # the host's public key (`type base64 comment`), as a known_hosts entry holds it
     marker: Path  # the file the playbook writes on the host
     pid: int  # the listening sshd (its sessions are its children)
 
@@ -78,38 +79,85 @@ def _wait_listening(address: str, port: int, proc: subprocess.Popen[bytes], time
             time.sleep(0.05)
 
 
-@pytest.fixture
-def ssh_host(runner_name: str, tmp_path: Path) -> Iterator[SshHost]:
-    require_service(os.access(SSHD, os.X_OK), "sshd (Debian's openssh-server)")
-    folder = tmp_path / "sshd"
-    folder.mkdir()
-    subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host_key")], check=True
-    )
-    key = _keypair(folder, "client")
-    wrong = _keypair(folder, "stranger")
-    (folder / "authorized_keys").write_text((folder / "client.pub").read_text())
-    address = DOCKER_GATEWAY if runner_name == "docker" else "127.0.0.1"
-    port = free_port()
-    config = folder / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress {address}\nHostKey {folder / 'host_key'}\n"
-        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
-        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        "PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
-        "Subsystem sftp internal-sftp\n"
-    )
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory (when root)
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    try:
-        _wait_listening(address, port, proc)
-        marker = tmp_path / "host-files" / "motd"
+class SshHosts:
+    """The module's test hosts: one `sshd` per listening address, started when a test first asks
+    for it, stopped at the module's end (`stop`). One host serves the module's tests of its
+    runner: its port and marker path, and so the script's inventory text, are the same from test
+    to test, whose check `ansible-inventory` (two processes, about 0.4 s of CPU each) answers
+    once per text (`services/inventories.py` keeps its answers); a host per test made each test
+    pay that check, its three `ssh-keygen` and its `sshd`'s start."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hosts: dict[str, tuple[SshHost, subprocess.Popen[bytes]]] = {}
+
+    def get(self, address: str) -> SshHost:
+        """The host listening on `address`, started at the first call (AssertionError when its
+        `sshd` has ended since)."""
+        if address not in self.hosts:
+            self.hosts[address] = self._start(address)
+        host, proc = self.hosts[address]
+        assert proc.poll() is None, f"the test host's sshd on {address} ended: {proc.returncode}"
+        return host
+
+    def _start(self, address: str) -> tuple[SshHost, subprocess.Popen[bytes]]:
+        folder = self.folder / f"sshd-{address}"
+        folder.mkdir()
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / "host_key")], check=True
+        )
+        key = _keypair(folder, "client")
+        wrong = _keypair(folder, "stranger")
+        (folder / "authorized_keys").write_text((folder / "client.pub").read_text())
+        port = free_port()
+        config = folder / "sshd_config"
+        config.write_text(
+            f"Port {port}\nListenAddress {address}\nHostKey {folder / 'host_key'}\n"
+            f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / 'sshd.pid'}\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+            "PermitRootLogin prohibit-password\nPubkeyAuthentication yes\n"
+            "Subsystem sftp internal-sftp\n"
+        )
+        Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory (when root)
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+        try:
+            _wait_listening(address, port, proc)
+        except BaseException:
+            proc.kill()
+            proc.wait(10)
+            raise
+        marker = folder / "host-files" / "motd"
         marker.parent.mkdir()
         marker.parent.chmod(0o777)
-        yield SshHost(address, port, getpass.getuser(), key, wrong, marker, proc.pid)
+        host_key = (folder / "host_key.pub").read_text()
+        return SshHost(address, port, getpass.getuser(), key, wrong, host_key, marker, proc.pid), proc
+
+    def stop(self) -> None:
+        """Stop every host's `sshd`."""
+        for _, proc in self.hosts.values():
+            proc.terminate()
+            proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def _ssh_hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHosts]:
+    require_service(os.access(SSHD, os.X_OK), "sshd (Debian's openssh-server)")
+    hosts = SshHosts(tmp_path_factory.mktemp("ssh-hosts"))
+    try:
+        yield hosts
     finally:
-        proc.terminate()
-        proc.wait(10)
+        hosts.stop()
+
+
+@pytest.fixture
+def ssh_host(runner_name: str, _ssh_hosts: SshHosts) -> SshHost:
+    """The module's host for the runner (on the Docker bridge's gateway for the Docker runner,
+    on loopback for the local one) without the marker an earlier test's runs wrote: each test
+    sees only what its own runs did. Each run logs in afresh (its HOME, where ssh keeps its
+    shared connections, is its own)."""
+    host = _ssh_hosts.get(DOCKER_GATEWAY if runner_name == "docker" else "127.0.0.1")
+    host.marker.unlink(missing_ok=True)
+    return host
 
 
 async def _file_secret(client: httpx.AsyncClient, who: LoggedIn, name: str, value: str) -> int:
@@ -231,7 +279,7 @@ async def test_known_hosts_let_the_right_host_key_in_and_refuse_a_changed_one(
     host's key changed, ssh refuses it and the host is unreachable, with ssh's own warning."""
     script_id, _ = await _ssh_script(client, operator, ssh_host, runner_name)
     entry = f"[{ssh_host.address}]:{ssh_host.port} "
-    known = entry + (tmp_path / "sshd" / "host_key.pub").read_text()
+    known = entry + ssh_host.host_key
     known_id = await _file_secret(client, operator, "SSH_KNOWN_HOSTS", known)
     r = await client.post(f"/api/v1/scripts/{script_id}/secrets/{known_id}", headers=operator.headers)
     assert r.status_code == 201, r.text
