@@ -181,3 +181,22 @@ def test_a_filter_on_a_script_or_user_not_offered_is_still_shown(page: Any, hist
     page.goto(f"{server.url}/executions?user_id=987")
     page.get_by_test_id("no-runs").wait_for()
     assert page.get_by_test_id("filter-user").input_value() == "user #987"
+
+
+def test_the_script_and_user_filters_offer_what_was_added_since_the_page_loaded(
+    page: Any, history: History
+) -> None:
+    """A tester's pass: the Script and Triggered by boxes read their choices once, at load: a
+    script created since (another tab, the API) could not be chosen until a reload. They are
+    read again when the box opens."""
+    server = history.server
+    admin = token(server, "admin")
+    log_in(page, server, "admin")
+    page.goto(f"{server.url}/executions")
+    page.get_by_test_id("filter-script").wait_for()
+    body = {"name": "arrived-late", "script_type": "bash", "status": "active", "content": "true\n"}
+    response = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
+    assert response.status_code == 201, response.text
+    page.get_by_test_id("filter-script").click()
+    page.get_by_role("option", name="arrived-late", exact=True).click()
+    page.wait_for_url(re.compile(rf".*/executions\?script_id={response.json()['id']}$"))

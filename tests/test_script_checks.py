@@ -271,6 +271,42 @@ async def test_a_python_syntax_error_is_the_syntax_checks_not_a_ruff_warning() -
     assert [(f.rule, f.line) for f in checks.lint.findings] == []
 
 
+@pytest.mark.parametrize(
+    ("script_type", "content", "tool"),
+    [
+        (ScriptType.bash, "if true; then\n  echo hi\n", "shellcheck"),
+        (ScriptType.bash, "echo $((\n", "shellcheck"),
+        (ScriptType.ansible, "- name: no hosts\n  tasks:\n    - command: echo hi\n", "ansible-playbook"),
+    ],
+)
+async def test_a_refused_syntax_error_is_not_repeated_as_linter_findings(
+    script_type: ScriptType, content: str, tool: str
+) -> None:
+    """ShellCheck's parser findings (SC1xxx, severity error) and ansible-playbook's syntax
+    check repeated the syntax error that refuses the save as linter findings under it."""
+    checks = await check(script_type, content)
+    assert checks.problems
+    assert _ran(checks.lint) == {tool: "ran"}
+    assert checks.lint.findings == []
+
+
+async def test_terraform_validate_on_a_configuration_that_does_not_parse_says_so() -> None:
+    """init refuses what does not parse: the skip said "needs providers", which it did not."""
+    checks = await check(ScriptType.terraform, 'resource "x" "y" {\n  a = \n}\n')
+    assert [p.line for p in checks.problems] == [2]
+    runs = {run.tool: run for run in checks.lint.linters}
+    assert runs["terraform validate"].status == "skipped"
+    assert "does not parse" in runs["terraform validate"].detail
+    assert checks.lint.findings == []
+
+
+async def test_shellchecks_parse_findings_stay_where_bash_accepts_the_script() -> None:
+    """`[$x = 1]` parses for bash (a command named `[$x`) but is a bug ShellCheck's parser names."""
+    checks = await check(ScriptType.bash, "x=1\nif [$x = 1]; then echo yes; fi\n")
+    assert checks.problems == []
+    assert "SC1035" in {f.rule for f in checks.lint.findings}
+
+
 async def test_ansible_syntax_check_reports_an_unknown_module() -> None:
     good = await linters.run(ScriptType.ansible, "- hosts: localhost\n  tasks:\n    - command: echo hi\n")
     assert _ran(good) == {"ansible-playbook": "ran"} and good.findings == []

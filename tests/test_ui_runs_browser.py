@@ -416,3 +416,34 @@ def test_a_required_boolean_is_chosen_in_the_run_form_not_sent_false_untouched(
     page.get_by_test_id("execute-submit").click()
     run = wait_run(server, headers, _execution_id(page))
     assert run["parameters"] == {"CONFIRM": False} and "confirm=false" in run["output"]
+
+
+def test_optional_choices_in_the_run_form_can_be_cleared_back_to_no_value(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A tester's pass: an optional choice, once picked, could not be cleared back to "no value"
+    (the API leaves it out), and an optional boolean without a default was a switch that sent
+    `false` nobody chose. Both are selects that start empty and clear back to empty."""
+    headers = tokens["admin"]
+    params = [
+        {"name": "LEVEL", "type": "choice", "options": ["low", "high"]},
+        {"name": "FORCE", "type": "boolean"},
+    ]
+    body = '#!/bin/bash\necho "level=${LEVEL-unset} force=${FORCE-unset}"\n'
+    script = create_script(server, headers, "clearable", body, parameters=params, status="active")
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    for name, option in (("LEVEL", "high"), ("FORCE", "true")):
+        field = page.get_by_test_id(f"param-{name}")
+        field.click()
+        page.get_by_role("option", name=option, exact=True).click()
+        page.get_by_test_id("execute-dialog").locator(".q-field", has=field).get_by_text(option).wait_for()
+        page.get_by_test_id("execute-dialog").locator(".q-field", has=field).get_by_role(
+            "button", name="Clear"
+        ).click()
+        page.get_by_test_id("execute-dialog").locator(".q-field", has=field).get_by_text(option).wait_for(
+            state="detached"
+        )
+    page.get_by_test_id("execute-submit").click()
+    run = wait_run(server, headers, _execution_id(page))
+    assert run["parameters"] == {} and "level=unset force=unset" in run["output"]

@@ -101,3 +101,22 @@ def test_a_tag_in_the_address_matches_whatever_its_case(
     assert _listed(page, "ru-deploy") == ["ru-deploy"]
     assert "ПРОД" in page.get_by_test_id("filter-tag").inner_text()
     assert page.locator(".q-notification").count() == 0
+
+
+def test_the_tag_filter_offers_a_tag_added_since_the_page_loaded(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A tester's pass: the Tag filter read its choices once, at load: a tag added since (another
+    tab, another user, the API) was offered only after a reload, while the list itself is live.
+    Its choices are read again when it opens; the chosen tag stays offered."""
+    create_script(server, tokens["operator"], "tag-early", "echo hi\n", tags=["early-tag"])
+    log_in(page, server, "viewer")
+    page.goto(f"{server.url}/scripts?tag=early-tag")
+    wait_connected(page)
+    assert _listed(page, "tag-early") == ["tag-early"]
+    create_script(server, tokens["operator"], "tag-late", "echo hi\n", tags=["late-tag"])  # another tab
+    page.get_by_test_id("filter-tag").click()
+    page.get_by_role("option", name="early-tag", exact=True).wait_for()
+    page.get_by_role("option", name="late-tag", exact=True).click()
+    page.wait_for_url(re.compile(r".*/scripts\?tag=late-tag$"))
+    assert _listed(page, "tag-late") == ["tag-late"]

@@ -277,5 +277,10 @@ def test_a_rollback_asked_before_another_save_does_not_replace_it(
         ".q-notification", has_text="the script is at version 3, the rollback was asked at version 2"
     ).wait_for()
     page.get_by_test_id("rollback-2").wait_for()  # version 3 listed, the current one
+    # the rest of the page follows the re-read, not only the table: header, tab count, content
+    page.get_by_test_id("script-version").filter(has_text="version 3").wait_for()
+    page.get_by_test_id("tab-versions").filter(has_text="Versions (3)").wait_for()
+    page.get_by_test_id("tab-content").click()
+    page.get_by_test_id("script-content").get_by_text("echo fix").wait_for()
     stored = _api(server, admin, "GET", path)
     assert (stored["current_version"], stored["content"]) == (3, "#!/bin/bash\necho fix\n")

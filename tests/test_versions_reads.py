@@ -73,6 +73,10 @@ class SlowService:
         await asyncio.gather(older, newer)
 
 
+async def _ignored(_: Any) -> None:
+    """What the rest of the page does with a re-read script: nothing here, the reads are tested."""
+
+
 @pytest.fixture
 def slow(monkeypatch: pytest.MonkeyPatch) -> tuple[SlowService, VersionsView]:
     service = SlowService()
@@ -80,7 +84,7 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> tuple[SlowService, VersionsView]:
     monkeypatch.setattr(script_page, "guard", service.guard)
     monkeypatch.setattr(script_widgets, "editor_theme", lambda: "vscodeLight")  # no signed-in user's choice
     with Client(page("/versions")):
-        view = VersionsView(service.actor, service.script)  # type: ignore[arg-type]
+        view = VersionsView(service.actor, service.script, _ignored)  # type: ignore[arg-type]
     return service, view
 
 

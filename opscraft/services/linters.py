@@ -35,7 +35,7 @@ import sys
 import tempfile
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +116,20 @@ class LintReport:
     findings: list[LintFinding] = field(default_factory=list)
     syntax: list[tuple[int, str]] = field(default_factory=list)
     linters: list[LinterRun] = field(default_factory=list)
+
+    def without_parse_errors(self) -> LintReport:
+        """The report without the findings that are a tool's own reading of a syntax error
+        (`is_parse_error`): for content the syntax check refuses, which says it once."""
+        return replace(self, findings=[f for f in self.findings if not is_parse_error(f)])
+
+
+def is_parse_error(finding: LintFinding) -> bool:
+    """Whether `finding` is its tool's parser failing: ShellCheck's parser codes SC1000-SC1999
+    (https://www.shellcheck.net/wiki/, "SC1xxx: parser") and `ansible-playbook --syntax-check`,
+    which reports the first error that stops it reading the playbook."""
+    if finding.tool == "shellcheck":
+        return re.fullmatch(r"SC1\d{3}", finding.rule) is not None
+    return finding.tool == "ansible-playbook"
 
 
 @dataclass(frozen=True)
@@ -331,7 +345,11 @@ async def _terraform_validate(tool: str, folder: Path, content: str) -> LintRepo
         work,
     )  # fmt: skip
     if init.returncode != 0:
-        reason = "needs providers, which are not downloaded on the server"
+        # init reads the configuration first: its parse errors are the syntax check's to say.
+        if TF_ERROR.search(init.stderr):
+            reason = "the configuration does not parse (see the syntax errors)"
+        else:
+            reason = "needs providers, which are not downloaded on the server"
         return LintReport(linters=[LinterRun("terraform validate", "skipped", reason)])
     result = await _exec([tool, "validate", "-json", "-no-color"], work)
     try:

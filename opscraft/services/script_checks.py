@@ -89,6 +89,10 @@ async def check(script_type: ScriptType, content: str) -> Checks:
         asyncio.to_thread(lint, script_type, content),
         linters.run(script_type, content),
     )
+    # What the syntax check refuses is said once, as the refusal: the linters' own readings of
+    # a syntax error (ShellCheck's SC1xxx, ansible-playbook's) would repeat it as findings.
+    if problems:
+        report = report.without_parse_errors()
     # A linter's parse errors are syntax errors too (terraform's own parser), once per line.
     seen = {p.line for p in problems}
     problems += [SyntaxProblem(line, message) for line, message in report.syntax if line not in seen]

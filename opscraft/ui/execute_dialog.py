@@ -76,23 +76,29 @@ def _validator(spec: dict[str, Any]) -> Any:
 
 
 def _field(spec: dict[str, Any]) -> ui.element:
-    """One input for one parameter: switch (a required boolean without a default: a true/false
-    select, empty until chosen), select, number or text."""
+    """One input for one parameter: switch (a boolean with a default), select (a boolean without
+    one: true/false, empty until chosen; a choice), number or text. An optional select can be
+    cleared back to no value, which the run leaves out as the API does (`_values`)."""
     kind = ParamType(spec["type"])
-    label = spec["name"] + (" *" if spec.get("required") else "")
+    required = bool(spec.get("required"))
+    label = spec["name"] + (" *" if required else "")
     default = spec.get("default")
     testid = f'data-testid="param-{spec["name"]}"'
-    if kind is ParamType.boolean and spec.get("required"):  # a required one has no default
-        # Chosen by whoever runs it: a switch is never "not chosen", and sent false untouched
-        # where the API says "is required" (`_values` leaves the empty choice out).
+    if kind is ParamType.boolean and default is None:  # a required one never has a default
+        # Chosen by whoever runs it, or left out: a switch is never "not chosen", and sent false
+        # untouched where the API says "is required" or leaves an optional one out.
         element: ui.element = ui.select(
-            BOOLEAN_CHOICES, label=label, value=None, validation=_validator(spec)
+            BOOLEAN_CHOICES, label=label, value=None, clearable=not required, validation=_validator(spec)
         ).props("outlined dense")
     elif kind is ParamType.boolean:
         return ui.switch(label, value=bool(default)).props(testid)
     elif kind is ParamType.choice:
         element = ui.select(
-            spec.get("options") or [], label=label, value=default, validation=_validator(spec)
+            spec.get("options") or [],
+            label=label,
+            value=default,
+            clearable=not required,
+            validation=_validator(spec),
         ).props("outlined dense options-dense")
     elif kind in (ParamType.integer, ParamType.number):
         text = "" if default is None else str(default)

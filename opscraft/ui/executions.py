@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from opscraft.ui.date_range import DateRange
 from opscraft.ui.execution_widgets import STATUS_LABELS, TRIGGER_LABELS, run_rows, runs_table
 from opscraft.ui.layout import clear_field_errors, frame, guard, protected_page, show_field_errors
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import OneRead, call, live_timer
+from opscraft.ui.widgets import OneRead, call, live_timer, options_read_on_open
 
 PAGE_SIZE = 25
 REFRESH_SECONDS = 3.0
@@ -117,19 +117,19 @@ class RunHistory:
 
     async def _filter_bar(self) -> None:
         with ui.row().classes("w-full items-end gap-3").props('data-testid="run-filters"'):
+            # Scripts and users added since the page loaded are offered when their box opens.
             if self.fixed_script is None:
-                scripts_found, _ = await call(
-                    scripts.list_scripts, self.actor, scripts.ScriptQuery(limit=MAX_SCRIPT_OPTIONS)
-                )
-                options = {s.id: s.name for s in scripts_found}
+                options = await self._script_options(self.actor)
                 if self.filters.script_id is not None and self.filters.script_id not in options:
                     options[self.filters.script_id] = await self._script_label(self.filters.script_id)
-                self._filter_select(options, "Script", "script_id", "filter-script", "w-56")
+                script_box = self._filter_select(options, "Script", "script_id", "filter-script", "w-56")
+                options_read_on_open(script_box, lambda: self._reread_options(self._script_options))
             self._filter_select(dict(STATUS_LABELS), "Status", "status", "filter-status", "w-40")
-            users = dict(await call(executions.triggering_users, self.actor))
+            users = await self._user_options(self.actor)
             if self.filters.user_id is not None and self.filters.user_id not in users:
                 users[self.filters.user_id] = f"user #{self.filters.user_id}"  # no run, or deleted
-            self._filter_select(users, "Triggered by", "user_id", "filter-user", "w-44")
+            user_box = self._filter_select(users, "Triggered by", "user_id", "filter-user", "w-44")
+            options_read_on_open(user_box, lambda: self._reread_options(self._user_options))
             self._filter_select(dict(TRIGGER_LABELS), "Trigger", "trigger", "filter-trigger", "w-36")
             self._host_filter()
             DateRange(
@@ -143,6 +143,24 @@ class RunHistory:
                 ui.link(
                     "Open in the executions history", f"/executions?script_id={self.fixed_script}"
                 ).classes("ml-auto self-center text-sm")
+
+    @staticmethod
+    async def _script_options(actor: Actor) -> dict[Any, str]:
+        """The Script box's choices: the first `MAX_SCRIPT_OPTIONS` scripts, id -> name."""
+        found, _ = await call(scripts.list_scripts, actor, scripts.ScriptQuery(limit=MAX_SCRIPT_OPTIONS))
+        return {s.id: s.name for s in found}
+
+    @staticmethod
+    async def _user_options(actor: Actor) -> dict[Any, str]:
+        """The Triggered by box's choices: the users who started runs, id -> name."""
+        return dict(await call(executions.triggering_users, actor))
+
+    async def _reread_options(
+        self, read: Callable[[Actor], Awaitable[dict[Any, str]]]
+    ) -> dict[Any, str] | None:
+        """`read`'s choices for a box being opened, re-checking view_scripts (None: refused)."""
+        actor = await guard(Permission.view_scripts)
+        return None if actor is None else await read(actor)
 
     async def _script_label(self, script_id: int) -> str:
         """The Script box's name for a filter on a script it does not offer (past the first

@@ -6,6 +6,7 @@ secrets) and, in its header, the registered action buttons (execute).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nicegui import ui
@@ -160,12 +161,30 @@ async def _inventory_name(actor: Actor, script: Script) -> str | None:
     return (await call(shared_inventories.get, actor, script.inventory_id)).name
 
 
-class VersionsView:
-    """History table, a diff between any two versions, and rollback for operators and admins."""
+async def _overview_panel(actor: Actor, script: Script) -> None:
+    """The Overview tab of `script`, with what it shows of other rows read now."""
+    key_attached = await call(secrets.ssh_key_attached, actor, script)
+    policy = await call(approvals.get_policy, actor, script.id)
+    _overview(script, await _inventory_name(actor, script), key_attached, policy)
 
-    def __init__(self, actor: Actor, script: Script) -> None:
+
+def _content(script: Script) -> None:
+    """The Content tab: the current version's content, read-only."""
+    editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
+        'data-testid="script-content"'
+    )
+
+
+class VersionsView:
+    """History table, a diff between any two versions, and rollback for operators and admins.
+
+    `on_read(script)` is awaited with the script each re-read finds (a version saved since the
+    page was built, a rollback refused by it), for the rest of the page to follow."""
+
+    def __init__(self, actor: Actor, script: Script, on_read: Callable[[Script], Awaitable[None]]) -> None:
         self.actor = actor
         self.script = script
+        self.on_read = on_read
         self.page = 1
         # a turn of the pager, a rollback: one read at a time, each of the page as it is then
         # (an older one ending last showed its rows under the pager's newer page, for good)
@@ -231,6 +250,8 @@ class VersionsView:
         if result is None:
             return
         self.script, (rows, total) = result
+        if reread_script:
+            await self.on_read(self.script)
         numbers = list(range(self.script.current_version, 0, -1))
         if self.to_n.options != numbers:
             self.from_n.set_options(numbers, value=self.from_n.value)
@@ -342,12 +363,18 @@ class VersionsView:
 
 
 def _header(script: Script) -> None:
+    """The script's type, status, label and current version, under its name."""
     with ui.row().classes("items-center gap-2"):
         type_badge(str(script.script_type))
         status_badge(str(script.status))
         ui.label(f"label {script.version} · version {script.current_version}").classes("text-grey-7").props(
             'data-testid="script-version"'
         )
+
+
+def _versions_label(script: Script) -> str:
+    """The Versions tab's label, with the count of versions."""
+    return f"Versions ({script.current_version})"
 
 
 async def _actions(actor: Actor, script: Script) -> None:
@@ -406,8 +433,9 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
         return
     with frame(actor, script.name):
         show_kept_notices()
+        header = ui.refreshable(_header)
         with ui.row().classes("w-full items-center justify-between"):
-            _header(script)
+            header(script)
             with ui.row().classes("items-center gap-2"):
                 await _actions(actor, script)
         extensions = ordered_tabs()
@@ -415,7 +443,7 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
             own = {
                 "overview": ui.tab("overview", "Overview", icon="info"),
                 "content": ui.tab("content", "Content", icon="code"),
-                "versions": ui.tab("versions", f"Versions ({script.current_version})", icon="history"),
+                "versions": ui.tab("versions", _versions_label(script), icon="history"),
             }
             for ext in extensions:
                 own[ext.key] = ui.tab(ext.key, ext.label, icon=ext.icon)
@@ -424,16 +452,28 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
         if tab not in own:  # named, like any address part the page does not read (ui/address.py)
             address.say_ignored(address.unknown_choice("tab", tab, list(own)))
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
+            overview = ui.refreshable(_overview_panel)
+            content = ui.refreshable(_content)
             with ui.tab_panel(own["overview"]):
-                key_attached = await call(secrets.ssh_key_attached, actor, script)
-                policy = await call(approvals.get_policy, actor, script.id)
-                _overview(script, await _inventory_name(actor, script), key_attached, policy)
+                await overview(actor, script)
             with ui.tab_panel(own["content"]):
-                editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
-                    'data-testid="script-content"'
-                )
+                content(script)
+            shown = script
+
+            async def follow(newer: Script) -> None:
+                """Show `newer` in the header, the tab's count, Overview and Content when it is
+                not what they show: a re-read of the Versions tab found another save."""
+                nonlocal shown
+                if (newer.current_version, newer.updated_at) == (shown.current_version, shown.updated_at):
+                    return
+                shown = newer
+                header.refresh(newer)
+                own["versions"].props["label"] = _versions_label(newer)
+                await overview.refresh(actor, newer)
+                content.refresh(newer)
+
             with ui.tab_panel(own["versions"]):
-                versions = VersionsView(actor, script)
+                versions = VersionsView(actor, script, follow)
                 await versions.refresh(reread_script=False)
                 if script.current_version > 1:
                     await versions.compare()

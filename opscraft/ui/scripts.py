@@ -22,7 +22,14 @@ from opscraft.ui.execution_widgets import status_styles_js
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
-from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, call, format_time, opens_dialog
+from opscraft.ui.widgets import (
+    NARROW_HIDDEN,
+    PHONE_HIDDEN,
+    call,
+    format_time,
+    opens_dialog,
+    options_read_on_open,
+)
 
 PAGE_SIZE = 25
 SORTS = {
@@ -171,7 +178,8 @@ class ScriptList(PagedTable):
             self.status = self._select(
                 "Status", [s.value for s in ScriptStatus], "filter-status", shown.status
             )
-            self.tag = self._select("Tag", tags, "filter-tag", shown.tag)
+            # a tag added since the page loaded (another tab, the API) is offered when it opens
+            self.tag = options_read_on_open(self._select("Tag", tags, "filter-tag", shown.tag), self._tags)
             self.filter_fields["tag"] = self.tag
             self.sort = ui.select(SORTS, value=shown.sort, label="Sort", on_change=self.reload)
             self.sort.props('outlined dense data-testid="sort"').classes("w-44")
@@ -199,6 +207,11 @@ class ScriptList(PagedTable):
         select = ui.select(options, label=label, value=value, clearable=True, on_change=self.reload)
         select.props(f'outlined dense data-testid="{testid}"').classes("w-36")
         return select
+
+    async def _tags(self) -> list[str] | None:
+        """The Tag filter's choices as they are now (`services.scripts.tags_in_use`)."""
+        actor = await guard(Permission.view_scripts)
+        return None if actor is None else await call(scripts.tags_in_use, actor)
 
     def _filtered(self) -> bool:
         return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)

@@ -412,6 +412,30 @@ def _hidden(dialog: ui.dialog) -> None:
         dialog.delete()
 
 
+def options_read_on_open(
+    select: ui.select, read: Callable[[], Awaitable[dict[Any, str] | list[Any] | None]]
+) -> ui.select:
+    """Read `select`'s options again (`read()`: value -> label, or a list of values; None: not
+    now, such as a session that ended) each time its menu opens, so a choice added since the
+    page loaded (another tab, another user, the API) is offered without a reload. The chosen
+    value stays offered, with its label, when `read` no longer has it."""
+
+    async def reread() -> None:
+        options = await read()
+        if options is None:
+            return
+        value = select.value
+        if value is not None and value not in options:
+            shown = select.options
+            label = shown.get(value, str(value)) if isinstance(shown, dict) else value
+            options = {**options, value: label} if isinstance(options, dict) else [*options, value]
+        if options != select.options:
+            select.set_options(options, value=value)
+
+    select.on("popup-show", reread)
+    return select
+
+
 def data_table(
     columns: list[dict[str, Any]], rows: list[dict[str, Any]], row_key: str, label: str
 ) -> ui.table:
