@@ -284,3 +284,25 @@ def test_a_rollback_asked_before_another_save_does_not_replace_it(
     page.get_by_test_id("script-content").get_by_text("echo fix").wait_for()
     stored = _api(server, admin, "GET", path)
     assert (stored["current_version"], stored["content"]) == (3, "#!/bin/bash\necho fix\n")
+
+
+def test_the_execute_button_follows_a_status_change_the_versions_tab_finds(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A tester's pass: another user activated a draft script; the Versions tab's re-read (the
+    rollback question reads the script again) showed "active" in the header, while Execute stayed
+    disabled beside "This script is draft" until a reload."""
+    admin = tokens["admin"]
+    script = create_script(server, admin, "status-follow", "#!/bin/bash\necho one\n", status="draft")
+    path = f"/scripts/{script['id']}"
+    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
+    signed_in(page, server, "operator", then=f"{path}?tab=versions")
+    page.get_by_test_id("not-runnable").wait_for()
+    _api(server, admin, "PUT", path, json={"status": "active"})  # another user
+    page.get_by_test_id("rollback-1").click()
+    page.get_by_test_id("rollback-dialog").wait_for()
+    page.get_by_role("button", name="Cancel").click()
+    page.get_by_test_id("rollback-dialog").wait_for(state="detached")
+    page.get_by_test_id("status-badge").filter(has_text="active").wait_for()  # the header followed
+    page.locator('[data-testid="execute-button"]:not([disabled])').wait_for()
+    page.get_by_test_id("not-runnable").wait_for(state="detached")

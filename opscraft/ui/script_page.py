@@ -434,10 +434,11 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
     with frame(actor, script.name):
         show_kept_notices()
         header = ui.refreshable(_header)
+        actions = ui.refreshable(_actions)
         with ui.row().classes("w-full items-center justify-between"):
             header(script)
             with ui.row().classes("items-center gap-2"):
-                await _actions(actor, script)
+                await actions(actor, script)
         extensions = ordered_tabs()
         with ui.tabs().classes("w-full").props("align=left no-caps") as tabs:
             own = {
@@ -461,11 +462,14 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
             shown = script
 
             async def follow(newer: Script) -> None:
-                """Show `newer` in the header, the tab's count, Overview and Content when it is
-                not what they show: a re-read of the Versions tab found another save."""
+                """Show `newer` in the header (and its buttons, on a change of status), the tab's
+                count, Overview and Content when it is not what they show: a re-read of the
+                Versions tab found another save."""
                 nonlocal shown
                 if (newer.current_version, newer.updated_at) == (shown.current_version, shown.updated_at):
                     return
+                if newer.status != shown.status:  # Execute is enabled for an active script only
+                    await actions.refresh(actor, newer)
                 shown = newer
                 header.refresh(newer)
                 own["versions"].props["label"] = _versions_label(newer)
