@@ -40,6 +40,11 @@ def _too_long(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
 
 
 def _items(err: Mapping[str, Any], ctx: Mapping[str, Any]) -> str:
+    """A length refused as pydantic's generic "too_short"/"too_long": a list's count of items;
+    a text's (a `str` with a length rule beside a check of its own, as `storable.Text` in an
+    optional field) in the words of a text's limit, not "must have at least 1 item"."""
+    if isinstance(err.get("input"), str):
+        return _too_long(err, ctx) if "max_length" in ctx else _too_short(err, ctx)
     actual = ctx.get("actual_length", _length(err.get("input")))
     if "max_length" in ctx:
         return f"must have at most {_count(int(ctx['max_length']))}, not {actual}"
