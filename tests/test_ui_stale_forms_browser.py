@@ -25,6 +25,16 @@ def _api(server: LiveServer, admin: dict[str, str], method: str, path: str, **kw
     return r.json()
 
 
+def _on_versions_tab(server: LiveServer, admin: dict[str, str], page: Any, name: str, **extra: Any) -> str:
+    """A script `name` (`extra`: more fields, such as its status) saved twice, at version 2, its
+    page open on the Versions tab as the operator; its API path."""
+    script = create_script(server, admin, name, "#!/bin/bash\necho one\n", **extra)
+    path = f"/scripts/{script['id']}"
+    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
+    signed_in(page, server, "operator", then=f"{path}?tab=versions")
+    return path
+
+
 def test_a_settings_save_keeps_a_setting_changed_since_the_page_opened(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -236,10 +246,7 @@ def test_the_versions_tab_counts_a_version_saved_since_the_page_opened(
     saved version 3, asked "adds version 3" for a rollback (it added version 4) and offered no
     version 3 to compare."""
     admin = tokens["admin"]
-    script = create_script(server, admin, "stale-versions", "#!/bin/bash\necho one\n", status="active")
-    path = f"/scripts/{script['id']}"
-    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
-    signed_in(page, server, "operator", then=f"{path}?tab=versions")
+    path = _on_versions_tab(server, admin, page, "stale-versions", status="active")
     page.get_by_test_id("rollback-1").wait_for()
     _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho three\n"})  # another tab
     page.get_by_test_id("rollback-1").click()
@@ -265,10 +272,7 @@ def test_a_rollback_asked_before_another_save_does_not_replace_it(
     the fix unseen. The version the question was asked at now refuses it, said in a notification,
     and the new version is listed."""
     admin = tokens["admin"]
-    script = create_script(server, admin, "rollback-race", "#!/bin/bash\necho one\n")
-    path = f"/scripts/{script['id']}"
-    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
-    signed_in(page, server, "operator", then=f"{path}?tab=versions")
+    path = _on_versions_tab(server, admin, page, "rollback-race")
     page.get_by_test_id("rollback-1").click()
     page.get_by_test_id("rollback-dialog").get_by_text("This adds version 3 ").wait_for()
     _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho fix\n"})  # another user
@@ -293,10 +297,7 @@ def test_the_execute_button_follows_a_status_change_the_versions_tab_finds(
     rollback question reads the script again) showed "active" in the header, while Execute stayed
     disabled beside "This script is draft" until a reload."""
     admin = tokens["admin"]
-    script = create_script(server, admin, "status-follow", "#!/bin/bash\necho one\n", status="draft")
-    path = f"/scripts/{script['id']}"
-    _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho two\n"})
-    signed_in(page, server, "operator", then=f"{path}?tab=versions")
+    path = _on_versions_tab(server, admin, page, "status-follow", status="draft")
     page.get_by_test_id("not-runnable").wait_for()
     _api(server, admin, "PUT", path, json={"status": "active"})  # another user
     page.get_by_test_id("rollback-1").click()
