@@ -418,7 +418,10 @@ def options_read_on_open(
     """Read `select`'s options again (`read()`: value -> label, or a list of values; None: not
     now, such as a session that ended) each time its menu opens, so a choice added since the
     page loaded (another tab, another user, the API) is offered without a reload. The chosen
-    value stays offered, with its label, when `read` no longer has it."""
+    value stays offered, with its label, when `read` no longer has it. One read at a time
+    (`OneRead`): a menu opened twice quickly ran two reads that ended in any order, and the older
+    one ending last showed the options without what was added between them."""
+    reads = OneRead()
 
     async def reread() -> None:
         options = await read()
@@ -432,7 +435,7 @@ def options_read_on_open(
         if options != select.options:
             select.set_options(options, value=value)
 
-    select.on("popup-show", reread)
+    select.on("popup-show", lambda _: reads.run(reread))
     return select
 
 
