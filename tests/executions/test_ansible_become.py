@@ -151,7 +151,16 @@ async def _become_script(
 ) -> int:
     """A script running `playbook` on the host (`testhost`) as `user`, with its key attached: the
     SSH tests' script (`test_ansible_ssh._ssh_script`; its `marker` variable goes unused here)."""
-    seen_as = ssh_tests.SshHost(host.address, 22, user, host.key, "", Path(ROOT_FILE), 0)
+    seen_as = ssh_tests.SshHost(
+        address=host.address,
+        port=22,
+        user=user,
+        key=host.key,
+        wrong_key="",
+        host_key="",
+        marker=Path(ROOT_FILE),
+        pid=0,
+    )
     script_id, _ = await ssh_tests._ssh_script(client, who, seen_as, runner, playbook)
     return script_id
 
