@@ -58,7 +58,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import GE, GT, LT, compared, earlier
 from opscraft.db.unreachable import is_unreachable
-from opscraft.execution import terraform_backend
+from opscraft.execution import line_breaks, terraform_backend
 from opscraft.execution.ansible_recap import host_rows
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
@@ -384,6 +384,9 @@ def _claimed(
         sha = content_sha256(inventory)
         conn.execute(_RECORD_INVENTORY, {"eid": execution_id, "iid": run["inventory_id"], "sha": sha})
         columns.update(inventory_id=run["inventory_id"], inventory_sha256=sha)
+    hidden = _hidden_break(script_type, content, inventory, run.get("inventory_id"))
+    if hidden is not None:
+        return replace(base, error=hidden)
     backend: dict[str, str] = {}
     if script_type == ScriptType.terraform and settings.state_backend_url and settings.secret_key:
         workspace = row.terraform_workspace or terraform_backend.DEFAULT_WORKSPACE
@@ -414,6 +417,29 @@ def _claimed(
         collect=terraform_backend.collected(row.terraform_action, bool(row.draft), bool(backend)),
     )
     return replace(base, spec=spec)
+
+
+def _hidden_break(script_type: str, content: str, inventory: str | None, inventory_id: Any) -> str | None:
+    """Why a run cannot start when its playbook or inventory holds a line break that Ansible reads
+    and the page does not show (`line_breaks`): a text stored before saves refused (inventories)
+    or converted (playbooks) them. Every kind of run is refused the same way, at its claim (API,
+    schedule, webhook, chain). None when there is none, and for other script types."""
+    if script_type != ScriptType.ansible:
+        return None
+    found = line_breaks.hidden(content, line_breaks.YAML_BREAKS)
+    if found is not None:
+        return (
+            f"the playbook cannot run: {found}, which Ansible reads as a line break while the editor "
+            "shows one line: save the script again (a save converts it to a line break)"
+        )
+    found = line_breaks.hidden(inventory) if inventory else None
+    if found is None:
+        return None
+    which = f"the shared inventory (id {inventory_id})" if inventory_id else "the script's inventory"
+    return (
+        f"{which} cannot be used: {found}, which Ansible reads as a line break while the text shows "
+        "one line (a host after it would be targeted unseen): write a line break instead"
+    )
 
 
 def _unread(row: Any, script: Any) -> str | None:

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from opscraft.db.text import NUL_MESSAGE
+from opscraft.execution import line_breaks
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
 from opscraft.services import (
     inventory_errors,
@@ -53,6 +54,11 @@ FIELD = "inventory"
 # is read as none: localhost), so it says nothing of leaving the inventory out, which the
 # shared-inventory dialog said of a box that cannot be left out.
 BLANK_MESSAGE = "must not be blank: write the hosts"
+#: What a line break the text does not show does, after where it is (`line_breaks.hidden`).
+HIDDEN_BREAK_EFFECT = (
+    "which Ansible reads as a line break while the text shows one line (a host after it would be "
+    "targeted unseen): write a line break instead"
+)
 #: The `ansible_connection` that runs a host's tasks in the run itself (no network).
 LOCAL_CONNECTION = "local"
 #: How many inventory texts `ansible-inventory`'s answer is kept for (by SHA-256), a few MB at most.
@@ -129,7 +135,7 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
     a script, `content` of a shared inventory) saying what to fix when it is too large, blank
     (`BLANK_MESSAGE`), holds NUL or a line break the text does not show
-    (`line_endings.hidden_line_break`),
+    (`line_breaks.hidden`),
     has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values or host ranges to more
     than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
     inventory. Without `ansible-inventory` on this machine, only those first checks are made and
@@ -178,9 +184,9 @@ async def _check(text: str, field: str) -> _Checked | None:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB, not {size} bytes", field)
     if not text.strip():
         raise _invalid(BLANK_MESSAGE, field)
-    hidden = line_endings.hidden_line_break(text)
+    hidden = line_breaks.hidden(text)
     if hidden is not None:
-        raise _invalid(hidden, field)
+        raise _invalid(f"{hidden}, {HIDDEN_BREAK_EFFECT}", field)
     if vault_files.whole_file(text):
         raise _invalid(vault_files.problem("inventory"), field)
     _refuse_what_ansible_must_not_read(text, field)

@@ -17,7 +17,7 @@ Every save normalises content before it is checked and stored, for every script 
   each, where the editor and the line numbers of every message show none.
 
 Each change is reported as a `Notice` so the API and the editor can say what was done. Inventory
-text has no notices: `hidden_line_break` finds what it refuses instead.
+text has no notices: services.inventories refuses those breaks instead (execution.line_breaks).
 """
 
 from __future__ import annotations
@@ -25,18 +25,9 @@ from __future__ import annotations
 import difflib
 from dataclasses import asdict, dataclass
 
+from opscraft.execution.line_breaks import YAML_BREAKS
+
 BOMS = ("\ufeff", "\u00ef\u00bb\u00bf")
-# Line breaks of YAML 1.1 (production [26]) besides LF and CR, with their Unicode names.
-YAML_BREAKS = {"\x85": "NEXT LINE", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR"}
-# What Python's `str.splitlines` (Ansible's INI inventory reader) also breaks lines at.
-SPLITLINES_BREAKS = {
-    "\x0b": "LINE TABULATION",
-    "\x0c": "FORM FEED",
-    "\x1c": "FILE SEPARATOR",
-    "\x1d": "GROUP SEPARATOR",
-    "\x1e": "RECORD SEPARATOR",
-    **YAML_BREAKS,
-}
 # What a byte order mark breaks, per script type (said in the notice). YAML (PyYAML) and
 # Terraform's HCL parser skip a leading U+FEFF, so for them it is only removed.
 BOM_EFFECTS = {
@@ -143,19 +134,3 @@ def unified_diff(old: str, new: str, from_label: str, to_label: str) -> str:
         lines(old, keepends=True), lines(new, keepends=True), fromfile=from_label, tofile=to_label
     )
     return "".join(line if line.endswith("\n") else f"{line}\n{NO_NEWLINE_AT_END}\n" for line in diff)
-
-
-def hidden_line_break(text: str) -> str | None:
-    """Where `text` (an Ansible inventory) first holds a character other than LF and CR that
-    Ansible reads as a line break (`SPLITLINES_BREAKS`: its INI reader splits with
-    `str.splitlines`, YAML breaks at `YAML_BREAKS`) while an editor or a page shows the line
-    whole: "line 2 holds U+2028 (LINE SEPARATOR) ...". None when there is none."""
-    for number, line in enumerate(lines(text), start=1):
-        found = next((ch for ch in line if ch in SPLITLINES_BREAKS), None)
-        if found is not None:
-            return (
-                f"line {number} holds U+{ord(found):04X} ({SPLITLINES_BREAKS[found]}), which Ansible reads "
-                "as a line break while the text shows one line (a host after it would be targeted "
-                "unseen): write a line break instead"
-            )
-    return None

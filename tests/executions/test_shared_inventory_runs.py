@@ -10,7 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlmodel import col, update
 
+from opscraft import runtime
+from opscraft.db.models import Inventory, ScriptVersion
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -141,3 +144,49 @@ async def test_a_limit_names_any_host_the_inventory_may_hold(
             headers=viewer.headers,
         )
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "run_options.limit", r.text
+
+
+async def _stored_before_the_rule(statement: Any) -> None:
+    """`statement` run as a row saved before today's save rules would read (a manual edit)."""
+    async with runtime.current().db.session() as session:
+        await session.exec(statement)
+        await session.commit()
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_stored_text_with_a_line_break_the_page_does_not_show_is_refused_at_the_run(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """Saves refuse an inventory holding U+2028 and the like (Ansible reads a line break the page
+    does not show: `box1<U+2028>box2` targets box2 unseen) and convert one in a playbook; a text
+    stored before those rules ran as stored. A run of it now fails at its start naming the line
+    and the character, for the script's own inventory, a shared inventory and the playbook; no
+    task ran. The same texts with line breaks run."""
+    seen = _inventory("blue")
+    own = await make_script(client, operator, PLAYBOOK, script_type="ansible", inventory=seen)
+    inventory, shared = await shared_inventory_script(client, operator, seen)
+    playbook = await make_script(client, operator, PLAYBOOK, script_type="ansible", inventory=seen)
+    hidden = seen.replace("box1 ", "box1\u2028box2 ")
+    settings = {"inventory": hidden}
+    await _stored_before_the_rule(
+        update(ScriptVersion).where(col(ScriptVersion.script_id) == own).values(run_settings=settings)
+    )
+    await _stored_before_the_rule(
+        update(Inventory).where(col(Inventory.id) == inventory["id"]).values(content=hidden)
+    )
+    tasks = PLAYBOOK.rstrip("\n") + "\u0085    - debug:\u0085        msg: hidden-task-ran\n"
+    await _stored_before_the_rule(
+        update(ScriptVersion).where(col(ScriptVersion.script_id) == playbook).values(content=tasks)
+    )
+    cases = {
+        own: "the script's inventory cannot be used: line 2 holds U+2028 (LINE SEPARATOR), which",
+        shared: f"the shared inventory (id {inventory['id']}) cannot be used: line 2 holds U+2028",
+        playbook: "the playbook cannot run: line 5 holds U+0085 (NEXT LINE), which Ansible reads",
+    }
+    for script_id, said in cases.items():
+        started = await start(client, operator, script_id, runner_name, parameters={})
+        final = await wait_for(client, operator, started["id"], timeout=120)
+        assert final["status"] == "error", final
+        assert final["error_message"].startswith(said), final
+        text = await output(client, operator, started["id"])
+        assert "host=" not in text and "hidden-task-ran" not in text, text
