@@ -1027,6 +1027,22 @@ async def update(
     return replace(saved, notices=[*saved.notices, *broken])
 
 
+async def _check_version_inventory(number: int, inventory: str | None) -> None:
+    """`Conflict` naming the `inventory` field when version `number`'s own inventory text is
+    refused by today's checks (`inventories.validate`), which a rollback would make current."""
+    if not inventory:
+        return
+    try:
+        await inventories.validate(inventory)
+    except Invalid as refused:
+        message = refused.details[0]["message"] if refused.details else refused.message
+        raise Conflict(
+            f"version {number}'s inventory is refused today: {message}: roll back to another "
+            "version, or edit the script's inventory",
+            details=[{"field": "inventory", "message": message}],
+        ) from None
+
+
 async def rollback(
     session: AsyncSession,
     actor: Actor,
@@ -1043,7 +1059,9 @@ async def rollback(
     Versions tab's question names the version it adds) is given and someone saved since: the
     rollback would replace that save unseen; when there is nothing to roll back (`number` is
     the current version, or equal to it in all of those), when the version's shared inventory
-    was deleted, or when it holds a setting stored in another shape (db/stored_shapes.py: its
+    was deleted or its own inventory is refused by today's checks (`inventories.validate`: a text
+    saved before a rule, such as a line break Ansible reads and the page does not show), or when
+    it holds a setting stored in another shape (db/stored_shapes.py: its
     parameters were written as the `[]` they read as, the declarations silently dropped). Stored
     trigger values the version's parameters refuse are notices, as for `update`."""
     require(actor.user, Permission.edit_scripts)
@@ -1083,6 +1101,7 @@ async def rollback(
             "another version, or edit the script and choose an inventory",
             details=[{"field": "inventory_id", "message": "deleted"}],
         )
+    await _check_version_inventory(number, target.run_settings.get("inventory"))
     for key in RUN_SETTINGS:
         if key in target.run_settings:
             setattr(script, key, target.run_settings[key])

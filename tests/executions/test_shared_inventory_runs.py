@@ -190,3 +190,28 @@ async def test_a_stored_text_with_a_line_break_the_page_does_not_show_is_refused
         assert final["error_message"].startswith(said), final
         text = await output(client, operator, started["id"])
         assert "host=" not in text and "hidden-task-ran" not in text, text
+
+
+async def test_a_rollback_to_a_version_whose_stored_inventory_is_refused_today_is_a_conflict(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Version 1's inventory was stored before the save refused a hidden line break: a rollback
+    copied it into version 3 unchecked (a host targeted unseen became current again). A 409
+    naming the `inventory` field and the line; nothing written."""
+    script_id = await make_script(
+        client, operator, PLAYBOOK, script_type="ansible", inventory=_inventory("a")
+    )
+    body = {"inventory": _inventory("b")}
+    r = await client.put(f"/api/v1/scripts/{script_id}", json=body, headers=operator.headers)
+    assert r.status_code == 200 and r.json()["current_version"] == 2, r.text
+    hidden = {"inventory": _inventory("a").replace("box1 ", "box1\x0bbox2 ")}
+    first = (col(ScriptVersion.script_id) == script_id) & (col(ScriptVersion.number) == 1)
+    await _stored_before_the_rule(update(ScriptVersion).where(first).values(run_settings=hidden))
+    r = await client.post(f"/api/v1/scripts/{script_id}/rollback/1", json={}, headers=operator.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["errors"][0]["field"] == "inventory", r.text
+    assert (
+        "version 1's inventory is refused today: line 2 holds U+000B (LINE TABULATION)" in r.json()["detail"]
+    )
+    r = await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)
+    assert r.json()["current_version"] == 2 and r.json()["inventory"] == _inventory("b"), r.text
