@@ -18,7 +18,7 @@ import pytest
 
 from opscraft.ui.executions import PAGE_SIZE
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, RUN_ENV, log_in, serving, token
+from tests.ui_journey import API_TIMEOUT, RUN_ENV, api_user, log_in, serving, token
 
 pytestmark = pytest.mark.browser
 
@@ -187,8 +187,8 @@ def test_the_script_and_user_filters_offer_what_was_added_since_the_page_loaded(
     page: Any, history: History
 ) -> None:
     """A tester's pass: the Script and Triggered by boxes read their choices once, at load: a
-    script created since (another tab, the API) could not be chosen until a reload. They are
-    read again when the box opens."""
+    script created since (another tab, the API), or a user's first run since, could not be
+    chosen until a reload. They are read again when the box opens."""
     server = history.server
     admin = token(server, "admin")
     log_in(page, server, "admin")
@@ -200,3 +200,18 @@ def test_the_script_and_user_filters_offer_what_was_added_since_the_page_loaded(
     page.get_by_test_id("filter-script").click()
     page.get_by_role("option", name="arrived-late", exact=True).click()
     page.wait_for_url(re.compile(rf".*/executions\?script_id={response.json()['id']}$"))
+
+    # A user who had started no run when the page loaded, and then started one.
+    api_user(server, admin, "late-runner", "viewer")
+    body = {"script_id": response.json()["id"], "runner": "local"}
+    started = httpx.post(
+        f"{server.url}/api/v1/executions",
+        json=body,
+        headers=token(server, "late-runner"),
+        timeout=API_TIMEOUT,
+    )
+    assert started.status_code == 202, started.text
+    page.get_by_test_id("filter-user").click()
+    page.get_by_role("option", name="late-runner", exact=True).click()
+    page.wait_for_url(re.compile(r".*/executions\?script_id=\d+&user_id=\d+$"))
+    page.get_by_test_id(f"run-link-{started.json()['id']}").wait_for()
