@@ -53,8 +53,16 @@ class ContextFilter(logging.Filter):
 def _spelled(literal: str) -> str:
     """A pattern for `literal` with any of its characters percent-encoded (`%2F` or `%2f` for
     `/`, `%74` for `t`): the router reads the decoded path and query, while uvicorn's access log
-    prints them as the client sent them."""
-    return "".join(f"(?:{re.escape(ch)}|%{ord(ch):02X})" for ch in literal)
+    prints them as the client sent them. An escape's hex digits match in either case (RFC 3986
+    2.1): the patterns compiled without `re.I` (a token's prefix is case-sensitive) took only
+    upper case, so `ocp%5f...` or `%6fcp_...` (a client encoding with lower-case hex) was
+    logged in clear."""
+    return "".join(f"(?:{re.escape(ch)}|%{_either_case(f'{ord(ch):02X}')})" for ch in literal)
+
+
+def _either_case(hex_digits: str) -> str:
+    """A pattern for `hex_digits` (upper case) with each letter in either case: `5F` -> `5[Ff]`."""
+    return "".join(f"[{d}{d.lower()}]" if d.isalpha() else d for d in hex_digits)
 
 
 # One character of a token (base64url, RFC 4648 section 5) as a URL may carry it: itself or %XX.

@@ -328,6 +328,13 @@ PASSWORD = "Hunter2-of-no-shape"
         f"/api/v1/health?api_key={PERSONAL_TOKEN}",
         f"/api/v1/auth/me/{PERSONAL_TOKEN}",
         "/api/v1/health?k=%6Fcp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4",
+        # An escape in lower-case hex (RFC 3986 2.1 takes either case): the token's prefix was
+        # recognised in upper-case escapes only, and the token logged in clear.
+        "/api/v1/health?k=%6fcp_B8unm0y6iFbt54Zv4g4TNSPJWPqKZBeljR9_Cd28al4",
+        f"/api/v1/health?q=ocp%5f{PERSONAL_TOKEN[4:]}",
+        f"/api/v1/health?q=och%5f{WEBHOOK_TOKEN[4:]}",
+        f"/api/v1/health?q=ey%4a{ACCESS_JWT[3:]}",
+        f"/api/v1/health?q=ey%4a{ACCESS_JWT[3:].replace('.', '%2e')}",
         # After a percent-encoded separator (a URL in a parameter, `Bearer ` typed into one):
         # the escape's last hex digit was read as the word the credential sat inside.
         f"/login?next=%2Fws%2Fexecutions%2F1%3Ftoken%3D{ACCESS_JWT}",

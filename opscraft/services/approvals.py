@@ -18,7 +18,8 @@ Rules:
 - the run queues once `required` distinct approvals are in, counting only those whose givers
   may still approve (one since demoted, deactivated or deleted stays in the trail, uncounted);
   one rejection rejects it; a request past its expiry is rejected by `expire_due` (the scheduler
-  loop calls it). Rejection writes the run event with the final status, like any end of a run.
+  loop calls it), or by the first decision that arrives after it (`_end_if_expired`: refused,
+  never counted). Rejection writes the run event with the final status, like any end of a run.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.db.models.workers import finished_event
 from opscraft.db.turns import take_write_turn
-from opscraft.db.types import LE, compared, utcnow
+from opscraft.db.types import LE, compared, utc_text, utcnow
 from opscraft.services import audit, paging, run_environment, terraform_state
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
@@ -452,6 +453,7 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
         raise NotFound(f"execution {execution_id} not found")
     if execution.status != ExecutionStatus.awaiting_approval:
         raise Conflict(f"execution {execution_id} is not awaiting approval ({execution.status})")
+    await _end_if_expired(session, execution_id)
     if execution.triggered_by == user.id:
         raise Forbidden("you requested this run: someone else must approve or reject it")
     done = await session.exec(
@@ -462,6 +464,38 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
     if done.first() is not None:
         raise Conflict(ALREADY_DECIDED)
     return execution
+
+
+def _expired(request: ApprovalRequest | None, now: datetime) -> bool:
+    """Whether `request` is past its `expires_at` (a time stored as no time reads as 1970:
+    expired)."""
+    return request is not None and request.expires_at <= now
+
+
+async def _end_if_expired(session: AsyncSession, execution_id: int) -> None:
+    """End a waiting run whose request is past its expiry as `expire_due` does (`rejected`,
+    outcome `expired`, audited as `execution.approval_expired`; committed) and raise the
+    `Conflict` of a run no longer waiting, saying when it expired. The expiry was the
+    scheduler loop's alone (`expire_due`, each round): an approval arriving after the expiry
+    and before the loop's next round (or while its rounds failed) queued the run."""
+    request = await session.get(ApprovalRequest, execution_id)
+    if request is None or not _expired(request, utcnow()):
+        return
+    expired_at = utc_text(request.expires_at)
+    if await _end(session, execution_id, "approval expired", "expired"):
+        _audit_expired(session, execution_id)
+    await session.commit()
+    _wake_events()
+    raise Conflict(
+        f"execution {execution_id} is not awaiting approval (rejected): its approval request expired "
+        f"at {expired_at}"
+    )
+
+
+def _audit_expired(session: AsyncSession, execution_id: int) -> None:
+    audit.record(
+        session, Actor(None), "execution.approval_expired", "execution", execution_id, actor_name="system"
+    )
 
 
 async def _record_decision(
@@ -567,8 +601,8 @@ async def count_again(session: AsyncSession, actor: Actor, user: User) -> list[i
         execution = await session.get(
             Execution, request.execution_id, with_for_update={"key_share": True}, populate_existing=True
         )
-        if have < request.required or execution is None:
-            continue
+        if have < request.required or execution is None or _expired(request, utcnow()):
+            continue  # an expired one is `expire_due`'s: it ends `rejected`, never queued
         try:
             await _still_startable(session, execution)
         except Conflict:
@@ -735,14 +769,7 @@ async def expire_due(db: Database, now: datetime | None = None) -> int:
         ended = 0
         for execution_id in list(due.all()):
             if await _end(session, int(execution_id), "approval expired", "expired"):
-                audit.record(
-                    session,
-                    Actor(None),
-                    "execution.approval_expired",
-                    "execution",
-                    execution_id,
-                    actor_name="system",
-                )
+                _audit_expired(session, int(execution_id))
                 ended += 1
         await session.commit()
     if ended:

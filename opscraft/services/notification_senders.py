@@ -2,8 +2,10 @@
 webhook, email over SMTP. Pure I/O: which message goes where is decided in `notifications`.
 
 Each `send_*` raises `SendError` with a message that is safe to log and show to admins (it
-never contains the credential, the URL's secret path or the message body), and ends within
-`DEADLINE_SECONDS` however slowly the receiver answers.
+never contains the credential, the URL's secret path or the message body), ends within
+`DEADLINE_SECONDS` however slowly the receiver answers, and reads a bounded answer however long
+the receiver's is (`ANSWER_BODY_BYTES` of an HTTP body, only a refusal's; `REPLY_BYTES` of an
+SMTP reply).
 
 Formats:
 - generic webhook: `POST <url>` with the message as JSON (`Content-Type: application/json`);
@@ -402,6 +404,11 @@ def masked_url(url: str) -> str:
 # `invalid_token`...: https://api.slack.com/messaging/webhooks#handling_errors), the only clue to
 # what is wrong. Only a body of this shape is repeated: nothing a receiver echoes is.
 _ERROR_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+# The most of a receiver's answer body read (bytes), and only of a refusal, for its error code:
+# the whole body was read into memory, so a receiver answering with an endless body (a 200 of
+# gigabytes streamed at once) grew the server process by gigabytes within the deadline, and held
+# the event loop past it. An answer's status is all a delivery needs.
+ANSWER_BODY_BYTES = 4096
 
 
 # Answers worth sending again: a timeout, too many requests; and every 5xx
@@ -502,6 +509,7 @@ async def _post_json(
     pinned = target.copy_with(host=address)
     sent = {
         "Content-Type": "application/json",
+        "Accept-Encoding": "identity",  # an answer's body is read as sent (`_answer_start`)
         **headers,
         "Host": named + (f":{target.port}" if target.port else ""),
     }
@@ -512,16 +520,21 @@ async def _post_json(
                 timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=_tls_context()
             ) as client,
         ):
-            response = await client.post(
-                pinned, content=body, headers=sent, extensions={"sni_hostname": host}
+            request = client.build_request(
+                "POST", pinned, content=body, headers=sent, extensions={"sni_hostname": host}
             )
+            response = await client.send(request, stream=True)
+            try:
+                status = response.status_code
+                answer = await _answer_start(response) if error_code and not 200 <= status < 300 else b""
+            finally:
+                await response.aclose()  # the rest of the body unread: the connection is dropped
     except TimeoutError:
         raise SendError(f"{_where(url)} did not answer within {DEADLINE_SECONDS:g} s") from None
     except httpx.HTTPError as exc:
         raise SendError(f"{_where(url)} unreachable: {type(exc).__name__}") from None
-    status = response.status_code
     if not 200 <= status < 300:
-        code = response.text.strip() if error_code else ""
+        code = answer.decode("utf-8", "replace").strip()
         said = f" ({code})" if _ERROR_CODE.fullmatch(code) else ""
         location = response.headers.get("location")
         if 300 <= status < 400 and location:
@@ -532,6 +545,19 @@ async def _post_json(
         permanent = status < 500 and status not in _RETRIED_STATUSES
         wait = retry_after_seconds(response.headers.get("retry-after")) if status == 429 else None
         raise SendError(f"{_where(url)} answered HTTP {status}{said}", permanent=permanent, retry_after=wait)
+
+
+async def _answer_start(response: Any) -> bytes:
+    """The first bytes of a streamed httpx `response`'s body as sent, at most
+    `ANSWER_BODY_BYTES`; b"" when the body is longer (no error code is that long). Never
+    decompressed (the request asks for `identity`): a small compressed body can stand for
+    gigabytes."""
+    read = bytearray()
+    async for chunk in response.aiter_raw():
+        read += chunk
+        if len(read) > ANSWER_BODY_BYTES:
+            return b""
+    return bytes(read)
 
 
 async def send_webhook(
@@ -634,10 +660,48 @@ class _Deadline:
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+# The longest SMTP reply read (bytes, all its lines): an EHLO reply, the longest a server sends,
+# is a few hundred. smtplib caps each line (8 KiB) but not their number: a server answering an
+# endless multi-line reply (`220-...` line after line) grew the server process by gigabytes
+# within the deadline, every line kept until the reply's last.
+REPLY_BYTES = 65536
+
+
+class ReplyTooLong(Exception):
+    """An SMTP server's reply went past `REPLY_BYTES`; the connection is closed. No OSError
+    (smtplib's errors are): `getreply` takes those for a lost connection."""
+
+
+class _ReplyReader:
+    """The SMTP connection's file (`makefile("rb")`) for one reply at a time: `readline` raises
+    `ReplyTooLong` once the reply's lines pass `REPLY_BYTES` (`start` begins each reply)."""
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self._left = REPLY_BYTES
+
+    def start(self) -> None:
+        self._left = REPLY_BYTES
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._file.readline(limit)
+        self._left -= len(line)
+        if self._left < 0:
+            raise ReplyTooLong(f"the server's reply was longer than {REPLY_BYTES} bytes")
+        return line
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class _Watched:
     """An SMTP client under a `_Deadline` from its construction on (its connection and greeting
     happen in the constructor), connecting to `address` (checked: `check_addresses`) while it
-    names the host as given (TLS verifies the certificate against it)."""
+    names the host as given (TLS verifies the certificate against it), and reading replies of at
+    most `REPLY_BYTES` (`ReplyTooLong`, the connection closed)."""
+
+    sock: Any
+    file: Any
 
     def __init__(self, *args: Any, deadline: _Deadline, address: str, **kwargs: Any) -> None:
         self._address = address
@@ -646,6 +710,17 @@ class _Watched:
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return super()._get_socket(self._address, port, timeout)  # type: ignore[misc]
+
+    def getreply(self) -> tuple[int, bytes]:
+        if self.file is None and self.sock is not None:  # smtplib's own start (and after STARTTLS)
+            self.file = _ReplyReader(self.sock.makefile("rb"))
+        if isinstance(self.file, _ReplyReader):
+            self.file.start()
+        try:
+            return super().getreply()  # type: ignore[misc,no-any-return]
+        except ReplyTooLong:
+            self.close()  # type: ignore[attr-defined]  # smtplib.SMTP's: QUIT is not sent then
+            raise
 
 
 class _SMTP(_Watched, smtplib.SMTP):
@@ -723,6 +798,8 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Dea
         ) from None
     except smtplib.SMTPServerDisconnected:
         raise SendError(f"{where}: the server closed the connection before it answered") from None
+    except ReplyTooLong as exc:
+        raise SendError(f"{where}: {exc}") from None
     except smtplib.SMTPException as exc:
         raise SendError(f"{where}: {type(exc).__name__}") from None
     except ssl.SSLError as exc:

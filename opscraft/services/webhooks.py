@@ -114,7 +114,7 @@ TOKEN_PREFIX = "och_"
 # let anyone who can reach the server write the audit trail as fast as it answers.
 REFUSED_WINDOW_SECONDS = 60
 REFUSED_ACTOR = "webhook:refused"
-REFUSED_LISTED_HOOKS = 20  # webhook ids kept in the window's row (an address probing ids)
+REFUSED_LISTED_HOOKS = 20  # webhook ids (an address probing ids) and addresses kept in the window's row
 
 
 class WebhookIn(Body):
@@ -650,14 +650,15 @@ async def _refused_without_token(session: AsyncSession, call: Call, reason: str)
     the next ones add to its `count` and set `last_at` and `reason` (the latest); `webhook_ids`
     lists the webhook ids they named (the first `REFUSED_LISTED_HOOKS`). Calls of one address
     take turns (PostgreSQL: a transaction lock on the address; SQLite: the write turn), so
-    none is lost and a window has one row. The caller commits."""
+    none is lost and a window has one row. The caller commits.
+    The address is the one the rate limit counts (`ratelimit.address_key`: an IPv6 address's
+    /64 network), the row's `client_ip`; `addresses` lists the addresses themselves (the first
+    `REFUSED_LISTED_HOOKS`). A row per exact address let one IPv6 caller, who picks any of its
+    /64's 2^64 addresses at will, write a row per call again, 429s included."""
     now = utcnow()
     start = now - timedelta(seconds=now.timestamp() % REFUSED_WINDOW_SECONDS)
-    address = (
-        col(AuditEvent.client_ip) == call.client_ip
-        if call.client_ip is not None
-        else col(AuditEvent.client_ip).is_(None)
-    )
+    group = address_key(call.client_ip) if call.client_ip is not None else None
+    address = col(AuditEvent.client_ip) == group if group is not None else col(AuditEvent.client_ip).is_(None)
     same_window = (
         col(AuditEvent.action) == "webhook.call",
         col(AuditEvent.actor_name) == REFUSED_ACTOR,
@@ -665,7 +666,7 @@ async def _refused_without_token(session: AsyncSession, call: Call, reason: str)
         compared(col(AuditEvent.time), GE, start),
     )
     if session.bind is not None and session.bind.dialect.name == "postgresql":
-        digest = hashlib.sha256(f"webhook-refused:{call.client_ip}".encode()).digest()
+        digest = hashlib.sha256(f"webhook-refused:{group}".encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
         await session.exec(select(sql_func.pg_advisory_xact_lock(key)))
     else:
@@ -675,7 +676,7 @@ async def _refused_without_token(session: AsyncSession, call: Call, reason: str)
     if row is None:
         audit.record(
             session,
-            Actor(None, call.client_ip),
+            Actor(None, group),
             "webhook.call",
             "webhook",
             call.webhook_id,
@@ -685,19 +686,27 @@ async def _refused_without_token(session: AsyncSession, call: Call, reason: str)
             count=1,
             window_seconds=REFUSED_WINDOW_SECONDS,
             webhook_ids=[call.webhook_id],
+            addresses=[call.client_ip] if call.client_ip is not None else [],
             last_at=utc_text(now),
         )
         return
     details = dict(row.details)
-    listed = list(details.get("webhook_ids", []))
-    if call.webhook_id not in listed and len(listed) < REFUSED_LISTED_HOOKS:
-        listed.append(call.webhook_id)
     row.details = details | {
         "count": int(details.get("count", 1)) + 1,
         "reason": reason,
-        "webhook_ids": listed,
+        "webhook_ids": _listed(details.get("webhook_ids"), call.webhook_id),
+        "addresses": _listed(details.get("addresses"), call.client_ip),
         "last_at": utc_text(now),
     }
+
+
+def _listed(stored: Any, value: Any) -> list[Any]:
+    """`stored` (a list of a window's row, or nothing: a row written before the list) with
+    `value` added when it is new and the list holds fewer than `REFUSED_LISTED_HOOKS`."""
+    listed = list(stored) if isinstance(stored, list) else []
+    if value is not None and value not in listed and len(listed) < REFUSED_LISTED_HOOKS:
+        listed.append(value)
+    return listed
 
 
 def _refused(session: AsyncSession, call: Call, script_id: int | None, reason: str) -> None:

@@ -130,12 +130,61 @@ async def test_a_long_comment_is_refused_under_its_field_with_the_limit(
 
 async def test_expiry_rejects(client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn) -> None:
     _, run_id = await held_run(client, viewer, admin)
-    async with runtime.current().db.session() as session:
-        await session.exec(update(ApprovalRequest).values(expires_at=utcnow() - timedelta(seconds=1)))
-        await session.commit()
+    await expire_requests()
     assert await approvals.expire_due(runtime.current().db) == 1
     assert await status_of(client, admin, run_id) == "rejected"
     assert (await decide(client, admin, run_id, "approve")).status_code == 409
+
+
+async def expire_requests() -> None:
+    """Every request past its expiry, as the clock would leave it (the sweep not run yet)."""
+    async with runtime.current().db.session() as session:
+        await session.exec(update(ApprovalRequest).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.commit()
+
+
+@pytest.mark.parametrize("verb", ["approve", "reject"])
+async def test_a_decision_after_the_expiry_is_refused_and_ends_the_request(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, no_automation_loops: None, verb: str
+) -> None:
+    """The expiry was the scheduler loop's alone (`expire_due`, once a round): an approval that
+    arrived after `expires_at` and before the loop's next round (or while its rounds failed)
+    queued the run, which then ran. A decision after the expiry is refused (409 saying when it
+    expired) and ends the request as the loop would: `rejected`, outcome `expired`."""
+    _, run_id = await held_run(client, viewer, admin)
+    await expire_requests()
+    r = await decide(client, admin, run_id, verb)
+    assert r.status_code == 409, r.text
+    assert "its approval request expired at " in r.json()["detail"], r.text
+    assert await status_of(client, admin, run_id) == "rejected"
+    state = (await client.get(f"/api/v1/executions/{run_id}/approval", headers=admin.headers)).json()
+    assert (state["outcome"], state["approvals"]) == ("expired", 0), state
+    trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=admin.headers)).json()
+    assert trail["items"] == [], "no decision is kept"
+    async with runtime.current().db.session() as session:
+        query = select(AuditEvent).where(col(AuditEvent.action) == "execution.approval_expired")
+        assert [e.target_id for e in (await session.exec(query)).all()] == [str(run_id)]
+    assert await approvals.expire_due(runtime.current().db) == 0, "ended once"
+
+
+async def test_an_expired_request_is_not_queued_when_an_approval_counts_again(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
+) -> None:
+    """An approver restored after the expiry (and before the loop's round): their approval
+    counting again queued the expired run (`count_again`). It is left to the expiry."""
+    first = await make_user(client, "operator", "restored-late")
+    _, run_id = await held_run(client, operator, admin, required=2)
+    assert (await decide(client, first, run_id, "approve")).status_code == 200
+    r = await client.put(f"/api/v1/users/{first.id}", json={"role": "viewer"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert (await decide(client, admin, run_id, "approve")).status_code == 200
+    await expire_requests()
+    r = await client.put(f"/api/v1/users/{first.id}", json={"role": "operator"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    assert await status_of(client, admin, run_id) == "awaiting_approval"
+    assert await approvals.expire_due(runtime.current().db) == 1
+    state = (await client.get(f"/api/v1/executions/{run_id}/approval", headers=admin.headers)).json()
+    assert (state["outcome"], await status_of(client, admin, run_id)) == ("expired", "rejected"), state
 
 
 async def test_cancel_while_waiting_and_pending_notification(

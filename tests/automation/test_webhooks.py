@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 import pytest
+from fastapi import FastAPI
 from sqlmodel import col, select
 
 from opscraft import runtime
@@ -303,6 +304,31 @@ async def test_calls_without_the_token_are_audited_as_one_row_per_address_and_mi
     assert r.status_code == 422
     last = (await audit_calls())[-1]
     assert last.actor_name == f"webhook:{hook['id']}" and "count" not in last.details
+
+
+async def test_calls_without_the_token_from_one_ipv6_network_share_its_row(
+    client: httpx.AsyncClient, admin: LoggedIn, api_app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rate limit counts an IPv6 caller by its /64 network (it picks any of 2^64 addresses at
+    will), the audit's row of the minute counted it by address: each call from another address
+    of the network wrote a row of its own, 429s included, as fast as the server answered. Now
+    the network's calls of a minute are one row (its `client_ip` the network, as the limit
+    counts it), listing the first addresses."""
+    _, hook = await setup_hook(client, admin)
+    monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 12)
+    wrong = hook["url_path"].rsplit("/", 1)[0] + "/och_wrong"
+    answers = []
+    for n in range(1, 31):
+        transport = httpx.ASGITransport(app=api_app, client=(f"2001:db8:7:9::{n:x}", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as caller:
+            answers.append((await caller.post(wrong, json={})).status_code)
+    assert set(answers) == {404, 429}, answers
+    events = await audit_calls()
+    assert len(events) in (1, 2), [(e.client_ip, e.details) for e in events]  # the minute may turn
+    assert sum(e.details["count"] for e in events) == 30
+    assert {e.client_ip for e in events} == {"2001:db8:7:9::/64"}
+    assert events[0].details["addresses"][:2] == ["2001:db8:7:9::1", "2001:db8:7:9::2"]
+    assert all(len(e.details["addresses"]) <= 20 for e in events)
 
 
 async def test_signature_and_replay_window(client: httpx.AsyncClient, admin: LoggedIn) -> None:
