@@ -148,3 +148,39 @@ async def test_a_trigger_s_stored_options_start_on_behalf_of_a_viewer(
             session, actor, sid, {}, trigger=executions.Trigger.schedule, run_options=OPTIONS
         )
     assert run.run_options == OPTIONS and run.triggered_by == viewer.id
+
+
+async def test_diff_on_a_script_with_secrets_is_chosen_only_by_its_editors(
+    client: httpx.AsyncClient, viewer: LoggedIn, operator: LoggedIn, admin: LoggedIn
+) -> None:
+    """Ansible's `--diff` prints each file a task writes before and after: a value decrypted from
+    Ansible Vault, or the previous value of an attached secret still in a host's file, which
+    masking cannot know. With a secret attached, a viewer's diff is a 403 naming
+    `run_options.diff`, also with the setting on and in a re-run of an operator's diff run; the
+    other options, and diff on a script without secrets, stay the viewer's to choose."""
+    sid = (await _held_script(client, operator))["id"]
+    r = await _run(client, viewer, sid, {"diff": True})
+    assert r.status_code == 202, r.text  # no secret attached: as before
+    operators_diff = (await _run(client, operator, sid, {"diff": True, "limit": "web1"})).json()["id"]
+    body = {"name": f"VAULT_{time.monotonic_ns()}", "value": "vault-pass-1"}
+    secret = await client.post("/api/v1/secrets", json=body, headers=operator.headers)
+    assert secret.status_code == 201, secret.text
+    r = await client.post(f"/api/v1/scripts/{sid}/secrets/{secret.json()['id']}", headers=operator.headers)
+    assert r.is_success, r.text
+    before = await _runs_of(client, admin, sid)
+    for request in (
+        _run(client, viewer, sid, {"diff": True}),
+        _run(client, viewer, sid, {"diff": True, "check": True}),
+        client.post(f"/api/v1/executions/{operators_diff}/rerun", headers=viewer.headers),
+    ):
+        r = await request
+        assert r.status_code == 403, r.text
+        assert r.json()["errors"][0]["field"] == "run_options.diff", r.text
+        assert "may not choose diff for script" in r.json()["detail"], r.text
+        assert "decrypted from Ansible Vault" in r.json()["errors"][0]["message"], r.text
+    assert await _runs_of(client, admin, sid) == before  # nothing stored
+    r = await _run(client, viewer, sid, {"check": True, "limit": "web1"})
+    assert r.status_code == 202 and r.json()["run_options"] == {"check": True, "limit": "web1"}, r.text
+    for editor in (operator, admin):
+        r = await _run(client, editor, sid, {"diff": True})
+        assert r.status_code == 202 and r.json()["run_options"] == {"diff": True}, r.text

@@ -366,6 +366,40 @@ def test_a_viewer_is_offered_run_options_only_when_the_script_allows_it(
     assert page.get_by_test_id("run-options-not-allowed").count() == 0
 
 
+def test_diff_is_not_offered_to_a_viewer_on_a_script_with_secrets(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """With a secret attached, Ansible's Diff (which prints files before and after, beyond what
+    masking knows) is the editors' to choose: the viewer's run form shows it disabled, saying
+    why under it; the other options stay offered (services/run_option_rights.py)."""
+    headers = tokens["admin"]
+    script = create_script(
+        server,
+        headers,
+        "play-with-vault",
+        PLAYBOOK,
+        script_type="ansible",
+        status="active",
+        inventory="[web]\nweb1 ansible_connection=local\n",
+    )
+    secret = httpx.post(
+        f"{server.url}/api/v1/secrets", json={"name": "PLAY_VAULT", "value": "vault-pass-1"}, headers=headers
+    )
+    assert secret.status_code == 201, secret.text
+    attached = httpx.post(
+        f"{server.url}/api/v1/scripts/{script['id']}/secrets/{secret.json()['id']}", headers=headers
+    )
+    assert attached.is_success, attached.text
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
+    page.locator('[data-testid="execute-button"]:not([disabled])').click()
+    said = page.get_by_test_id("ansible-diff-refused")
+    said.wait_for()
+    assert said.inner_text().startswith("Diff is not offered: diff is chosen only by those who may edit")
+    assert page.get_by_test_id("ansible-diff").get_attribute("aria-disabled") == "true"
+    assert page.get_by_test_id("ansible-limit").is_enabled()
+    assert page.get_by_test_id("ansible-check").get_attribute("aria-disabled") != "true"
+
+
 def test_the_network_notice_is_only_for_hosts_reached_over_the_network(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -563,6 +563,7 @@ async def create(
         await run_option_rights.check(
             session,
             user,
+            script_id=script_id,
             script_name=script.name,
             allowed_for_viewers=script.viewers_choose_run_options,
             options=options,

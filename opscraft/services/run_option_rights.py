@@ -10,6 +10,11 @@ Rules (docs/executions.md "Run options"):
 - off, a viewer's run with any option set is refused with a 403 (`Forbidden`) naming
   `run_options`: the options are valid (an operator's run with them starts), the person may not
   choose them for this script, a question of permission;
+- `diff` on a script with a secret attached is chosen only by those who may edit it, whatever
+  the setting, in a re-run too: Ansible's `--diff` prints each file a task writes before and
+  after, and those hold what masking cannot know (values decrypted from Ansible Vault with an
+  attached `ANSIBLE_VAULT_PASSWORD_FILE`; a host's file still holding an attached secret's
+  previous value) (`diff_refused`);
 - a run a schedule, webhook, "then run" link or retry starts (a system actor) is not refused:
   its options were chosen by whoever saved the trigger, which needs `edit_scripts`;
 - a re-run (`runs.rerun`, Run again) repeats the options of the run it repeats, never others.
@@ -26,7 +31,7 @@ from typing import Any
 from sqlalchemy import bindparam, literal, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db.models import Execution, User
+from opscraft.db.models import Execution, ScriptSecret, User
 from opscraft.db.models.executions import Trigger
 from opscraft.services.errors import Forbidden
 from opscraft.services.permissions import Permission, can, roles_with
@@ -62,6 +67,22 @@ def _origin_statement() -> Any:
 _ORIGIN = _origin_statement()
 
 
+DIFF_REFUSED = (
+    "diff is chosen only by those who may edit this script, as it has secrets attached: Ansible's "
+    "--diff prints the files a task writes before and after, which can hold values masking cannot "
+    "know (decrypted from Ansible Vault, or a secret's previous value)"
+)
+
+
+async def diff_refused(session: AsyncSession, user: User | None, script_id: int) -> bool:
+    """Whether `user` may not choose `diff` for script `script_id`: they may not edit scripts and
+    the script has a secret attached (the module's rules; `DIFF_REFUSED` says why)."""
+    if can(user, Permission.edit_scripts):
+        return False
+    attached = select(ScriptSecret.script_id).where(ScriptSecret.script_id == script_id).limit(1)
+    return (await session.exec(attached)).first() is not None  # type: ignore[call-overload]
+
+
 def may_choose(user: User | None, allowed_for_viewers: bool) -> bool:
     """Whether `user` may choose the run options of a script whose `viewers_choose_run_options`
     is `allowed_for_viewers` (what the run form offers them)."""
@@ -82,6 +103,7 @@ async def check(
     session: AsyncSession,
     user: User,
     *,
+    script_id: int,
     script_name: str,
     allowed_for_viewers: bool,
     options: dict[str, Any] | None,
@@ -91,7 +113,14 @@ async def check(
     run `options` set that they may not choose for script `script_name` (the module's rules);
     nothing for options unset (None or `{}`), or a person who may choose them. `rerun_of`: the
     run whose options a re-run repeats (`runs.rerun`), else None. A system actor's runs are not
-    checked (the caller leaves them out)."""
+    checked (the caller leaves them out). `diff` on a script with secrets attached is refused to
+    those who may not edit it in every case (`diff_refused`), a 403 naming `run_options.diff`."""
+    if options and options.get("diff") and await diff_refused(session, user, script_id):
+        raise Forbidden(
+            f"run_options.diff: your role ({user.role}) may not choose diff for script {script_name!r}: "
+            f"{DIFF_REFUSED}; start the run without diff, or ask an operator",
+            details=[{"field": "run_options.diff", "message": DIFF_REFUSED}],
+        )
     if not options or may_choose(user, allowed_for_viewers):
         return
     if rerun_of is not None and await _chosen_by_someone_else(session, rerun_of, user.id):

@@ -54,10 +54,13 @@ def shown_for(script_type: str, stored: dict[str, Any] | None) -> bool:
     return script_type == ScriptType.ansible or bool(stored)
 
 
-def ansible_fields(testid: str, stored: dict[str, Any] | None = None, note: str = "") -> AnsibleFields:
+def ansible_fields(
+    testid: str, stored: dict[str, Any] | None = None, note: str = "", diff_refused: str | None = None
+) -> AnsibleFields:
     """The fields under an "Ansible options" title (`note` says when they apply), showing the
     normalized `stored` options; `data-testid`s `<testid>-limit`, `-tags`, `-skip-tags`,
-    `-check`, `-diff`."""
+    `-check`, `-diff`. With `diff_refused` (why this person may not choose diff:
+    services/run_option_rights.py) Diff is disabled, the reason under it (`<testid>-diff-refused`)."""
     start = stored or {}
     ui.label("Ansible options" + (f" ({note})" if note else "")).classes("text-subtitle2 text-grey-8 mt-2")
     with ui.row().classes("w-full gap-2"):
@@ -77,6 +80,12 @@ def ansible_fields(testid: str, stored: dict[str, Any] | None = None, note: str 
             f'data-testid="{testid}-check"'
         )
         diff = ui.checkbox("Diff", value=bool(start.get("diff"))).props(f'data-testid="{testid}-diff"')
+    if diff_refused:
+        diff.disable()
+        diff.value = False
+        ui.label(f"Diff is not offered: {diff_refused}.").classes("text-caption text-grey-7").props(
+            f'data-testid="{testid}-diff-refused"'
+        )
     return AnsibleFields(limit, lists[0], lists[1], check, diff)
 
 

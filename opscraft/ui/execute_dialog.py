@@ -255,6 +255,9 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             and not script.network_enabled
             and await call(shared_inventories.reaches_network, actor, script)
         )
+        diff_refused = script_type == ScriptType.ansible and await call(
+            run_option_rights.diff_refused, actor.user, script_id
+        )
     except ServiceError as exc:
         notify_error(exc.message)
         return None
@@ -305,7 +308,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 )
         may_choose = run_option_rights.may_choose(actor.user, script.viewers_choose_run_options)
         ansible = script_type == ScriptType.ansible
-        options = _ansible_options(network_missing, may_choose) if ansible else None
+        options = _ansible_options(network_missing, may_choose, diff_refused) if ansible else None
         # The option inputs by the field a refusal names (`run_options.limit`, services/executions.py).
         option_inputs: dict[str, ui.element] = options.inputs() if options else {}
         if workspace is not None:
@@ -405,11 +408,13 @@ def run_draft_key(script_id: int) -> str:
     return f"run:{script_id}"
 
 
-def _ansible_options(network_missing: bool, may_choose: bool) -> AnsibleFields | None:
+def _ansible_options(network_missing: bool, may_choose: bool, diff_refused: bool) -> AnsibleFields | None:
     """Ansible's run options, or (None) one line saying why this user may not choose them
-    (services/run_option_rights.py); a notice when the playbook targets hosts over the network
-    and the script's network is off (hosts with `ansible_connection=local` run in the run itself)."""
-    fields = ansible_fields("ansible") if may_choose else None
+    (services/run_option_rights.py; Diff alone disabled, saying why, when `diff_refused`); a
+    notice when the playbook targets hosts over the network and the script's network is off
+    (hosts with `ansible_connection=local` run in the run itself)."""
+    refused = run_option_rights.DIFF_REFUSED if diff_refused else None
+    fields = ansible_fields("ansible", diff_refused=refused) if may_choose else None
     if fields is None:
         said = f"Run options (limit, tags, check, diff) are not offered: {run_option_rights.WHY_NOT}."
         ui.label(said).classes("text-caption text-grey-7").props('data-testid="run-options-not-allowed"')
