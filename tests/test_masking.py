@@ -537,3 +537,46 @@ def test_a_shell_reading_of_blanks_only_is_not_masked() -> None:
     assert printed_forms_module.shell_readings("\\ \\ \\ \\ ") == {"    "}
     assert b"    " not in patterns_for("\\ \\ \\ \\ ")
     assert run(Masker(["\\ \\ \\ \\ "]), ["    indented\n"]) == "    indented\n"
+
+
+URL_VALUE = "postgres://app:Pw-77x@db.internal:5432/app"
+# Escape sequences a terminal does not show, as tools write them inside a line: grep's colour
+# and erase-line around a match, `git diff --color-words`, an OSC 8 hyperlink, `tput sgr0`.
+HIDDEN = [
+    "\x1b[01;31m\x1b[K",
+    "\x1b[m\x1b[K",
+    "\x1b[7m",
+    "\x1b]8;;https://x.example/\x1b\\",
+    "\x1b(B\x1b[m",
+]
+
+
+@pytest.mark.parametrize("sequence", HIDDEN)
+def test_a_value_split_by_escape_sequences_is_masked(sequence: str) -> None:
+    """A terminal, the log download and a notification's excerpt show the value whole, without
+    the sequences between its pieces: it is masked with them (it was stored in clear)."""
+    at = URL_VALUE.index("db.internal")
+    printed = f"DATABASE_URL={URL_VALUE[:at]}{sequence}db.internal{sequence}{URL_VALUE[at + 11 :]} ok\n"
+    assert run(Masker([URL_VALUE]), [printed]) == f"DATABASE_URL={MASK} ok\n"
+
+
+def test_grep_colouring_inside_a_value_is_masked_at_every_split_point() -> None:
+    """What `grep --color=always db.internal app.env` prints, cut into two chunks anywhere (also
+    inside an escape sequence): never a piece of the value in clear."""
+    masker = Masker([URL_VALUE])
+    printed = subprocess.run(
+        ["grep", "--color=always", "db.internal"],
+        input=f"DATABASE_URL={URL_VALUE}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "\x1b[" in printed and URL_VALUE not in printed
+    for cut in range(1, len(printed)):
+        assert run(masker, [printed[:cut], printed[cut:]]) == f"DATABASE_URL={MASK}\n", cut
+
+
+def test_escape_sequences_outside_values_are_kept() -> None:
+    coloured = f"\x1b[32mok\x1b[0m {URL_VALUE} \x1b[1mdone\x1b[0m\n"
+    assert run(Masker([URL_VALUE]), [coloured]) == f"\x1b[32mok\x1b[0m {MASK} \x1b[1mdone\x1b[0m\n"
+    assert run(Masker([URL_VALUE]), ["\x1b[31mred\x1b[0m\n"]) == "\x1b[31mred\x1b[0m\n"
