@@ -1,8 +1,8 @@
 """The secrets page (operators and admins): search, create, edit, replace value, delete, audit log.
 
 A value is typed or pasted (several lines kept as they are) or read from a file, and sent to the
-service once; the dialog holding it is deleted right after, and no page ever receives a value from
-the server.
+service once; the dialog holding it is deleted right after (one closed with Escape, which stays
+on the page hidden, has its value field emptied), and no page ever receives a value from the server.
 """
 
 from __future__ import annotations
@@ -221,6 +221,16 @@ class SecretValueField:
         self.file_note.classes(replace="text-caption text-positive")
         self.file_note.set_visibility(True)
 
+    def forget_when_hidden(self, dialog: ui.dialog) -> None:
+        """Empty the field when `dialog` closes however it closes (Escape too, which leaves the
+        dialog on the page, hidden): the value leaves the page's elements, in the server and in the
+        browser, as `widgets.shown_once` does for a value shown once."""
+        dialog.on("hide", self._forget)
+
+    def _forget(self) -> None:
+        self.file_text = None
+        self.text.set_value("")
+
     @property
     def value(self) -> str:
         """The file's content when one was read, else the text as typed (line breaks kept)."""
@@ -287,6 +297,7 @@ class SecretsView(PagedTable):
                 {"env": "Environment variable", "file": "File (key, kubeconfig, ...)"}, value="env"
             ).props('no-caps data-testid="create-kind"')
             value = SecretValueField("Value (several lines are kept as they are)", "create-value")
+            value.forget_when_hidden(dialog)
             ui.label(
                 "A file secret is written into the run (mode 0400, removed afterwards); the variable "
                 "holds its path."
@@ -357,6 +368,7 @@ class SecretsView(PagedTable):
                 "text-grey-7"
             )
             value = SecretValueField("New value", "replace-value")
+            value.forget_when_hidden(dialog)
             dialog_buttons(
                 dialog,
                 "Replace value",
