@@ -13,6 +13,7 @@ from opscraft.ui.secrets import AUDIT_PAGE_SIZE, PAGE_SIZE
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
+    ELEMENTS_HOLD_JS,
     OPERATOR_AND_VIEWER,
     SocketHold,
     api_user,
@@ -372,11 +373,6 @@ def test_a_become_password_as_an_env_secret_is_refused_under_the_name(page: Any,
     page.get_by_test_id("secret-search").fill("ANSIBLE_BECOME")
     page.get_by_test_id("secret-ANSIBLE_BECOME_PASSWORD_FILE").wait_for()
     assert "the-sudo-password" not in page.content()
-
-
-# Whether any element of the page, as the browser holds them (NiceGUI's element store: a hidden
-# dialog's fields too, which are not in the DOM), has the value `v` in its properties.
-ELEMENTS_HOLD_JS = "v => JSON.stringify(Object.values(mounted_app.elements).map(e => e.props)).includes(v)"
 
 
 @pytest.mark.parametrize("dialog", ["create", "replace"])

@@ -30,6 +30,7 @@ from opscraft.ui.widgets import (
     dialog_buttons,
     dialog_card,
     dialog_title,
+    forget_on_close,
     format_time,
     opens_dialog,
     prose_input,
@@ -174,6 +175,7 @@ class SecretValueField:
             picker.on("change", self._picked, js_handler=READ_FILE_JS % secrets.MAX_VALUE_BYTES)
         self.file_note = ui.label().classes("text-caption").props(f'data-testid="{testid}-file-note"')
         self.file_note.set_visibility(False)
+        forget_on_close(self.text, self._forget)
 
     def _toggle(self) -> None:
         if self.show.value:
@@ -221,13 +223,8 @@ class SecretValueField:
         self.file_note.classes(replace="text-caption text-positive")
         self.file_note.set_visibility(True)
 
-    def forget_when_hidden(self, dialog: ui.dialog) -> None:
-        """Empty the field when `dialog` closes however it closes (Escape too, which leaves the
-        dialog on the page, hidden): the value leaves the page's elements, in the server and in the
-        browser, as `widgets.shown_once` does for a value shown once."""
-        dialog.on("hide", self._forget)
-
     def _forget(self) -> None:
+        """The value read or typed dropped (`widgets.forget_on_close`)."""
         self.file_text = None
         self.text.set_value("")
 
@@ -297,7 +294,6 @@ class SecretsView(PagedTable):
                 {"env": "Environment variable", "file": "File (key, kubeconfig, ...)"}, value="env"
             ).props('no-caps data-testid="create-kind"')
             value = SecretValueField("Value (several lines are kept as they are)", "create-value")
-            value.forget_when_hidden(dialog)
             ui.label(
                 "A file secret is written into the run (mode 0400, removed afterwards); the variable "
                 "holds its path."
@@ -368,7 +364,6 @@ class SecretsView(PagedTable):
                 "text-grey-7"
             )
             value = SecretValueField("New value", "replace-value")
-            value.forget_when_hidden(dialog)
             dialog_buttons(
                 dialog,
                 "Replace value",
