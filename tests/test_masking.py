@@ -23,6 +23,7 @@ import yaml
 
 from opscraft.execution import masking
 from opscraft.execution import printed_forms as printed_forms_module
+from opscraft.execution.escape_codes import ANSI_RE
 from opscraft.execution.masking import MASK, Masker, patterns_for
 from opscraft.execution.printed_forms import printed_forms
 from tests.conftest import IN_CI
@@ -580,3 +581,27 @@ def test_escape_sequences_outside_values_are_kept() -> None:
     coloured = f"\x1b[32mok\x1b[0m {URL_VALUE} \x1b[1mdone\x1b[0m\n"
     assert run(Masker([URL_VALUE]), [coloured]) == f"\x1b[32mok\x1b[0m {MASK} \x1b[1mdone\x1b[0m\n"
     assert run(Masker([URL_VALUE]), ["\x1b[31mred\x1b[0m\n"]) == "\x1b[31mred\x1b[0m\n"
+
+
+def test_values_split_by_random_escape_sequences_in_random_chunks_never_show() -> None:
+    """What a reader sees of the masked output (without escape sequences, as the terminal, the
+    log download and a notification's excerpt show it) never holds a value, wherever sequences
+    split it and wherever the output is cut into chunks (inside a sequence too)."""
+    rng = random.Random(5)
+    for _ in range(400):
+        values = ["".join(rng.choice("abcXYZ019-/+") for _ in range(rng.randint(4, 20))) for _ in range(3)]
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            value = rng.choice(values)
+            cuts = sorted(rng.sample(range(1, len(value)), rng.randint(0, 3)))
+            pieces = [value[a:b] for a, b in zip([0, *cuts], [*cuts, len(value)], strict=True)]
+            parts.append("".join(p + rng.choice(HIDDEN) for p in pieces[:-1]) + pieces[-1])
+            parts.append(rng.choice(["log ", "\n", " ", *HIDDEN, "ok: [host] "]))
+        text = "".join(parts)
+        chunks, pos = [], 0
+        while pos < len(text):
+            step = rng.randint(1, 15)
+            chunks.append(text[pos : pos + step])
+            pos += step
+        seen = ANSI_RE.sub("", run(Masker(values), chunks))
+        assert not [v for v in values if v in seen], (values, text)
