@@ -63,7 +63,7 @@ _PREFILTER_BYTES = 256
 _ENCODING = "utf-8"
 _ERRORS = "surrogatepass"
 _ESC = b"\x1b"
-# A held-back tail (at most a pattern's length) is located from the end, without mapping all.
+# A held-back tail (at most a pattern's length) is located in the end of the buffer alone.
 _TAIL_WALK = 4096
 _SEQUENCES = re.compile(b"(" + ANSI_BYTES_RE.pattern + b")")  # `split` keeps the sequences
 
@@ -266,13 +266,13 @@ def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 class _Visible:
     """A buffer's text as a reader sees it: without its escape sequences (`ANSI_BYTES_RE`), nor
     one cut at its end (`ANSI_CUT_BYTES_RE`: the next chunk completes it); `raw_offset` tells
-    where a byte of it was in the buffer."""
+    where a byte of it was in the buffer, worked out when first asked (seldom: a value or the
+    beginning of one in coloured output)."""
 
     def __init__(self, buf: bytes, end: int) -> None:
-        self._size = len(buf)
+        self._buf = buf
         self._end = end
-        self._parts = _SEQUENCES.split(buf[:end])  # text, sequence, text, ..., text
-        self.text = b"".join(self._parts[::2])
+        self.text = ANSI_BYTES_RE.sub(b"", buf[:end])
         self._starts: list[int] = []  # offset in `text` of each text part, ascending
         self._origins: list[int] = []  # offset in the buffer of each text part
 
@@ -288,27 +288,35 @@ class _Visible:
         """Where the byte at `offset` of `text` is in the buffer; the end of `text` is the end of
         the buffer."""
         if offset >= len(self.text):
-            return self._size
-        if len(self.text) - offset <= _TAIL_WALK:  # a held-back tail: walk back from the end
-            return self._from_end(len(self.text) - offset)
-        if not self._starts:  # worked out when first asked (coloured output seldom holds a value)
-            sizes = list(map(len, self._parts))
+            return len(self._buf)
+        behind = len(self.text) - offset
+        if behind <= _TAIL_WALK:  # a held-back tail: only the end of the buffer is looked at
+            return self._from_end(behind)
+        if not self._starts:
+            sizes = list(map(len, _SEQUENCES.split(self._buf[: self._end])))  # text, sequence, ..., text
             self._origins = list(itertools.accumulate(sizes, initial=0))[::2]
             self._starts = list(itertools.accumulate(sizes[::2], initial=0))
         part = bisect.bisect_right(self._starts, offset) - 1
         return self._origins[part] + offset - self._starts[part]
 
-    def _from_end(self, remaining: int) -> int:
-        """The buffer offset of the byte `remaining` (at least 1) bytes before the end of `text`."""
-        pos = self._end
-        for index in range(len(self._parts) - 1, -1, -1):
-            size = len(self._parts[index])
-            if index % 2 == 0:  # a text part
-                if remaining <= size:
-                    return pos - remaining
-                remaining -= size
-            pos -= size
-        raise AssertionError("offset beyond the text")
+    def _from_end(self, behind: int) -> int:
+        """The buffer offset of the byte `behind` (at least 1) bytes before the end of `text`,
+        found in a window at the end of the buffer, made longer until the byte is in it. The
+        window's first text part is not trusted unless the window starts the buffer: it may
+        begin inside a sequence, whose end would read as text."""
+        window = 2 * behind + 64
+        while True:
+            start = max(0, self._end - window)
+            parts = _SEQUENCES.split(self._buf[start : self._end])  # text, sequence, ..., text
+            pos, left = self._end, behind
+            for index in range(len(parts) - 1, -1, -1):
+                size = len(parts[index])
+                if index % 2 == 0:
+                    if left <= size and (index > 0 or start == 0):
+                        return pos - left
+                    left -= size
+                pos -= size
+            window *= 4
 
 
 def _prefilter(patterns: list[bytes], dfa: Implementation) -> Callable[[bytes], bool]:
