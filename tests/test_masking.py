@@ -605,3 +605,16 @@ def test_values_split_by_random_escape_sequences_in_random_chunks_never_show() -
             pos += step
         seen = ANSI_RE.sub("", run(Masker(values), chunks))
         assert not [v for v in values if v in seen], (values, text)
+
+
+def test_a_value_held_back_across_long_sequences_is_masked_at_every_split_point() -> None:
+    """A held-back beginning of a value is found from the end of the chunk, through a window
+    longer than the sequences in it (a hyperlink's address is hundreds of bytes; a window that
+    starts inside one must not read its end as text)."""
+    link = "\x1b]8;;https://example.com/" + "p" * 300 + "\x1b\\"
+    value = "tok-" + "Zq9" * 12
+    printed = f"a {link}{value[:5]}{link}{value[5:20]}\x1b[1m{link}{value[20:]}\x1b]8;;\x1b\\ b\n"
+    masker = Masker([value])
+    for cut in range(1, len(printed)):
+        seen = ANSI_RE.sub("", run(masker, [printed[:cut], printed[cut:]]))
+        assert seen == f"a {MASK} b\n", cut
