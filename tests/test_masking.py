@@ -23,6 +23,7 @@ import yaml
 
 from opscraft.execution import masking
 from opscraft.execution import printed_forms as printed_forms_module
+from opscraft.execution.escape_codes import ANSI_RE
 from opscraft.execution.masking import MASK, Masker, patterns_for
 from opscraft.execution.printed_forms import printed_forms
 from tests.conftest import IN_CI
@@ -537,3 +538,83 @@ def test_a_shell_reading_of_blanks_only_is_not_masked() -> None:
     assert printed_forms_module.shell_readings("\\ \\ \\ \\ ") == {"    "}
     assert b"    " not in patterns_for("\\ \\ \\ \\ ")
     assert run(Masker(["\\ \\ \\ \\ "]), ["    indented\n"]) == "    indented\n"
+
+
+URL_VALUE = "postgres://app:Pw-77x@db.internal:5432/app"
+# Escape sequences a terminal does not show, as tools write them inside a line: grep's colour
+# and erase-line around a match, `git diff --color-words`, an OSC 8 hyperlink, `tput sgr0`.
+HIDDEN = [
+    "\x1b[01;31m\x1b[K",
+    "\x1b[m\x1b[K",
+    "\x1b[7m",
+    "\x1b]8;;https://x.example/\x1b\\",
+    "\x1b(B\x1b[m",
+]
+
+
+@pytest.mark.parametrize("sequence", HIDDEN)
+def test_a_value_split_by_escape_sequences_is_masked(sequence: str) -> None:
+    """A terminal, the log download and a notification's excerpt show the value whole, without
+    the sequences between its pieces: it is masked with them (it was stored in clear)."""
+    at = URL_VALUE.index("db.internal")
+    printed = f"DATABASE_URL={URL_VALUE[:at]}{sequence}db.internal{sequence}{URL_VALUE[at + 11 :]} ok\n"
+    assert run(Masker([URL_VALUE]), [printed]) == f"DATABASE_URL={MASK} ok\n"
+
+
+def test_grep_colouring_inside_a_value_is_masked_at_every_split_point() -> None:
+    """What `grep --color=always db.internal app.env` prints, cut into two chunks anywhere (also
+    inside an escape sequence): never a piece of the value in clear."""
+    masker = Masker([URL_VALUE])
+    printed = subprocess.run(
+        ["grep", "--color=always", "db.internal"],
+        input=f"DATABASE_URL={URL_VALUE}\n",
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "\x1b[" in printed and URL_VALUE not in printed
+    for cut in range(1, len(printed)):
+        assert run(masker, [printed[:cut], printed[cut:]]) == f"DATABASE_URL={MASK}\n", cut
+
+
+def test_escape_sequences_outside_values_are_kept() -> None:
+    coloured = f"\x1b[32mok\x1b[0m {URL_VALUE} \x1b[1mdone\x1b[0m\n"
+    assert run(Masker([URL_VALUE]), [coloured]) == f"\x1b[32mok\x1b[0m {MASK} \x1b[1mdone\x1b[0m\n"
+    assert run(Masker([URL_VALUE]), ["\x1b[31mred\x1b[0m\n"]) == "\x1b[31mred\x1b[0m\n"
+
+
+def test_values_split_by_random_escape_sequences_in_random_chunks_never_show() -> None:
+    """What a reader sees of the masked output (without escape sequences, as the terminal, the
+    log download and a notification's excerpt show it) never holds a value, wherever sequences
+    split it and wherever the output is cut into chunks (inside a sequence too)."""
+    rng = random.Random(5)
+    for _ in range(400):
+        values = ["".join(rng.choice("abcXYZ019-/+") for _ in range(rng.randint(4, 20))) for _ in range(3)]
+        parts = []
+        for _ in range(rng.randint(1, 6)):
+            value = rng.choice(values)
+            cuts = sorted(rng.sample(range(1, len(value)), rng.randint(0, 3)))
+            pieces = [value[a:b] for a, b in zip([0, *cuts], [*cuts, len(value)], strict=True)]
+            parts.append("".join(p + rng.choice(HIDDEN) for p in pieces[:-1]) + pieces[-1])
+            parts.append(rng.choice(["log ", "\n", " ", *HIDDEN, "ok: [host] "]))
+        text = "".join(parts)
+        chunks, pos = [], 0
+        while pos < len(text):
+            step = rng.randint(1, 15)
+            chunks.append(text[pos : pos + step])
+            pos += step
+        seen = ANSI_RE.sub("", run(Masker(values), chunks))
+        assert not [v for v in values if v in seen], (values, text)
+
+
+def test_a_value_held_back_across_long_sequences_is_masked_at_every_split_point() -> None:
+    """A held-back beginning of a value is found from the end of the chunk, through a window
+    longer than the sequences in it (a hyperlink's address is hundreds of bytes; a window that
+    starts inside one must not read its end as text)."""
+    link = "\x1b]8;;https://example.com/" + "p" * 300 + "\x1b\\"
+    value = "tok-" + "Zq9" * 12
+    printed = f"a {link}{value[:5]}{link}{value[5:20]}\x1b[1m{link}{value[20:]}\x1b]8;;\x1b\\ b\n"
+    masker = Masker([value])
+    for cut in range(1, len(printed)):
+        seen = ANSI_RE.sub("", run(masker, [printed[:cut], printed[cut:]]))
+        assert seen == f"a {MASK} b\n", cut

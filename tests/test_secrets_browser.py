@@ -13,6 +13,7 @@ from opscraft.ui.secrets import AUDIT_PAGE_SIZE, PAGE_SIZE
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
+    ELEMENTS_HOLD_JS,
     OPERATOR_AND_VIEWER,
     SocketHold,
     api_user,
@@ -372,3 +373,35 @@ def test_a_become_password_as_an_env_secret_is_refused_under_the_name(page: Any,
     page.get_by_test_id("secret-search").fill("ANSIBLE_BECOME")
     page.get_by_test_id("secret-ANSIBLE_BECOME_PASSWORD_FILE").wait_for()
     assert "the-sudo-password" not in page.content()
+
+
+@pytest.mark.parametrize("dialog", ["create", "replace"])
+def test_a_value_typed_then_escaped_leaves_the_page(page: Any, server: LiveServer, dialog: str) -> None:
+    """Escape closes the value's dialog without Cancel: the dialog stays on the page, hidden, and
+    it kept the typed value in the page's elements (the server's and the browser's)."""
+    typed = f"Escaped-{dialog}-Value-Zq991"
+    add_users(server, (f"esc-{dialog}", "operator"))
+    name = f"ESC_{dialog.upper()}"
+    r = httpx.post(
+        f"{server.url}/api/v1/secrets",
+        json={"name": name, "value": "stored-before-7781"},
+        headers=token(server, f"esc-{dialog}"),
+        timeout=API_TIMEOUT,
+    )
+    assert r.status_code == 201, r.text
+    signed_in(page, server, f"esc-{dialog}", then="/secrets")
+    if dialog == "create":
+        page.get_by_test_id("new-secret").click()
+        page.get_by_test_id("create-name").fill("ESC_NEVER_SAVED")
+    else:
+        page.get_by_test_id(f"replace-{name}").click()
+    field = page.get_by_test_id(f"{dialog}-value")
+    field.fill(typed)
+    page.keyboard.press("Escape")
+    field.wait_for(state="detached")
+    # A round trip to the server after the dialog's closing (it sent the field's element, with
+    # the typed value, to the browser once the dialog was hidden).
+    page.get_by_test_id("secret-search").fill(name)
+    page.get_by_test_id("secrets-summary").filter(has_text="1 secret").wait_for()
+    assert not page.evaluate(ELEMENTS_HOLD_JS, typed)
+    assert typed not in page.content()

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import journey_server, journey_tokens, log_in
+from tests.ui_journey import ELEMENTS_HOLD_JS, journey_server, journey_tokens, log_in
 
 pytestmark = pytest.mark.browser
 
@@ -177,3 +177,19 @@ def test_rows_are_not_redrawn_when_nothing_changed(
     between = frames[asked:dialog]
     assert not [f for f in between if '"update"' in f and "null" in f], between  # no element removed
     assert removed_before_click == 0
+
+
+def test_a_password_typed_then_escaped_leaves_the_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Escape closes the reset dialog without Cancel: the dialog stayed on the page, hidden, and
+    the server sent the field's element with the typed password back to the browser."""
+    typed = "Escaped-Reset-Password-Zq991"
+    log_in(page, server, "admin", then="/users")
+    page.get_by_test_id("reset-viewer").click()
+    page.get_by_test_id("reset-password").fill(typed)
+    page.keyboard.press("Escape")
+    page.get_by_test_id("reset-password").wait_for(state="detached")
+    page.get_by_test_id("reset-viewer").click()  # a round trip to the server after the closing
+    expect(page.get_by_test_id("reset-password")).to_have_value("")
+    assert not page.evaluate(ELEMENTS_HOLD_JS, typed)

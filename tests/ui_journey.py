@@ -42,6 +42,11 @@ API_TIMEOUT = 60
 BLOCKING_IMPACTS = ("serious", "critical")
 
 
+# Whether any element of the page, as the browser holds them (NiceGUI's element store: a hidden
+# dialog's fields too, which are not in the DOM), has the value `v` in its properties.
+ELEMENTS_HOLD_JS = "v => JSON.stringify(Object.values(mounted_app.elements).map(e => e.props)).includes(v)"
+
+
 def token(server: LiveServer, username: str) -> dict[str, str]:
     response = httpx.post(
         f"{server.url}/api/v1/auth/login",

@@ -30,6 +30,7 @@ from typing import Any
 from opscraft.db import stored_shapes
 from opscraft.db.fold import lower
 from opscraft.db.models import ExecutionHostSummary
+from opscraft.execution.escape_codes import ANSI_RE
 from opscraft.execution.masking import MASK
 
 # The stdout a run keeps to find its recap: a coloured recap line takes about 330 characters,
@@ -41,7 +42,6 @@ MAX_HOSTS = 1000
 others in the recap's order (the totals count every host)."""
 MAX_HOST_CHARS = 255  # a longer name is cut (Ansible sets no limit)
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _HEADER = re.compile(r"^PLAY RECAP \*+\s*$")
 _LINE = re.compile(
     r"^(?P<host>\S.*?)\s+:\s+ok=(?P<ok>\d+)\s+changed=(?P<changed>\d+)\s+"
@@ -102,7 +102,7 @@ class Recap:
 
 def without_colours(text: str) -> str:
     """`text` without its ANSI escape sequences (Ansible colours its output: ANSIBLE_FORCE_COLOR)."""
-    return _ANSI.sub("", text)
+    return ANSI_RE.sub("", text)
 
 
 def read(stdout: str) -> Recap:

@@ -10,12 +10,18 @@ several GB/s, without the GIL) tells whether a chunk holds anything at all; only
 Aho-Corasick automaton find every occurrence. Where Hyperscan has no wheel (Linux on ARM), a DFA
 automaton does the first pass (slower, same result). Per stream, the end of a chunk that could be
 the beginning of a value is held back until the next chunk (or `flush`), so a value split across
-two chunks is still found.
+two chunks is still found. Escape sequences (colours, `ESC[K`, hyperlinks: `escape_codes`) are
+invisible where the output is read (the run page's terminal, the log download, a notification's
+excerpt), so a value is also found in the text without them and masked with the sequences
+inside it (`grep --color=always HOST` colours a host name inside a connection URL).
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
+import itertools
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from urllib.parse import quote, quote_plus
 
 from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
 
+from opscraft.execution.escape_codes import ANSI_BYTES_RE, ANSI_CUT_BYTES_RE, MAX_HELD_CHARS
 from opscraft.execution.printed_forms import printed_forms, shell_readings
 
 try:
@@ -55,6 +62,10 @@ _DFA_MAX_PATTERN_BYTES = 16 * 1024
 _PREFILTER_BYTES = 256
 _ENCODING = "utf-8"
 _ERRORS = "surrogatepass"
+_ESC = b"\x1b"
+# A held-back tail (at most a pattern's length) is located in the end of the buffer alone.
+_TAIL_WALK = 4096
+_SEQUENCES = re.compile(b"(" + ANSI_BYTES_RE.pattern + b")")  # `split` keeps the sequences
 
 
 def _base64_forms(raw: bytes, *, wrapped: bool = True) -> set[bytes]:
@@ -179,8 +190,11 @@ class Masker:
         pending = self._pending.pop(stream, None)
         buf = (pending.data if pending else b"") + text.encode(_ENCODING, _ERRORS)
         start = pending.emitted if pending else 0
-        spans = self._spans(buf)
+        seen = _Visible.of(buf)
+        spans = self._spans(buf) if seen is None else self._seen_spans(buf, seen)
         hold = self._hold_start(buf)
+        if seen is not None:
+            hold = min(hold, seen.raw_offset(self._hold_start(seen.text)))
         end = max(hold, start)
         for s, e in spans:
             if s < hold < e:  # a complete match runs into the held-back tail: release all of it
@@ -201,20 +215,26 @@ class Masker:
         if pending is None:
             return ""
         size = len(pending.data)
-        spans = [(0, size)] if cut else self._spans(pending.data)
+        seen = None if cut else _Visible.of(pending.data)
+        if cut:
+            spans = [(0, size)]
+        else:
+            spans = self._spans(pending.data) if seen is None else self._seen_spans(pending.data, seen)
         return _render(pending.data, spans, pending.emitted, size)
 
     def _spans(self, buf: bytes) -> list[tuple[int, int]]:
         """Merged byte ranges covered by any pattern (overlaps included), in order."""
         if not self._maybe(buf):
             return []
-        merged: list[tuple[int, int]] = []
-        for _, s, e in sorted(self._all.find_matches_as_indexes(buf, overlapping=True), key=lambda m: m[1]):
-            if merged and s < merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], e))
-            else:
-                merged.append((s, e))
-        return merged
+        return _merged([(s, e) for _, s, e in self._all.find_matches_as_indexes(buf, overlapping=True)])
+
+    def _seen_spans(self, buf: bytes, seen: _Visible) -> list[tuple[int, int]]:
+        """`_spans` of `buf`, and of its text without escape sequences (`seen`) mapped back onto
+        `buf` (each with the sequences inside it), merged."""
+        found = self._spans(buf) + [
+            (seen.raw_offset(s), seen.raw_offset(e - 1) + 1) for s, e in self._spans(seen.text)
+        ]
+        return _merged(found)
 
     def _hold_start(self, buf: bytes) -> int:
         """Start of the longest tail of `buf` that is the beginning (not all) of some pattern."""
@@ -230,6 +250,73 @@ class Masker:
             if buf[size - k :] in self._short:
                 return size - k
         return size
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`spans` (byte ranges, any order, overlapping or not) sorted, overlapping ones joined."""
+    merged: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        if merged and s < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+class _Visible:
+    """A buffer's text as a reader sees it: without its escape sequences (`ANSI_BYTES_RE`), nor
+    one cut at its end (`ANSI_CUT_BYTES_RE`: the next chunk completes it); `raw_offset` tells
+    where a byte of it was in the buffer, worked out when first asked (seldom: a value or the
+    beginning of one in coloured output)."""
+
+    def __init__(self, buf: bytes, end: int) -> None:
+        self._buf = buf
+        self._end = end
+        self.text = ANSI_BYTES_RE.sub(b"", buf[:end])
+        self._starts: list[int] = []  # offset in `text` of each text part, ascending
+        self._origins: list[int] = []  # offset in the buffer of each text part
+
+    @classmethod
+    def of(cls, buf: bytes) -> _Visible | None:
+        """The visible text of `buf`, or None when it holds no escape character (most output)."""
+        if _ESC not in buf:
+            return None
+        cut = ANSI_CUT_BYTES_RE.search(buf, max(len(buf) - MAX_HELD_CHARS, 0))
+        return cls(buf, cut.start() if cut else len(buf))
+
+    def raw_offset(self, offset: int) -> int:
+        """Where the byte at `offset` of `text` is in the buffer; the end of `text` is the end of
+        the buffer."""
+        if offset >= len(self.text):
+            return len(self._buf)
+        behind = len(self.text) - offset
+        if behind <= _TAIL_WALK:  # a held-back tail: only the end of the buffer is looked at
+            return self._from_end(behind)
+        if not self._starts:
+            sizes = list(map(len, _SEQUENCES.split(self._buf[: self._end])))  # text, sequence, ..., text
+            self._origins = list(itertools.accumulate(sizes, initial=0))[::2]
+            self._starts = list(itertools.accumulate(sizes[::2], initial=0))
+        part = bisect.bisect_right(self._starts, offset) - 1
+        return self._origins[part] + offset - self._starts[part]
+
+    def _from_end(self, behind: int) -> int:
+        """The buffer offset of the byte `behind` (at least 1) bytes before the end of `text`,
+        found in a window at the end of the buffer, made longer until the byte is in it. The
+        window's first text part is not trusted unless the window starts the buffer: it may
+        begin inside a sequence, whose end would read as text."""
+        window = 2 * behind + 64
+        while True:
+            start = max(0, self._end - window)
+            parts = _SEQUENCES.split(self._buf[start : self._end])  # text, sequence, ..., text
+            pos, left = self._end, behind
+            for index in range(len(parts) - 1, -1, -1):
+                size = len(parts[index])
+                if index % 2 == 0:
+                    if left <= size and (index > 0 or start == 0):
+                        return pos - left
+                    left -= size
+                pos -= size
+            window *= 4
 
 
 def _prefilter(patterns: list[bytes], dfa: Implementation) -> Callable[[bytes], bool]:

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import re
 
+from opscraft.execution.escape_codes import ANSI_RE
+
 # The stderr a run keeps to find its errors: Terraform prints them last.
 TAIL_CHARS = 64 * 1024
 MAX_SUMMARY = 200
 
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
 _ERROR = re.compile(r"^\s*(?:│\s*)?Error: (?P<summary>\S.*?)\s*$")
 _PROVIDER = (
     "Failed to query available provider packages",
@@ -53,7 +54,7 @@ HINTS = {
 def summaries(stderr: str) -> list[str]:
     """Terraform's error summaries in `stderr` (ANSI colours removed), each once, in order."""
     found: dict[str, None] = {}
-    for line in _ANSI.sub("", stderr).splitlines():
+    for line in ANSI_RE.sub("", stderr).splitlines():
         match = _ERROR.match(line)
         if match:
             found.setdefault(match.group("summary")[:MAX_SUMMARY], None)

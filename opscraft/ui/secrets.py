@@ -1,8 +1,8 @@
 """The secrets page (operators and admins): search, create, edit, replace value, delete, audit log.
 
 A value is typed or pasted (several lines kept as they are) or read from a file, and sent to the
-service once; the dialog holding it is deleted right after, and no page ever receives a value from
-the server.
+service once; the dialog holding it is deleted right after (one closed with Escape, which stays
+on the page hidden, has its value field emptied), and no page ever receives a value from the server.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from opscraft.ui.widgets import (
     dialog_buttons,
     dialog_card,
     dialog_title,
+    forget_on_close,
     format_time,
     opens_dialog,
     prose_input,
@@ -174,6 +175,7 @@ class SecretValueField:
             picker.on("change", self._picked, js_handler=READ_FILE_JS % secrets.MAX_VALUE_BYTES)
         self.file_note = ui.label().classes("text-caption").props(f'data-testid="{testid}-file-note"')
         self.file_note.set_visibility(False)
+        forget_on_close(self.text, self._forget)
 
     def _toggle(self) -> None:
         if self.show.value:
@@ -220,6 +222,11 @@ class SecretValueField:
         self.file_note.text = f"The value is the content of {name} ({len(raw):,} bytes, {how})."
         self.file_note.classes(replace="text-caption text-positive")
         self.file_note.set_visibility(True)
+
+    def _forget(self) -> None:
+        """The value read or typed dropped (`widgets.forget_on_close`)."""
+        self.file_text = None
+        self.text.set_value("")
 
     @property
     def value(self) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from nicegui import ui
 
-from opscraft.services.escapes import ANSI_RE
+from opscraft.execution.escape_codes import ANSI_RE
 from opscraft.ui.widgets import live_timer
 
 FLUSH_SECONDS = 0.08

@@ -612,11 +612,32 @@ def password_input(label: str, testid: str, *, autocomplete: str = "new-password
     """A full-width password input with a show/hide toggle; `autocomplete` tells password managers what it
     is.
     """
-    return (
+    field = (
         ui.input(label, password=True, password_toggle_button=True)
         .props(f'outlined dense autocomplete={autocomplete} data-testid="{testid}"')
         .classes("w-full")
     )
+    forget_on_close(field, lambda: field.set_value(""))
+    return field
+
+
+def enclosing_dialog(element: ui.element) -> ui.dialog | None:
+    """The dialog `element` is drawn in (through its parents' slots), None outside any."""
+    found: Any = element
+    while found is not None and not isinstance(found, ui.dialog):
+        slot = getattr(found, "parent_slot", None)
+        found = slot.parent if slot is not None else None
+    return found
+
+
+def forget_on_close(element: ui.element, forget: Callable[[], None]) -> None:
+    """Call `forget` (which empties `element`: a password, a secret value) when the dialog it is
+    in closes, however it closes: Escape leaves the dialog on the page, hidden, and the server
+    then sent the field's element, with what was typed, back to the browser. Nothing outside a
+    dialog (the login page's field goes with its page)."""
+    dialog = enclosing_dialog(element)
+    if dialog is not None:
+        dialog.on("hide", forget)
 
 
 class ErrorLine(ui.label):
@@ -725,7 +746,7 @@ def shown_once(
         done = ui.button("Done", on_click=dialog.close).props("unelevated")
         if done_testid is not None:
             done.props(f'data-testid="{done_testid}"')
-    dialog.on("hide", lambda: field.set_value(""))
+    forget_on_close(field, lambda: field.set_value(""))
     return dialog, field
 
 
@@ -748,12 +769,9 @@ def dialog_title(text: str) -> ui.label:
     """A dialog's title, which is also the dialog's accessible name (`aria-labelledby` of the
     `ui.dialog` it is drawn in): a screen reader said only "dialog" when one opened."""
     label = ui.label(text).classes("text-lg font-semibold oc-wrap")
-    element: Any = label
-    while element is not None and not isinstance(element, ui.dialog):
-        slot = getattr(element, "parent_slot", None)
-        element = slot.parent if slot is not None else None
-    if element is not None:
-        element.props(f'aria-labelledby="{label.html_id}"')
+    dialog = enclosing_dialog(label)
+    if dialog is not None:
+        dialog.props(f'aria-labelledby="{label.html_id}"')
     return label
 
 

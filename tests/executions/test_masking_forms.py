@@ -105,3 +105,19 @@ async def test_a_value_being_printed_when_the_run_is_killed_is_not_shown_in_part
     final, text = await run_with_secret(client, operator, value, script, runner_name, timeout_seconds=2)
     assert final["status"] == "timed_out", (final, text)
     assert text == f"started\ntoken: {MASK}", text
+
+
+@RUNNERS
+async def test_a_value_grep_colours_a_part_of_is_masked_in_stored_and_downloaded_output(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """`grep --color=always` colours the host inside a connection URL: the terminal, the log
+    download (which drops escape sequences) and a notification's excerpt showed it whole, and
+    the stored output held its password in clear between the sequences."""
+    value = "postgres://app:Pw-77x@db.internal:5432/app"
+    script = 'printf "DATABASE_URL=%s\\n" "$S" > app.env\ngrep --color=always db.internal app.env\n'
+    final, text = await run_with_secret(client, operator, value, script, runner_name)
+    assert final["status"] == "success", (final, text)
+    assert text == f"DATABASE_URL={MASK}\n", text
+    r = await client.get(f"/api/v1/executions/{final['id']}/output.log", headers=operator.headers)
+    assert r.status_code == 200 and r.text == f"DATABASE_URL={MASK}\n", r.text
