@@ -16,11 +16,12 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from opscraft.execution import terraform_errors
+from opscraft.execution import terraform_backend, terraform_errors
 from tests.conftest import free_port, require_service
 
 MAIN_TF = 'terraform {\n  backend "http" {}\n}\n\noutput "o" {\n  value = "x"\n}\n'
@@ -73,17 +74,14 @@ def _plan_stderr(tmp_path: Path, server: StateServer) -> str:
     """Real Terraform's stderr of a plan whose LOCK the server answers with its `lock_status`."""
     require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
     (tmp_path / "main.tf").write_text(MAIN_TF)
-    address = f"http://127.0.0.1:{server.server_address[1]}/state"
+    base_url = f"http://127.0.0.1:{server.server_address[1]}"
+    scope = terraform_backend.Scope(1, 1, "default", datetime.now(UTC))
     env = {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "CHECKPOINT_DISABLE": "1",
-        "TF_HTTP_ADDRESS": address,
-        "TF_HTTP_LOCK_ADDRESS": f"{address}/lock",
-        "TF_HTTP_UNLOCK_ADDRESS": f"{address}/lock",
-        "TF_HTTP_LOCK_METHOD": "LOCK",
-        "TF_HTTP_UNLOCK_METHOD": "UNLOCK",
-        "TF_HTTP_RETRY_WAIT_MIN": "0",
+        **terraform_backend.env(base_url, scope, "k" * 32),  # what a run gets
+        "TF_HTTP_RETRY_WAIT_MIN": "0",  # the 5xx's retries, at once
         "TF_HTTP_RETRY_WAIT_MAX": "1",
     }
 
