@@ -60,6 +60,15 @@ LOCK_FAILED = (
 """The hint of any other failed lock request (a 401, 403, 405, 5xx or no answer): Terraform
 says "Error acquiring the state lock" for those too, and the held-lock hint sent users to look
 for a run that did not exist."""
+UNSET_VARIABLE = "No value for required variable"
+_UNSET = re.compile(r'input\s+variable\s+"(?P<name>[^"\s]{1,64})"\s+is\s+not\s+set')
+UNSET_HINT = (
+    "{names} {have} no default and no value: declare a parameter of that name, or attach a secret "
+    "named TF_VAR_<name> to the script (Terraform's -var is not how a run gets values: "
+    "docs/executions.md, Parameters and secrets)"
+)
+"""The hint of variables without a default that nothing set: Terraform's own detail says to use
+`-var` or `-var-file`, which an OpsCraft run has no way to pass."""
 _DETAIL = re.compile(r"^Error message: (?P<detail>.*)$")
 _BOX = re.compile(r"^\s*│?\s?")
 
@@ -103,8 +112,23 @@ def exit_message(exit_code: int, stderr: str) -> str:
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     message += f": Terraform's error: {errors[0]}{more}"
     hints = [hint for starts, hint in HINTS.items() if any(e.startswith(starts) for e in errors)]
+    if UNSET_VARIABLE in found:
+        hints.insert(0, _unset_hint(stderr))
     if LOCK_ERROR in found:
         detail = found[LOCK_ERROR]
         held = "already locked" in detail or not detail
         hints.insert(0, HELD_LOCK if held else LOCK_FAILED.format(detail=detail))
     return message + "".join(f"; {hint}" for hint in hints)
+
+
+def _unset_hint(stderr: str) -> str:
+    """`UNSET_HINT` naming the variables Terraform says are not set ("The root module input
+    variable "x" is not set", read across its wrapped lines), each once."""
+    text = " ".join(_BOX.sub("", line, count=1) for line in _ANSI.sub("", stderr).splitlines())
+    names = list(dict.fromkeys(match.group("name") for match in _UNSET.finditer(text)))
+    if not names:
+        return UNSET_HINT.format(names="a variable", have="has")
+    said = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+    return UNSET_HINT.format(
+        names=f"the variable{'s' if len(names) > 1 else ''} {said}", have="have" if len(names) > 1 else "has"
+    )

@@ -1,11 +1,15 @@
-"""Why a Terraform run could not take the state lock, as its `error_message` says it.
+"""What a failed Terraform run's `error_message` says, from real Terraform's stderr (the
+`terraform` on PATH), as the worker reads a run's (`execution/terraform_errors.py`).
 
-Terraform says "Error acquiring the state lock" for every failed lock request of its `http`
-backend: a lock another run holds (the backend's 423), and also a request the state server
-refused (401, 403, a 405 from a proxy that does not pass the LOCK method) or did not answer
-(5xx, retried, then "giving up"). The message's hint said "another run held the state lock"
-for all of them, sending the user to look for a run that did not exist. The stderr here is real
-Terraform's (the `terraform` on PATH), against a small HTTP server answering LOCK as told.
+Why a run could not take the state lock: Terraform says "Error acquiring the state lock" for
+every failed lock request of its `http` backend: a lock another run holds (the backend's 423),
+and also a request the state server refused (401, 403, a 405 from a proxy that does not pass
+the LOCK method) or did not answer (5xx, retried, then "giving up"). The hint said "another run
+held the state lock" for all of them, sending the user to look for a run that did not exist.
+The state server here is a small HTTP server answering LOCK as told.
+
+A variable without a default that nothing set: Terraform's detail says to use `-var`, which an
+OpsCraft run cannot pass; the hint names the variables and the two ways a run gets values.
 """
 
 from __future__ import annotations
@@ -121,3 +125,21 @@ def test_a_lock_request_the_server_refused_or_failed_is_not_called_held(
     assert message.startswith(said), message
     assert "another run held the state lock" not in message, message
     assert detail in message.split("(Terraform: ", 1)[1].split("); a proxy")[0], message
+
+
+def test_variables_nothing_set_are_named_with_the_ways_a_run_sets_them(tmp_path: Path) -> None:
+    require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
+    (tmp_path / "main.tf").write_text(
+        'variable "db_host" {\n  type = string\n}\n\nvariable "region" {}\n\n'
+        'output "o" {\n  value = "${var.db_host}-${var.region}"\n}\n'
+    )
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CHECKPOINT_DISABLE": "1"}
+    for args in (["init", "-input=false"], ["plan", "-input=false"]):
+        done = subprocess.run(["terraform", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 1 and "Use a -var" in done.stderr.replace("\n", " "), done.stderr
+    assert terraform_errors.exit_message(1, done.stderr) == (
+        "the script exited with code 1: Terraform's error: No value for required variable; the "
+        "variables db_host, region have no default and no value: declare a parameter of that name, "
+        "or attach a secret named TF_VAR_<name> to the script (Terraform's -var is not how a run gets "
+        "values: docs/executions.md, Parameters and secrets)"
+    )
