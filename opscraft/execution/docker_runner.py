@@ -495,9 +495,10 @@ class DockerRunner:
         container = self._create_container(api, profile, labels, pull=pull, keep_workdir=keep_workdir, at=at)
         if keep_workdir:
             try:
+                at(CREATING)  # a call of its own, bounded as the create was
                 api.put_archive(container, MOUNT, _workdir_archive())
-            except DockerException:
-                self._remove(container)
+            except BaseException:  # the engine's failure, or the run stopped meanwhile
+                self._removals.put(container)
                 raise
         return container
 
