@@ -330,6 +330,10 @@ async def test_soft_delete_frees_the_name(
         ("ansible", "- hosts: all\n  tasks: [\n", 3, "invalid YAML"),
         ("ansible", "hosts: all\n", 1, "list of plays"),
         ("terraform", 'resource "a" "b" {\n  x = \n}\n', 2, "invalid HCL"),
+        # A module directory next to main.tf is never there: every run failed at init with
+        # "Unreadable module directory" (services/terraform_modules.py).
+        ("terraform", 'variable "x" {}\n\nmodule "vpc" {\n  source = "./modules/vpc"\n}\n', 4, "is one file"),
+        ("terraform", 'module "w" {\n  source = ".\\\\mods\\\\w"\n}\n', 2, 'module "w" has source'),
     ],
 )
 async def test_syntax_errors_are_422_with_lines(
@@ -344,6 +348,21 @@ async def test_syntax_errors_are_422_with_lines(
     assert text in error["message"]
     assert f"line {line}" in r.json()["detail"]
     assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
+
+
+async def test_terraform_modules_from_elsewhere_are_accepted(
+    client: httpx.AsyncClient, operator: LoggedIn
+) -> None:
+    """Only a module directory inside the run's work directory is refused: a registry or git
+    module is downloaded, and a path that climbs out may name one of the local runner's machine."""
+    content = (
+        'module "a" {\n  source = "terraform-aws-modules/vpc/aws"\n}\n'
+        'module "b" {\n  source = "git::https://example.com/m.git"\n}\n'
+        'module "c" {\n  source = "../../opt/modules/c"\n}\n'
+    )
+    body = {**SEED_BODY, "script_type": "terraform", "content": content, "parameters": None}
+    r = await client.post("/api/v1/scripts", json=body, headers=operator.headers)
+    assert r.status_code == 201, r.text
 
 
 async def test_lint_findings_need_acknowledgement(

@@ -199,6 +199,33 @@ def last_error(stderr: str) -> str | None:
     return found if len(found) <= MAX_ERROR else found[: MAX_ERROR - 3] + "..."
 
 
+SECRET_HINTS: dict[tuple[str, ...], str] = {
+    # ansible-core 2.14-2.19, VaultLib.decrypt: no password given, and a password that fits no value.
+    ("Attempting to decrypt but no vault secrets found",): (
+        "the playbook or inventory has !vault values and the run has no vault password: attach a "
+        "file secret named ANSIBLE_VAULT_PASSWORD_FILE holding it to the script (docs/executions.md, "
+        "Ansible against real hosts)"
+    ),
+    ("no vault secrets were found that could decrypt",): (
+        "the password in the secret ANSIBLE_VAULT_PASSWORD_FILE does not decrypt the !vault values: "
+        "store the one they were encrypted with"
+    ),
+    # The ssh connection's "Missing %s password" / "Incorrect %s password" (the become method's name).
+    ("Missing sudo password", "Missing su password"): (
+        "the host asks for a password to become another user and the run has none: attach a file "
+        "secret named ANSIBLE_BECOME_PASSWORD_FILE holding it to the script (docs/executions.md, "
+        "Ansible against real hosts)"
+    ),
+    ("Incorrect sudo password", "Incorrect su password"): (
+        "the password in the secret ANSIBLE_BECOME_PASSWORD_FILE is not the one the host asks for "
+        "(sudo: the login user's; su: the user's it becomes)"
+    ),
+}
+"""What to do about an error Ansible printed (in a task's failure on stdout, or its ERROR! on
+stderr) whose fix is a secret attached to the script: Ansible's words name no OpsCraft secret,
+and such a run's message said only "a task failed on web1"."""
+
+
 def exit_message(exit_code: int, stdout: str = "", stderr: str = "") -> str:
     """Why a playbook's run failed, for its `error_message`: "the script exited with code 4: a host
     was unreachable, ..." (`EXIT_MEANINGS`); other codes as any script's. With the end of the
@@ -213,4 +240,6 @@ def exit_message(exit_code: int, stdout: str = "", stderr: str = "") -> str:
         meaning = hosts
     elif meaning and (error := last_error(stderr)):
         meaning = f"{meaning.split(' (')[0]}: {error}"
-    return f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")
+    hints = [hint for says, hint in SECRET_HINTS.items() if any(s in stdout or s in stderr for s in says)]
+    message = f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")
+    return message + "".join(f"; {hint}" for hint in hints)

@@ -34,7 +34,8 @@ a kill (deadline, cancel) it does not answer within `KILL_TIMEOUT_SECONDS` aband
 (its attach stream is closed, so the run's thread is not held for as long as the engine is
 frozen); every other call a run makes (create, attach, start, the wait once its stream ended)
 gives up after `ENGINE_TIMEOUT_SECONDS`, so a frozen engine ends a cold start in `error` naming
-the engine within that time; a removal it cannot do is tried again once it answers
+the engine within that time (a cold start's calls run on a thread of their own, which a cancel
+or timeout does not wait for: `_unless_stopped`); a removal it cannot do is tried again once it answers
 (`available`); `engine_error` says why it does not answer (the Workers page and the warm pool
 status show it).
 """
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import select
 import selectors
@@ -50,9 +52,10 @@ import socket
 import struct
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
@@ -84,8 +87,12 @@ TMPFS = {
 KILLED = 128 + 9  # exit code of a process ended by SIGKILL
 SIGNALLED = 128  # from here on, an exit code says a signal ended the process
 READ_SIZE = 65536
-PULL_CHECK_SECONDS = 0.1
-"""How often a run whose image is being pulled looks whether it was stopped meanwhile (`_pull`)."""
+STOP_CHECK_SECONDS = 0.1
+"""How often a run whose cold start waits for the engine looks whether it was stopped meanwhile,
+or the engine's answer is late (`_unless_stopped`)."""
+CREATING = "its container was still being created (it is removed once the engine answers)"
+COLD_START_THREAD = "opscraft-cold-start"
+STARTING = "its container was still being attached to and started (it is removed once the engine answers)"
 PING_TIMEOUT = 3
 KILL_TIMEOUT_SECONDS = 10
 """How long a kill (or interrupt) waits for the engine before the run is abandoned."""
@@ -95,13 +102,29 @@ start, inspect, wait after the container's end, remove (per read of the answer).
 default is 60 s: a frozen engine held a cold start's create for a minute before the run ended.
 A working engine answers these in well under a second, and in a few seconds on a loaded host.
 An image pull is not bounded by it (it takes as long as the registry does, with docker-py's
-60 s per read), nor is the wait for a running container's end (bounded by the run's deadline)."""
+60 s per read), nor is the wait for a running container's end (bounded by the run's deadline).
+docker-py's attach takes no timeout (the client's is not passed to it): a cold start's attach is
+bounded by `_unless_stopped`; the warm pool's waits for the engine's answer, off any run's path."""
 ENGINE_ERRORS = (DockerException, OSError)
 """What a call to an engine that stopped, restarted or does not answer raises (docker-py's own
 errors; `requests`' connection errors and timeouts are `OSError`s)."""
 _FRAME = struct.Struct(">BxxxI")
 _STREAMS: dict[int, Stream] = {1: "stdout", 2: "stderr"}
 _ATTACH = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+
+
+_T = TypeVar("_T")
+
+
+class _At(Protocol):
+    """Told what a cold start does next (`_unless_stopped`); raises `_Abandoned` once it was
+    abandoned. `bounded`: the engine answers it within `ENGINE_TIMEOUT_SECONDS`."""
+
+    def __call__(self, doing: str, bounded: bool = True) -> None: ...
+
+
+def _no_watch(doing: str, bounded: bool = True) -> None:
+    """The `_At` of a creation no run waits for (the warm pool's)."""
 
 
 class UnknownRuntime(ConfigError):
@@ -300,23 +323,40 @@ class DockerRunner:
         self, api: docker.APIClient, spec: RunSpec, profile: Profile, job: bytes, control: RunControl
     ) -> _Attached:
         """A container of its own for the run of `spec`, created, attached and started, with
-        (the start of) its `job` written on its stdin before the start. Raises RunnerError when
-        `control` stops the run while its image is pulled (`_pull`)."""
+        (the start of) its `job` written on its stdin before the start. The engine's calls run on
+        a thread of their own (`_unless_stopped`): once `control` stops the run (cancel, timeout,
+        shutdown) RunnerError is raised at once, and what the engine answers later is undone
+        there. Raises RunnerError when the engine fails or does not answer."""
+        labels = {LABEL_EXECUTION: str(spec.execution_id)}
+
+        def start(at: _At) -> _Attached:
+            try:
+                container = self._create(api, profile, labels, keep_workdir=bool(spec.collect), at=at)
+            except ENGINE_ERRORS as exc:
+                raise _failed("create", exc) from None
+            try:
+                at(STARTING)
+                return self._attach_and_start(api, container, job)
+            except BaseException as exc:
+                self._removals.put(container)
+                if isinstance(exc, ENGINE_ERRORS):
+                    raise _failed("start", exc) from None
+                raise
+
+        def tidy(attached: _Attached | None) -> None:
+            """After the run was stopped: the container started late is removed, and the
+            abandoned client (the run's thread took a new one) closed."""
+            if attached is not None:
+                with contextlib.suppress(OSError):
+                    attached.sock.close()
+                self._removals.put(attached.container)
+            api.close()
+
         try:
-            labels = {LABEL_EXECUTION: str(spec.execution_id)}
-            container = self._create(api, profile, labels, keep_workdir=bool(spec.collect), control=control)
-        except APIError as exc:
-            raise RunnerError(f"Docker could not create the container: {exc.explanation or exc}") from None
-        except ENGINE_ERRORS as exc:
-            raise RunnerError(f"the Docker engine did not answer: {_reason(exc)}") from None
-        try:
-            return self._attach_and_start(api, container, job)
-        except APIError as exc:
-            self._removals.put(container)
-            raise RunnerError(f"Docker could not start the container: {exc.explanation or exc}") from None
-        except ENGINE_ERRORS as exc:
-            self._removals.put(container)
-            raise RunnerError(f"the Docker engine did not answer: {_reason(exc)}") from None
+            return _unless_stopped(start, control, tidy)
+        except _Abandoned:
+            self._local.api = None  # the step still uses it: this thread takes a new one
+            raise
 
     def _attach_and_start(self, api: docker.APIClient, container: str, job: bytes = b"") -> _Attached:
         """Attach to the created `container` (before it starts: no output can be missed), write
@@ -445,20 +485,20 @@ class DockerRunner:
         *,
         pull: bool = True,
         keep_workdir: bool = False,
-        control: RunControl | None = None,
+        at: _At = _no_watch,
     ) -> str:
         """A created (not started) container of `profile`: the one configuration of every run.
         `keep_workdir`: the work directory is on an anonymous volume (removed with the container)
-        instead of a tmpfs, so its files can be read after the run (`_collect`). `control`: the
-        run's, which a pull of its image gives up for (`_pull`)."""
-        container = self._create_container(
-            api, profile, labels, pull=pull, keep_workdir=keep_workdir, control=control
-        )
+        instead of a tmpfs, so its files can be read after the run (`_collect`). `at`: told
+        what comes next before each step (a cold start's, `_unless_stopped`, raises there once
+        its run was stopped)."""
+        container = self._create_container(api, profile, labels, pull=pull, keep_workdir=keep_workdir, at=at)
         if keep_workdir:
             try:
+                at(CREATING)  # a call of its own, bounded as the create was
                 api.put_archive(container, MOUNT, _workdir_archive())
-            except DockerException:
-                self._remove(container)
+            except BaseException:  # the engine's failure, or the run stopped meanwhile
+                self._removals.put(container)
                 raise
         return container
 
@@ -470,7 +510,7 @@ class DockerRunner:
         *,
         pull: bool,
         keep_workdir: bool,
-        control: RunControl | None = None,
+        at: _At,
     ) -> str:
         tmpfs = {path: options for path, options in TMPFS.items() if not (keep_workdir and path == WORKDIR)}
         host_config = api.create_host_config(
@@ -503,12 +543,17 @@ class DockerRunner:
         except ImageNotFound:
             if not pull:
                 raise
+            at(
+                f"its image {profile.image} was still being pulled (the pull goes on, for the next run)",
+                bounded=False,
+            )
             try:
-                _pull(profile.image, control)
+                _pull(profile.image)
             except DockerException:
                 raise RunnerError(
                     f"image {profile.image} is not available: pull it or configure another"
                 ) from None
+            at(CREATING)
             return str(api.create_container(profile.image, **options)["Id"])
 
 
@@ -533,37 +578,75 @@ def _client(**options: Any) -> docker.DockerClient:
     return client
 
 
-def _pull(image: str, control: RunControl | None = None) -> None:
+def _pull(image: str) -> None:
     """Pull `image` with a client of docker-py's default timeout (60 s per read), not the run's
-    `ENGINE_TIMEOUT_SECONDS`: a pull takes as long as the registry does. It runs in a thread of
-    its own, watched every `PULL_CHECK_SECONDS`: once `control` stops the run (cancel, timeout,
-    shutdown) it raises RunnerError at once and the pull goes on in the background, for the next
-    run (the run's kill only comes once its container started: a slow registry held a cancelled
-    run `running` until the pull ended). Raises what the pull raises (DockerException) otherwise."""
-    failed: list[BaseException] = []
+    `ENGINE_TIMEOUT_SECONDS`: a pull takes as long as the registry does (a run stopped meanwhile
+    does not wait for it: `_unless_stopped`). Raises what the pull raises (DockerException)."""
+    client = _client()
+    try:
+        client.api.pull(image)
+    finally:
+        client.close()
+
+
+class _Abandoned(RunnerError):
+    """The run was stopped while its cold start waited for the engine (`_unless_stopped`)."""
+
+
+def _unless_stopped(step: Callable[[_At], _T], control: RunControl, tidy: Callable[[_T | None], None]) -> _T:
+    """Run `step` on a thread of its own and return what it returns (raise what it raises),
+    unless `control` stops the run first (cancel, timeout, shutdown) or the engine leaves a step
+    unanswered for `ENGINE_TIMEOUT_SECONDS`: then raise `_Abandoned` at once, saying "the run
+    never started: " or "the Docker engine did not answer in N s: " and what the step was doing.
+    The step tells its `at` what it does next (`bounded=False`: a pull, as long as the registry
+    takes); `at` raises `_Abandoned` in an abandoned step, so it makes no further engine call, and
+    the step's result (None when it raised) goes to `tidy` to undo once it ends.
+
+    A stop used to wait for the engine's answer to each call of a cold start (create, attach,
+    start: up to `ENGINE_TIMEOUT_SECONDS` each; a pull for as long as the registry took), as the
+    run's kill only came once its container had started; and docker-py's `attach_socket` has no
+    timeout at all (it calls `requests` without the client's), so an engine frozen there held
+    the run for as long as it stayed frozen."""
+    lock = threading.Lock()
     done = threading.Event()
+    doing = [CREATING, time.monotonic() + ENGINE_TIMEOUT_SECONDS]
+    ended: list[tuple[_T | None, BaseException | None]] = []
+    abandoned = [False]
 
-    def pull() -> None:
+    def at(now: str, bounded: bool = True) -> None:
+        with lock:
+            doing[:] = [now, time.monotonic() + ENGINE_TIMEOUT_SECONDS if bounded else math.inf]
+            if abandoned[0]:
+                raise _Abandoned(now)
+
+    def work() -> None:
         try:
-            client = _client()
-            try:
-                client.api.pull(image)
-            finally:
-                client.close()
+            ended.append((step(at), None))
         except BaseException as exc:  # handed to the run's thread
-            failed.append(exc)
-        finally:
+            ended.append((None, exc))
+        with lock:
             done.set()
+            late = abandoned[0]
+        if late:
+            tidy(ended[0][0])
 
-    threading.Thread(target=pull, name="opscraft-image-pull", daemon=True).start()
-    while not done.wait(PULL_CHECK_SECONDS):
-        if control is not None and control.reason is not None:
-            raise RunnerError(
-                f"the run never started: its image {image} was still being pulled (the pull goes "
-                "on, for the next run)"
-            )
-    if failed:
-        raise failed[0]
+    threading.Thread(target=work, name=COLD_START_THREAD, daemon=True).start()
+    while not done.wait(STOP_CHECK_SECONDS):
+        with lock:
+            now, deadline = doing
+            if control.reason is not None:
+                why = f"the run never started: {now}"
+            elif time.monotonic() > deadline:
+                why = f"the Docker engine did not answer in {ENGINE_TIMEOUT_SECONDS} s: {now}"
+            else:
+                continue
+            if not done.is_set():
+                abandoned[0] = True
+                raise _Abandoned(why)
+    value, failed = ended[0]
+    if failed is not None:
+        raise failed
+    return value  # type: ignore[return-value]  # not None: the step returned
 
 
 def _owner() -> tuple[int, int]:
@@ -626,6 +709,14 @@ class _Chunks(io.RawIOBase):
         buffer[:count] = self._rest[:count]
         self._rest = self._rest[count:]
         return count
+
+
+def _failed(verb: str, exc: BaseException) -> RunnerError:
+    """What a cold start's `verb` ("create", "start") failing with `exc` (one of
+    `ENGINE_ERRORS`) tells the run: the engine's refusal, or that it did not answer."""
+    if isinstance(exc, APIError):
+        return RunnerError(f"Docker could not {verb} the container: {exc.explanation or exc}")
+    return RunnerError(f"the Docker engine did not answer: {_reason(exc)}")
 
 
 def _reason(exc: BaseException) -> str:

@@ -51,6 +51,7 @@ from opscraft.services import (
     partial,
     script_checks,
     stored_values,
+    terraform_modules,
     terraform_variables,
 )
 from opscraft.services.actor import Actor
@@ -637,6 +638,7 @@ async def check_content(
     if script_type == ScriptType.terraform and not problems:
         names = [spec["name"] for spec in schema]
         errors += await asyncio.to_thread(terraform_variables.errors, checks.content, names)
+        errors += terraform_modules.errors(checks.content)  # the document parsed (and cached) above
     if errors:
         summary = "; ".join(
             e["message"] if "line" in e else f"{e['field']}: {e['message']}" for e in errors[:5]

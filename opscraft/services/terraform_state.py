@@ -300,12 +300,60 @@ def _serial_lineage(text: str) -> tuple[int | None, str | None]:
         raise Invalid("the state is not valid JSON") from None
     if not isinstance(data, dict):
         raise Invalid("the state must be a JSON object")
+    _check_state_fields(data)
     serial = data.get("serial")
     lineage = data.get("lineage")
     return (
         serial if isinstance(serial, int) and 0 <= serial < 2**31 else None,
         lineage[:64] if isinstance(lineage, str) else None,
     )
+
+
+_STATE_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "terraform_version": ((str,), "a string"),
+    "lineage": ((str,), "a string"),
+    "outputs": ((dict,), "a JSON object"),
+    "resources": ((list,), "a JSON array"),
+    "check_results": ((list, type(None)), "a JSON array or null"),
+}
+"""The top-level fields of a state (format version 4, what Terraform 0.12 to 1.11 write) whose
+JSON type Terraform's reader checks (`statefile.readStateV4`: "The state file field ... has
+invalid value ..."), with the type it takes. `version` and `serial` are whole numbers."""
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_state_fields(data: dict[str, Any]) -> None:
+    """`Invalid` (422) for a state object Terraform's reader refuses, as it says it ("Unsupported
+    state file format", "Invalid state file format"): no `version`, or one that is no whole
+    number; a `serial` that is no whole number of at least 0; a field of `_STATE_FIELDS` of
+    another JSON type (those of format 4 only: older formats are laid out otherwise, and
+    Terraform upgrades them). Such a body was stored as the current state, and every later run
+    of the script failed reading it (checked against Terraform 1.11's reader)."""
+    said = "and Terraform could not read it back"
+    version = data.get("version")
+    if "version" not in data or not _whole(version):
+        found = "it has none" if "version" not in data else f"it is {_json_type(version)}"
+        raise Invalid(f'the state\'s "version" must be a whole number ({found}), {said}')
+    if "serial" in data and not _whole(data["serial"]):
+        found = _json_type(data["serial"])
+        raise Invalid(f'the state\'s "serial" must be a whole number of at least 0 (it is {found}), {said}')
+    for field, (types, wanted) in _STATE_FIELDS.items() if version == 4 else ():
+        if field in data and not isinstance(data[field], types):
+            raise Invalid(
+                f'the state\'s "{field}" must be {wanted} (it is {_json_type(data[field])}), {said}'
+            )
+
+
+def _json_type(value: Any) -> str:
+    """How a JSON value's type is named in a refusal: "a JSON string", "the number -1", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"the number {value!r}"
+    return "a JSON " + ("string" if isinstance(value, str) else _JSON_TYPES[type(value)])
 
 
 def _audit_by_run(

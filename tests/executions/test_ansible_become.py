@@ -206,7 +206,12 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "failed", text
     assert "Missing sudo password" in text, text
-    assert final["error_message"] == "the script exited with code 2: a task failed on testhost (1 of 1 host)"
+    assert final["error_message"] == (
+        "the script exited with code 2: a task failed on testhost (1 of 1 host); the host asks for a "
+        "password to become another user and the run has none: attach a file secret named "
+        "ANSIBLE_BECOME_PASSWORD_FILE holding it to the script (docs/executions.md, Ansible against "
+        "real hosts)"
+    )
 
     name = "ANSIBLE_BECOME_PASSWORD_FILE"
     secret_id = await ssh_tests._file_secret(client, operator, name, "not-the-password")
@@ -214,6 +219,7 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
     final, text = await _run(client, operator, script_id, runner_name)
     assert final["status"] == "failed", text
     assert "Incorrect sudo password" in text and "not-the-password" not in text, text
+    assert "ANSIBLE_BECOME_PASSWORD_FILE is not the one the host asks for" in final["error_message"], final
     assert become_host.owner_and_content(ROOT_FILE) is None
 
     r = await client.put(

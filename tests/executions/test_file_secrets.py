@@ -133,6 +133,43 @@ async def test_kind_is_checked_and_shown(client: httpx.AsyncClient, operator: Lo
     assert r.status_code == 201 and r.json()["kind"] == "env"
 
 
+@pytest.mark.parametrize("password", [None, "not-the-password"])
+async def test_a_vault_value_nothing_decrypts_says_which_secret_to_attach_or_fix(
+    client: httpx.AsyncClient, operator: LoggedIn, password: str | None
+) -> None:
+    """A `!vault` value with no ANSIBLE_VAULT_PASSWORD_FILE, or one holding another password: the
+    task fails with Ansible's "Attempting to decrypt but no vault secrets found" (or "... that
+    could decrypt"), which names no OpsCraft secret, and the message said only "a task failed on
+    localhost"; now it says what to attach or fix."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    vaulted = VaultLib([("default", VaultSecret(b"the-password"))]).encrypt("db-password-42").decode()
+    playbook = (
+        "- hosts: localhost\n  gather_facts: false\n  vars:\n    db_pass: !vault |\n"
+        + "".join(f"      {line}\n" for line in vaulted.splitlines())
+        + '  tasks:\n    - debug:\n        msg: "db={{ db_pass }}"\n'
+    )
+    script_id = await make_script(client, operator, playbook, script_type="ansible")
+    if password is not None:
+        body = {"name": "ANSIBLE_VAULT_PASSWORD_FILE", "value": password, "kind": "file"}
+        r = await client.post("/api/v1/secrets", json=body, headers=operator.headers)
+        assert r.status_code == 201, r.text
+        r = await client.post(
+            f"/api/v1/scripts/{script_id}/secrets/{r.json()['id']}", headers=operator.headers
+        )
+        assert r.status_code == 201, r.text
+    started = await start_checked(client, operator, script_id, "local", parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    assert final["status"] == "failed", await output(client, operator, started["id"])
+    said = (
+        "attach a file secret named ANSIBLE_VAULT_PASSWORD_FILE" if password is None else "does not decrypt"
+    )
+    assert final["error_message"].startswith("the script exited with code 2: a task failed on localhost"), (
+        final
+    )
+    assert said in final["error_message"], final
+
+
 @pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 async def test_an_ansible_vault_password_is_a_file_secret(
     client: httpx.AsyncClient, operator: LoggedIn, runner_name: str

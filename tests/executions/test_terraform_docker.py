@@ -125,9 +125,10 @@ async def test_docker_plan_is_saved_and_applied_exactly(
 
 @pytest.fixture
 def held_over_http() -> Iterator[Slow]:
-    """`SLOW_TF`, or before Terraform 1.4 `HELD_HTTP_TF` reading a state from a server on the
-    bridge's gateway that answers `/held` only once released (`/quick` at once)."""
-    if terraform_version() >= (1, 4):
+    """`SLOW_TF`, or before Terraform 1.4 (the image's, which the runs use) `HELD_HTTP_TF`
+    reading a state from a server on the bridge's gateway that answers `/held` only once
+    released (`/quick` at once)."""
+    if terraform_version("docker", "run", "--rm", "--entrypoint", "terraform", IMAGE) >= (1, 4):
         yield Slow(SLOW_TF, {"pause": 0}, {"pause": 300}, None)
         return
     released = threading.Event()

@@ -61,12 +61,17 @@ def terraform_on_path() -> None:
 
 
 @functools.cache
-def terraform_version() -> tuple[int, int, int]:
-    """(major, minor, patch) of the `terraform` on PATH: the tests adapt to what it does
-    (1.11 here; 1.0.3 from tests/run on a clean machine)."""
-    said = subprocess.run(["terraform", "version"], capture_output=True, text=True, check=True).stdout
+def terraform_version(*command: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of the Terraform `command` runs (default: the `terraform` on PATH;
+    test_terraform_docker.py names its image's): the tests adapt to what it does (1.11 here;
+    1.0.3 from tests/run on a clean machine). The stand-in, first on PATH while a runtime of a
+    module without this module's `terraform_on_path` runs, is refused (AssertionError, never
+    cached): its "v0.0.0-standin" was read as Terraform 0.0.0, and, cached, chose the pre-1.4
+    configurations for the rest of the process."""
+    argv = [*(command or ("terraform",)), "version"]
+    said = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     found = re.search(r"Terraform v(\d+)\.(\d+)\.(\d+)", said)
-    assert found is not None, said
+    assert found is not None and "standin" not in said, said
     return int(found[1]), int(found[2]), int(found[3])
 
 

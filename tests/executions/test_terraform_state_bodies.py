@@ -69,6 +69,17 @@ NO_STATES = [
     (b"[1, 2]", "JSON object"),
     (b"", "JSON"),
     (b'{"version": 4, "serial": 1e999}', "Infinity"),
+    # Objects Terraform's state reader refuses (1.11: "Unsupported state file format", "Invalid
+    # state file format"): they were stored as the current state, and every later run failed.
+    (b'{"serial": 1, "lineage": "l"}', '"version" must be a whole number (it has none)'),
+    (b'{"version": "4"}', '"version" must be a whole number (it is a JSON string)'),
+    (b'{"version": 4, "serial": "7"}', '"serial" must be a whole number of at least 0 (it is a JSON string)'),
+    (b'{"version": 4, "serial": -1}', '"serial" must be a whole number of at least 0 (it is the number -1)'),
+    (b'{"version": 4, "serial": 1.5}', "(it is the number 1.5)"),
+    (b'{"version": 4, "lineage": 5}', '"lineage" must be a string (it is the number 5)'),
+    (b'{"version": 4, "resources": {}}', '"resources" must be a JSON array (it is a JSON object)'),
+    (b'{"version": 4, "outputs": []}', '"outputs" must be a JSON object (it is a JSON array)'),
+    (b'{"version": 4, "terraform_version": 1}', '"terraform_version" must be a string'),
 ]
 
 
