@@ -102,7 +102,9 @@ async def test_a_value_being_printed_when_the_run_is_killed_is_not_shown_in_part
     output ended; a killed run's output is cut short, as at the output cap: it becomes `***`."""
     value = "first-HALF-second-HALF"
     script = 'echo started; printf "token: %s" "${S:0:11}"; sleep 60; printf "%s\\n" "${S:11}"\n'
-    final, text = await run_with_secret(client, operator, value, script, runner_name, timeout_seconds=2)
+    # 5 s: the timeout counts from the run's start, a cold container's creation included (over
+    # 2 s at load 20: the run ended before its script printed).
+    final, text = await run_with_secret(client, operator, value, script, runner_name, timeout_seconds=5)
     assert final["status"] == "timed_out", (final, text)
     assert text == f"started\ntoken: {MASK}", text
 
