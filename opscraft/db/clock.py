@@ -10,6 +10,12 @@ dying. So each process measures the offset of PostgreSQL's clock from its own (`
 start and at every heartbeat or lost-worker check, one `SELECT` of about a millisecond) and
 `now()` is its own clock corrected by it. On SQLite every process runs on the database's machine:
 the offset stays 0.
+
+`db.types.utcnow`, where every stored moment and every comparison with stored moments takes the
+time, reads `now()`: schedules fire, approval requests expire, chain runs are judged lost,
+notifications are retried, tokens and sign-ins end in this clock, whichever process judges them
+(a web process an hour ahead fired every schedule due within the hour at once, and refused
+every access token the others issued as expired).
 """
 
 from __future__ import annotations
@@ -18,15 +24,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from opscraft.db.types import utcnow
-
 _SERVER_NOW = text("SELECT timezone('UTC', clock_timestamp())")
 _offset = timedelta(0)
 
 
 def now() -> datetime:
     """The database server's current time (timezone-aware UTC), as of the last `measure`."""
-    return utcnow() + _offset
+    return datetime.now(UTC) + _offset
 
 
 def to_local(moment: datetime) -> datetime:
@@ -41,7 +45,7 @@ def measure(conn: Connection) -> None:
     global _offset
     if conn.dialect.name != "postgresql":
         return
-    before = utcnow()
+    before = datetime.now(UTC)
     server = conn.execute(_SERVER_NOW).scalar_one()
-    after = utcnow()
+    after = datetime.now(UTC)
     _offset = server.replace(tzinfo=UTC) - (before + (after - before) / 2)
