@@ -41,11 +41,16 @@ def to_local(moment: datetime) -> datetime:
 
 def measure(conn: Connection) -> None:
     """Read the server's clock on `conn` (PostgreSQL; nothing to do on SQLite) and keep its
-    offset from this machine's, taken at the middle of the round trip."""
+    offset from this machine's, taken at the middle of the round trip. An offset within half
+    the round trip is no offset (the server read its clock somewhere in it: the same clock, this
+    machine's or one NTP keeps in step, measures so): it was the round trip's jitter, milliseconds
+    on a loaded machine, added to every time this process stored."""
     global _offset
     if conn.dialect.name != "postgresql":
         return
     before = datetime.now(UTC)
     server = conn.execute(_SERVER_NOW).scalar_one()
     after = datetime.now(UTC)
-    _offset = server.replace(tzinfo=UTC) - (before + (after - before) / 2)
+    half = (after - before) / 2
+    offset = server.replace(tzinfo=UTC) - (before + half)
+    _offset = offset if abs(offset) > half else timedelta(0)

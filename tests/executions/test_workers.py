@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select, update
 
 from opscraft import runtime
@@ -412,3 +413,22 @@ async def test_a_worker_declared_lost_while_frozen_stops_the_scripts_of_its_ende
     await until(lambda: _marked_processes(worker.worker_id) == 0, "its script to be stopped", 30)
     row = await _row(execution_id)
     assert (row.status, row.error_message) == ("error", LOST_MESSAGE)
+
+
+async def test_a_database_on_this_machines_clock_is_measured_without_offset(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL on the same clock (this machine, or one kept in step by NTP) is no offset:
+    one within half the measuring round trip is taken as 0. It was the round trip's jitter
+    (milliseconds on a loaded machine), added to every time a process stored, so a row's
+    `created_at` could come before the moment a client on that machine sent it."""
+    assert PG_URL
+    monkeypatch.setattr(clock, "_offset", clock._offset)  # this process's, back after the test
+    engine = create_async_engine(PG_URL)
+    try:
+        for _ in range(20):
+            async with engine.connect() as conn:
+                await conn.run_sync(clock.measure)
+            assert clock._offset == timedelta(0)
+    finally:
+        await engine.dispose()
