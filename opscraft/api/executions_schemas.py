@@ -12,6 +12,7 @@ from opscraft.api.stored_problem import StoredProblem
 from opscraft.db import stored_shapes
 from opscraft.db.models import Execution, ExecutionHostSummary
 from opscraft.db.models.executions import ExecutionStatus
+from opscraft.db.types import utcnow
 from opscraft.execution import ansible_recap
 from opscraft.execution.log_pages import PAGE_CHARS, StoredChunk
 from opscraft.services import host_summaries
@@ -221,7 +222,7 @@ class ExecutionPage(Page[ExecutionOut]):
 def _duration(execution: Execution) -> float | None:
     if execution.started_at is None:
         return None
-    end = execution.finished_at or datetime.now(execution.started_at.tzinfo)
+    end = execution.finished_at or utcnow()  # started_at is in the database's clock
     return round((end - execution.started_at).total_seconds(), 3)
 
 

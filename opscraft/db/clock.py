@@ -10,6 +10,12 @@ dying. So each process measures the offset of PostgreSQL's clock from its own (`
 start and at every heartbeat or lost-worker check, one `SELECT` of about a millisecond) and
 `now()` is its own clock corrected by it. On SQLite every process runs on the database's machine:
 the offset stays 0.
+
+`db.types.utcnow`, where every stored moment and every comparison with stored moments takes the
+time, reads `now()`: schedules fire, approval requests expire, chain runs are judged lost,
+notifications are retried, tokens and sign-ins end in this clock, whichever process judges them
+(a web process an hour ahead fired every schedule due within the hour at once, and refused
+every access token the others issued as expired).
 """
 
 from __future__ import annotations
@@ -18,15 +24,13 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from opscraft.db.types import utcnow
-
 _SERVER_NOW = text("SELECT timezone('UTC', clock_timestamp())")
 _offset = timedelta(0)
 
 
 def now() -> datetime:
     """The database server's current time (timezone-aware UTC), as of the last `measure`."""
-    return utcnow() + _offset
+    return datetime.now(UTC) + _offset
 
 
 def to_local(moment: datetime) -> datetime:
@@ -37,11 +41,16 @@ def to_local(moment: datetime) -> datetime:
 
 def measure(conn: Connection) -> None:
     """Read the server's clock on `conn` (PostgreSQL; nothing to do on SQLite) and keep its
-    offset from this machine's, taken at the middle of the round trip."""
+    offset from this machine's, taken at the middle of the round trip. An offset within half
+    the round trip is no offset (the server read its clock somewhere in it: the same clock, this
+    machine's or one NTP keeps in step, measures so): it was the round trip's jitter, milliseconds
+    on a loaded machine, added to every time this process stored."""
     global _offset
     if conn.dialect.name != "postgresql":
         return
-    before = utcnow()
+    before = datetime.now(UTC)
     server = conn.execute(_SERVER_NOW).scalar_one()
-    after = utcnow()
-    _offset = server.replace(tzinfo=UTC) - (before + (after - before) / 2)
+    after = datetime.now(UTC)
+    half = (after - before) / 2
+    offset = server.replace(tzinfo=UTC) - (before + half)
+    _offset = offset if abs(offset) > half else timedelta(0)

@@ -17,14 +17,19 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.sql.sqltypes import NullType
 
+from opscraft.db import clock
+
 # The largest id: ids are INTEGER columns, 32-bit on PostgreSQL (which refuses a larger bound
 # value with an error, where SQLite just finds nothing).
 MAX_ID = 2**31 - 1
 
 
 def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC."""
-    return datetime.now(UTC)
+    """The current time, timezone-aware in UTC, on the database server's clock (`db.clock.now`:
+    this machine's, corrected by the offset last measured; this machine's own before the first
+    measure and on SQLite). Processes on machines whose clocks disagree then agree on every
+    moment they store and compare (fire times, expiries, heartbeats)."""
+    return clock.now()
 
 
 def utc_text(value: datetime | None) -> str | None:

@@ -146,7 +146,12 @@ class _WakingWorker(Worker):
             return
         self.busy.add(1)
         try:
-            self.huey.execute(task, now)
+            # The job's function itself, not `Huey.execute`: that asked the storage whether the
+            # job was revoked before running it and cleared the flag after (OpsCraft revokes,
+            # schedules and keeps nothing of a job), so a Redis that went away between the pop
+            # and that question dropped a job already taken off the queue (a traceback at ERROR;
+            # its run waited `queued` for a stall check, 10-20 s).
+            task.execute()
         except Exception:
             self._logger.exception("unhandled error in job %s", task.id)
         finally:

@@ -917,11 +917,18 @@ def lost_since(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:
     return [(str(worker_id), lost_at) for worker_id, lost_at in conn.execute(query)]
 
 
-_CANCEL_REQUESTED = select(_E.id).where(
-    _E.worker_id == bindparam("wid"), _E.status == _RUNNING, _E.cancel_requested.is_(True)
+_TO_STOP = select(_E.id, _E.status == _RUNNING).where(
+    _E.id.in_(bindparam("ids", expanding=True)),
+    or_(_E.status != _RUNNING, _E.cancel_requested.is_(True)),
 )
 
 
-def cancel_requested(conn: Connection, worker_id: str) -> list[int]:
-    """This worker's running runs whose cancel was requested (the durable half of a cancel)."""
-    return [int(i) for i in conn.execute(_CANCEL_REQUESTED, {"wid": worker_id}).scalars()]
+def to_stop(conn: Connection, ids: list[int]) -> tuple[list[int], list[int]]:
+    """Of `ids`, the runs in progress on this worker: (those whose cancel was requested, the
+    durable half of a cancel; those the database no longer records as running here, ended by
+    another process that declared this worker lost while it sent no heartbeat). One statement."""
+    cancelled: list[int] = []
+    ended: list[int] = []
+    for execution_id, running in conn.execute(_TO_STOP, {"ids": ids}):
+        (cancelled if running else ended).append(int(execution_id))
+    return cancelled, ended

@@ -209,9 +209,8 @@ class Worker:
         while not self._stopping.wait(tick):
             now = time.monotonic()
             try:
-                if self.executor.active():
-                    for execution_id in self.store.run(store.cancel_requested, self.worker_id):
-                        self.executor.cancel(execution_id)
+                if active := self.executor.active():
+                    self._stop_asked_or_ended(active)
                 self.end_dead()
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds:
                     heartbeat = now
@@ -235,6 +234,19 @@ class Worker:
             except Exception as exc:
                 self._watch.failed(exc)
                 failures.failed(exc)
+
+    def _stop_asked_or_ended(self, active: list[int]) -> None:
+        """Stop the runs in progress here whose cancel was requested, and those another process
+        ended meanwhile: this worker, frozen (SIGSTOP, a paused VM, a swap stall) or cut off from
+        the database past OPSCRAFT_WORKER_LOST_SECONDS, was declared lost and its runs ended as
+        "worker lost". Going on, it ran their scripts to their end, unwatched, storing output
+        after the runs' end, when no other worker shares its machine or Docker engine to sweep
+        them. Their recorded end stays (the final write is conditional on `running`)."""
+        cancelled, ended = self.store.run(store.to_stop, active)
+        if ended:
+            log.warning("runs %s were ended elsewhere (this worker was declared lost): stopping them", ended)
+        for execution_id in cancelled + ended:
+            self.executor.cancel(execution_id)
 
     def end_lost(self) -> list[int]:
         """End (as `error`, "worker lost") the runs of workers whose heartbeat is stale, then

@@ -11,6 +11,8 @@ from typing import Literal
 
 import jwt
 
+from opscraft.db.types import utcnow
+
 TokenType = Literal["access", "refresh"]
 
 
@@ -41,8 +43,9 @@ class TokenClaims:
 def issue_token(
     key: str, user_id: int, token_type: TokenType, version: int, lifetime: timedelta, account_key: str
 ) -> tuple[str, TokenClaims]:
-    """A signed token (HS256 with `key`) for the account (`user_id`, `account_key`), and its claims."""
-    now = datetime.now(UTC)
+    """A signed token (HS256 with `key`) for the account (`user_id`, `account_key`), and its claims.
+    `iat` and `exp` are in the database's clock (`db.types.utcnow`), as `decode_token` judges them."""
+    now = utcnow()
     claims = TokenClaims(user_id, token_type, version, secrets.token_hex(16), now + lifetime, account_key)
     payload = {
         "sub": str(user_id),
@@ -58,7 +61,7 @@ def issue_token(
 
 # Access tokens already verified, by (key, token): every API request and WebSocket presents one,
 # and checking its signature again each time was a visible part of a run's server CPU (issue 15).
-# A hit is still refused once `exp` has passed, exactly when PyJWT would refuse it.
+# A hit is still refused once `exp` has passed, exactly when a token verified again would be.
 VERIFIED_ACCESS_TOKENS = 1024
 _verified: dict[tuple[str, str], TokenClaims] = {}
 
@@ -66,10 +69,14 @@ _verified: dict[tuple[str, str], TokenClaims] = {}
 def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
     """The claims of `token`, signed with `key` (HS256), of type `expected_type`, not expired.
     Raises TokenError. An access token verified before is taken from a bounded per-process
-    memo until it expires (the user behind it is still checked by the caller on every use)."""
+    memo until it expires (the user behind it is still checked by the caller on every use).
+
+    `exp` is judged in the database's clock (`db.types.utcnow`), not by PyJWT in this machine's:
+    a web process whose clock was 31 minutes ahead refused every access token the others issued
+    as expired (and one behind, as not yet valid: `iat`), so a user it served was signed out."""
     if expected_type == "access":
         known = _verified.get((key, token))
-        if known is not None and datetime.now(UTC) < known.expires_at:
+        if known is not None and utcnow() < known.expires_at:
             return known
     claims = _verify(key, token, expected_type)
     if expected_type == "access":
@@ -82,12 +89,16 @@ def decode_token(key: str, token: str, expected_type: TokenType) -> TokenClaims:
 def _verify(key: str, token: str, expected_type: TokenType) -> TokenClaims:
     try:
         payload = jwt.decode(
-            token, key, algorithms=["HS256"], options={"require": ["exp", "sub", "type", "jti"]}
+            token,
+            key,
+            algorithms=["HS256"],
+            options={"require": ["exp", "sub", "type", "jti"], "verify_exp": False, "verify_iat": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise TokenError(f"the {expected_type} token has expired", "expired") from None
-    except jwt.PyJWTError:
+        expires_at = datetime.fromtimestamp(int(payload["exp"]), UTC)
+    except (jwt.PyJWTError, TypeError, ValueError, OverflowError, OSError):
         raise TokenError(f"the {expected_type} token is invalid", "invalid") from None
+    if utcnow() >= expires_at:
+        raise TokenError(f"the {expected_type} token has expired", "expired") from None
     if payload.get("type") != expected_type:
         actual = str(payload.get("type"))
         raise TokenError(
@@ -100,7 +111,7 @@ def _verify(key: str, token: str, expected_type: TokenType) -> TokenClaims:
             token_type=expected_type,
             version=int(payload.get("ver", 0)),
             jti=str(payload["jti"]),
-            expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            expires_at=expires_at,
             account_key=str(payload.get("acct", "")),  # none before migration 0016: refused
         )
     except (TypeError, ValueError):

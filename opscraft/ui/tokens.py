@@ -3,11 +3,12 @@ admins can show everyone's tokens. Paged as `GET /api/v1/tokens` pages, newest f
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from nicegui import ui
 
+from opscraft.db.types import utcnow
 from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
@@ -165,7 +166,7 @@ async def tokens_page(actor: Actor) -> None:
                     if current is None:
                         return
                     days = expiry.value
-                    expires = datetime.now(UTC) + timedelta(days=int(days)) if days else None
+                    expires = utcnow() + timedelta(days=int(days)) if days else None
                     created = await run_action(
                         lambda: call(
                             api_tokens.create, current, name.value or "", role=role.value, expires_at=expires

@@ -15,7 +15,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import executions
 from opscraft.services.actor import Actor
 from opscraft.services.parameters import BLANK_REQUIRED
-from tests.conftest import LoggedIn
+from tests.conftest import PASSWORD, LoggedIn
 from tests.executions.conftest import make_script, output, run, start, wait_for
 
 
@@ -392,7 +392,11 @@ async def test_the_dashboard_day_and_a_cancel_are_in_the_database_clock(
         await session.refresh(waiting)
     monkeypatch.setattr(clock, "_offset", timedelta(days=1))
     ahead = (datetime.now(UTC) + timedelta(days=1)).date()
-    r = await client.post(f"/api/v1/executions/{waiting.id}/cancel", headers=admin.headers)
+    # Tokens end in the database's clock too: the one issued a day earlier has expired.
+    login = await client.post("/api/v1/auth/login", json={"username": admin.username, "password": PASSWORD})
+    assert (await client.get("/api/v1/executions", headers=admin.headers)).status_code == 401
+    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    r = await client.post(f"/api/v1/executions/{waiting.id}/cancel", headers=headers)
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "cancelled", r.json()
     assert datetime.fromisoformat(r.json()["finished_at"]).date() == ahead, r.json()

@@ -16,9 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import col, select, update
 
 from opscraft import runtime
+from opscraft.db import clock
 from opscraft.db.models import AuditEvent, Execution, RegisteredWorker
 from opscraft.db.types import utcnow
 from opscraft.execution import store
@@ -381,3 +383,52 @@ async def test_a_loss_declared_by_another_process_is_swept_and_a_restart_keeps_i
         ):
             with contextlib.suppress(Exception):
                 docker_client.api.remove_container(container["Id"], force=True)
+
+
+async def test_a_worker_declared_lost_while_frozen_stops_the_scripts_of_its_ended_runs(
+    backend: str, client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    """A worker that stopped heartbeating without dying (frozen by SIGSTOP, a paused VM, a long
+    swap stall) past OPSCRAFT_WORKER_LOST_SECONDS has its runs ended by another process ("worker
+    lost"). Going on, it ran their scripts to their end, unwatched, and stored their output after
+    the runs' end, unless another worker shared its machine or Docker engine to sweep them (a
+    worker on a machine of its own: none does). Now it stops them within a housekeeping tick."""
+    rt = runtime.current()
+    worker = rt.worker
+    assert worker is not None
+    gate = {"N": 1, "GATE": str(tmp_path / "never")}  # runs until killed
+    script_id = await make_script(client, admin, GATED, parameters={"N": 0, "GATE": "unset"})
+    r = await client.post(
+        "/api/v1/executions",
+        json={"script_id": script_id, "runner": "local", "parameters": gate},
+        headers=admin.headers,
+    )
+    assert r.status_code == 202, r.text
+    execution_id = r.json()["id"]
+    await wait_for(client, admin, execution_id, {"running"}, timeout=120)
+    await until(lambda: _marked_processes(worker.worker_id) >= 1, "the run's process", 60)
+    async with rt.db.engine.begin() as conn:  # another process, to which its heartbeat is stale
+        lost, ended = await conn.run_sync(store.end_lost, "", clock.now() + timedelta(hours=1))
+    assert worker.worker_id in lost and execution_id in ended
+    await until(lambda: _marked_processes(worker.worker_id) == 0, "its script to be stopped", 30)
+    row = await _row(execution_id)
+    assert (row.status, row.error_message) == ("error", LOST_MESSAGE)
+
+
+async def test_a_database_on_this_machines_clock_is_measured_without_offset(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL on the same clock (this machine, or one kept in step by NTP) is no offset:
+    one within half the measuring round trip is taken as 0. It was the round trip's jitter
+    (milliseconds on a loaded machine), added to every time a process stored, so a row's
+    `created_at` could come before the moment a client on that machine sent it."""
+    assert PG_URL
+    monkeypatch.setattr(clock, "_offset", clock._offset)  # this process's, back after the test
+    engine = create_async_engine(PG_URL)
+    try:
+        for _ in range(20):
+            async with engine.connect() as conn:
+                await conn.run_sync(clock.measure)
+            assert clock._offset == timedelta(0)
+    finally:
+        await engine.dispose()

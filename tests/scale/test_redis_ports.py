@@ -359,3 +359,34 @@ def test_a_stopped_consumer_hands_a_job_it_was_blocking_for_back_to_the_queue(re
         other.stop()
         other.join(10)
         other.clear()
+
+
+def test_a_job_taken_from_the_queue_runs_whatever_redis_answers_next(private_redis: RedisServer) -> None:
+    """A job a consumer popped runs without another Redis command. Huey's `execute` asked Redis
+    whether the job was revoked before running it (and cleared the flag after): a Redis that went
+    away between the pop and that question (stopped, restarted with persistence while every slot
+    was busy) dropped the job with a traceback at ERROR, and its run waited `queued` for a
+    worker's stall check (18 s here). Here Redis refuses every command but the queue's own (an
+    ACL user), so the question fails every time, as it did once in that window."""
+    server = redis.Redis(port=private_redis.port)
+    server.acl_setuser(
+        "queue-only",
+        enabled=True,
+        passwords=["+queue-only-pw"],
+        keys=["*"],
+        commands=["+brpop", "+lpush", "+ping"],
+    )
+    url = f"redis://queue-only:queue-only-pw@127.0.0.1:{private_redis.port}/0"
+    handled: list[int] = []
+    queue = HueyQueue.redis(url, f"test-{secrets.token_hex(4)}:queue", 1, handled.append)
+    queue.start()
+    try:
+        queue.enqueue(7)
+        deadline = time.monotonic() + 10
+        while not handled and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert handled == [7]
+        assert queue.unreadable() is None
+    finally:
+        queue.stop()
+        assert queue.join(10)

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +344,39 @@ def test_a_web_process_whose_clock_is_ahead_queues_runs_in_the_database_clock(cl
         if client is not None:
             client.close()
         cluster.procs.pop("web-ahead").stop(signal.SIGKILL)
+
+
+def test_a_web_process_whose_clock_is_ahead_fires_schedules_in_the_database_clock(cluster: Cluster) -> None:
+    """A web process whose clock is an hour ahead (every `serve` runs the scheduler) fires a
+    schedule at its time in the database's clock, and one saved through it is due at that time.
+    It fired every schedule due within the hour at once, 20 minutes early here (fire times were
+    judged in its own clock), and a schedule saved through it skipped the fires of the next hour
+    (its first fire time was counted from its clock): the same for approvals expiring, chain runs
+    judged lost, notifications retried, tokens and sign-ins ending (`db.types.utcnow`)."""
+    web = _web(cluster)
+    path = f"/api/v1/scripts/{cluster.script(web, 'echo fired')}/schedules"
+    due = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)  # the database's clock
+    cron = f"{due.minute} {due.hour} * * *"
+    made = [cluster.api(web).post(path, json={"name": "on-time", "cron": cron}).json()["id"]]
+    ahead = cluster.web("web-hour-ahead", env={**_skewed("+3600"), "OPSCRAFT_SCHEDULER_IDLE_SECONDS": "0.2"})
+    try:
+        through_ahead = cluster.api(ahead).post(path, json={"name": "made-ahead", "cron": cron})
+        assert through_ahead.status_code == 201, through_ahead.text
+        made.append(through_ahead.json()["id"])
+        assert datetime.fromisoformat(through_ahead.json()["next_fire_times"][0]) == due
+        until = time.monotonic() + 3  # 15 ticks of the process ahead; it fired at its first one
+        while time.monotonic() < until:
+            rows = cluster.api(web).get(path).json()["items"]
+            assert [r["last_fire_at"] for r in rows] == [None, None], rows
+            assert all(datetime.fromisoformat(r["next_fire_times"][0]) == due for r in rows), rows
+            time.sleep(0.2)
+    finally:
+        client = cluster.clients.pop("web-hour-ahead", None)
+        if client is not None:
+            client.close()
+        cluster.procs.pop("web-hour-ahead").stop(signal.SIGKILL)
+        for schedule_id in made:
+            cluster.api(web).delete(f"{path}/{schedule_id}")
 
 
 def _watched_ticks(
