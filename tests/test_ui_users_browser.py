@@ -155,7 +155,9 @@ def test_rows_are_not_redrawn_when_nothing_changed(
     """Field report: a row's Edit button was replaced under the pointer ("Element is not attached
     to the DOM"): half a second after a page loaded, the one-shot timer that reads the browser's
     dark mode deleted itself, which re-rendered the page's content and every row of the table.
-    The timer now stays (`widgets.one_shot`): nothing is sent, no row is redrawn."""
+    The timer now stays (`widgets.one_shot`): nothing is sent, no row is redrawn. A CI run under
+    load then saw all 7 rows redrawn here, by the table's own copy sent back late for the
+    pagination the browser reported (now not sent) and drawn anew (now patched: `ui.stable_slots`)."""
     frames: list[str] = []
     page.on("websocket", lambda ws: ws.on("framereceived", lambda f: frames.append(str(f))))
     page.add_init_script(COUNT_REMOVED_ROW_BUTTONS)
