@@ -439,6 +439,31 @@ def options_read_on_open(
     return select
 
 
+# The pagination a Quasar table reports once drawn (every row on one page): its
+# `update:pagination` on mount with the props' `{rowsPerPage: 0}` completed so.
+SHOWN_PAGINATION = {"sortBy": None, "descending": False, "page": 1, "rowsPerPage": 0}
+
+
+class _Table(ui.table):
+    """`ui.table` that sends nothing back when the browser reports the pagination it shows.
+
+    Quasar's table reports its pagination as soon as it is drawn, and NiceGUI's stored it and
+    sent the whole table back (every row) although nothing changed: under load that copy
+    arrived after the rows were on screen and drew every row's buttons again
+    (tests/test_ui_users_browser.py). A pagination that differs (a sorted column) is kept
+    and sent as NiceGUI's is."""
+
+    @property
+    def pagination(self) -> dict[str, Any]:
+        """Quasar's pagination object (`SHOWN_PAGINATION` until the browser reports another)."""
+        return self._props["pagination"]
+
+    @pagination.setter
+    def pagination(self, value: dict[str, Any]) -> None:
+        if value != self._props["pagination"]:
+            self._props["pagination"] = value
+
+
 def data_table(
     columns: list[dict[str, Any]], rows: list[dict[str, Any]], row_key: str, label: str
 ) -> ui.table:
@@ -447,8 +472,10 @@ def data_table(
     its scroll area (`.q-table__middle`, scrolled sideways when the columns are wider than a
     phone) takes the keyboard's focus and is a region of that name (`layout.A11Y_JS`), so rows
     with no link or button in them can still be scrolled with the arrow keys (WCAG 2.1.1;
-    axe-core's `scrollable-region-focusable`). Every table of the pages is made here."""
-    made = ui.table(columns=columns, rows=rows, row_key=row_key).classes("w-full")
+    axe-core's `scrollable-region-focusable`). Every table of the pages is made here; it sends
+    no copy of itself when the browser reports the pagination it already has (`_Table`)."""
+    made = _Table(columns=columns, rows=rows, row_key=row_key).classes("w-full")
+    made.props["pagination"] = dict(SHOWN_PAGINATION)
     return made.props(f'data-a11y-label="{label}"')
 
 
