@@ -32,7 +32,7 @@ from opscraft.config import Settings, load_settings
 from opscraft.db.models import Role
 from opscraft.services import users
 from opscraft.services.users import UserCreate
-from tests import compiled_sql, migrated_sqlite, module_durations
+from tests import compiled_sql, http_calls, migrated_sqlite, module_durations
 from tests.migrated_sqlite import DATABASE_FILE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,7 @@ compiled_sql.share_across_engines()  # a test's engine reuses what earlier tests
 # httpx.post, ... and httpx.Client, so it is changed in place.
 for _phase in ("connect", "read", "write", "pool"):
     setattr(httpx._config.DEFAULT_TIMEOUT_CONFIG, _phase, 60.0)
+http_calls.install()  # httpx.get, httpx.post, ... without loading the CA bundle each call
 PG_URL = os.environ.get("OPSCRAFT_TEST_PG_URL")
 REDIS_URL = os.environ.get("OPSCRAFT_TEST_REDIS_URL")
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -155,35 +156,6 @@ def first_admin(url: str) -> dict[str, str]:
     return log_in(url, ADMIN["username"], ADMIN["password"])
 
 
-@pytest.mark.docker
-def test_serve_registers_an_admin_and_runs_a_script_in_docker(binary: Path, tmp_path: Path) -> None:
-    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
-    with serving(binary, tmp_path, OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE) as (url, process):
-        maps = Path(f"/proc/{process.pid}/maps").read_text()
-        assert str(binary.parent / "_internal" / "libpython3") in maps  # its own Python, nothing else
-        assert ".venv" not in maps and "/usr/lib/python3" not in maps
-        headers = first_admin(url)
-        execution_id = start_script(url, headers, 'echo "from-binary-$((6 * 7))"')
-        final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=180)
-        assert final["status"] == "success" and final["runner"] == "docker", final
-        assert "from-binary-42" in output(url, headers, execution_id)
-
-
-def test_serve_runs_a_script_on_the_local_runner(binary: Path, tmp_path: Path) -> None:
-    """Where there is no Docker: the binary has no Python to start the local runner's fork
-    server with, so it starts itself as that (every local run ended in `error` before)."""
-    with serving(binary, tmp_path, OPSCRAFT_LOCAL_RUNNER="1") as (url, _process):
-        headers = first_admin(url)
-        enabled = httpx.put(
-            f"{url}/api/v1/settings", json={"local_runner_enabled": True}, headers=headers, timeout=30
-        )
-        assert enabled.status_code == 200, enabled.text
-        execution_id = start_script(url, headers, 'echo "local-binary-$((6 * 7))"', runner="local")
-        final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=120)
-        assert final["status"] == "success" and final["runner"] == "local", final
-        assert "local-binary-42" in output(url, headers, execution_id)
-
-
 @contextlib.contextmanager
 def worker_process(binary: Path, home: Path, name: str, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """`binary worker --runner local --name name` with its data directory in `home`; stopped with
@@ -279,3 +251,58 @@ def test_desktop_from_the_binary_alone_runs_a_script_and_shows_its_output(
         assert app.close() == 0
     finally:
         app.kill()
+
+
+@dataclass
+class Served:
+    """One `binary serve` (`serving`) and the bearer headers of its first admin (`first_admin`)."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    headers: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def served(binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One `binary serve` for the module's runs in Docker (the test image) and on the local runner
+    (allowed): each test names its runner, so neither depends on the other's settings. A start of
+    the binary's server with its first admin costs seconds of CPU (imports, the API's route state,
+    two real argon2 hashes); the clean SIGTERM shutdown is still checked, at the module's end
+    (these tests come last in the module, so the server does not idle through the others)."""
+    with serving(
+        binary,
+        tmp_path_factory.mktemp("binary-serve"),
+        OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE,
+        OPSCRAFT_LOCAL_RUNNER="1",
+    ) as (url, process):
+        yield Served(url, process, first_admin(url))
+
+
+def test_serve_is_its_own_python(binary: Path, served: Served) -> None:
+    maps = Path(f"/proc/{served.process.pid}/maps").read_text()
+    assert str(binary.parent / "_internal" / "libpython3") in maps  # its own Python, nothing else
+    assert ".venv" not in maps and "/usr/lib/python3" not in maps
+
+
+@pytest.mark.docker
+def test_serve_registers_an_admin_and_runs_a_script_in_docker(served: Served) -> None:
+    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
+    url, headers = served.url, served.headers
+    execution_id = start_script(url, headers, 'echo "from-binary-$((6 * 7))"')
+    final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=180)
+    assert final["status"] == "success" and final["runner"] == "docker", final
+    assert "from-binary-42" in output(url, headers, execution_id)
+
+
+def test_serve_runs_a_script_on_the_local_runner(served: Served) -> None:
+    """Where there is no Docker: the binary has no Python to start the local runner's fork
+    server with, so it starts itself as that (every local run ended in `error` before)."""
+    url, headers = served.url, served.headers
+    enabled = httpx.put(
+        f"{url}/api/v1/settings", json={"local_runner_enabled": True}, headers=headers, timeout=30
+    )
+    assert enabled.status_code == 200, enabled.text
+    execution_id = start_script(url, headers, 'echo "local-binary-$((6 * 7))"', runner="local")
+    final = wait_execution(url, headers, execution_id, {"success", "failed", "error"}, timeout=120)
+    assert final["status"] == "success" and final["runner"] == "local", final
+    assert "local-binary-42" in output(url, headers, execution_id)
