@@ -52,7 +52,7 @@ from opscraft.db.models import (
     ScriptSecret,
     ScriptVersion,
 )
-from opscraft.db.models.executions import CANCELLED_BY, ExecutionStatus
+from opscraft.db.models.executions import CANCELLED_BY, FINAL_STATUSES, ExecutionStatus
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
@@ -917,18 +917,25 @@ def lost_since(conn: Connection, since: datetime) -> list[tuple[str, datetime]]:
     return [(str(worker_id), lost_at) for worker_id, lost_at in conn.execute(query)]
 
 
+_FINAL = sorted(status.value for status in FINAL_STATUSES)
 _TO_STOP = select(_E.id, _E.status == _RUNNING).where(
     _E.id.in_(bindparam("ids", expanding=True)),
-    or_(_E.status != _RUNNING, _E.cancel_requested.is_(True)),
+    or_(
+        _E.status.in_(_FINAL),
+        and_(_E.status == _RUNNING, _E.worker_id == bindparam("wid"), _E.cancel_requested.is_(True)),
+    ),
 )
 
 
-def to_stop(conn: Connection, ids: list[int]) -> tuple[list[int], list[int]]:
-    """Of `ids`, the runs in progress on this worker: (those whose cancel was requested, the
-    durable half of a cancel; those the database no longer records as running here, ended by
-    another process that declared this worker lost while it sent no heartbeat). One statement."""
+def to_stop(conn: Connection, worker_id: str, ids: list[int]) -> tuple[list[int], list[int]]:
+    """Of `ids`, the runs in progress on worker `worker_id`: (those running here whose cancel was
+    requested, the durable half of a cancel; those the database records as ended, by another
+    process that declared this worker lost while it sent no heartbeat). A run watched before its
+    claim is still `queued` (`executor.Executor`: the watch comes first): neither, where
+    "anything but running" stopped such a run as it started (1 of 100 runs of a scale-out test
+    ended `cancelled`). One statement."""
     cancelled: list[int] = []
     ended: list[int] = []
-    for execution_id, running in conn.execute(_TO_STOP, {"ids": ids}):
+    for execution_id, running in conn.execute(_TO_STOP, {"wid": worker_id, "ids": ids}):
         (cancelled if running else ended).append(int(execution_id))
     return cancelled, ended

@@ -242,7 +242,7 @@ class Worker:
         "worker lost". Going on, it ran their scripts to their end, unwatched, storing output
         after the runs' end, when no other worker shares its machine or Docker engine to sweep
         them. Their recorded end stays (the final write is conditional on `running`)."""
-        cancelled, ended = self.store.run(store.to_stop, active)
+        cancelled, ended = self.store.run(store.to_stop, self.worker_id, active)
         if ended:
             log.warning("runs %s were ended elsewhere (this worker was declared lost): stopping them", ended)
         for execution_id in cancelled + ended:

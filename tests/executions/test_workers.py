@@ -415,6 +415,35 @@ async def test_a_worker_declared_lost_while_frozen_stops_the_scripts_of_its_ende
     assert (row.status, row.error_message) == ("error", LOST_MESSAGE)
 
 
+async def test_the_tick_stops_only_runs_ended_elsewhere_or_cancelled_not_those_yet_to_start(
+    backend: str, client: httpx.AsyncClient, admin: LoggedIn, tmp_path: Path
+) -> None:
+    """The executor watches a run before claiming it (so a cancel landing after the claim finds
+    its watcher): the housekeeping tick's check then reads it `queued`. Taken for "ended
+    elsewhere" (anything but `running`), it was stopped as it started: 1 of 100 runs of
+    tests/scale/test_scale_out.py ended `cancelled`. Queued and awaiting-approval runs are
+    neither cancelled nor ended; a run that ended is ended."""
+    rt = runtime.current()
+    worker = rt.worker
+    assert worker is not None
+    gate = {"N": 1, "GATE": str(tmp_path / "open")}
+    limited = await make_script(client, admin, GATED, parameters={"N": 0, "GATE": "unset"}, max_concurrent=1)
+    running = await start(client, admin, limited, "local", parameters=gate)
+    await wait_for(client, admin, running["id"], {"running"}, timeout=120)
+    queued = await start(client, admin, limited, "local", parameters=gate)
+    held = await make_script(client, admin, "echo held\n")
+    r = await client.put(f"/api/v1/scripts/{held}/approval", json={"required": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    waiting = await start(client, admin, held, "local", parameters={})
+    assert (queued["status"], waiting["status"]) == ("queued", "awaiting_approval")
+    ids = [queued["id"], waiting["id"]]
+    assert worker.store.run(store.to_stop, worker.worker_id, ids) == ([], [])
+    (tmp_path / "open").touch()
+    for execution_id in (running["id"], queued["id"]):
+        assert (await wait_for(client, admin, execution_id, timeout=120))["status"] == "success"
+    assert worker.store.run(store.to_stop, worker.worker_id, ids) == ([], [queued["id"]])
+
+
 async def test_a_database_on_this_machines_clock_is_measured_without_offset(
     backend: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
