@@ -116,6 +116,9 @@ def test_an_admin_without_docker_is_told_to_enable_the_local_runner_themselves(
         expect(note).not_to_contain_text("have an admin")
         note.get_by_test_id("no-runner-settings").click()
         page.wait_for_url(f"{live.url}/settings")
+        page.goto(f"{live.url}/scripts/{script['id']}")  # the run dialog says the same
+        page.get_by_test_id("execute-button").click()
+        expect(page.get_by_role("dialog")).to_contain_text("or enable the local runner under Settings")
         page.context.clear_cookies()
         log_in(page, live, "viewer")
         expect(page.get_by_test_id("no-runner")).to_contain_text("have an admin enable the local runner")
