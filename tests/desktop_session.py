@@ -56,6 +56,11 @@ def xvfb(width: int = 1600, height: int = 1000) -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def unused_x_display() -> int:
+    """A display number no X server on this machine has (no socket in /tmp/.X11-unix)."""
+    return next(n for n in range(500, 1000) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+
+
 @dataclass
 class Window:
     display: str

@@ -26,7 +26,7 @@ import pytest
 from opscraft import __version__
 from tests.app_journey import ADMIN, log_in, output, start_script, wait_execution, wait_healthy
 from tests.conftest import ARTIFACTS, PG_URL, ROOT, free_port, require_service
-from tests.desktop_session import assert_not_blank, launch_desktop
+from tests.desktop_session import assert_not_blank, launch_desktop, unused_x_display
 from tests.scale.cluster import RedisServer, wait_for
 from tests.scale.test_nginx import _ScratchDatabase
 
@@ -114,6 +114,14 @@ def test_the_binary_offers_the_cli(binary: Path, tmp_path: Path) -> None:
     # Without a display and without arguments there is no window to default to: usage, not a crash.
     bare = run(binary, tmp_path)
     assert bare.returncode == 2 and "required: command" in bare.stderr
+    # A display that is gone (a session that ended): one line, before the server or window starts.
+    gone = f":{unused_x_display()}"
+    stale = run(binary, tmp_path, DISPLAY=gone, OPSCRAFT_DATA_DIR=str(tmp_path / "stale"))
+    assert stale.returncode == 1 and stale.stderr.strip().splitlines() == [
+        f"opscraft: cannot connect to the display for the desktop window (DISPLAY={gone}): "
+        "start it from a running desktop session, or run `opscraft serve` and use a browser"
+    ], stale.stderr
+    assert not (tmp_path / "stale" / "opscraft.db").exists()
 
 
 @contextlib.contextmanager

@@ -26,7 +26,13 @@ from opscraft.execution.worker import worker_identity
 from tests import migrated_sqlite
 from tests.app_journey import FINAL, log_in, output, start_script, wait_execution
 from tests.conftest import ARTIFACTS, ROOT, make_settings, require_service
-from tests.desktop_session import DesktopProcess, assert_not_blank, find_window, launch_desktop
+from tests.desktop_session import (
+    DesktopProcess,
+    assert_not_blank,
+    find_window,
+    launch_desktop,
+    unused_x_display,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.desktop
@@ -237,6 +243,20 @@ def test_no_display_is_one_line(tmp_path: Path) -> None:
         "opscraft: no display for the desktop window (DISPLAY and WAYLAND_DISPLAY are unset): "
         "start it from a desktop session, or run `opscraft serve` and use a browser"
     ]
+
+
+def test_a_display_that_is_gone_is_one_line(toolkit: None, tmp_path: Path) -> None:
+    """DISPLAY names no running X server (a session that ended): one line naming it, before the
+    window or the server start. Qt's own messages ("xcb-cursor0 ... is needed", "Reinstalling
+    the application may fix this problem") came after the database had been made."""
+    gone = f":{unused_x_display()}"
+    result = launch(gone, tmp_path / "data")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"opscraft: cannot connect to the display for the desktop window (DISPLAY={gone}): "
+        "start it from a running desktop session, or run `opscraft serve` and use a browser"
+    ]
+    assert not (tmp_path / "data" / "opscraft.db").exists()
 
 
 def test_missing_toolkit_is_one_line(tmp_path: Path) -> None:

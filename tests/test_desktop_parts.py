@@ -4,6 +4,8 @@ local administrator account, the toolkit check and the default command."""
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from opscraft.security.one_time import OneTimeSecret
 from opscraft.security.tokens import same_secret
 from opscraft.services import desktop
 from opscraft.services.errors import Forbidden
+from tests.desktop_session import unused_x_display
 
 
 def test_the_secret_opens_once() -> None:
@@ -97,6 +100,25 @@ def test_missing_system_libraries_are_named_by_package(monkeypatch: pytest.Monke
         "opscraft: the desktop window needs system libraries: apt-get install libnot-there9 "
         "(Debian/Ubuntu package names)"
     )
+
+
+def test_a_display_that_answers_nothing_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A set DISPLAY or WAYLAND_DISPLAY with nothing behind it (an ended session, SSH without X
+    forwarding) is refused before the launch starts anything; a live Wayland socket is enough."""
+    monkeypatch.setattr(toolkit, "MODULES", ("json",))
+    monkeypatch.setattr(toolkit, "X11_LIBRARIES", {"libc.so.6": "libc6"})
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("DISPLAY", f":{unused_x_display()}")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-7")
+    assert toolkit.problem() == (
+        f"opscraft: cannot connect to the display for the desktop window (DISPLAY={os.environ['DISPLAY']}, "
+        "WAYLAND_DISPLAY=wayland-7): start it from a running desktop session, or run `opscraft serve` "
+        "and use a browser"
+    )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as compositor:
+        compositor.bind(str(tmp_path / "wayland-7"))
+        compositor.listen()
+        assert toolkit.problem() is None
 
 
 async def test_the_local_admin_is_created_once(rt: runtime.Runtime) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import expect
 
@@ -19,6 +20,7 @@ from tests.ui_journey import (
     log_in,
     serving,
     start_run,
+    token,
     wait_run,
 )
 
@@ -26,6 +28,7 @@ pytestmark = pytest.mark.browser
 
 # The page refreshes every second (`LIVE_ENV`); a busy CI machine also waits for the runs themselves.
 LIVE_TIMEOUT_MS = 90_000
+ADMIN_AND_VIEWER = (("boss", "admin"), ("viewer", "viewer"))
 
 server = journey_server("dashboard-ui", env=LIVE_ENV)
 tokens = journey_tokens()
@@ -79,3 +82,44 @@ def test_a_viewer_without_docker_is_told_the_local_runner_is_not_for_their_role(
         log_in(page, live, "operator")
         page.get_by_test_id("not-isolated").wait_for()
         assert page.get_by_test_id("no-runner").count() == 0
+
+
+def test_an_admin_without_docker_is_told_to_enable_the_local_runner_themselves(
+    tmp_path_factory: pytest.TempPathFactory, page: Any
+) -> None:
+    """No Docker and the local runner off, as on a laptop's first desktop window: the admin (the
+    window's only account) was told to "have an admin enable the local runner", and so was the
+    API's answer to their run. Now both say to enable it under Settings, the page with a link."""
+    no_docker = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+    with serving(tmp_path_factory, "dashboard-admin-no-docker", no_docker, users=ADMIN_AND_VIEWER) as live:
+        admin = token(live, "boss")
+        script = create_script(live, admin, "no-runner", "#!/bin/bash\necho hi\n", status="active")
+        refused = httpx.post(
+            f"{live.url}/api/v1/executions", json={"script_id": script["id"]}, headers=admin, timeout=60
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"] == (
+            "no runner is available: start the Docker engine, or enable the local runner under Settings "
+            "(it runs scripts as plain processes of this server's user, not isolated)"
+        )
+        refused = httpx.post(
+            f"{live.url}/api/v1/executions",
+            json={"script_id": script["id"]},
+            headers=token(live, "viewer"),
+            timeout=60,
+        )
+        assert refused.status_code == 409, refused.text
+        assert "have an admin enable the local runner" in refused.json()["detail"]
+        log_in(page, live, "boss")
+        note = page.get_by_test_id("no-runner")
+        expect(note).to_contain_text("or enable the local runner under Settings")
+        expect(note).not_to_contain_text("have an admin")
+        note.get_by_test_id("no-runner-settings").click()
+        page.wait_for_url(f"{live.url}/settings")
+        page.goto(f"{live.url}/scripts/{script['id']}")  # the run dialog says the same
+        page.get_by_test_id("execute-button").click()
+        expect(page.get_by_role("dialog")).to_contain_text("or enable the local runner under Settings")
+        page.context.clear_cookies()
+        log_in(page, live, "viewer")
+        expect(page.get_by_test_id("no-runner")).to_contain_text("have an admin enable the local runner")
+        assert page.get_by_test_id("no-runner-settings").count() == 0

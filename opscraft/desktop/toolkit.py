@@ -6,10 +6,13 @@ missing display or toolkit never ends in a traceback or a headless server.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib.util
 import os
+import socket
 import sys
+from pathlib import Path
 
 #: pywebview's `gui=` value for the backend OpsCraft installs and bundles.
 GUI = "qt"
@@ -56,6 +59,50 @@ def _missing_libraries() -> list[str]:
     return missing
 
 
+def _x11_reachable(display: str) -> bool:
+    """Whether the X server `display` (DISPLAY's value, e.g. `:0`) accepts a connection: the
+    one Qt's xcb platform plugin opens, made the same way (libxcb's `xcb_connect`)."""
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return False
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode(), None)  # never NULL: an error object instead
+    try:
+        return bool(connection) and xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        if connection:
+            xcb.xcb_disconnect(connection)
+
+
+def _wayland_reachable(display: str) -> bool:
+    """Whether the Wayland compositor `display` (WAYLAND_DISPLAY's value: a socket name in
+    XDG_RUNTIME_DIR, or an absolute path) accepts a connection on its socket."""
+    path = Path(os.environ.get("XDG_RUNTIME_DIR", "")) / display  # an absolute `display` wins
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe, contextlib.suppress(OSError):
+        probe.settimeout(2)
+        probe.connect(str(path))
+        return True
+    return False
+
+
+def unreachable_display() -> str | None:
+    """The displays set (`DISPLAY=...`, `WAYLAND_DISPLAY=...`) when none of them accepts a
+    connection, else None. Qt falls back from one platform to the other, so one is enough.
+    A stale DISPLAY (an ended session, an SSH login without X forwarding) ended the launch
+    after the server had started, with Qt's misleading "xcb-cursor0 ... is needed" and
+    "Reinstalling the application may fix this problem"."""
+    x11 = os.environ.get("DISPLAY")
+    wayland = os.environ.get("WAYLAND_DISPLAY")
+    if (x11 and _x11_reachable(x11)) or (wayland and _wayland_reachable(wayland)):
+        return None
+    named = (("DISPLAY", x11), ("WAYLAND_DISPLAY", wayland))
+    return ", ".join(f"{name}={value}" for name, value in named if value)
+
+
 def problem() -> str | None:
     """One line saying what to install or set for the window to open, or None when all is there."""
     if sys.platform.startswith("linux"):
@@ -77,6 +124,12 @@ def problem() -> str | None:
             return (
                 "opscraft: the desktop window needs system libraries: "
                 f"apt-get install {' '.join(missing)} (Debian/Ubuntu package names)"
+            )
+        unreachable = unreachable_display()
+        if unreachable:
+            return (
+                f"opscraft: cannot connect to the display for the desktop window ({unreachable}): "
+                "start it from a running desktop session, or run `opscraft serve` and use a browser"
             )
     return None
 

@@ -179,6 +179,20 @@ async def _local_refusal(session: AsyncSession, user: User) -> str | None:
     )
 
 
+def no_runner(user: User | None) -> str:
+    """Why no run can start when Docker is not reachable and the local runner is disabled, and
+    what `user` can do about it (one sentence, lower case: the API's `detail`; the UI
+    capitalises it). Someone who may change the settings (`manage_settings`: an admin, such as
+    the desktop window's local administrator) is told to enable it themselves: "have an admin
+    enable the local runner" sent the only admin of a laptop looking for another one."""
+    if user is not None and can(user, Permission.manage_settings):
+        return (
+            "no runner is available: start the Docker engine, or enable the local runner under "
+            "Settings (it runs scripts as plain processes of this server's user, not isolated)"
+        )
+    return "no runner is available: start the Docker engine, or have an admin enable the local runner"
+
+
 QUEUE_RETRY_SECONDS = 5
 """`Retry-After` of a submission refused because no worker can read the job queue."""
 
@@ -214,9 +228,7 @@ async def _choose_runner(session: AsyncSession, requested: str | None, user: Use
     if options.default is None:
         if options.local_refusal is not None:
             raise Forbidden(f"the Docker engine is not reachable, and {options.local_refusal}")
-        raise Conflict(
-            "no runner is available: start the Docker engine, or have an admin enable the local runner"
-        )
+        raise Conflict(no_runner(user))
     return options.default
 
 

@@ -22,6 +22,7 @@ from opscraft.ui.execution_widgets import (
     run_rows,
     run_title,
     runs_table,
+    sentence,
 )
 from opscraft.ui.layout import frame, guard, notify_error, protected_page
 from opscraft.ui.widgets import Redrawn, call, compact_count, format_count, live_seconds, live_timer, percent
@@ -167,6 +168,8 @@ class Notes:
     may_edit: bool
     runner: str | None
     refusal: str | None = None
+    no_runner: str = ""  # what to do when no runner is available (services/executions.py)
+    may_configure: bool = False  # may open Settings (and enable the local runner there)
 
 
 def _notes(notes: Notes) -> None:
@@ -186,13 +189,12 @@ def _notes(notes: Notes) -> None:
         text = f"No runner is available to you: Docker is not reachable, and {notes.refusal}."
         banner("error", "red", text, "no-runner")
     elif notes.runner is None:
-        banner(
-            "error",
-            "red",
-            "No runner is available: start the Docker engine, or have an admin enable the local "
-            "runner under Settings. New runs cannot start until then.",
-            "no-runner",
-        )
+        text = f"{sentence(notes.no_runner)} New runs cannot start until then."
+        with banner("error", "red", text, "no-runner"):
+            if notes.may_configure:
+                ui.link("Open Settings", "/settings").classes("ml-auto shrink-0 font-medium").props(
+                    'data-testid="no-runner-settings"'
+                )
 
 
 def _first_steps(may_edit: bool) -> None:
@@ -240,7 +242,10 @@ class Dashboard:
         options = await call(executions.runner_options, self.actor.user)
         may_edit = can(self.actor.user, Permission.edit_scripts)
         no_runs = not any(stats.counts.values())
-        return Notes(no_runs, may_edit, options.default, options.local_refusal)
+        user = self.actor.user
+        may_configure = can(user, Permission.manage_settings)
+        no_runner = executions.no_runner(user)
+        return Notes(no_runs, may_edit, options.default, options.local_refusal, no_runner, may_configure)
 
     async def render(self) -> None:
         """Draw the dashboard (notes, counts, 7-day success chart, running and recent runs) and start its

@@ -13,7 +13,7 @@ from typing import Any
 from nicegui import Client, context, ui
 from nicegui.elements.mixins.validation_element import ValidationElement
 
-from opscraft.db.models import Execution, Script
+from opscraft.db.models import Execution, Script, User
 from opscraft.db.models.scripts import ScriptStatus, ScriptType
 from opscraft.execution import terraform_backend
 from opscraft.services import (
@@ -32,7 +32,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts
 from opscraft.ui.ansible_fields import AnsibleFields, ansible_fields
 from opscraft.ui.drafts import Draft
-from opscraft.ui.execution_widgets import banner
+from opscraft.ui.execution_widgets import banner, sentence
 from opscraft.ui.layout import guard, notify_error, run_action
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
@@ -181,14 +181,12 @@ def _show_field_errors(
 RUNNER_LABELS = {"docker": "Docker container", "local": "Local process (not isolated)"}
 
 
-def _runner_choice(options: RunnerOptions) -> ui.toggle | None:
+def _runner_choice(options: RunnerOptions, user: User) -> ui.toggle | None:
     """A runner toggle when both runners can take the run; a warning when only the local one can."""
     available = [name for name in ("docker", "local") if getattr(options, name)]
     if not available:
         why = options.local_refusal
-        message = (
-            "No runner is available: start the Docker engine or ask an admin to enable the local runner."
-        )
+        message = sentence(executions.no_runner(user))
         if why:
             message = f"No runner is available to you: the Docker engine is not reachable, and {why}."
         banner("error", "red", message)
@@ -313,7 +311,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
         option_inputs: dict[str, ui.element] = options.inputs() if options else {}
         if workspace is not None:
             option_inputs["terraform_workspace"] = workspace
-        runner = _runner_choice(runners)
+        runner = _runner_choice(runners, actor.user)
         if runners.docker and executions.docker_cannot_reach_state(script_type, script.network_enabled):
             ui.label(
                 f"Docker: {executions.NO_NETWORK_FOR_STATE[0].upper()}{executions.NO_NETWORK_FOR_STATE[1:]}."

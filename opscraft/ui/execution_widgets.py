@@ -68,6 +68,12 @@ def banner(icon: str, color: str, text: str, testid: str = "") -> ui.row:
     return row
 
 
+def sentence(text: str) -> str:
+    """A service's lower-case message (an API `detail`) as a sentence on a page: capitalised, with
+    a full stop."""
+    return f"{text[:1].upper()}{text[1:]}."
+
+
 # A names-and-values grid's columns: the names' column at most 40% of the width (a parameter
 # name may be 64 characters without a break; as `auto` it widened a run's page on a phone to
 # 576 px), the values the rest, both able to shrink below their longest word (each label breaks
