@@ -665,3 +665,45 @@ async def test_a_version_address_no_row_can_have_is_not_found(
             actor = Actor(await session.get(User, viewer.id))
             with pytest.raises(NotFound):
                 await shared_inventories.get_version(session, actor, inventory_id, number)
+
+
+async def test_an_inventory_save_checks_its_text_before_it_takes_the_write_turn(
+    client: httpx.AsyncClient, operator: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A save of a shared inventory and of a script's own inventory took its write turn (on
+    SQLite, the database's one write lock) and then ran `ansible-inventory` (seconds: 2-10 s
+    under load), so every other write waited as long. The check now runs first: while it is
+    held here, another save goes through; the held save then ends as before. (On PostgreSQL the
+    turn is a row lock, which never held another inventory's create: passes either way there.)"""
+    require_service(find_tool("ansible-inventory"), "ansible-inventory")
+    created = await _inventory(client, operator)
+    assert created.status_code == 201, created.text
+    script = await _script(client, operator, inventory=INI)
+    assert script.status_code == 201, script.text
+    entered, release = asyncio.Event(), asyncio.Event()
+    listing = inventories._listing
+
+    async def held(tool: str, text: str, field: str) -> Any:
+        if "held" in text:
+            entered.set()
+            await release.wait()
+        return await listing(tool, text, field)
+
+    monkeypatch.setattr(inventories, "_listing", held)
+    for url, body in (
+        # Texts of their own: the checks' answers are kept by text for the whole process.
+        (f"{PATH}/{created.json()['id']}", {"content": f"{INI}\n[extra]\nheld{time.monotonic_ns()}\n"}),
+        (
+            f"/api/v1/scripts/{script.json()['id']}",
+            {"inventory": f"{INI}\n[extra]\nheld{time.monotonic_ns()}\n"},
+        ),
+    ):
+        entered.clear()
+        release.clear()
+        save = asyncio.create_task(client.put(url, json=body, headers=operator.headers))
+        await asyncio.wait_for(entered.wait(), 60)
+        other = await asyncio.wait_for(_inventory(client, operator), 30)  # a write of its own
+        assert other.status_code == 201, other.text
+        release.set()
+        r = await asyncio.wait_for(save, 60)
+        assert r.status_code == 200, r.text

@@ -924,6 +924,7 @@ async def update(
     require(actor.user, Permission.edit_scripts)
     problems = Problems()
     body = _readable(ScriptUpdate, data, problems)
+    await inventories.check_ahead(body.inventory)  # not under the write turn (`_locked`)
     script = await _locked(session, actor, script_id)
     _check_base_version(
         script,
