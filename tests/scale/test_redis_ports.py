@@ -29,6 +29,7 @@ from opscraft.execution.redis_cancel import RedisCancelSignal
 from opscraft.execution.transport import queue_for
 from tests.conftest import PG_URL, REDIS_URL, empty_postgres, make_settings, require_service
 from tests.scale.cluster import RedisServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.redis
 
@@ -382,9 +383,7 @@ def test_a_job_taken_from_the_queue_runs_whatever_redis_answers_next(private_red
     queue.start()
     try:
         queue.enqueue(7)
-        deadline = time.monotonic() + 10
-        while not handled and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: handled, "the job to run", timeout=10)
         assert handled == [7]
         assert queue.unreadable() is None
     finally:
