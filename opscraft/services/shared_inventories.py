@@ -212,7 +212,10 @@ async def update(
     for a new content whose `base_content_sha256` is not the stored content's (`_check_base`), or
     for a name or description changed since the edit's `base` (`partial.three_way`)."""
     require(actor.user, Permission.edit_scripts, MANAGE)
-    await inventories.check_ahead(data.get("content") if isinstance(data, Mapping) else data.content)
+    # not under the write turn (`_locked`); a body that is no object is refused by `_checked`
+    await inventories.check_ahead(
+        data.get("content") if isinstance(data, Mapping) else getattr(data, "content", None)
+    )
     inventory = await _locked(session, actor, inventory_id)
     body = await _checked(over_stored(InventoryChanges, data, inventory), inventory.content, InventoryChanges)
     values = body.model_dump(exclude={"base_content_sha256", "base"})
