@@ -206,20 +206,24 @@ class Worker:
         heartbeat = stall = time.monotonic()
         tick = min(CANCEL_CHECK_SECONDS, STALL_CHECK_SECONDS, self.settings.worker_heartbeat_seconds)
         failures = RoundFailures(log, "worker housekeeping")
+        reported: str | None = None  # the queue error the last heartbeat wrote
         while not self._stopping.wait(tick):
             now = time.monotonic()
             try:
                 if active := self.executor.active():
                     self._stop_asked_or_ended(active)
                 self.end_dead()
-                if now - heartbeat >= self.settings.worker_heartbeat_seconds:
+                # Consumers that cannot read the queue take nothing: the worker offers nothing.
+                # A change either way is written at once (the web refuses submissions while
+                # every worker says so), not a heartbeat period later.
+                queue_error = self.queue.unreadable()
+                if now - heartbeat >= self.settings.worker_heartbeat_seconds or queue_error != reported:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
-                    # Consumers that cannot read the queue take nothing: the worker offers nothing.
-                    queue_error = self.queue.unreadable()
                     offered = [] if queue_error else self.runners()
                     pool = self.docker.stats()
                     self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
+                    reported = queue_error
                     self._watch.answered()
                     if self._watch.may_judge():
                         self.end_lost()

@@ -39,6 +39,7 @@ from tests.conftest import (
     stop_server,
 )
 from tests.executions.conftest import IMAGES, TEST_IMAGE, make_script, start, wait_for
+from tests.scale.cluster import RedisServer
 from tests.waiting import until
 
 LONG = 'echo "begun $N"\nsleep "$S"\necho "ended $N"\n'
@@ -461,3 +462,47 @@ async def test_a_database_on_this_machines_clock_is_measured_without_offset(
             assert clock._offset == timedelta(0)
     finally:
         await engine.dispose()
+
+
+async def test_a_worker_says_at_once_when_it_cannot_read_the_job_queue_and_when_it_can_again(
+    backend: str, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """A worker's row says why its consumers cannot read the job queue (`queue_error`: the web
+    refuses submissions with a 503 meanwhile, and offers no runner of it) as soon as that
+    changes, both ways. Written only at the next heartbeat, a Redis back after a restart still
+    had every submission refused for up to a heartbeat period (300 s here), and a Redis gone
+    had them queued where no worker read for as long."""
+    redis_server = RedisServer(tmp_path / "redis")
+    redis_server.start()
+    settings = make_settings(
+        tmp_path / "b",
+        PG_URL,
+        REDIS_URL=redis_server.url,
+        OPSCRAFT_LOCAL_RUNNER=True,
+        OPSCRAFT_MASTER_KEY=_key(tmp_path),
+        OPSCRAFT_WORKER_HEARTBEAT_SECONDS=300,
+        OPSCRAFT_WORKER_LOST_SECONDS=900,
+        **IMAGES,
+    )
+    worker = Worker(settings, secrets=None)
+    await asyncio.to_thread(worker.start)
+
+    async def queue_error() -> str | None:
+        async with runtime.current().db.session() as session:
+            row = await session.get(RegisteredWorker, worker.worker_id)
+        assert row is not None
+        return row.queue_error
+
+    async def readable() -> bool:
+        return await queue_error() is None
+
+    try:
+        assert await queue_error() is None
+        redis_server.stop()
+        error = await until(queue_error, "the worker's row to say it cannot read the queue", 20)
+        assert "redis" in error.lower() or "connect" in error.lower(), error
+        redis_server.start()  # the same port: the consumers' next read works
+        await until(readable, "the worker's row to say it can read again", 20)
+    finally:
+        await asyncio.to_thread(worker.stop)
+        redis_server.stop()
