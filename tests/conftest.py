@@ -588,16 +588,18 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def one_rate_window(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rate limiters' wall clock stands still at the test's start: every request of the test
-    counts in one fixed one-minute window. A test counting to a limit otherwise failed when its
-    requests straddled a minute's turn (the count starts again: a 202 where a 429 was due), which
-    at load 25 no wait for a fresh window could rule out. Monotonic time (Redis retries) runs on."""
+    """The rate limiters' clock (the database's: `db.clock`) stands still at the test's start:
+    every request of the test counts in one fixed one-minute window. A test counting to a limit
+    otherwise failed when its requests straddled a minute's turn (the count starts again: a 202
+    where a 429 was due), which at load 25 no wait for a fresh window could rule out. Monotonic
+    time (Redis retries) runs on."""
     from types import SimpleNamespace
 
+    from opscraft.db import clock
     from opscraft.security import ratelimit
 
-    frozen = time.time()
-    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: frozen, monotonic=time.monotonic))
+    frozen = clock.now()
+    monkeypatch.setattr(ratelimit, "clock", SimpleNamespace(now=lambda: frozen))
 
 
 # Debian's Chromium headless shell (package chromium-headless-shell): the same Blink engine as

@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -339,3 +340,34 @@ async def test_the_pages_doors_count_in_the_services(tmp_path: Path) -> None:
                     await auth.authenticate_password(session, guesser, "first-admin", "wrong-guess")
             with pytest.raises(RateLimited):
                 await auth.authenticate_password(session, guesser, "first-admin", PASSWORD)
+
+
+@pytest.mark.redis
+async def test_processes_whose_clocks_disagree_count_in_the_database_clocks_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Web processes share counts in Redis by window (a minute's number); each numbered it on
+    its own clock, so a process whose clock was off by a minute or more counted in other windows
+    than the rest: together they allowed the limit once per process. The window is numbered on
+    the database's clock (`db.clock`), which every process measures. (Another process's clock
+    cannot be faked in this one: here this process's offset from the database is set as `measure`
+    would set it for a machine an hour behind.)"""
+    require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
+    import redis.asyncio as redis
+
+    from opscraft.db import clock
+
+    assert REDIS_URL
+    prefix = f"rl-clock-{secrets.token_hex(4)}"
+    limiter = RedisRateLimiter(REDIS_URL, prefix)
+    store = redis.from_url(REDIS_URL)
+    try:
+        monkeypatch.setattr(clock, "_offset", timedelta(hours=1))
+        database_now = clock.now().timestamp()
+        await limiter.hit("k", 5)
+        names = [n.decode() async for n in store.scan_iter(f"{prefix}:rl:k:*")]
+        window = int(names[0].rsplit(":", 1)[1])
+        assert len(names) == 1 and abs(window - database_now // ratelimit.WINDOW_SECONDS) <= 1, names
+    finally:
+        await limiter.close()
+        await store.aclose()

@@ -10,6 +10,7 @@ import time
 from typing import Protocol
 
 from opscraft.config import Settings
+from opscraft.db import clock
 
 WINDOW_SECONDS = 60
 REDIS_TIMEOUT_SECONDS = 2
@@ -67,7 +68,7 @@ class MemoryRateLimiter:
         """Count one hit on `key`; 0 if within `limit` for this window, else the seconds until the window
         ends.
         """
-        now = time.time()
+        now = clock.now().timestamp()  # the database's clock: every process counts in one window
         bucket = int(now // self._window)
         with self._lock:
             if len(self._counts) > 10_000:
@@ -109,7 +110,7 @@ class RedisRateLimiter:
 
         if self._degraded and time.monotonic() < self._retry_at:
             return await self._fallback.hit(key, limit)
-        now = time.time()
+        now = clock.now().timestamp()  # the database's clock: every process counts in one window
         bucket = int(now // self._window)
         name = f"{self._prefix}:rl:{key}:{bucket}"
         try:

@@ -48,7 +48,6 @@ import smtplib
 import socket
 import ssl
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,6 +58,8 @@ from urllib.parse import urlsplit
 
 import orjson
 from email_validator import EmailNotValidError, validate_email
+
+from opscraft.db.types import utcnow
 
 TIMEOUT_SECONDS = 10.0
 # The whole of one send, however the receiver paces its answer: the transports' timeouts are per
@@ -568,7 +569,7 @@ async def send_webhook(
     body = orjson.dumps(message)
     headers: dict[str, str] = {"User-Agent": "OpsCraft-Notifications"}
     if signing_key:
-        timestamp = str(int(time.time()))
+        timestamp = str(int(utcnow().timestamp()))  # the database's clock, as every stored time
         headers["X-OpsCraft-Timestamp"] = timestamp
         headers["X-OpsCraft-Signature"] = signature(signing_key, timestamp, body)
     await _post_json(url, body, headers, networks)

@@ -33,7 +33,6 @@ import hashlib
 import hmac
 import json
 import secrets
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -470,7 +469,9 @@ def _signed_at(call: Call) -> tuple[str, int]:
             f'{SIGNATURE_HEADER} must be sha256=<hex HMAC-SHA256 of "<timestamp>." + the body>'
             + (": it is missing" if signature is None else "")
         )
-    if abs(time.time() - seconds) > SIGNATURE_WINDOW:
+    # Judged in the database's clock (`utcnow`), as the replay records' age: every web process
+    # agrees, whatever its own clock says.
+    if abs(utcnow().timestamp() - seconds) > SIGNATURE_WINDOW:
         raise Unauthorized(f"timestamp outside the {SIGNATURE_WINDOW} s window: sign the call again")
     # Hex digits in either case: RFC 4648's base16 is upper case (.NET's Convert.ToHexString)
     return signature.removeprefix("sha256=").lower(), seconds
@@ -500,7 +501,7 @@ async def _first_use(
     identical calls at once the second waits on the first's key and is refused. Drops this
     webhook's rows older than `kept` seconds (by default those no timestamp check can pass any
     more)."""
-    cutoff = datetime.fromtimestamp(time.time() - kept, UTC)
+    cutoff = utcnow() - timedelta(seconds=kept)
     await session.exec(
         sql_delete(WebhookSignature).where(
             col(WebhookSignature.webhook_id) == hook_id, compared(col(WebhookSignature.signed_at), LT, cutoff)
@@ -549,7 +550,7 @@ async def _check_proof(session: AsyncSession, hook: WebhookTrigger, call: Call) 
         if not same_secret(expected, signature):
             raise Unauthorized("signature does not match")
         advice = "a body is accepted once: a redelivery of a delivery OpsCraft accepted is refused"
-        await _first_use(session, hook.id, expected, int(time.time()), GITHUB_REPLAY_SECONDS, advice)
+        await _first_use(session, hook.id, expected, int(utcnow().timestamp()), GITHUB_REPLAY_SECONDS, advice)
         return
     signature, seconds = _signed_at(call)
     key = await _signing_key(session, hook, call)

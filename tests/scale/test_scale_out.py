@@ -27,6 +27,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.automation.test_webhooks import signed
 from tests.conftest import ROOT, require_service
 from tests.executions.conftest import IMAGES, require_docker
 from tests.scale.cluster import (
@@ -346,15 +347,20 @@ def test_a_web_process_whose_clock_is_ahead_queues_runs_in_the_database_clock(cl
         cluster.procs.pop("web-ahead").stop(signal.SIGKILL)
 
 
-def test_a_web_process_whose_clock_is_ahead_fires_schedules_in_the_database_clock(cluster: Cluster) -> None:
+def test_a_web_process_whose_clock_is_ahead_fires_schedules_and_takes_signed_calls_in_the_database_clock(
+    cluster: Cluster,
+) -> None:
     """A web process whose clock is an hour ahead (every `serve` runs the scheduler) fires a
     schedule at its time in the database's clock, and one saved through it is due at that time.
     It fired every schedule due within the hour at once, 20 minutes early here (fire times were
     judged in its own clock), and a schedule saved through it skipped the fires of the next hour
     (its first fire time was counted from its clock): the same for approvals expiring, chain runs
-    judged lost, notifications retried, tokens and sign-ins ending (`db.types.utcnow`)."""
+    judged lost, notifications retried, tokens and sign-ins ending (`db.types.utcnow`). A signed
+    webhook call made now was refused there ("timestamp outside the 300 s window"), and its
+    replay window judged in its clock: now both are the database's."""
     web = _web(cluster)
-    path = f"/api/v1/scripts/{cluster.script(web, 'echo fired')}/schedules"
+    script_id = cluster.script(web, "echo fired")
+    path = f"/api/v1/scripts/{script_id}/schedules"
     due = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)  # the database's clock
     cron = f"{due.minute} {due.hour} * * *"
     made = [cluster.api(web).post(path, json={"name": "on-time", "cron": cron}).json()["id"]]
@@ -370,6 +376,21 @@ def test_a_web_process_whose_clock_is_ahead_fires_schedules_in_the_database_cloc
             assert [r["last_fire_at"] for r in rows] == [None, None], rows
             assert all(datetime.fromisoformat(r["next_fire_times"][0]) == due for r in rows), rows
             time.sleep(0.2)
+        key = cluster.api(web).post("/api/v1/secrets", json={"name": f"HOOK_KEY_{SUFFIX}", "value": "k3y"})
+        assert key.status_code == 201, key.text
+        hook = cluster.api(web).post(
+            f"/api/v1/scripts/{script_id}/webhooks", json={"name": "signed", "secret_id": key.json()["id"]}
+        )
+        assert hook.status_code == 201, hook.text
+        url = hook.json()["url_path"]
+        for body in (b"{}", b'{"again": 1}'):  # signed now, on a right clock
+            call = {"content": body, "headers": signed("k3y", body)}
+            taken = cluster.api(web if body == b"{}" else ahead).post(url, **call)
+            assert taken.status_code == 202, taken.text
+            # The process ahead kept the first call's record (it dropped those older than 10
+            # minutes by its clock: all of them) and refuses its replay.
+            replay = cluster.api(ahead).post(url, **call)
+            assert replay.status_code == 401 and "replay" in replay.text, replay.text
     finally:
         client = cluster.clients.pop("web-hour-ahead", None)
         if client is not None:
