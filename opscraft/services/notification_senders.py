@@ -285,11 +285,21 @@ def _addresses(infos: list[Any]) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def _allowed_address(host: str, port: int, networks: frozenset[str], where: str) -> str:
-    """Resolve `host` now and `check_addresses`; `SendError` (retried) when it does not resolve."""
+async def _allowed_address(
+    host: str, port: int, networks: frozenset[str], where: str, deadline: float
+) -> str:
+    """Resolve `host` now and `check_addresses`; `SendError` (retried) when it does not resolve,
+    or not by `deadline` (the event loop's `time()`: the send's `DEADLINE_SECONDS`): a resolver
+    that does not answer holds a look-up for its own timeouts and attempts (glibc: 5 s each, per
+    name server and address family), past the send's deadline."""
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
+        async with asyncio.timeout_at(deadline):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise SendError(
+            f"{where} unreachable: the host name did not resolve within {DEADLINE_SECONDS:g} s"
+        ) from None
+    except (OSError, UnicodeError):  # UnicodeError: a host name with no IDNA form
         raise SendError(f"{where} unreachable: the host name does not resolve") from None
     return check_addresses(host, _addresses(infos), networks, where)
 
@@ -504,7 +514,8 @@ async def _post_json(
     target = httpx.URL(url)
     host = target.raw_host.decode("ascii")
     port = target.port or (443 if target.scheme == "https" else 80)
-    address = await _allowed_address(host, port, networks, _where(url))
+    deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS  # the whole send's
+    address = await _allowed_address(host, port, networks, _where(url), deadline)
     # To the address checked, under the host's name: Host header and TLS (SNI, certificate)
     named = f"[{host}]" if ":" in host else host
     pinned = target.copy_with(host=address)
@@ -516,7 +527,7 @@ async def _post_json(
     }
     try:
         async with (
-            asyncio.timeout(DEADLINE_SECONDS),
+            asyncio.timeout_at(deadline),
             httpx.AsyncClient(
                 timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False, verify=_tls_context()
             ) as client,
@@ -605,7 +616,13 @@ async def send_email(settings: EmailSettings, subject: str, text: str) -> None:
     # a relay limited to 7 bits mangles it), and base64 for long ones, which spam filters score
     # as disguised text (SpamAssassin's MIME_BASE64_TEXT).
     message.set_content(text, cte=None if text.isascii() else "quoted-printable")
-    await asyncio.get_running_loop().run_in_executor(_SMTP_THREADS, _smtp_send, settings, message)
+    where = f"SMTP {settings.host}:{settings.port}"
+    if settings.username and settings.security == "none" and not settings.plaintext_login:
+        raise SendError(f"{where}: refused: {PLAINTEXT_LOGIN}", permanent=True)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS  # the whole send's, the host name's look-up too
+    address = await _allowed_address(settings.host, settings.port, settings.networks, where, deadline)
+    await loop.run_in_executor(_SMTP_THREADS, _smtp_send, settings, message, address, deadline - loop.time())
 
 
 def _ascii_if_possible(address: str) -> str:
@@ -732,11 +749,12 @@ class _SMTPSSL(_Watched, smtplib.SMTP_SSL):
     pass
 
 
-def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
-    """Send `message` within `DEADLINE_SECONDS`. Raises SendError."""
-    deadline = _Deadline(DEADLINE_SECONDS)
+def _smtp_send(settings: EmailSettings, message: EmailMessage, address: str, seconds: float) -> None:
+    """Send `message` through the server at `address` (its host name resolved and checked:
+    `_allowed_address`) within `seconds` (what is left of `DEADLINE_SECONDS`). Raises SendError."""
+    deadline = _Deadline(seconds)
     try:
-        _smtp_session(settings, message, deadline)
+        _smtp_session(settings, message, address, deadline)
     except PartlyDelivered:  # the message went through: said as it is, never sent again
         raise
     except SendError:
@@ -750,20 +768,8 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage) -> None:
         deadline.stop()
 
 
-def _smtp_address(settings: EmailSettings, where: str) -> str:
-    """The address to connect to: `settings.host` resolved now and `check_addresses`."""
-    try:
-        infos = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):  # UnicodeError: a host name with no IDNA form
-        raise SendError(f"{where} unreachable: the host name does not resolve") from None
-    return check_addresses(settings.host, _addresses(infos), settings.networks, where)
-
-
-def _smtp_session(settings: EmailSettings, message: EmailMessage, deadline: _Deadline) -> None:
+def _smtp_session(settings: EmailSettings, message: EmailMessage, address: str, deadline: _Deadline) -> None:
     where = f"SMTP {settings.host}:{settings.port}"
-    if settings.username and settings.security == "none" and not settings.plaintext_login:
-        raise SendError(f"{where}: refused: {PLAINTEXT_LOGIN}", permanent=True)
-    address = _smtp_address(settings, where)
     context = _smtp_tls_context()
     session = {"timeout": TIMEOUT_SECONDS, "deadline": deadline, "address": address}
     try:

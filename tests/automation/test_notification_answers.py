@@ -3,7 +3,11 @@ server with an endless multi-line reply (real loopback servers: `receivers.drip_
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -82,3 +86,46 @@ async def test_an_endless_smtp_reply_is_cut_at_its_limit(client: httpx.AsyncClie
     limit = notification_senders.REPLY_BYTES
     assert r.json()["detail"].endswith(f"the server's reply was longer than {limit} bytes"), r.text
     assert time.monotonic() - started < DEADLINE
+
+
+@pytest.fixture
+def silent_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A host name whose look-up answers only after three deadlines (as a name server that does
+    not answer: glibc's resolver gives up after its timeouts and attempts), or when the test
+    ends. A stand-in: a name server that does not answer would need this machine's resolver
+    configuration (/etc/resolv.conf) changed for every process on it, so `socket.getaddrinfo`
+    (what the event loop's look-up calls, on a thread) waits here for that name and answers every
+    other one itself."""
+    name, released = "silent-resolver.test", threading.Event()
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == name and not kwargs.get("flags", 0) & socket.AI_NUMERICHOST:  # a look-up
+            released.wait(3 * DEADLINE)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield name
+    released.set()
+
+
+@pytest.mark.parametrize("kind", ["webhook", "email"])
+async def test_a_host_name_whose_look_up_never_answers_ends_the_send_at_its_deadline(
+    client: httpx.AsyncClient, admin: LoggedIn, silent_resolver: str, kind: str
+) -> None:
+    """The look-up of the channel's host name counts in the send's deadline: a name server that
+    does not answer held it for the resolver's own timeouts and attempts (glibc: 5 s each, per
+    name server and address family: past the 30 s deadline), with the sender's round and the
+    Test button waiting."""
+    if kind == "webhook":
+        config = {"url": f"http://{silent_resolver}:8080/h"}
+    else:
+        config = {"host": silent_resolver, "port": 25, "security": "none"}
+        config |= {"from": "ops@example.com", "to": "oncall@example.com"}
+    c = await channel(client, admin, name="c", kind=kind, config=config)
+    started = time.monotonic()
+    r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+    assert r.status_code == 409, r.text
+    assert f"did not resolve within {DEADLINE:g} s" in r.json()["detail"], r.text
+    assert time.monotonic() - started < DEADLINE + 2
