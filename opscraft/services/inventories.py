@@ -144,17 +144,6 @@ async def validate(text: str, field: str = FIELD) -> list[str]:
     return list(checked.hosts) if checked is not None else []
 
 
-async def check_ahead(text: object) -> None:
-    """Run `validate`'s checks of `text` (when it is non-blank text) now and say nothing: their
-    answer is kept (refusals too, `CHECKS_KEPT`), so a save calls this before it takes its write
-    turn (`db.turns`) and its own `validate` under the turn reads the kept answer. Under the
-    turn, the seconds of `ansible-inventory` held every other writer of a SQLite database (runs
-    storing output, submissions) for as long (2-10 s for an inventory's save under load)."""
-    if isinstance(text, str) and text.strip():
-        with contextlib.suppress(Invalid):
-            await validate(text)
-
-
 async def reaches_network(text: str) -> bool:
     """Whether a run with the inventory `text` reaches hosts over the network: True when a host's
     `ansible_connection` (its own, or its groups' or `all`'s, merged as Ansible merges them) is

@@ -55,8 +55,17 @@ from opscraft.services import (
     terraform_variables,
 )
 from opscraft.services.actor import Actor
+from opscraft.services.ahead import Ahead
 from opscraft.services.bodies import Body, not_nullable, null_refused
-from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, input_message, unreadable
+from opscraft.services.errors import (
+    Conflict,
+    Invalid,
+    NotFound,
+    Problems,
+    ServiceError,
+    input_message,
+    unreadable,
+)
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 from opscraft.services.names import name_key, name_order, trimmed
@@ -782,7 +791,7 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
         lambda: _check_content_of(body.script_type, body.content, body.parameters, body.acknowledge_risks),
         lambda: _check_timeout(values["timeout_seconds"]) if values.get("timeout_seconds") else None,
         lambda: (
-            _check_ansible_settings(session, body.script_type, values, set(values))
+            _check_ansible_settings(session, body.script_type, values, set(values), Ahead())
             if body.script_type
             else None
         ),
@@ -813,11 +822,16 @@ async def create(session: AsyncSession, actor: Actor, data: ScriptCreate | Mappi
 
 
 async def _check_ansible_settings(
-    session: AsyncSession, script_type: ScriptType, values: Mapping[str, Any], changed: set[str]
+    session: AsyncSession,
+    script_type: ScriptType,
+    values: Mapping[str, Any],
+    changed: set[str],
+    ahead: Ahead,
 ) -> None:
     """Inventory and SSH credential: Ansible scripts only; the inventory is data that
-    `ansible-inventory` parses (checked when it changed), or an existing shared inventory
-    (`inventory_id`), never both; the key is a `file` secret."""
+    `ansible-inventory` parses (checked when it changed: its answer as `ahead` kept it, when it
+    checked the same text), or an existing shared inventory (`inventory_id`), never both; the
+    key is a `file` secret."""
     given = [key for key in ANSIBLE_SETTINGS if values.get(key)]
     if given and script_type != ScriptType.ansible:
         raise Invalid(
@@ -831,7 +845,7 @@ async def _check_ansible_settings(
             details=[{"field": "inventory_id", "message": "leave out inventory, or this"}],
         )
     if values.get("inventory") and "inventory" in changed:
-        await inventories.validate(values["inventory"])
+        await ahead.answer(inventories.validate, values["inventory"])
     if values.get("inventory_id") and "inventory_id" in changed:
         # Locked (PostgreSQL) like a delete locks it: a deleted inventory is never picked up.
         found = await session.exec(
@@ -909,23 +923,33 @@ def _declared_as_stored(values: dict[str, Any], script: Script, base: bool = Fal
     return {**values, "parameters": declared}
 
 
-async def update(
-    session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
-) -> Saved:
-    """Partial update; a change to a versioned field writes the next version. `Conflict` (409)
-    when `base_version` is not the current version, or when a field sent with a new value was
-    changed since the edit's `base` (`partial.three_way`: nothing written). `Invalid` (422)
-    naming each versioned field stored in another shape (db/stored_shapes.py: parameters, type)
-    that a change writing a new version leaves out: the version would hold what it reads as
-    (`[]`, `bash`), the declarations silently dropped.
+@dataclass(frozen=True)
+class _Planned:
+    """What an update would change in a script, as `_planned` reads it from the body and the row:
+    `changes` (field -> new value), the script type and content it would have, whether the
+    content is the stored one (`same_content`: no fresh acknowledgement needed), the Ansible
+    settings in effect (`effective`), the fields whose value differs (`changed_keys`), and
+    whether the content, type or parameters are sent (`content_changes`: checked again)."""
 
-    A change of the parameters (or type) that breaks values stored by a schedule, webhook or
-    incoming link is saved, with one notice per such trigger (services/stored_values.py)."""
-    require(actor.user, Permission.edit_scripts)
-    problems = Problems()
-    body = _readable(ScriptUpdate, data, problems)
-    await inventories.check_ahead(body.inventory)  # not under the write turn (`_locked`)
-    script = await _locked(session, actor, script_id)
+    changes: dict[str, Any]
+    script_type: ScriptType
+    content: str
+    same_content: bool
+    effective: dict[str, Any]
+    changed_keys: set[str]
+    content_changes: bool
+
+    def content_check(self, script: Script, body: ScriptUpdate) -> tuple[Any, ...]:
+        """The arguments of `check_content` for this update of `script`."""
+        declared = self.changes.get("parameters", script.parameters)
+        return (self.script_type, self.content, declared, body.acknowledge_risks or self.same_content)
+
+
+def _planned(script: Script, body: ScriptUpdate) -> _Planned:
+    """What `body` changes in `script` (`_Planned`); reads the row, writes nothing. `Conflict`
+    (409) when `base_version` is not the current version or a field sent was changed since the
+    edit's `base`; `Invalid` (422) for a versioned field stored in another shape that a new
+    version would carry over (see `update`)."""
     _check_base_version(
         script,
         body.base_version,
@@ -956,26 +980,68 @@ async def update(
         line_endings.normalize(content, script_type)[0] == script.content
         and script_type == script.script_type
     )
-    effective = {key: changes.get(key, getattr(script, key)) for key in ANSIBLE_SETTINGS}
-    changed_keys = {k for k in changes if changes[k] != getattr(script, k)}
-    content_changes = bool(changes.keys() & {"content", "script_type", "parameters"})
+    return _Planned(
+        changes=changes,
+        script_type=script_type,
+        content=content,
+        same_content=same_content,
+        effective={key: changes.get(key, getattr(script, key)) for key in ANSIBLE_SETTINGS},
+        changed_keys={k for k in changes if changes[k] != getattr(script, k)},
+        content_changes=bool(changes.keys() & {"content", "script_type", "parameters"}),
+    )
+
+
+async def _check_ahead(session: AsyncSession, actor: Actor, script_id: int, body: ScriptUpdate) -> Ahead:
+    """The slow checks of an update (`check_content`: the linters, `bash -n`, parsing; the
+    inventory's `ansible-inventory`) run on the script as read before the write turn
+    (`services.ahead`). A refusal of the body or the row is said under the turn, where it is
+    decided: nothing is checked ahead then."""
+    ahead = Ahead()
+    try:
+        script = await get(session, actor, script_id)
+        plan = _planned(script, body)
+    except ServiceError:
+        return ahead
+    if plan.content_changes:
+        await ahead.run(check_content, *plan.content_check(script, body))
+    inventory = plan.effective["inventory"]
+    if inventory and "inventory" in plan.changed_keys:
+        await ahead.run(inventories.validate, inventory)
+    return ahead
+
+
+async def update(
+    session: AsyncSession, actor: Actor, script_id: int, data: ScriptUpdate | Mapping[str, Any]
+) -> Saved:
+    """Partial update; a change to a versioned field writes the next version. `Conflict` (409)
+    when `base_version` is not the current version, or when a field sent with a new value was
+    changed since the edit's `base` (`partial.three_way`: nothing written). `Invalid` (422)
+    naming each versioned field stored in another shape (db/stored_shapes.py: parameters, type)
+    that a change writing a new version leaves out: the version would hold what it reads as
+    (`[]`, `bash`), the declarations silently dropped.
+
+    A change of the parameters (or type) that breaks values stored by a schedule, webhook or
+    incoming link is saved, with one notice per such trigger (services/stored_values.py).
+
+    The content's and the inventory's checks run before the write turn (`_check_ahead`): under
+    it, on SQLite, every other writer waited for their seconds."""
+    require(actor.user, Permission.edit_scripts)
+    problems = Problems()
+    body = _readable(ScriptUpdate, data, problems)
+    ahead = await _check_ahead(session, actor, script_id, body)
+    script = await _locked(session, actor, script_id)
+    plan = _planned(script, body)
+    changes = plan.changes
     checked: CheckedContent | None
     checked, _, _ = await _all_checks(
         problems,
         "name" in changes and await _name_taken(session, changes["name"], script.id),
         lambda: (
-            check_content(
-                script_type,
-                content,
-                changes.get("parameters", script.parameters),
-                body.acknowledge_risks or same_content,
-            )
-            if content_changes
-            else None
+            ahead.answer(check_content, *plan.content_check(script, body)) if plan.content_changes else None
         ),
         lambda: _check_timeout(changes["timeout_seconds"]) if "timeout_seconds" in changes else None,
         lambda: (
-            _check_ansible_settings(session, script_type, effective, changed_keys)
+            _check_ansible_settings(session, plan.script_type, plan.effective, plan.changed_keys, ahead)
             if changes.keys() & {"script_type", *ANSIBLE_SETTINGS}
             else None
         ),
@@ -985,8 +1051,8 @@ async def update(
         changes["parameters"] = checked.schema
         if "content" in changes:
             changes["content"] = checked.content
-        acknowledged = [] if same_content else checked.checks.findings
-        await _check_no_shadowing(session, script_id, changes["parameters"], script_type)
+        acknowledged = [] if plan.same_content else checked.checks.findings
+        await _check_no_shadowing(session, script_id, changes["parameters"], plan.script_type)
     changed = stored_shapes.changed(script, changes)
     if not changed:
         return checked.saved(script) if checked else Saved(script)
@@ -1069,6 +1135,12 @@ async def rollback(
     trigger values the version's parameters refuse are notices, as for `update`."""
     require(actor.user, Permission.edit_scripts)
     target = (await get_version(session, actor, script_id, number)).version
+    # A version never changes: its checks run before the write turn (`services.ahead`).
+    content_check = (target.script_type, target.content, target.parameters, acknowledge_risks)
+    inventory_check = (number, target.run_settings.get("inventory"))
+    ahead = Ahead()
+    await ahead.run(check_content, *content_check)
+    await ahead.run(_check_version_inventory, *inventory_check)
     script = await _locked(session, actor, script_id)
     _check_base_version(
         script,
@@ -1091,7 +1163,7 @@ async def rollback(
             f"version {number} is the same as the current version {current.number} (content, type, "
             "parameters, run settings and label): there is nothing to roll back"
         )
-    checked = await check_content(target.script_type, target.content, target.parameters, acknowledge_risks)
+    checked = await ahead.answer(check_content, *content_check)
     await _check_no_shadowing(session, script_id, target.parameters, target.script_type)
     script.script_type = target.script_type
     script.content = checked.content
@@ -1104,7 +1176,7 @@ async def rollback(
             "another version, or edit the script and choose an inventory",
             details=[{"field": "inventory_id", "message": "deleted"}],
         )
-    await _check_version_inventory(number, target.run_settings.get("inventory"))
+    await ahead.answer(_check_version_inventory, *inventory_check)
     for key in RUN_SETTINGS:
         if key in target.run_settings:
             setattr(script, key, target.run_settings[key])

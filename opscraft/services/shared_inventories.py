@@ -26,8 +26,9 @@ from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import audit, conflicts, inventories, names, paging
 from opscraft.services.actor import Actor
+from opscraft.services.ahead import Ahead
 from opscraft.services.bodies import Body
-from opscraft.services.errors import Conflict, NotFound, Problems
+from opscraft.services.errors import Conflict, NotFound, Problems, ServiceError
 from opscraft.services.partial import CHANGES, over_stored, three_way
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
@@ -167,12 +168,9 @@ async def _check_name_free(session: AsyncSession, name: str, except_id: int | No
         raise Conflict(NAME_TAKEN, details=[{"field": "name", "message": "another inventory has this name"}])
 
 
-async def _checked(
-    data: InventoryIn | Mapping[str, Any], stored: str | None = None, model: type[In] = InventoryIn
-) -> In:
-    """The body as `model`, its content checked by Ansible unless it is the `stored` one. The
-    content is checked even when the body refuses other fields, so one `Invalid` (422) names every
-    problem."""
+def _read(data: object, model: type[In]) -> tuple[In | None, object, Problems]:
+    """`data` as `model` (None when it refuses it), the content it sends (also when other fields
+    are refused) and the problems found."""
     problems = Problems()
     body: In | None = None
     with problems.check():
@@ -180,9 +178,22 @@ async def _checked(
     content = body.content if body else None
     if body is None and isinstance(data, Mapping) and "content" not in problems.fields():
         content = data.get("content")
+    return body, content, problems
+
+
+async def _checked(
+    data: InventoryIn | Mapping[str, Any],
+    ahead: Ahead,
+    stored: str | None = None,
+    model: type[In] = InventoryIn,
+) -> In:
+    """The body as `model`, its content checked by Ansible unless it is the `stored` one (the
+    answer `ahead` kept when it checked the same text: `services.ahead`). The content is checked
+    even when the body refuses other fields, so one `Invalid` (422) names every problem."""
+    body, content, problems = _read(data, model)
     if isinstance(content, str) and content != stored:
         with problems.check():
-            await inventories.validate(content, "content")
+            await ahead.answer(inventories.validate, content, "content")
     problems.raise_if_any()
     assert body is not None  # else raised above
     return body
@@ -192,7 +203,7 @@ async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mappin
     """A new shared inventory. `Invalid` (422) naming the field (content: Ansible's reason);
     `Conflict` (409, field `name`) when the name is taken, also when two creates race."""
     require(actor.user, Permission.edit_scripts, MANAGE)
-    body = await _checked(data)
+    body = await _checked(data, Ahead())
     await _check_name_free(session, body.name)
     inventory = Inventory(**body.model_dump(), created_by=actor.user_id, updated_by=actor.user_id)
     session.add(inventory)
@@ -201,6 +212,23 @@ async def create(session: AsyncSession, actor: Actor, data: InventoryIn | Mappin
     audit.record(session, actor, "inventory.create", "inventory", inventory.id, name=inventory.name)
     await conflicts.commit(session)
     return inventory
+
+
+async def _check_ahead(
+    session: AsyncSession, actor: Actor, inventory_id: int, data: InventoryIn | Mapping[str, Any]
+) -> Ahead:
+    """`ansible-inventory`'s check of an edit's new content, run before the write turn
+    (`services.ahead`): under it, on SQLite, every other writer (runs storing output,
+    submissions) waited for its seconds (2-10 s under load). `NotFound` (404) for an unknown id."""
+    ahead = Ahead()
+    stored = await get(session, actor, inventory_id)
+    try:
+        _, content, _ = _read(over_stored(InventoryChanges, data, stored), InventoryChanges)
+    except ServiceError:  # said under the turn, where it is decided
+        return ahead
+    if isinstance(content, str) and content != stored.content:
+        await ahead.run(inventories.validate, content, "content")
+    return ahead
 
 
 async def update(
@@ -212,12 +240,10 @@ async def update(
     for a new content whose `base_content_sha256` is not the stored content's (`_check_base`), or
     for a name or description changed since the edit's `base` (`partial.three_way`)."""
     require(actor.user, Permission.edit_scripts, MANAGE)
-    # not under the write turn (`_locked`); a body that is no object is refused by `_checked`
-    await inventories.check_ahead(
-        data.get("content") if isinstance(data, Mapping) else getattr(data, "content", None)
-    )
+    ahead = await _check_ahead(session, actor, inventory_id, data)
     inventory = await _locked(session, actor, inventory_id)
-    body = await _checked(over_stored(InventoryChanges, data, inventory), inventory.content, InventoryChanges)
+    changes = over_stored(InventoryChanges, data, inventory)
+    body = await _checked(changes, ahead, inventory.content, InventoryChanges)
     values = body.model_dump(exclude={"base_content_sha256", "base"})
     if body.base is not None:
         values = three_way(inventory, values, body.base.model_dump(exclude_unset=True), "the inventory")

@@ -224,6 +224,10 @@ async def _keep_an_admin(session: AsyncSession, actor: Actor) -> None:
 
 
 async def _insert(session: AsyncSession, data: UserCreate) -> User:
+    """A new user from `data`, flushed. `Invalid` naming `password` for one the rules refuse,
+    `Conflict` (409, field `username`) for a name taken (ignoring case). The password is hashed
+    before anything is written: a caller's writes come after this (no outside work under a
+    write turn: `services.ahead`)."""
     check_password_rules(data.password, data.username)
     taken = select(User.id).where(func.lower(User.username) == data.username.lower())
     if (await session.exec(taken)).first() is not None:
@@ -259,12 +263,14 @@ async def register(session: AsyncSession, actor: Actor, data: Registration) -> U
     `RateLimited` 429), from the API and the first-administrator page alike."""
     await auth.check_auth_rate(actor.client_ip, data.username)
     first = await count_users(session) == 0
-    if first:
-        await _claim_first_admin(session)
-    elif not await app_settings.get(session, "registration_open"):
+    if not first and not await app_settings.get(session, "registration_open"):
         raise Forbidden("self-registration is closed: ask an administrator to create your account")
     role = Role.admin if first else Role.viewer
+    # The password is hashed (argon2, seconds under load) before the first write: the claim
+    # after it, in the same transaction, still lets one first registration of two through.
     user = await _insert(session, UserCreate.model_construct(**dict(data), role=role))
+    if first:
+        await _claim_first_admin(session)
     audit.record(
         session, Actor(user, actor.client_ip), "user.register", "user", user.id, role=user.role, first=first
     )
