@@ -91,3 +91,63 @@ async def test_a_statement_is_one_hop_and_a_read_only_end_is_none(
         assert len(hops) == 1, "a write's transaction is committed"
     async with engine.connect() as conn:
         assert (await conn.execute(text("SELECT name FROM t"))).scalars().all() == ["w"]
+
+
+async def test_a_read_inside_reads_here_makes_no_hop_and_reads_the_same(
+    engine: AsyncEngine, hops: list[Any]
+) -> None:
+    """Inside `reads_here()` a SELECT on a WAL database runs on the event loop's thread (no call
+    queued to aiosqlite's), with the same rows, columns and errors; it reads the connection's
+    own uncommitted writes; writes, and reads outside it, still take their one hop."""
+    async with engine.connect() as conn:
+        await conn.execute(text("INSERT INTO t (name) VALUES ('a'), ('b')"))
+        await conn.commit()
+        hops.clear()
+        with sqlite_one_hop.reads_here():
+            rows = await conn.execute(text("SELECT id, name FROM t ORDER BY id"))
+            assert list(rows.keys()) == ["id", "name"]
+            assert rows.all() == [(1, "a"), (2, "b")]
+            assert (await conn.execute(text("select name from t where id = :id"), {"id": 2})).scalar() == "b"
+            with pytest.raises(exc.OperationalError, match="no such table"):
+                await conn.execute(text("SELECT * FROM missing"))
+            assert hops == [], "reads on the calling thread"
+            await conn.execute(text("INSERT INTO t (name) VALUES ('c')"))
+            assert len(hops) == 1, "a write still goes to SQLite's thread"
+            assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 3, "its own write"
+            assert len(hops) == 1
+        await conn.commit()
+        hops.clear()
+        assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar() == 3
+        assert len(hops) == 1, "outside it, a read takes its hop"
+
+
+async def test_reads_here_does_not_wait_for_a_writer_and_sees_only_committed_rows(
+    engine: AsyncEngine, hops: list[Any]
+) -> None:
+    """While another connection holds the write lock with uncommitted rows, a read inside
+    `reads_here()` neither waits (WAL: a reader never takes the writer's lock, so the event loop
+    cannot sleep in SQLite's busy handler) nor sees those rows."""
+    async with engine.connect() as writer, engine.connect() as reader:
+        await writer.execute(text("INSERT INTO t (name) VALUES ('held')"))  # write lock held
+        with sqlite_one_hop.reads_here():
+            hops.clear()
+            assert (await reader.execute(text("SELECT count(*) FROM t"))).scalar() == 0
+            assert hops == []
+        await writer.commit()
+        with sqlite_one_hop.reads_here():
+            assert (await reader.execute(text("SELECT name FROM t"))).scalars().all() == ["held"]
+
+
+async def test_reads_here_keeps_the_hop_for_a_database_not_in_wal_mode(hops: list[Any]) -> None:
+    """An in-memory database cannot be in WAL mode (its journal is in memory): there a reader
+    could wait for a lock, so its reads keep their hop even inside `reads_here()`."""
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+            hops.clear()
+            with sqlite_one_hop.reads_here():
+                assert (await conn.execute(text("SELECT 2"))).scalar() == 2
+            assert len(hops) == 1
+    finally:
+        await engine.dispose()
