@@ -42,8 +42,6 @@ _RETURNED_AT = "opscraft_returned_at"
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    if isinstance(dbapi_conn, sqlite_one_hop.OneHopConnection):  # the mode it took (":memory:": memory)
-        dbapi_conn.wal = str(cursor.fetchone()[0]).lower() == "wal"
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -79,9 +77,8 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     JSON columns load through `db.text.json_loads`, so an old row holding an escaped lone
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
     turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
-    statement is one call on aiosqlite's thread (`db.sqlite_one_hop`), or none for a short read
-    inside `sqlite_one_hop.reads_here` on a WAL database; a file's connections are opened once
-    and kept (`SQLITE_POOL_SIZE`).
+    statement is one call on aiosqlite's thread (`db.sqlite_one_hop`); a file's connections are
+    opened once and kept (`SQLITE_POOL_SIZE`).
 
     A statement's error never repeats its bound values (`hide_parameters`): SQLAlchemy would
     append them to the message, and so to the traceback an unhandled error logs (password
@@ -97,9 +94,7 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
         if path and path != ":memory:" and "poolclass" not in kwargs:
             kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             kwargs.setdefault("max_overflow", 0)
-        # check_same_thread off: `sqlite_one_hop.reads_here` reads on the event loop's thread.
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
-        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
         return engine

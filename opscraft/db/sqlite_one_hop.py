@@ -12,17 +12,6 @@ same `sqlite3` cursor, after its rows were fetched, as the adapter did. Server-s
 cursors keep SQLAlchemy's own adapter. A commit or rollback with no transaction open (a session
 that only read) makes no hop at all (`OneHopConnection`).
 
-A read can also make no hop at all: inside `reads_here()`, a `SELECT` on a connection whose
-database is in WAL mode (every file database OpsCraft opens: `db.engine`) runs on the calling
-thread, the event loop's. In WAL mode a reader never waits for a writer's lock, so the statement
-cannot sleep in SQLite's busy handler on the loop; the hop cost more than a point read itself
-(on a loaded machine the queue's wake-up of aiosqlite's thread, made with the GIL held, was the
-event loop's largest own share in a burst of submissions: docs/benchmarks.md, session 46). Only
-short reads take this way (the submission's script read): a long one would hold up the loop,
-which the hop leaves free while SQLite works. The connection is used by one caller at a time (its
-user awaits each call), so the two threads never use it at once; it is opened with
-`check_same_thread=False` (`db.engine`) for this.
-
 It relies on aiosqlite's `Connection._execute(function, *args)` (run `function` on the
 connection's thread) and `Connection._conn` (the `sqlite3.Connection`), the same private
 interface SQLAlchemy's adapter uses for its isolation-level setter; `tests/test_sqlite_one_hop.py`
@@ -32,10 +21,7 @@ pins that it exists.
 from __future__ import annotations
 
 import collections
-import contextlib
 import sqlite3
-from collections.abc import Iterator
-from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.dialects.sqlite.aiosqlite import (
@@ -47,24 +33,6 @@ from sqlalchemy.util.concurrency import await_
 
 # (description, rows, rowcount, lastrowid) of one executed statement.
 _Outcome = tuple[Any, list[Any], int, int | None]
-# Inside `reads_here()` (per task: SQLAlchemy's greenlets carry the caller's context).
-_READS_HERE: ContextVar[bool] = ContextVar("opscraft_sqlite_reads_here", default=False)
-
-
-@contextlib.contextmanager
-def reads_here() -> Iterator[None]:
-    """Within it, a `SELECT` on a SQLite connection in WAL mode runs on the calling thread, with
-    no hop to aiosqlite's (the module's docstring); other statements, other journal modes and
-    PostgreSQL are unchanged. For short reads on the event loop only (a row by its key)."""
-    token = _READS_HERE.set(True)
-    try:
-        yield
-    finally:
-        _READS_HERE.reset(token)
-
-
-def _is_read(operation: Any) -> bool:
-    return isinstance(operation, str) and operation.lstrip()[:6].upper() == "SELECT"
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Outcome:
@@ -92,12 +60,6 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         ) from exc
     finally:
         cursor.close()
-
-
-async def _run_here(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
-    """`_run` on the calling thread, in a coroutine that never suspends (no round of the event
-    loop): SQLAlchemy's async layer requires every statement to await something."""
-    return _run(connection, operation, parameters, False)
 
 
 class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
@@ -148,14 +110,10 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     def _call(self, operation: Any, parameters: Any, many: bool) -> None:
-        here = not many and _READS_HERE.get() and self._adapt_connection.wal and _is_read(operation)
         try:
-            if here:
-                outcome: _Outcome = await_(_run_here(self._connection._conn, operation, parameters))
-            else:
-                outcome = await_(
-                    self._connection._execute(_run, self._connection._conn, operation, parameters, many)
-                )
+            outcome: _Outcome = await_(
+                self._connection._execute(_run, self._connection._conn, operation, parameters, many)
+            )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, rows, self._rowcount, self._lastrowid = outcome
@@ -193,14 +151,8 @@ class OneHopConnection(AsyncAdapt_aiosqlite_connection):
     running anything; nothing else runs on the connection meanwhile (its user is the caller).
     """
 
-    __slots__ = ("wal",)
+    __slots__ = ()
     _cursor_cls = OneHopCursor
-
-    def __init__(self, dbapi: Any, connection: Any) -> None:
-        super().__init__(dbapi, connection)
-        self.wal = False
-        """The database is in WAL mode (set by `db.engine` once its pragma took): a reader
-        never waits for a lock, so `reads_here` may run reads on the caller's thread."""
 
     def _in_transaction(self) -> bool:
         connection = self._connection._connection

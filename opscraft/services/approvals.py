@@ -35,7 +35,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db import sqlite_one_hop, stored_shapes
+from opscraft.db import stored_shapes
 from opscraft.db.engine import Database
 from opscraft.db.models import (
     ApprovalDecision,
@@ -215,8 +215,7 @@ async def script_with_policy(session: AsyncSession, script_id: int) -> ScriptToR
     `session`'s connection (in its transaction): the submit path's first query (issue 15). No
     permission check: the caller has made its own."""
     connection = await session.connection()
-    with sqlite_one_hop.reads_here():  # one row by its key: no hop to SQLite's thread
-        row = (await connection.execute(_SCRIPT_WITH_POLICY, {"script_id": script_id})).first()
+    row = (await connection.execute(_SCRIPT_WITH_POLICY, {"script_id": script_id})).first()
     if row is None:
         return ScriptToRun(None)
     policy = PolicyTerms(row.required, row.expires_after_hours) if row.required is not None else None

@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import aiosqlite
 import httpx
 import pytest
 from sqlalchemy import Engine, event
@@ -116,33 +115,6 @@ async def test_a_submit_costs_three_statements(
     started = await start(client, admin, script_id, "local")
     submitted = statements.of_this_task() + statements.of_group_commits()
     assert len(submitted) == submit_statements(), submitted
-    assert (await wait_for(client, admin, started["id"]))["status"] == "success"
-
-
-async def test_a_submit_on_sqlite_hands_sqlites_thread_no_call_from_the_event_loop(
-    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The submit's one statement on the event loop (the script with its policy, a row by its
-    key) runs there on SQLite (`sqlite_one_hop.reads_here`): no call is queued to aiosqlite's
-    thread from the request, whose wake-up of that thread, made with the GIL held, was the event
-    loop's largest own share in a burst (docs/benchmarks.md, session 46). The group commit writes
-    from its own thread, as before."""
-    if runtime.current().db.engine.dialect.name != "sqlite":
-        pytest.skip("aiosqlite's thread: SQLite only")
-    hops: list[asyncio.Task[Any] | None] = []
-    queue_call = aiosqlite.Connection._execute
-
-    async def counted(self: aiosqlite.Connection, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        hops.append(asyncio.current_task())
-        return await queue_call(self, fn, *args, **kwargs)
-
-    monkeypatch.setattr(user_cache, "TTL_SECONDS", 600.0)
-    monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
-    script_id = await make_script(client, admin, "true\n")
-    await start(client, admin, script_id, "local")  # warms the user and availability caches
-    hops.clear()
-    started = await start(client, admin, script_id, "local")
-    assert [task for task in hops if task is asyncio.current_task()] == []
     assert (await wait_for(client, admin, started["id"]))["status"] == "success"
 
 
