@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -113,6 +114,12 @@ class RunEventDispatcher:
         self._failing: set[str] = set()
         self._wake: asyncio.Event | None = None
         self._waking = False  # a wake-up is on its way to the loop (`wake`)
+        # `wake` hands the loop a wake-up only while the dispatcher waits for one (`_parked`);
+        # otherwise (a round or its pause under way) it leaves a note (`_pending`) that the
+        # dispatcher reads before it waits. Both under `_lock`, shared with the waking threads.
+        self._lock = threading.Lock()
+        self._parked = False
+        self._pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -131,23 +138,54 @@ class RunEventDispatcher:
 
     def wake(self) -> None:
         """An event was written (committed) in this process: deliver soon (callable from any
-        thread). One wake-up at a time goes to the loop: while one is on its way, the round it
-        starts reads every event committed before it runs, so a burst of ends (the finisher
-        calls this once per run) wakes the loop once, not once per run."""
-        if self._waking or self._loop is None or self._wake is None or self._loop.is_closed():
+        thread). The loop is handed a wake-up only while the dispatcher waits for one, and one
+        at a time: while a round or the pause after it (`MIN_ROUND_SECONDS`) is under way, or a
+        wake-up is on its way, this only leaves a note that the dispatcher reads before it
+        waits again, so the next round starts at once and reads every event committed before
+        it. A burst of ends (the finisher calls this once per run) thus costs the loop no
+        cross-thread wake-up while the dispatcher is busy: each was a write to the loop's
+        wake-up descriptor with the GIL held, and on a loaded machine the waking thread was
+        often preempted there, holding the GIL (docs/benchmarks.md, session 46)."""
+        with self._lock:
+            send = self._parked and not self._waking
+            if send:
+                self._waking = True
+            else:
+                self._pending = True
+        if not send:
             return
-        self._waking = True
+        loop = self._loop
         try:
-            self._loop.call_soon_threadsafe(self._woken)
+            assert loop is not None  # parked: started on it
+            loop.call_soon_threadsafe(self._woken)
         except RuntimeError:  # the loop closed meanwhile
-            self._waking = False
+            with self._lock:
+                self._waking = False
 
     def _woken(self) -> None:
         """On the loop: the wake-up arrived (cleared before the event is set, so a `wake` after
         this sends another)."""
-        self._waking = False
+        with self._lock:
+            self._waking = False
         assert self._wake is not None
         self._wake.set()
+
+    def _park(self) -> bool:
+        """On the loop, before waiting: False (and the note taken) when an event was written
+        since the last check, so the next round starts at once; else True, now waiting."""
+        with self._lock:
+            if self._pending:
+                self._pending = False
+                return False
+            self._parked = True
+            return True
+
+    def _unpark(self) -> None:
+        """On the loop, after waiting: the round about to start reads every event written
+        before now, so a note left meanwhile is taken too."""
+        with self._lock:
+            self._parked = False
+            self._pending = False
 
     async def stop(self) -> None:
         """Cancel the dispatcher's task and wait for it to end (idempotent)."""
@@ -171,9 +209,13 @@ class RunEventDispatcher:
             except Exception as exc:
                 failures.failed(exc)
             await asyncio.sleep(MIN_ROUND_SECONDS)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
+            if self._park():
+                try:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(self.poll_seconds):
+                            await self._wake.wait()
+                finally:
+                    self._unpark()
             self._wake.clear()
 
     async def deliver(self) -> int:

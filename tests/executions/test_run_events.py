@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import lifecycle, runtime
 from opscraft.db.models import AuditEvent, Execution, RunEvent, RunEventDelivery, User
 from opscraft.db.models.executions import Trigger
+from opscraft.execution import run_events
 from opscraft.execution.run_events import RunEventDispatcher, RunEventMessage
 from opscraft.services import audit, executions
 from opscraft.services.actor import Actor
@@ -242,6 +243,26 @@ class _CountingLoop:
         return self._loop.is_closed()
 
 
+async def _written(execution_id: int, count: int) -> list[int]:
+    """The ids of `count` run events of `execution_id` written (committed) now."""
+    async with runtime.current().db.session() as session:
+        rows = [RunEvent(execution_id=execution_id, kind="test.wake", status="success") for _ in range(count)]
+        session.add_all(rows)
+        await session.commit()
+        return [row.id for row in rows if row.id is not None]
+
+
+def _wakes(dispatcher: RunEventDispatcher, threads: int, each: int) -> None:
+    """Wake `dispatcher` from `threads` threads, `each` times each, the loop held meanwhile."""
+    workers = [
+        threading.Thread(target=lambda: [dispatcher.wake() for _ in range(each)]) for _ in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+
+
 async def test_a_burst_of_wakes_reaches_the_loop_once_and_every_event_written_before_is_delivered(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
@@ -260,36 +281,61 @@ async def test_a_burst_of_wakes_reaches_the_loop_once_and_every_event_written_be
     dispatcher.subscribe("test-wakes", probe)
     dispatcher.start()
 
-    async def written(count: int) -> list[int]:
-        async with db.session() as session:
-            event = {"execution_id": execution["id"], "kind": "test.wake", "status": "success"}
-            rows = [RunEvent(**event) for _ in range(count)]
-            session.add_all(rows)
-            await session.commit()
-            return [row.id for row in rows if row.id is not None]
-
-    def wakes(threads: int, each: int) -> None:
-        """Wake from `threads` threads, `each` times each, the loop held meanwhile (a burst)."""
-        workers = [
-            threading.Thread(target=lambda: [dispatcher.wake() for _ in range(each)]) for _ in range(threads)
-        ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
-
     try:
         await until(lambda: seen, "the first round")  # the events there at its start
         loop = _CountingLoop(asyncio.get_running_loop())
         dispatcher._loop = loop  # type: ignore[assignment]
-        burst = await written(5)
-        wakes(8, 25)
+        await until(lambda: dispatcher._parked, "the dispatcher waiting for a wake-up")
+        burst = await _written(execution["id"], 5)
+        _wakes(dispatcher, 8, 25)
         assert loop.handed == 1, "one wake-up on its way at a time"
         await until(lambda: set(burst) <= set(seen), "the burst's events")
-        later = await written(1)
-        wakes(1, 1)
+        await until(lambda: dispatcher._parked, "the dispatcher waiting again")
+        later = await _written(execution["id"], 1)
+        _wakes(dispatcher, 1, 1)
         assert loop.handed == 2, "a wake after the round reaches the loop"
         await until(lambda: set(later) <= set(seen), "the later event")
         assert sorted(e for e in seen if e in {*burst, *later}) == sorted([*burst, *later]), "each once"
+    finally:
+        await dispatcher.stop()
+
+
+async def test_wakes_while_the_dispatcher_is_busy_hand_the_loop_nothing_and_start_the_next_round(
+    client: httpx.AsyncClient, admin: LoggedIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ends written while the dispatcher is busy (here: the pause after a round) hand the loop
+    no wake-up at all, from whatever thread: they leave a note, and the dispatcher starts its
+    next round at once instead of waiting for a wake-up, so their events are still delivered
+    without the poll. Each such wake-up was a write to the loop's wake-up descriptor with the
+    GIL held, the finisher's largest share of a burst (docs/benchmarks.md, session 46)."""
+    monkeypatch.setattr(run_events, "MIN_ROUND_SECONDS", 3.0)  # a pause long enough to act in
+    execution, _ = await run(client, admin, "echo ok\n", "local")
+    db = runtime.current().db
+    seen: list[int] = []
+
+    async def probe(session: AsyncSession, events: list[RunEventMessage]) -> None:
+        seen.extend(e.id for e in events)
+
+    dispatcher = RunEventDispatcher(db, "test-busy-wakes", poll_seconds=3600)  # only wakes deliver
+    dispatcher.subscribe("test-busy-wakes", probe)
+    dispatcher.start()
+    loop = _CountingLoop(asyncio.get_running_loop())
+    dispatcher._loop = loop  # type: ignore[assignment]
+
+    try:
+        await until(lambda: seen, "the first round")  # now in the pause after it
+        during = await _written(execution["id"], 3)
+        _wakes(dispatcher, 4, 10)
+        assert loop.handed == 0, "no wake-up is handed to the loop while the dispatcher is busy"
+        assert not dispatcher._parked, "still in the pause"
+        await until(lambda: set(during) <= set(seen), "the events written during the pause")
+        assert loop.handed == 0, "the next round started on the note, without a wake-up"
+        await until(lambda: dispatcher._parked, "the dispatcher waiting for a wake-up")
+        later = await _written(execution["id"], 1)
+        _wakes(dispatcher, 2, 5)
+        assert loop.handed == 1, "once it waits, one wake-up reaches the loop"
+        await until(lambda: set(later) <= set(seen), "the later event")
+        ours = [e for e in seen if e in {*during, *later}]
+        assert sorted(ours) == sorted([*during, *later]), "each once"
     finally:
         await dispatcher.stop()
