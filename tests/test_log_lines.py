@@ -73,6 +73,17 @@ def test_a_first_starts_migration_log_is_one_line_a_record(tmp_path: Path) -> No
     assert any("\n" in r for r in running)  # the multi-line descriptions, folded
 
 
+def log_both(message: str, error: str) -> None:
+    """Log `message` as a warning's argument, then `error` as an exception's message with its
+    traceback."""
+    log = logging.getLogger("opscraft.test")
+    log.warning("stderr: %s", message)
+    try:
+        raise RuntimeError(error)
+    except RuntimeError:
+        log.exception("the run failed")
+
+
 BREAKS = ["\n", "\r\n", "\r", "\v", "\f", "\x85", "\u2028", "\u2029"]
 
 
@@ -83,12 +94,7 @@ def test_a_message_or_traceback_with_line_breaks_stays_one_record(brk: str) -> N
     that reads as a record (`forged` below) or returns the terminal's cursor (`\\r`)."""
     forged = "2026-01-01 00:00:00,000 CRITICAL opscraft: forged"
     with logged("text") as stream:
-        log = logging.getLogger("opscraft.test")
-        log.warning("terraform said: %s", f"Error: one{brk}{forged}")
-        try:
-            raise RuntimeError(f"stderr:{brk}{forged}")
-        except RuntimeError:
-            log.exception("the run failed")
+        log_both(f"Error: one{brk}{forged}", f"stderr:{brk}{forged}")
     out = stream.getvalue()
     records = text_records(out)
     assert len(records) == 2, records
@@ -100,12 +106,7 @@ def test_a_message_or_traceback_with_line_breaks_stays_one_record(brk: str) -> N
 @pytest.mark.parametrize("brk", BREAKS, ids=[repr(b) for b in BREAKS])
 def test_a_json_record_is_one_line_whatever_its_text_holds(brk: str) -> None:
     with logged("json") as stream:
-        log = logging.getLogger("opscraft.test")
-        log.warning("stderr: %s", f"one{brk}two")
-        try:
-            raise RuntimeError(f"a{brk}b")
-        except RuntimeError:
-            log.exception("failed")
+        log_both(f"one{brk}two", f"a{brk}b")
     lines = stream.getvalue().splitlines()
     assert len(lines) == 2, lines
     assert json.loads(lines[0])["message"] == f"stderr: one{brk}two"
