@@ -138,13 +138,16 @@ class RedactCredentials(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the credentials in the record's message and string arguments (`token=` query values,
-        webhook tokens in URLs) with `***`; keeps every record.
-        """
-        if isinstance(record.msg, str):
-            record.msg = self.redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self.redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        """Replace the credentials in the record's message, as its arguments complete it
+        (`token=` query values, webhook tokens in URLs), with `***`; keeps every record. The
+        message and its arguments were redacted apart: a credential split between them (`?token=%s`
+        with the token as argument) was missed, or its `%s` replaced, and the record, no longer
+        formattable, was lost to a "--- Logging error ---" traceback on standard error."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: the handler reports it
+            return True
+        record.msg, record.args = self.redact(message), None
         return True
 
 
@@ -220,14 +223,20 @@ class TextFormatter(logging.Formatter):
         return folded(f"{line} [{' '.join(tags)}]" if tags else line)
 
 
-def configure(level: str, log_format: str = "text") -> None:
-    """Set up the root logger once for a command (`LOG_LEVEL`, `LOG_FORMAT`)."""
-    handler = logging.StreamHandler()
+def prepared(handler: logging.Handler, log_format: str) -> logging.Handler:
+    """`handler` with the format of `LOG_FORMAT` (`text` or `json`), the context ids
+    (`ContextFilter`) and the credentials redacted (`RedactCredentials`): what every destination
+    of the log (standard error, the desktop's log file) writes."""
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactCredentials())
+    return handler
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """Set up the root logger once for a command (`LOG_LEVEL`, `LOG_FORMAT`): standard error."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [prepared(logging.StreamHandler(), log_format)]
     root.setLevel(level)
     # httpx logs every request's full URL at INFO (httpcore its steps at DEBUG), and a URL
     # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential;

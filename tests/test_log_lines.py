@@ -111,3 +111,13 @@ def test_a_json_record_is_one_line_whatever_its_text_holds(brk: str) -> None:
     assert len(lines) == 2, lines
     assert json.loads(lines[0])["message"] == f"stderr: one{brk}two"
     assert f"a{brk}b" in json.loads(lines[1])["exception"]
+
+
+def test_a_credential_given_as_the_messages_argument_is_redacted_and_the_record_kept() -> None:
+    """`?token=%s` with the token as the argument: the message and its arguments were redacted
+    apart, the message's `%s` became `***` and the record, its argument left over, was lost to a
+    "--- Logging error ---" traceback."""
+    with logged("text") as stream:
+        logging.getLogger("opscraft.test").warning("GET /ws?token=%s HTTP/1.1", "plain-secret-value")
+    (record,) = text_records(stream.getvalue())
+    assert record.endswith("WARNING opscraft.test: GET /ws?token=*** HTTP/1.1"), record
