@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from opscraft import logs
+from opscraft.data_dir import write_failure
 
 FILE_NAME = "desktop.log"
 MAX_BYTES = 1_000_000
@@ -45,7 +46,7 @@ def start(data_dir: Path, log_format: str) -> None:
             path(data_dir), maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
         )
     except OSError as exc:
-        log.warning("no desktop log file %s: %s", path(data_dir), exc.strerror or exc)
+        log.warning("no desktop log file %s: %s", path(data_dir), write_failure(exc))
         return
     logging.getLogger().addHandler(logs.prepared(handler, log_format))
     _handler = handler

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from opscraft.config import Settings
-from opscraft.db import clock
+from opscraft.db import clock, unreachable
 from opscraft.db.group_commit import Take
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
@@ -345,8 +345,8 @@ class Worker:
         self.local.stop()
         try:
             self.store.run(store.deregister, self.worker_id)
-        except Exception:
-            log.exception("worker %s: recording the stop failed", self.worker_id)
+        except Exception as exc:  # a full disk, the database gone: one line (`log_failure`)
+            unreachable.log_failure(log, f"worker {self.worker_id}: recording the stop failed", exc)
         self.store.close()
         self.loop.stop()
         transport.close(self.bus, self.cancels)
