@@ -154,3 +154,27 @@ def test_a_full_disk_reason_names_what_to_do() -> None:
         ": free space there, then try again"
     )
     assert write_failure(OSError(errno.EACCES, "Permission denied")) == "Permission denied"
+
+
+def test_the_desktop_on_a_full_disk_says_its_log_file_cannot_be_written(small_disk: Path) -> None:
+    """The desktop's log file (docs/desktop.md) on a full disk: logging's "--- Logging error ---"
+    traceback came with the refusal; now one line says the file cannot be written and why, and the
+    refusal follows, on standard error only."""
+    data = small_disk / "data"
+    assert opscraft(data, "db", "upgrade").returncode == 0
+    fill(small_disk)
+    done = subprocess.run(
+        [sys.executable, "-m", "opscraft", "desktop"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        env={k: v for k, v in env(data).items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}},
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"opscraft: cannot write the desktop log file {data / 'desktop.log'}: No space left on device: "
+        "the disk is full: free space there, then try again",
+        "opscraft: no display for the desktop window (DISPLAY and WAYLAND_DISPLAY are unset): "
+        "start it from a desktop session, or run `opscraft serve` and use a browser",
+    ]

@@ -9,6 +9,7 @@ sign-in URL reads `token=***`), private to the user (the data directory's umask)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -28,7 +29,26 @@ BACKUPS = 3
 #: `sys.excepthook`'s shape.
 ExceptHook = Callable[[type[BaseException], BaseException, TracebackType | None], object]
 log = logging.getLogger(__name__)
-_handler: RotatingFileHandler | None = None
+
+
+class _LogFile(RotatingFileHandler):
+    """The rotating file, given up at its first failed write (a full disk, a data directory
+    made read-only): one line on standard error says so, and standard error carries on alone.
+    logging's own report was a "--- Logging error ---" traceback at every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Detach this handler and say why in one line."""
+        global _handler
+        failed = sys.exc_info()[1]
+        reason = write_failure(failed) if isinstance(failed, OSError) else str(failed)
+        logging.getLogger().removeHandler(self)
+        _handler = None
+        sys.stderr.write(f"opscraft: cannot write the desktop log file {self.baseFilename}: {reason}\n")
+        with contextlib.suppress(OSError):
+            self.close()
+
+
+_handler: _LogFile | None = None
 
 
 def path(data_dir: Path) -> Path:
@@ -42,9 +62,7 @@ def start(data_dir: Path, log_format: str) -> None:
     writable, a full disk) leaves standard error alone, saying so there."""
     global _handler
     try:
-        handler = RotatingFileHandler(
-            path(data_dir), maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8"
-        )
+        handler = _LogFile(path(data_dir), maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
     except OSError as exc:
         log.warning("no desktop log file %s: %s", path(data_dir), write_failure(exc))
         return
@@ -57,10 +75,9 @@ def refusal(line: str) -> str:
     """Write a refusal's one `line` (`opscraft: no display ...`) into the log file only (the
     caller prints it on standard error) and return it naming the file: `<line> (logged in
     <path>)`; `line` itself when there is no log file."""
-    if _handler is None:
-        return line
-    _handler.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, "%s", (line,), None))
-    return f"{line} (logged in {_handler.baseFilename})"
+    if _handler is not None:
+        _handler.handle(logging.LogRecord(__name__, logging.ERROR, __file__, 0, "%s", (line,), None))
+    return line if _handler is None else f"{line} (logged in {_handler.baseFilename})"
 
 
 def _logged_then(hook: ExceptHook) -> ExceptHook:
