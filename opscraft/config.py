@@ -6,8 +6,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import re
 import secrets
 from enum import StrEnum
@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from opscraft import setting_words
-from opscraft.data_dir import make_private
+from opscraft.data_dir import create_private, make_private, write_failure
 
 
 class ConfigError(Exception):
@@ -375,7 +375,7 @@ def load_settings(*, data_dir_named: str = "OPSCRAFT_DATA_DIR", **overrides: Any
     except OSError as exc:
         raise ConfigError(
             f"{data_dir_named}: must be a directory this user can create and write; "
-            f"given '{settings.data_dir}', which cannot be created: {exc.strerror}"
+            f"given '{settings.data_dir}', which cannot be created: {write_failure(exc)}"
         ) from None
     settings.secret_key = _resolve_secret_key(settings, data_dir_named)
     return settings
@@ -398,7 +398,7 @@ def _resolve_secret_key(settings: Settings, data_dir_named: str) -> str:
         key = path.read_text().strip()
     except OSError as exc:
         raise ConfigError(
-            f"{data_dir_named}: cannot keep the generated key in {path}: {exc.strerror}"
+            f"{data_dir_named}: cannot keep the generated key in {path}: {write_failure(exc)}"
         ) from None
     if len(key) < _MIN_SECRET_KEY:
         raise ConfigError(f"SECRET_KEY: the key in {path} is shorter than {_MIN_SECRET_KEY} characters")
@@ -406,10 +406,7 @@ def _resolve_secret_key(settings: Settings, data_dir_named: str) -> str:
 
 
 def _write_private(path: Path, text: str) -> None:
-    """Create `path` with mode 0600; a concurrent first start that wrote it already wins."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    """Create `path` with mode 0600, whole or not at all (`create_private`); a concurrent first
+    start that wrote it already wins."""
+    with contextlib.suppress(FileExistsError):
+        create_private(path, text)

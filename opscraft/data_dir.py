@@ -10,6 +10,7 @@ fork server gets the usual 022 (`execution/fork_server.py`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -23,6 +24,35 @@ FILE_MODE = 0o600
 LEFT_TO_THE_VAULT = frozenset({"master.key"})
 
 log = logging.getLogger(__name__)
+#: What a one-line refusal adds to a write's reason when the disk is full (`write_failure`).
+FREE_SPACE = "the disk is full: free space there, then try again"
+
+
+def create_private(path: Path, text: str) -> None:
+    """Create `path` (mode 0600) holding `text`, whole or not at all: written and synced under a
+    name of its own first, then linked to `path`. Raises FileExistsError when `path` exists (a
+    concurrent first start made it: it stays as it was) and OSError when it cannot be written
+    (ENOSPC: a full disk), leaving no `path`. Created in place, a key file a full disk cut short
+    stayed empty, and every later start was refused: "the key in .../secret_key is shorter than
+    32 characters"."""
+    staged = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        fd = os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def write_failure(exc: OSError) -> str:
+    """The reason a write in the data directory failed, for a one-line refusal: `exc.strerror`
+    (`Permission denied`), and for a full disk (ENOSPC, EDQUOT) what to do, `No space left on
+    device: the disk is full: free space there, then try again`."""
+    reason = exc.strerror or str(exc)
+    return f"{reason}: {FREE_SPACE}" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else reason
 
 
 def make_private(data_dir: Path) -> list[Path]:

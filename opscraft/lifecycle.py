@@ -13,7 +13,7 @@ from typing import Literal
 
 from opscraft import runtime
 from opscraft.config import Settings
-from opscraft.db import clock
+from opscraft.db import clock, unreachable
 from opscraft.db.migrate import upgrade
 from opscraft.execution import installation, store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
@@ -47,6 +47,7 @@ async def start(
     """
     run_worker = settings.workers > 0 if worker is None else worker
     dispatching = run_worker if dispatch is None else dispatch
+    unreachable.locate(settings.effective_database_url)  # its full disk's log lines name it
     rt = runtime.build(settings)
     if migrate:
         await upgrade(rt.db.engine)
@@ -218,8 +219,9 @@ async def stop() -> None:
         await rt.run_events.stop()
         try:  # what the worker's last runs wrote, before the database closes
             await rt.run_events.deliver()
-        except Exception:
-            log.exception("delivering the last run events failed; the next start delivers them")
+        except Exception as exc:  # a full disk, the database gone: one line (`log_failure`)
+            what = "delivering the last run events failed; the next start delivers them"
+            unreachable.log_failure(log, what, exc)
         rt.run_events = None
     await rt.limiter.close()
     await rt.request_counts.close()

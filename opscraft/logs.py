@@ -1,5 +1,9 @@
 """Log set-up: human-readable lines (`LOG_FORMAT=text`) or one JSON object per line (`json`).
 
+Every record is one line: in text, a record's further lines (a multi-line message, a traceback)
+are indented (`folded`), so only a record's first line starts at the first column; in JSON, line
+breaks are escaped.
+
 Engine code marks what it works on with `engine_context(worker_id=..., execution_id=...)`; every
 record logged inside carries those fields (`ContextFilter`), so in JSON each engine line has
 `execution_id` and `worker_id`, and a text line ends with them.
@@ -134,13 +138,16 @@ class RedactCredentials(logging.Filter):
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Replace the credentials in the record's message and string arguments (`token=` query values,
-        webhook tokens in URLs) with `***`; keeps every record.
-        """
-        if isinstance(record.msg, str):
-            record.msg = self.redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(self.redact(arg) if isinstance(arg, str) else arg for arg in record.args)
+        """Replace the credentials in the record's message, as its arguments complete it
+        (`token=` query values, webhook tokens in URLs), with `***`; keeps every record. The
+        message and its arguments were redacted apart: a credential split between them (`?token=%s`
+        with the token as argument) was missed, or its `%s` replaced, and the record, no longer
+        formattable, was lost to a "--- Logging error ---" traceback on standard error."""
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # arguments that do not fit: the handler reports it
+            return True
+        record.msg, record.args = self.redact(message), None
         return True
 
 
@@ -159,7 +166,8 @@ class NoWireDebug(logging.Filter):
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC ISO 8601), level, logger, message, worker_id,
-    execution_id (when set), exception (when any)."""
+    execution_id (when set), exception (when any). A line break inside a value is escaped
+    (`\n`, and with `ensure_ascii` U+2028 and U+2029 too), so each record stays one line."""
 
     def format(self, record: logging.LogRecord) -> str:
         """One JSON object per record: time (ISO 8601 UTC, milliseconds), level, logger, message, the
@@ -180,15 +188,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
+#: What starts each continuation line of a text record (`folded`).
+CONTINUATION = "    "
+
+
+def folded(text: str) -> str:
+    """`text` as one record of a text log: its first line as it is, every further line indented
+    by `CONTINUATION`, whatever broke it (`\n`, `\r\n`, a lone `\r`, `\v`, `\f`, U+0085, U+2028,
+    U+2029: `str.splitlines`). So a line of the log that starts at its first column is a record's
+    start: a multi-line message (an Alembic migration's description, a run's stderr relayed into
+    an exception's message) broke a record into lines that read as records of their own, a lone
+    `\r` overwrote the line on a terminal, and text after a break could forge a record."""
+    lines = text.splitlines() or [""]
+    return f"\n{CONTINUATION}".join(lines)
+
+
 class TextFormatter(logging.Formatter):
-    """`time LEVEL logger: message [worker=... execution=...]`."""
+    """`time LEVEL logger: message [worker=... execution=...]`, one record a line plus indented
+    continuation lines (`folded`: a multi-line message, a traceback)."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     def format(self, record: logging.LogRecord) -> str:
         """The standard text line, followed by `[worker=... execution=...]` for the context ids that are
-        set.
+        set; its continuation lines indented (`folded`).
         """
         line = super().format(record)
         tags = [
@@ -196,17 +220,23 @@ class TextFormatter(logging.Formatter):
             for name in _FIELDS
             if getattr(record, name, None)
         ]
-        return f"{line} [{' '.join(tags)}]" if tags else line
+        return folded(f"{line} [{' '.join(tags)}]" if tags else line)
 
 
-def configure(level: str, log_format: str = "text") -> None:
-    """Set up the root logger once for a command (`LOG_LEVEL`, `LOG_FORMAT`)."""
-    handler = logging.StreamHandler()
+def prepared(handler: logging.Handler, log_format: str) -> logging.Handler:
+    """`handler` with the format of `LOG_FORMAT` (`text` or `json`), the context ids
+    (`ContextFilter`) and the credentials redacted (`RedactCredentials`): what every destination
+    of the log (standard error, the desktop's log file) writes."""
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactCredentials())
+    return handler
+
+
+def configure(level: str, log_format: str = "text") -> None:
+    """Set up the root logger once for a command (`LOG_LEVEL`, `LOG_FORMAT`): standard error."""
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [prepared(logging.StreamHandler(), log_format)]
     root.setLevel(level)
     # httpx logs every request's full URL at INFO (httpcore its steps at DEBUG), and a URL
     # OpsCraft calls can be a vault secret: a Slack incoming webhook's URL is the credential;

@@ -119,7 +119,8 @@ def test_the_binary_offers_the_cli(binary: Path, tmp_path: Path) -> None:
     stale = run(binary, tmp_path, DISPLAY=gone, OPSCRAFT_DATA_DIR=str(tmp_path / "stale"))
     assert stale.returncode == 1 and stale.stderr.strip().splitlines() == [
         f"opscraft: cannot connect to the display for the desktop window (DISPLAY={gone}): "
-        "start it from a running desktop session, or run `opscraft serve` and use a browser"
+        "start it from a running desktop session, or run `opscraft serve` and use a browser "
+        f"(logged in {tmp_path / 'stale' / 'desktop.log'})"
     ], stale.stderr
     assert not (tmp_path / "stale" / "opscraft.db").exists()
 

@@ -213,7 +213,14 @@ def test_a_data_directory_given_with_the_option_is_named_as_the_option(tmp_path:
 MISUSED = [
     (["--bogus"], "opscraft: error: unrecognized arguments: --bogus"),
     (["--bogus", "serve"], "opscraft: error: unrecognized arguments: --bogus"),
-    (["serve", "--bogus"], "opscraft: error: unrecognized arguments: --bogus"),
+    (["serve", "--bogus"], "opscraft serve: error: unrecognized arguments: --bogus"),
+    (["serve", "--port", "1", "stray"], "opscraft serve: error: unrecognized arguments: stray"),
+    (["worker", "--bogus"], "opscraft worker: error: unrecognized arguments: --bogus"),
+    (["desktop", "--bogus"], "opscraft desktop: error: unrecognized arguments: --bogus"),
+    (["user", "create", "ann", "--bogus"], "opscraft user create: error: unrecognized arguments: --bogus"),
+    (["user", "--bogus", "create"], "opscraft user: error: unrecognized arguments: --bogus"),
+    (["db", "upgrade", "--bogus"], "opscraft db upgrade: error: unrecognized arguments: --bogus"),
+    (["secrets", "generate-key", "-x"], "opscraft secrets generate-key: error: unrecognized arguments: -x"),
     (
         ["--data-dir", "/tmp/x", "serve"],
         "opscraft: error: argument --data-dir: goes after the command, e.g. opscraft serve --data-dir DIR",
@@ -249,11 +256,13 @@ def test_a_misused_option_is_named(tmp_path: Path) -> None:
     """`opscraft --bogus` said `the following arguments are required: command`, `--data-dir DIR`
     before the command that DIR is no command, and an empty `--data-dir` was ignored (the default
     data directory served); an empty `--host`, `--workers`/`--slots` out of range and a bad
-    `--name` were a line in the command's words with exit status 1. One test: each case is a
-    process start."""
+    `--name` were a line in the command's words with exit status 1; `opscraft serve --bogus`
+    printed `opscraft`'s own usage, not serve's. One test: each case is a process start."""
     for argv, said in MISUSED:
         result = opscraft(tmp_path, *argv)
         assert (result.returncode, result.stderr.strip().splitlines()[-1]) == (2, said), (argv, result.stderr)
+        command = said.split(": error:")[0]  # a command's bad word shows that command's usage
+        assert result.stderr.startswith(f"usage: {command} "), (argv, result.stderr)
 
 
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:

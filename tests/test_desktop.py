@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -94,6 +95,11 @@ def start_launch(display: str, data_dir: Path, log_path: Path) -> subprocess.Pop
         )
 
 
+def logged_lines(data_dir: Path) -> list[str]:
+    """The records of the desktop log file of `data_dir`, each without its time."""
+    return [line.split(" ", 2)[2] for line in (data_dir / "desktop.log").read_text().splitlines()]
+
+
 def live_members(group: int) -> list[int]:
     """The processes of process group `group` that have not ended (zombies left out: the
     container's init may not reap what the window process's Qt helpers leave)."""
@@ -135,6 +141,12 @@ def test_window_opens_signed_in_and_remembers_its_size(display: str, toolkit: No
         assert guess.status_code == 303 and guess.headers["location"] == "/login"
         assert httpx.get(f"{app.url}/").headers.get("location") == "/login"
         assert "token=***" in app.log() and "x" * 43 not in app.log()
+        # The log file has what standard error has, credentials redacted too: the window's
+        # own sign-in URL (its one-time secret) and the guess.
+        logged = (data_dir / "desktop.log").read_text()
+        assert "GET /desktop/sign-in?token=*** " in logged and "x" * 43 not in logged
+        assert not re.search(r"token=(?!\*\*\*)", logged), logged
+        assert "Application startup complete" in logged
 
         # A second launch on the same data directory would become this one's worker and end its
         # runs: it stops with one line before any window opens, and this window goes on (checked
@@ -239,10 +251,13 @@ def test_no_display_is_one_line(tmp_path: Path) -> None:
         timeout=120,
     )
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
+    refusal = (
         "opscraft: no display for the desktop window (DISPLAY and WAYLAND_DISPLAY are unset): "
         "start it from a desktop session, or run `opscraft serve` and use a browser"
-    ]
+    )
+    assert result.stderr.strip().splitlines() == [f"{refusal} (logged in {tmp_path / 'desktop.log'})"]
+    # Started from a launcher, standard error is lost: the refusal is in the log file too.
+    assert logged_lines(tmp_path) == [f"ERROR opscraft.desktop.log_file: {refusal}"]
 
 
 def test_a_display_that_is_gone_is_one_line(toolkit: None, tmp_path: Path) -> None:
@@ -254,7 +269,8 @@ def test_a_display_that_is_gone_is_one_line(toolkit: None, tmp_path: Path) -> No
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"opscraft: cannot connect to the display for the desktop window (DISPLAY={gone}): "
-        "start it from a running desktop session, or run `opscraft serve` and use a browser"
+        "start it from a running desktop session, or run `opscraft serve` and use a browser "
+        f"(logged in {tmp_path / 'data' / 'desktop.log'})"
     ]
     assert not (tmp_path / "data" / "opscraft.db").exists()
 
@@ -275,7 +291,8 @@ def test_missing_toolkit_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "opscraft: the desktop window needs pywebview and Qt WebEngine (PySide6.QtWebEngineWidgets): "
-        "pip install 'opscraft[desktop]' (from a clone, `python3 -m opscraft desktop` installs it into .venv)"
+        "pip install 'opscraft[desktop]' (from a clone, `python3 -m opscraft desktop` installs it into "
+        f".venv) (logged in {tmp_path / 'data' / 'desktop.log'})"
     ]
     assert not (tmp_path / "data" / "opscraft.db").exists()  # it stopped before starting anything
 
@@ -292,7 +309,10 @@ def test_a_toolkit_that_fails_to_start_ends_the_launch(display: str, toolkit: No
     )
     assert result.returncode == 1, result.stderr
     lines = result.stderr.strip().splitlines()
-    assert lines[-1] == "opscraft: the desktop window could not open (the GUI toolkit's messages are above)"
+    assert lines[-1] == (
+        "opscraft: the desktop window could not open (the GUI toolkit's messages are above) "
+        f"(logged in {tmp_path / 'desktop.log'})"
+    )
     assert "Traceback" not in result.stderr
 
 
@@ -310,7 +330,8 @@ def test_a_taken_port_is_one_line_before_any_window(display: str, toolkit: None,
         refused = launch(display, tmp_path / "other", "--port", str(port))
     assert refused.returncode == 1, refused.stderr
     assert refused.stderr.strip().splitlines() == [
-        f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port"
+        f"opscraft: cannot listen on 127.0.0.1:{port}: Address already in use: choose another --port "
+        f"(logged in {tmp_path / 'other' / 'desktop.log'})"
     ]
 
 
@@ -338,7 +359,7 @@ def test_a_damaged_database_is_one_line_and_takes_the_window_with_it(
     assert "Traceback" not in log, log
     assert [line for line in log.splitlines() if line.startswith("opscraft:")] == [
         "opscraft: cannot open the SQLite database: database disk image is malformed "
-        "(text that is not UTF-8: invalid start byte)"
+        f"(text that is not UTF-8: invalid start byte) (logged in {data_dir / 'desktop.log'})"
     ], log
     assert (data_dir / "opscraft.db").read_bytes() == damaged
 

@@ -4,8 +4,10 @@ local administrator account, the toolkit check and the default command."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from sqlmodel import col, select
 
 from opscraft import bootstrap, runtime
 from opscraft.db.models import AuditEvent, Role, User
-from opscraft.desktop import toolkit, window_state
+from opscraft.desktop import log_file, toolkit, window_state
 from opscraft.security.one_time import OneTimeSecret
 from opscraft.security.tokens import same_secret
 from opscraft.services import desktop
@@ -119,6 +121,40 @@ def test_a_display_that_answers_nothing_is_named(monkeypatch: pytest.MonkeyPatch
         compositor.bind(str(tmp_path / "wayland-7"))
         compositor.listen()
         assert toolkit.problem() is None
+
+
+def test_the_desktop_log_file_rotates_keeps_a_crash_and_hides_tokens(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The log file (`log_file.start`): what is logged, credentials redacted; bounded (a file
+    rotates past MAX_BYTES, BACKUPS old ones kept); an uncaught exception's traceback (the
+    window's launch crashing) is in it too, and standard error still gets it."""
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", root.handlers[:])
+    monkeypatch.setattr(root, "level", logging.INFO)
+    monkeypatch.setattr(root.manager, "disable", logging.NOTSET)
+    monkeypatch.setattr(log_file, "_handler", None)
+    monkeypatch.setattr(log_file, "MAX_BYTES", 10_000)
+    printed: list[str] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: printed.append(str(exc)))
+    log_file.start(tmp_path, "text")
+    log = logging.getLogger("opscraft.desktop.test")
+    monkeypatch.setattr(log, "level", logging.INFO)
+    root.manager._clear_cache()  # `isEnabledFor` caches what the levels said before
+    log.info('127.0.0.1:5 - "GET /desktop/sign-in?token=%s HTTP/1.1" 303', "s3cret" * 7)
+    try:
+        raise RuntimeError("the launch broke")
+    except RuntimeError as exc:
+        sys.excepthook(RuntimeError, exc, exc.__traceback__)
+    first = log_file.path(tmp_path).read_text()
+    assert "sign-in?token=*** HTTP/1.1" in first and "s3cret" not in first
+    assert "CRITICAL opscraft.desktop.log_file: failed" in first and "RuntimeError: the launch broke" in first
+    assert printed == ["the launch broke"]
+    for n in range(2_000):
+        log.info("line %d %s", n, "x" * 50)
+    files = sorted(p.name for p in tmp_path.glob("desktop.log*"))
+    assert files == ["desktop.log", "desktop.log.1", "desktop.log.2", "desktop.log.3"]
+    assert all(p.stat().st_size <= 10_000 for p in tmp_path.glob("desktop.log*"))
 
 
 async def test_the_local_admin_is_created_once(rt: runtime.Runtime) -> None:

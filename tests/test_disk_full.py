@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from opscraft.api.errors import DISK_FULL_MESSAGE, InternalErrorMiddleware
+from opscraft.db import unreachable
 from opscraft.db.unreachable import RoundFailures, is_disk_full
 
 
@@ -43,10 +44,19 @@ def test_a_full_disk_is_told_apart(tmp_path: Path) -> None:
     assert not is_disk_full(RuntimeError("database or disk is full"))  # not a database error
 
 
+@pytest.fixture
+def located(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The database of this process (`unreachable.locate`) is a SQLite file in `tmp_path`: the
+    disk-full lines name that directory and say to free space there."""
+    monkeypatch.setattr(unreachable, "_located", None)
+    unreachable.locate(f"sqlite+aiosqlite:///{tmp_path / 'opscraft.db'}")
+    return tmp_path
+
+
 async def test_a_request_that_meets_a_full_disk_is_503_and_one_log_line(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    located: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    full = sqlite_disk_full(tmp_path)
+    full = sqlite_disk_full(located)
 
     async def app(_scope: object, _receive: object, _send: object) -> None:
         raise full
@@ -68,19 +78,20 @@ async def test_a_request_that_meets_a_full_disk_is_503_and_one_log_line(
     assert json.loads(sent[1]["body"]) == {"detail": DISK_FULL_MESSAGE, "errors": []}  # type: ignore[arg-type]
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 1 and lines[0].startswith(
-        "POST /api/v1/executions: the database's disk is full (OperationalError: "
+        f"POST /api/v1/executions: the database cannot write: the disk of {located} is full; free space "
+        "there (OperationalError: "
         "(sqlite3.OperationalError) database or disk is full"
     ), lines
     assert all(r.exc_info is None for r in caplog.records)  # no traceback
 
 
 def test_a_background_loop_says_once_that_the_disk_is_full(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    located: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each background loop (worker housekeeping, scheduler, upkeep) logged the full traceback
     every round while the disk stayed full (every 2-5 s); it now says so once, as for an outage,
     and once more when a round succeeds."""
-    full = sqlite_disk_full(tmp_path)
+    full = sqlite_disk_full(located)
     rounds = RoundFailures(logging.getLogger("tests.disk_full"), "worker housekeeping")
     with caplog.at_level(logging.INFO, logger="tests.disk_full"):
         for _ in range(3):
@@ -89,7 +100,8 @@ def test_a_background_loop_says_once_that_the_disk_is_full(
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2, lines
     assert lines[0].startswith(
-        "worker housekeeping failed: the database cannot write: its disk is full (OperationalError: "
+        f"worker housekeeping failed: the database cannot write: the disk of {located} is full; free "
+        "space there (OperationalError: "
     ), lines
     assert lines[1] == "worker housekeeping: the database answers again"
     assert all(r.exc_info is None for r in caplog.records)

@@ -213,7 +213,7 @@ class InternalErrorMiddleware:
             if is_unreachable(exc):  # one line per request during an outage, not a traceback
                 log.warning("%s %s: the database is unreachable (%s)", method, path, brief(exc))
             elif is_disk_full(exc):  # one line: the operator's to fix, not a fault of the code
-                log.error("%s %s: the database's disk is full (%s)", method, path, brief(exc))
+                log.error("%s %s: %s (%s)", method, path, unreachable.disk_full(), brief(exc))
             else:
                 log.error("unhandled error in %s %s", method, path, exc_info=exc)
             if sent:

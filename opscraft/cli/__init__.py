@@ -26,11 +26,32 @@ TOP_OPTIONS = ("--help", "--version")
 INTERRUPTED = 130
 
 
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser (`serve`, `user create`, ...): a word it does not take ends the command
+    line here, with this command's usage and `<prog>: error: unrecognized arguments: --bogus`
+    (exit 2). argparse hands a subcommand's leftover words up to the top-level parser, which
+    printed `opscraft`'s own usage for `opscraft serve --bogus`, naming no command."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: list[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """argparse's parse, then `error` (exit 2) for leftover words when this parser has no
+        command group below it (a group's leftovers are its chosen command's, refused there); a
+        group (`user`, `db`) refuses an option before its command first (`opscraft user --bogus`
+        said `the following arguments are required: user_command`)."""
+        if self._subparsers is not None:
+            refuse_options_before_the_command(self, sys.argv[1:] if args is None else list(args))
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and self._subparsers is None:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser; each parsed command carries its handler as `func(args, settings)`."""
-    parser = argparse.ArgumentParser(prog="opscraft", description="Run infrastructure automation scripts.")
+    parser = CommandParser(prog="opscraft", description="Run infrastructure automation scripts.")
     parser.add_argument("--version", action="version", version=f"opscraft {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=CommandParser)
     for group in GROUPS:
         group.register(sub.add_parser)
     return parser
@@ -59,7 +80,6 @@ def main(argv: list[str] | None = None) -> None:
     Ctrl-C exits with status 130, a one-shot command saying `opscraft: interrupted` (no traceback)."""
     parser = build_parser()
     words = bootstrap.with_default_command(sys.argv[1:] if argv is None else argv)
-    refuse_options_before_the_command(parser, words)
     args = parser.parse_args(words)
     os.umask(data_dir.PRIVATE_UMASK)  # the data directory's files are born private
     try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from opscraft.config import ConfigError, Settings, load_settings
+from opscraft.data_dir import write_failure
 from opscraft.db.migration_error import MigrationError
 from opscraft.execution.queue_error import QueueFileError
 
@@ -120,7 +121,14 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def database_error(settings: Settings, exc: Exception) -> str:
-    """One line for a database that cannot be opened or migrated (no stack trace, no password)."""
+    """One line for a database that cannot be opened or migrated (no stack trace, no password);
+    a full disk under it named with what to do (`unreachable.disk_full`: SQLite said only "disk
+    I/O error", naming neither)."""
+    from opscraft.db import unreachable
+
+    url = settings.effective_database_url
+    if unreachable.is_disk_full(exc, url):
+        return f"opscraft: {unreachable.disk_full(url)}, then run the command again"
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     backend = "SQLite" if settings.is_sqlite else "PostgreSQL"
     return f"opscraft: cannot open the {backend} database: {reason[0] if reason else type(exc).__name__}"
@@ -214,4 +222,4 @@ def claim_worker(settings: Settings) -> None:
     except identity_lock.WorkerIdInUse as exc:
         sys.exit(f"opscraft: {exc}")
     except OSError as exc:
-        sys.exit(f"opscraft: cannot write to the data directory {settings.data_dir}: {exc.strerror}")
+        sys.exit(f"opscraft: cannot write to the data directory {settings.data_dir}: {write_failure(exc)}")

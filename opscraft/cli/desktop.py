@@ -19,9 +19,23 @@ from opscraft.config import Settings
 def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
     """`opscraft desktop`: open the desktop window on a local server, with a local admin account.
 
-    Exits with a one-line message when the GUI toolkit is missing, the data directory is in use by another
-    process, the port given is taken, or the local admin cannot be made (a ServiceError).
+    Logs into the data directory's `desktop.log` too (`desktop/log_file.py`). Exits with a
+    one-line message, also written there and naming that file, when the GUI toolkit is missing,
+    the data directory is in use by another process, the port given is taken, or the local admin
+    cannot be made (a ServiceError).
     """
+    from opscraft.desktop import log_file
+
+    log_file.start(settings.data_dir, settings.log_format)
+    try:
+        _launch(args, settings)
+    except SystemExit as refused:
+        if isinstance(refused.code, str):
+            raise SystemExit(log_file.refusal(refused.code)) from None
+        raise
+
+
+def _launch(args: argparse.Namespace, settings: Settings) -> None:
     from opscraft.desktop import launch, toolkit
 
     problem = toolkit.problem()

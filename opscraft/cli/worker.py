@@ -105,7 +105,7 @@ async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
         "worker %s ready: %d slot(s), runners %s",
         rt.worker.worker_id,
         settings.workers,
-        ", ".join(rt.worker.runners()) or "none",
+        ", ".join(rt.worker.offered) or "none (it can run nothing: see above)",
     )
     try:
         await stop.wait()

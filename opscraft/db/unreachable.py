@@ -9,8 +9,11 @@ lines in the first four minutes of a PostgreSQL restart.
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 import traceback
+from pathlib import Path
 
 from asyncpg.exceptions import AdminShutdownError, CannotConnectNowError, ConnectionDoesNotExistError
 from sqlalchemy.exc import DBAPIError, StatementError
@@ -64,19 +67,73 @@ PG_DISK_FULL = "53100"
 DISK_FULL = "the database cannot write: its disk is full"
 
 
-def is_disk_full(exc: BaseException) -> bool:
+#: Free space below which a directory's disk counts as full (`nearly_full`): SQLite, short of
+#: room for its journal, says only "disk I/O error" (SQLITE_IOERR) on a disk with a few KB left.
+FULL_BELOW_BYTES = 1 << 20
+_located: str | None = None  # the database this process uses (`locate`)
+
+
+def locate(database_url: str) -> None:
+    """Name the database this process uses (`Settings.effective_database_url`), so that the log
+    lines of a full disk say which one (`disk_full`); the runtime's start calls it."""
+    global _located
+    _located = database_url
+
+
+def sqlite_directory(database_url: str) -> Path | None:
+    """The directory of a SQLite database's file (where its journal and WAL go too); None for
+    another database or an in-memory one."""
+    if not database_url.startswith("sqlite"):
+        return None
+    file = database_url.split(":///", 1)[-1].split("?", 1)[0]
+    return Path(file).parent if file and file != ":memory:" else None
+
+
+def nearly_full(directory: Path) -> bool:
+    """True when the file system of `directory` has less than FULL_BELOW_BYTES for this user."""
+    try:
+        stat = os.statvfs(directory)
+    except OSError:
+        return False
+    return stat.f_bavail * stat.f_frsize < FULL_BELOW_BYTES
+
+
+def disk_full(database_url: str | None = None) -> str:
+    """What a full disk under the database is and what to do, in one line: `the database cannot
+    write: the disk of /var/lib/opscraft is full; free space there`, for PostgreSQL `...: the
+    PostgreSQL server's disk is full; free space on it`. `database_url`: the database (default:
+    the one `locate` named; `DISK_FULL` when none)."""
+    url = database_url or _located
+    if url is None:
+        return DISK_FULL
+    directory = sqlite_directory(url)
+    if directory is None:
+        return "the database cannot write: the PostgreSQL server's disk is full; free space on it"
+    return f"the database cannot write: the disk of {directory} is full; free space there"
+
+
+def is_disk_full(exc: BaseException, database_url: str | None = None) -> bool:
     """True when `exc` (or an exception it was raised from, up to `_CHAIN_LIMIT` links) is the
     database refusing a write because its disk (SQLite's file system) is full: SQLite's
     `SQLITE_FULL` ("database or disk is full"), PostgreSQL's SQLSTATE 53100 ("could not extend
-    file ...: No space left on device"). Nothing of that statement was written; like an outage,
-    it is the operator's to fix (free space), not a fault of the request."""
+    file ...: No space left on device"), a file write's ENOSPC or EDQUOT, and SQLite's "disk I/O
+    error" when the directory of its file (`database_url`, default: the one `locate` named) is
+    `nearly_full`: SQLite says only that when it cannot write its journal. Nothing of that
+    statement was written; like an outage, it is the operator's to fix (free space), not a fault
+    of the request."""
+    url = database_url or _located
+    directory = sqlite_directory(url) if url else None
     seen: BaseException | None = exc
     for _ in range(_CHAIN_LIMIT):
         if seen is None:
             return False
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
         if isinstance(seen, DBAPIError):
-            orig = seen.orig
-            if getattr(orig, "sqlstate", None) == PG_DISK_FULL or "database or disk is full" in str(orig):
+            orig = str(seen.orig)
+            if getattr(seen.orig, "sqlstate", None) == PG_DISK_FULL or "database or disk is full" in orig:
+                return True
+            if "disk I/O error" in orig and directory is not None and nearly_full(directory):
                 return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -84,10 +141,14 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def log_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
     """Log that `what` (`execution 7: storing the output failed`) raised `exc`: a full disk as
-    one error line naming it (`...: the database cannot write: its disk is full (OperationalError:
-    ...)`), the operator's to fix as in `RoundFailures`; anything else with its traceback."""
+    one error line naming it and what to do (`...: the database cannot write: the disk of /data
+    is full; free space there (OperationalError: ...)`: `disk_full`) and an unreachable database
+    as one warning line, both the operator's to fix as in `RoundFailures`; anything else with its
+    traceback."""
     if is_disk_full(exc):
-        log.error("%s: %s (%s)", what, DISK_FULL, brief(exc))
+        log.error("%s: %s (%s)", what, disk_full(), brief(exc))
+    elif is_unreachable(exc):
+        log.warning("%s: the database is unreachable (%s)", what, brief(exc))
     else:
         log.error("%s", what, exc_info=exc)
 
@@ -121,7 +182,7 @@ class RoundFailures:
         if is_unreachable(exc):
             condition = "the database is unreachable"
         elif is_disk_full(exc):
-            condition = DISK_FULL
+            condition = disk_full()
         else:
             self._log.error("%s failed; retrying", self._what, exc_info=exc)
             return

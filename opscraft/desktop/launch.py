@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from opscraft.config import Settings
-from opscraft.desktop import sign_in, toolkit, window_process, window_state
+from opscraft.desktop import log_file, sign_in, toolkit, window_process, window_state
 from opscraft.security.one_time import OneTimeSecret
 
 log = logging.getLogger(__name__)
@@ -86,16 +86,17 @@ def _end_refused(refused: SystemExit) -> NoReturn:
     database) at once, with that line and its status: the window did not fail, so no
     `NEVER_SHOWN` line, and no interpreter exit, where NiceGUI's watch of the window process
     (which multiprocessing's exit handler terminates) ended the launch with status 0. The window
-    process sees the launch gone and ends too (`window_process`)."""
+    process sees the launch gone and ends too (`window_process`). The line goes into the log
+    file too, naming it (`log_file.refusal`)."""
     from opscraft.cli.common import end_process
 
     if isinstance(refused.code, str):
-        sys.stderr.write(f"{refused.code}\n")
+        sys.stderr.write(f"{log_file.refusal(refused.code)}\n")
     end_process(1 if isinstance(refused.code, str) else int(refused.code or 0))
 
 
 def _exit_if_never_shown(shown: list[bool]) -> None:
     if not shown:
-        sys.stderr.write(f"{NEVER_SHOWN}\n")
+        sys.stderr.write(f"{log_file.refusal(NEVER_SHOWN)}\n")
         sys.stderr.flush()
         os._exit(1)

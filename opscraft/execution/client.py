@@ -118,7 +118,7 @@ class LiveWorkers:
         self._cached = (time.monotonic(), offered)
 
     def forget(self) -> None:
-        """Drop the cached answer (a worker of this process just registered or stopped)."""
+        """Drop the cached answer (a worker of this process changed what it offers)."""
         self._cached = None
 
 

@@ -174,3 +174,6 @@ class RunnerAvailability(Protocol):
 
     async def offered(self) -> frozenset[str]:
         """The runners some live worker offers now (`docker`, `local`)."""
+
+    def forget(self) -> None:
+        """Read the offered runners again at the next `offered` (a worker changed what it offers)."""

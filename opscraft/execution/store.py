@@ -782,6 +782,17 @@ def heartbeat(
     )
 
 
+def local_enabled(conn: Connection) -> bool:
+    """Whether an admin enabled the local runner (the `local_runner_enabled` setting): only a
+    stored JSON `true` does (services/app_settings.py)."""
+    return conn.execute(_LOCAL_ALLOWED).scalar() is True
+
+
+def offer(conn: Connection, worker_id: str, runners: list[str]) -> None:
+    """Worker `worker_id` offers `runners` from now on (between its heartbeats)."""
+    conn.execute(update(WORKERS).where(_W.id == worker_id).values(runners=runners))
+
+
 def warm_pool_size(conn: Connection) -> int:
     """The `warm_pool_size` setting an admin chose (services/app_settings.py keeps it within
     0..MAX_WARM_POOL_SIZE), else `DEFAULT_WARM_POOL_SIZE`: also for a stored row that is no whole

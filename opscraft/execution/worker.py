@@ -28,7 +28,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from opscraft.config import Settings
-from opscraft.db import clock
+from opscraft.db import clock, unreachable
 from opscraft.db.group_commit import Take
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
@@ -107,6 +107,9 @@ class Worker:
             plans,
         )
         self._started_at = utcnow()  # in the database's clock once `start` measured it
+        self.offered: list[str] = []
+        """The runners offered at the start or the last heartbeat (`runners`)."""
+        self._announced = False  # whether `_offering` ran yet
         self._swept: set[tuple[str, datetime]] = set()  # lost workers swept (`sweep_lost`)
         self._watch = store.LossWatch(settings.worker_lost_seconds)
         self._stopping = threading.Event()
@@ -126,10 +129,54 @@ class Worker:
         return None
 
     def runners(self) -> list[str]:
-        """What this worker offers now: `docker` while a Docker engine answers, and `local`
-        (whether local runs are allowed is checked when a run is created and when it is claimed)."""
-        offered = (["docker"] if self.docker.available() else []) + ["local"]
-        return [name for name in offered if self.allowed is None or name in self.allowed]
+        """What this worker offers now, within `--runner`: `docker` while a Docker engine
+        answers, `local` while the local runner is enabled (OPSCRAFT_LOCAL_RUNNER, or the
+        setting an admin changes under Settings, read from the database). A worker with neither
+        offered `local` all the same: it said "runners local", the Workers page listed it, and
+        it could run nothing. Whether a user may run locally is checked when a run is created
+        and when it is claimed. Reads the database: call it on the worker's threads."""
+        offered = []
+        if self._may("docker") and self.docker.available():
+            offered.append("docker")
+        if self._may("local") and (self.settings.local_runner or self.store.run(store.local_enabled)):
+            offered.append("local")
+        return offered
+
+    def _may(self, runner: str) -> bool:
+        return self.allowed is None or runner in self.allowed
+
+    def nothing_to_run(self) -> str:
+        """Why this worker offers no runner, and what changes that (one line)."""
+        docker = (
+            "--runner leaves Docker out"
+            if not self._may("docker")
+            else (self.docker.engine_error or "the Docker engine does not answer")
+        )
+        local = (
+            "--runner leaves the local runner out"
+            if not self._may("local")
+            else "the local runner is off (OPSCRAFT_LOCAL_RUNNER=true, or an admin enables it under Settings)"
+        )
+        return (
+            f"worker {self.worker_id} can run nothing: {docker}; {local}. It takes no run until one changes"
+        )
+
+    def _offering(self, offered: list[str]) -> list[str]:
+        """Keep `offered` as `self.offered`, saying in the log when it becomes or stops being
+        nothing at all (at the start, then at a heartbeat)."""
+        if not offered and (self.offered or not self._announced):
+            log.warning("%s", self.nothing_to_run())
+        elif offered and not self.offered and self._announced:
+            log.info("worker %s offers runners again: %s", self.worker_id, ", ".join(offered))
+        self.offered, self._announced = offered, True
+        return offered
+
+    def advertise(self) -> None:
+        """Offer what this worker can run now at once, between heartbeats: an admin just turned
+        the local runner on or off (services/app_settings.py), and a run sent right after must
+        find it offered (`services/executions.py` reads the workers' runners)."""
+        offered = [] if self.queue.unreadable() else self._offering(self.runners())
+        self.store.run(store.offer, self.worker_id, offered)
 
     def start(self) -> None:
         """Claim the worker id (`identity_lock.WorkerIdInUse` when another process runs it, before
@@ -147,7 +194,7 @@ class Worker:
         self._started_at = clock.now()
         if self.allowed is None or "docker" in self.allowed:
             self.docker.check_runtime()  # an engine without OPSCRAFT_DOCKER_RUNTIME: no start
-        offered = self.runners()
+        offered = self._offering(self.runners())
         self.docker.pool.resize(self._pool_size())
         self.store.run(store.register, self.info, offered, self.docker.stats(), self._stale_before())
         interrupted, queued = self.store.run(store.recover, self.worker_id)
@@ -220,7 +267,7 @@ class Worker:
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds or queue_error != reported:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
-                    offered = [] if queue_error else self.runners()
+                    offered = [] if queue_error else self._offering(self.runners())
                     pool = self.docker.stats()
                     self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
                     reported = queue_error
@@ -349,8 +396,8 @@ class Worker:
         self.local.stop()
         try:
             self.store.run(store.deregister, self.worker_id)
-        except Exception:
-            log.exception("worker %s: recording the stop failed", self.worker_id)
+        except Exception as exc:  # a full disk, the database gone: one line (`log_failure`)
+            unreachable.log_failure(log, f"worker {self.worker_id}: recording the stop failed", exc)
         self.store.close()
         self.loop.stop()
         transport.close(self.bus, self.cancels)

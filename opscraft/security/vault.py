@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from opscraft import setting_words
 from opscraft.config import ConfigError, Environment, Settings
+from opscraft.data_dir import create_private
 
 KEY_BYTES = 32
 SALT_BYTES = 16
@@ -193,12 +194,10 @@ def finish_rotation(settings: Settings, check: str) -> MasterKey | None:
 
 
 def write_key_file(path: Path, text: str) -> MasterKey:
-    """Create `path` (mode 0600, never overwriting) holding the base64 key `text`."""
+    """Create `path` (mode 0600, never overwriting: FileExistsError) holding the base64 key
+    `text`, whole or not at all (`data_dir.create_private`: a full disk left an empty key file,
+    and every later start was refused)."""
     key = parse_key(text, str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    create_private(path, text + "\n")
     return key

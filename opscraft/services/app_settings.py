@@ -10,6 +10,7 @@ services/user_cache.py).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, object_session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from opscraft import runtime
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE
 from opscraft.db.models import AppSetting, Role
 from opscraft.db.types import utcnow
@@ -242,6 +244,7 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
         )
     values = _checked(values)
     await _check_retention_period(session, values)
+    changed: set[str] = set()
     for key, value in values.items():
         row = await session.get(AppSetting, key)
         if row is None and _is_default(key, value):
@@ -253,6 +256,24 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
             row.updated_at = utcnow()
         else:
             continue
+        changed.add(key)
         audit.record(session, actor, "setting.update", "setting", key, value=value)
     await conflicts.commit(session)
+    if "local_runner_enabled" in changed:
+        await _runners_changed()
     return await get_all(session)
+
+
+async def _runners_changed() -> None:
+    """The local runner was turned on or off: this process's worker offers what it now can at
+    once, and this process's list of offered runners is read again, so a run sent right after
+    finds the local runner (or is refused without it). Workers of other processes follow at
+    their next heartbeat (`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`): they read the setting there."""
+    try:
+        rt = runtime.current()
+    except RuntimeError:  # no runtime (a service called on its own): nothing offers anything
+        return
+    if rt.worker is not None:
+        await asyncio.to_thread(rt.worker.advertise)
+    if rt.executions is not None:
+        rt.executions.availability.forget()

@@ -217,7 +217,10 @@ async def _choose_runner(session: AsyncSession, requested: str | None, user: Use
         if refusal is not None:
             raise Forbidden(refusal)
         if "local" not in await _client().runners():
-            raise Conflict("no worker is running: start `opscraft serve` or an execution worker")
+            raise Conflict(
+                "no live worker offers the local runner: start `opscraft serve` or an execution worker "
+                "(a running worker offers it within OPSCRAFT_WORKER_HEARTBEAT_SECONDS of its enabling)"
+            )
         return requested
     if requested is not None:
         raise Invalid(

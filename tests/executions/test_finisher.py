@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event, select
 
 from opscraft import runtime
+from opscraft.db import unreachable
 from opscraft.execution import executor, store
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.output import OutputPipeline
@@ -181,8 +182,8 @@ async def test_an_end_whose_output_cannot_be_stored_is_written_as_an_error(
             failed[0]
             .getMessage()
             .startswith(
-                f"execution {started['id']}: writing its final state failed: the database cannot write: "
-                "its disk is full (OperationalError: "
+                f"execution {started['id']}: writing its final state failed: {unreachable.disk_full()} "
+                "(OperationalError: "
             )
         ), caplog.text
     # Its chunks, never stored, are gone from the live bus too: no `stored` comes for them, and
@@ -219,7 +220,7 @@ async def test_a_last_output_write_that_meets_a_full_disk_is_one_log_line(
     )
     said = [r for r in caplog.records if "storing the output failed" in r.getMessage()]
     assert [r.getMessage().split(" (")[0] for r in said] == [
-        f"execution {started['id']}: storing the output failed: the database cannot write: its disk is full"
+        f"execution {started['id']}: storing the output failed: {unreachable.disk_full()}"
     ], caplog.text
     assert all(r.exc_info is None for r in caplog.records), caplog.text
     assert "[parameters:" not in caplog.text, "the statement's bound values (the run's output) in the log"

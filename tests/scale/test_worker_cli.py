@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 
 from tests import migrated_sqlite
 from tests.conftest import ROOT, free_port
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -93,3 +96,57 @@ def test_a_worker_that_cannot_reach_redis_is_refused(tmp_path: Path) -> None:
     assert "hunter2secret" not in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "opscraft.db").exists()  # nothing was set up
+
+
+def test_a_worker_that_can_run_nothing_says_why_and_offers_nothing(tmp_path: Path) -> None:
+    """No Docker engine and the local runner off: the worker said "runners local", listed `local`
+    in `workers` (the Workers page, the runners a submission is checked against) and could run
+    nothing. It now says it can run nothing and why, offers nothing, and offers `local` at its
+    next heartbeat once an admin enables the local runner."""
+    env = {
+        "OPSCRAFT_DATA_DIR": str(tmp_path),
+        "OPSCRAFT_NO_BOOTSTRAP": "1",
+        "PATH": "/usr/bin:/bin",
+        "LOG_LEVEL": "INFO",
+        "DOCKER_HOST": f"unix://{tmp_path / 'no-docker.sock'}",
+        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": "0.5",
+    }
+    migrated_sqlite.seed(tmp_path)
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "opscraft", "worker", "--name", "idle-1", "--slots", "1"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def runners() -> list[str]:
+        with sqlite3.connect(tmp_path / "opscraft.db") as db:
+            row = db.execute("SELECT runners FROM workers WHERE id = 'idle-1'").fetchone()
+        return json.loads(row[0]) if row else []
+
+    try:
+        wait_until(
+            lambda: " ready: " in log.read_text() or worker.poll() is not None, "the worker's start", 120
+        )
+        text = log.read_text()
+        assert worker.poll() is None, text
+        assert "worker idle-1 can run nothing: the Docker engine does not answer: " in text, text
+        assert (
+            "; the local runner is off (OPSCRAFT_LOCAL_RUNNER=true, or an admin enables it under Settings)"
+            in text
+        )
+        assert "worker idle-1 ready: 1 slot(s), runners none (it can run nothing: see above)" in text
+        assert runners() == []
+        with sqlite3.connect(tmp_path / "opscraft.db") as db:
+            db.execute(
+                "INSERT INTO app_settings (key, value, updated_at) "
+                "VALUES ('local_runner_enabled', 'true', CURRENT_TIMESTAMP)"
+            )
+        wait_until(lambda: runners() == ["local"], "the heartbeat to offer the local runner", 60)
+        wait_until(lambda: "worker idle-1 offers runners again: local" in log.read_text(), "its log line", 30)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(timeout=90)
