@@ -25,6 +25,8 @@ from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     PHONE_HIDDEN,
+    STICKY_ACTIONS,
+    WRAPPED,
     call,
     format_time,
     opens_dialog,
@@ -41,7 +43,7 @@ SORTS = {
 
 # A phone keeps name, status, last run, Run (`NARROW_HIDDEN`, `PHONE_HIDDEN`).
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    {"name": "name", "label": "Name", "field": "name", "align": "left", **WRAPPED},
     {
         "name": "script_type",
         "label": "Type",
@@ -72,13 +74,13 @@ COLUMNS: list[dict[str, Any]] = [
         "align": "left",
         **NARROW_HIDDEN,
     },
-    {"name": "run", "label": "", "field": "id", "align": "right"},
+    {"name": "run", "label": "", "field": "id", "align": "right", **STICKY_ACTIONS},
 ]
 NAME_CELL = """
 <q-td :props="props">
   <a :href="'/scripts/' + props.row.id" class="text-primary font-medium no-underline"
      :data-testid="'script-link-' + props.row.name">{{ props.value }}</a>
-  <div class="text-caption text-grey-7 ellipsis" style="max-width: 28rem">{{ props.row.description }}</div>
+  <div class="text-caption text-grey-7 ellipsis-2-lines">{{ props.row.description }}</div>
   <div v-if="props.row.stored" class="text-caption text-negative oc-wrap"
        style="white-space: normal; min-width: 12rem; max-width: 28rem"
        :data-testid="'script-row-stored-' + props.row.name">{{ props.row.stored }}</div>
@@ -101,8 +103,9 @@ LAST_RUN_CELL = f"""
 RUN_CELL = """
 <q-td :props="props" class="text-right">
   <template v-if="props.row.can_run">
-    <q-btn v-if="props.row.status === 'active'" dense unelevated no-caps color="positive" icon="play_arrow"
-           label="Run" :data-testid="'run-' + props.row.name" :aria-label="'Run ' + props.row.name"
+    <q-btn v-if="props.row.status === 'active'" dense unelevated no-caps no-wrap color="positive"
+           icon="play_arrow" label="Run" :data-testid="'run-' + props.row.name"
+           :aria-label="'Run ' + props.row.name"
            @click="$parent.$emit('run', props.row.id)" />
     <a v-else :href="'/scripts/' + props.row.id" class="text-caption"
        :data-testid="'activate-' + props.row.name">

@@ -16,12 +16,15 @@ from opscraft.ui.layout import close_saved, frame, guard, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    STICKY_ACTIONS,
+    WRAPPED,
     ErrorLine,
     call,
     dialog_buttons,
     dialog_card,
     form,
     format_time,
+    joined,
     opens_dialog,
     password_hint,
     password_input,
@@ -34,27 +37,22 @@ DRAFTS = "user:"
 A password is never kept."""
 
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "username", "label": "Username", "field": "username", "align": "left"},
-    {"name": "full_name", "label": "Full name", "field": "full_name", "align": "left", **NARROW_HIDDEN},
-    {"name": "email", "label": "Email", "field": "email", "align": "left", **NARROW_HIDDEN},
+    {"name": "username", "label": "Username", "field": "username", "align": "left", **WRAPPED},
+    {
+        "name": "full_name",
+        "label": "Full name",
+        "field": "full_name",
+        "align": "left",
+        **joined(NARROW_HIDDEN, WRAPPED),
+    },
+    {"name": "email", "label": "Email", "field": "email", "align": "left", **joined(NARROW_HIDDEN, WRAPPED)},
     {"name": "role", "label": "Role", "field": "role", "align": "left"},
     {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
     {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left", **NARROW_HIDDEN},
     # Kept in view at the table's right edge (a phone's 375 px showed the buttons only once the
-    # table was scrolled sideways): `ACTIONS_STICKY`, on its header and its cells.
-    {
-        "name": "actions",
-        "label": "",
-        "field": "id",
-        "align": "right",
-        "classes": "oc-sticky-actions",
-        "headerClasses": "oc-sticky-actions",
-    },
+    # table was scrolled sideways).
+    {"name": "actions", "label": "", "field": "id", "align": "right", **STICKY_ACTIONS},
 ]
-ACTIONS_STICKY = """
-.oc-sticky-actions { position: sticky; right: 0; z-index: 1; background: var(--oc-sticky-bg, #fff); }
-.body--dark .oc-sticky-actions { --oc-sticky-bg: var(--q-dark, #1d1d1d); }
-"""
 
 ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal-9', viewer: 'blue-grey-7'}"
 # Under the badge, what a stored role none of today's was (read as viewer: `stored_shapes.note`).
@@ -69,7 +67,7 @@ ROLE_CELL = f"""
 # the buttons' tooltips and labels give the service's `OWN_ACCOUNT_REFUSALS`): said in
 # the row, not only in the buttons' tooltips, which a phone (no hover) and a keyboard (a disabled
 # button takes no focus) never show. Narrow enough on a phone to stay left of the row's actions,
-# which stay in view over the cells (`ACTIONS_STICKY`).
+# which stay in view over the cells (`STICKY_ACTIONS`).
 OWN_NOTE = (
     "Your own account: only another admin can delete it or reset its password; "
     "change your password in your profile."
@@ -137,7 +135,6 @@ class UsersView(PagedTable):
             ui.button("New user", icon="person_add", on_click=opens_dialog(self.open_create)).props(
                 'unelevated data-testid="new-user"'
             )
-        ui.add_css(ACTIONS_STICKY)
         self.make_table(COLUMNS, "users-table", "Users")
         self.table.add_slot("body-cell-username", USERNAME_CELL)
         self.table.add_slot("body-cell-role", ROLE_CELL)
