@@ -246,8 +246,8 @@ class SecretValueField:
 class SecretsView(PagedTable):
     """The table and its dialogs; every change goes through `services.secrets`."""
 
-    def __init__(self, search: str | None = None) -> None:
-        super().__init__(PAGE_SIZE)
+    def __init__(self, search: str | None = None, page: int = 1) -> None:
+        super().__init__(PAGE_SIZE, page)
         with ui.row().classes("w-full items-center gap-3"):
             self.search_box("Search name or description", "secret-search", "/secrets", search)
             ui.space()
@@ -478,10 +478,10 @@ def _audit_summary(page: int, shown: int, total: int) -> str:
 
 
 @protected_page("/secrets", Permission.manage_secrets, title="Secrets")
-async def secrets_page(actor: Actor, search: str | None = None) -> None:
-    """The list, searched as the address says (`?search=`)."""
+async def secrets_page(actor: Actor, search: str | None = None, page: int = 1) -> None:
+    """The list, searched as the address says (`?search=`), on its `page` (past the last: the last)."""
     with frame(actor, "Secrets"):
-        view = SecretsView(search)
+        view = SecretsView(search, page)
     await view.refresh()
     view.follow()
     view.reopen_drafts(

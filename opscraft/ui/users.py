@@ -127,8 +127,8 @@ def _row(user: User, actor_id: int | None) -> dict[str, Any]:
 class UsersView(PagedTable):
     """The table and its dialogs; every change goes through `services.users`."""
 
-    def __init__(self, search: str | None = None) -> None:
-        super().__init__(PAGE_SIZE)
+    def __init__(self, search: str | None = None, page: int = 1) -> None:
+        super().__init__(PAGE_SIZE, page)
         with ui.row().classes("w-full items-center gap-3"):
             self.search_box("Search username, name or email", "user-search", "/users", search)
             ui.space()
@@ -318,10 +318,10 @@ class UsersView(PagedTable):
 
 
 @protected_page("/users", Permission.manage_users, title="Users")
-async def users_page(actor: Actor, search: str | None = None) -> None:
-    """The list, searched as the address says (`?search=`)."""
+async def users_page(actor: Actor, search: str | None = None, page: int = 1) -> None:
+    """The list, searched as the address says (`?search=`), on its `page` (past the last: the last)."""
     with frame(actor, "Users"):
-        view = UsersView(search)
+        view = UsersView(search, page)
     await view.refresh()
     view.follow()
     view.reopen_drafts(DRAFTS, "user", Permission.manage_users, view.open_create, view.open_edit, view.row_of)
