@@ -87,8 +87,8 @@ LENGTHS: list[tuple[str, str, int]] = [
     ("/api/v1/audit", "target_type", 32),
     ("/api/v1/scripts", "search", 200),
     ("/api/v1/scripts", "tag", 50),
-    ("/api/v1/secrets", "search", 100),
-    ("/api/v1/users", "search", 100),
+    ("/api/v1/secrets", "search", 128),
+    ("/api/v1/users", "search", 254),
 ]
 
 
@@ -353,3 +353,29 @@ async def test_a_true_or_false_query_parameter_holding_other_text_is_422_in_the_
         ("/api/v1/approvals", "ended"),
         ("/api/v1/secrets/{secret_id}", "force"),
     }, sent
+
+
+async def test_a_whole_name_pasted_as_the_search_finds_its_row(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A secret's name may be 128 characters, a user's full name 200 and email 254: the secrets
+    and users searches took 100, so the whole name pasted into the search box (the API's
+    `search`) was refused ("must be at most 100 characters") instead of finding the row."""
+    name = "S" * 128
+    r = await client.post(
+        "/api/v1/secrets", json={"name": name, "value": "whole-name-1"}, headers=admin.headers
+    )
+    assert r.status_code == 201, r.text
+    email = f"{'e' * 64}@{'d' * 63}.{'d' * 63}.{'d' * 57}.com"
+    assert len(email) == 254
+    body = {"username": "wholename", "email": email, "password": "Whole-name-9x", "full_name": "F" * 200}
+    r = await client.post("/api/v1/users", json=body, headers=admin.headers)
+    assert r.status_code == 201, r.text
+    for url, search, field, found in (
+        ("/api/v1/secrets", name, "name", name),
+        ("/api/v1/users", "F" * 200, "username", "wholename"),
+        ("/api/v1/users", email, "username", "wholename"),
+    ):
+        r = await client.get(url, params={"search": search}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert [row[field] for row in r.json()["items"]] == [found], (url, r.text)

@@ -1,6 +1,8 @@
 """The audit log, users and secrets lists keep their filters in the address: a reload, Back from
 another page or a shared link shows the same rows (the filters were lost: every row was listed
-again); an empty table says whether the filters match nothing or there is nothing yet."""
+again); an empty table says whether the filters match nothing or there is nothing yet. The
+scripts, users and secrets lists keep their page there too (Back from a script on page 2 showed
+page 1)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,18 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.ui import scripts, secrets, users
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, journey_server, log_in, make_users, wait_connected
+from tests.ui_journey import (
+    API_TIMEOUT,
+    api_user,
+    create_script,
+    journey_server,
+    log_in,
+    make_users,
+    token,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -132,3 +144,65 @@ def test_every_list_page_reads_emptied_filters_as_no_filters(site: LiveServer, p
     page.goto(f"{site.url}/audit?{pages['/audit']}")
     wait_connected(page)
     _summary(page, unfiltered)
+
+
+# The name in the first row of the table `id` (its first cell's first line).
+FIRST_ROW = "document.querySelector(`[data-testid=${id}] tbody tr td`)?.innerText.split('\\n')[0]"
+
+
+def _fill_two_pages(server: LiveServer, admin: dict[str, str], path: str) -> None:
+    """Rows enough for two pages of the list at `path`, with the module's own (the three users and
+    DB_PASS)."""
+    if path == "/scripts":
+        for i in range(scripts.PAGE_SIZE + 1):
+            create_script(server, admin, f"paged-{i:02d}", "echo hi\n")
+    elif path == "/users":
+        for i in range(users.PAGE_SIZE - 2):
+            api_user(server, admin, f"paged-{i:02d}", "viewer")
+    else:
+        for i in range(secrets.PAGE_SIZE):
+            body = {"name": f"PAGED_{i:02d}", "value": "paged-value-1"}
+            created = httpx.post(
+                f"{server.url}/api/v1/secrets", json=body, headers=admin, timeout=API_TIMEOUT
+            )
+            assert created.status_code == 201, created.text
+
+
+LISTS = [("/scripts", "scripts-table"), ("/users", "users-table"), ("/secrets", "secrets-table")]
+
+
+@pytest.mark.parametrize(("path", "table"), LISTS)
+def test_the_page_survives_back_a_reload_and_a_shared_link(
+    site: LiveServer, page: Any, path: str, table: str
+) -> None:
+    """Page 2 of a list stays page 2 after Back from another page and a reload, `?page=2` opens it,
+    and a page past the last (`?page=99`, rows deleted since the link was shared) shows the last."""
+    _fill_two_pages(site, token(site, "admin"), path)
+    log_in(page, site, "admin")
+    page.goto(f"{site.url}{path}")
+    wait_connected(page)
+    page.locator(".q-pagination").get_by_role("button", name="1").wait_for()
+    first = page.evaluate(f"id => {FIRST_ROW}", table)
+    page.locator(".q-pagination").get_by_role("button", name="2").click()
+    page.wait_for_url(f"{site.url}{path}?page=2")
+    page.wait_for_function(f"([id, first]) => {FIRST_ROW} !== first", arg=[table, first])
+    second = page.evaluate(f"id => {FIRST_ROW}", table)
+
+    def shows_page_2() -> None:
+        wait_connected(page)
+        page.wait_for_function(f"([id, second]) => {FIRST_ROW} === second", arg=[table, second])
+        current = page.locator(".q-pagination .q-btn[aria-current=true]")
+        assert current.inner_text() == "2"
+
+    page.get_by_test_id("nav-settings").click()
+    page.wait_for_url(f"{site.url}/settings")
+    page.go_back()
+    shows_page_2()
+    page.reload()
+    shows_page_2()
+    for past in ("99", "1" + "0" * 23):  # the second: past any integer the database takes
+        page.goto(f"{site.url}{path}?page={past}")
+        shows_page_2()
+        page.wait_for_url(f"{site.url}{path}?page=2")
+    page.locator(".q-pagination").get_by_role("button", name="1").click()
+    page.wait_for_url(f"{site.url}{path}")

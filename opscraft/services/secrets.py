@@ -57,7 +57,10 @@ from opscraft.services.storable import Text, limited
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_VALUE_BYTES = 64 * 1024
 MAX_DESCRIPTION = 1000
-MAX_SEARCH = 100  # characters of the list's `search` filter
+MAX_NAME = 128  # characters of a secret's name
+# Characters of the list's `search` filter: a whole name pasted into the search box finds its
+# secret (it was 100: refused).
+MAX_SEARCH = MAX_NAME
 TARGET = "secret"
 # Documented only: `_check_value` enforces it with messages that say what to fix.
 VALUE_SCHEMA: dict[str, Any] = {
@@ -135,7 +138,7 @@ class SecretCreate(Body):
 
     name: str = Field(
         min_length=1,
-        max_length=128,
+        max_length=MAX_NAME,
         examples=["DATABASE_PASSWORD"],
         json_schema_extra={"pattern": NAME_RE.pattern},
         description="An environment variable name; PATH, HOME, ... and the OPSCRAFT_ prefix are reserved",

@@ -38,7 +38,9 @@ USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 MIN_PASSWORD = 8
 MAX_PASSWORD = 256
 BLANK_PASSWORD = "must not be only spaces or other blank characters"
-MAX_SEARCH = 100  # characters of the list's `search` filter
+# Characters of the list's `search` filter: the longest username (64), full name (200) or email
+# (254, email-validator's bound) pasted whole into the search box finds its user (it was 100).
+MAX_SEARCH = 254
 
 
 def _plain_form(email: str) -> str:

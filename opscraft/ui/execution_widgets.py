@@ -10,7 +10,7 @@ from nicegui import ui
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
-from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, data_table, format_time
+from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, WRAPPED, data_table, format_time, joined
 
 T = TypeVar("T")
 
@@ -123,10 +123,16 @@ TRIGGER_LABELS: dict[str, str] = {
 }
 RUN_COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "#", "field": "id", "align": "left"},
-    {"name": "script", "label": "Script", "field": "script", "align": "left"},
+    {"name": "script", "label": "Script", "field": "script", "align": "left", **WRAPPED},
     {"name": "version", "label": "Version", "field": "version", "align": "left", **NARROW_HIDDEN},
     {"name": "status", "label": "Status", "field": "status", "align": "left"},
-    {"name": "user", "label": "Triggered by", "field": "user", "align": "left", **NARROW_HIDDEN},
+    {
+        "name": "user",
+        "label": "Triggered by",
+        "field": "user",
+        "align": "left",
+        **joined(NARROW_HIDDEN, WRAPPED),
+    },
     {"name": "trigger", "label": "Trigger", "field": "trigger", "align": "left", **NARROW_HIDDEN},
     {"name": "runner", "label": "Runner", "field": "runner", "align": "left", **NARROW_HIDDEN},
     {"name": "queued", "label": "Queued", "field": "queued", "align": "left", **PHONE_HIDDEN},

@@ -118,6 +118,12 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
 /* Stored text people choose (a script's 128-character name, a description) breaks where it must:
    one long word widened the whole page past the window and cut the text beside it. */
 .oc-wrap { overflow-wrap: anywhere; }
+/* A table's cell of such text (`widgets.WRAPPED`) wraps at 24rem, and a row's buttons stay at the
+   table's right edge over the cells (`widgets.STICKY_ACTIONS`): a description of two sentences
+   made the scripts table 1,230 px wide, its Run buttons out of view in a 1280 px window. */
+.q-table td.oc-cell-wrap { white-space: normal; overflow-wrap: anywhere; min-width: 8rem; max-width: 24rem; }
+.oc-sticky-actions { position: sticky; right: 0; z-index: 1; background: var(--oc-sticky-bg, #fff); }
+.body--dark .oc-sticky-actions { --oc-sticky-bg: var(--q-dark, #1d1d1d); }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */
 .oc-form-card > .q-select { align-self: stretch; }
 /* A field's message (an error, a hint) takes the room it needs below the field: Quasar keeps one

@@ -12,6 +12,7 @@ from nicegui import ui
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.digits import ascii_int
+from opscraft.db.types import MAX_ID
 from opscraft.services.actor import Actor
 from opscraft.services.errors import NotFound, ServiceError
 from opscraft.services.permissions import Permission
@@ -39,11 +40,16 @@ class PagedTable(ABC):
     Subclasses build their filters, call `make_table` and `make_footer`, and implement
     `show_page(ticking)`, which loads `skip`/`page_size` rows (`load`), puts them in the table
     (`show_rows`) and ends with `show_total`; `refresh()` runs it, and `follow()` then keeps the
-    page shown live.
+    page shown live. The page number is kept in the address (`?page=2`, beside the list's filters:
+    `address`), so that Back from a row's page, a reload or a shared link shows the same page
+    (they showed page 1); `page` is the address's, a page past the last shows the last.
     """
 
-    def __init__(self, page_size: int) -> None:
-        self.page = 1
+    def __init__(self, page_size: int, page: int = 1) -> None:
+        # an address's page past any list (`?page=10**23`) still reads within `skip`'s range
+        # (`paging.check`: SQLite took it for no integer): the last page is then shown
+        self.page = min(max(1, page), MAX_ID // page_size)
+        self.path = ""  # the list's page, `/users` (`search_box`); none: the address is not kept
         self.page_size = page_size
         self.last_page = 1  # of the latest `show_total`
         # The service's filter names -> their inputs, for `load`.
@@ -71,9 +77,22 @@ class PagedTable(ABC):
 
     async def _on_search(self, event: Any) -> None:
         self.search = (event.value or "").strip()
-        query = urlencode({"search": self.search}) if self.search else ""
-        ui.navigate.history.replace(f"{self.path}?{query}" if query else self.path)
         await self.reload()
+
+    def address(self) -> str:
+        """The list's address with its filters, without the page (`paged_address` adds it): the
+        search box's path and search (`search_box`), or empty: no address is kept. A list with
+        other filters says its own."""
+        if self.path and self.search:
+            return f"{self.path}?{urlencode({'search': self.search})}"
+        return self.path
+
+    def paged_address(self) -> str:
+        """`address()` with `page=N` when the page shown is not the first."""
+        listed = self.address()
+        if self.page == 1:
+            return listed
+        return f"{listed}{'&' if '?' in listed else '?'}{urlencode({'page': self.page})}"
 
     def matching(self) -> str:
         """` matching “search”` for the summary line when a search is set, else empty."""
@@ -236,16 +255,25 @@ class PagedTable(ABC):
             await self.refresh()
         if succeeded:
             await close_saved(dialog, done, draft, warnings(result) if warnings else ())
-            await self.refresh()
-            if self.page > self.last_page:  # the change emptied the last page: show the new last one
-                self.page = self.last_page
-                self.pager.value = self.page
-                await self.refresh()
+            await self.refresh()  # the change emptied the last page: the new last one is shown
 
     async def refresh(self, ticking: bool = False) -> None:
         """Load and show the current page (`show_page`; `ticking`: a live re-read, `follow`), one
-        read at a time (`widgets.OneRead`: the search typed during a read is what shows last)."""
-        await self._reads.run(lambda: self.show_page(ticking), ticking=ticking)
+        read at a time (`widgets.OneRead`: the search typed during a read is what shows last).
+        Unless `ticking`, a page past the last (rows deleted since, a shared `?page=9`) is left
+        for the last one, and the address says the page shown (`paged_address`)."""
+        await self._reads.run(lambda: self._show(ticking), ticking=ticking)
+
+    async def _show(self, ticking: bool) -> None:
+        await self.show_page(ticking)
+        if ticking:
+            return
+        if self.page > self.last_page and self._total_shown is not None:  # not a refused filter
+            self.page = self.last_page
+            await self.show_page(ticking)
+        self.pager.value = self.page
+        if self.address():
+            ui.navigate.history.replace(self.paged_address())
 
     @abstractmethod
     async def show_page(self, ticking: bool = False) -> None:

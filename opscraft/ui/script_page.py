@@ -34,12 +34,15 @@ from opscraft.ui.script_widgets import (
 )
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    STICKY_ACTIONS,
+    WRAPPED,
     OneRead,
     call,
     close_then,
     data_table,
     dialog_title,
     format_time,
+    joined,
     one_click,
     opens_dialog,
     stored_note,
@@ -48,16 +51,22 @@ from opscraft.ui.widgets import (
 VERSIONS_PAGE = 20
 VERSION_COLUMNS: list[dict[str, Any]] = [
     {"name": "number", "label": "Version", "field": "number", "align": "left"},
-    {"name": "label", "label": "Label", "field": "label", "align": "left", **NARROW_HIDDEN},
-    {"name": "note", "label": "Change note", "field": "note", "align": "left"},
-    {"name": "author", "label": "Author", "field": "author", "align": "left", **NARROW_HIDDEN},
+    {"name": "label", "label": "Label", "field": "label", "align": "left", **joined(NARROW_HIDDEN, WRAPPED)},
+    {"name": "note", "label": "Change note", "field": "note", "align": "left", **WRAPPED},
+    {
+        "name": "author",
+        "label": "Author",
+        "field": "author",
+        "align": "left",
+        **joined(NARROW_HIDDEN, WRAPPED),
+    },
     {"name": "time", "label": "Saved", "field": "time", "align": "left"},
-    {"name": "actions", "label": "", "field": "number", "align": "right"},
+    {"name": "actions", "label": "", "field": "number", "align": "right", **STICKY_ACTIONS},
 ]
 VERSION_ACTIONS = """
 <q-td :props="props" class="text-right">
   <q-badge v-if="props.row.current" color="primary" label="current" class="q-mr-sm" />
-  <q-btn v-if="props.row.can_rollback && !props.row.current" flat dense no-caps icon="history"
+  <q-btn v-if="props.row.can_rollback && !props.row.current" flat dense no-caps no-wrap icon="history"
          label="Roll back" color="primary" :data-testid="'rollback-' + props.row.number"
          @click="$parent.$emit('rollback', props.row.number)" />
 </q-td>"""

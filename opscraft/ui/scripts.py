@@ -25,6 +25,8 @@ from opscraft.ui.script_widgets import STATUS_COLORS, TYPE_COLORS
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     PHONE_HIDDEN,
+    STICKY_ACTIONS,
+    WRAPPED,
     call,
     format_time,
     opens_dialog,
@@ -41,7 +43,7 @@ SORTS = {
 
 # A phone keeps name, status, last run, Run (`NARROW_HIDDEN`, `PHONE_HIDDEN`).
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "name", "label": "Name", "field": "name", "align": "left"},
+    {"name": "name", "label": "Name", "field": "name", "align": "left", **WRAPPED},
     {
         "name": "script_type",
         "label": "Type",
@@ -72,13 +74,13 @@ COLUMNS: list[dict[str, Any]] = [
         "align": "left",
         **NARROW_HIDDEN,
     },
-    {"name": "run", "label": "", "field": "id", "align": "right"},
+    {"name": "run", "label": "", "field": "id", "align": "right", **STICKY_ACTIONS},
 ]
 NAME_CELL = """
 <q-td :props="props">
   <a :href="'/scripts/' + props.row.id" class="text-primary font-medium no-underline"
      :data-testid="'script-link-' + props.row.name">{{ props.value }}</a>
-  <div class="text-caption text-grey-7 ellipsis" style="max-width: 28rem">{{ props.row.description }}</div>
+  <div class="text-caption text-grey-7 ellipsis-2-lines">{{ props.row.description }}</div>
   <div v-if="props.row.stored" class="text-caption text-negative oc-wrap"
        style="white-space: normal; min-width: 12rem; max-width: 28rem"
        :data-testid="'script-row-stored-' + props.row.name">{{ props.row.stored }}</div>
@@ -101,8 +103,9 @@ LAST_RUN_CELL = f"""
 RUN_CELL = """
 <q-td :props="props" class="text-right">
   <template v-if="props.row.can_run">
-    <q-btn v-if="props.row.status === 'active'" dense unelevated no-caps color="positive" icon="play_arrow"
-           label="Run" :data-testid="'run-' + props.row.name" :aria-label="'Run ' + props.row.name"
+    <q-btn v-if="props.row.status === 'active'" dense unelevated no-caps no-wrap color="positive"
+           icon="play_arrow" label="Run" :data-testid="'run-' + props.row.name"
+           :aria-label="'Run ' + props.row.name"
            @click="$parent.$emit('run', props.row.id)" />
     <a v-else :href="'/scripts/' + props.row.id" class="text-caption"
        :data-testid="'activate-' + props.row.name">
@@ -157,8 +160,8 @@ class ListFilter:
 class ScriptList(PagedTable):
     """Filters, table and pager; every load goes through `services.scripts.list_scripts`."""
 
-    def __init__(self, actor: Actor, tags: list[str], shown: ListFilter) -> None:
-        super().__init__(PAGE_SIZE)
+    def __init__(self, actor: Actor, tags: list[str], shown: ListFilter, page: int = 1) -> None:
+        super().__init__(PAGE_SIZE, page)
         self.actor = actor
         with ui.row().classes("w-full items-center gap-3"):
             self.search = (
@@ -213,6 +216,20 @@ class ScriptList(PagedTable):
         actor = await guard(Permission.view_scripts)
         return None if actor is None else await call(scripts.tags_in_use, actor)
 
+    def _shown(self) -> ListFilter:
+        """What the filters select now."""
+        return ListFilter(
+            (self.search.value or "").strip() or None,
+            self.script_type.value or None,
+            self.status.value or None,
+            self.tag.value or None,
+            self.sort.value,
+        )
+
+    def address(self) -> str:
+        """`/scripts` with the filters that are set (`ListFilter.address`); the page is added."""
+        return self._shown().address()
+
     def _filtered(self) -> bool:
         return bool(self.search.value or self.script_type.value or self.status.value or self.tag.value)
 
@@ -223,16 +240,7 @@ class ScriptList(PagedTable):
         actor = await guard(Permission.view_scripts, ticking=ticking)
         if actor is None:
             return
-        shown = ListFilter(
-            (self.search.value or "").strip() or None,
-            self.script_type.value or None,
-            self.status.value or None,
-            self.tag.value or None,
-            self.sort.value,
-        )
-        if not ticking:
-            ui.navigate.history.replace(shown.address())
-        query = ScriptQuery(**asdict(shown), skip=self.skip, limit=self.page_size)
+        query = ScriptQuery(**asdict(self._shown()), skip=self.skip, limit=self.page_size)
         result = await self.load(lambda: call(scripts.list_scripts, actor, query), ticking)
         if result is None:
             if not ticking:
@@ -297,9 +305,10 @@ async def scripts_page(
     status: ScriptStatus | None = None,
     tag: str | None = None,
     sort: str | None = None,
+    page: int = 1,
 ) -> None:
-    """The list, filtered as the address says; a tag no script has (any more) or an unknown sort
-    is named in a warning and left out."""
+    """The list, filtered as the address says, on its `page` (past the last: the last); a tag no
+    script has (any more) or an unknown sort is named in a warning and left out."""
     tags = await call(scripts.tags_in_use, actor)
     ignored: dict[str, str] = {}
     if tag:
@@ -317,6 +326,6 @@ async def scripts_page(
     with frame(actor, "Scripts"):
         if ignored:
             address.say_ignored(ignored)
-        view = ScriptList(actor, tags, shown)
+        view = ScriptList(actor, tags, shown, page)
         await view.refresh()
         view.follow()

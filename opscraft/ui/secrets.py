@@ -25,6 +25,8 @@ from opscraft.ui.layout import frame, guard, protected_page, run_action
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    STICKY_ACTIONS,
+    WRAPPED,
     call,
     data_table,
     dialog_buttons,
@@ -32,6 +34,7 @@ from opscraft.ui.widgets import (
     dialog_title,
     forget_on_close,
     format_time,
+    joined,
     opens_dialog,
     prose_input,
     text_input,
@@ -44,12 +47,18 @@ edited); `ui.drafts`. A value is never kept."""
 AUDIT_PAGE_SIZE = 100
 
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "name", "label": "Name", "field": "name", "align": "left"},
-    {"name": "description", "label": "Description", "field": "description", "align": "left", **NARROW_HIDDEN},
+    {"name": "name", "label": "Name", "field": "name", "align": "left", **WRAPPED},
+    {
+        "name": "description",
+        "label": "Description",
+        "field": "description",
+        "align": "left",
+        **joined(NARROW_HIDDEN, WRAPPED),
+    },
     {"name": "scripts", "label": "Attached to", "field": "scripts", "align": "left", **NARROW_HIDDEN},
     {"name": "last_used", "label": "Last used", "field": "last_used", "align": "left", **NARROW_HIDDEN},
     {"name": "updated", "label": "Updated", "field": "updated", "align": "left", **NARROW_HIDDEN},
-    {"name": "actions", "label": "", "field": "id", "align": "right"},
+    {"name": "actions", "label": "", "field": "id", "align": "right", **STICKY_ACTIONS},
 ]
 NAME_CELL = """
 <q-td :props="props">
@@ -237,8 +246,8 @@ class SecretValueField:
 class SecretsView(PagedTable):
     """The table and its dialogs; every change goes through `services.secrets`."""
 
-    def __init__(self, search: str | None = None) -> None:
-        super().__init__(PAGE_SIZE)
+    def __init__(self, search: str | None = None, page: int = 1) -> None:
+        super().__init__(PAGE_SIZE, page)
         with ui.row().classes("w-full items-center gap-3"):
             self.search_box("Search name or description", "secret-search", "/secrets", search)
             ui.space()
@@ -469,10 +478,10 @@ def _audit_summary(page: int, shown: int, total: int) -> str:
 
 
 @protected_page("/secrets", Permission.manage_secrets, title="Secrets")
-async def secrets_page(actor: Actor, search: str | None = None) -> None:
-    """The list, searched as the address says (`?search=`)."""
+async def secrets_page(actor: Actor, search: str | None = None, page: int = 1) -> None:
+    """The list, searched as the address says (`?search=`), on its `page` (past the last: the last)."""
     with frame(actor, "Secrets"):
-        view = SecretsView(search)
+        view = SecretsView(search, page)
     await view.refresh()
     view.follow()
     view.reopen_drafts(

@@ -16,12 +16,15 @@ from opscraft.ui.layout import close_saved, frame, guard, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
+    STICKY_ACTIONS,
+    WRAPPED,
     ErrorLine,
     call,
     dialog_buttons,
     dialog_card,
     form,
     format_time,
+    joined,
     opens_dialog,
     password_hint,
     password_input,
@@ -34,27 +37,22 @@ DRAFTS = "user:"
 A password is never kept."""
 
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "username", "label": "Username", "field": "username", "align": "left"},
-    {"name": "full_name", "label": "Full name", "field": "full_name", "align": "left", **NARROW_HIDDEN},
-    {"name": "email", "label": "Email", "field": "email", "align": "left", **NARROW_HIDDEN},
+    {"name": "username", "label": "Username", "field": "username", "align": "left", **WRAPPED},
+    {
+        "name": "full_name",
+        "label": "Full name",
+        "field": "full_name",
+        "align": "left",
+        **joined(NARROW_HIDDEN, WRAPPED),
+    },
+    {"name": "email", "label": "Email", "field": "email", "align": "left", **joined(NARROW_HIDDEN, WRAPPED)},
     {"name": "role", "label": "Role", "field": "role", "align": "left"},
     {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
     {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left", **NARROW_HIDDEN},
     # Kept in view at the table's right edge (a phone's 375 px showed the buttons only once the
-    # table was scrolled sideways): `ACTIONS_STICKY`, on its header and its cells.
-    {
-        "name": "actions",
-        "label": "",
-        "field": "id",
-        "align": "right",
-        "classes": "oc-sticky-actions",
-        "headerClasses": "oc-sticky-actions",
-    },
+    # table was scrolled sideways).
+    {"name": "actions", "label": "", "field": "id", "align": "right", **STICKY_ACTIONS},
 ]
-ACTIONS_STICKY = """
-.oc-sticky-actions { position: sticky; right: 0; z-index: 1; background: var(--oc-sticky-bg, #fff); }
-.body--dark .oc-sticky-actions { --oc-sticky-bg: var(--q-dark, #1d1d1d); }
-"""
 
 ROLE_COLORS = "{admin: 'deep-purple', operator: 'teal-9', viewer: 'blue-grey-7'}"
 # Under the badge, what a stored role none of today's was (read as viewer: `stored_shapes.note`).
@@ -69,7 +67,7 @@ ROLE_CELL = f"""
 # the buttons' tooltips and labels give the service's `OWN_ACCOUNT_REFUSALS`): said in
 # the row, not only in the buttons' tooltips, which a phone (no hover) and a keyboard (a disabled
 # button takes no focus) never show. Narrow enough on a phone to stay left of the row's actions,
-# which stay in view over the cells (`ACTIONS_STICKY`).
+# which stay in view over the cells (`STICKY_ACTIONS`).
 OWN_NOTE = (
     "Your own account: only another admin can delete it or reset its password; "
     "change your password in your profile."
@@ -129,15 +127,14 @@ def _row(user: User, actor_id: int | None) -> dict[str, Any]:
 class UsersView(PagedTable):
     """The table and its dialogs; every change goes through `services.users`."""
 
-    def __init__(self, search: str | None = None) -> None:
-        super().__init__(PAGE_SIZE)
+    def __init__(self, search: str | None = None, page: int = 1) -> None:
+        super().__init__(PAGE_SIZE, page)
         with ui.row().classes("w-full items-center gap-3"):
             self.search_box("Search username, name or email", "user-search", "/users", search)
             ui.space()
             ui.button("New user", icon="person_add", on_click=opens_dialog(self.open_create)).props(
                 'unelevated data-testid="new-user"'
             )
-        ui.add_css(ACTIONS_STICKY)
         self.make_table(COLUMNS, "users-table", "Users")
         self.table.add_slot("body-cell-username", USERNAME_CELL)
         self.table.add_slot("body-cell-role", ROLE_CELL)
@@ -321,10 +318,10 @@ class UsersView(PagedTable):
 
 
 @protected_page("/users", Permission.manage_users, title="Users")
-async def users_page(actor: Actor, search: str | None = None) -> None:
-    """The list, searched as the address says (`?search=`)."""
+async def users_page(actor: Actor, search: str | None = None, page: int = 1) -> None:
+    """The list, searched as the address says (`?search=`), on its `page` (past the last: the last)."""
     with frame(actor, "Users"):
-        view = UsersView(search)
+        view = UsersView(search, page)
     await view.refresh()
     view.follow()
     view.reopen_drafts(DRAFTS, "user", Permission.manage_users, view.open_create, view.open_edit, view.row_of)

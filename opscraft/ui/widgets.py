@@ -729,6 +729,23 @@ table keeps the columns that say which row it is, its state and its actions, and
 (the actions are not behind a sideways scroll)."""
 PHONE_HIDDEN: dict[str, str] = {"classes": "gt-xs", "headerClasses": "gt-xs"}
 """The same below 600 px (Quasar's `gt-xs`)."""
+WRAPPED: dict[str, str] = {"classes": "oc-cell-wrap"}
+"""A table column's props for stored text people choose (a 128-character name without a space, a
+description, a full name): its cells wrap at 24rem (`layout.THEME_CSS`). Unwrapped, one such value
+made its table wider than the window, and the columns right of it (a row's buttons) were out of
+view until the table was scrolled sideways."""
+STICKY_ACTIONS: dict[str, str] = {"classes": "oc-sticky-actions", "headerClasses": "oc-sticky-actions"}
+"""A table column's props for a row's buttons: kept at the table's right edge, in view, over the
+cells, however wide the table (a phone's 375 px, a table of many columns: `layout.THEME_CSS`)."""
+
+
+def joined(*props: dict[str, str]) -> dict[str, str]:
+    """Column props (`NARROW_HIDDEN`, `WRAPPED`...) as one: each key's classes together."""
+    together: dict[str, str] = {}
+    for each in props:
+        for key, classes in each.items():
+            together[key] = f"{together[key]} {classes}" if key in together else classes
+    return together
 
 
 TALL_TEXT_PROPS = 'autogrow input-style="max-height: 50vh"'

@@ -1,0 +1,105 @@
+"""Rows of stored text people choose, as long as it may be, in the tables of the list pages: a
+script's description of two sentences (shown cut to 28rem under its name) made the scripts table
+1,230 px wide, so in a 1280 or 1440 px window with the navigation drawer open each row's Run
+button was right of the table's edge until it was scrolled sideways; a 128-character name (no
+space) did the same there, to the secrets table's Delete (4,455 px: a 300-character
+description), the users table's columns (a 200-character full name) and the runs table's.
+Each table is made once by `widgets.data_table`; the text columns wrap (`WRAPPED`) and the
+columns of a row's buttons stay at the table's right edge (`STICKY_ACTIONS`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer
+from tests.ui_journey import API_TIMEOUT, create_script, journey_server, journey_tokens, signed_in, start_run
+
+pytestmark = pytest.mark.browser
+
+server = journey_server("wide-rows-ui")
+tokens = journey_tokens()
+
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+SCRIPT = "w" * 128
+SENTENCES = (
+    "Backs up the production database to the offsite bucket every night, then checks the copy "
+    "and prunes the copies older than thirty days."
+)
+SECRET = "S" * 128
+USER = "u" * 64
+
+# How much wider than its visible part the table `testid`'s scroll area is, in px.
+WIDER_JS = """id => { const m = document.querySelector(`[data-testid=${id}] .q-table__middle`);
+    return m.scrollWidth - m.clientWidth; }"""
+# Whether the point at the centre of the element `id` shows that element (nothing over it).
+SHOWN_AT_CENTRE_JS = """([x, y, id]) => !!document.elementFromPoint(x, y)?.closest(`[data-testid='${id}']`)"""
+
+
+@pytest.fixture(scope="module")
+def rows(server: LiveServer, tokens: dict[str, dict[str, str]]) -> dict[str, int]:
+    """A script of the longest name with two sentences of description, a version note of 500
+    characters and a run; a secret of the longest name and a long description; a user of the
+    longest username and full name."""
+    operator = tokens["operator"]
+    script = create_script(server, operator, SCRIPT, "echo hi\n", description=SENTENCES, status="active")
+    api = f"{server.url}/api/v1"
+    note = {"content": "echo hello\n", "change_note": "n" * 500}
+    r = httpx.put(f"{api}/scripts/{script['id']}", json=note, headers=operator, timeout=API_TIMEOUT)
+    assert r.status_code == 200, r.text
+    start_run(server, operator, script["id"])
+    secret = {"name": SECRET, "value": "wide-rows-1", "description": "D" * 300}
+    r = httpx.post(f"{api}/secrets", json=secret, headers=operator, timeout=API_TIMEOUT)
+    assert r.status_code == 201, r.text
+    user = {"username": USER, "email": f"{'e' * 60}@example.com", "password": "Wide-rows-9x"}
+    user["full_name"] = "F" * 200
+    r = httpx.post(f"{api}/users", json=user, headers=tokens["admin"], timeout=API_TIMEOUT)
+    assert r.status_code == 201, r.text
+    return {"script": int(script["id"])}
+
+
+def _assert_in_view(page: Any, testid: str, width: int) -> None:
+    """The button `testid` is inside the window and drawn on top, without scrolling the table,
+    its icon and label on one line (squeezed, the label went under the icon)."""
+    button = page.get_by_test_id(testid)
+    button.wait_for()
+    box = button.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (testid, box)
+    assert box["height"] <= 40, (testid, box)
+    centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, testid]
+    if centre[1] > page.viewport_size["height"]:
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        centre = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, testid]
+    assert page.evaluate(SHOWN_AT_CENTRE_JS, centre), testid
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_each_rows_buttons_are_in_view_whatever_its_text(
+    browser: Any, server: LiveServer, rows: dict[str, int], device: str
+) -> None:
+    """Run, a secret's Delete, a user's Delete and a version's Roll back are in view at 1280 px
+    and at 390 px (where tables with many columns still scroll sideways), and on the desktop no
+    table is wider than shown."""
+    size = VIEWPORTS[device]
+    context = browser.new_context(viewport=size)
+    page = context.new_page()
+    try:
+        pages = (
+            (f"/scripts?search={SCRIPT}", "scripts-table", f"run-{SCRIPT}"),
+            (f"/secrets?search={SECRET[:64]}", "secrets-table", f"delete-{SECRET}"),
+            (f"/users?search={USER}", "users-table", f"delete-{USER}"),
+            (f"/scripts/{rows['script']}?tab=versions", "versions-table", "rollback-1"),
+            (f"/executions?script_id={rows['script']}", "runs-table", None),
+        )
+        for path, table, button in pages:
+            signed_in(page, server, "admin", path)
+            page.get_by_test_id(table).locator("tbody tr").first.wait_for()
+            if button is not None:
+                _assert_in_view(page, button, size["width"])
+            if device == "desktop":
+                assert page.evaluate(WIDER_JS, table) <= 1, f"{path}: {page.evaluate(WIDER_JS, table)} px"
+    finally:
+        context.close()
