@@ -76,6 +76,8 @@ def kind(cmdline: str) -> str:
         script = next((w for w in words[1:] if not w.startswith("-")), "")
         if script.endswith(("ansible-playbook", "ansible-inventory", "supervisor.py")):
             return Path(script).name  # Ansible's programs, the local runner's supervisor
+        if "-c" in words and "InventoryCLI" in cmdline:  # services/inventory_listing.py
+            return "ansible-inventory"
     return Path(words[0]).name if words else "?"
 
 

@@ -39,8 +39,7 @@ async def test_lifecycle_stop_returns_while_the_automation_loops_are_woken(rt: r
         while not (
             chains._wakeup is not None
             and chains._wakeup._waiters  # type: ignore[attr-defined]
-            and notifications._wakeup is not None
-            and notifications._wakeup._waiters  # type: ignore[attr-defined]
+            and any(wakeup._waiters for wakeup in notifications._wakeups)  # type: ignore[attr-defined]
         ):
             await asyncio.sleep(0.01)
     chains.wake()

@@ -1209,20 +1209,24 @@ async def list_deliveries(
 
 # --- the sender loop -------------------------------------------------------------------------
 
-_wakeup: asyncio.Event | None = None
+# The wake-up of each sender loop running in this process (one per runtime): a loop's end
+# removes its own only. One shared event, emptied by whichever loop ended, left the other loop of
+# a process running two runtimes (the tests' module runtime and a test's own) deaf to `wake()`,
+# and its next idle wait failed on None (an AttributeError at its runtime's stop).
+_wakeups: set[asyncio.Event] = set()
 
 
 def wake() -> None:
-    """Tell this process's sender loop that new deliveries are due."""
-    if _wakeup is not None:
-        _wakeup.set()
+    """Tell this process's sender loops that new deliveries are due."""
+    for wakeup in _wakeups:
+        wakeup.set()
 
 
 async def run_sender(db: Database, *, idle_seconds: float = 2.0) -> None:
     """Deliver due notifications until cancelled; woken at once by `wake()` in this process,
     else polls every `idle_seconds` (rows written by other processes, retries coming due)."""
-    global _wakeup
-    _wakeup = asyncio.Event()
+    wakeup = asyncio.Event()
+    _wakeups.add(wakeup)
     failures = RoundFailures(log, "notification delivery round")
     try:
         while True:
@@ -1236,7 +1240,7 @@ async def run_sender(db: Database, *, idle_seconds: float = 2.0) -> None:
                 continue
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(idle_seconds):
-                    await _wakeup.wait()
-            _wakeup.clear()
+                    await wakeup.wait()
+            wakeup.clear()
     finally:
-        _wakeup = None
+        _wakeups.discard(wakeup)

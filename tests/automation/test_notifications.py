@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +25,7 @@ from opscraft.db.types import utcnow
 from opscraft.services import notification_senders, notifications
 from tests.automation.receivers import drip_server, http_receiver, self_signed, smtp_receiver
 from tests.conftest import IN_MODULE_LOOP, PASSWORD, LoggedIn, Reader
+from tests.waiting import until
 
 
 async def secret(client: httpx.AsyncClient, admin: LoggedIn, name: str, value: str) -> int:
@@ -527,6 +529,40 @@ async def test_slow_receiver_does_not_hold_up_enqueueing(client: httpx.AsyncClie
         assert time.monotonic() - started < 1, "recording the event never waits for the receiver"
         # the process's sender loop (started with the runtime) delivers it in the background
         await hook.wait_for(1)
+
+
+async def test_a_sender_loop_ending_leaves_the_other_loops_of_the_process_woken(
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
+) -> None:
+    """A process running two runtimes (the tests' module runtime and a test's own) runs two
+    sender loops. They shared one wake-up, which the first loop to end emptied: the other slept
+    through every `wake()` until its idle poll, which then failed on None (an AttributeError at
+    its runtime's stop, a CI teardown error). Each loop now has its own."""
+    db = runtime.current().db
+    idle = 3600.0  # only a wake-up can make the loops look again within the test
+    staying = asyncio.create_task(notifications.run_sender(db, idle_seconds=idle))
+    ending = asyncio.create_task(notifications.run_sender(db, idle_seconds=idle))
+    try:
+        with http_receiver() as hook:
+            c = await channel(client, admin, name="hook", kind="webhook", config={"url": hook.url})
+            await rule(client, admin, c["id"], ["failure"])
+            sid = await script(client, admin)
+            await until(
+                lambda: sum(bool(w._waiters) for w in notifications._wakeups) == 2,  # type: ignore[attr-defined]
+                "both loops waiting to be woken",
+            )
+            ending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ending
+            async with runtime.current().db.session() as session:
+                await notifications.enqueue_for_execution(session, await finished_run(sid, "failed"))
+            notifications.wake()
+            await hook.wait_for(1)
+        assert not staying.done()
+    finally:
+        staying.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await staying
 
 
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd, implicit TLS

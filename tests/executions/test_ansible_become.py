@@ -35,6 +35,7 @@ from tests.waiting import until, wait_until
 IMAGE = "opscraft-test/sshd:1"
 ROOT_FILE = "/etc/opscraft-become"
 STARTED = "/root/opscraft-started"  # written as root by the waiting task
+GO_ON = "/root/opscraft-go-on"  # the test's word that the waiting task may end (its checks are done)
 PLAYBOOK = f"""- hosts: targets
   gather_facts: false
   become: true
@@ -52,8 +53,9 @@ PLAYBOOK = f"""- hosts: targets
       debug:
         msg: "tasks run as {{{{ who.stdout }}}}"
 """
+# Until the test says go on (`GO_ON`), at most 120 s: a fixed `sleep 4` held each run 4 s.
 WAITING = f"""    - name: wait as root
-      shell: "touch {STARTED} && sleep 4"
+      shell: "touch {STARTED} && for i in $(seq 1200); do [ -e {GO_ON} ] && break; sleep 0.1; done"
 """
 
 
@@ -131,8 +133,8 @@ def _module_become_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Be
 @pytest.fixture
 def become_host(runner_name: str, _module_become_host: BecomeHost) -> BecomeHost:
     """The module's host (`_module_become_host`) without the files an earlier test's runs wrote
-    as root (`ROOT_FILE`, `STARTED`): each test sees only what its own runs did."""
-    _module_become_host.run("rm", "-f", ROOT_FILE, STARTED)
+    as root (`ROOT_FILE`, `STARTED`, `GO_ON`): each test sees only what its own runs did."""
+    _module_become_host.run("rm", "-f", ROOT_FILE, STARTED, GO_ON)
     return _module_become_host
 
 
@@ -235,6 +237,7 @@ async def test_the_become_password_comes_from_a_file_secret_and_shows_nowhere(
         container = container_of(started["id"])
         assert container is not None
         assert become_host.password not in json.dumps(docker_client.api.inspect_container(container))
+    become_host.run("touch", GO_ON)
     final = await wait_for(client, operator, started["id"], timeout=180)
     text = await output(client, operator, started["id"])
     assert final["status"] == "success", text

@@ -16,6 +16,14 @@ from tests.executions.conftest import run
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 
+
+@pytest.fixture
+def backend() -> str:
+    """A run's home does not depend on the database: SQLite (as the SSH tests,
+    tests/executions/test_ansible_ssh.py); each PostgreSQL twin ran the same run again."""
+    return "sqlite"
+
+
 MODULES_PLAYBOOK = """\
 - hosts: localhost
   gather_facts: false
