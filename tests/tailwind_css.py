@@ -6,8 +6,10 @@ The CSS is what Tailwind's browser build, the one NiceGUI ships (`static/tailwin
 makes in headless Chromium for a page whose one element carries every candidate class
 (`candidates`), with NiceGUI's own Tailwind set-up (its `dark` variant) and the Tailwind
 override NiceGUI adds with it (`static/headwind.css`, in its `overrides` layer). The candidates
-are taken the way Tailwind's own compiler scans sources: every word of OpsCraft's sources and of
-NiceGUI's (its Python, its components' and Quasar's JavaScript) that could be a class name;
+are taken the way Tailwind's own compiler scans sources: every word of OpsCraft's pages
+(`opscraft/ui`, the only code that gives elements classes, so that an edit elsewhere never
+changes the file) and of NiceGUI (its Python, its components' and Quasar's JavaScript) that
+could be a class name;
 words that are no Tailwind class make no CSS. A class assembled at run time from parts (an
 f-string, a JavaScript template) is not found this way, as with Tailwind's compiler: those are
 listed in `ASSEMBLED`, and the page test finds one missing.
@@ -58,9 +60,9 @@ ASSEMBLED = (
 
 
 def sources() -> Iterator[Path]:
-    """Every file whose words may be a class of a page: OpsCraft's Python and NiceGUI's Python,
-    JavaScript and Vue files (`NOT_SCANNED` left out)."""
-    yield from sorted((ROOT / "opscraft").rglob("*.py"))
+    """Every file whose words may be a class of a page: OpsCraft's pages' Python (`opscraft/ui`)
+    and NiceGUI's Python, JavaScript and Vue files (`NOT_SCANNED` left out)."""
+    yield from sorted((ROOT / "opscraft" / "ui").rglob("*.py"))
     for suffix in ("py", "js", "mjs", "vue"):
         for path in sorted(NICEGUI.rglob(f"*.{suffix}")):
             if not any(part in NOT_SCANNED for part in path.relative_to(NICEGUI).parts):

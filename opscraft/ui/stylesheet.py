@@ -2,13 +2,13 @@
 
 NiceGUI (3.18) loads Tailwind's browser build (`tailwindcss.min.js`, Tailwind 4.1) into each page
 by default: it compiles Tailwind's base styles on every page load and watches the page, compiling
-again whenever an element with a new class appears. That cost each page load about 0.2-0.3 s of
+again whenever an element with a new class appears. That cost each page load about 0.2-0.4 s of
 the browser's main thread here, a third of it (docs/benchmarks.md, session 46), on every page and
 on every tab of every user.
 
 The pages are served with `ui.run(tailwind=False)` (`opscraft.app.serve`) and link `TAILWIND_CSS`
 instead: the CSS Tailwind's same browser build makes for every class name the sources could
-give an element (OpsCraft's and NiceGUI's, Quasar's included), written by `python -m
+give an element (OpsCraft's pages' and NiceGUI's, Quasar's included), written by `python -m
 tests.tailwind_css`. tests/test_tailwind_css_browser.py fails when the file is no longer what
 the sources make, and when Tailwind's own build, put into a page, finds a class the file lacks.
 
