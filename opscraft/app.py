@@ -79,7 +79,7 @@ def configure(settings: Settings) -> list[Exception]:
 
     from opscraft.api import install_api, lean_path, route_state
     from opscraft.api.docs import install_docs
-    from opscraft.ui import redis_storage, register_pages, unavailable
+    from opscraft.ui import redis_storage, register_pages, stylesheet, unavailable
 
     if settings.redis_url:
         redis_storage.install(unavailable.sessions_page)
@@ -87,6 +87,7 @@ def configure(settings: Settings) -> list[Exception]:
     install_api(app, settings)
     install_docs(app)
     register_pages()
+    stylesheet.install(versioned_prefix())
     lean_path.install(app, versioned_prefix(), cache_control=lambda: app.config.cache_control_directives)
     for name in ("uvicorn.access", "uvicorn.error"):  # uvicorn's own handlers: not the root's filter
         logging.getLogger(name).addFilter(RedactCredentials())
@@ -176,6 +177,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
             storage_secret=storage_secret(settings),
             uvicorn_logging_level=settings.log_level.lower(),
             show_welcome_message=False,
+            tailwind=False,  # the pages link Tailwind's CSS compiled ahead (`opscraft.ui.stylesheet`)
             reconnect_timeout=10,
             timeout_graceful_shutdown=SERVER_STOP_SECONDS,
             log_config=None,

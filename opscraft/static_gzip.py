@@ -1,11 +1,11 @@
 """Compression of the web UI's versioned files, done once per file instead of once per request.
 
-A page's first load in a browser fetches about 1.3 MB of NiceGUI's JS and CSS (Quasar, Vue,
-Tailwind, socket.io; `/_nicegui/<version>/...`). Starlette's `GZipMiddleware` (NiceGUI's, level 9)
-compressed them again on every request, in 64 KiB pieces on the event loop: the largest single
-cost of a fresh page load on the server (docs/benchmarks.md, session 29). Those files do not
-change while a version is served (NiceGUI sends them `Cache-Control: immutable`), so their
-compressed form is kept here and sent again.
+A page's first load in a browser fetches about 1 MB of NiceGUI's JS and CSS (Quasar, Vue,
+socket.io, the pages' Tailwind CSS; `/_nicegui/<version>/...`). Starlette's `GZipMiddleware`
+(NiceGUI's, level 9) compressed them again on every request, in 64 KiB pieces on the event
+loop: the largest single cost of a fresh page load on the server (docs/benchmarks.md, session
+29). Those files do not change while a version is served (NiceGUI sends them `Cache-Control:
+immutable`), so their compressed form is kept here and sent again.
 
 Nothing else changes: the request still goes through every middleware and the app (the file is
 read, its headers set, the security headers added...); only the compression of a body already

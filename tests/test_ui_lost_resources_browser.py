@@ -28,7 +28,16 @@ def _warnings(page: Any) -> list[str]:
     return [line for line in page.console_tail if WARNING in line]
 
 
-def test_a_page_that_lost_a_script_loads_itself_again_and_connects(server: LiveServer, page: Any) -> None:
+# The files a load loses (route patterns) and the name the page's warning gives each: NiceGUI's
+# script, and the pages' Tailwind CSS (`opscraft.ui.stylesheet`, linked after the reload script).
+LOST_FILES = {"script": (NICEGUI_JS, "nicegui.js"), "stylesheet": ("**/opscraft-*.css", "/opscraft-")}
+
+
+@pytest.mark.parametrize("lost_file", list(LOST_FILES))
+def test_a_page_that_lost_a_file_loads_itself_again_and_connects(
+    server: LiveServer, page: Any, lost_file: str
+) -> None:
+    pattern, named = LOST_FILES[lost_file]
     asked: list[str] = []
 
     def lose_the_first(route: Any) -> None:
@@ -38,12 +47,12 @@ def test_a_page_that_lost_a_script_loads_itself_again_and_connects(server: LiveS
         else:
             route.continue_()
 
-    page.route(NICEGUI_JS, lose_the_first)
+    page.route(pattern, lose_the_first)
     page.goto(f"{server.url}/login", wait_until="commit")
     wait_connected(page)
 
     assert len(asked) == 2
-    assert len(_warnings(page)) == 1 and "nicegui.js" in _warnings(page)[0]
+    assert len(_warnings(page)) == 1 and named in _warnings(page)[0]
     page.get_by_test_id("login-username").fill("admin")  # a working page
 
 

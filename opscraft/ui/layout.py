@@ -18,7 +18,7 @@ from opscraft.db.text import NOT_UTF8_MESSAGE, not_utf8_parameters
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import address, drafts, lost_resources, one_line, session, stable_slots
+from opscraft.ui import address, drafts, one_line, session, stable_slots
 from opscraft.ui.widgets import OneRead, dismiss, live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
@@ -596,10 +596,10 @@ SKIP_LINK_CSS = """
 
 
 def theme() -> None:
-    """Colours of every page (the frame's and the pages before login), its reload when a file
-    of its own failed to load (`lost_resources`), its one-line fields' refusal of a pasted
-    line break (`one_line`), and its template-drawn cells kept across renders (`stable_slots`)."""
-    ui.add_head_html(lost_resources.RELOAD_JS)
+    """Colours of every page (the frame's and the pages before login), its one-line fields'
+    refusal of a pasted line break (`one_line`), and its template-drawn cells kept across
+    renders (`stable_slots`). Every page's reload when a file of its own failed to load
+    (`lost_resources`) comes with its stylesheet (`stylesheet.install`)."""
     ui.add_body_html(stable_slots.STABLE_SLOTS_JS)
     ui.colors(primary=PRIMARY, positive="#2e7d32", negative="#c62828", info="#01579b", warning="#f2c037")
     ui.add_css(THEME_CSS)
