@@ -316,16 +316,18 @@ def test_a_damaged_job_queue_file_is_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "queue.db").read_bytes() == damaged
 
 
+def _chunk(fd: int) -> bytes:
+    """The next output of a pseudo-terminal's program; b"" at its end (EOF or EIO)."""
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the program ended and closed the terminal
+        return b""
+
+
 def _read_until(fd: int, marker: bytes) -> bytes:
     """What a pseudo-terminal's program wrote, up to `marker` or its end (EOF or EIO)."""
     seen = b""
-    while marker not in seen:
-        try:
-            chunk = os.read(fd, 4096)
-        except OSError:  # EIO: the program ended and closed the terminal
-            break
-        if not chunk:
-            break
+    while marker not in seen and (chunk := _chunk(fd)):
         seen += chunk
     return seen
 
@@ -353,11 +355,7 @@ def _interrupted(fd: int, pid: int) -> str:
     seen = b""
     while True:
         if select.select([fd], [], [], 1.0)[0]:
-            try:
-                chunk = os.read(fd, 4096)
-            except OSError:  # EIO: the program ended and closed the terminal
-                break
-            if not chunk:
+            if not (chunk := _chunk(fd)):
                 break
             seen += chunk
         elif _blocked_reading(pid):
