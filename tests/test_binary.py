@@ -2,19 +2,18 @@
 binary runs it: PATH=/usr/bin:/bin, no venv, no PYTHONPATH, a fresh HOME, outside the checkout.
 
 The session builds it once (a few minutes) unless dist/ already holds a build of the same
-sources; OPSCRAFT_TEST_BINARY=/path/to/opscraft tests a given build instead.
+sources or another process is building them (`python -m tests.binary_build`, which a test run
+may start ahead in the background); OPSCRAFT_TEST_BINARY=/path/to/opscraft tests a given build
+instead.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import importlib.util
 import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,54 +23,34 @@ import httpx
 import pytest
 
 from opscraft import __version__
+from tests import binary_build
 from tests.app_journey import ADMIN, log_in, output, start_script, wait_execution, wait_healthy
-from tests.conftest import ARTIFACTS, PG_URL, ROOT, free_port, require_service
+from tests.conftest import ARTIFACTS, PG_URL, free_port, require_service
 from tests.desktop_session import assert_not_blank, launch_desktop, unused_x_display
 from tests.scale.cluster import RedisServer, wait_for
 from tests.scale.test_nginx import _ScratchDatabase
 
 pytestmark = pytest.mark.binary
 RUNNER_IMAGE = "opscraft-test/runner:1"  # Debian minbase with bash (tests/images/build.sh)
-BUILT = ROOT / "dist" / "opscraft" / "opscraft"
-STAMP = ROOT / "dist" / ".opscraft-sources"
-SOURCES = ("opscraft", "packaging", "pyproject.toml")
-
-
-def _sources_digest() -> str:
-    digest = hashlib.sha256()
-    for top in SOURCES:
-        path = ROOT / top
-        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
-        for file in files if path.is_dir() else [path]:
-            digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="session")
 def binary() -> Path:
-    """The binary under test, built from this checkout when dist/ has no build of these sources."""
+    """The binary under test, built from this checkout when dist/ has no build of these sources
+    (`tests.binary_build`: a build another process started is waited for, not repeated)."""
     if os.environ.get("OPSCRAFT_TEST_BINARY"):
         return Path(os.environ["OPSCRAFT_TEST_BINARY"])
-    digest = _sources_digest()
-    if BUILT.exists() and STAMP.exists() and STAMP.read_text() == digest:
-        return BUILT
-    require_service(
-        importlib.util.find_spec("PyInstaller") is not None
-        and importlib.util.find_spec("PySide6") is not None,
-        "PyInstaller and the desktop toolkit (the `packaging` and `desktop` extras)",
-    )
-    STAMP.unlink(missing_ok=True)
-    build = subprocess.run(
-        ["bash", "packaging/build.sh"],
-        cwd=ROOT,
-        env={**os.environ, "OPSCRAFT_PYTHON": sys.executable},
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
-    assert build.returncode == 0, build.stdout[-5000:] + build.stderr[-5000:]
-    STAMP.write_text(digest)
-    return BUILT
+    with binary_build.build_lock():
+        digest = binary_build.sources_digest()
+        if binary_build.is_fresh(digest):
+            return binary_build.BUILT
+        require_service(
+            binary_build.can_build(),
+            "PyInstaller and the desktop toolkit (the `packaging` and `desktop` extras)",
+        )
+        done = binary_build.build(digest)
+    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-5000:]
+    return binary_build.BUILT
 
 
 def clean_env(home: Path, **extra: str) -> dict[str, str]:

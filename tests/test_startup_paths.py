@@ -15,6 +15,7 @@ import httpx
 from alembic.script import ScriptDirectory
 
 from opscraft.db.migrate import alembic_config, head_revisions
+from tests import migrated_sqlite
 from tests.conftest import ROOT, start_server, stop_server
 
 
@@ -33,6 +34,26 @@ def test_head_revisions_of_a_branch_and_its_merge(tmp_path: Path) -> None:
     assert head_revisions(tmp_path) == {"b", "c"}  # two branches: two heads
     (tmp_path / "m.py").write_text('revision = "m"\ndown_revision = ("b", "c")\n')
     assert head_revisions(tmp_path) == {"m"}
+
+
+def test_head_revisions_read_past_a_header_that_is_not_the_whole_story(tmp_path: Path) -> None:
+    """Only a script's header (up to its first top-level definition) is parsed; a header that
+    does not parse alone, or that leaves `revision` unassigned or assigned again later, is read
+    from the whole script, as Alembic's import of it would."""
+    scripts = {
+        # its docstring has a line starting with `def `: the header alone is no Python
+        "a.py": '"""Adds x.\ndef upgrade() was empty\n"""\nrevision = "a"\ndown_revision = None\n',
+        # assigned only after a definition
+        "b.py": 'def upgrade() -> None:\n    pass\n\n\nrevision = "b"\ndown_revision = "a"\n',
+        # assigned again after a definition: the last one counts
+        "c.py": 'revision = "x"\ndown_revision = "a"\n\n\nclass K:\n    pass\n\n\nrevision = "c"\n',
+        "d.py": 'revision = "d"\ndown_revision = ("b", "c")\n\n\n@decorated\ndef upgrade():\n    pass\n',
+    }
+    for name, text in scripts.items():
+        (tmp_path / name).write_text(text)
+    assert head_revisions(tmp_path) == {"d"}
+    (tmp_path / "d.py").unlink()
+    assert head_revisions(tmp_path) == {"b", "c"}
 
 
 def test_upgrade_at_head_does_not_load_alembic(tmp_path: Path) -> None:
@@ -65,6 +86,22 @@ def test_upgrade_at_head_does_not_load_alembic(tmp_path: Path) -> None:
         for _ in range(2)
     ]
     assert [run.stdout.strip() for run in runs] == ["True", "False"], [run.stderr for run in runs]
+
+
+def test_db_upgrade_at_the_head_says_its_revision_without_loading_alembic(tmp_path: Path) -> None:
+    """`opscraft db upgrade` on a database at the head: the revision it prints is read without
+    importing Alembic (that import was 0.3 s of the command's CPU; tests and deployments run the
+    command at every start)."""
+    migrated_sqlite.seed(tmp_path)
+    program = "import sys\nfrom opscraft.cli import main\ntry:\n    main(['db', 'upgrade'])\n"
+    program += "finally:\n    print('alembic' in sys.modules)\n"
+    env = {**os.environ, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(tmp_path)}
+    env.pop("DATABASE_URL", None)
+    run = subprocess.run(
+        [sys.executable, "-c", program], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert run.stdout.splitlines() == [f"database is at revision {head}", "False"], run.stderr
 
 
 def test_a_real_start_keeps_the_data_directory_private(tmp_path: Path) -> None:
