@@ -20,6 +20,7 @@ import pytest
 
 from opscraft import __version__
 from tests import migrated_sqlite
+from tests.cli_runs import opscraft
 from tests.conftest import (
     PG_URL,
     ROOT,
@@ -30,21 +31,6 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
-
-
-def opscraft(data_dir: Path, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-    # Without PYTEST_CURRENT_TEST: NiceGUI's ui.run takes a process that has it for its own test run.
-    hidden = {"DATABASE_URL", "SECRET_KEY", "ENVIRONMENT", "PYTEST_CURRENT_TEST"}
-    base = {k: v for k, v in os.environ.items() if k not in hidden}
-    return subprocess.run(
-        [sys.executable, "-m", "opscraft", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-        env={**base, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(data_dir), **env},
-    )
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_runs import cli_env, opscraft
 from tests.conftest import ROOT, require_service
 from tests.waiting import wait_until
 
@@ -56,24 +57,6 @@ def fill(disk: Path) -> Path:
         os.close(fd)
     assert os.statvfs(disk).f_bavail == 0
     return filler
-
-
-def env(data_dir: Path, **extra: str) -> dict[str, str]:
-    hidden = {"DATABASE_URL", "SECRET_KEY", "PYTEST_CURRENT_TEST", "REDIS_URL"}
-    base = {k: v for k, v in os.environ.items() if k not in hidden}
-    return {**base, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(data_dir), **extra}
-
-
-def opscraft(data_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "opscraft", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        env=env(data_dir),
-    )
 
 
 def test_every_command_on_a_full_disk_is_one_line_naming_it(small_disk: Path) -> None:
@@ -121,7 +104,7 @@ def test_a_worker_stopping_on_a_full_disk_says_so_in_one_line(small_disk: Path) 
         worker = subprocess.Popen(
             [sys.executable, "-m", "opscraft", "worker", "--slots", "1"],
             cwd=ROOT,
-            env=env(data, LOG_LEVEL="INFO", OPSCRAFT_WORKER_HEARTBEAT_SECONDS="0.5"),
+            env=cli_env(data, LOG_LEVEL="INFO", OPSCRAFT_WORKER_HEARTBEAT_SECONDS="0.5"),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -169,7 +152,7 @@ def test_the_desktop_on_a_full_disk_says_its_log_file_cannot_be_written(small_di
         text=True,
         cwd=ROOT,
         timeout=120,
-        env={k: v for k, v in env(data).items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}},
+        env={k: v for k, v in cli_env(data).items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}},
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
