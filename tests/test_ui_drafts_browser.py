@@ -112,7 +112,11 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     wait_connected(page)
     page.get_by_test_id("script-description").fill("typed before a reload")
     key = f"oc-draft:script:{script['id']}"
-    page.wait_for_function("(k) => (sessionStorage.getItem(k) || '').includes('typed before')", arg=key)
+    # The whole form's draft (its base with it), not only the field typed before the page asked.
+    page.wait_for_function(
+        "(k) => ['typed before', '__base'].every((s) => (sessionStorage.getItem(k) || '').includes(s))",
+        arg=key,
+    )
     # Disarmed first: the page's own capture (on leaving it) would write the field's value back.
     page.evaluate(
         "(k) => { ocDrafts.armed[k.slice(9)] = false; const d = JSON.parse(sessionStorage.getItem(k));"
@@ -197,3 +201,105 @@ def test_a_form_closed_untouched_does_not_reopen_on_the_next_visit(
                 page.get_by_test_id(field).wait_for(timeout=3_000)
     page.get_by_test_id("draft-restored").wait_for()
     assert page.get_by_test_id(field).input_value() == "typed-7"
+
+
+def _typed_before_the_page_asks(
+    page: Any, socket: SocketHold, key: str, act: Any, kept: str, meanwhile: Any = None
+) -> None:
+    """Reload with the page's question for draft `key` held (a busy server asks late), `act()`
+    (typing, a click) before it comes, until the tab's draft holds `kept`; `meanwhile()` (someone
+    else's save); then reload again."""
+    socket.hold(f'ocDrafts.take(\\"{key}\\"')
+    page.reload()
+    wait_connected(page)
+    socket.wait_held(key)
+    act()
+    page.wait_for_function(
+        "([k, kept]) => (sessionStorage.getItem(k) || '').includes(kept)", arg=[f"oc-draft:{key}", kept]
+    )
+    socket.stop()
+    if meanwhile is not None:
+        meanwhile()
+    page.reload()
+    wait_connected(page)
+
+
+@pytest.mark.parametrize("form", ["profile", "script", "dialog"])
+def test_what_is_typed_before_the_page_asks_for_its_draft_survives_a_reload(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any, form: str
+) -> None:
+    """The tab began keeping a form's draft only once the server asked for it over the socket
+    (`ocDrafts.take`), so that the fresh form would not overwrite the draft it was about to put
+    back: on a busy server that question comes a moment after the page connected, and typing in
+    that moment followed by a reload was lost (seen in CI: a profile's full name). The fields
+    changed meanwhile are kept now: into the draft an earlier page left (its other fields and
+    origin kept) or into a draft of their own, which the question completes with the form as it
+    shows (a script's parameter rows stay as built)."""
+    socket = SocketHold(page, toward_page=True)
+    if form == "profile":
+        log_in(page, server, "viewer", then="/profile")
+        key = f"profile:{_user_id(server, tokens, 'viewer')}"
+        name = page.get_by_test_id("profile-full-name")
+        _typed_before_the_page_asks(page, socket, key, lambda: name.fill("Vera, typed early"), "typed early")
+        page.get_by_test_id("draft-restored").wait_for()
+        assert name.input_value() == "Vera, typed early"
+        return
+    if form == "dialog":
+        log_in(page, server, "admin", then="/users")
+        socket.hold('ocDrafts.take(\\"user:new')
+
+        def typed() -> None:
+            page.get_by_test_id("new-user").click()
+            page.get_by_test_id("create-username").fill("early-7")
+
+        wait_connected(page)
+        typed()
+        socket.wait_held("user:new")
+        page.wait_for_function(
+            "(k) => (sessionStorage.getItem(k) || '').includes('early-7')", arg="oc-draft:user:new"
+        )
+        socket.stop()
+        page.reload()
+        wait_connected(page)
+        page.get_by_test_id("draft-restored").wait_for()  # the page opens the kept form again
+        assert page.get_by_test_id("create-username").input_value() == "early-7"
+        return
+    params = [{"name": "REGION", "type": "string"}, {"name": "ZONE", "type": "string", "default": "a"}]
+    script = create_script(server, tokens["admin"], "early-typing", CONTENT, parameters=params)
+    key = f"script:{script['id']}"
+    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
+    wait_connected(page)
+    required = [page.get_by_test_id(f"param-required-{i}") for i in (0, 1)]
+    # A draft of its own (nothing kept before): completed with both rows as built; it keeps the
+    # base the typing started from, so a save by someone else meanwhile is warned of.
+    _typed_before_the_page_asks(
+        page,
+        socket,
+        key,
+        required[1].click,
+        'param-required-1":true',
+        lambda: httpx.put(
+            f"{server.url}/api/v1/scripts/{script['id']}",
+            json={"description": "saved by someone else"},
+            headers=tokens["admin"],
+        ).raise_for_status(),
+    )
+    page.get_by_test_id("draft-restored").wait_for()
+    page.get_by_test_id("draft-stale").get_by_text("someone else saved description").wait_for()
+    assert required[1].get_attribute("aria-checked") == "true"
+    assert page.get_by_test_id("param-name-1").input_value() == "ZONE"
+    assert page.get_by_test_id("param-default-1").input_value() == "a"
+    # Into the draft an earlier page left: its typing stays beside the new click.
+    page.get_by_test_id("script-description").fill("kept from before")
+    page.wait_for_function(
+        "(k) => (sessionStorage.getItem(k) || '').includes('kept from')", arg=f"oc-draft:{key}"
+    )
+    _typed_before_the_page_asks(page, socket, key, required[0].click, 'param-required-0":true')
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("script-description").input_value() == "kept from before"
+    assert [box.get_attribute("aria-checked") for box in required] == ["true", "true"]
+
+
+def _user_id(server: LiveServer, tokens: dict[str, dict[str, str]], username: str) -> int:
+    users = httpx.get(f"{server.url}/api/v1/users?search={username}", headers=tokens["admin"]).json()["items"]
+    return next(int(user["id"]) for user in users if user["username"] == username)

@@ -173,30 +173,34 @@ def paste_code(page: Any, text: str, testid: str = "script-editor") -> None:
 
 
 class SocketHold:
-    """Holds chosen messages from the page to the server on NiceGUI's socket, to make a race
-    happen on demand (Playwright's `route_web_socket`; set up before the page is opened).
+    """Holds chosen messages on NiceGUI's socket, to make a race happen on demand (Playwright's
+    `route_web_socket`; set up before the page is opened): those from the page to the server, or
+    with `toward_page` those from the server to the page.
 
     `hold(words)`: from then on, every message holding `words` waits (an editor's change set:
-    "sections"; a JavaScript answer: "javascript_response"); `wait_held(words)` until one
-    holding `words` is held; `release()` sends the held ones in their order and holds no more.
+    "sections"; a JavaScript answer: "javascript_response"; toward the page, the question a form's
+    draft asks: "ocDrafts.take"); `wait_held(words)` until one holding `words` is held;
+    `release()` sends the held ones in their order and holds no more; `stop()` drops them.
     """
 
-    def __init__(self, page: Any) -> None:
+    def __init__(self, page: Any, *, toward_page: bool = False) -> None:
         self.page = page
+        self.toward_page = toward_page
         self.words: str | None = None
         self.held: list[tuple[Any, str | bytes]] = []
         page.route_web_socket(re.compile(r".*/_nicegui_ws/.*"), self._route)
 
     def _route(self, ws: Any) -> None:
         upstream = ws.connect_to_server()
+        sender, receiver = (upstream, ws) if self.toward_page else (ws, upstream)
 
-        def to_server(message: str | bytes) -> None:
+        def forward(message: str | bytes) -> None:
             if self.words is not None and self.words in str(message):
-                self.held.append((upstream, message))
+                self.held.append((receiver, message))
             else:
-                upstream.send(message)
+                receiver.send(message)
 
-        ws.on_message(to_server)
+        sender.on_message(forward)
 
     def hold(self, words: str) -> None:
         """Hold every message holding `words` from now on."""
@@ -209,11 +213,16 @@ class SocketHold:
             assert time.monotonic() < deadline, f"no message holding {words!r} was held in {timeout} s"
             self.page.wait_for_timeout(50)
 
+    def stop(self) -> None:
+        """Hold nothing more; the held messages are dropped (their page is being left)."""
+        self.words = None
+        self.held.clear()
+
     def release(self) -> None:
         """Send the held messages in their order; hold nothing more."""
         self.words = None
-        for upstream, message in self.held:
-            upstream.send(message)
+        for receiver, message in self.held:
+            receiver.send(message)
         self.held.clear()
 
 

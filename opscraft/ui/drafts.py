@@ -32,8 +32,9 @@ from nicegui import context, ui
 
 from opscraft.ui.widgets import one_shot, opening_dialog
 
-# Browser side. `take` hands the stored draft to the server and only then arms capturing, so the
-# freshly rendered (empty) form never overwrites the draft it is about to restore.
+# Browser side. `take` hands the stored draft to the server and only then arms capturing of the
+# whole form, so the freshly rendered (empty) form never overwrites the draft it is about to
+# restore; before that, only the fields the person changed are kept (`early`).
 DRAFTS_JS = """<script>
 window.ocDrafts = window.ocDrafts || {
   armed: {},
@@ -62,23 +63,57 @@ window.ocDrafts = window.ocDrafts || {
     return field ? field.value : null;
   },
   origins: {},
+  // The fields of each form not armed yet that the person changed (typed into, clicked) on this
+  // page: their values are kept before the server's `take` arms the form (`early`).
+  touched: {},
+  values(container, only) {
+    const values = {};
+    container.querySelectorAll("[data-draft]").forEach((el) => {
+      if (only && !only.has(el.dataset.draft) && el.dataset.draftAlways === undefined) return;
+      const value = this.read(el);
+      if (value !== null) values[el.dataset.draft] = value;
+    });
+    return values;
+  },
   capture() {
     document.querySelectorAll("[data-draft-form]").forEach((container) => {
       const form = container.dataset.draftForm;
-      if (!this.armed[form]) return;
-      const values = {};
-      container.querySelectorAll("[data-draft]").forEach((el) => {
-        const value = this.read(el);
-        if (value !== null) values[el.dataset.draft] = value;
-      });
+      if (!this.armed[form]) return this.early(form, container);
+      const values = this.values(container);
       values.__origin = this.origins[form] || null;
       try { sessionStorage.setItem(this.key(form), JSON.stringify(values)); } catch (e) { /* full */ }
     });
   },
+  // Typing before the server armed the form (a busy server answers the page's connection late,
+  // and a reload then lost what was typed): only the touched fields (and those restored always,
+  // such as the base the edit started from) are written, into the draft an earlier page left
+  // (its origin kept) or into one marked `__early`, which `take` completes with the fields as
+  // they show (no origin: each is compared with the form as built again).
+  early(form, container) {
+    const touched = this.touched[form];
+    if (!touched || !touched.size) return;
+    let values = null;
+    try { values = JSON.parse(sessionStorage.getItem(this.key(form)) || "null"); } catch (e) { /* bad */ }
+    values = Object.assign(values || { __early: true }, this.values(container, touched));
+    try { sessionStorage.setItem(this.key(form), JSON.stringify(values)); } catch (e) { /* full */ }
+  },
+  touch(event) {
+    const el = event.target && event.target.closest ? event.target.closest("[data-draft]") : null;
+    const container = el ? el.closest("[data-draft-form]") : null;
+    if (!container || this.armed[container.dataset.draftForm]) return;
+    const form = container.dataset.draftForm;
+    (this.touched[form] = this.touched[form] || new Set()).add(el.dataset.draft);
+  },
   take(form, origin) {
     this.armed[form] = true;
+    delete this.touched[form];
     const raw = sessionStorage.getItem(this.key(form));
-    const stored = raw ? JSON.parse(raw) : null;
+    let stored = raw ? JSON.parse(raw) : null;
+    if (stored && stored.__early) {
+      delete stored.__early;
+      const container = document.querySelector(`[data-draft-form="${CSS.escape(form)}"]`);
+      stored = Object.assign(container ? this.values(container) : {}, stored);
+    }
     // The values the form was built with when the draft began (kept across reloads).
     this.origins[form] = (stored && stored.__origin) || origin;
     return stored;
@@ -92,6 +127,7 @@ window.ocDrafts = window.ocDrafts || {
     const values = JSON.parse(raw);
     const origin = values.__origin;
     delete values.__origin;
+    delete values.__early;
     const same = (value, built) => JSON.stringify(value) === JSON.stringify(built)
       || (typeof value !== "object" && String(value) === String(built ?? ""));
     return Object.entries(values).some(([name, v]) =>
@@ -99,13 +135,14 @@ window.ocDrafts = window.ocDrafts || {
   },
   clear(form) {
     this.armed[form] = false;
+    delete this.touched[form];
     sessionStorage.removeItem(this.key(form));
   },
   // Whether the draft of `form` holds something typed (`peek`) and was left by an earlier page:
-  // not a form armed in this page (a dialog opened and typed into before the page's check came
-  // back, on a busy server, was opened a second time over itself).
+  // not a form armed or typed into in this page (a dialog opened and typed into before the
+  // page's check came back, on a busy server, was opened a second time over itself).
   left(form) {
-    return !this.armed[form] && this.peek(form);
+    return !this.armed[form] && !this.touched[form] && this.peek(form);
   },
   // The forms whose key starts with `prefix` and whose draft was left by an earlier page (`left`).
   pending(prefix) {
@@ -120,7 +157,10 @@ window.ocDrafts = window.ocDrafts || {
 if (!window.ocDraftsTimer) {
   window.ocDraftsTimer = setInterval(() => ocDrafts.capture(), 1000);
   ["input", "change", "keyup", "click"].forEach((name) =>
-    document.addEventListener(name, () => setTimeout(() => ocDrafts.capture(), 0), true));
+    document.addEventListener(name, (event) => {
+      ocDrafts.touch(event);
+      setTimeout(() => ocDrafts.capture(), 0);
+    }, true));
   // A reload or a navigation within the timer's second keeps the very last input too.
   window.addEventListener("pagehide", () => ocDrafts.capture());
 }
@@ -210,6 +250,7 @@ class Draft:
             element.props("data-draft-multiple")
         if always:
             self.always.add(name)
+            element.props("data-draft-always")  # kept with typing done before the tab is asked
         if convert is None:
             if isinstance(element, ui.number):
                 convert = _number
