@@ -272,7 +272,6 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
     `ticking`: for a page's periodic refresh rather than a click. A role that lost `permission`
     (an admin demoted meanwhile) then loads the page again, which says that the role may not
     open it, instead of leaving the page as it was with a red notice at every tick."""
-    ended = "user_id" in app.storage.user
     actor = await session.current_actor()
     if actor is None:
         # Once per page: a page's timers re-check together (a list's and the badge's), and the
@@ -283,7 +282,7 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
         # tab (it went to the login page without a word, and from there to the dashboard).
         if context.client not in _SENT_TO_LOGIN:
             _SENT_TO_LOGIN.add(context.client)
-            ui.navigate.to(session.login_url(_request_path(), session.ended_notice() if ended else "logout"))
+            ui.navigate.to(session.login_url(_request_path(), session.ended_notice() or "logout"))
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:
@@ -388,10 +387,9 @@ def protected_page(path: str, permission: Permission | None = None, title: str =
 
     def decorator(func: Callable[..., Awaitable[None]]) -> Callable[..., Any]:
         async def page(*args: Any, **kwargs: Any) -> Response | None:
-            ended = "user_id" in app.storage.user
             actor = await session.current_actor()
             if actor is None:
-                target = session.login_url(_request_path(), session.ended_notice() if ended else None)
+                target = session.login_url(_request_path(), session.ended_notice())
                 return RedirectResponse(target, status_code=303)
             if permission is not None and not can(actor.user, permission):
                 context.client.status_code = 403

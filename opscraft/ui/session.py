@@ -112,14 +112,21 @@ async def current_actor() -> Actor | None:
             return None
         except Unauthorized:
             log_out()
+            app.storage.user[_ENDED] = "ended"
             return None
     return Actor(user, client_ip())
 
 
-def ended_notice() -> str:
-    """The login page's notice for a session that `current_actor` just found ended: "expired"
-    past its absolute lifetime, "ended" otherwise (a password change elsewhere, a deactivation)."""
-    return str(app.storage.user.pop(_ENDED, "ended"))
+def ended_notice() -> str | None:
+    """The login page's notice for a session that `current_actor` found ended, once: "expired"
+    past its absolute lifetime, "ended" otherwise (a password change elsewhere, a deactivation);
+    None when no check ended it (a logout, in this tab or another, forgot the sign-in).
+
+    Kept in the session's storage rather than judged by whether a sign-in is still there: a page's
+    two timers re-check together, and the second, starting after the first had forgotten the
+    ended sign-in but before it had gone to the login page, said "You are logged out"."""
+    notice = app.storage.user.pop(_ENDED, None)
+    return None if notice is None else str(notice)
 
 
 # Messages the login page shows, by key (never text taken from the URL).
