@@ -233,3 +233,20 @@ def test_the_page_survives_back_a_reload_and_a_shared_link(
         page.wait_for_url(second_page)
     page.locator(".q-pagination").get_by_role("button", name="1").click()
     page.wait_for_url(f"{site.url}{path}")
+
+
+def test_the_script_page_keeps_the_tab_opened(site: LiveServer, page: Any) -> None:
+    """The tab opened is put in the address (a reload showed the tab the page was opened on, and
+    a Versions page kept there outlived a switch to another tab)."""
+    script = create_script(site, token(site, "admin"), "tabbed", "echo hi\n")
+    opened = f"{site.url}/scripts/{script['id']}"
+    log_in(page, site, "admin", then=f"/scripts/{script['id']}")
+    page.get_by_test_id("tab-content").click()
+    page.wait_for_url(f"{opened}?tab=content")
+    page.reload()
+    wait_connected(page)
+    assert "q-tab--active" in (page.get_by_test_id("tab-content").get_attribute("class") or "")
+    page.get_by_test_id("tab-versions").click()
+    page.wait_for_url(f"{opened}?tab=versions")
+    page.get_by_test_id("tab-overview").click()
+    page.wait_for_url(opened)
