@@ -115,8 +115,8 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     with _database_locked(live_server):
         page.get_by_test_id("rollback-confirm").click()
         page.get_by_test_id("rollback-dialog").wait_for(state="detached")
-    page.wait_for_url(f"{live_server.url}/scripts/{script_id}?tab=versions")
-    assert "version 3" in page.get_by_test_id("script-version").inner_text()
+    page.wait_for_url(f"{live_server.url}/scripts/{script_id}?tab=versions")  # the tab's: kept
+    page.get_by_test_id("script-version").filter(has_text="version 3").wait_for()
     page.get_by_test_id("tab-content").click()
     assert "echo bye" not in _code(page, "script-content")
     assert 'echo "Hello $WHO x $COUNT"' in _code(page, "script-content")

@@ -1,8 +1,8 @@
 """The audit log, users and secrets lists keep their filters in the address: a reload, Back from
 another page or a shared link shows the same rows (the filters were lost: every row was listed
 again); an empty table says whether the filters match nothing or there is nothing yet. The
-scripts, users and secrets lists keep their page there too (Back from a script on page 2 showed
-page 1)."""
+scripts, users, secrets, audit log and API tokens lists and a script's versions keep their page
+there too, with their filters (Back from a script on page 2 showed page 1)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opscraft.ui import scripts, secrets, users
+from opscraft.ui import audit, script_page, scripts, secrets, tokens, users
 from tests.conftest import LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
@@ -146,51 +146,78 @@ def test_every_list_page_reads_emptied_filters_as_no_filters(site: LiveServer, p
     _summary(page, unfiltered)
 
 
-# The name in the first row of the table `id` (its first cell's first line).
-FIRST_ROW = "document.querySelector(`[data-testid=${id}] tbody tr td`)?.innerText.split('\\n')[0]"
+# The text of the first row the selector finds (a table's first cell, a token's card).
+FIRST_ROW = "document.querySelector(sel)?.innerText"
 
 
-def _fill_two_pages(server: LiveServer, admin: dict[str, str], path: str) -> None:
-    """Rows enough for two pages of the list at `path`, with the module's own (the three users and
-    DB_PASS)."""
-    if path == "/scripts":
+def _fill_two_pages(server: LiveServer, admin: dict[str, str], listed: str) -> str:
+    """Rows enough for two pages of the list `listed` (a page's path, but `versions`), with the
+    module's own (the three users and DB_PASS); the list's address, its filters in it."""
+
+    def send(method: str, path: str, body: dict[str, Any], status: int) -> dict[str, Any]:
+        sent = httpx.request(
+            method, f"{server.url}/api/v1{path}", json=body, headers=admin, timeout=API_TIMEOUT
+        )
+        assert sent.status_code == status, sent.text
+        return dict(sent.json())
+
+    if listed == "/scripts":
         for i in range(scripts.PAGE_SIZE + 1):
             create_script(server, admin, f"paged-{i:02d}", "echo hi\n")
-    elif path == "/users":
+    elif listed == "/users":
         for i in range(users.PAGE_SIZE - 2):
             api_user(server, admin, f"paged-{i:02d}", "viewer")
-    else:
+    elif listed == "/secrets":
         for i in range(secrets.PAGE_SIZE):
-            body = {"name": f"PAGED_{i:02d}", "value": "paged-value-1"}
-            created = httpx.post(
-                f"{server.url}/api/v1/secrets", json=body, headers=admin, timeout=API_TIMEOUT
-            )
-            assert created.status_code == 201, created.text
+            send("POST", "/secrets", {"name": f"PAGED_{i:02d}", "value": "paged-value-1"}, 201)
+    elif listed == "/audit":  # the viewer (user 3) renamed: the only user.update events
+        for i in range(audit.PAGE_SIZE + 1):
+            send("PUT", "/users/3", {"full_name": f"Paged {i:02d}"}, 200)
+        return "/audit?action=user.update"
+    elif listed == "/tokens":  # the admin's own: every user's listed (the admin's switch) too
+        for i in range(tokens.PAGE_SIZE + 1):
+            send("POST", "/tokens", {"name": f"paged-{i:02d}"}, 201)
+        return "/tokens?all=true"
+    else:  # a script's versions: the first, and one per change of its content
+        script = create_script(server, admin, "versioned", "echo 0\n")
+        for i in range(1, script_page.VERSIONS_PAGE + 1):
+            send("PUT", f"/scripts/{script['id']}", {"content": f"echo {i}\n"}, 200)
+        return f"/scripts/{script['id']}?tab=versions"
+    return listed
 
 
-LISTS = [("/scripts", "scripts-table"), ("/users", "users-table"), ("/secrets", "secrets-table")]
+LISTS = [
+    ("/scripts", "[data-testid=scripts-table] tbody tr td"),
+    ("/users", "[data-testid=users-table] tbody tr td"),
+    ("/secrets", "[data-testid=secrets-table] tbody tr td"),
+    ("/audit", "[data-testid=audit-table] tbody tr"),
+    ("/tokens", ".q-card[data-testid^=token-]"),
+    ("versions", "[data-testid=versions-table] tbody tr td"),
+]
 
 
-@pytest.mark.parametrize(("path", "table"), LISTS)
+@pytest.mark.parametrize(("listed", "first_row"), LISTS)
 def test_the_page_survives_back_a_reload_and_a_shared_link(
-    site: LiveServer, page: Any, path: str, table: str
+    site: LiveServer, page: Any, listed: str, first_row: str
 ) -> None:
-    """Page 2 of a list stays page 2 after Back from another page and a reload, `?page=2` opens it,
-    and a page past the last (`?page=99`, rows deleted since the link was shared) shows the last."""
-    _fill_two_pages(site, token(site, "admin"), path)
+    """Page 2 of a list stays page 2 after Back from another page and a reload, `?page=2` opens it
+    (with the list's filters: `/tokens?all=true&page=2`), and a page past the last
+    (`?page=99`, rows deleted since the link was shared) shows the last."""
+    path = _fill_two_pages(site, token(site, "admin"), listed)
+    second_page = f"{site.url}{path}{'&' if '?' in path else '?'}page=2"
     log_in(page, site, "admin")
     page.goto(f"{site.url}{path}")
     wait_connected(page)
     page.locator(".q-pagination").get_by_role("button", name="1").wait_for()
-    first = page.evaluate(f"id => {FIRST_ROW}", table)
+    first = page.evaluate(f"sel => {FIRST_ROW}", first_row)
     page.locator(".q-pagination").get_by_role("button", name="2").click()
-    page.wait_for_url(f"{site.url}{path}?page=2")
-    page.wait_for_function(f"([id, first]) => {FIRST_ROW} !== first", arg=[table, first])
-    second = page.evaluate(f"id => {FIRST_ROW}", table)
+    page.wait_for_url(second_page)
+    page.wait_for_function(f"([sel, first]) => {FIRST_ROW} !== first", arg=[first_row, first])
+    second = page.evaluate(f"sel => {FIRST_ROW}", first_row)
 
     def shows_page_2() -> None:
         wait_connected(page)
-        page.wait_for_function(f"([id, second]) => {FIRST_ROW} === second", arg=[table, second])
+        page.wait_for_function(f"([sel, second]) => {FIRST_ROW} === second", arg=[first_row, second])
         current = page.locator(".q-pagination .q-btn[aria-current=true]")
         assert current.inner_text() == "2"
 
@@ -201,8 +228,25 @@ def test_the_page_survives_back_a_reload_and_a_shared_link(
     page.reload()
     shows_page_2()
     for past in ("99", "1" + "0" * 23):  # the second: past any integer the database takes
-        page.goto(f"{site.url}{path}?page={past}")
+        page.goto(second_page.replace("page=2", f"page={past}"))
         shows_page_2()
-        page.wait_for_url(f"{site.url}{path}?page=2")
+        page.wait_for_url(second_page)
     page.locator(".q-pagination").get_by_role("button", name="1").click()
     page.wait_for_url(f"{site.url}{path}")
+
+
+def test_the_script_page_keeps_the_tab_opened(site: LiveServer, page: Any) -> None:
+    """The tab opened is put in the address (a reload showed the tab the page was opened on, and
+    a Versions page kept there outlived a switch to another tab)."""
+    script = create_script(site, token(site, "admin"), "tabbed", "echo hi\n")
+    opened = f"{site.url}/scripts/{script['id']}"
+    log_in(page, site, "admin", then=f"/scripts/{script['id']}")
+    page.get_by_test_id("tab-content").click()
+    page.wait_for_url(f"{opened}?tab=content")
+    page.reload()
+    wait_connected(page)
+    assert "q-tab--active" in (page.get_by_test_id("tab-content").get_attribute("class") or "")
+    page.get_by_test_id("tab-versions").click()
+    page.wait_for_url(f"{opened}?tab=versions")
+    page.get_by_test_id("tab-overview").click()
+    page.wait_for_url(opened)

@@ -145,7 +145,7 @@ def test_a_missing_page_answers_404_inside_the_frame_and_unknown_parameters_are_
     # does not pass for an applied one, and a link with a tracking tag still works.
     for path, problem in {
         "/audit?actor_id=abc": "actor_id is not a parameter of this page (it reads only action, "
-        "actor_name, since, target_id, target_type, until)",
+        "actor_name, page, since, target_id, target_type, until)",
         "/executions?scrip_id=1": "scrip_id is not a parameter of this page (it reads only cursor, host, "
         "host_status, script_id, since, status, trigger, until, user_id)",
         "/?utm_source=mail": "utm_source is not a parameter of this page (it reads none)",

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from opscraft.ui import labels
 from tests.conftest import LiveServer
 from tests.ui_journey import api, journey_server, journey_tokens, signed_in
 
@@ -105,7 +106,8 @@ def test_a_webhook_url_changed_meanwhile_on_the_same_host_is_not_overwritten(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """The URL shows masked (`https://hooks.example/…`), the same for every URL of that host: the
-    dialog's base holds the sealed URL's fingerprint, so a URL saved meanwhile is still caught."""
+    dialog's base holds the sealed URL's fingerprint, so a URL saved meanwhile is still caught.
+    The dialog names the channel's kind as the kind list does, and only so."""
     admin = tokens["admin"]
     body = {"name": "hook-ops", "kind": "webhook", "config": {"url": "https://hooks.example/t/one"}}
     channel = api(server, "POST", "/notifications/channels", admin, json=body)
@@ -113,6 +115,11 @@ def test_a_webhook_url_changed_meanwhile_on_the_same_host_is_not_overwritten(
     signed_in(page, server, "admin", "/notifications")
     page.get_by_test_id("channel-edit-hook-ops").click()
     assert page.get_by_test_id("channel-url").input_value() == "https://hooks.example/…"
+    # The kind has one name (the URL's label called it "generic webhook", the kind list another).
+    dialog = page.locator(".q-dialog")
+    kind = labels.CHANNEL_KIND["webhook"]
+    expect(dialog.locator(".q-field", has=page.get_by_test_id("channel-kind"))).to_contain_text(kind)
+    assert "generic" not in dialog.inner_text().lower()
     moved = api(server, "PUT", path, admin, json={"config": {"url": "https://hooks.example/t/two"}})
     page.get_by_test_id("channel-url").fill("https://hooks.example/t/three")
     page.get_by_test_id("channel-submit").click()

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from nicegui import Client
+from nicegui import Client, core
 from nicegui.page import page
 
 from opscraft.services import scripts
@@ -88,15 +88,24 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> tuple[SlowService, VersionsView]:
     return service, view
 
 
+async def _turn(view: VersionsView, number: int) -> None:
+    """A turn of the pager to page `number`, run in the pager's slot as NiceGUI runs its event
+    (the turn puts the page in the address, `KeptPage.keep_page`: a message to the browser)."""
+    with view.pager:
+        await view._on_page(SimpleNamespace(value=number))
+
+
 async def test_the_versions_shown_are_those_of_the_page_turned_to_last(
-    slow: tuple[SlowService, VersionsView],
+    slow: tuple[SlowService, VersionsView], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     service, view = slow
+    monkeypatch.setattr(core, "loop", asyncio.get_running_loop())  # the messages' (as the app's)
     await service.in_turn(
-        lambda: view._on_page(SimpleNamespace(value=2)),
-        lambda: view._on_page(SimpleNamespace(value=3)),  # turned on meanwhile
+        lambda: _turn(view, 2),
+        lambda: _turn(view, 3),  # turned on meanwhile
         (VERSIONS_PAGE, 2 * VERSIONS_PAGE),
     )
+    assert view.paged_address() == "/scripts/7?tab=versions&page=3"
     shown = [row["number"] for row in view.table.rows]
     assert shown == [row.version.number for row in _rows(2 * VERSIONS_PAGE)]
 

@@ -18,8 +18,9 @@ from opscraft.services.errors import Invalid
 from opscraft.services.permissions import Permission
 from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
-from opscraft.ui.layout import frame, guard, protected_page, run_action
-from opscraft.ui.widgets import NARROW_HIDDEN, OneRead, data_table
+from opscraft.ui.layout import frame, guard, protected_page
+from opscraft.ui.paged import PagedTable
+from opscraft.ui.widgets import NARROW_HIDDEN
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -117,12 +118,12 @@ def _filter(element: FilterField, name: str, width: str, props: str = "") -> Fil
     return element.props(f'outlined dense {props} data-testid="audit-{name}"').classes(width)
 
 
-class AuditView:
-    """The audit log page's filters, table and pager."""
+class AuditView(PagedTable):
+    """The audit log page's filters, table and pager; the filters and the page are kept in the
+    address (`AuditFilter`, `paged.KeptPage`)."""
 
-    def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter) -> None:
-        self.page = 1
-        self.reads = OneRead()
+    def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter, page: int = 1) -> None:
+        super().__init__(PAGE_SIZE, page)
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
             self.actor = _filter(
                 ui.input("Actor (username)", value=shown.actor_name), "actor", "w-36", "clearable"
@@ -139,30 +140,26 @@ class AuditView:
                 ui.input("Target id", value=shown.target_id), "target-id", "w-24", "clearable"
             )
             self.dates = DateRange("Between", "audit-dates", self._dates_changed, shown.since, shown.until)
-            ui.button("Filter", icon="filter_alt", on_click=self.apply).props(
+            ui.button("Filter", icon="filter_alt", on_click=self.reload).props(
                 'unelevated data-testid="audit-apply"'
             )
             for typed in (self.actor, self.target_id):  # Enter filters, as in every search box
-                typed.on("keydown.enter", self.apply)
+                typed.on("keydown.enter", self.reload)
             ui.button(icon="filter_alt_off", on_click=self.clear).props(
                 'flat round aria-label="Clear the filters"'
             ).tooltip("Clear the filters")
-        self.table = data_table(COLUMNS, [], "id", "Audit log")
-        self.table.props(
-            'flat bordered dense hide-pagination :rows-per-page-options="[0]" data-testid="audit-table"'
-        )
+        # A refused filter (a control character, too long, a range ending before it starts, as
+        # an address may hold) is said under its input.
+        self.filter_fields = {
+            "actor_name": self.actor,
+            "target_id": self.target_id,
+            "since": self.dates.field,
+            "until": self.dates.field,
+        }
+        self.make_table(COLUMNS, "audit-table", "Audit log").props("dense")
         self.table.add_slot("body-cell-action", ACTION_CELL)
         self.table.add_slot("body-cell-details", DETAILS_CELL)
-        with ui.row().classes("w-full items-center justify-between"):
-            self.summary = ui.label().classes("text-grey-7").props('data-testid="audit-summary"')
-            self.pager = ui.pagination(1, 1, direction_links=True, on_change=self._on_page)
-
-    async def apply(self) -> None:
-        """Show the first page of what the filters select, and put them in the address."""
-        self.page = 1
-        self.pager.value = 1
-        ui.navigate.history.replace(self.shown().address())
-        await self.refresh()
+        self.make_footer("audit-summary")
 
     def shown(self) -> AuditFilter:
         """The filters as the inputs hold them."""
@@ -175,20 +172,19 @@ class AuditView:
             self.dates.until,
         )
 
+    def address(self) -> str:
+        """`/audit` with the filters that are set (`AuditFilter.address`); the page is added."""
+        return self.shown().address()
+
     async def clear(self) -> None:
         """Clear every filter and show the first page."""
         for field in (self.actor, self.action, self.target_type, self.target_id):
             field.value = None
         self.dates.set(None, None)
-        await self.apply()
+        await self.reload()
 
     async def _dates_changed(self, since: str | None, until: str | None) -> None:
-        await self.apply()
-
-    async def _on_page(self, event: Any) -> None:
-        if event.value and event.value != self.page:
-            self.page = int(event.value)
-            await self.refresh()
+        await self.reload()
 
     def _query(self) -> audit.AuditQuery:
         shown = self.shown()
@@ -199,45 +195,29 @@ class AuditView:
             target_id=shown.target_id,
             since=_day(shown.since),
             until=_day(shown.until, end=True),
-            skip=(self.page - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE,
+            skip=self.skip,
+            limit=self.page_size,
         )
 
-    async def refresh(self) -> None:
-        """Read the page of events the filters select (re-checking view_audit) and show it; a refused filter
-        is shown under its input. One read at a time (`widgets.OneRead`: Enter, then Filter)."""
-        await self.reads.run(self._read)
-
-    async def _read(self) -> None:
-        actor = await guard(Permission.view_audit)
+    async def show_page(self, ticking: bool = False) -> None:
+        """Read the page of events the filters select (re-checking view_audit) and show it; a
+        refused filter is shown under its input (`PagedTable.load`)."""
+        actor = await guard(Permission.view_audit, ticking=ticking)
         if actor is None:
             return
 
-        async def load() -> tuple[list[AuditEvent], int]:
-            query = self._query()
+        async def fetch() -> tuple[list[AuditEvent], int]:
+            query = self._query()  # a date no day is refused here, under the dates
             async with runtime.current().db.session() as s:
                 return await audit.search(s, actor, query)
 
-        # A refused filter (a control character, too long, a range ending before it starts, as
-        # an address may hold) is said under its input.
-        fields = {"actor_name": self.actor, "target_id": self.target_id}
-        result = await run_action(
-            load, fields=fields | {"since": self.dates.field, "until": self.dates.field}
-        )
+        result = await self.load(fetch, ticking)
         if result is None:
-            self.table.rows = []
-            self.pager.set_visibility(False)
-            self.summary.text = "Nothing listed: see the message above"
             return
         events, total = result
-        self.table.rows = [_row(e) for e in events]
-        self.table.update()
-        pages = max(1, -(-total // PAGE_SIZE))
-        self.pager.max = pages
-        self.pager.set_visibility(pages > 1)
-        self.summary.text = f"{total} event{'s' if total != 1 else ''}"
+        self.show_rows([_row(e) for e in events])
         filtered = any(asdict(self.shown()).values())
-        self.table.props["no-data-label"] = "No events match these filters" if filtered else "No events yet"
+        self.show_total(total, "event", no_match="No events match these filters" if filtered else None)
 
 
 @protected_page("/audit", Permission.view_audit, title="Audit log")
@@ -249,9 +229,11 @@ async def audit_page(
     target_id: str | None = None,
     since: address.Day | None = None,
     until: address.Day | None = None,
+    page: int = 1,
 ) -> None:
-    """The events the address's filters select (`AuditFilter`); an action or target type no event
-    has is named in a warning and left out (its list offers only those events have)."""
+    """The events the address's filters select (`AuditFilter`), on its `page` (past the last: the
+    last); an action or target type no event has is named in a warning and left out (its list
+    offers only those events have)."""
     async with runtime.current().db.session() as s:
         actions, targets = await audit.facets(s, actor)
     ignored: dict[str, str] = {}
@@ -266,5 +248,5 @@ async def audit_page(
     with frame(actor, "Audit log"):
         if ignored:
             address.say_ignored(ignored)
-        view = AuditView(actions, targets, shown)
+        view = AuditView(actions, targets, shown, page)
     await view.refresh()

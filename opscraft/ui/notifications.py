@@ -308,7 +308,7 @@ async def notifications_page(actor: Actor) -> None:
                 kind = ui.select(
                     labels.CHANNEL_KIND, value=stored.kind if stored else "slack", label="Kind"
                 ).props('outlined dense data-testid="channel-kind"')
-                url = text_input("Webhook URL (generic webhook)", "channel-url", value=shown.get("url", ""))
+                url = text_input("Webhook URL", "channel-url", value=shown.get("url", ""))
                 host = text_input("SMTP host", "channel-host", value=shown.get("host", ""))
                 port = text_input("SMTP port", "channel-port", value=str(shown.get("port", "")))
                 security = ui.select(

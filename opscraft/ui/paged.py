@@ -1,5 +1,6 @@
-"""The paged-table pattern of the list pages (users, secrets, scripts): table, pager, summary,
-kept live (`follow`)."""
+"""The paged lists' page kept in the address (`KeptPage`: the audit log, API tokens, a script's
+versions) and the paged-table pattern of the list pages (users, secrets, scripts, audit log:
+`PagedTable`): table, pager, summary, kept live (`follow`)."""
 
 from __future__ import annotations
 
@@ -34,33 +35,76 @@ Listed = tuple[list[Any], int]
 """A service list call's answer: a page of rows and the total."""
 
 
-class PagedTable(ABC):
-    """Owns the page number, a flat table and the summary/pager row below it.
-
-    Subclasses build their filters, call `make_table` and `make_footer`, and implement
-    `show_page(ticking)`, which loads `skip`/`page_size` rows (`load`), puts them in the table
-    (`show_rows`) and ends with `show_total`; `refresh()` runs it, and `follow()` then keeps the
-    page shown live. The page number is kept in the address (`?page=2`, beside the list's filters:
+class KeptPage:
+    """The page a paged list shows, kept in the address (`?page=2`, beside the list's filters:
     `address`), so that Back from a row's page, a reload or a shared link shows the same page
-    (they showed page 1); `page` is the address's, a page past the last shows the last.
+    (they showed page 1). `page` is the address's; `count(total)` says the last page, and a page
+    past it (rows deleted since, a shared `?page=9`) is to be shown as the last (`past_last`).
     """
 
     def __init__(self, page_size: int, page: int = 1) -> None:
         # an address's page past any list (`?page=10**23`) still reads within `skip`'s range
         # (`paging.check`: SQLite took it for no integer): the last page is then shown
         self.page = min(max(1, page), MAX_ID // page_size)
-        self.path = ""  # the list's page, `/users` (`search_box`); none: the address is not kept
         self.page_size = page_size
-        self.last_page = 1  # of the latest `show_total`
-        # The service's filter names -> their inputs, for `load`.
-        self.filter_fields: dict[str, Any] = {}
-        self._total_shown: tuple[Any, ...] | None = None  # what `show_total` last said
-        self._reads = OneRead()
+        self.last_page = 1  # of the latest `count`
+        self._kept = ""  # the address `keep_page` last put in the browser's
 
     @property
     def skip(self) -> int:
         """How many rows come before the current page."""
         return (self.page - 1) * self.page_size
+
+    def count(self, total: int) -> int:
+        """The number of pages of `total` rows (at least 1), kept as `last_page`."""
+        self.last_page = max(1, -(-total // self.page_size))
+        return self.last_page
+
+    def past_last(self) -> bool:
+        """Whether the page is past the last one `count` found; it is then made the last (the
+        caller reads it again)."""
+        if self.page <= self.last_page:
+            return False
+        self.page = self.last_page
+        return True
+
+    def address(self) -> str:
+        """The list's address with its filters, without the page (`paged_address` adds it), or
+        empty: the page is not kept. Each list says its own."""
+        return ""
+
+    def paged_address(self) -> str:
+        """`address()` with `page=N` when the page shown is not the first."""
+        listed = self.address()
+        if self.page == 1:
+            return listed
+        return f"{listed}{'&' if '?' in listed else '?'}{urlencode({'page': self.page})}"
+
+    def keep_page(self) -> None:
+        """Put the page shown in the browser's address (`paged_address`, replacing the entry: no
+        new step of Back), when the list has an address and it changed since the last call."""
+        kept = self.paged_address() if self.address() else ""
+        if kept and kept != self._kept:
+            ui.navigate.history.replace(kept)
+        self._kept = kept
+
+
+class PagedTable(KeptPage, ABC):
+    """Owns the page number (`KeptPage`), a flat table and the summary/pager row below it.
+
+    Subclasses build their filters, call `make_table` and `make_footer`, and implement
+    `show_page(ticking)`, which loads `skip`/`page_size` rows (`load`), puts them in the table
+    (`show_rows`) and ends with `show_total`; `refresh()` runs it, and `follow()` then keeps the
+    page shown live. The page is kept in the address (`KeptPage`).
+    """
+
+    def __init__(self, page_size: int, page: int = 1) -> None:
+        super().__init__(page_size, page)
+        self.path = ""  # the list's page, `/users` (`search_box`); none: the address is not kept
+        # The service's filter names -> their inputs, for `load`.
+        self.filter_fields: dict[str, Any] = {}
+        self._total_shown: tuple[Any, ...] | None = None  # what `show_total` last said
+        self._reads = OneRead()
 
     def search_box(self, placeholder: str, testid: str, path: str, search: str | None = None) -> ui.input:
         """A debounced search input showing `search` (the page address's); its text is
@@ -80,19 +124,11 @@ class PagedTable(ABC):
         await self.reload()
 
     def address(self) -> str:
-        """The list's address with its filters, without the page (`paged_address` adds it): the
-        search box's path and search (`search_box`), or empty: no address is kept. A list with
-        other filters says its own."""
+        """The search box's path and search (`search_box`), or empty: no address is kept. A list
+        with other filters says its own."""
         if self.path and self.search:
             return f"{self.path}?{urlencode({'search': self.search})}"
         return self.path
-
-    def paged_address(self) -> str:
-        """`address()` with `page=N` when the page shown is not the first."""
-        listed = self.address()
-        if self.page == 1:
-            return listed
-        return f"{listed}{'&' if '?' in listed else '?'}{urlencode({'page': self.page})}"
 
     def matching(self) -> str:
         """` matching “search”` for the summary line when a search is set, else empty."""
@@ -155,19 +191,20 @@ class PagedTable(ABC):
         self.table.update()
         return True
 
-    def show_total(self, total: int, noun: str, suffix: str = "") -> None:
+    def show_total(self, total: int, noun: str, suffix: str = "", no_match: str | None = None) -> None:
         """The pager and summary for `total` rows (`suffix`: the search, `matching`), and what the
         empty table says: that the search matches none, or that there are none yet (it said "No
-        data available" either way)."""
-        pages = max(1, -(-total // self.page_size))
-        self.last_page = pages
-        if self._total_shown == (total, noun, suffix, pages):  # a live re-read: nothing to send
+        data available" either way); `no_match`, when given, is said instead (filters matching
+        no row)."""
+        pages = self.count(total)
+        if self._total_shown == (total, noun, suffix, no_match, pages):  # a live re-read: nothing to send
             return
-        self._total_shown = (total, noun, suffix, pages)
+        self._total_shown = (total, noun, suffix, no_match, pages)
         self.pager.max = pages
         self.pager.set_visibility(pages > 1)
         self.summary.text = f"{format_count(total)} {noun}{'s' if total != 1 else ''}{suffix}"
-        self.table.props["no-data-label"] = f"No {noun}s match the search" if suffix else f"No {noun}s yet"
+        matching_none = no_match or (f"No {noun}s match the search" if suffix else None)
+        self.table.props["no-data-label"] = matching_none or f"No {noun}s yet"
 
     def reopen_drafts(
         self,
@@ -268,12 +305,10 @@ class PagedTable(ABC):
         await self.show_page(ticking)
         if ticking:
             return
-        if self.page > self.last_page and self._total_shown is not None:  # not a refused filter
-            self.page = self.last_page
+        if self._total_shown is not None and self.past_last():  # not a refused filter
             await self.show_page(ticking)
         self.pager.value = self.page
-        if self.address():
-            ui.navigate.history.replace(self.paged_address())
+        self.keep_page()
 
     @abstractmethod
     async def show_page(self, ticking: bool = False) -> None:

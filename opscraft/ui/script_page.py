@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from nicegui import ui
 
@@ -21,6 +22,7 @@ from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui import address, side_by_side
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
+from opscraft.ui.paged import KeptPage
 from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
 from opscraft.ui.script_widgets import (
     LANGUAGES,
@@ -184,17 +186,20 @@ def _content(script: Script) -> None:
     )
 
 
-class VersionsView:
+class VersionsView(KeptPage):
     """History table, a diff between any two versions, and rollback for operators and admins.
 
     `on_read(script)` is awaited with the script each re-read finds (a version saved since the
-    page was built, a rollback refused by it), for the rest of the page to follow."""
+    page was built, a rollback refused by it), for the rest of the page to follow. The table's
+    `page` is kept in the address (`/scripts/5?tab=versions&page=2`: `paged.KeptPage`)."""
 
-    def __init__(self, actor: Actor, script: Script, on_read: Callable[[Script], Awaitable[None]]) -> None:
+    def __init__(
+        self, actor: Actor, script: Script, on_read: Callable[[Script], Awaitable[None]], page: int = 1
+    ) -> None:
+        super().__init__(VERSIONS_PAGE, page)
         self.actor = actor
         self.script = script
         self.on_read = on_read
-        self.page = 1
         # a turn of the pager, a rollback: one read at a time, each of the page as it is then
         # (an older one ending last showed its rows under the pager's newer page, for good)
         self.reads = OneRead()
@@ -232,10 +237,15 @@ class VersionsView:
         )
         self.split.props('data-testid="diff-split"').set_visibility(False)
 
+    def address(self) -> str:
+        """The Versions tab of the script's page; the table's page is added."""
+        return tab_address(self.script.id, "versions")
+
     async def _on_page(self, event: Any) -> None:
         if event.value and event.value != self.page:
             self.page = int(event.value)
             await self.refresh()
+            self.keep_page()
 
     async def refresh(self, *, reread_script: bool = True) -> None:
         """Read the script again (unless `reread_script` is False: the page was just built from
@@ -249,11 +259,17 @@ class VersionsView:
         actor = await guard(Permission.view_scripts)
         if actor is None:
             return
-        skip = (self.page - 1) * VERSIONS_PAGE
 
         async def read() -> tuple[Script, tuple[list[scripts.VersionRow], int]]:
             script = await call(scripts.get, actor, self.script.id) if reread_script else self.script
-            return script, await call(scripts.list_versions, actor, script.id, skip=skip, limit=VERSIONS_PAGE)
+            while True:  # a page past the last (an address's `?page=9`): the last
+                listed = await call(
+                    scripts.list_versions, actor, script.id, skip=self.skip, limit=self.page_size
+                )
+                self.count(listed[1])
+                if not self.past_last():
+                    return script, listed
+                self.keep_page()
 
         result = await run_action(read)
         if result is None:
@@ -277,8 +293,9 @@ class VersionsView:
             }
             for row in rows
         ]
-        self.pager.max = max(1, -(-total // VERSIONS_PAGE))
-        self.pager.set_visibility(total > VERSIONS_PAGE)
+        self.pager.max = self.last_page
+        self.pager.value = self.page
+        self.pager.set_visibility(total > self.page_size)
 
     async def compare(self) -> None:
         """Show the difference between the two chosen versions, unified or side by side; one
@@ -429,10 +446,17 @@ def _confirm_delete(script: Script) -> None:
     dialog.open()
 
 
+def tab_address(script_id: int | None, tab: str) -> str:
+    """The address of the script page's `tab` (`/scripts/5?tab=versions`; the overview's:
+    `/scripts/5`)."""
+    return f"/scripts/{script_id}" if tab == "overview" else f"/scripts/{script_id}?{urlencode({'tab': tab})}"
+
+
 @protected_page("/scripts/{script_id}", Permission.view_scripts, title="Script")
-async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> None:
+async def script_page(actor: Actor, script_id: int, tab: str = "overview", page: int = 1) -> None:
     """Page /scripts/{id} (needs view_scripts): the script's overview, content, versions and the registered
-    tabs; `tab` selects the open tab (an unknown one is named and ignored).
+    tabs; `tab` selects the open tab (an unknown one is named and ignored), and is kept in the
+    address when another is opened; `page` is the Versions table's (past the last: the last).
     """
     try:
         script = await call(scripts.get, actor, script_id)
@@ -461,6 +485,8 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
             element.props(f'data-testid="tab-{key}"')
         if tab not in own:  # named, like any address part the page does not read (ui/address.py)
             address.say_ignored(address.unknown_choice("tab", tab, list(own)))
+        elif page != 1 and tab != "versions":
+            address.say_ignored({"page": "is the Versions tab's (tab=versions)"})
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
             overview = ui.refreshable(_overview_panel)
             content = ui.refreshable(_content)
@@ -486,10 +512,19 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview") -> No
                 content.refresh(newer)
 
             with ui.tab_panel(own["versions"]):
-                versions = VersionsView(actor, script, follow)
+                versions = VersionsView(actor, script, follow, page if tab == "versions" else 1)
                 await versions.refresh(reread_script=False)
                 if script.current_version > 1:
                     await versions.compare()
             for ext in extensions:
                 with ui.tab_panel(own[ext.key]):
                     await ext.render(actor, script)
+
+        def keep_tab(event: Any) -> None:
+            """The tab opened, in the address (a reload, Back or a shared link opened the one the
+            page was opened on); the Versions tab's with the table's page."""
+            key = str(event.value)
+            kept = versions.paged_address() if key == "versions" else tab_address(script.id, key)
+            ui.navigate.history.replace(kept)
+
+        tabs.on_value_change(keep_tab)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from nicegui import ui
 
@@ -13,8 +14,9 @@ from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
-from opscraft.ui import drafts, labels
+from opscraft.ui import address, drafts, labels
 from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
+from opscraft.ui.paged import KeptPage
 from opscraft.ui.widgets import (
     OneRead,
     Redrawn,
@@ -66,40 +68,60 @@ def _row(info: TokenInfo, revoke: Any) -> None:
         )
 
 
+class TokenPages(KeptPage):
+    """The page of tokens shown and whether every user's are (`all_users`, an admin's switch),
+    kept in the address as the API reads them (`/tokens?all=true&page=2`: `paged.KeptPage`)."""
+
+    def __init__(self, page: int, all_users: bool) -> None:
+        super().__init__(PAGE_SIZE, page)
+        self.all_users = all_users
+
+    def address(self) -> str:
+        """`/tokens`, with `all=true` when every user's tokens are shown."""
+        return f"/tokens?{urlencode({'all': 'true'})}" if self.all_users else "/tokens"
+
+
 @protected_page("/tokens", None, "API tokens")
-async def tokens_page(actor: Actor) -> None:
+async def tokens_page(actor: Actor, page: int = 1, all: bool = False) -> None:
     """Page /tokens (any signed-in user): one's API tokens, created, listed and revoked; an admin may show
-    every user's.
+    every user's (`all`, named as by `GET /api/v1/tokens`; another user's address saying it is
+    named and ignored). `page`: the page shown (past the last: the last).
     """
+    admin = can(actor.user, Permission.manage_users)
     with frame(actor, "API tokens"):
+        if all and not admin:
+            address.say_ignored({"all": "is for admins only (your own tokens are listed)"})
         ui.markdown(
             "Personal access tokens let scripts and CI pipelines call the API as you: "
             "send `Authorization: Bearer <token>`. A token's role is never above yours."
         ).classes("text-grey-7")
-        everyone = {"on": False}
-        paging = {"page": 1}
+        paging = TokenPages(page, all and admin)
         reads = OneRead()
 
         async def turn(event: Any) -> None:
-            if event.value and event.value != paging["page"]:
-                paging["page"] = int(event.value)
+            if event.value and event.value != paging.page:
+                paging.page = int(event.value)
                 await update()
 
         async def read(current: Actor) -> tuple[list[TokenInfo], int]:
-            """The page of tokens shown (back to the first when it is past the last: tokens
-            deleted with their owner meanwhile) and the total."""
+            """The page of tokens shown (the last when it is past the last: tokens deleted with
+            their owner meanwhile, an address's `?page=9`) and the total."""
             while True:
-                skip = (paging["page"] - 1) * PAGE_SIZE
                 rows, total = await call(
-                    api_tokens.list_tokens, current, all_users=everyone["on"], skip=skip, limit=PAGE_SIZE
+                    api_tokens.list_tokens,
+                    current,
+                    all_users=paging.all_users,
+                    skip=paging.skip,
+                    limit=paging.page_size,
                 )
-                if rows or not total or paging["page"] == 1:
+                paging.count(total)
+                if not paging.past_last():
                     return rows, total
-                paging["page"] = 1
 
         def show(listed: tuple[list[TokenInfo], int]) -> None:
             rows.show(listed[0])
-            footer.show((listed[1], paging["page"]))
+            footer.show((listed[1], paging.page))
+            paging.keep_page()
 
         async def update() -> None:
             """Show the tokens as the switch and the pager say now. As the user is now, not as
@@ -175,7 +197,7 @@ async def tokens_page(actor: Actor) -> None:
                     )
                     if created is not None:
                         await close_saved(dialog, None, draft)
-                        paging["page"] = 1  # newest first: the new token heads the first page
+                        paging.page = 1  # newest first: the new token heads the first page
                         await update()
                         show_once(created[1])
 
@@ -186,14 +208,16 @@ async def tokens_page(actor: Actor) -> None:
             ui.button("Create token", icon="add", on_click=opens_dialog(open_create)).props(
                 'unelevated data-testid="token-add"'
             )
-            if can(actor.user, Permission.manage_users):
+            if admin:
 
                 async def toggle(e: Any) -> None:
-                    everyone["on"] = bool(e.value)
-                    paging["page"] = 1
+                    paging.all_users = bool(e.value)
+                    paging.page = 1
                     await update()
 
-                ui.switch("Show every user's tokens", on_change=toggle).props('data-testid="tokens-all"')
+                ui.switch("Show every user's tokens", value=paging.all_users, on_change=toggle).props(
+                    'data-testid="tokens-all"'
+                )
         first = await guard()
         listed = await run_action(lambda: read(first)) if first is not None else None
         rows = Rows(
@@ -203,7 +227,8 @@ async def tokens_page(actor: Actor) -> None:
             picture=lambda info: (info.token.model_dump(), info.username, info.active, info.acts_as),
             empty=("No tokens yet.", "tokens-empty"),
         )
-        footer = Redrawn(draw_footer, (listed[1] if listed else 0, paging["page"]))
+        footer = Redrawn(draw_footer, (listed[1] if listed else 0, paging.page))
+        paging.keep_page()
         follow(read, show, reads=reads)
         # the dialog whose typing a reload interrupted (the tab's draft of it)
         one_shot(0, lambda: drafts.reopen(DRAFTS, open_create))
