@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection
 
 from opscraft.config import Settings
-from opscraft.db import unreachable
+from opscraft.db import clock, unreachable
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import (
     ansible_options,
@@ -69,7 +70,7 @@ class Executor:
         runners: Mapping[str, Runner],
         secrets: SecretSource | None,
         on_finished: Callable[[int], None],
-        allowed: frozenset[str] | None = None,
+        claimable: Callable[[], frozenset[str] | None] = lambda: None,
         plans: PlanStore | None = None,
     ) -> None:
         self.settings = settings
@@ -82,7 +83,8 @@ class Executor:
         self.runners = runners
         self.secrets = secrets
         self.on_finished = on_finished
-        self.allowed = allowed
+        self.claimable = claimable
+        """The runners this worker claims runs of now (`Worker.claimable`); None: every runner."""
         self.plans = plans
         self._lock = threading.Lock()
         self._active: dict[int, RunControl] = {}
@@ -100,9 +102,10 @@ class Executor:
         # Watch before claiming: a cancel that lands after the claim always finds this watcher.
         self._watch(execution_id, control)
         missed = False  # not claimed: no longer queued, or for a runner not offered here
+        runners = self.claimable()
         try:
             try:
-                claim = self._claim(execution_id)
+                claim = self._claim(execution_id, runners)
             except store.HeldBack:
                 return
             if claim is None:
@@ -111,24 +114,23 @@ class Executor:
             self._start(claim, control)
         finally:
             self._unwatch(execution_id, control)
-            if missed and self.allowed is not None:
+            if missed and runners is not None:
                 self._hand_back(execution_id)
 
-    def _claim(self, execution_id: int) -> store.Claim | None:
-        """Claim run `execution_id` (`store.claim`; raises `HeldBack`). When more runs wait at
+    def _claim(self, execution_id: int, runners: frozenset[str] | None) -> store.Claim | None:
+        """Claim run `execution_id` if it is for one of `runners` (None: any; `store.claim`;
+        raises `HeldBack`). When more runs wait at
         the front of this process's queue (a burst: `HueyQueue.queued_ahead`), they are claimed
         with it in one transaction (`store.claim_batch`) and handed back to the queue's front,
         claimed (`_hand`: a consumer thread then starts them without a transaction of their own)
         or not (their scripts' concurrency limits, or no longer queued: `store.claim` weighs
         them one by one). So a burst of 1,000 runs on 4 threads costs about 250 claim
-        transactions instead of 1,000 (docs/benchmarks.md, session 32). Not with `allowed`
-        runners (a worker of its own, whose queue is never in memory)."""
+        transactions instead of 1,000 (docs/benchmarks.md, session 32). Not while this worker
+        claims only some `runners` (`opscraft worker --runner`, or its Docker engine down)."""
         queue = self.queue
-        ahead = (
-            queue.queued_ahead(CLAIM_AHEAD) if isinstance(queue, HueyQueue) and self.allowed is None else []
-        )
+        ahead = queue.queued_ahead(CLAIM_AHEAD) if isinstance(queue, HueyQueue) and runners is None else []
         if not ahead:
-            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, runners)
         try:
             claims = self.db.run(store.claim_batch, self.settings, self.worker_id, [execution_id, *ahead])
         except BaseException:
@@ -143,7 +145,7 @@ class Executor:
             self.abandon(list(runs.values()))
         mine = claimed.get(execution_id)
         if mine is None:  # of a limited script, or gone: weighed alone
-            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, runners)
         return mine
 
     def take(self, conn: Connection, members: list[tuple[Any, int]]) -> dict[int, Callable[[], None]]:
@@ -165,13 +167,14 @@ class Executor:
         if free <= 0:
             return {}
         limited = store.limited(conn, {row.script_id for row, _ in members})
+        runners = self.claimable()
         taken: dict[int, Callable[[], None]] = {}
         for row, execution_id in members:
             if len(taken) >= free:
                 break
             if row.script_id in limited:
                 continue
-            claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.allowed)
+            claim = store.claim(conn, self.settings, self.worker_id, execution_id, runners)
             if claim is not None:
                 taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()), row)
         return taken
@@ -255,11 +258,15 @@ class Executor:
             self.queue.enqueue(waiting)
 
     def _hand_back(self, execution_id: int) -> None:
-        """After a claim limited to `allowed` runners found nothing: a run still queued is for
-        another runner and goes back to the queue for a worker that offers it (after a pause, so
-        a run nobody here can take does not spin). Checked only then, so a claim costs one
-        transaction whatever the worker offers."""
-        if self.db.run(store.queued_runner, execution_id) is None:
+        """After a claim limited to this worker's runners found nothing: a run still queued is
+        for another runner. It goes back to the queue when another live worker offers that
+        runner (after a pause, so a run nobody here can take does not spin); else it stays
+        queued, in the database only, and the worker that comes to offer its runner enqueues it
+        (`Worker.release_waiting`, or a worker's start); `services.executions.why_queued` says
+        why it waits meanwhile. Checked only then, so a claim costs one transaction whatever the
+        worker offers."""
+        since = clock.now() - timedelta(seconds=self.settings.worker_lost_seconds)
+        if not self.db.run(store.offered_elsewhere, execution_id, self.worker_id, since):
             return
         time.sleep(HAND_BACK_SECONDS)
         self.queue.enqueue(execution_id)

@@ -482,10 +482,16 @@ def _inventory_gone(conn: Connection, inventory_id: int) -> str:
 _QUEUED_RUNNER = select(_E.runner).where(_E.id == bindparam("eid"), _E.status == _QUEUED)
 
 
-def queued_runner(conn: Connection, execution_id: int) -> str | None:
-    """The runner of a run that is still `queued`; None when it is not (any more)."""
+def offered_elsewhere(conn: Connection, execution_id: int, worker_id: str, since: datetime) -> bool:
+    """Whether run `execution_id` is still `queued` and a worker other than `worker_id` that
+    heartbeated after `since` and did not stop offers its runner (`workers.runners`)."""
     runner = conn.execute(_QUEUED_RUNNER, {"eid": execution_id}).scalar()
-    return None if runner is None else str(runner)
+    if runner is None:
+        return False
+    live = select(_W.runners).where(
+        _W.id != worker_id, _W.stopped_at.is_(None), compared(_W.heartbeat_at, GT, since)
+    )
+    return any(isinstance(offered, list) and runner in offered for offered in conn.execute(live).scalars())
 
 
 def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
@@ -674,6 +680,13 @@ _ALL_QUEUED = select(_E.id).where(_E.status == _QUEUED).order_by(_E.queued_at, _
 def queued(conn: Connection) -> list[int]:
     """Every `queued` run, oldest first: what the job queue must hold after it lost its jobs."""
     return [int(i) for i in conn.execute(_ALL_QUEUED).scalars()]
+
+
+def queued_for(conn: Connection, runners: list[str]) -> list[int]:
+    """Every `queued` run of one of `runners`, oldest first: the runs a worker that just came to
+    offer them enqueues (`Worker.release_waiting`)."""
+    query = _ALL_QUEUED.where(_E.runner.in_(runners))
+    return [int(i) for i in conn.execute(query).scalars()]
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from opscraft.execution.queue import HueyQueue
 
 log = logging.getLogger(__name__)
 
+ALL_RUNNERS = frozenset({"docker", "local"})
 KILL_WAIT_SECONDS = 15.0
 STALL_CHECK_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
@@ -55,7 +56,9 @@ class Worker:
     `on_finished(execution_id)` is called after each final state and run event are written.
     The ports default to this installation's (`transport`: in-process, or Redis with
     `REDIS_URL`); `make_queue(handler)` builds a consuming queue. `runners` limits what this
-    worker offers and claims (`opscraft worker --runner`); None: every runner it can use.
+    worker offers and claims (`opscraft worker --runner`); None: every runner it can use. Within
+    them it claims only runs it can run now (`claimable`): no Docker run while its Docker engine
+    does not answer.
     """
 
     def __init__(
@@ -103,7 +106,7 @@ class Worker:
             {"docker": self.docker, "local": self.local},
             secrets,
             on_finished,
-            runners,
+            self.claimable,
             plans,
         )
         self._started_at = utcnow()  # in the database's clock once `start` measured it
@@ -142,6 +145,41 @@ class Worker:
             offered.append("local")
         return offered
 
+    def claimable(self) -> frozenset[str] | None:
+        """The runners whose runs this worker claims now (None: every runner, the claims' fast
+        path): those it offered at its start or last heartbeat (`offered`), and the local
+        runner whenever `--runner` allows it, also while it is off: the claim of a local run
+        queued before an admin disabled the local runner ends that run with the reason
+        (`store.claim`) rather than leaving it queued for ever. So a worker whose Docker engine
+        stopped answering leaves Docker runs to a worker whose engine answers (it claimed them,
+        and each ended `error` at once); they wait, queued, while no live worker offers Docker
+        (`Executor._hand_back`, `release_waiting`)."""
+        runs = self._claimable_of(self.offered)
+        return None if runs >= ALL_RUNNERS else runs
+
+    def _claimable_of(self, offered: list[str]) -> frozenset[str]:
+        return frozenset(offered) | ({"local"} if self._may("local") else frozenset())
+
+    def release_waiting(self, before: list[str]) -> int:
+        """Enqueue, oldest first, the queued runs of the runners this worker claims now and did
+        not when it offered `before` (its Docker engine answers again): they waited, queued, for
+        a worker that offers their runner (`Executor._hand_back` left them in the database).
+        Returns how many were enqueued."""
+        gained = self._claimable_of(self.offered) - self._claimable_of(before)
+        if not gained:
+            return 0
+        waiting = self.store.run(store.queued_for, sorted(gained))
+        for execution_id in waiting:
+            self.queue.enqueue(execution_id)
+        if waiting:
+            log.info(
+                "worker %s offers %s again: enqueued %d run(s) waiting for it",
+                self.worker_id,
+                ", ".join(sorted(gained)),
+                len(waiting),
+            )
+        return len(waiting)
+
     def _may(self, runner: str) -> bool:
         return self.allowed is None or runner in self.allowed
 
@@ -174,9 +212,14 @@ class Worker:
     def advertise(self) -> None:
         """Offer what this worker can run now at once, between heartbeats: an admin just turned
         the local runner on or off (services/app_settings.py), and a run sent right after must
-        find it offered (`services/executions.py` reads the workers' runners)."""
+        find it offered (`services/executions.py` reads the workers' runners). Runs waiting for
+        what it offers anew (its Docker engine answering again meanwhile) are enqueued
+        (`release_waiting`)."""
+        before = self.offered
         offered = [] if self.queue.unreadable() else self._offering(self.runners())
         self.store.run(store.offer, self.worker_id, offered)
+        if offered:
+            self.release_waiting(before)
 
     def start(self) -> None:
         """Claim the worker id (`identity_lock.WorkerIdInUse` when another process runs it, before
@@ -267,10 +310,13 @@ class Worker:
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds or queue_error != reported:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
+                    before = self.offered
                     offered = [] if queue_error else self._offering(self.runners())
                     pool = self.docker.stats()
                     self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
                     reported = queue_error
+                    if queue_error is None:
+                        self.release_waiting(before)
                     self._watch.answered()
                     if self._watch.may_judge():
                         self.end_lost()

@@ -1,0 +1,106 @@
+"""A worker claims only runs of the runners it offers now, with real processes: a web-only
+`opscraft serve --workers 0`, an `opscraft worker` whose Docker engine does not answer (its
+DOCKER_HOST names a socket nobody listens on) and one whose engine answers, on a private
+PostgreSQL cluster and Redis. The tests share the cluster and run in file order.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from opscraft.services.executions import UNOFFERED
+from tests.executions.conftest import IMAGES, require_docker
+from tests.scale.cluster import FINAL, Cluster, Proc, private_cluster, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.docker]
+
+HEARTBEAT, LOST = 0.5, 4.0
+SUFFIX = secrets.token_hex(3)  # worker ids label containers on a Docker host other sessions share
+BLIND, ABLE = f"blind-{SUFFIX}", f"able-{SUFFIX}"
+ENGINE = Path("/var/run/docker.sock")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    require_docker()
+    env = {
+        "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT),
+        "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST),
+        "OPSCRAFT_WARM_POOL_SIZE": "0",  # a worker killed here leaves no warm container behind
+        "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": "5",
+        **IMAGES,
+    }
+    with private_cluster(tmp_path_factory.mktemp("offers"), env) as c:
+        web = c.web("web")
+        # Its engine's socket: absent until the last test links it to the real engine's.
+        c.worker(BLIND, slots=4, env={"DOCKER_HOST": f"unix://{_blind_socket(c)}"})
+        c.worker(ABLE, slots=1)
+        c.wait_workers_alive(web, {BLIND, ABLE})
+        yield c
+
+
+def _blind_socket(c: Cluster) -> Path:
+    return c.root / "blind-engine.sock"
+
+
+def _worker(c: Cluster, name: str) -> dict[str, object]:
+    rows = c.api(c.procs["web"]).get("/api/v1/workers").json()["items"]
+    return next(w for w in rows if w["id"] == name)
+
+
+def test_a_worker_whose_engine_is_down_leaves_docker_runs_to_one_whose_engine_answers(
+    cluster: Cluster,
+) -> None:
+    """The worker without an engine offers only `local`; it claimed Docker runs all the same (it
+    read the queue with 4 consumer threads to the other's 1) and each ended `error` at once
+    ("the Docker engine does not answer"). Now every Docker run is the other worker's."""
+    web = cluster.procs["web"]
+    assert _worker(cluster, BLIND)["runners"] == ["local"]
+    script_id = cluster.script(web, "echo docker-run\n")
+    runs = [cluster.run(web, script_id, runner="docker") for _ in range(6)]
+    for run in runs:
+        final = cluster.wait_status(web, run, FINAL)
+        assert final["status"] == "success", final
+        assert final["worker_id"] == ABLE, final
+    assert "docker-run" in cluster.output(web, runs[0])
+
+
+def test_a_docker_run_no_live_worker_offers_waits_saying_why_and_starts_once_one_does(
+    cluster: Cluster,
+) -> None:
+    """The only worker with an engine stops answering (SIGSTOP, then SIGKILL) with a Docker run
+    just sent: the run neither ends nor is taken by the worker without an engine; it stays
+    queued, and the API says why once no live worker offers Docker. When that worker's engine
+    answers (its socket now reaches the real engine) it offers Docker at its next heartbeat and
+    runs the waiting run."""
+    web = cluster.procs["web"]
+    able: Proc = cluster.procs[ABLE]
+    assert able.process is not None
+    script_id = cluster.script(web, "echo waited\n")
+    able.process.send_signal(signal.SIGSTOP)
+    try:
+        run = cluster.run(web, script_id, runner="docker")  # the web still counts it as live
+    finally:
+        able.stop(signal.SIGKILL)
+
+    def waiting() -> dict[str, object] | None:
+        row = cluster.execution(web, run)
+        assert row["status"] == "queued", row
+        return row if row["why_queued"] == UNOFFERED["docker"] else None
+
+    row = wait_for(waiting, 60, "the API to say why the Docker run waits", every=0.2)
+    assert row["worker_id"] is None, row
+    assert _worker(cluster, BLIND)["runners"] == ["local"]
+
+    _blind_socket(cluster).symlink_to(ENGINE)  # the engine answers this worker again
+    final = cluster.wait_status(web, run, FINAL, timeout=60)
+    assert final["status"] == "success", final
+    assert final["worker_id"] == BLIND, final
+    assert final["why_queued"] is None
+    assert "waited" in cluster.output(web, run)
+    assert sorted(_worker(cluster, BLIND)["runners"]) == ["docker", "local"]  # type: ignore[arg-type]
