@@ -10,12 +10,14 @@ import secrets
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from opscraft.services.executions import UNOFFERED
 from tests.executions.conftest import IMAGES, require_docker
 from tests.scale.cluster import FINAL, Cluster, Proc, private_cluster, wait_for
+from tests.ui_journey import log_in
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.docker]
 
@@ -70,14 +72,15 @@ def test_a_worker_whose_engine_is_down_leaves_docker_runs_to_one_whose_engine_an
     assert "docker-run" in cluster.output(web, runs[0])
 
 
+@pytest.mark.browser
 def test_a_docker_run_no_live_worker_offers_waits_saying_why_and_starts_once_one_does(
-    cluster: Cluster,
+    page: Any, cluster: Cluster
 ) -> None:
     """The only worker with an engine stops answering (SIGSTOP, then SIGKILL) with a Docker run
     just sent: the run neither ends nor is taken by the worker without an engine; it stays
-    queued, and the API says why once no live worker offers Docker. When that worker's engine
-    answers (its socket now reaches the real engine) it offers Docker at its next heartbeat and
-    runs the waiting run."""
+    queued, and the API and the run page, open meanwhile (the run's row does not change), say
+    why once no live worker offers Docker. When that worker's engine answers (its socket now
+    reaches the real engine) it offers Docker at its next heartbeat and runs the waiting run."""
     web = cluster.procs["web"]
     able: Proc = cluster.procs[ABLE]
     assert able.process is not None
@@ -87,6 +90,7 @@ def test_a_docker_run_no_live_worker_offers_waits_saying_why_and_starts_once_one
         run = cluster.run(web, script_id, runner="docker")  # the web still counts it as live
     finally:
         able.stop(signal.SIGKILL)
+    log_in(page, web, "admin", then=f"/executions/{run}")  # type: ignore[arg-type]
 
     def waiting() -> dict[str, object] | None:
         row = cluster.execution(web, run)
@@ -96,11 +100,16 @@ def test_a_docker_run_no_live_worker_offers_waits_saying_why_and_starts_once_one
     row = wait_for(waiting, 60, "the API to say why the Docker run waits", every=0.2)
     assert row["worker_id"] is None, row
     assert _worker(cluster, BLIND)["runners"] == ["local"]
+    note = page.get_by_test_id("queued-note")
+    note.wait_for(timeout=30_000)
+    assert "no live worker offers the Docker runner now" in note.inner_text()
 
     _blind_socket(cluster).symlink_to(ENGINE)  # the engine answers this worker again
     final = cluster.wait_status(web, run, FINAL, timeout=60)
     assert final["status"] == "success", final
     assert final["worker_id"] == BLIND, final
     assert final["why_queued"] is None
+    page.get_by_test_id("status-success").wait_for(timeout=30_000)
+    assert note.count() == 0
     assert "waited" in cluster.output(web, run)
     assert sorted(_worker(cluster, BLIND)["runners"]) == ["docker", "local"]  # type: ignore[arg-type]
