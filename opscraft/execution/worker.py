@@ -108,6 +108,7 @@ class Worker:
             on_finished,
             self.claimable,
             plans,
+            frozenset({"local"}) if self._may("local") else frozenset(),
         )
         self._started_at = utcnow()  # in the database's clock once `start` measured it
         self.offered: list[str] = []
@@ -146,26 +147,22 @@ class Worker:
         return offered
 
     def claimable(self) -> frozenset[str] | None:
-        """The runners whose runs this worker claims now (None: every runner, the claims' fast
-        path): those it offered at its start or last heartbeat (`offered`), and the local
-        runner whenever `--runner` allows it, also while it is off: the claim of a local run
-        queued before an admin disabled the local runner ends that run with the reason
-        (`store.claim`) rather than leaving it queued for ever. So a worker whose Docker engine
-        stopped answering leaves Docker runs to a worker whose engine answers (it claimed them,
-        and each ended `error` at once); they wait, queued, while no live worker offers Docker
-        (`Executor._hand_back`, `release_waiting`)."""
-        runs = self._claimable_of(self.offered)
-        return None if runs >= ALL_RUNNERS else runs
-
-    def _claimable_of(self, offered: list[str]) -> frozenset[str]:
-        return frozenset(offered) | ({"local"} if self._may("local") else frozenset())
+        """The runners whose runs this worker claims now: those it offered at its start or last
+        heartbeat (`offered`); None when that is every runner (the claims' fast path). So a
+        worker whose Docker engine stopped answering leaves Docker runs to a worker whose engine
+        answers (it claimed them, and each ended `error` at once), and one whose local runner is
+        off leaves local runs to a worker that offers it (it claimed them, and ended each as
+        disabled by an admin). A run no live worker offers waits, queued
+        (`Executor._unoffered`, `release_waiting`), except a local one, which a worker that
+        `--runner` allows the local runner claims to end it (`ends_unoffered`)."""
+        return None if set(self.offered) >= ALL_RUNNERS else frozenset(self.offered)
 
     def release_waiting(self, before: list[str]) -> int:
         """Enqueue, oldest first, the queued runs of the runners this worker claims now and did
         not when it offered `before` (its Docker engine answers again): they waited, queued, for
         a worker that offers their runner (`Executor._hand_back` left them in the database).
         Returns how many were enqueued."""
-        gained = self._claimable_of(self.offered) - self._claimable_of(before)
+        gained = set(self.offered) - set(before)
         if not gained:
             return 0
         waiting = self.store.run(store.queued_for, sorted(gained))

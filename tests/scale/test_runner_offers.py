@@ -1,7 +1,7 @@
 """A worker claims only runs of the runners it offers now, with real processes: a web-only
 `opscraft serve --workers 0`, an `opscraft worker` whose Docker engine does not answer (its
-DOCKER_HOST names a socket nobody listens on) and one whose engine answers, on a private
-PostgreSQL cluster and Redis. The tests share the cluster and run in file order.
+DOCKER_HOST names a socket nobody listens on) and whose local runner is off, and one that offers
+both, on a private PostgreSQL cluster and Redis. The tests share the cluster and run in file order.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     with private_cluster(tmp_path_factory.mktemp("offers"), env) as c:
         web = c.web("web")
         # Its engine's socket: absent until the last test links it to the real engine's.
-        c.worker(BLIND, slots=4, env={"DOCKER_HOST": f"unix://{_blind_socket(c)}"})
+        blind = {"DOCKER_HOST": f"unix://{_blind_socket(c)}", "OPSCRAFT_LOCAL_RUNNER": "0"}
+        c.worker(BLIND, slots=4, env=blind)
         c.worker(ABLE, slots=1)
         c.wait_workers_alive(web, {BLIND, ABLE})
         yield c
@@ -58,18 +59,32 @@ def _worker(c: Cluster, name: str) -> dict[str, object]:
 def test_a_worker_whose_engine_is_down_leaves_docker_runs_to_one_whose_engine_answers(
     cluster: Cluster,
 ) -> None:
-    """The worker without an engine offers only `local`; it claimed Docker runs all the same (it
+    """The worker without an engine offers nothing; it claimed Docker runs all the same (it
     read the queue with 4 consumer threads to the other's 1) and each ended `error` at once
     ("the Docker engine does not answer"). Now every Docker run is the other worker's."""
+    assert _worker(cluster, BLIND)["runners"] == []
+    _all_by_able(cluster, "docker")
+
+
+def test_a_worker_whose_local_runner_is_off_leaves_local_runs_to_one_that_offers_it(
+    cluster: Cluster,
+) -> None:
+    """The local runner is on for one worker (OPSCRAFT_LOCAL_RUNNER) and off for the other (the
+    setting is off too): the second claimed local runs and ended each as "the local runner was
+    disabled by an admin after this run was queued". Now every local run is the first one's."""
+    _all_by_able(cluster, "local")
+
+
+def _all_by_able(cluster: Cluster, runner: str) -> None:
+    """Six runs on `runner` sent at once all run, and all on the worker that offers it."""
     web = cluster.procs["web"]
-    assert _worker(cluster, BLIND)["runners"] == ["local"]
-    script_id = cluster.script(web, "echo docker-run\n")
-    runs = [cluster.run(web, script_id, runner="docker") for _ in range(6)]
+    script_id = cluster.script(web, f"echo {runner}-run\n")
+    runs = [cluster.run(web, script_id, runner=runner) for _ in range(6)]
     for run in runs:
         final = cluster.wait_status(web, run, FINAL)
         assert final["status"] == "success", final
         assert final["worker_id"] == ABLE, final
-    assert "docker-run" in cluster.output(web, runs[0])
+    assert f"{runner}-run" in cluster.output(web, runs[0])
 
 
 @pytest.mark.browser
@@ -99,7 +114,7 @@ def test_a_docker_run_no_live_worker_offers_waits_saying_why_and_starts_once_one
 
     row = wait_for(waiting, 60, "the API to say why the Docker run waits", every=0.2)
     assert row["worker_id"] is None, row
-    assert _worker(cluster, BLIND)["runners"] == ["local"]
+    assert _worker(cluster, BLIND)["runners"] == []
     note = page.get_by_test_id("queued-note")
     note.wait_for(timeout=30_000)
     assert "no live worker offers the Docker runner now" in note.inner_text()
@@ -112,4 +127,4 @@ def test_a_docker_run_no_live_worker_offers_waits_saying_why_and_starts_once_one
     page.get_by_test_id("status-success").wait_for(timeout=30_000)
     assert note.count() == 0
     assert "waited" in cluster.output(web, run)
-    assert sorted(_worker(cluster, BLIND)["runners"]) == ["docker", "local"]  # type: ignore[arg-type]
+    assert _worker(cluster, BLIND)["runners"] == ["docker"]
