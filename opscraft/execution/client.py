@@ -1,7 +1,8 @@
 """The execution client: the one way `services` reach the execution engine.
 
-Enqueue a run, follow it, cancel it, ask which runners some live worker offers. It behaves the
-same whether the worker runs in this process or in another one: it only uses the ports
+Enqueue a run, follow it, cancel it, ask which runners some live worker offers, and have this
+process's worker offer what it can at once after an admin's change (`runners_changed`). It
+behaves the same whether the worker runs in this process or in another one: it only uses the ports
 (`ports.py`) and the database. `follow` relies on the log bus for live output and on storage for
 the rest, and re-reads storage and the row whenever the bus is quiet for `poll_seconds`, so a
 run on a worker this process's bus does not reach is still followed to its end.

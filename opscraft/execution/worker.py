@@ -57,8 +57,9 @@ class Worker:
     The ports default to this installation's (`transport`: in-process, or Redis with
     `REDIS_URL`); `make_queue(handler)` builds a consuming queue. `runners` limits what this
     worker offers and claims (`opscraft worker --runner`); None: every runner it can use. Within
-    them it claims only runs it can run now (`claimable`): no Docker run while its Docker engine
-    does not answer.
+    them it claims only runs of the runners it offers now (`claimable`): no Docker run while its
+    Docker engine does not answer, no local run while its local runner is off (unless no live
+    worker offers it: its claim then ends the run as disabled by an admin).
     """
 
     def __init__(
@@ -158,10 +159,10 @@ class Worker:
         return None if set(self.offered) >= ALL_RUNNERS else frozenset(self.offered)
 
     def release_waiting(self, before: list[str]) -> int:
-        """Enqueue, oldest first, the queued runs of the runners this worker claims now and did
-        not when it offered `before` (its Docker engine answers again): they waited, queued, for
-        a worker that offers their runner (`Executor._hand_back` left them in the database).
-        Returns how many were enqueued."""
+        """Enqueue, oldest first, the queued runs of the runners this worker offers now and did
+        not when it offered `before` (its Docker engine answers again, an admin enabled the
+        local runner): they may be waiting, queued, for a worker that offers their runner
+        (`Executor._unoffered` left them in the database). Returns how many were enqueued."""
         gained = set(self.offered) - set(before)
         if not gained:
             return 0
@@ -312,8 +313,6 @@ class Worker:
                     pool = self.docker.stats()
                     self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
                     reported = queue_error
-                    if queue_error is None:
-                        self.release_waiting(before)
                     self._watch.answered()
                     if self._watch.may_judge():
                         self.end_lost()
@@ -321,6 +320,7 @@ class Worker:
                         self.sweep_lost()
                     failures.succeeded()  # rounds without a heartbeat may not reach the database
                     if queue_error is None:  # else each ask would wait for a Redis not answering
+                        self.release_waiting(before)
                         self._refill_emptied_queue()
                 if now - stall >= STALL_CHECK_SECONDS and self.queue.unreadable() is None:
                     stall = now
