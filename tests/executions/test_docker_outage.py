@@ -23,11 +23,18 @@ import httpx
 import pytest
 
 from opscraft import runtime
-from opscraft.db.models import Execution
 from opscraft.execution import docker_runner, warm_pool
 from opscraft.services.executions import UNOFFERED
 from tests.conftest import LoggedIn, require_service
-from tests.executions.conftest import BUSYBOX_IMAGE, make_script, output, require_docker, start, wait_for
+from tests.executions.conftest import (
+    BUSYBOX_IMAGE,
+    make_script,
+    output,
+    queued_row,
+    require_docker,
+    start,
+    wait_for,
+)
 from tests.waiting import until
 
 pytestmark = pytest.mark.docker
@@ -299,7 +306,11 @@ async def test_a_docker_run_queued_while_the_engine_is_stopped_waits_saying_why_
     dockerd.stop()
     try:
         await until(lambda: _docker_gone(client, admin), "the worker to stop offering Docker", 60, 0.2)
-        run_id = await _queued_docker_run(script_id, admin.id)
+        # Past the refusal a submission gets while no live worker offers Docker.
+        run_id = await queued_row(script_id, admin.id, "docker", "after")
+        executions = runtime.current().executions
+        assert executions is not None
+        executions.enqueue(run_id)
 
         async def says_why() -> bool:
             row = (await client.get(f"/api/v1/executions/{run_id}", headers=admin.headers)).json()
@@ -318,26 +329,3 @@ async def _docker_gone(client: httpx.AsyncClient, admin: LoggedIn) -> bool:
     """Whether this process's worker no longer offers Docker (its last heartbeat)."""
     worker, _ = await _status(client, admin)
     return "docker" not in worker["runners"]
-
-
-async def _queued_docker_run(script_id: int, user_id: int) -> int:
-    """A queued Docker run of `script_id` (version 1) written and enqueued as a submission is,
-    past the refusal a submission gets while no live worker offers Docker."""
-    async with runtime.current().db.session() as session:
-        execution = Execution(
-            script_id=script_id,
-            script_version=1,
-            script_name="after",
-            script_type="bash",
-            parameters={},
-            triggered_by=user_id,
-            runner="docker",
-        )
-        session.add(execution)
-        await session.commit()
-        assert execution.id is not None
-        execution_id = execution.id
-    executions = runtime.current().executions
-    assert executions is not None
-    executions.enqueue(execution_id)
-    return execution_id
