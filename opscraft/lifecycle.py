@@ -109,6 +109,7 @@ async def start(
                 availability,
                 delivery=transport.delivery_for(settings, started.queue),
                 take=started.submission_take(),
+                advertise=started.advertise,
             )
         else:
             queue = transport.queue_for(settings)

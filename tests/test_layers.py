@@ -171,3 +171,64 @@ def test_no_service_runs_outside_work_under_a_write_turn() -> None:
         for target in _holding(c, turn, slow)[1]
     ]
     assert not held_slow, "\n".join(held_slow)
+
+
+# --- the engine only through the execution client (docs/architecture.md, "Layer rules") ----
+
+#: The runtime's fields that are the engine itself, not its client: `worker` (this process's
+#: `execution.worker.Worker`). The import contract cannot see them: the layers import only
+#: `opscraft.runtime`, whose `current()` hands the object over.
+ENGINE_FIELDS = frozenset({"worker"})
+LAYERS_OVER_ENGINE = ("services", "api", "ui")
+
+
+def _is_current(node: ast.AST) -> bool:
+    """Whether `node` is a call of `runtime.current()` (or of `current()` imported from it)."""
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        return func.attr == "current" and isinstance(func.value, ast.Name) and func.value.id == "runtime"
+    return isinstance(func, ast.Name) and func.id == "current"
+
+
+def _engine_reads(source: str) -> list[int]:
+    """The lines of `source` that read an engine field of the runtime: `runtime.current().worker`,
+    or `rt.worker` where `rt = runtime.current()` in the same function or module."""
+    tree = ast.parse(source)
+    scopes = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))]
+    found: set[int] = set()
+    for scope in scopes:
+        bound = {
+            target.id
+            for n in ast.walk(scope)
+            if isinstance(n, ast.Assign) and _is_current(n.value)
+            for target in n.targets
+            if isinstance(target, ast.Name)
+        }
+        for n in ast.walk(scope):
+            if not isinstance(n, ast.Attribute) or n.attr not in ENGINE_FIELDS:
+                continue
+            if _is_current(n.value) or (isinstance(n.value, ast.Name) and n.value.id in bound):
+                found.add(n.lineno)
+    return sorted(found)
+
+
+def test_engine_reads_catch_a_worker_through_the_runtime() -> None:
+    """The check below sees both ways a layer reached the worker (app_settings used the second)."""
+    assert _engine_reads("def f():\n    runtime.current().worker.advertise()\n") == [2]
+    assert _engine_reads("def f():\n    rt = runtime.current()\n    rt.worker.advertise()\n") == [3]
+    assert _engine_reads("def f():\n    rt = runtime.current()\n    rt.executions.forget()\n") == []
+
+
+def test_layers_reach_the_engine_only_through_the_execution_client() -> None:
+    """services, api and ui never use the runtime's worker: they ask the execution client
+    (`runtime.current().executions`), which behaves the same whether the worker runs in this
+    process or another (an admin's change of the local runner: `ExecutionClient.runners_changed`)."""
+    reads = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for layer in LAYERS_OVER_ENGINE
+        for path in sorted((ROOT / "opscraft" / layer).rglob("*.py"))
+        for line in _engine_reads(path.read_text(encoding="utf-8"))
+    ]
+    assert not reads, "the runtime's worker read outside the engine:\n" + "\n".join(reads)

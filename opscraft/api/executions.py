@@ -231,11 +231,14 @@ async def list_executions(
 )
 async def get_execution(execution_id: IdPath, session: Session, actor: CurrentActor) -> ExecutionDetailOut:
     """Needs view_scripts (every role: any run, not only yours). 404 when no execution has this
-    id. A finished Ansible run has `host_summary`: each host's counts from its PLAY RECAP."""
+    id. A finished Ansible run has `host_summary`: each host's counts from its PLAY RECAP; a
+    queued one waiting for a runner no live worker offers, or for its script's limit, says so in
+    `why_queued`."""
     execution = await executions.get(session, actor, execution_id)
     summary = HostSummaryOut.of(await host_summaries.of_run(session, actor, execution))
     shown = ExecutionOut.of(execution)
     shown.cancel_pending = await workers.cancel_waiting(session, execution)
+    shown.why_queued = await executions.why_queued(session, actor, execution)
     return ExecutionDetailOut(**shown.model_dump(), host_summary=summary)
 
 

@@ -129,6 +129,13 @@ class ExecutionOut(BaseModel):
         "heartbeat periods): why the run has not ended yet and when it will. Given by GET "
         "/executions/{id} and POST .../cancel only; none in lists",
     )
+    why_queued: str | None = Field(
+        default=None,
+        description="Set while a queued run waits for something other than a free worker slot: no "
+        "live worker offers its runner (Docker while a worker's Docker engine answers; the run starts "
+        "once one does), or its script's max_concurrent runs are running. Given by GET "
+        "/executions/{id} only; none in lists",
+    )
 
     @classmethod
     def of(cls, execution: Execution) -> ExecutionOut:
@@ -143,7 +150,7 @@ class ExecutionOut(BaseModel):
 
 
 # Every field of `ExecutionOut` but these is a column of `Execution` of the same name.
-_DERIVED = ("duration_seconds", "stored_problem", "cancel_pending")
+_DERIVED = ("duration_seconds", "stored_problem", "cancel_pending", "why_queued")
 _COLUMNS = tuple(name for name in ExecutionOut.model_fields if name not in _DERIVED)
 
 

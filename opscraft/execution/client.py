@@ -1,7 +1,8 @@
 """The execution client: the one way `services` reach the execution engine.
 
-Enqueue a run, follow it, cancel it, ask which runners some live worker offers. It behaves the
-same whether the worker runs in this process or in another one: it only uses the ports
+Enqueue a run, follow it, cancel it, ask which runners some live worker offers, and have this
+process's worker offer what it can at once after an admin's change (`runners_changed`). It
+behaves the same whether the worker runs in this process or in another one: it only uses the ports
 (`ports.py`) and the database. `follow` relies on the log bus for live output and on storage for
 the rest, and re-reads storage and the row whenever the bus is quiet for `poll_seconds`, so a
 run on a worker this process's bus does not reach is still followed to its end.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -138,6 +139,9 @@ class ExecutionClient:
     """Set when this process's worker takes its runs in memory (`Worker.submission_take`): a
     submission's group commit claims the run in its own transaction when a consumer thread is
     free, and hands it over after the COMMIT instead of `enqueue`."""
+    advertise: Callable[[], None] | None = None
+    """Set when a worker runs in this process (`Worker.advertise`): it offers what it can run now
+    at once, between its heartbeats (blocking: reads the database and asks the Docker engine)."""
 
     def enqueue(self, execution_id: int) -> None:
         """Hand a committed `queued` run to the workers (its id only), without waiting on the
@@ -161,6 +165,15 @@ class ExecutionClient:
     async def runners(self) -> frozenset[str]:
         """Runner names some live worker offers now (`docker`, `local`)."""
         return await self.availability.offered()
+
+    async def runners_changed(self) -> None:
+        """What runners may run changed (an admin turned the local runner on or off): this
+        process's worker, if any, offers what it can now at once (`advertise`, on a thread), and
+        the cached answer of `runners` is dropped, so a run sent right after finds the runner
+        (or is refused without it). Workers of other processes follow at their next heartbeat."""
+        if self.advertise is not None:
+            await asyncio.to_thread(self.advertise)
+        self.availability.forget()
 
     async def queue_unreadable(self) -> str | None:
         """Why no run can start now for want of a job queue: there are live workers and none of

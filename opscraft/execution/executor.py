@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection
 
 from opscraft.config import Settings
-from opscraft.db import unreachable
+from opscraft.db import clock, unreachable
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.execution import (
     ansible_options,
@@ -69,8 +70,9 @@ class Executor:
         runners: Mapping[str, Runner],
         secrets: SecretSource | None,
         on_finished: Callable[[int], None],
-        allowed: frozenset[str] | None = None,
+        claimable: Callable[[], frozenset[str] | None] = lambda: None,
         plans: PlanStore | None = None,
+        ends_unoffered: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.worker_id = worker_id
@@ -82,7 +84,11 @@ class Executor:
         self.runners = runners
         self.secrets = secrets
         self.on_finished = on_finished
-        self.allowed = allowed
+        self.claimable = claimable
+        """The runners this worker claims runs of now (`Worker.claimable`); None: every runner."""
+        self.ends_unoffered = ends_unoffered
+        """The runners whose runs this worker claims, to end them with the claim's reason, when
+        no live worker offers them (`_unoffered`: the local runner, which an admin disabled)."""
         self.plans = plans
         self._lock = threading.Lock()
         self._active: dict[int, RunControl] = {}
@@ -99,38 +105,40 @@ class Executor:
         control = RunControl()
         # Watch before claiming: a cancel that lands after the claim always finds this watcher.
         self._watch(execution_id, control)
-        missed = False  # not claimed: no longer queued, or for a runner not offered here
+        runners = self.claimable()
+        back = False  # not claimed: for a runner another live worker offers, back to the queue
         try:
             try:
-                claim = self._claim(execution_id)
+                claim = self._claim(execution_id, runners)
+                if claim is None and runners is not None:
+                    claim, back = self._unoffered(execution_id)
             except store.HeldBack:
                 return
-            if claim is None:
-                missed = True
-                return
-            self._start(claim, control)
+            if claim is not None:
+                self._start(claim, control)
         finally:
             self._unwatch(execution_id, control)
-            if missed and self.allowed is not None:
-                self._hand_back(execution_id)
+            if back:  # after a pause, so a run nobody here can take does not spin
+                time.sleep(HAND_BACK_SECONDS)
+                self.queue.enqueue(execution_id)
 
-    def _claim(self, execution_id: int) -> store.Claim | None:
-        """Claim run `execution_id` (`store.claim`; raises `HeldBack`). When more runs wait at
+    def _claim(self, execution_id: int, runners: frozenset[str] | None = None) -> store.Claim | None:
+        """Claim run `execution_id` if it is for one of `runners` (None: any; `store.claim`;
+        raises `HeldBack`). When more runs wait at
         the front of this process's queue (a burst: `HueyQueue.queued_ahead`), they are claimed
         with it in one transaction (`store.claim_batch`) and handed back to the queue's front,
         claimed (`_hand`: a consumer thread then starts them without a transaction of their own)
         or not (their scripts' concurrency limits, or no longer queued: `store.claim` weighs
         them one by one). So a burst of 1,000 runs on 4 threads costs about 250 claim
-        transactions instead of 1,000 (docs/benchmarks.md, session 32). Not with `allowed`
-        runners (a worker of its own, whose queue is never in memory)."""
+        transactions instead of 1,000 (docs/benchmarks.md, session 32)."""
         queue = self.queue
-        ahead = (
-            queue.queued_ahead(CLAIM_AHEAD) if isinstance(queue, HueyQueue) and self.allowed is None else []
-        )
+        ahead = queue.queued_ahead(CLAIM_AHEAD) if isinstance(queue, HueyQueue) else []
         if not ahead:
-            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, runners)
         try:
-            claims = self.db.run(store.claim_batch, self.settings, self.worker_id, [execution_id, *ahead])
+            claims = self.db.run(
+                store.claim_batch, self.settings, self.worker_id, [execution_id, *ahead], runners
+            )
         except BaseException:
             cast(HueyQueue, queue).put_back(list(ahead))
             raise
@@ -143,7 +151,7 @@ class Executor:
             self.abandon(list(runs.values()))
         mine = claimed.get(execution_id)
         if mine is None:  # of a limited script, or gone: weighed alone
-            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, self.allowed)
+            return self.db.run(store.claim, self.settings, self.worker_id, execution_id, runners)
         return mine
 
     def take(self, conn: Connection, members: list[tuple[Any, int]]) -> dict[int, Callable[[], None]]:
@@ -165,13 +173,14 @@ class Executor:
         if free <= 0:
             return {}
         limited = store.limited(conn, {row.script_id for row, _ in members})
+        runners = self.claimable()
         taken: dict[int, Callable[[], None]] = {}
         for row, execution_id in members:
             if len(taken) >= free:
                 break
             if row.script_id in limited:
                 continue
-            claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.allowed)
+            claim = store.claim(conn, self.settings, self.worker_id, execution_id, runners)
             if claim is not None:
                 taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()), row)
         return taken
@@ -254,15 +263,25 @@ class Executor:
         if waiting is not None:
             self.queue.enqueue(waiting)
 
-    def _hand_back(self, execution_id: int) -> None:
-        """After a claim limited to `allowed` runners found nothing: a run still queued is for
-        another runner and goes back to the queue for a worker that offers it (after a pause, so
-        a run nobody here can take does not spin). Checked only then, so a claim costs one
-        transaction whatever the worker offers."""
-        if self.db.run(store.queued_runner, execution_id) is None:
-            return
-        time.sleep(HAND_BACK_SECONDS)
-        self.queue.enqueue(execution_id)
+    def _unoffered(self, execution_id: int) -> tuple[store.Claim | None, bool]:
+        """After a claim limited to this worker's runners found nothing: (the claim, whether the
+        run goes back to the queue). A run no longer queued: (None, False). One for a runner
+        another live worker offers goes back to the queue for it: (None, True). One whose
+        runner no live worker offers is claimed when that runner is in `ends_unoffered` (the
+        local runner, off: its claim ends it with the reason, `store.claim`) and otherwise stays
+        queued, in the database only: (None, False); the worker that comes to offer its runner
+        enqueues it (`Worker.release_waiting`, or a worker's start) and
+        `services.executions.why_queued` says why it waits meanwhile. Checked only on a miss,
+        so a claim costs one transaction whatever the worker offers. Raises `HeldBack` as
+        `store.claim` does."""
+        since = clock.now() - timedelta(seconds=self.settings.worker_lost_seconds)
+        runner, elsewhere = self.db.run(store.waiting_for, execution_id, self.worker_id, since)
+        if runner is None or elsewhere:
+            return None, elsewhere
+        if runner not in self.ends_unoffered:
+            return None, False
+        only = frozenset({runner})
+        return self.db.run(store.claim, self.settings, self.worker_id, execution_id, only), False
 
     def active(self) -> list[int]:
         """The ids of the runs in progress here."""

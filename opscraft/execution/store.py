@@ -193,8 +193,11 @@ _CLAIM_BATCH = (
     .values(_CLAIM_VALUES)
     .returning(_E.id, *_CLAIM_RETURNING)
 )
-# A worker limited to some runners (`opscraft worker --runner`) claims only runs for them.
-_CLAIM_FOR_RUNNERS = _CLAIM.where(_E.runner.in_(bindparam("runners", expanding=True)))
+# A worker claims only runs of the runners it offers now (`Worker.claimable`: `--runner`, its
+# Docker engine answering).
+_RUN_FOR_RUNNERS = _E.runner.in_(bindparam("runners", expanding=True))
+_CLAIM_FOR_RUNNERS = _CLAIM.where(_RUN_FOR_RUNNERS)
+_CLAIM_BATCH_FOR_RUNNERS = _CLAIM_BATCH.where(_RUN_FOR_RUNNERS)
 _DRAFT_CONTENT = select(DRAFTS.c.content).where(DRAFTS.c.execution_id == bindparam("eid"))
 _SCRIPT = (
     select(
@@ -307,16 +310,25 @@ def claim(
 
 
 def claim_batch(
-    conn: Connection, settings: Settings, worker_id: str, execution_ids: list[int]
+    conn: Connection,
+    settings: Settings,
+    worker_id: str,
+    execution_ids: list[int],
+    runners: frozenset[str] | None = None,
 ) -> list[Claim]:
     """`claim` of several runs in one conditional UPDATE (a burst's queue, `Executor`): those of
-    `execution_ids` still `queued` whose scripts have no concurrency limit become `running` for
-    worker `worker_id`, each exactly once as with `claim`; their claims, in the order of
-    `execution_ids`. The others (no longer queued, or of a limited script, which `claim`
-    weighs one by one) are left as they are, for `claim`."""
+    `execution_ids` still `queued` whose scripts have no concurrency limit (and, when `runners`
+    is given, for one of them) become `running` for worker `worker_id`, each exactly once as
+    with `claim`; their claims, in the order of `execution_ids`. The others (no longer queued,
+    of a limited script, which `claim` weighs one by one, or for another runner) are left as
+    they are, for `claim`."""
     now = clock.now()
-    values = {"eids": execution_ids, **_claim_values(settings, worker_id, now)}
-    rows = {int(row.id): row for row in conn.execute(_CLAIM_BATCH, values)}
+    values: dict[str, Any] = {"eids": execution_ids, **_claim_values(settings, worker_id, now)}
+    if runners is None:
+        rows = {int(row.id): row for row in conn.execute(_CLAIM_BATCH, values)}
+    else:
+        values["runners"] = sorted(runners)
+        rows = {int(row.id): row for row in conn.execute(_CLAIM_BATCH_FOR_RUNNERS, values)}
     scripts: dict[tuple[int, int], Any] = {}
     claims = []
     for execution_id in execution_ids:
@@ -482,10 +494,21 @@ def _inventory_gone(conn: Connection, inventory_id: int) -> str:
 _QUEUED_RUNNER = select(_E.runner).where(_E.id == bindparam("eid"), _E.status == _QUEUED)
 
 
-def queued_runner(conn: Connection, execution_id: int) -> str | None:
-    """The runner of a run that is still `queued`; None when it is not (any more)."""
+def waiting_for(
+    conn: Connection, execution_id: int, worker_id: str, since: datetime
+) -> tuple[str | None, bool]:
+    """(the runner of run `execution_id` while it is `queued`, else None; whether a worker other
+    than `worker_id` that heartbeated after `since` and did not stop offers that runner,
+    `workers.runners`)."""
     runner = conn.execute(_QUEUED_RUNNER, {"eid": execution_id}).scalar()
-    return None if runner is None else str(runner)
+    if runner is None:
+        return None, False
+    runner = str(runner)
+    live = select(_W.runners).where(
+        _W.id != worker_id, _W.stopped_at.is_(None), compared(_W.heartbeat_at, GT, since)
+    )
+    offered = conn.execute(live).scalars()
+    return runner, any(isinstance(runners, list) and runner in runners for runners in offered)
 
 
 def _over_limit(conn: Connection, script_id: int, max_concurrent: int) -> bool:
@@ -674,6 +697,13 @@ _ALL_QUEUED = select(_E.id).where(_E.status == _QUEUED).order_by(_E.queued_at, _
 def queued(conn: Connection) -> list[int]:
     """Every `queued` run, oldest first: what the job queue must hold after it lost its jobs."""
     return [int(i) for i in conn.execute(_ALL_QUEUED).scalars()]
+
+
+def queued_for(conn: Connection, runners: list[str]) -> list[int]:
+    """Every `queued` run of one of `runners`, oldest first: the runs a worker that just came to
+    offer them enqueues (`Worker.release_waiting`)."""
+    query = _ALL_QUEUED.where(_E.runner.in_(runners))
+    return [int(i) for i in conn.execute(query).scalars()]
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from opscraft.execution.queue import HueyQueue
 
 log = logging.getLogger(__name__)
 
+ALL_RUNNERS = frozenset({"docker", "local"})
 KILL_WAIT_SECONDS = 15.0
 STALL_CHECK_SECONDS = 10.0
 CANCEL_CHECK_SECONDS = 1.0
@@ -55,7 +56,10 @@ class Worker:
     `on_finished(execution_id)` is called after each final state and run event are written.
     The ports default to this installation's (`transport`: in-process, or Redis with
     `REDIS_URL`); `make_queue(handler)` builds a consuming queue. `runners` limits what this
-    worker offers and claims (`opscraft worker --runner`); None: every runner it can use.
+    worker offers and claims (`opscraft worker --runner`); None: every runner it can use. Within
+    them it claims only runs of the runners it offers now (`claimable`): no Docker run while its
+    Docker engine does not answer, no local run while its local runner is off (unless no live
+    worker offers it: its claim then ends the run as disabled by an admin).
     """
 
     def __init__(
@@ -103,8 +107,9 @@ class Worker:
             {"docker": self.docker, "local": self.local},
             secrets,
             on_finished,
-            runners,
+            self.claimable,
             plans,
+            frozenset({"local"}) if self._may("local") else frozenset(),
         )
         self._started_at = utcnow()  # in the database's clock once `start` measured it
         self.offered: list[str] = []
@@ -142,6 +147,37 @@ class Worker:
             offered.append("local")
         return offered
 
+    def claimable(self) -> frozenset[str] | None:
+        """The runners whose runs this worker claims now: those it offered at its start or last
+        heartbeat (`offered`); None when that is every runner (the claims' fast path). So a
+        worker whose Docker engine stopped answering leaves Docker runs to a worker whose engine
+        answers (it claimed them, and each ended `error` at once), and one whose local runner is
+        off leaves local runs to a worker that offers it (it claimed them, and ended each as
+        disabled by an admin). A run no live worker offers waits, queued
+        (`Executor._unoffered`, `release_waiting`), except a local one, which a worker that
+        `--runner` allows the local runner claims to end it (`ends_unoffered`)."""
+        return None if set(self.offered) >= ALL_RUNNERS else frozenset(self.offered)
+
+    def release_waiting(self, before: list[str]) -> int:
+        """Enqueue, oldest first, the queued runs of the runners this worker offers now and did
+        not when it offered `before` (its Docker engine answers again, an admin enabled the
+        local runner): they may be waiting, queued, for a worker that offers their runner
+        (`Executor._unoffered` left them in the database). Returns how many were enqueued."""
+        gained = set(self.offered) - set(before)
+        if not gained:
+            return 0
+        waiting = self.store.run(store.queued_for, sorted(gained))
+        for execution_id in waiting:
+            self.queue.enqueue(execution_id)
+        if waiting:
+            log.info(
+                "worker %s offers %s again: enqueued %d run(s) waiting for it",
+                self.worker_id,
+                ", ".join(sorted(gained)),
+                len(waiting),
+            )
+        return len(waiting)
+
     def _may(self, runner: str) -> bool:
         return self.allowed is None or runner in self.allowed
 
@@ -174,9 +210,14 @@ class Worker:
     def advertise(self) -> None:
         """Offer what this worker can run now at once, between heartbeats: an admin just turned
         the local runner on or off (services/app_settings.py), and a run sent right after must
-        find it offered (`services/executions.py` reads the workers' runners)."""
+        find it offered (`services/executions.py` reads the workers' runners). Runs waiting for
+        what it offers anew (its Docker engine answering again meanwhile) are enqueued
+        (`release_waiting`)."""
+        before = self.offered
         offered = [] if self.queue.unreadable() else self._offering(self.runners())
         self.store.run(store.offer, self.worker_id, offered)
+        if offered:
+            self.release_waiting(before)
 
     def start(self) -> None:
         """Claim the worker id (`identity_lock.WorkerIdInUse` when another process runs it, before
@@ -267,6 +308,7 @@ class Worker:
                 if now - heartbeat >= self.settings.worker_heartbeat_seconds or queue_error != reported:
                     heartbeat = now
                     self.docker.pool.resize(self._pool_size())
+                    before = self.offered
                     offered = [] if queue_error else self._offering(self.runners())
                     pool = self.docker.stats()
                     self.store.run(store.heartbeat, self.worker_id, offered, pool, queue_error)
@@ -278,6 +320,7 @@ class Worker:
                         self.sweep_lost()
                     failures.succeeded()  # rounds without a heartbeat may not reach the database
                     if queue_error is None:  # else each ask would wait for a Redis not answering
+                        self.release_waiting(before)
                         self._refill_emptied_queue()
                 if now - stall >= STALL_CHECK_SECONDS and self.queue.unreadable() is None:
                     stall = now

@@ -10,7 +10,6 @@ services/user_cache.py).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -265,15 +264,14 @@ async def update(session: AsyncSession, actor: Actor, values: dict[str, Any]) ->
 
 
 async def _runners_changed() -> None:
-    """The local runner was turned on or off: this process's worker offers what it now can at
-    once, and this process's list of offered runners is read again, so a run sent right after
-    finds the local runner (or is refused without it). Workers of other processes follow at
-    their next heartbeat (`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`): they read the setting there."""
+    """The local runner was turned on or off: the execution client has this process's worker,
+    if any, offer what it now can at once and reads the offered runners again, so a run sent
+    right after finds the local runner (or is refused without it); workers of other processes
+    follow at their next heartbeat (`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`): they read the setting
+    there (`ExecutionClient.runners_changed`)."""
     try:
-        rt = runtime.current()
+        client = runtime.current().executions
     except RuntimeError:  # no runtime (a service called on its own): nothing offers anything
         return
-    if rt.worker is not None:
-        await asyncio.to_thread(rt.worker.advertise)
-    if rt.executions is not None:
-        rt.executions.availability.forget()
+    if client is not None:
+        await client.runners_changed()

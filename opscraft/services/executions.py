@@ -834,14 +834,30 @@ async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Executi
     return execution
 
 
+#: Why a queued run waits when no live worker offers its runner, by runner (`why_queued`).
+UNOFFERED = {
+    "docker": "Waiting: no live worker offers the Docker runner now (a worker offers it while its Docker "
+    "engine answers; the Workers page lists what each one offers). This run starts as soon as one "
+    "does; cancel it to give up.",
+    "local": "Waiting: no live worker offers the local runner now (a worker offers it while the local "
+    "runner is enabled and its --runner allows it; the Workers page lists what each one offers). "
+    "This run starts as soon as one does; cancel it to give up.",
+}
+
+
 async def why_queued(session: AsyncSession, actor: Actor, execution: Execution) -> str | None:
-    """Why the queued run `execution` has not started, when its script's limit holds it: that
-    script's `max_concurrent` runs are running, and a run over the limit waits until one ends
+    """Why the queued run `execution` has not started: no live worker offers its runner (a
+    worker claims only runs of the runners it offers: Docker while its engine answers; the run
+    stays queued until one does, `UNOFFERED`), or its script's limit holds it: that script's
+    `max_concurrent` runs are running, and a run over the limit waits until one ends
     (execution/store.py). None for a run in any other state, or queued for another reason (a
-    worker's free slot, which comes within moments)."""
+    worker's free slot, which comes within moments). The offered runners are the execution
+    client's (`ExecutionClient.runners`, at most a second old)."""
     require(actor.user, Permission.view_scripts)
     if execution.status != ExecutionStatus.queued:
         return None
+    if execution.runner in UNOFFERED and execution.runner not in await _client().runners():
+        return UNOFFERED[execution.runner]
     script = await session.get(Script, execution.script_id)
     if script is None or not script.max_concurrent:
         return None

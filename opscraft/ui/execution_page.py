@@ -126,7 +126,8 @@ def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
     ).tooltip("Copy a link to the line of the selection or search match")
 
 
-# How often the page of a run whose cancel has not landed asks whether its worker answers.
+# How often the page of a run whose cancel has not landed asks whether its worker answers, and
+# that of a queued run why it waits.
 CANCEL_RECHECK_SECONDS = 2.0
 
 
@@ -314,6 +315,18 @@ class ExecutionView:
             self.cancel_note = note
             self.header.refresh()
 
+    async def recheck_queued(self) -> None:
+        """While the run is queued, show, change or drop why it waits (`executions.why_queued`):
+        a worker whose Docker engine stops or starts answering changes what is offered, not the
+        run's row, so `reload` would not read it again. The header is redrawn only when the note
+        changes."""
+        if self.execution.status != ExecutionStatus.queued:
+            return
+        note = await call(executions.why_queued, self.actor, self.execution)
+        if note != self.queued_note:
+            self.queued_note = note
+            self.header.refresh()
+
     async def reload(self) -> bool:
         """Re-check the session and re-read the row through the service; redraw the summary only
         when the row changed. A redraw replaces its buttons with new elements, and the server drops
@@ -494,6 +507,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         view.details()
         live_timer(1.0, view.tick)
         live_timer(CANCEL_RECHECK_SECONDS, view.recheck_cancel)
+        live_timer(CANCEL_RECHECK_SECONDS, view.recheck_queued)
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)

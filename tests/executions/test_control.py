@@ -334,11 +334,14 @@ async def test_held_back_run_starts_when_the_limit_is_lifted(
     second = await start(client, admin, script_id, "local")
     await asyncio.sleep(0.8)
     assert (await wait_for(client, admin, second["id"], {"queued"}))["status"] == "queued"
-    # The run page says why it waits (executions.why_queued), and stops saying it once it runs.
-    assert await _why_queued(admin, second["id"]) == (
+    # The run page and the API say why it waits (executions.why_queued), and stop once it runs.
+    waiting = (
         "Waiting: this script allows 1 run at a time (Max concurrent runs) and 1 running now; "
         "this run starts when one of them ends."
     )
+    assert await _why_queued(admin, second["id"]) == waiting
+    r = await client.get(f"/api/v1/executions/{second['id']}", headers=admin.headers)
+    assert r.json()["why_queued"] == waiting, r.text
     assert await _why_queued(admin, first["id"]) is None, "a running run waits for nothing"
     r = await client.put(f"/api/v1/scripts/{script_id}", json={"max_concurrent": None}, headers=admin.headers)
     assert r.status_code == 200 and r.json()["max_concurrent"] is None, r.text

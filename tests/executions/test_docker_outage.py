@@ -24,8 +24,17 @@ import pytest
 
 from opscraft import runtime
 from opscraft.execution import docker_runner, warm_pool
+from opscraft.services.executions import UNOFFERED
 from tests.conftest import LoggedIn, require_service
-from tests.executions.conftest import BUSYBOX_IMAGE, make_script, output, require_docker, start, wait_for
+from tests.executions.conftest import (
+    BUSYBOX_IMAGE,
+    make_script,
+    output,
+    queued_row,
+    require_docker,
+    start,
+    wait_for,
+)
 from tests.waiting import until
 
 pytestmark = pytest.mark.docker
@@ -283,3 +292,40 @@ async def test_a_frozen_engine_at_container_create_ends_the_run_in_error_naming_
     run = await start(client, admin, after, "docker")
     final = await wait_for(client, admin, run["id"], timeout=60)
     assert final["status"] == "success" and await output(client, admin, run["id"]) == "after\n", final
+
+
+async def test_a_docker_run_queued_while_the_engine_is_stopped_waits_saying_why_and_runs_once_it_is_back(
+    client: httpx.AsyncClient, admin: LoggedIn, dockerd: Dockerd
+) -> None:
+    """One process on SQLite (its worker takes runs in memory): the engine stops, and a Docker
+    run is queued all the same (a submission committed just before the worker's heartbeat
+    noticed, or before the stop). Its worker claimed it and ended it `error` ("the Docker engine
+    does not answer"), though the engine came back seconds later. It now waits, queued, its page
+    and the API saying why, and runs once the heartbeat finds the engine answering again."""
+    script_id = await make_script(client, admin, "echo after\n")
+    dockerd.stop()
+    try:
+        await until(lambda: _docker_gone(client, admin), "the worker to stop offering Docker", 60, 0.2)
+        # Past the refusal a submission gets while no live worker offers Docker.
+        run_id = await queued_row(script_id, admin.id, "docker", "after")
+        executions = runtime.current().executions
+        assert executions is not None
+        executions.enqueue(run_id)
+
+        async def says_why() -> bool:
+            row = (await client.get(f"/api/v1/executions/{run_id}", headers=admin.headers)).json()
+            assert row["status"] == "queued", row
+            return bool(row["why_queued"] == UNOFFERED["docker"])
+
+        await until(says_why, "the API to say why the run waits", 30, 0.2)
+    finally:
+        dockerd.start()
+    final = await wait_for(client, admin, run_id, timeout=60)
+    assert final["status"] == "success", final
+    assert await output(client, admin, run_id) == "after\n"
+
+
+async def _docker_gone(client: httpx.AsyncClient, admin: LoggedIn) -> bool:
+    """Whether this process's worker no longer offers Docker (its last heartbeat)."""
+    worker, _ = await _status(client, admin)
+    return "docker" not in worker["runners"]

@@ -38,7 +38,7 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
-from tests.executions.conftest import IMAGES, TEST_IMAGE, make_script, start, wait_for
+from tests.executions.conftest import IMAGES, TEST_IMAGE, make_script, queued_row, start, wait_for
 from tests.scale.cluster import RedisServer
 from tests.waiting import until
 
@@ -64,20 +64,7 @@ async def _row(execution_id: int) -> Execution:
 
 async def _enqueue_row(script_id: int, user_id: int, queue_of: Worker, **parameters: Any) -> int:
     """A queued run written straight to the database and handed to one worker's queue."""
-    async with runtime.current().db.session() as session:
-        execution = Execution(
-            script_id=script_id,
-            script_version=1,
-            script_name="long",
-            script_type="bash",
-            parameters={k: str(v) for k, v in parameters.items()},
-            triggered_by=user_id,
-            runner="local",
-        )
-        session.add(execution)
-        await session.commit()
-        assert execution.id is not None
-        execution_id = execution.id
+    execution_id = await queued_row(script_id, user_id, "local", "long", **parameters)
     queue_of.queue.enqueue(execution_id)
     return execution_id
 
