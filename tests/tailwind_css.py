@@ -25,7 +25,7 @@ from typing import Any
 import nicegui
 
 from opscraft.ui.stylesheet import TAILWIND_CSS
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, ROOT
+from tests.conftest import ROOT, chromium_launch
 
 NICEGUI = Path(nicegui.__file__).resolve().parent
 TAILWIND_JS = NICEGUI / "static" / "tailwindcss.min.js"
@@ -104,7 +104,7 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = chromium_launch(pw)
         try:
             TAILWIND_CSS.write_text(compile_css(browser, candidates()))
         finally:
