@@ -115,6 +115,31 @@ def test_any_open_page_of_a_deactivated_user_goes_to_the_login(
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
 
 
+def test_an_open_page_follows_a_role_change_both_ways(
+    server: LiveServer, admin: dict[str, str], page: Any
+) -> None:
+    """A page the user's role may still open was left as drawn for the old role: a promoted
+    viewer's scripts page said "viewer" in its header and offered no New script, a demoted
+    operator's offered New script and the Secrets entry, refused only once clicked. Any open page
+    is drawn again for the new role within a badge refresh (2 s here), with no click."""
+    person = _person(server, admin, "promoted-person", "viewer")
+    log_in(page, server, "promoted-person", then="/scripts")
+    page.get_by_test_id("whoami").get_by_text("promoted-person · viewer", exact=True).wait_for()
+    assert page.get_by_test_id("new-script").count() == 0
+
+    _change(server, admin, person, role="operator")
+    page.get_by_test_id("new-script").wait_for(timeout=15_000)
+    page.get_by_test_id("whoami").get_by_text("promoted-person · operator", exact=True).wait_for()
+    assert page.get_by_test_id("nav-secrets").count() == 1
+    assert page.url == f"{server.url}/scripts"
+
+    _change(server, admin, person, role="viewer")
+    page.get_by_test_id("whoami").get_by_text("promoted-person · viewer", exact=True).wait_for(timeout=15_000)
+    assert page.get_by_test_id("new-script").count() == 0
+    assert page.get_by_test_id("nav-secrets").count() == 0
+    assert page.get_by_text("may not do this").count() == 0, "no red notice at every refresh"
+
+
 def _audited(server: LiveServer, admin: dict[str, str], action: str, username: str) -> int:
     params = {"action": action, "actor_name": username}
     r = httpx.get(f"{server.url}/api/v1/audit", params=params, headers=admin, timeout=API_TIMEOUT)

@@ -264,6 +264,8 @@ def clear_field_errors(fields: Mapping[str, Any]) -> None:
 
 # Pages `guard` has sent to the login page (a page's client is dropped when the browser leaves it).
 _SENT_TO_LOGIN: weakref.WeakSet[Any] = weakref.WeakSet()
+# The role each open page was drawn for (`frame`): its header, navigation and buttons show that role.
+_DRAWN_ROLE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
 
 
 async def guard(permission: Permission | None = None, *, ticking: bool = False) -> Actor | None:
@@ -271,7 +273,10 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
 
     `ticking`: for a page's periodic refresh rather than a click. A role that lost `permission`
     (an admin demoted meanwhile) then loads the page again, which says that the role may not
-    open it, instead of leaving the page as it was with a red notice at every tick."""
+    open it, instead of leaving the page as it was with a red notice at every tick. So does a
+    page drawn for another role than the user's now (`frame`): a promoted viewer's page kept
+    "viewer" in its header and offered no New button, a demoted operator's page still offered
+    the operator's buttons and navigation, each refused only when clicked."""
     actor = await session.current_actor()
     if actor is None:
         # Once per page: a page's timers re-check together (a list's and the badge's), and the
@@ -283,6 +288,11 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
         if context.client not in _SENT_TO_LOGIN:
             _SENT_TO_LOGIN.add(context.client)
             ui.navigate.to(session.login_url(_request_path(), session.ended_notice() or "logout"))
+        return None
+    drawn = _DRAWN_ROLE.get(context.client)
+    if ticking and drawn is not None and actor.user is not None and drawn != actor.user.role:
+        _DRAWN_ROLE.pop(context.client)  # once: the page's other timers wait for the new page
+        ui.navigate.reload()
         return None
     if permission is not None and not can(actor.user, permission):
         if ticking:
@@ -621,12 +631,13 @@ def _nav_badge(key: str) -> None:
     Counted for the user as they are at each refresh (`guard`), not as they opened the page. Every
     page's frame has one, so a page left open by a user who is deactivated, deleted or signed out
     everywhere goes to the login page within `_badge_seconds()`, even a page that refreshes
-    nothing else (it stayed until the next click, and its badge went on counting as them)."""
+    nothing else (it stayed until the next click, and its badge went on counting as them), and a
+    page of a user whose role changed is drawn again for the new role (`guard`)."""
     badge = ui.badge("", color="negative").props(f'rounded data-testid="nav-badge-{key}"')
     badge.set_visibility(False)
 
     async def update() -> None:
-        current = await guard()
+        current = await guard(ticking=True)
         if current is None:
             return
         try:
@@ -656,6 +667,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
     is `title` too (a script's name, `Execution #7`): tabs and screen readers name the page."""
     user = actor.user
     assert user is not None
+    _DRAWN_ROLE[context.client] = user.role
     ui.page_title(page_title(title))
     dark = ui.dark_mode(app.storage.user.get("dark"))
 
