@@ -103,3 +103,29 @@ def test_each_rows_buttons_are_in_view_whatever_its_text(
                 assert page.evaluate(WIDER_JS, table) <= 1, f"{path}: {page.evaluate(WIDER_JS, table)} px"
     finally:
         context.close()
+
+
+# The widths in px of the cells with text of the column headed `label` in the table `id`.
+COLUMN_WIDTHS_JS = """([id, label]) => {
+    const table = document.querySelector(`[data-testid=${id}] table`);
+    const at = [...table.querySelectorAll('thead th')].findIndex(th => th.innerText.trim() === label);
+    return [...table.querySelectorAll('tbody tr')].map(tr => tr.cells[at])
+        .filter(td => td && td.innerText.trim()).map(td => td.getBoundingClientRect().width); }"""
+
+
+def test_the_audit_logs_details_are_readable_on_a_phone(
+    browser: Any, server: LiveServer, rows: dict[str, int]
+) -> None:
+    """At 390 px the audit log's Details column, wrapped anywhere and given no width of its own,
+    was squeezed to 63 px by the columns left of it: a script's creation took 400 px of height,
+    four characters a line, most of it right of the table's visible part. It keeps 12rem (the
+    table scrolls sideways, as every table of many columns on a phone)."""
+    context = browser.new_context(viewport=VIEWPORTS["phone"])
+    page = context.new_page()
+    try:
+        signed_in(page, server, "admin", "/audit?action=script.create")
+        page.get_by_test_id("audit-table").locator("tbody tr").first.wait_for()
+        widths = page.evaluate(COLUMN_WIDTHS_JS, ["audit-table", "Details"])
+        assert widths and min(widths) >= 12 * 16, widths
+    finally:
+        context.close()

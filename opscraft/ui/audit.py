@@ -38,8 +38,11 @@ ACTION_CELL = """
   <q-badge :color="props.value.includes('fail') || props.value.includes('delete') ? 'negative' : 'primary'"
            outline :label="props.value" />
 </q-td>"""
+# At least 12rem wide: wrapped anywhere and given no width, the column was squeezed to 63 px on a
+# 390 px phone (four characters a line, a row 400 px tall); the table scrolls sideways instead.
 DETAILS_CELL = """
-<q-td :props="props" class="text-xs" style="white-space: pre-line; overflow-wrap: anywhere; max-width: 32rem">
+<q-td :props="props" class="text-xs"
+      style="white-space: pre-line; overflow-wrap: anywhere; min-width: 12rem; max-width: 32rem">
   {{ props.value }}
 </q-td>"""
 
