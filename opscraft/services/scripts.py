@@ -1202,26 +1202,72 @@ async def rollback(
     return replace(saved, notices=[*saved.notices, *broken])
 
 
+async def _stop_triggers(session: AsyncSession, actor: Actor, script_id: int) -> None:
+    """Pause the enabled schedules of deleted script `script_id` and disable the enabled links of
+    other scripts that start it, each audited in the deleter's name with the reason
+    (`schedule.paused`, `chain_link.update`), as its webhooks' deletions are: they were changed
+    with no event, so the audit log of a link or schedule that stopped said nothing of why.
+    The script's row is held (`_locked`): a link or schedule saved meanwhile waits for it."""
+    paused = (
+        await session.exec(
+            select(Schedule.id).where(col(Schedule.script_id) == script_id, col(Schedule.enabled))
+        )
+    ).all()
+    if paused:
+        await session.exec(
+            sql_update(Schedule)
+            .where(col(Schedule.id).in_(paused))
+            .values(enabled=False, next_fire_at=None, paused_reason="paused: its script was deleted")
+        )
+    for schedule_id in paused:
+        audit.record(
+            session,
+            actor,
+            "schedule.paused",
+            "schedule",
+            schedule_id,
+            script_id=script_id,
+            reason="its script was deleted",
+        )
+    links = (
+        await session.exec(
+            select(ChainLink.id, ChainLink.script_id).where(
+                col(ChainLink.target_script_id) == script_id, col(ChainLink.enabled)
+            )
+        )
+    ).all()
+    if links:
+        await session.exec(
+            sql_update(ChainLink)
+            .where(col(ChainLink.id).in_([link_id for link_id, _ in links]))
+            .values(enabled=False, updated_at=utcnow())
+        )
+    for link_id, source_id in links:
+        audit.record(
+            session,
+            actor,
+            "chain_link.update",
+            "chain_link",
+            link_id,
+            script_id=source_id,
+            target_script_id=script_id,
+            enabled=False,
+            reason="its target script was deleted",
+        )
+
+
 async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
     """Soft delete: hidden from the library, still readable through past executions. Its
     schedules stop (paused, saying why; the Schedules page still lists them, to delete), and so
-    do the "then run" links of other scripts that start it (disabled): either fired an `error`
-    every time ("script N not found"). Its webhooks are deleted (`webhook.delete`, audited with
+    do the "then run" links of other scripts that start it (disabled), each audited with the
+    reason (`_stop_triggers`): either fired an `error` every time ("script N not found"). Its
+    webhooks are deleted (`webhook.delete`, audited with
     the reason): they could start nothing, nothing listed them, and a signed one kept its
     secret from being deleted."""
     require(actor.user, Permission.edit_scripts)
     script = await _locked(session, actor, script_id)
     script.deleted_at = utcnow()
-    await session.exec(
-        sql_update(Schedule)
-        .where(col(Schedule.script_id) == script_id, col(Schedule.enabled))
-        .values(enabled=False, next_fire_at=None, paused_reason="paused: its script was deleted")
-    )
-    await session.exec(
-        sql_update(ChainLink)
-        .where(col(ChainLink.target_script_id) == script_id, col(ChainLink.enabled))
-        .values(enabled=False, updated_at=utcnow())
-    )
+    await _stop_triggers(session, actor, script_id)
     hooks = (
         await session.exec(select(WebhookTrigger).where(col(WebhookTrigger.script_id) == script_id))
     ).all()

@@ -243,7 +243,8 @@ async def test_deleting_a_target_script_disables_the_links_that_start_it(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
 ) -> None:
     """A link whose target was deleted stayed enabled and listed as usual, and every run of its
-    source recorded a chain error ("script N not found"): deleting the target disables it."""
+    source recorded a chain error ("script N not found"): deleting the target disables it, and
+    audits it (`chain_link.update`: the link changed with no event)."""
     await allow_local(client, admin)
     a = await make_script(client, admin, "echo source\n")
     b = await make_script(client, admin, "echo target\n")
@@ -259,6 +260,12 @@ async def test_deleting_a_target_script_disables_the_links_that_start_it(
     }
     assert listed[b]["id"] == gone and listed[b]["enabled"] is False
     assert listed[other]["enabled"] is True
+    # Said in the link's audit log, in the deleter's name (it changed with no event).
+    params = {"target_type": "chain_link", "target_id": gone, "action": "chain_link.update"}
+    events = (await client.get("/api/v1/audit", params=params, headers=admin.headers)).json()["items"]
+    assert [(e["actor_name"], e["details"]["enabled"], e["details"]["reason"]) for e in events] == [
+        (operator.username, False, "its target script was deleted")
+    ]
     run = await start(client, operator, a, "local")
     assert (await wait_for(client, operator, run["id"]))["status"] == "success"
     (step,) = await wait_chained(client, operator, run["id"])

@@ -846,7 +846,8 @@ async def test_deleting_the_script_stops_its_schedules(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, no_automation_loops: None
 ) -> None:
     """A deleted script's schedule is paused in the delete's transaction: it used to stay enabled
-    and fire `error` ("script N not found") at every fire time, forever, hidden from every list."""
+    and fire `error` ("script N not found") at every fire time, forever, hidden from every list.
+    The pause is audited (`schedule.paused`: it changed with no event)."""
     sid = await script(client, operator)
     other = await script(client, operator)
     schedule_id = (await add(client, operator, sid)).json()["id"]
@@ -862,6 +863,12 @@ async def test_deleting_the_script_stops_its_schedules(
         assert not stopped.enabled and stopped.next_fire_at is None
         assert stopped.paused_reason == "paused: its script was deleted"
         assert kept.enabled and kept.next_fire_at is not None, "another script's schedule goes on"
+    # Said in the schedule's audit log, in the deleter's name (it changed with no event).
+    params = {"target_type": "schedule", "target_id": schedule_id, "action": "schedule.paused"}
+    events = (await client.get("/api/v1/audit", params=params, headers=admin.headers)).json()["items"]
+    assert [(e["actor_name"], e["details"]["reason"]) for e in events] == [
+        (operator.username, "its script was deleted")
+    ]
 
 
 async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: LoggedIn) -> None:
