@@ -289,9 +289,7 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
             _SENT_TO_LOGIN.add(context.client)
             ui.navigate.to(session.login_url(_request_path(), session.ended_notice() or "logout"))
         return None
-    drawn = _DRAWN_ROLE.get(context.client)
-    if ticking and drawn is not None and actor.user is not None and drawn != actor.user.role:
-        _DRAWN_ROLE.pop(context.client)  # once: the page's other timers wait for the new page
+    if ticking and _drawn_for_another_role(actor):
         ui.navigate.reload()
         return None
     if permission is not None and not can(actor.user, permission):
@@ -301,6 +299,21 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
             notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
         return None
     return actor
+
+
+def _drawn_for_another_role(actor: Actor) -> bool:
+    """Whether the page in context was drawn (`frame`) for another role than `actor`'s now; True
+    once per page (its other timers then wait for the page to load again). False where no page
+    is in context: a handler whose element was deleted meanwhile (a closed dialog's) has none."""
+    try:
+        client = context.client
+    except RuntimeError:
+        return False
+    drawn = _DRAWN_ROLE.get(client)
+    if drawn is None or actor.user is None or drawn == actor.user.role:
+        return False
+    del _DRAWN_ROLE[client]
+    return True
 
 
 T = TypeVar("T")
