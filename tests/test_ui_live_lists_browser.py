@@ -2,8 +2,9 @@
 the API (another user, another tab) shows in a page left open within the live interval
 (`OPSCRAFT_LIVE_SECONDS`, 1 s here), and an open dialog or a field being typed in stays as it was
 while the list changes under it. The lists were read once when the page was built (or after the page's own
-clicks): a script's schedules and webhooks, API tokens, users, secrets, notification channels and
-rules, approvals and the scripts list showed another user's change only after a reload."""
+clicks): a script's schedules, webhooks, "then run" links and secrets, API tokens, users, secrets,
+notification channels and rules, approvals and the scripts list showed another user's change only
+after a reload."""
 
 from __future__ import annotations
 
@@ -94,6 +95,55 @@ def test_a_scripts_schedules_and_webhooks_follow_other_users(
 
     _api(server, "DELETE", f"{path}/{second['id']}", operator)
     page.get_by_test_id(f"{row}-{second['id']}").wait_for(state="detached")
+
+
+def test_a_scripts_then_run_links_follow_other_users(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The "Then run" tab was read once: another user's new link, a target renamed or deleted
+    (which disables the link) showed only after a reload. The dialog being typed in stays."""
+    operator = tokens["operator"]
+    source = create_script(server, operator, "live-source", "echo hi\n", status="active")
+    target = create_script(server, operator, "live-target", "echo hi\n", status="active")
+    other = create_script(server, operator, "live-other", "echo hi\n", status="active")
+    path = f"/scripts/{source['id']}/chains"
+    first = _api(server, "POST", path, operator, json={"target_script_id": target["id"]})
+    signed_in(page, server, "admin", then=f"/scripts/{source['id']}?tab=chains")
+    page.get_by_test_id(f"chain-target-{first['id']}").get_by_text("live-target").wait_for()
+    page.get_by_test_id(f"chain-edit-{first['id']}").click()
+    page.get_by_test_id("chain-mapping").fill("typed here")
+
+    second = _api(server, "POST", path, operator, json={"target_script_id": other["id"]})
+    _api(server, "PUT", f"/scripts/{target['id']}", operator, json={"name": "live-renamed"})
+    page.get_by_test_id(f"chain-{second['id']}").wait_for()
+    page.get_by_test_id(f"chain-target-{first['id']}").get_by_text("live-renamed").wait_for()
+    assert page.get_by_test_id("chain-mapping").input_value() == "typed here"
+    _cancel(page)
+
+    _api(server, "DELETE", f"/scripts/{target['id']}", operator)
+    page.get_by_test_id(f"chain-{first['id']}").get_by_text("disabled", exact=True).wait_for()
+    _api(server, "DELETE", f"{path}/{second['id']}", operator)
+    page.get_by_test_id(f"chain-{second['id']}").wait_for(state="detached")
+
+
+def test_a_scripts_attached_secrets_follow_other_users(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The script's Secrets tab was read once: another operator's attach or detach showed only
+    after a reload."""
+    operator = tokens["operator"]
+    script = create_script(server, operator, "live-secrets", "echo hi\n", status="active")
+    secret = _api(server, "POST", "/secrets", operator, json={"name": "LIVE_KEY", "value": "live-key-1"})
+    signed_in(page, server, "admin", then=f"/scripts/{script['id']}?tab=secrets")
+    page.get_by_test_id("script-secrets-empty").wait_for()
+
+    attached = f"/scripts/{script['id']}/secrets/{secret['id']}"
+    _api(server, "POST", attached, operator)
+    page.get_by_test_id("attached-LIVE_KEY").wait_for()
+    assert page.get_by_test_id("script-secrets-empty").count() == 0
+    _api(server, "DELETE", attached, operator)
+    page.get_by_test_id("attached-LIVE_KEY").wait_for(state="detached")
+    page.get_by_test_id("script-secrets-empty").wait_for()
 
 
 def test_api_tokens_follow_other_tabs(

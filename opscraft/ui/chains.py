@@ -8,6 +8,7 @@ from typing import Any
 
 from nicegui import ui
 
+from opscraft.db import stored_shapes
 from opscraft.db.models import ChainLink, Execution, Script
 from opscraft.db.models.chains import ChainOutcome
 from opscraft.services import chains
@@ -15,9 +16,11 @@ from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
-from opscraft.ui.layout import close_saved, guard, run_action
+from opscraft.ui.layout import close_saved, follow, guard, reread, run_action
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
+    OneRead,
+    Rows,
     call,
     call_all,
     changed_with_boxes,
@@ -60,16 +63,17 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         "parameters and from lines it prints as ::set-output name=NAME::VALUE (docs/automation.md)."
     ).classes("text-grey-7")
 
-    @ui.refreshable
-    async def body() -> None:
-        rows = await run_action(lambda: call_all(chains.list_for_script, actor, script_id))
-        if rows is None:
-            return
-        if not rows:
-            ui.label("No links yet.").props('data-testid="chains-empty"')
-        names = await call(chains.script_names, {link.target_script_id for link in rows})
-        for link in rows:
-            _row(link, names.get(link.target_script_id, f"script {link.target_script_id}"))
+    reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)
+
+    async def read(reader: Actor) -> list[tuple[ChainLink, str]]:
+        """The links with the name of the script each starts (as it is named now)."""
+        links = await call_all(chains.list_for_script, reader, script_id)
+        names = await call(chains.script_names, {link.target_script_id for link in links})
+        return [(link, names.get(link.target_script_id, f"script {link.target_script_id}")) for link in links]
+
+    async def update() -> None:
+        """Show the links as stored now (a change here, in another tab, through the API)."""
+        await reread(read, body.show, Permission.view_scripts, reads=reads)
 
     def _row(link: ChainLink, target: str) -> None:
         with ui.card().classes("w-full gap-1").props(f'data-testid="chain-{link.id}"'):
@@ -108,7 +112,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         if not await confirm("Delete this link?", "Runs of this script no longer start the other one."):
             return
         await run_action(lambda: call(chains.delete, current, link.id, script_id), "Link deleted")
-        body.refresh()
+        await update()
 
     async def open_form(link: ChainLink | None = None, target_name: str = "") -> None:
         """The "Then run" dialog: a new link, or `link` (starting `target_name`) to edit; an edit
@@ -203,7 +207,7 @@ async def chains_tab(actor: Actor, script: Script) -> None:
                 saved = await run_action(lambda: top_level_fields(save), fields=fields)
                 if saved is not None:
                     await close_saved(dialog, done, draft)
-                    body.refresh()
+                    await update()
 
             dialog_buttons(
                 dialog, "Add" if link is None else "Save", "chain-submit", submit, on_cancel=draft.clear
@@ -215,11 +219,24 @@ async def chains_tab(actor: Actor, script: Script) -> None:
             'unelevated data-testid="chain-add"'
         )
 
+    # Live as the schedules' and webhooks' tabs: another user's new link, a link disabled by its
+    # target's deletion or a target renamed showed only after a reload.
+    body = Rows(
+        lambda row: _row(*row),
+        [],
+        key=lambda row: row[0].id,
+        picture=lambda row: (row[0].model_dump(), row[1], stored_shapes.note(row[0])),
+    )
+
     async def render() -> None:
-        """Rendered once the browser is connected: the script page builds faster; then the dialog
-        whose typing a reload interrupted is opened again (the tab's draft of it)."""
-        with container:
-            await body()
+        """Rendered once the browser is connected: the script page builds faster; then live, and
+        the dialog whose typing a reload interrupted is opened again (the tab's draft of it)."""
+        rows = await run_action(lambda: read(actor))
+        if rows is None:
+            return
+        body.empty = ("No links yet.", "chains-empty")
+        body.show(rows)
+        follow(read, body.show, Permission.view_scripts, reads=reads)
         if not edit:
             return
         await drafts.reopen(f"chain:{script_id}:", reopen_form, lambda _: listed())
@@ -232,7 +249,6 @@ async def chains_tab(actor: Actor, script: Script) -> None:
         names = await call(chains.script_names, {link.target_script_id} if link else set())
         await open_form(link, names.get(link.target_script_id, "") if link else "")
 
-    container = ui.column().classes("w-full gap-2")
     one_shot(0.1, render)
 
 

@@ -17,13 +17,9 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.secrets import Attachment
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import guard, run_action
+from opscraft.ui.layout import follow, guard, reread, run_action
 from opscraft.ui.script_tabs import script_tab
-from opscraft.ui.widgets import call_all, format_time, one_click
-
-
-async def _attached(actor: Actor, script_id: int) -> list[Attachment] | None:
-    return await run_action(lambda: call_all(secrets.list_for_script, actor, script_id))
+from opscraft.ui.widgets import OneRead, Rows, call_all, format_time, one_click
 
 
 @script_tab("secrets", "Secrets", "key")
@@ -39,18 +35,20 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
         "their values never appear in the output (they are masked as ***)."
     ).classes("text-grey-7")
 
-    @ui.refreshable
-    async def body() -> None:
-        attached = await _attached(actor, script_id)
-        if attached is None:
-            return
-        if not attached:
-            ui.label("No secrets are attached to this script.").props('data-testid="script-secrets-empty"')
-        with ui.column().classes("w-full gap-1").props('data-testid="script-secrets"'):
-            for item in attached:
-                _attachment_row(item, manage)
-        if manage:
-            await _attach_form(attached)
+    taken: set[int] = set()  # the attached secrets' ids: the attach form offers the others
+    reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)
+
+    async def read(reader: Actor) -> list[Attachment]:
+        return await call_all(secrets.list_for_script, reader, script_id)
+
+    def show(attached: list[Attachment]) -> bool:
+        taken.clear()
+        taken.update(item.secret_id for item in attached)
+        return rows.show(attached)
+
+    async def update() -> None:
+        """Show the attachments as stored now (a change here, in another tab, through the API)."""
+        await reread(read, show, Permission.view_scripts, reads=reads)
 
     def _attachment_row(item: Attachment, manage: bool) -> None:
         with ui.row().classes("items-center gap-3 w-full"):
@@ -64,8 +62,10 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
                     f'data-testid="detach-{item.name}"'
                 ).tooltip("Detach")
 
-    async def _attach_form(attached: list[Attachment]) -> None:
-        taken = {a.secret_id for a in attached}
+    @ui.refreshable
+    async def attach_form() -> None:
+        """Redrawn after this tab's own attach or detach (its choices then leave out what is
+        attached), not at a live re-read: a choice being made stays."""
         first = await first_choices(secret_search(actor, taken))
         with ui.row().classes("items-center gap-2 mt-2"):
             select = searched_select("Secret to attach", "attach-select", first)
@@ -90,7 +90,8 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
             return True
 
         if await run_action(action, done, fields):
-            body.refresh()
+            await update()
+            attach_form.refresh()
 
     async def attach(select: ui.select) -> None:
         secret_id = select.value
@@ -104,4 +105,14 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
     async def detach(item: Attachment) -> None:
         await change(lambda s, a: secrets.detach(s, a, script_id, item.secret_id), f"{item.name} detached")
 
-    await body()
+    # Live as the other lists: another user's attach or detach showed only after a reload.
+    attached = await run_action(lambda: read(actor))
+    if attached is None:
+        return
+    rows = Rows(lambda item: _attachment_row(item, manage), [], key=lambda item: item.secret_id)
+    rows.container.classes(replace="w-full gap-1").props('data-testid="script-secrets"')
+    rows.empty = ("No secrets are attached to this script.", "script-secrets-empty")
+    show(attached)
+    follow(read, show, Permission.view_scripts, reads=reads)
+    if manage:
+        await attach_form()
