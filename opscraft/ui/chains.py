@@ -16,7 +16,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
-from opscraft.ui.layout import close_saved, follow, guard, reread, run_action
+from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     OneRead,
@@ -231,12 +231,9 @@ async def chains_tab(actor: Actor, script: Script) -> None:
     async def render() -> None:
         """Rendered once the browser is connected: the script page builds faster; then live, and
         the dialog whose typing a reload interrupted is opened again (the tab's draft of it)."""
-        rows = await run_action(lambda: read(actor))
-        if rows is None:
-            return
         body.empty = ("No links yet.", "chains-empty")
-        body.show(rows)
-        follow(read, body.show, Permission.view_scripts, reads=reads)
+        if await show_and_follow(read, body.show, actor, Permission.view_scripts, reads=reads) is None:
+            return
         if not edit:
             return
         await drafts.reopen(f"chain:{script_id}:", reopen_form, lambda _: listed())

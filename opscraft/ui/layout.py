@@ -355,6 +355,25 @@ def follow(
     return live_timer(seconds, lambda: reads.run(update, ticking=True))
 
 
+async def show_and_follow(
+    read: Callable[[Actor], Awaitable[T]],
+    show: Callable[[T], Any],
+    actor: Actor,
+    permission: Permission | None = None,
+    *,
+    reads: OneRead,
+) -> T | None:
+    """A list's first read, once the browser is connected: `read(actor)` handed to `show`, then
+    kept live (`follow`). Returns what was read, or None when it was refused (said by
+    `run_action`: nothing is shown or followed)."""
+    value = await run_action(lambda: read(actor))
+    if value is None:
+        return None
+    show(value)
+    follow(read, show, permission, reads=reads)
+    return value
+
+
 async def reread(
     read: Callable[[Actor], Awaitable[T]],
     show: Callable[[T], Any],

@@ -17,7 +17,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.services.secrets import Attachment
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import follow, guard, reread, run_action
+from opscraft.ui.layout import guard, reread, run_action, show_and_follow
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import OneRead, Rows, call_all, format_time, one_click
 
@@ -106,13 +106,10 @@ async def secrets_tab(actor: Actor, script: Script) -> None:
         await change(lambda s, a: secrets.detach(s, a, script_id, item.secret_id), f"{item.name} detached")
 
     # Live as the other lists: another user's attach or detach showed only after a reload.
-    attached = await run_action(lambda: read(actor))
-    if attached is None:
-        return
     rows = Rows(lambda item: _attachment_row(item, manage), [], key=lambda item: item.secret_id)
     rows.container.classes(replace="w-full gap-1").props('data-testid="script-secrets"')
     rows.empty = ("No secrets are attached to this script.", "script-secrets-empty")
-    show(attached)
-    follow(read, show, Permission.view_scripts, reads=reads)
+    if await show_and_follow(read, show, actor, Permission.view_scripts, reads=reads) is None:
+        return
     if manage:
         await attach_form()

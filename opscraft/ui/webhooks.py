@@ -14,7 +14,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import close_saved, follow, guard, reread, run_action
+from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
 from opscraft.ui.script_tabs import script_tab
 from opscraft.ui.widgets import (
     OneRead,
@@ -257,12 +257,10 @@ async def webhooks_tab(actor: Actor, script: Script) -> None:
 
     async def render() -> None:
         """Rendered once the browser is connected (the script page builds faster), then live."""
-        rows = await run_action(lambda: read(actor))
+        body.empty = ("No webhooks yet.", "webhooks-empty")
+        rows = await show_and_follow(read, body.show, actor, Permission.view_scripts, reads=reads)
         if rows is None:
             return
-        body.empty = ("No webhooks yet.", "webhooks-empty")
-        body.show(rows)
-        follow(read, body.show, Permission.view_scripts, reads=reads)
         if not edit:
             return
 
