@@ -488,6 +488,21 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview", page:
         elif page != 1 and tab != "versions":
             address.say_ignored({"page": "is the Versions tab's (tab=versions)"})
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
+            versions: VersionsView | None = None  # built below, after the page may have connected
+
+            def keep_tab(event: Any) -> None:
+                """The tab opened, in the address (a reload, Back or a shared link opened the one the
+                page was opened on); the Versions tab's with the table's page. Listened to once the
+                opened tab is set (setting it is no change to keep) and before the page's first
+                await: a tab opened while the rest of the page was still being built (its tabs
+                wait for the browser's connection) stayed out of the address."""
+                key = str(event.value)
+                if key == "versions" and versions is not None:
+                    ui.navigate.history.replace(versions.paged_address())
+                else:
+                    ui.navigate.history.replace(tab_address(script.id, key))
+
+            tabs.on_value_change(keep_tab)
             overview = ui.refreshable(_overview_panel)
             content = ui.refreshable(_content)
             with ui.tab_panel(own["overview"]):
@@ -519,12 +534,3 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview", page:
             for ext in extensions:
                 with ui.tab_panel(own[ext.key]):
                     await ext.render(actor, script)
-
-        def keep_tab(event: Any) -> None:
-            """The tab opened, in the address (a reload, Back or a shared link opened the one the
-            page was opened on); the Versions tab's with the table's page."""
-            key = str(event.value)
-            kept = versions.paged_address() if key == "versions" else tab_address(script.id, key)
-            ui.navigate.history.replace(kept)
-
-        tabs.on_value_change(keep_tab)
