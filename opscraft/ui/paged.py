@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from nicegui import ui
+from nicegui import context, ui
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db.digits import ascii_int
@@ -49,6 +49,9 @@ class KeptPage:
         self.page_size = page_size
         self.last_page = 1  # of the latest `count`
         self._kept = ""  # the address `keep_page` last put in the browser's
+        # The page the list is on (built in it): `keep_page` runs from live re-reads too, whose
+        # task may hold no element of the page.
+        self._client = context.client
 
     @property
     def skip(self) -> int:
@@ -85,7 +88,8 @@ class KeptPage:
         new step of Back), when the list has an address and it changed since the last call."""
         kept = self.paged_address() if self.address() else ""
         if kept and kept != self._kept:
-            ui.navigate.history.replace(kept)
+            with self._client:
+                ui.navigate.history.replace(kept)
         self._kept = kept
 
 
