@@ -522,6 +522,11 @@ function ocMarkA11y() {
     region.setAttribute("role", "region");
     region.setAttribute("aria-label", owner.dataset.a11yLabel);
   });
+  // Quasar's Ajax bar (NiceGUI's loading bar) turns into a `progressbar` without a name while a
+  // request of the page is under way (axe-core's aria-progressbar-name); idle, it is aria-hidden.
+  document.querySelectorAll(".q-loading-bar:not([aria-label])").forEach((bar) => {
+    bar.setAttribute("aria-label", "Loading");
+  });
 }
 new MutationObserver(ocMarkA11y).observe(document.documentElement, {childList: true, subtree: true});
 // A dialog takes the keyboard's focus as soon as it is in the page (its `autofocus` field, else the
