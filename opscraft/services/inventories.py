@@ -29,7 +29,7 @@ import yaml
 
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.execution import line_breaks
-from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
+from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS, UNPARSED_INVENTORY_FAILS
 from opscraft.services import (
     inventory_errors,
     inventory_listing,
@@ -347,8 +347,7 @@ async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str
         "ANSIBLE_LOCAL_TEMP": str(folder / ".ansible" / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS,
-        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
-        "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+        **UNPARSED_INVENTORY_FAILS,
     }
     proc = await asyncio.create_subprocess_exec(
         *argv,
