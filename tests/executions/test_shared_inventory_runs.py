@@ -251,3 +251,4 @@ async def test_an_inventory_the_runs_ansible_cannot_parse_whole_fails_the_run_be
         assert final["status"] == "failed", (final, text)
         assert "host=" not in text, text
         assert "Completely failed to parse inventory source" in final["error_message"], final
+        assert "save it again, which checks it and names the line at fault" in final["error_message"], final
