@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
+import tomllib
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,3 +52,16 @@ def test_a_changed_pyproject_installs_again(venv: list[list[str]]) -> None:
     (bootstrap.VENV / ".opscraft-installed").write_text("0123456789abcdef:test,desktop")
     bootstrap.ensure_venv("")
     assert any("-e" in argv for argv in venv)
+
+
+def test_the_server_install_brings_ansible_inventory_which_the_inventory_rules_run() -> None:
+    """The inventory save rules (a password in clear, a host starting with `-`, a text that does
+    not parse: services/inventories.py) ask `ansible-inventory`, and make only the checks that
+    need no Ansible without it. `ansible-core` was a test extra only: a server installed as the
+    README says (`python3 -m opscraft serve`, the Dockerfile's image: the runtime dependencies)
+    saved `h1 ansible_ssh_pass=hunter2`, `ansible_host=-oProxyCommand=x` and `[web` unrefused."""
+    project = tomllib.loads((Path(bootstrap.__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=!~;\[ ]", wanted, maxsplit=1)[0].lower() for wanted in project["dependencies"]}
+    assert "ansible-core" in names, sorted(names)
+    scripts = {Path(str(path)).name for path in metadata.files("ansible-core") or []}
+    assert "ansible-inventory" in scripts, sorted(scripts)

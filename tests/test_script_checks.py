@@ -34,6 +34,9 @@ BAD = [
     (ScriptType.ansible, "- hosts: all\n- just a string\n", 2, "must be a mapping"),
     (ScriptType.ansible, "- name: no hosts\n  tasks: []\n", 1, "no 'hosts'"),
     (ScriptType.ansible, "[]\n", 1, "non-empty"),
+    # Ansible keeps the last `hosts`: the play ran on all hosts, its top line says webs.
+    (ScriptType.ansible, "- hosts: webs\n  tasks: []\n  hosts: all\n", 3, "'hosts' is written twice"),
+    (ScriptType.ansible, "- hosts: all\n  vars: {port: 80, port: 8080}\n", 2, "'port' is written twice"),
     (ScriptType.terraform, 'resource "a" "b" {\n  x = \n}\n', 2, "invalid HCL"),
     (ScriptType.terraform, 'variable "x" {\n  default = 1\n', 3, "end of file"),
 ]
@@ -42,6 +45,16 @@ BAD = [
 @pytest.mark.parametrize("script_type", list(ScriptType))
 async def test_valid_content_passes(script_type: ScriptType) -> None:
     assert await syntax_errors(script_type, GOOD[script_type]) == []
+
+
+async def test_a_key_a_yaml_merge_brings_in_may_be_overridden_in_a_playbook() -> None:
+    """`<<: *base` then `a: 2` is YAML's way to override a merged key, not a key written twice:
+    accepted (Ansible's DUPLICATE_YAML_DICT_KEY=error would refuse it, hence no such setting)."""
+    playbook = (
+        "- hosts: all\n  vars:\n    base: &base\n      a: 1\n      b: 2\n"
+        "    over:\n      <<: *base\n      a: 3\n  tasks: []\n"
+    )
+    assert await syntax_errors(ScriptType.ansible, playbook) == []
 
 
 @pytest.mark.parametrize(("script_type", "content", "line", "text"), BAD)

@@ -707,3 +707,34 @@ async def test_an_inventory_save_checks_its_text_before_it_takes_the_write_turn(
         release.set()
         r = await asyncio.wait_for(save, 60)
         assert r.status_code == 200, r.text
+
+
+@IN_MODULE_LOOP
+@pytest.mark.parametrize(
+    ("content", "line", "key"),
+    [
+        # web1's variables written twice: Ansible used the second (tier=hidden), the page shows both.
+        ("all:\n  hosts:\n    web1:\n      tier: shown\n    web1:\n      tier: hidden\n", 5, "web1"),
+        ("all:\n  children:\n    dbs:\n      vars: {port: 5432, port: 6432}\n", 4, "port"),
+        ("all:\n  vars:\n    a: 1\n  vars:\n    a: 2\n", 4, "vars"),
+    ],
+)
+async def test_a_key_written_twice_in_a_yaml_inventory_is_refused(
+    reader: Reader, content: str, line: int, key: str
+) -> None:
+    """Ansible keeps a repeated key's last value ("found a duplicate dict key ... Using last defined
+    value only", a warning in the run's output): the first one shown was not the one used. Refused
+    at save naming both lines, for a shared inventory and a script's own; a key a merge brings in
+    and the mapping overrides stays accepted."""
+    client, operator = reader.client, await reader.person(Role.operator)
+    r = await _inventory(client, operator, content=content)
+    assert r.status_code == 422, r.text
+    error = r.json()["errors"][0]
+    assert error["field"] == "content", error
+    assert f"line {line}: the key '{key}' is written twice in one mapping" in error["message"], error
+    r = await _script(client, operator, inventory=content)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "inventory", r.text
+    merged = (
+        "all:\n  vars:\n    base: &b\n      a: 1\n    over:\n      <<: *b\n      a: 2\n  hosts:\n    web1:\n"
+    )
+    assert (await _inventory(client, operator, content=merged)).status_code == 201

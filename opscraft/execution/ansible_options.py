@@ -225,6 +225,17 @@ SECRET_HINTS: dict[tuple[str, ...], str] = {
 stderr) whose fix is a secret attached to the script: Ansible's words name no OpsCraft secret,
 and such a run's message said only "a task failed on web1"."""
 
+INVENTORY_HINTS: dict[tuple[str, ...], str] = {
+    # ansible-core 2.14-2.19, InventoryManager.parse_source with ANSIBLE_INVENTORY_UNPARSED_FAILED
+    # (commands.UNPARSED_INVENTORY_FAILS): every enabled plugin refused the file.
+    ("Completely failed to parse inventory source",): (
+        "the run's Ansible could not parse the inventory (the warnings above give each plugin's "
+        "reason): open the script's or the shared inventory and save it again, which checks it and "
+        "names the line at fault"
+    ),
+}
+"""What to do about an inventory the run's Ansible refused: its words name a file of the run."""
+
 
 def exit_message(exit_code: int, stdout: str = "", stderr: str = "") -> str:
     """Why a playbook's run failed, for its `error_message`: "the script exited with code 4: a host
@@ -240,6 +251,7 @@ def exit_message(exit_code: int, stdout: str = "", stderr: str = "") -> str:
         meaning = hosts
     elif meaning and (error := last_error(stderr)):
         meaning = f"{meaning.split(' (')[0]}: {error}"
-    hints = [hint for says, hint in SECRET_HINTS.items() if any(s in stdout or s in stderr for s in says)]
+    known = {**SECRET_HINTS, **INVENTORY_HINTS}.items()
+    hints = [hint for says, hint in known if any(s in stdout or s in stderr for s in says)]
     message = f"the script exited with code {exit_code}" + (f": {meaning}" if meaning else "")
     return message + "".join(f"; {hint}" for hint in hints)

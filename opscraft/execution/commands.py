@@ -53,6 +53,16 @@ LOCAL_TMP_INVENTORY = (
 # Only the inventory plugins that read data: no script, no `plugin:` configuration (which could
 # load a plugin that runs code or templates values), see services/inventories.py.
 INVENTORY_PLUGINS = "yaml,ini"
+# An inventory no enabled plugin parses whole ends the run before any task: by default Ansible
+# only warns ("Unable to parse ... as an inventory source") and plays on what the plugin read
+# before it stopped (a YAML file's first hosts, without the group variables after them) or on
+# no host. The save's check refuses such a text with the server's Ansible (services/inventories),
+# but a run's Ansible can read it otherwise (another version in the image than on the server,
+# none on the server, a text stored before a rule), so the run refuses it too.
+UNPARSED_INVENTORY_FAILS = {
+    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+    "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+}
 # The known_hosts a script may attach as a `file` secret of this name; without it each run
 # accepts the host keys it meets (trust on first use, per run: see docs/scripts.md).
 KNOWN_HOSTS_SECRET = "SSH_KNOWN_HOSTS"
@@ -115,6 +125,7 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
         files[INVENTORY_FILE] = spec.inventory.encode()
         files[LOCAL_TMP_INVENTORY_FILE] = LOCAL_TMP_INVENTORY
         target = ["-i", LOCAL_TMP_INVENTORY_FILE, "-i", INVENTORY_FILE]
+        env.update(UNPARSED_INVENTORY_FAILS)
         # Remote hosts: their own Python, found by Ansible (not the controller's, see run_env).
         env["ANSIBLE_PYTHON_INTERPRETER"] = "auto_silent"
         env["ANSIBLE_REMOTE_TEMP"] = "~/.ansible/tmp"  # on the host: its user's home

@@ -39,10 +39,12 @@ HINTS = {
         "and a machine without internet a provider mirror (docs/executions.md, Secrets and providers)"
     ),
     ("Saved plan is stale",): "the state changed since the plan was made: plan again and apply the new plan",
-    # "Error saving state: HTTP error: 413" (OpsCraft's body limit for states), 403, or no answer.
+    # "Error saving state: HTTP error: 413" (OpsCraft's body limit for states), 403, 423 (the run's
+    # lock was broken, `DELETE .../lock`, and another run took it), or no answer.
     ("Failed to save state",): (
         "OpsCraft did not take the state (HTTP 413: it is over OPSCRAFT_MAX_STATE_BYTES; 403: the "
-        "run's credentials ended; or the server did not answer)"
+        "run's credentials ended; 423: an admin broke the run's state lock and another run holds "
+        "it; or the server did not answer)"
     ),
 }
 

@@ -29,7 +29,7 @@ import yaml
 
 from opscraft.db.text import NUL_MESSAGE
 from opscraft.execution import line_breaks
-from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS
+from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS, UNPARSED_INVENTORY_FAILS
 from opscraft.services import (
     inventory_errors,
     inventory_listing,
@@ -37,6 +37,7 @@ from opscraft.services import (
     line_endings,
     password_variables,
     vault_files,
+    yaml_keys,
 )
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
@@ -102,7 +103,8 @@ def _expanded_size(data: object, limit: int) -> int:
 
 
 def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
-    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb, and for
+    """`Invalid` for YAML that is an inventory plugin configuration or an alias bomb or writes a
+    key twice in one mapping (`yaml_keys`: Ansible uses the last, the page shows both), and for
     host ranges that expand to more than `MAX_HOSTS` hosts (INI or YAML)."""
     try:  # every scalar as text: safe_load's dates raised ValueError on `0000-01-01` (a 500)
         data = yaml.load(text, Loader=yaml.BaseLoader)  # noqa: S506 (BaseLoader builds only str, list, dict)
@@ -114,6 +116,10 @@ def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
             "Ansible would copy out in full: write the values out, or share them as group vars",
             field,
         )
+    if isinstance(data, dict):
+        repeated = yaml_keys.repeated(yaml.compose(text, Loader=yaml.SafeLoader))
+        if repeated:
+            raise _invalid(f"line {repeated[0][0]}: {repeated[0][1]}", field)
     if isinstance(data, dict) and "plugin" in data:
         raise _invalid(
             "inventory plugin configurations (a 'plugin:' key) are not accepted, they can run code "
@@ -347,8 +353,7 @@ async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str
         "ANSIBLE_LOCAL_TEMP": str(folder / ".ansible" / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS,
-        "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
-        "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+        **UNPARSED_INVENTORY_FAILS,
     }
     proc = await asyncio.create_subprocess_exec(
         *argv,

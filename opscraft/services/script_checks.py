@@ -21,7 +21,7 @@ import yaml
 
 from opscraft.db.models.scripts import ScriptType
 from opscraft.execution import python_source
-from opscraft.services import line_endings, linters, password_variables, vault_files
+from opscraft.services import line_endings, linters, password_variables, vault_files, yaml_keys
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 
@@ -186,6 +186,7 @@ def _ansible(content: str) -> list[SyntaxProblem]:
         if not keys & {"hosts", "import_playbook", "ansible.builtin.import_playbook"}:
             problems.append(SyntaxProblem(line, "play has no 'hosts' (or 'import_playbook')"))
     problems += [SyntaxProblem(line, message) for line, message in password_variables.in_playbook(root)]
+    problems += [SyntaxProblem(line, message) for line, message in yaml_keys.repeated(root)]
     return problems
 
 

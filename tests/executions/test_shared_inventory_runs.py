@@ -215,3 +215,40 @@ async def test_a_rollback_to_a_version_whose_stored_inventory_is_refused_today_i
     )
     r = await client.get(f"/api/v1/scripts/{script_id}", headers=operator.headers)
     assert r.json()["current_version"] == 2 and r.json()["inventory"] == _inventory("b"), r.text
+
+
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_an_inventory_the_runs_ansible_cannot_parse_whole_fails_the_run_before_any_task(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """A YAML inventory whose second host Ansible's yaml plugin refuses (`box2[prod]`, read as a
+    host range) used to give only warnings in a run ("Unable to parse ... as an inventory
+    source"): the play went on with what the plugin read before it stopped, box1, and box2 was
+    left out unseen. The save refuses the text with the server's Ansible, but a run's Ansible
+    may read it otherwise (none on the server, another version in the image, a text stored
+    before a rule): stored so, for the script's own inventory and a shared one, the run fails
+    before any task, naming the inventory."""
+    seen = _inventory("blue")
+    own = await make_script(client, operator, PLAYBOOK, script_type="ansible", inventory=seen)
+    inventory, shared = await shared_inventory_script(client, operator, seen)
+    partial = (
+        "all:\n  children:\n    targets:\n      vars:\n        tier: blue\n"
+        "        ansible_python_interpreter: /usr/bin/python3\n      hosts:\n"
+        "        box1:\n          ansible_connection: local\n        box2[prod]:\n"
+        "          ansible_connection: local\n"
+    )
+    settings = {"inventory": partial}
+    await _stored_before_the_rule(
+        update(ScriptVersion).where(col(ScriptVersion.script_id) == own).values(run_settings=settings)
+    )
+    await _stored_before_the_rule(
+        update(Inventory).where(col(Inventory.id) == inventory["id"]).values(content=partial)
+    )
+    for script_id in (own, shared):
+        started = await start(client, operator, script_id, runner_name, parameters={})
+        final = await wait_for(client, operator, started["id"], timeout=120)
+        text = await output(client, operator, started["id"])
+        assert final["status"] == "failed", (final, text)
+        assert "host=" not in text, text
+        assert "Completely failed to parse inventory source" in final["error_message"], final
+        assert "save it again, which checks it and names the line at fault" in final["error_message"], final

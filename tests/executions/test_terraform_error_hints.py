@@ -19,7 +19,7 @@ import os
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,6 +37,7 @@ class StateServer(http.server.ThreadingHTTPServer):
     lock info), as a proxy or an OpsCraft that refuses or fails would."""
 
     lock_status = 200
+    post_status = 200  # what a state write gets
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -59,6 +60,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_UNLOCK(self) -> None:
         self._answer(200)
 
+    def do_POST(self) -> None:
+        self._answer(self.server.post_status)
+
     def log_message(self, format: str, *args: object) -> None:
         pass
 
@@ -74,8 +78,8 @@ def state_server() -> Iterator[StateServer]:
         server.server_close()
 
 
-def _plan_stderr(tmp_path: Path, server: StateServer) -> str:
-    """Real Terraform's stderr of a plan whose LOCK the server answers with its `lock_status`."""
+def _terraform(tmp_path: Path, server: StateServer) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Real Terraform in `tmp_path` (initialised) with the environment a run gets for `server`."""
     require_service(shutil.which("terraform") is not None, "a real terraform binary on PATH")
     (tmp_path / "main.tf").write_text(MAIN_TF)
     base_url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -94,7 +98,12 @@ def _plan_stderr(tmp_path: Path, server: StateServer) -> str:
 
     init = terraform("init", "-input=false")
     assert init.returncode == 0, init.stderr
-    plan = terraform("plan", "-input=false", "-lock-timeout=1s")
+    return terraform
+
+
+def _plan_stderr(tmp_path: Path, server: StateServer) -> str:
+    """Real Terraform's stderr of a plan whose LOCK the server answers with its `lock_status`."""
+    plan = _terraform(tmp_path, server)("plan", "-input=false", "-lock-timeout=1s")
     assert plan.returncode == 1 and "Error acquiring the state lock" in plan.stderr, plan.stderr
     return plan.stderr
 
@@ -125,6 +134,18 @@ def test_a_lock_request_the_server_refused_or_failed_is_not_called_held(
     assert message.startswith(said), message
     assert "another run held the state lock" not in message, message
     assert detail in message.split("(Terraform: ", 1)[1].split("); a proxy")[0], message
+
+
+def test_a_state_write_refused_as_the_lock_was_broken_names_that_cause(
+    tmp_path: Path, state_server: StateServer
+) -> None:
+    """An admin broke a running apply's lock (`DELETE .../lock`) and another run took it: the
+    apply's state write got 423, and its message listed only 413, 403 and no answer."""
+    state_server.post_status = 423
+    apply = _terraform(tmp_path, state_server)("apply", "-input=false", "-auto-approve")
+    assert apply.returncode == 1 and "Failed to save state" in apply.stderr, apply.stderr
+    message = terraform_errors.exit_message(1, apply.stderr)
+    assert "423: an admin broke the run's state lock and another run holds it" in message, message
 
 
 def test_variables_nothing_set_are_named_with_the_ways_a_run_sets_them(tmp_path: Path) -> None:
