@@ -313,3 +313,23 @@ def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(
     _api(server, "PUT", f"/scripts/{made['id']}", operator, json={"description": "changed elsewhere"})
     table.get_by_text("changed elsewhere").wait_for()
     assert dialog.is_visible()
+
+
+def test_the_audit_log_follows_new_events_on_page_1_with_its_filters(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """/audit was read once: an event recorded since showed only after a reload. Page 1 now
+    follows, with the filters applied (the address's), not one being typed and not yet applied."""
+    operator, boss = tokens["operator"], tokens["boss"]
+    _api(server, "POST", "/secrets", operator, json={"name": "AUDIT_ONE", "value": "v" * 8})
+    signed_in(page, server, "admin", then="/audit?actor_name=operator")
+    table = page.get_by_test_id("audit-table")
+    table.get_by_text("name: AUDIT_ONE").wait_for()
+    page.get_by_test_id("audit-target-id").fill("typed here")
+
+    _api(server, "POST", "/secrets", boss, json={"name": "AUDIT_BOSS", "value": "w" * 8})
+    _api(server, "POST", "/secrets", operator, json={"name": "AUDIT_TWO", "value": "x" * 8})
+    table.get_by_text("name: AUDIT_TWO").wait_for()
+    assert table.get_by_text("name: AUDIT_BOSS").count() == 0  # another actor: filtered out
+    assert page.get_by_test_id("audit-target-id").input_value() == "typed here"
+    assert page.url == f"{server.url}/audit?actor_name=operator"

@@ -123,10 +123,15 @@ def _filter(element: FilterField, name: str, width: str, props: str = "") -> Fil
 
 class AuditView(PagedTable):
     """The audit log page's filters, table and pager; the filters and the page are kept in the
-    address (`AuditFilter`, `paged.KeptPage`)."""
+    address (`AuditFilter`, `paged.KeptPage`). Followed live on page 1 (`follow`): a new event
+    shows at the top of the filtered list without a reload (it showed only after one); a later
+    page stays as read, its rows not pushed along while they are being read."""
 
     def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter, page: int = 1) -> None:
         super().__init__(PAGE_SIZE, page)
+        # The filters the rows shown were read with: a live re-read keeps them, not a filter
+        # being typed and not yet applied (Filter, Enter), which neither reads nor goes in the address.
+        self.applied = shown
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
             self.actor = _filter(
                 ui.input("Actor (username)", value=shown.actor_name), "actor", "w-36", "clearable"
@@ -176,8 +181,8 @@ class AuditView(PagedTable):
         )
 
     def address(self) -> str:
-        """`/audit` with the filters that are set (`AuditFilter.address`); the page is added."""
-        return self.shown().address()
+        """`/audit` with the filters applied (`AuditFilter.address`); the page is added."""
+        return self.applied.address()
 
     async def clear(self) -> None:
         """Clear every filter and show the first page."""
@@ -190,7 +195,7 @@ class AuditView(PagedTable):
         await self.reload()
 
     def _query(self) -> audit.AuditQuery:
-        shown = self.shown()
+        shown = self.applied
         return audit.AuditQuery(
             actor_name=shown.actor_name,
             action=shown.action,
@@ -204,7 +209,12 @@ class AuditView(PagedTable):
 
     async def show_page(self, ticking: bool = False) -> None:
         """Read the page of events the filters select (re-checking view_audit) and show it; a
-        refused filter is shown under its input (`PagedTable.load`)."""
+        refused filter is shown under its input (`PagedTable.load`). `ticking` (a live re-read):
+        page 1 only, with the filters last applied."""
+        if ticking and self.page != 1:
+            return
+        if not ticking:
+            self.applied = self.shown()
         actor = await guard(Permission.view_audit, ticking=ticking)
         if actor is None:
             return
@@ -219,7 +229,7 @@ class AuditView(PagedTable):
             return
         events, total = result
         self.show_rows([_row(e) for e in events])
-        filtered = any(asdict(self.shown()).values())
+        filtered = any(asdict(self.applied).values())
         self.show_total(total, "event", no_match="No events match these filters" if filtered else None)
 
 
@@ -253,3 +263,4 @@ async def audit_page(
             address.say_ignored(ignored)
         view = AuditView(actions, targets, shown, page)
     await view.refresh()
+    view.follow()
