@@ -333,3 +333,27 @@ def test_the_audit_log_follows_new_events_on_page_1_with_its_filters(
     assert table.get_by_text("name: AUDIT_BOSS").count() == 0  # another actor: filtered out
     assert page.get_by_test_id("audit-target-id").input_value() == "typed here"
     assert page.url == f"{server.url}/audit?actor_name=operator"
+
+
+def test_a_scripts_overview_follows_what_other_users_change_of_the_rows_it_names(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The Overview named a shared inventory renamed since (and showed an approval policy set
+    since, the script's own rename) until the page was reloaded: they follow, as the lists do."""
+    admin, operator = tokens["admin"], tokens["operator"]
+    shelf = {"name": "racks", "content": "[web]\nw1\n"}
+    inventory = _api(server, "POST", "/inventories", operator, json=shelf)
+    playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
+    body = {"name": "racked", "script_type": "ansible", "content": playbook, "inventory_id": inventory["id"]}
+    script = _api(server, "POST", "/scripts", operator, json=body)
+    signed_in(page, server, "viewer", then=f"/scripts/{script['id']}")
+    named = page.get_by_test_id("shared-inventory")
+    named.get_by_text("shared inventory racks", exact=True).wait_for()
+
+    _api(server, "PUT", f"/inventories/{inventory['id']}", operator, json={"name": "shelves"})
+    named.get_by_text("shared inventory shelves", exact=True).wait_for()
+    _api(server, "PUT", f"/scripts/{script['id']}/approval", admin, json={"required": 1})
+    page.get_by_test_id("approval-policy").get_by_text("1 approval by other operators").wait_for()
+    _api(server, "PUT", f"/scripts/{script['id']}", operator, json={"name": "re-racked"})
+    page.get_by_role("heading", name="re-racked", exact=True).wait_for()
+    assert page.title() == "re-racked · OpsCraft"
