@@ -8,6 +8,7 @@ after a reload."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -333,6 +334,15 @@ def test_the_audit_log_follows_new_events_on_page_1_with_its_filters(
     assert table.get_by_text("name: AUDIT_BOSS").count() == 0  # another actor: filtered out
     assert page.get_by_test_id("audit-target-id").input_value() == "typed here"
     assert page.url == f"{server.url}/audit?actor_name=operator"
+    # an action first recorded since the page loaded is offered by the Action box
+    _api(server, "POST", "/inventories", operator, json={"name": "audited", "content": "[web]\nw1\n"})
+    table.get_by_text("name: audited").wait_for()
+    page.get_by_test_id("audit-action").click()
+    page.get_by_role("option", name="inventory.create", exact=True).click()
+    page.get_by_test_id("audit-target-id").fill("")
+    page.get_by_test_id("audit-apply").click()
+    page.wait_for_url(re.compile(r".*/audit\?actor_name=operator&action=inventory\.create$"))
+    table.get_by_text("name: audited").wait_for()
 
 
 def test_a_scripts_overview_follows_what_other_users_change_of_the_rows_it_names(

@@ -20,7 +20,7 @@ from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
-from opscraft.ui.widgets import NARROW_HIDDEN
+from opscraft.ui.widgets import NARROW_HIDDEN, options_read_on_open
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -156,6 +156,10 @@ class AuditView(PagedTable):
             ui.button(icon="filter_alt_off", on_click=self.clear).props(
                 'flat round aria-label="Clear the filters"'
             ).tooltip("Clear the filters")
+        # An action or target type first recorded since the page loaded is offered when its
+        # box opens (new events show live: their filters were missing until a reload).
+        options_read_on_open(self.action, lambda: self._facet(0))
+        options_read_on_open(self.target_type, lambda: self._facet(1))
         # A refused filter (a control character, too long, a range ending before it starts, as
         # an address may hold) is said under its input.
         self.filter_fields = {
@@ -168,6 +172,16 @@ class AuditView(PagedTable):
         self.table.add_slot("body-cell-action", ACTION_CELL)
         self.table.add_slot("body-cell-details", DETAILS_CELL)
         self.make_footer("audit-summary")
+
+    @staticmethod
+    async def _facet(which: int) -> list[str] | None:
+        """The actions (`which` 0) or target types (1) recorded now (`audit.facets`), re-checking
+        view_audit (None: refused, said)."""
+        actor = await guard(Permission.view_audit)
+        if actor is None:
+            return None
+        async with runtime.current().db.session() as s:
+            return (await audit.facets(s, actor))[which]
 
     def shown(self) -> AuditFilter:
         """The filters as the inputs hold them."""
