@@ -265,6 +265,8 @@ def test_a_scripts_executions_tab_keeps_its_filters_in_the_address(site: LiveSer
     page.wait_for_url(f"{opened}?tab=executions&status=failed")
     filtered = page.get_by_test_id("no-runs").get_by_text("No executions match these filters.")
     filtered.wait_for()
+    full = page.get_by_test_id("runs-full-history")
+    assert full.get_attribute("href") == f"/executions?script_id={script['id']}&status=failed"
 
     page.reload()
     wait_connected(page)

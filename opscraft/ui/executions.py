@@ -123,6 +123,7 @@ class RunHistory:
         self.filters = replace(filters, script_id=fixed_script) if fixed_script else filters
         self.fixed_script = fixed_script
         self.path = path
+        self.full_history: ui.link | None = None  # a script tab's link to the history, with its filters
         self.live = False
         self.results = ui.refreshable(self._results)
         # A filter's redraw and a live re-read, one at a time: a re-read begun before a filter
@@ -168,9 +169,9 @@ class RunHistory:
                 self.filters.until,
             )
             if self.fixed_script is not None:
-                ui.link(
-                    "Open in the executions history", f"/executions?script_id={self.fixed_script}"
-                ).classes("ml-auto self-center text-sm")
+                full = ui.link("Open in the executions history", self._full_history())
+                self.full_history = full.classes("ml-auto self-center text-sm")
+                full.props('data-testid="runs-full-history"')
 
     @staticmethod
     async def _script_options(actor: Actor) -> dict[Any, str]:
@@ -245,7 +246,14 @@ class RunHistory:
         self.actor = actor
         self.filters = replace(self.filters, **{"cursor": None, **changes})
         ui.navigate.history.replace(self.address())
+        if self.full_history is not None:
+            self.full_history.props["href"] = self._full_history()
+            self.full_history.update()
         await self.reads.run(self.results.refresh)
+
+    def _full_history(self) -> str:
+        """The executions history with the tab's filters (the script's included), from the newest."""
+        return f"/executions?{replace(self.filters, cursor=None).query()}"
 
     def address(self) -> str:
         """`path` with the filters set and the cursor (a fixed script is the path's, not repeated)."""
