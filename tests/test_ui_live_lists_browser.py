@@ -367,3 +367,11 @@ def test_a_scripts_overview_follows_what_other_users_change_of_the_rows_it_names
     _api(server, "PUT", f"/scripts/{script['id']}", operator, json={"name": "re-racked"})
     page.get_by_role("heading", name="re-racked", exact=True).wait_for()
     assert page.title() == "re-racked · OpsCraft"
+    page.get_by_test_id("tab-versions").click()
+    rows = page.get_by_test_id("versions-table").locator("tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 1
+    _api(server, "PUT", f"/scripts/{script['id']}", operator, json={"content": playbook + "# v2\n"})
+    page.get_by_test_id("tab-versions").get_by_text("Versions (2)").wait_for()
+    listed = "() => document.querySelectorAll('[data-testid=versions-table] tbody tr').length === 2"
+    page.wait_for_function(listed)

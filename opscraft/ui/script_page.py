@@ -600,4 +600,11 @@ async def script_page(
             newer = await call(scripts.get, current, script.id)
             return newer, await _overview_facts(current, newer)
 
-        layout.follow(reread, lambda found: follow(*found), Permission.view_scripts, reads=OneRead())
+        async def show_live(found: tuple[Script, OverviewFacts]) -> None:
+            """`follow` what the live re-read found; a version saved elsewhere is listed too."""
+            saved = found[0].current_version != shown.current_version
+            await follow(*found)
+            if saved and versions is not None:
+                await versions.refresh(reread_script=False)
+
+        layout.follow(reread, show_live, Permission.view_scripts, reads=OneRead())
