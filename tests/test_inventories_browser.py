@@ -114,6 +114,14 @@ def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: L
     signed_in(page, server, "operator")
     page.goto(f"{server.url}/executions/{run['id']}")
     assert page.get_by_test_id("run-inventory").inner_text() == f"lab, version 1 (SHA-256 {short})"
+    # Renamed by another user while the run's page is open: the page names it anew (it kept the
+    # name read when it opened), then back.
+    for name in ("lab-renamed", "lab"):
+        where = f"{server.url}/api/v1/inventories/{inventory['id']}"
+        r = httpx.put(where, json={"name": name}, headers=operator, timeout=60)
+        assert r.status_code == 200, r.text
+        named = page.get_by_test_id("run-inventory").get_by_text(f"{name}, version 1 (SHA-256 {short})")
+        named.wait_for()
     page.goto(f"{server.url}/inventories")
     page.get_by_test_id("inventory-uses-lab").filter(has_text=f"content SHA-256 {short}").wait_for()
 

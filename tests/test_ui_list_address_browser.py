@@ -250,3 +250,31 @@ def test_the_script_page_keeps_the_tab_opened(site: LiveServer, page: Any) -> No
     page.wait_for_url(f"{opened}?tab=versions")
     page.get_by_test_id("tab-overview").click()
     page.wait_for_url(opened)
+
+
+def test_a_scripts_executions_tab_keeps_its_filters_in_the_address(site: LiveServer, page: Any) -> None:
+    """The tab's filters were lost on a reload, Back or a shared link (the full history at
+    /executions kept them): they are kept as `/scripts/N?tab=executions&status=...`, also when
+    another tab was opened in between; given with another tab open, they are named as ignored."""
+    script = create_script(site, token(site, "admin"), "filtered-runs", "echo hi\n")
+    opened = f"{site.url}/scripts/{script['id']}"
+    log_in(page, site, "admin", then=f"/scripts/{script['id']}?tab=executions")
+    page.get_by_test_id("no-runs").get_by_text("Nothing has run yet.").wait_for()
+    page.get_by_test_id("filter-status").click()
+    page.get_by_role("option", name="failed", exact=True).click()
+    page.wait_for_url(f"{opened}?tab=executions&status=failed")
+    filtered = page.get_by_test_id("no-runs").get_by_text("No executions match these filters.")
+    filtered.wait_for()
+    full = page.get_by_test_id("runs-full-history")
+    assert full.get_attribute("href") == f"/executions?script_id={script['id']}&status=failed"
+
+    page.reload()
+    wait_connected(page)
+    filtered.wait_for()
+    assert page.get_by_test_id("filter-status").inner_text().endswith("failed")
+    page.get_by_test_id("tab-overview").click()
+    page.wait_for_url(opened)
+    page.get_by_test_id("tab-executions").click()
+    page.wait_for_url(f"{opened}?tab=executions&status=failed")
+    page.goto(f"{opened}?status=failed")
+    page.locator(".q-notification", has_text="status is the Executions tab's (tab=executions)").wait_for()

@@ -8,6 +8,7 @@ after a reload."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -313,3 +314,64 @@ def test_the_scripts_list_follows_other_users_and_keeps_the_search_and_a_dialog(
     _api(server, "PUT", f"/scripts/{made['id']}", operator, json={"description": "changed elsewhere"})
     table.get_by_text("changed elsewhere").wait_for()
     assert dialog.is_visible()
+
+
+def test_the_audit_log_follows_new_events_on_page_1_with_its_filters(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """/audit was read once: an event recorded since showed only after a reload. Page 1 now
+    follows, with the filters applied (the address's), not one being typed and not yet applied."""
+    operator, boss = tokens["operator"], tokens["boss"]
+    _api(server, "POST", "/secrets", operator, json={"name": "AUDIT_ONE", "value": "v" * 8})
+    signed_in(page, server, "admin", then="/audit?actor_name=operator")
+    table = page.get_by_test_id("audit-table")
+    table.get_by_text("name: AUDIT_ONE").wait_for()
+    page.get_by_test_id("audit-target-id").fill("typed here")
+
+    _api(server, "POST", "/secrets", boss, json={"name": "AUDIT_BOSS", "value": "w" * 8})
+    _api(server, "POST", "/secrets", operator, json={"name": "AUDIT_TWO", "value": "x" * 8})
+    table.get_by_text("name: AUDIT_TWO").wait_for()
+    assert table.get_by_text("name: AUDIT_BOSS").count() == 0  # another actor: filtered out
+    assert page.get_by_test_id("audit-target-id").input_value() == "typed here"
+    assert page.url == f"{server.url}/audit?actor_name=operator"
+    # an action first recorded since the page loaded is offered by the Action box
+    _api(server, "POST", "/inventories", operator, json={"name": "audited", "content": "[web]\nw1\n"})
+    table.get_by_text("name: audited").wait_for()
+    page.get_by_test_id("audit-action").click()
+    page.get_by_role("option", name="inventory.create", exact=True).click()
+    page.get_by_test_id("audit-target-id").fill("")
+    page.get_by_test_id("audit-apply").click()
+    page.wait_for_url(re.compile(r".*/audit\?actor_name=operator&action=inventory\.create$"))
+    table.get_by_text("name: audited").wait_for()
+
+
+def test_a_scripts_overview_follows_what_other_users_change_of_the_rows_it_names(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The Overview named a shared inventory renamed since (and showed an approval policy set
+    since, the script's own rename) until the page was reloaded: they follow, as the lists do."""
+    admin, operator = tokens["admin"], tokens["operator"]
+    shelf = {"name": "racks", "content": "[web]\nw1\n"}
+    inventory = _api(server, "POST", "/inventories", operator, json=shelf)
+    playbook = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
+    body = {"name": "racked", "script_type": "ansible", "content": playbook, "inventory_id": inventory["id"]}
+    script = _api(server, "POST", "/scripts", operator, json=body)
+    signed_in(page, server, "viewer", then=f"/scripts/{script['id']}")
+    named = page.get_by_test_id("shared-inventory")
+    named.get_by_text("shared inventory racks", exact=True).wait_for()
+
+    _api(server, "PUT", f"/inventories/{inventory['id']}", operator, json={"name": "shelves"})
+    named.get_by_text("shared inventory shelves", exact=True).wait_for()
+    _api(server, "PUT", f"/scripts/{script['id']}/approval", admin, json={"required": 1})
+    page.get_by_test_id("approval-policy").get_by_text("1 approval by other operators").wait_for()
+    _api(server, "PUT", f"/scripts/{script['id']}", operator, json={"name": "re-racked"})
+    page.get_by_role("heading", name="re-racked", exact=True).wait_for()
+    assert page.title() == "re-racked · OpsCraft"
+    page.get_by_test_id("tab-versions").click()
+    rows = page.get_by_test_id("versions-table").locator("tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == 1
+    _api(server, "PUT", f"/scripts/{script['id']}", operator, json={"content": playbook + "# v2\n"})
+    page.get_by_test_id("tab-versions").get_by_text("Versions (2)").wait_for()
+    listed = "() => document.querySelectorAll('[data-testid=versions-table] tbody tr').length === 2"
+    page.wait_for_function(listed)

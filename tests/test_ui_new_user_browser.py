@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from opscraft.api.methods import NOT_FOUND_MESSAGE
+from opscraft.services.errors import GONE_WHY
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
@@ -121,9 +122,9 @@ def test_the_schedule_dialog_says_what_parameters_must_be_and_shows_labels(
 # address -> (status, the message shown, where the page's link leads)
 MISSING = {
     "/nonexistent": (404, "There is no page at /nonexistent.", "/"),
-    "/scripts/99999": (404, "script 99999 not found", "/scripts"),
-    "/scripts/99999/edit": (404, "script 99999 not found", "/scripts"),
-    "/executions/99999": (404, "execution 99999 not found", "/executions"),
+    "/scripts/99999": (404, f"this script no longer exists: {GONE_WHY}", "/scripts"),
+    "/scripts/99999/edit": (404, f"this script no longer exists: {GONE_WHY}", "/scripts"),
+    "/executions/99999": (404, f"this execution no longer exists: {GONE_WHY}", "/executions"),
 }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from opscraft.services.errors import GONE_WHY
 from tests.conftest import LiveServer
 from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, signed_in, wait_connected
 
@@ -103,7 +104,8 @@ def test_an_inventory_edit_keeps_content_changed_since_the_page_opened(
 def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_saves(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    """The dialog said "user N not found" and the table went on listing the deleted user."""
+    """The dialog said "user N not found" (an id the admin never saw) and the table went on
+    listing the deleted user: it says that this user no longer exists."""
     admin = tokens["admin"]
     account = {"username": "leaving", "email": "leaving@example.com", "password": "Leaving-Horse-9"}
     r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
@@ -115,7 +117,7 @@ def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_sa
     assert r.status_code == 204, r.text
     page.get_by_test_id("edit-fullname").fill("Lee Ving")
     page.get_by_test_id("edit-submit").click()
-    page.locator(".q-notification", has_text="not found").wait_for()
+    page.locator(".q-notification", has_text=f"this user no longer exists: {GONE_WHY}").wait_for()
     page.get_by_test_id("edit-leaving").wait_for(state="detached")
     assert page.get_by_test_id("edit-admin").is_visible()
 

@@ -42,7 +42,7 @@ from opscraft.api.query_check import query_errors
 from opscraft.api.schemas import MAX_ID, IdPath
 from opscraft.services import auth, executions
 from opscraft.services.bodies import WHOLE_TEXT
-from opscraft.services.errors import Forbidden, Unauthorized, retry_text
+from opscraft.services.errors import Forbidden, NotFound, Unauthorized, retry_text
 
 if TYPE_CHECKING:
     from opscraft.execution.events import Event
@@ -79,7 +79,7 @@ async def execution_stream(
         code, reason = events
         await websocket.close(code, reason[:120])
         return
-    sender = asyncio.create_task(_send_events(websocket, execution_id, events))
+    sender = asyncio.create_task(_send_events(websocket, events))
     receiver = asyncio.create_task(_until_disconnect(websocket))
     guard = asyncio.create_task(token_watch.until_token_ends(token, _client_ip(websocket)))
     done, _ = await asyncio.wait({sender, receiver, guard}, return_when=asyncio.FIRST_COMPLETED)
@@ -122,7 +122,7 @@ async def _events_or_refusal(
             return CLOSE_FORBIDDEN, exc.message
 
 
-async def _send_events(websocket: WebSocket, execution_id: int, events: AsyncGenerator[Event, None]) -> None:
+async def _send_events(websocket: WebSocket, events: AsyncGenerator[Event, None]) -> None:
     """Send every event; close with 4404 when the execution does not exist (no event at all)."""
     sent = False
     async with contextlib.aclosing(events):
@@ -130,7 +130,7 @@ async def _send_events(websocket: WebSocket, execution_id: int, events: AsyncGen
             await websocket.send_text(orjson.dumps(event.message()).decode())
             sent = True
     if not sent:
-        await websocket.close(CLOSE_NOT_FOUND, f"execution {execution_id} not found")
+        await websocket.close(CLOSE_NOT_FOUND, NotFound.gone("execution").message)
 
 
 async def _until_disconnect(websocket: WebSocket) -> None:

@@ -186,7 +186,7 @@ async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInf
     user = _signed_in(actor)
     row = await session.get(ApiToken, token_id)
     if row is None or (row.user_id != user.id and not can(user, Permission.manage_users)):
-        raise NotFound(f"API token {token_id} not found")
+        raise NotFound.gone("API token")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.record(
@@ -196,7 +196,7 @@ async def revoke(session: AsyncSession, actor: Actor, token_id: int) -> TokenInf
         await session.refresh(row)
     owner = await session.get(User, row.user_id)
     if owner is None:  # deleted meanwhile: its tokens went with it (ON DELETE CASCADE)
-        raise NotFound(f"API token {token_id} not found")
+        raise NotFound.gone("API token")
     return TokenInfo(row, owner.username, owner.role)
 
 

@@ -101,7 +101,7 @@ async def set_policy(session: AsyncSession, actor: Actor, script_id: int, data: 
     locked = select(Script).where(col(Script.id) == script_id).with_for_update()
     script = (await session.exec(locked.execution_options(populate_existing=True))).first()
     if script is None or script.deleted_at is not None:
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     policy = await session.get(ApprovalPolicy, script_id, populate_existing=True)
     if policy is None:
         policy = ApprovalPolicy(script_id=script_id)
@@ -306,7 +306,7 @@ async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pe
         )
     ).first()
     if found is None:
-        raise NotFound(f"execution {execution_id} not found, or it never waited for approval")
+        raise NotFound.gone("approval request")
     execution, request, decided = found
     counts = await _counts_of(session, [request])
     return Pending(execution, request, counts.get(execution_id, 0), bool(decided))
@@ -422,7 +422,7 @@ async def trail(
     `NotFound` (404) for a run that does not exist."""
     require(actor.user, Permission.view_scripts)
     if await session.get(Execution, execution_id) is None:
-        raise NotFound(f"execution {execution_id} not found")
+        raise NotFound.gone("execution")
     query = (
         select(ApprovalDecision)
         .where(col(ApprovalDecision.execution_id) == execution_id)
@@ -450,7 +450,7 @@ async def _decidable(session: AsyncSession, actor: Actor, execution_id: int, com
         Execution, execution_id, with_for_update={"key_share": True}, populate_existing=True
     )
     if execution is None:
-        raise NotFound(f"execution {execution_id} not found")
+        raise NotFound.gone("execution")
     if execution.status != ExecutionStatus.awaiting_approval:
         raise Conflict(f"execution {execution_id} is not awaiting approval ({execution.status})")
     await _end_if_expired(session, execution_id)

@@ -212,7 +212,7 @@ async def _script(
     if script is None or script.deleted_at is not None:
         if field is not None:
             raise Invalid.at(field, f"no script with id {script_id}")
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     return script
 
 
@@ -416,7 +416,7 @@ async def get(session: AsyncSession, actor: Actor, link_id: int, script_id: int 
     require(actor.user, Permission.view_scripts)
     link = await session.get(ChainLink, link_id)
     if link is None or (script_id is not None and link.script_id != script_id):
-        raise NotFound(f"chain link {link_id} not found")
+        raise NotFound.gone('"then run" link')
     return link
 
 
@@ -824,7 +824,7 @@ async def chain_of(session: AsyncSession, actor: Actor, execution_id: int) -> Ex
     require(actor.user, Permission.view_scripts)
     execution = await session.get(Execution, execution_id)
     if execution is None:
-        raise NotFound(f"execution {execution_id} not found")
+        raise NotFound.gone("execution")
     parent = (await session.exec(select(ChainRun).where(col(ChainRun.execution_id) == execution_id))).first()
     children = list(
         (

@@ -58,10 +58,24 @@ class Forbidden(ServiceError):
     status_code = 403
 
 
+GONE_WHY = "it may have been deleted in another tab or by another user"
+"""What `NotFound.gone` adds to the kind that no longer exists."""
+
+
 class NotFound(ServiceError):
     """The addressed row does not exist or is not visible to the caller (404)."""
 
     status_code = 404
+
+    @classmethod
+    def gone(cls, kind: str) -> NotFound:
+        """The refusal of a request for a `kind` ("user", "API token", ...) the caller cannot
+        have: deleted since their page or list showed it (in another tab, by another user), or
+        never there, or not theirs to see. It says the kind and that it no longer exists, in the
+        UI's message and the API's 404 detail alike; it names no id (the UI showed "user 8 not
+        found", an id the user never saw) and tells nothing the caller may not know (a row they
+        may not see reads as one deleted)."""
+        return cls(f"this {kind} no longer exists: {GONE_WHY}")
 
 
 class Conflict(ServiceError):

@@ -537,7 +537,7 @@ async def create(
     found = await approvals.script_with_policy(session, script_id)
     script, policy = found.script, found.policy
     if script is None or script.deleted_at is not None:
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     if draft is None and script.problems:  # a test run brings its own type and declarations
         stored = stored_shapes.worded(script.problems)
         said = f"the stored settings of script {script.name!r} cannot be read: {stored}: edit the script"
@@ -830,7 +830,7 @@ async def get(session: AsyncSession, actor: Actor, execution_id: int) -> Executi
     require(actor.user, Permission.view_scripts)
     execution = await session.get(Execution, execution_id) if 1 <= execution_id <= MAX_ID else None
     if execution is None:
-        raise NotFound(f"execution {execution_id} not found")
+        raise NotFound.gone("execution")
     return execution
 
 

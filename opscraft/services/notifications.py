@@ -455,7 +455,7 @@ async def get_channel(session: AsyncSession, actor: Actor, channel_id: int) -> N
     require(actor.user, Permission.manage_settings)
     channel = await session.get(NotificationChannel, channel_id)
     if channel is None:
-        raise NotFound(f"notification channel {channel_id} not found")
+        raise NotFound.gone("notification channel")
     return channel
 
 
@@ -660,7 +660,7 @@ async def get_rule(session: AsyncSession, actor: Actor, rule_id: int) -> Notific
     require(actor.user, Permission.manage_settings)
     rule = await session.get(NotificationRule, rule_id) if 1 <= rule_id <= MAX_ID else None
     if rule is None:
-        raise NotFound(f"notification rule {rule_id} not found")
+        raise NotFound.gone("notification rule")
     return rule
 
 

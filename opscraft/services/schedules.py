@@ -555,7 +555,7 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
     (`db.turns.read_held`). `NotFound` when it is missing or deleted."""
     script = await read_held(session, Script, script_id) if held else await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     return script
 
 
@@ -650,7 +650,7 @@ async def get(
     require(actor.user, Permission.view_scripts)
     schedule = await session.get(Schedule, schedule_id)
     if schedule is None or (script_id is not None and schedule.script_id != script_id):
-        raise NotFound(f"schedule {schedule_id} not found")
+        raise NotFound.gone("schedule")
     return schedule
 
 
@@ -792,7 +792,7 @@ async def view(session: AsyncSession, actor: Actor, script_id: int, schedule_id:
     query = _views_query().where(col(Schedule.script_id) == script_id, col(Schedule.id) == schedule_id)
     row = (await session.exec(query)).first()
     if row is None:
-        raise NotFound(f"schedule {schedule_id} not found")
+        raise NotFound.gone("schedule")
     return _as_view(row)
 
 

@@ -418,7 +418,7 @@ async def get(session: AsyncSession, actor: Actor, script_id: int) -> Script:
     require(actor.user, Permission.view_scripts)
     script = await session.get(Script, script_id) if 1 <= script_id <= MAX_ID else None
     if script is None or script.deleted_at is not None:
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     return script
 
 

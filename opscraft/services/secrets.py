@@ -253,7 +253,7 @@ class Attachment:
 async def _get(session: AsyncSession, secret_id: int) -> Secret:
     secret = await session.get(Secret, secret_id)
     if secret is None:
-        raise NotFound(f"secret {secret_id} not found")
+        raise NotFound.gone("secret")
     return secret
 
 
@@ -467,7 +467,7 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
     # Locked (PostgreSQL) so that no webhook or channel starts using it while we look.
     secret = (await session.exec(select(Secret).where(col(Secret.id) == secret_id).with_for_update())).first()
     if secret is None:
-        raise NotFound(f"secret {secret_id} not found")
+        raise NotFound.gone("secret")
     name = secret.name
     if (in_use := await _in_use(session, secret_id, name)) is not None:
         raise in_use

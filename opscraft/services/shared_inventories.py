@@ -125,7 +125,7 @@ async def get(session: AsyncSession, actor: Actor, inventory_id: int) -> Invento
     require(actor.user, Permission.view_scripts)
     inventory = await session.get(Inventory, inventory_id) if 1 <= inventory_id <= MAX_ID else None
     if inventory is None:
-        raise NotFound(f"inventory {inventory_id} not found")
+        raise NotFound.gone("inventory")
     return inventory
 
 

@@ -622,7 +622,7 @@ async def _script(session: AsyncSession, actor: Actor, script_id: int) -> Script
     its type is changed back."""
     script = await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     return script
 
 
@@ -708,7 +708,7 @@ async def _version(session: AsyncSession, state: TerraformState, number: int) ->
         )
     ).first()
     if version is None:
-        raise NotFound(f"state version {number} not found")
+        raise NotFound.gone("state version")
     return version
 
 

@@ -311,7 +311,7 @@ async def get(session: AsyncSession, actor: Actor, user_id: int) -> User:
         require(actor.user, Permission.manage_users)
     user = await session.get(User, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} not found")
+        raise NotFound.gone("user")
     return user
 
 
@@ -401,7 +401,7 @@ async def update_profile(session: AsyncSession, actor: Actor, data: ProfileUpdat
         raise Unauthorized("authentication required")
     user = await session.get(User, actor.user.id)
     if user is None:
-        raise NotFound("user not found")
+        raise NotFound.gone("user")
     changes = data.model_dump(exclude_unset=True, exclude_none=True, exclude={"base"})
     if not changes:
         raise Invalid(
@@ -543,7 +543,7 @@ async def change_password(
         raise Unauthorized("authentication required")
     user = await session.get(User, user.id)
     if user is None:
-        raise NotFound("user not found")
+        raise NotFound.gone("user")
     await auth.check_auth_rate(actor.client_ip, user.username)
     problems = Problems()
     wrong_current = not await asyncio.to_thread(verify_password, current, user.hashed_password)

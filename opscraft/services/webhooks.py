@@ -224,7 +224,7 @@ async def _script(session: AsyncSession, script_id: int, *, held: bool = False) 
     (`db.turns.read_held`). `NotFound` when it is missing or deleted."""
     script = await read_held(session, Script, script_id) if held else await session.get(Script, script_id)
     if script is None or script.deleted_at is not None:
-        raise NotFound(f"script {script_id} not found")
+        raise NotFound.gone("script")
     return script
 
 
@@ -344,7 +344,7 @@ async def get(
     require(actor.user, Permission.view_scripts)
     hook = await session.get(WebhookTrigger, webhook_id)
     if hook is None or (script_id is not None and hook.script_id != script_id):
-        raise NotFound(f"webhook {webhook_id} not found")
+        raise NotFound.gone("webhook")
     return hook
 
 

@@ -20,7 +20,7 @@ from opscraft.ui import address
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.layout import frame, guard, protected_page
 from opscraft.ui.paged import PagedTable
-from opscraft.ui.widgets import NARROW_HIDDEN
+from opscraft.ui.widgets import NARROW_HIDDEN, options_read_on_open
 
 PAGE_SIZE = 50
 FilterField = TypeVar("FilterField", ui.input, ui.select)
@@ -123,10 +123,15 @@ def _filter(element: FilterField, name: str, width: str, props: str = "") -> Fil
 
 class AuditView(PagedTable):
     """The audit log page's filters, table and pager; the filters and the page are kept in the
-    address (`AuditFilter`, `paged.KeptPage`)."""
+    address (`AuditFilter`, `paged.KeptPage`). Followed live on page 1 (`follow`): a new event
+    shows at the top of the filtered list without a reload (it showed only after one); a later
+    page stays as read, its rows not pushed along while they are being read."""
 
     def __init__(self, actions: list[str], targets: list[str], shown: AuditFilter, page: int = 1) -> None:
         super().__init__(PAGE_SIZE, page)
+        # The filters the rows shown were read with: a live re-read keeps them, not a filter
+        # being typed and not yet applied (Filter, Enter), which neither reads nor goes in the address.
+        self.applied = shown
         with ui.card().classes("w-full"), ui.row().classes("w-full items-end gap-3"):
             self.actor = _filter(
                 ui.input("Actor (username)", value=shown.actor_name), "actor", "w-36", "clearable"
@@ -151,6 +156,10 @@ class AuditView(PagedTable):
             ui.button(icon="filter_alt_off", on_click=self.clear).props(
                 'flat round aria-label="Clear the filters"'
             ).tooltip("Clear the filters")
+        # An action or target type first recorded since the page loaded is offered when its
+        # box opens (new events show live: their filters were missing until a reload).
+        options_read_on_open(self.action, lambda: self._facet(0))
+        options_read_on_open(self.target_type, lambda: self._facet(1))
         # A refused filter (a control character, too long, a range ending before it starts, as
         # an address may hold) is said under its input.
         self.filter_fields = {
@@ -164,6 +173,16 @@ class AuditView(PagedTable):
         self.table.add_slot("body-cell-details", DETAILS_CELL)
         self.make_footer("audit-summary")
 
+    @staticmethod
+    async def _facet(which: int) -> list[str] | None:
+        """The actions (`which` 0) or target types (1) recorded now (`audit.facets`), re-checking
+        view_audit (None: refused, said)."""
+        actor = await guard(Permission.view_audit)
+        if actor is None:
+            return None
+        async with runtime.current().db.session() as s:
+            return (await audit.facets(s, actor))[which]
+
     def shown(self) -> AuditFilter:
         """The filters as the inputs hold them."""
         return AuditFilter(
@@ -176,8 +195,8 @@ class AuditView(PagedTable):
         )
 
     def address(self) -> str:
-        """`/audit` with the filters that are set (`AuditFilter.address`); the page is added."""
-        return self.shown().address()
+        """`/audit` with the filters applied (`AuditFilter.address`); the page is added."""
+        return self.applied.address()
 
     async def clear(self) -> None:
         """Clear every filter and show the first page."""
@@ -190,7 +209,7 @@ class AuditView(PagedTable):
         await self.reload()
 
     def _query(self) -> audit.AuditQuery:
-        shown = self.shown()
+        shown = self.applied
         return audit.AuditQuery(
             actor_name=shown.actor_name,
             action=shown.action,
@@ -204,7 +223,12 @@ class AuditView(PagedTable):
 
     async def show_page(self, ticking: bool = False) -> None:
         """Read the page of events the filters select (re-checking view_audit) and show it; a
-        refused filter is shown under its input (`PagedTable.load`)."""
+        refused filter is shown under its input (`PagedTable.load`). `ticking` (a live re-read):
+        page 1 only, with the filters last applied."""
+        if ticking and self.page != 1:
+            return
+        if not ticking:
+            self.applied = self.shown()
         actor = await guard(Permission.view_audit, ticking=ticking)
         if actor is None:
             return
@@ -219,7 +243,7 @@ class AuditView(PagedTable):
             return
         events, total = result
         self.show_rows([_row(e) for e in events])
-        filtered = any(asdict(self.shown()).values())
+        filtered = any(asdict(self.applied).values())
         self.show_total(total, "event", no_match="No events match these filters" if filtered else None)
 
 
@@ -253,3 +277,4 @@ async def audit_page(
             address.say_ignored(ignored)
         view = AuditView(actions, targets, shown, page)
     await view.refresh()
+    view.follow()

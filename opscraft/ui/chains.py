@@ -17,7 +17,7 @@ from opscraft.services.chains import ExecutionChain
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
 from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
-from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
     OneRead,
     Rows,
@@ -51,7 +51,7 @@ def _draft_key(script_id: int, link: ChainLink | None) -> str:
 
 
 @script_tab("chains", "Then run", "account_tree", order=75)
-async def chains_tab(actor: Actor, script: Script) -> None:
+async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None:
     """The script page's "Then run" tab: the chain links started when this script's runs end, editable with
     edit_scripts.
     """

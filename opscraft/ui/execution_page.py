@@ -42,6 +42,7 @@ from opscraft.ui.widgets import (
     close_then,
     code_block,
     dialog_title,
+    live_seconds,
     live_timer,
     one_click,
     opens_dialog,
@@ -327,6 +328,24 @@ class ExecutionView:
             self.queued_note = note
             self.header.refresh()
 
+    async def recheck_inventory(self) -> None:
+        """Show the shared inventory the run used by its name now: renamed (or deleted) by another
+        user, the page went on naming it as when it was opened. The details are redrawn only
+        when the name changed."""
+        run = self.execution
+        if run.inventory_id is None:
+            return
+        actor = await guard(Permission.view_scripts, ticking=True)
+        if actor is None:
+            return
+        try:
+            name = await call(shared_inventories.name_of, actor, run.inventory_id)
+        except ServiceError:
+            return  # refused at this tick: the page stays as it is, as a followed list does
+        if name != self.inventory_name:
+            self.inventory_name = name
+            self.details.refresh()
+
     async def reload(self) -> bool:
         """Re-check the session and re-read the row through the service; redraw the summary only
         when the row changed. A redraw replaces its buttons with new elements, and the server drops
@@ -508,6 +527,7 @@ async def execution_page(actor: Actor, execution_id: int) -> None:
         live_timer(1.0, view.tick)
         live_timer(CANCEL_RECHECK_SECONDS, view.recheck_cancel)
         live_timer(CANCEL_RECHECK_SECONDS, view.recheck_queued)
+        live_timer(live_seconds(), view.recheck_inventory)
     client = ui.context.client
     task = background_tasks.create(_follow(client, view, terminal), name=f"follow-execution-{execution_id}")
     client.on_delete(task.cancel)

@@ -21,10 +21,12 @@ from opscraft.ui.address import Day
 from opscraft.ui.date_range import DateRange
 from opscraft.ui.execution_widgets import STATUS_LABELS, TRIGGER_LABELS, run_rows, runs_table
 from opscraft.ui.layout import clear_field_errors, frame, guard, protected_page, show_field_errors
-from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import OneRead, call, live_timer, options_read_on_open
 
 PAGE_SIZE = 25
+# The address parameters of a script's Executions tab (`RunFilter.of_address` but the script).
+RUN_FILTERS = ("status", "user_id", "trigger", "since", "until", "cursor", "host", "host_status")
 REFRESH_SECONDS = 3.0
 MAX_SCRIPT_OPTIONS = 500
 # The history's `host_status` choices (services/host_filter.py says what each means).
@@ -48,6 +50,26 @@ class RunFilter:
     def query(self) -> str:
         """The filters as a URL query string, without the empty ones."""
         return urlencode({k: v for k, v in vars(self).items() if v not in (None, "")})
+
+    @classmethod
+    def of_address(
+        cls,
+        script_id: int | None = None,
+        status: str | None = None,
+        user_id: int | None = None,
+        trigger: str | None = None,
+        since: date | None = None,
+        until: date | None = None,
+        cursor: str | None = None,
+        host: str | None = None,
+        host_status: str | None = None,
+    ) -> RunFilter:
+        """The filters an address gives (the history's, a script's Executions tab's), empty ones
+        as none; `status=pending` is the seed's name for queued."""
+        status = executions.STATUS_ALIASES.get(status or "", status) or None
+        days = (day.isoformat() if day else None for day in (since, until))
+        rest = (cursor or None, host or None, host_status or None)
+        return cls(script_id, status, user_id, trigger or None, *days, *rest)
 
     def service_args(self) -> dict[str, Any]:
         """Keyword arguments for `executions.list_executions`; dates are whole UTC days."""
@@ -89,12 +111,19 @@ def _frame(page: executions.HistoryPage) -> tuple[Any, ...]:
 class RunHistory:
     """A filterable list of runs, newest first, paged by keyset cursor (Newer / Older, as the API's
     `cursor`: a page costs the same at any depth); `fixed_script` pins it to one script (the
-    script tab). The count under the table is the service's capped count ("10,000+")."""
+    script tab). The count under the table is the service's capped count ("10,000+"). The filters
+    and the cursor are kept in the address at `path` (`/executions?status=failed`, a script's tab
+    `/scripts/5?tab=executions&status=failed`: `address`), so a reload, Back or a shared link shows
+    the same runs."""
 
-    def __init__(self, actor: Actor, filters: RunFilter, *, fixed_script: int | None = None) -> None:
+    def __init__(
+        self, actor: Actor, filters: RunFilter, path: str = "/executions", *, fixed_script: int | None = None
+    ) -> None:
         self.actor = actor
         self.filters = replace(filters, script_id=fixed_script) if fixed_script else filters
         self.fixed_script = fixed_script
+        self.path = path
+        self.full_history: ui.link | None = None  # a script tab's link to the history, with its filters
         self.live = False
         self.results = ui.refreshable(self._results)
         # A filter's redraw and a live re-read, one at a time: a re-read begun before a filter
@@ -140,9 +169,9 @@ class RunHistory:
                 self.filters.until,
             )
             if self.fixed_script is not None:
-                ui.link(
-                    "Open in the executions history", f"/executions?script_id={self.fixed_script}"
-                ).classes("ml-auto self-center text-sm")
+                full = ui.link("Open in the executions history", self._full_history())
+                self.full_history = full.classes("ml-auto self-center text-sm")
+                full.props('data-testid="runs-full-history"')
 
     @staticmethod
     async def _script_options(actor: Actor) -> dict[Any, str]:
@@ -216,10 +245,20 @@ class RunHistory:
             return
         self.actor = actor
         self.filters = replace(self.filters, **{"cursor": None, **changes})
-        if self.fixed_script is None:  # the history page keeps its filters in the address
-            query = self.filters.query()
-            ui.navigate.history.replace(f"/executions{'?' + query if query else ''}")
+        ui.navigate.history.replace(self.address())
+        if self.full_history is not None:
+            self.full_history.props["href"] = self._full_history()
+            self.full_history.update()
         await self.reads.run(self.results.refresh)
+
+    def _full_history(self) -> str:
+        """The executions history with the tab's filters (the script's included), from the newest."""
+        return f"/executions?{replace(self.filters, cursor=None).query()}"
+
+    def address(self) -> str:
+        """`path` with the filters set and the cursor (a fixed script is the path's, not repeated)."""
+        query = (replace(self.filters, script_id=None) if self.fixed_script else self.filters).query()
+        return f"{self.path}{'&' if '?' in self.path else '?'}{query}" if query else self.path
 
     async def _refresh_if_live(self) -> None:
         if self.live:
@@ -330,19 +369,20 @@ async def history_page(
     host_status: str | None = None,
 ) -> None:
     """Page /executions (needs view_scripts): the run history, filtered by the query parameters
-    (`status=pending` is the seed's name for queued).
+    (`RunFilter.of_address`).
     """
-    status = executions.STATUS_ALIASES.get(status or "", status) or None  # the seed's "pending"
-    days = (day.isoformat() if day else None for day in (since, until))
-    filters = RunFilter(
-        script_id, status, user_id, trigger or None, *days, cursor or None, host or None, host_status or None
-    )
+    shown = RunFilter.of_address(script_id, status, user_id, trigger, since, until, cursor, host, host_status)
     with frame(actor, "Executions"):
-        await RunHistory(actor, filters).render()
+        await RunHistory(actor, shown).render()
 
 
-@script_tab("executions", "Executions", "play_circle")
-async def script_runs_tab(actor: Actor, script: Script) -> None:
-    """The runs of one script, newest first, with a link to the full history."""
+@script_tab("executions", "Executions", "play_circle", reads=RUN_FILTERS)
+async def script_runs_tab(actor: Actor, script: Script, address: TabAddress) -> None:
+    """The runs of one script, newest first, with a link to the full history; filtered by the
+    address's `RUN_FILTERS` (`address.query`), which its filters and cursor are kept in
+    (`/scripts/5?tab=executions&status=failed`: `address.kept`)."""
     assert script.id is not None
-    await RunHistory(actor, RunFilter(), fixed_script=script.id).render()
+    path = f"/scripts/{script.id}?tab=executions"
+    history = RunHistory(actor, RunFilter.of_address(**address.query), path, fixed_script=script.id)
+    address.kept = history.address
+    await history.render()

@@ -266,6 +266,8 @@ def clear_field_errors(fields: Mapping[str, Any]) -> None:
 _SENT_TO_LOGIN: weakref.WeakSet[Any] = weakref.WeakSet()
 # The role each open page was drawn for (`frame`): its header, navigation and buttons show that role.
 _DRAWN_ROLE: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# The title each open page's `frame` shows (`retitle` changes it).
+_TITLES: weakref.WeakKeyDictionary[Any, ui.label] = weakref.WeakKeyDictionary()
 
 
 async def guard(permission: Permission | None = None, *, ticking: bool = False) -> Actor | None:
@@ -330,8 +332,8 @@ def follow(
     """Keep a list live: every `interval` seconds (`live_seconds()` by default) while the browser
     is connected (`live_timer`), `read(actor)` the rows again, as the user is now
     (`guard(permission, ticking=True)`), and hand them to `show` (`widgets.Rows.show`,
-    `widgets.Redrawn.show`), which changes the page only where they changed. A refusal (the
-    script deleted meanwhile) leaves the page as it is, unsaid at every tick.
+    `widgets.Redrawn.show`; awaited when it is async), which changes the page only where they
+    changed. A refusal (the script deleted meanwhile) leaves the page as it is, unsaid at every tick.
 
     `reads` is the page's `OneRead`, through which the page runs its own reads of the list too
     (after a switch, a pager's turn, a save): a tick is skipped while one of those runs, and one
@@ -349,7 +351,9 @@ def follow(
             value = await read(current)
         except ServiceError:
             return
-        show(value)
+        shown = show(value)
+        if inspect.isawaitable(shown):  # a `show` that reads more (the script page's)
+            await shown
 
     seconds = live_seconds() if interval is None else interval
     return live_timer(seconds, lambda: reads.run(update, ticking=True))
@@ -772,8 +776,18 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
                             _nav_badge(item.badge)
     with ui.element("div").classes("w-full max-w-7xl mx-auto p-2 sm:p-4 column no-wrap gap-4"):
         ui.element("span").props("id=oc-main tabindex=-1")
-        ui.label(title).classes("text-2xl font-semibold oc-wrap").props('role="heading" aria-level="1"')
+        heading = ui.label(title).classes("text-2xl font-semibold oc-wrap")
+        _TITLES[context.client] = heading.props('role="heading" aria-level="1"')
         yield
+
+
+def retitle(title: str) -> None:
+    """Show `title` as the page's title, in the page and its browser tab (`frame`), when it
+    changed: a script renamed by another user while its page is open (it kept the old name)."""
+    heading = _TITLES.get(context.client)
+    if heading is not None and heading.text != title:
+        heading.set_text(title)
+        ui.page_title(page_title(title))
 
 
 def _attr(text: str) -> str:

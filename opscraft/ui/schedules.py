@@ -19,7 +19,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
-from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
     OneRead,
     Redrawn,
@@ -178,7 +178,7 @@ def _draft_key(script_id: int, schedule: Schedule | None) -> str:
 
 
 @script_tab("schedules", "Schedules", "schedule", order=60)
-async def schedules_tab(actor: Actor, script: Script) -> None:
+async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> None:
     """The script page's Schedules tab: the script's schedules, editable with edit_scripts."""
     assert script.id is not None
     script_id, script_type = script.id, script.script_type

@@ -7,6 +7,7 @@ secrets) and, in its header, the registered action buttons (execute).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,11 +20,11 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
-from opscraft.ui import address, side_by_side
+from opscraft.ui import address, layout, side_by_side
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.paged import KeptPage
-from opscraft.ui.script_tabs import ACTIONS, ordered_tabs
+from opscraft.ui.script_tabs import ACTIONS, ScriptTab, TabAddress, ordered_tabs
 from opscraft.ui.script_widgets import (
     LANGUAGES,
     editor,
@@ -93,11 +94,28 @@ def approval_text(script_id: int, policy: ApprovalPolicy | None) -> str:
     return f"{count} by other operators or admins before a run starts; {expiry}"
 
 
-def _overview(
-    script: Script, inventory_name: str | None, key_attached: bool | None, policy: ApprovalPolicy | None
-) -> None:
-    """The Overview tab. `key_attached`: `secrets.ssh_key_attached` of the script; `policy`: its
-    approval policy (None: its runs need none)."""
+@dataclass(frozen=True)
+class OverviewFacts:
+    """What the Overview tab shows of rows other than the script, which other users change:
+    its shared inventory's name (None: it has none), whether its SSH key secret is attached
+    (`secrets.ssh_key_attached`) and its approval policy in words (`approval_text`)."""
+
+    inventory_name: str | None
+    key_attached: bool | None
+    approval: str
+
+
+async def _overview_facts(actor: Actor, script: Script) -> OverviewFacts:
+    """The `OverviewFacts` of `script` as they are now, read as `actor`."""
+    key_attached = await call(secrets.ssh_key_attached, actor, script)
+    policy = await call(approvals.get_policy, actor, script.id)
+    approval = approval_text(script.id or 0, policy)
+    return OverviewFacts(await _inventory_name(actor, script), key_attached, approval)
+
+
+def _overview(script: Script, facts: OverviewFacts) -> None:
+    """The Overview tab of `script`, with `facts` of the rows it names."""
+    inventory_name, key_attached = facts.inventory_name, facts.key_attached
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
         ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
         stored_note(script, "script-stored")
@@ -133,9 +151,7 @@ def _overview(
                 shown = ("on" if value else "off") if isinstance(value, bool) else value or "no limit"
                 ui.label(str(shown))
             ui.label("Approval").classes("text-grey-7")
-            ui.label(approval_text(script.id or 0, policy)).classes("oc-wrap min-w-0").props(
-                'data-testid="approval-policy"'
-            )
+            ui.label(facts.approval).classes("oc-wrap min-w-0").props('data-testid="approval-policy"')
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
                 if script.inventory_id:
@@ -170,13 +186,6 @@ async def _inventory_name(actor: Actor, script: Script) -> str | None:
     if not script.inventory_id:
         return None
     return (await call(shared_inventories.get, actor, script.inventory_id)).name
-
-
-async def _overview_panel(actor: Actor, script: Script) -> None:
-    """The Overview tab of `script`, with what it shows of other rows read now."""
-    key_attached = await call(secrets.ssh_key_attached, actor, script)
-    policy = await call(approvals.get_policy, actor, script.id)
-    _overview(script, await _inventory_name(actor, script), key_attached, policy)
 
 
 def _content(script: Script) -> None:
@@ -446,6 +455,17 @@ def _confirm_delete(script: Script) -> None:
     dialog.open()
 
 
+def _tab_address(ext: ScriptTab, opened: str, given: dict[str, Any]) -> TabAddress:
+    """The `TabAddress` of the registered tab `ext`: the parameters of `given` (the page
+    address's) it reads when it is the tab `opened`; those of another tab are named as ignored."""
+    mine = {name: value for name, value in given.items() if name in ext.reads}
+    if ext.key == opened:
+        return TabAddress(mine)
+    if mine:
+        address.say_ignored({name: f"is the {ext.label} tab's (tab={ext.key})" for name in mine})
+    return TabAddress()
+
+
 def tab_address(script_id: int | None, tab: str) -> str:
     """The address of the script page's `tab` (`/scripts/5?tab=versions`; the overview's:
     `/scripts/5`)."""
@@ -453,11 +473,38 @@ def tab_address(script_id: int | None, tab: str) -> str:
 
 
 @protected_page("/scripts/{script_id}", Permission.view_scripts, title="Script")
-async def script_page(actor: Actor, script_id: int, tab: str = "overview", page: int = 1) -> None:
+async def script_page(
+    actor: Actor,
+    script_id: int,
+    tab: str = "overview",
+    page: int = 1,
+    status: str | None = None,
+    user_id: int | None = None,
+    trigger: str | None = None,
+    since: address.Day | None = None,
+    until: address.Day | None = None,
+    cursor: str | None = None,
+    host: str | None = None,
+    host_status: str | None = None,
+) -> None:
     """Page /scripts/{id} (needs view_scripts): the script's overview, content, versions and the registered
     tabs; `tab` selects the open tab (an unknown one is named and ignored), and is kept in the
-    address when another is opened; `page` is the Versions table's (past the last: the last).
+    address when another is opened; `page` is the Versions table's (past the last: the last);
+    the other parameters are those a registered tab reads (`ScriptTab.reads`: the Executions
+    tab's filters, `/scripts/5?tab=executions&status=failed`), given to it when it is the tab
+    opened, and named as ignored otherwise.
     """
+    given = {
+        "status": status,
+        "user_id": user_id,
+        "trigger": trigger,
+        "since": since,
+        "until": until,
+        "cursor": cursor,
+        "host": host,
+        "host_status": host_status,
+    }
+    given = {name: value for name, value in given.items() if value not in (None, "")}
     try:
         script = await call(scripts.get, actor, script_id)
     except ServiceError as exc:
@@ -487,6 +534,7 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview", page:
             address.say_ignored(address.unknown_choice("tab", tab, list(own)))
         elif page != 1 and tab != "versions":
             address.say_ignored({"page": "is the Versions tab's (tab=versions)"})
+        addresses = {ext.key: _tab_address(ext, tab, given) for ext in extensions}
         with ui.tab_panels(tabs, value=own.get(tab, own["overview"])).classes("w-full"):
             versions: VersionsView | None = None  # built below, after the page may have connected
 
@@ -497,34 +545,46 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview", page:
                 await: a tab opened while the rest of the page was still being built (its tabs
                 wait for the browser's connection) stayed out of the address."""
                 key = str(event.value)
+                kept = addresses[key].kept if key in addresses else None
                 if key == "versions" and versions is not None:
                     ui.navigate.history.replace(versions.paged_address())
+                elif kept is not None:
+                    ui.navigate.history.replace(kept())
                 else:
                     ui.navigate.history.replace(tab_address(script.id, key))
 
             tabs.on_value_change(keep_tab)
-            overview = ui.refreshable(_overview_panel)
+            overview = ui.refreshable(_overview)
             content = ui.refreshable(_content)
+            shown, facts = script, await _overview_facts(actor, script)
             with ui.tab_panel(own["overview"]):
-                await overview(actor, script)
+                overview(script, facts)
             with ui.tab_panel(own["content"]):
                 content(script)
-            shown = script
 
-            async def follow(newer: Script) -> None:
+            async def follow(newer: Script, newer_facts: OverviewFacts | None = None) -> None:
                 """Show `newer` in the header (and its buttons, on a change of status), the tab's
-                count, Overview and Content when it is not what they show: a re-read of the
-                Versions tab found another save."""
-                nonlocal shown
-                if (newer.current_version, newer.updated_at) == (shown.current_version, shown.updated_at):
+                count, Overview and Content when it is not what they show (a re-read of the
+                Versions tab found another save, or the page's live re-read another change), and
+                `newer_facts` (read again when `newer` differs) in the Overview when they changed:
+                a shared inventory renamed, a key attached, an approval policy set elsewhere (the
+                Overview kept the old ones until a reload)."""
+                nonlocal shown, facts
+                saved = (newer.current_version, newer.updated_at)
+                changed = saved != (shown.current_version, shown.updated_at)
+                if changed and newer_facts is None:
+                    newer_facts = await _overview_facts(actor, newer)
+                if not changed and newer_facts in (None, facts):
                     return
-                if newer.status != shown.status:  # Execute is enabled for an active script only
-                    await actions.refresh(actor, newer)
-                shown = newer
-                header.refresh(newer)
-                own["versions"].props["label"] = _versions_label(newer)
-                await overview.refresh(actor, newer)
-                content.refresh(newer)
+                if changed:
+                    if newer.status != shown.status:  # Execute is enabled for an active script only
+                        await actions.refresh(actor, newer)
+                    layout.retitle(newer.name)
+                    header.refresh(newer)
+                    own["versions"].props["label"] = _versions_label(newer)
+                    content.refresh(newer)
+                shown, facts = newer, newer_facts or facts
+                overview.refresh(newer, facts)
 
             with ui.tab_panel(own["versions"]):
                 versions = VersionsView(actor, script, follow, page if tab == "versions" else 1)
@@ -533,4 +593,18 @@ async def script_page(actor: Actor, script_id: int, tab: str = "overview", page:
                     await versions.compare()
             for ext in extensions:
                 with ui.tab_panel(own[ext.key]):
-                    await ext.render(actor, script)
+                    await ext.render(actor, script, addresses[ext.key])
+
+        async def reread(current: Actor) -> tuple[Script, OverviewFacts]:
+            """The script and its `OverviewFacts` as they are now (the page's live re-read)."""
+            newer = await call(scripts.get, current, script.id)
+            return newer, await _overview_facts(current, newer)
+
+        async def show_live(found: tuple[Script, OverviewFacts]) -> None:
+            """`follow` what the live re-read found; a version saved elsewhere is listed too."""
+            saved = found[0].current_version != shown.current_version
+            await follow(*found)
+            if saved and versions is not None:
+                await versions.refresh(reread_script=False)
+
+        layout.follow(reread, show_live, Permission.view_scripts, reads=OneRead())

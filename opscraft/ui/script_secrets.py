@@ -18,12 +18,12 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.secrets import Attachment
 from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import guard, reread, run_action, show_and_follow
-from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import OneRead, Rows, call_all, format_time, one_click
 
 
 @script_tab("secrets", "Secrets", "key")
-async def secrets_tab(actor: Actor, script: Script) -> None:
+async def secrets_tab(actor: Actor, script: Script, _address: TabAddress) -> None:
     """The script page's Secrets tab: the secrets attached to the script; attaching and detaching need
     manage_secrets.
     """

@@ -15,7 +15,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
-from opscraft.ui.script_tabs import script_tab
+from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
     OneRead,
     Rows,
@@ -54,7 +54,7 @@ def _draft_key(script_id: int, hook: WebhookTrigger | None) -> str:
 
 
 @script_tab("webhooks", "Webhooks", "webhook", order=70)
-async def webhooks_tab(actor: Actor, script: Script) -> None:
+async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> None:
     """The script page's Webhooks tab: the script's webhooks, editable with edit_scripts; a new webhook's
     URL is shown once.
     """

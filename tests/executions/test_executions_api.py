@@ -14,6 +14,7 @@ from opscraft.db.models import Execution, User
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import executions
 from opscraft.services.actor import Actor
+from opscraft.services.errors import GONE_WHY
 from opscraft.services.parameters import BLANK_REQUIRED
 from tests.conftest import PASSWORD, LoggedIn
 from tests.executions.conftest import make_script, output, run, start, wait_for
@@ -271,7 +272,8 @@ async def test_the_whole_log_downloads_as_plain_text(
     assert r.headers["content-disposition"] == f'attachment; filename="execution-{final["id"]}.log"'
     assert r.text == "one\nred\ntwo\n"
     missing = await client.get("/api/v1/executions/987654/output.log", headers=viewer.headers)
-    assert missing.status_code == 404 and missing.json()["detail"] == "execution 987654 not found"
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == f"this execution no longer exists: {GONE_WHY}"
     assert (await client.get(f"/api/v1/executions/{final['id']}/output.log")).status_code == 401
 
 

@@ -17,6 +17,7 @@ from opscraft import runtime
 from opscraft.db.models import Role
 from opscraft.security.tokens import issue_token
 from opscraft.services import permissions
+from opscraft.services.errors import GONE_WHY
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, run, start, wait_for
 from tests.waiting import scale, until
@@ -100,7 +101,8 @@ async def test_refusals_have_distinct_close_codes(
         4401,
         "this is a refresh token, not an access token: send the access_token of the login response",
     )
-    assert (await close_code(url(live_api, 987654, token_of(viewer))))[0] == 4404
+    gone = (4404, f"this execution no longer exists: {GONE_WHY}")  # it said its id ("execution 987654")
+    assert await close_code(url(live_api, 987654, token_of(viewer))) == gone
 
     monkeypatch.setitem(permissions.ROLE_PERMISSIONS, Role.viewer, frozenset())
     code, reason = await close_code(url(live_api, execution_id, token_of(viewer)))

@@ -14,6 +14,7 @@ from opscraft.db import stored_shapes
 from opscraft.db.models import ApprovalPolicy, Script
 from opscraft.services import approvals, run_environment
 from opscraft.services.approvals import PolicyTerms, ScriptFacts
+from opscraft.services.errors import GONE_WHY
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script
 
@@ -73,7 +74,7 @@ async def test_a_missing_or_deleted_script(client: httpx.AsyncClient, admin: Log
     r = await client.post(
         "/api/v1/executions", json={"script_id": script_id, "runner": "local"}, headers=admin.headers
     )
-    assert r.status_code == 404 and f"script {script_id} not found" in r.text
+    assert r.status_code == 404 and r.json()["detail"] == f"this script no longer exists: {GONE_WHY}"
 
 
 async def test_facts_stored_in_another_shape_are_read_as_a_load_reads_them(
