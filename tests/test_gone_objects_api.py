@@ -1,5 +1,5 @@
 """An object another user deleted, on SQLite and PostgreSQL: every request naming it is a `404` whose
-detail says what kind of thing it was and that it no longer exists, without its id (the UI showed
+detail says what kind of thing it was and that it was not found, without its id (the UI showed
 "user 8 not found", an id the user never saw) and alike for a row the caller may not see (nothing
 told about it). The UI shows the same message (`services.errors.NotFound.gone`)."""
 
@@ -14,8 +14,8 @@ from tests.conftest import LoggedIn
 
 
 def gone(kind: str) -> str:
-    """The detail of a `404` for a `kind` that no longer exists."""
-    return f"this {kind} no longer exists: {GONE_WHY}"
+    """The detail of a `404` for a `kind` that was not found."""
+    return f"this {kind} was not found: {GONE_WHY}"
 
 
 async def _made(client: httpx.AsyncClient, who: LoggedIn, path: str, body: dict[str, Any]) -> int:
@@ -65,6 +65,9 @@ async def test_a_deleted_object_is_named_by_its_kind_as_gone(
             _said_gone(read, kind, row_id)
 
 
+APPROVAL_NONE = "no approval request: the execution does not exist or never waited for approval"
+
+
 async def test_what_the_caller_may_not_see_reads_as_gone(
     client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
 ) -> None:
@@ -74,7 +77,10 @@ async def test_what_the_caller_may_not_see_reads_as_gone(
     _said_gone(revoked, "API token", token_id)
     for path, kind in {
         "/executions/987654": "execution",
-        "/executions/987654/approval": "approval request",
         "/executions/987654/approvals": "execution",
     }.items():
         _said_gone(await client.get(f"/api/v1{path}", headers=operator.headers), kind, 987654)
+    # a run that does not exist has no approval request: said as such, without its id
+    r = await client.get("/api/v1/executions/987654/approval", headers=operator.headers)
+    assert r.status_code == 404 and "987654" not in r.text
+    assert r.json()["detail"] == APPROVAL_NONE

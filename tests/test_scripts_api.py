@@ -532,7 +532,7 @@ async def test_parts_of_a_missing_or_deleted_script_are_404(
     for script_id in (gone["id"], 999999):
         r = await client.get(f"/api/v1/scripts/{script_id}/{part}", headers=viewer.headers)
         assert r.status_code == 404, r.text
-        assert r.json()["detail"] == f"this script no longer exists: {GONE_WHY}"
+        assert r.json()["detail"] == f"this script was not found: {GONE_WHY}"
     kept = await create(client, operator, name="kept")
     r = await client.get(f"/api/v1/scripts/{kept['id']}/{part}", headers=viewer.headers)
     assert r.status_code == 200
@@ -540,7 +540,7 @@ async def test_parts_of_a_missing_or_deleted_script_are_404(
 
 async def test_the_approvals_of_a_missing_run_are_404(client: httpx.AsyncClient, viewer: LoggedIn) -> None:
     r = await client.get("/api/v1/executions/999999/approvals", headers=viewer.headers)
-    assert r.status_code == 404 and r.json()["detail"] == f"this execution no longer exists: {GONE_WHY}"
+    assert r.status_code == 404 and r.json()["detail"] == f"this execution was not found: {GONE_WHY}"
 
 
 async def test_viewer_reads_but_cannot_write(

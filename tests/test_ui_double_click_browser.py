@@ -42,7 +42,7 @@ def test_a_double_click_on_add_webhook_and_on_its_delete_opens_one_dialog_each(
     page.get_by_test_id("confirm-delete").click()
     page.locator(".q-notification", has_text="Webhook deleted").wait_for()
     _no_dialog_left(page)
-    assert page.locator(".q-notification", has_text="no longer exists").count() == 0
+    assert page.locator(".q-notification", has_text="was not found").count() == 0
 
 
 def test_a_double_click_on_a_schedules_edit_and_delete_opens_one_dialog_each(

@@ -122,9 +122,9 @@ def test_the_schedule_dialog_says_what_parameters_must_be_and_shows_labels(
 # address -> (status, the message shown, where the page's link leads)
 MISSING = {
     "/nonexistent": (404, "There is no page at /nonexistent.", "/"),
-    "/scripts/99999": (404, f"this script no longer exists: {GONE_WHY}", "/scripts"),
-    "/scripts/99999/edit": (404, f"this script no longer exists: {GONE_WHY}", "/scripts"),
-    "/executions/99999": (404, f"this execution no longer exists: {GONE_WHY}", "/executions"),
+    "/scripts/99999": (404, f"this script was not found: {GONE_WHY}", "/scripts"),
+    "/scripts/99999/edit": (404, f"this script was not found: {GONE_WHY}", "/scripts"),
+    "/executions/99999": (404, f"this execution was not found: {GONE_WHY}", "/executions"),
 }
 
 

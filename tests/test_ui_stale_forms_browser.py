@@ -105,7 +105,7 @@ def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_sa
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
     """The dialog said "user N not found" (an id the admin never saw) and the table went on
-    listing the deleted user: it says that this user no longer exists."""
+    listing the deleted user: it says that this user was not found."""
     admin = tokens["admin"]
     account = {"username": "leaving", "email": "leaving@example.com", "password": "Leaving-Horse-9"}
     r = httpx.post(f"{server.url}/api/v1/users", json=account | {"role": "viewer"}, headers=admin, timeout=60)
@@ -117,7 +117,7 @@ def test_a_user_deleted_since_the_page_opened_leaves_the_list_when_its_dialog_sa
     assert r.status_code == 204, r.text
     page.get_by_test_id("edit-fullname").fill("Lee Ving")
     page.get_by_test_id("edit-submit").click()
-    page.locator(".q-notification", has_text=f"this user no longer exists: {GONE_WHY}").wait_for()
+    page.locator(".q-notification", has_text=f"this user was not found: {GONE_WHY}").wait_for()
     page.get_by_test_id("edit-leaving").wait_for(state="detached")
     assert page.get_by_test_id("edit-admin").is_visible()
 

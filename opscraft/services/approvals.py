@@ -306,7 +306,7 @@ async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pe
         )
     ).first()
     if found is None:
-        raise NotFound.gone("approval request")
+        raise NotFound("no approval request: the execution does not exist or never waited for approval")
     execution, request, decided = found
     counts = await _counts_of(session, [request])
     return Pending(execution, request, counts.get(execution_id, 0), bool(decided))

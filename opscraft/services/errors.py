@@ -59,7 +59,7 @@ class Forbidden(ServiceError):
 
 
 GONE_WHY = "it may have been deleted in another tab or by another user"
-"""What `NotFound.gone` adds to the kind that no longer exists."""
+"""What `NotFound.gone` adds to the kind that was not found."""
 
 
 class NotFound(ServiceError):
@@ -71,11 +71,11 @@ class NotFound(ServiceError):
     def gone(cls, kind: str) -> NotFound:
         """The refusal of a request for a `kind` ("user", "API token", ...) the caller cannot
         have: deleted since their page or list showed it (in another tab, by another user), or
-        never there, or not theirs to see. It says the kind and that it no longer exists, in the
+        never there, or not theirs to see. It says the kind and that it was not found, in the
         UI's message and the API's 404 detail alike; it names no id (the UI showed "user 8 not
         found", an id the user never saw) and tells nothing the caller may not know (a row they
         may not see reads as one deleted)."""
-        return cls(f"this {kind} no longer exists: {GONE_WHY}")
+        return cls(f"this {kind} was not found: {GONE_WHY}")
 
 
 class Conflict(ServiceError):

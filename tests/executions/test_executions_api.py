@@ -273,7 +273,7 @@ async def test_the_whole_log_downloads_as_plain_text(
     assert r.text == "one\nred\ntwo\n"
     missing = await client.get("/api/v1/executions/987654/output.log", headers=viewer.headers)
     assert missing.status_code == 404
-    assert missing.json()["detail"] == f"this execution no longer exists: {GONE_WHY}"
+    assert missing.json()["detail"] == f"this execution was not found: {GONE_WHY}"
     assert (await client.get(f"/api/v1/executions/{final['id']}/output.log")).status_code == 401
 
 

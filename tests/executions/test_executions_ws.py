@@ -101,7 +101,7 @@ async def test_refusals_have_distinct_close_codes(
         4401,
         "this is a refresh token, not an access token: send the access_token of the login response",
     )
-    gone = (4404, f"this execution no longer exists: {GONE_WHY}")  # it said its id ("execution 987654")
+    gone = (4404, f"this execution was not found: {GONE_WHY}")  # it said its id ("execution 987654")
     assert await close_code(url(live_api, 987654, token_of(viewer))) == gone
 
     monkeypatch.setitem(permissions.ROLE_PERMISSIONS, Role.viewer, frozenset())

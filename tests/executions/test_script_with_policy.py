@@ -74,7 +74,7 @@ async def test_a_missing_or_deleted_script(client: httpx.AsyncClient, admin: Log
     r = await client.post(
         "/api/v1/executions", json={"script_id": script_id, "runner": "local"}, headers=admin.headers
     )
-    assert r.status_code == 404 and r.json()["detail"] == f"this script no longer exists: {GONE_WHY}"
+    assert r.status_code == 404 and r.json()["detail"] == f"this script was not found: {GONE_WHY}"
 
 
 async def test_facts_stored_in_another_shape_are_read_as_a_load_reads_them(
