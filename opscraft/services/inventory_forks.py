@@ -12,10 +12,11 @@ session of its own, the check's folder as its directory, the tool's stdout and s
 kills its session as before. A child shares nothing with the next one (each is forked from
 the state after the imports), and the server reads nothing but the folder it is sent.
 
-Wire: the caller sends the folder's path (UTF-8) with one end of a fresh socket pair (SCM_RIGHTS)
-on the server's control socket; the child writes its pid, then its exit code, each on a line,
-to that end. The server ends when its control socket closes (this process ended), and a server
-that died is started again by the next check.
+Wire: the caller sends the folder's path (UTF-8) with one end of a fresh socket pair
+(SCM_RIGHTS) on the server's control socket (SOCK_SEQPACKET: one message per check, never two
+read as one); the child writes its pid, then its exit code, each on a line, to that end. The
+server ends when its control socket closes (this process ended), and a server that died is
+started again by the next check.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ class ForkServer:
 
     def _start(self) -> None:
         self._stop()
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one message per check
         try:
             self._process = subprocess.Popen(
                 [*self._argv, str(theirs.fileno()), self._inventory],
