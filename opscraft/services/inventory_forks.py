@@ -5,11 +5,13 @@ Each inventory check (`services/inventories.py`) started the tool's Python anew
 configuration is read at import), for a parse of a few milliseconds. Every save of a new
 inventory text and every run form's check paid it. Now each Python that checks keeps a fork
 server (`FORK_SERVER_CODE`, run by the tool's Python once per process and Python): it imports
-what `inventory_listing.LISTINGS_CODE` runs, under the one environment every check has
-(`environment`), then forks one child per check. The child is the old check's process: a
-session of its own, the check's folder as its directory, the tool's stdout and stderr written to
-`OUT_FILE` and `ERR_FILE` there, its exit code the tool's; a check over `TIMEOUT` seconds
-kills its session as before. A child shares nothing with the next one (each is forked from
+what `inventory_listing.LISTINGS_CODE` runs, under the one environment every check has (the
+caller's, with a home and Ansible directories of the server's own: ansible-core reads its
+configuration at import), then forks one child per check. The child is the old check's process:
+a session of its own, the check's folder as its directory, the tool's stdout and stderr written
+to `OUT_FILE` and `ERR_FILE` there, its exit code the tool's; a check over its time
+(`ForkServer.check`) kills that session as before. The server costs its memory (some 45 MB resident)
+while the process lives. A child shares nothing with the next one (each is forked from
 the state after the imports), and the server reads nothing but the folder it is sent.
 
 Wire: the caller sends the folder's path (UTF-8) with one end of a fresh socket pair
