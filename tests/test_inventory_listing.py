@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from opscraft.services import inventories, inventory_listing
+from opscraft.services import inventories, inventory_forks, inventory_listing
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool
 from tests.conftest import require_service
@@ -31,15 +31,22 @@ LOCAL_BUT_ONE = LOCAL_THROUGH_ALL + "\n[remote]\nweb3 ansible_connection=ssh\n"
 
 
 def _counting_runs(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
-    """The argv of every process the checks start from now on (they still run)."""
+    """The argv of every process the checks start from now on (they still run); a check forked
+    from the fork server (`inventory_forks`) is counted as its server's Python."""
     started: list[list[str]] = []
     run = inventories._run
+    check = inventory_forks.ForkServer.check
 
     async def counted(argv: list[str], folder: Path, field: str) -> Any:
         started.append(argv)
         return await run(argv, folder, field)
 
+    async def forked(server: inventory_forks.ForkServer, folder: Path, seconds: float) -> Any:
+        started.append(["fork", *server._argv])
+        return await check(server, folder, seconds)
+
     monkeypatch.setattr(inventories, "_run", counted)
+    monkeypatch.setattr(inventory_forks.ForkServer, "check", forked)
     return started
 
 
@@ -62,11 +69,17 @@ async def _check_each_listing(started: list[list[str]], runs_per_check: int) -> 
     assert len(started) == 4 * runs_per_check, started
 
 
-async def test_a_check_starts_one_python_for_both_listings(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A new text's check starts one process (it started two), and reads from it what each of
-    the two listings tells, and the tool's own words for a text it refuses."""
-    require_service(find_tool("ansible-inventory"), "ansible-inventory")
-    await _check_each_listing(_counting_runs(monkeypatch), 1)
+async def test_a_check_forks_one_child_of_the_tools_python_for_both_listings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new text's check starts no Python (it started two, then one): one child forked from
+    the fork server of the tool's Python, which reads what each of the two listings tells, and
+    the tool's own words for a text it refuses."""
+    tool = find_tool("ansible-inventory")
+    require_service(tool, "ansible-inventory")
+    started = _counting_runs(monkeypatch)
+    await _check_each_listing(started, 1)
+    assert {tuple(argv[:2]) for argv in started} == {("fork", *inventory_listing.python_of(tool)[:1])}
 
 
 async def test_a_tool_that_is_no_python_script_is_run_once_per_listing(

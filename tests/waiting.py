@@ -48,10 +48,16 @@ def wait_until(condition: Callable[[], T], what: str, timeout: float = 60, every
 
 
 async def until(
-    condition: Callable[[], T | Awaitable[T]], what: str, timeout: float = 60, every: float = 0.02
+    condition: Callable[[], T | Awaitable[T]],
+    what: str,
+    timeout: float = 60,
+    every: float = 0.02,
+    woken: Callable[[float], Awaitable[object]] | None = None,
 ) -> T:
     """`wait_until` for a coroutine: `condition` may be a plain or an async callable (its result
-    awaited); the event loop runs between polls."""
+    awaited); the event loop runs between polls. Between two polls it sleeps `every` seconds,
+    or, given `woken`, awaits `woken(every)`: a wait that returns as soon as something the
+    condition reads may have changed (an event), and after `every` seconds at the latest."""
     limit = timeout * scale()
     deadline = time.monotonic() + limit
     while True:
@@ -61,4 +67,4 @@ async def until(
         if value:
             return value  # type: ignore[return-value]
         assert time.monotonic() < deadline, f"waited {limit:.0f} s for {what}"
-        await asyncio.sleep(every)
+        await (asyncio.sleep(every) if woken is None else woken(every))

@@ -32,6 +32,7 @@ from opscraft.execution import line_breaks
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS, UNPARSED_INVENTORY_FAILS
 from opscraft.services import (
     inventory_errors,
+    inventory_forks,
     inventory_listing,
     inventory_ranges,
     line_endings,
@@ -51,6 +52,7 @@ MAX_EXPANDED_VALUES = 100_000
 # (`h[0:19999]`) and 700 MB and its whole timeout for a million (`h[0:99][0:99][0:99]`).
 MAX_HOSTS = 10_000
 TIMEOUT_SECONDS = 60.0
+CHECK_TIMEOUT_MESSAGE = "could not be checked in time: try again"
 FIELD = "inventory"
 # What a blank inventory is told. Only a shared inventory's reaches it (a script's own blank text
 # is read as none: localhost), so it says nothing of leaving the inventory out, which the
@@ -258,12 +260,13 @@ async def _listing(tool: str, text: str, field: str) -> _Checked | str:
 
 async def _listings(tool: str, folder: Path, field: str) -> tuple[str | None, dict[str, Any], dict[str, Any]]:
     """(None, the `--list` listing, the `--export` listing) of the inventory file in `folder`,
-    or (the tool's stderr, {}, {}) when it refused the file. One run of the tool's Python prints
-    both (`inventory_listing`: one Python start, about 0.45 s of CPU, instead of two); a tool
-    that is no Python script is run twice, side by side."""
-    both = inventory_listing.command(tool, INVENTORY_FILE)
-    if both is not None:
-        code, out, err = await _run(both, folder, field)
+    or (the tool's stderr, {}, {}) when it refused the file. One child of the tool's Python,
+    forked from the process's fork server holding ansible-core's imports, prints both
+    (`inventory_forks`, `inventory_listing`: a Python start, about 0.45 s of CPU, was two, then
+    one); a tool that is no Python script is run twice, side by side."""
+    python = inventory_listing.python_of(tool)
+    if python is not None:
+        code, out, err = await _forked(tool, python, folder, field)
         if code != 0:
             return err, {}, {}
         listings = json.loads(out)
@@ -343,17 +346,42 @@ def _host_vars(listing: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return hostvars
 
 
-async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str]:
-    env = {
-        "PATH": f"{Path(argv[0]).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(folder),
+def _environment(program: str) -> dict[str, str]:
+    """The environment of a check by `program` (a path) but its folder's paths (`_run`; the
+    fork server sets its own: `inventory_forks.FORK_SERVER_CODE`)."""
+    return {
+        "PATH": f"{Path(program).parent}:/usr/local/bin:/usr/bin:/bin",
         "LC_ALL": "C.UTF-8",
-        "ANSIBLE_CONFIG": str(folder / "ansible.cfg"),  # absent: no configuration file is read
-        "ANSIBLE_HOME": str(folder / ".ansible"),
-        "ANSIBLE_LOCAL_TEMP": str(folder / ".ansible" / "tmp"),
         "ANSIBLE_NOCOLOR": "1",
         "ANSIBLE_INVENTORY_ENABLED": INVENTORY_PLUGINS,
         **UNPARSED_INVENTORY_FAILS,
+    }
+
+
+async def _forked(tool: str, python: list[str], folder: Path, field: str) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of both listings of the inventory file in `folder` by a
+    child of the fork server of `python` (the interpreter of `tool`: `inventory_forks`);
+    `Invalid` naming `field` past `TIMEOUT_SECONDS`. When no fork server can take the check, the
+    tool's Python runs it (`inventory_listing.command`)."""
+    server = inventory_forks.server(python, INVENTORY_FILE, _environment(python[0]))
+    try:
+        checked = await server.check(folder, TIMEOUT_SECONDS)
+    except inventory_forks.CheckTimeout:
+        raise _invalid(CHECK_TIMEOUT_MESSAGE, field) from None
+    except OSError:
+        both = inventory_listing.command(tool, INVENTORY_FILE)
+        assert both is not None  # `python` is its interpreter
+        return await _run(both, folder, field)
+    return checked.code, checked.out, checked.err
+
+
+async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str]:
+    env = {
+        **_environment(argv[0]),
+        "HOME": str(folder),
+        "ANSIBLE_CONFIG": str(folder / "ansible.cfg"),  # absent: no configuration file is read
+        "ANSIBLE_HOME": str(folder / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(folder / ".ansible" / "tmp"),
     }
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -371,5 +399,5 @@ async def _run(argv: list[str], folder: Path, field: str) -> tuple[int, str, str
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
-        raise _invalid("could not be checked in time: try again", field) from None
+        raise _invalid(CHECK_TIMEOUT_MESSAGE, field) from None
     return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: What the tool's Python runs (`python -I -c LISTINGS_CODE ARGS`): ansible-inventory with ARGS
-#: (which include `--list --export`), its JSON listing holding both listings (module docstring).
-LISTINGS_CODE = """\
+#: ansible-inventory whose JSON listing holds both listings (module docstring): `Both`.
+LISTINGS_CLASS = """\
 import sys
 from ansible import context
 from ansible.cli.inventory import InventoryCLI
@@ -33,9 +32,16 @@ class Both(InventoryCLI):
         exported = super().json_inventory(top)
         context.CLIARGS = CLIArgs({**context.CLIARGS, "export": False})
         return {"export": exported, "list": super().json_inventory(top)}
-
+"""
+#: What the tool's Python runs (`python -I -c LISTINGS_CODE ARGS`): ansible-inventory with ARGS
+#: (which include `--list --export`), its JSON listing holding both listings (module docstring).
+#: The checks fork it from a server holding the imports (`inventory_forks`), this when they cannot.
+LISTINGS_CODE = (
+    LISTINGS_CLASS
+    + """
 Both.cli_executor(["ansible-inventory", *sys.argv[1:]])
 """
+)
 # The most of a `#!` line read (Linux reads at most 256 bytes of it, binfmt_script).
 SHEBANG_BYTES = 256
 
@@ -45,18 +51,18 @@ def command(tool: str, inventory: str) -> list[str] | None:
     the run's directory) for the `ansible-inventory` at `tool` (a path), or None when its `#!`
     line names no Python (or it cannot be read). The JSON it prints is
     `{"export": {...}, "list": {...}}` (module docstring)."""
-    python = _python_of(Path(tool))
+    python = python_of(tool)
     if python is None:
         return None
     return [*python, "-I", "-c", LISTINGS_CODE, "-i", inventory, "--list", "--export"]
 
 
-def _python_of(tool: Path) -> list[str] | None:
-    """The interpreter words of `tool`'s `#!` line (`/venv/bin/python`, or `/usr/bin/env
-    python3`) when they name a Python, else None. As the kernel reads it: the interpreter's path,
-    then at most one argument (the rest of the line)."""
+def python_of(tool: str) -> list[str] | None:
+    """The interpreter words of the `#!` line of `tool` (a path: `/venv/bin/python`, or
+    `/usr/bin/env python3`) when they name a Python, else None (also when it cannot be read). As
+    the kernel reads it: the interpreter's path, then at most one argument (the rest of the line)."""
     try:
-        with tool.open("rb") as script:
+        with Path(tool).open("rb") as script:
             first = script.readline(SHEBANG_BYTES)
     except OSError:
         return None

@@ -30,6 +30,8 @@ from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
+from opscraft.execution.events import LogEvent
+from opscraft.execution.ports import OVERFLOW, LogBus
 from tests.conftest import (
     PG_URL,
     ROOT,
@@ -189,6 +191,57 @@ async def start(
     return dict(response.json())
 
 
+# `wait_for` reads the run again when this process's log bus announces a status of it (a run's
+# `running`, and its end once committed: `executor.py`), and every `STATUS_READ_SECONDS` besides
+# (a status no event announces, set by a request; a run another process's bus carries). Read every
+# 0.05 s, a run's GET through the whole app (about 1.5 ms of CPU) was 30 % of the test process's
+# CPU in tests/executions/test_ansible_ssh.py: 20 reads a second while each Ansible run went on.
+STATUS_READ_SECONDS = 0.25
+POLL_SECONDS = 0.05  # without a started runtime in this process (no bus to wait on)
+
+
+class StatusWakeups:
+    """Waits between two reads of a run (`tests.waiting.until`'s `woken`) for its next status
+    event on the log bus of this process's runtime: `woken(seconds)` returns at that event, at
+    the bus's OVERFLOW (subscribing again) or after `seconds`; log events are skipped."""
+
+    def __init__(self, bus: LogBus, execution_id: int) -> None:
+        self._bus = bus
+        self._execution_id = execution_id
+        self._sub = bus.subscribe(execution_id)
+
+    async def woken(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            event = await self._sub.get(left)
+            if event is OVERFLOW:  # this subscription gets nothing more: a new one
+                self._sub.close()
+                self._sub = self._bus.subscribe(self._execution_id)
+            if not isinstance(event, LogEvent):  # a status, OVERFLOW, or quiet until `left` passed
+                return
+
+    def close(self) -> None:
+        self._sub.close()
+
+
+@contextlib.asynccontextmanager
+async def status_wakeups(execution_id: int) -> AsyncIterator[StatusWakeups | None]:
+    """`StatusWakeups` of `execution_id` on the bus of `runtime.current()`, subscribed before
+    the caller's first read (no event missed); None when no runtime is started here."""
+    try:
+        executions = runtime.current().executions
+    except RuntimeError:
+        executions = None
+    if executions is None:
+        yield None
+        return
+    wakeups = StatusWakeups(executions.bus, execution_id)
+    try:
+        yield wakeups
+    finally:
+        wakeups.close()
+
+
 async def wait_for(
     client: httpx.AsyncClient,
     who: LoggedIn,
@@ -197,7 +250,8 @@ async def wait_for(
     timeout: float = 60,
 ) -> dict[str, Any]:
     """The execution's body once its status is one of `statuses` (`tests.waiting.until`: an
-    AssertionError after `timeout` scaled seconds, naming the last status seen)."""
+    AssertionError after `timeout` scaled seconds, naming the last status seen), read again at
+    each of its status events (`status_wakeups`), at the latest every `STATUS_READ_SECONDS`."""
     seen: list[str] = []
 
     async def reached() -> dict[str, Any] | None:
@@ -206,10 +260,14 @@ async def wait_for(
         seen[:] = [body["status"]]
         return body if body["status"] in statuses else None
 
-    try:
-        return await until(reached, f"execution {execution_id} to be {sorted(statuses)}", timeout, 0.05)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}: still {seen}") from None
+    what = f"execution {execution_id} to be {sorted(statuses)}"
+    async with status_wakeups(execution_id) as wakeups:
+        try:
+            if wakeups is None:
+                return await until(reached, what, timeout, POLL_SECONDS)
+            return await until(reached, what, timeout, STATUS_READ_SECONDS, wakeups.woken)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: still {seen}") from None
 
 
 async def wait_output(

@@ -537,15 +537,27 @@ PASTES: dict[str, Callable[[str], str]] = {
 }
 
 
+KEY_KINDS = (("-t", "ed25519"), ("-t", "rsa", "-b", "2048"), ("-t", "rsa", "-b", "2048", "-m", "PEM"))
+
+
+@pytest.fixture(scope="module")
+def valid_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, ...], Path]:
+    """One unprotected key of each of `KEY_KINDS` for the module's paste tests (an RSA key's
+    generation is a good part of a second of CPU; the tests only read them)."""
+    folder = tmp_path_factory.mktemp("valid-keys")
+    return {args: _keygen(folder, *args, "-N", "") for args in KEY_KINDS}
+
+
 @pytest.mark.parametrize("paste", sorted(PASTES))
-def test_a_valid_key_pasted_in_any_line_form_is_stored_as_ssh_reads_it(tmp_path: Path, paste: str) -> None:
+def test_a_valid_key_pasted_in_any_line_form_is_stored_as_ssh_reads_it(
+    tmp_path: Path, paste: str, valid_keys: dict[tuple[str, ...], Path]
+) -> None:
     """What a `file` secret stores for an ed25519 and RSA key (OpenSSH and PEM form), pasted
     with CRLF or lone CR line endings, indented (a YAML block, an email), double-spaced (a CRLF
     key read as two line breaks) or with blanks after each line: `ssh-keygen -y` reads the
     stored file as ssh does and derives the key's public half (indented, lone-CR and
     double-spaced PEM keys were stored as given: `Load key: error in libcrypto`)."""
-    for args in (["-t", "ed25519"], ["-t", "rsa", "-b", "2048"], ["-t", "rsa", "-b", "2048", "-m", "PEM"]):
-        path = _keygen(tmp_path, *args, "-N", "")
+    for args, path in valid_keys.items():
         stored = tmp_path / "stored"
         stored.write_text(secrets.file_content(PASTES[paste](path.read_text())))
         stored.chmod(0o600)
@@ -556,9 +568,16 @@ def test_a_valid_key_pasted_in_any_line_form_is_stored_as_ssh_reads_it(tmp_path:
         assert derived.stdout.split()[:2] == Path(f"{path}.pub").read_text().split()[:2], args
 
 
-def test_a_key_without_a_passphrase_has_no_problem(tmp_path: Path) -> None:
-    for args in (["-t", "ed25519"], ["-t", "rsa", "-b", "2048", "-m", "PEM"], ["-t", "ecdsa", "-m", "PKCS8"]):
-        key = _keygen(tmp_path, *args, "-N", "").read_text()
+def test_a_key_without_a_passphrase_has_no_problem(
+    tmp_path: Path, valid_keys: dict[tuple[str, ...], Path]
+) -> None:
+    ecdsa = ("-t", "ecdsa", "-m", "PKCS8")
+    for args, path in (
+        (KEY_KINDS[0], valid_keys[KEY_KINDS[0]]),
+        (KEY_KINDS[2], valid_keys[KEY_KINDS[2]]),
+        (ecdsa, _keygen(tmp_path, *ecdsa, "-N", "")),
+    ):
+        key = path.read_text()
         assert ssh_keys.key_problem(key) is None, args
         assert ssh_keys.key_problem("\ufeff" + key.replace("\n", "\r\n")) is None, args
     assert ssh_keys.key_problem("not a key at all") is None, "left to ssh to describe"
