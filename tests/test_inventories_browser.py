@@ -27,7 +27,11 @@ PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n
 INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"
 
 
-server = journey_server("inventories-ui", users=OPERATOR_AND_VIEWER)
+# Made through the API (an admin first): two `opscraft user create` processes were about 5 s of
+# CPU, imports mostly.
+server = journey_server(
+    "inventories-ui", users=(("inventory-admin", "admin"), *OPERATOR_AND_VIEWER), through_api=True
+)
 
 
 def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveServer) -> None:
