@@ -27,7 +27,11 @@ PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n
 INVENTORY = "[web]\nweb1 ansible_host=192.0.2.10\n"
 
 
-server = journey_server("inventories-ui", users=OPERATOR_AND_VIEWER)
+# Made through the API (an admin first): two `opscraft user create` processes were about 5 s of
+# CPU, imports mostly.
+server = journey_server(
+    "inventories-ui", users=(("inventory-admin", "admin"), *OPERATOR_AND_VIEWER), through_api=True
+)
 
 
 def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveServer) -> None:
@@ -83,8 +87,7 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
     hidden field, so nothing visible happened. The type change now saves."""
     operator = token(server, "operator")
     script = create_script(server, operator, "typed", PLAYBOOK, script_type="ansible", inventory=INVENTORY)
-    signed_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.get_by_test_id("script-type").click()
     page.get_by_role("option", name="bash", exact=True).click()
     page.get_by_test_id("inventory").wait_for(state="hidden")
@@ -111,8 +114,7 @@ def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: L
     assert (run["status"], run["inventory_sha256"]) == ("success", inventory["content_sha256"]), run
     short = inventory["content_sha256"][:12]
 
-    signed_in(page, server, "operator")
-    page.goto(f"{server.url}/executions/{run['id']}")
+    signed_in(page, server, "operator", then=f"/executions/{run['id']}")
     assert page.get_by_test_id("run-inventory").inner_text() == f"lab, version 1 (SHA-256 {short})"
     # Renamed by another user while the run's page is open: the page names it anew (it kept the
     # name read when it opened), then back.
@@ -172,9 +174,8 @@ def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_but
         assert r.status_code == 201, r.text
     script = create_script(server, operator, "fleet-play", PLAYBOOK, script_type="ansible", inventory=hosts)
 
-    signed_in(page, server, "operator")
     page.set_viewport_size({"width": 1400, "height": 900})
-    page.goto(f"{server.url}/inventories")
+    signed_in(page, server, "operator", then="/inventories")
     fleet = page.get_by_test_id("inventory-fleet")
     fleet.get_by_text("Show the inventory (1,001 lines)").wait_for()
     assert fleet.get_by_text("node0999.example.org").is_hidden()
@@ -200,8 +201,7 @@ def test_the_script_page_says_when_its_ssh_key_is_not_attached(page: Any, server
     settings = {"script_type": "ansible", "inventory": INVENTORY, "ssh_key_secret": "LAB_KEY"}
     script = create_script(server, operator, "keyed", PLAYBOOK, **settings)
 
-    signed_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/{script['id']}")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}")
     note = page.get_by_test_id("ssh-key-unattached")
     assert note.inner_text() == (
         "LAB_KEY: not attached to this script, so its runs end in error: attach it on the Secrets tab"

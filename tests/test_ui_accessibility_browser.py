@@ -84,7 +84,6 @@ def test_a_run_awaiting_approval_and_code_blocks_pass_the_checker(
     url = f"{server.url}/api/v1/inventories"
     response = httpx.post(url, json=inventory, headers=admin, timeout=API_TIMEOUT)
     assert response.status_code == 201, response.text
-    signed_in(page, server, "admin")
     for path, ready in (
         ("/executions", "row-status-awaiting_approval"),
         (f"/executions/{run_id}", "status-awaiting_approval"),
@@ -92,7 +91,7 @@ def test_a_run_awaiting_approval_and_code_blocks_pass_the_checker(
         ("/", "row-status-awaiting_approval"),
         ("/inventories", "inventory-web"),
     ):
-        page.goto(server.url + path)
+        signed_in(page, server, "admin", then=path)  # the first signs in, on its page
         page.get_by_test_id(ready).first.wait_for()
         check_accessibility(page, "awaiting-" + (path.strip("/").replace("/", "-") or "dashboard"))
     copy = page.get_by_test_id("inventory-web").get_by_role("button", name="Copy to the clipboard")
@@ -107,14 +106,13 @@ def test_the_tab_title_names_the_script_or_run(
     admin = tokens["admin"]
     script = create_script(server, admin, "title-check", "echo hi\n", status="active")
     run_id = start_run(server, admin, script["id"])
-    signed_in(page, server, "admin")
     for path, title in (
         (f"/scripts/{script['id']}", "title-check · OpsCraft"),
         (f"/scripts/{script['id']}/edit", "Edit title-check · OpsCraft"),
         (f"/executions/{run_id}", f"Execution #{run_id} · OpsCraft"),
         ("/scripts", "Scripts · OpsCraft"),
     ):
-        page.goto(server.url + path)
+        signed_in(page, server, "admin", then=path)  # the first signs in, on its page
         page.get_by_role("heading", level=1).wait_for()
         assert page.title() == title, path
 

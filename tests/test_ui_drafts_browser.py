@@ -17,7 +17,7 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
+    signed_in,
     type_code,
     wait_connected,
 )
@@ -33,8 +33,7 @@ CONTENT = '#!/bin/bash\nset -eu\necho "deploying $TARGET"\n'
 def test_new_script_survives_offline_and_reload(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "operator", then="/scripts/new")
-    wait_connected(page)
+    signed_in(page, server, "operator", then="/scripts/new")
     page.get_by_test_id("script-name").fill("deploy-web")
     type_code(page, CONTENT)
     page.get_by_test_id("add-parameter").click()
@@ -108,8 +107,7 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     that it may not start from the script's current version. Now it is an unknown base: warned.
     (The version is held in the draft's base with the fields, `Draft.hold_base`.)"""
     script = create_script(server, tokens["operator"], "odd-base", CONTENT)
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
-    wait_connected(page)
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.get_by_test_id("script-description").fill("typed before a reload")
     key = f"oc-draft:script:{script['id']}"
     # The whole form's draft (its base with it), not only the field typed before the page asked.
@@ -144,8 +142,7 @@ def test_a_parameter_row_added_before_the_draft_comes_back_stays(
     when it was kept) took the new row away again: the test then typed into a row that was no
     more. The rows the user added or removed stay; the draft's other fields still come back."""
     socket = SocketHold(page)
-    log_in(page, server, "operator", then="/scripts/new")
-    wait_connected(page)
+    signed_in(page, server, "operator", then="/scripts/new")
     page.get_by_test_id("script-description").fill("kept before the reload")
     page.wait_for_function(
         "(k) => (sessionStorage.getItem(k) || '').includes('kept before')", arg="oc-draft:script:new"
@@ -184,8 +181,7 @@ def test_a_form_closed_untouched_does_not_reopen_on_the_next_visit(
         )
     else:
         path, opener, field, key = "/users", "new-user", "create-username", "user:new"
-    log_in(page, server, "admin", then=path)
-    wait_connected(page)
+    signed_in(page, server, "admin", then=path)
     for typed in ("", "typed-7"):
         page.get_by_test_id(opener).click()
         if typed:
@@ -237,7 +233,7 @@ def test_what_is_typed_before_the_page_asks_for_its_draft_survives_a_reload(
     shows (a script's parameter rows stay as built)."""
     socket = SocketHold(page, toward_page=True)
     if form == "profile":
-        log_in(page, server, "viewer", then="/profile")
+        signed_in(page, server, "viewer", then="/profile")
         key = f"profile:{_user_id(server, tokens, 'viewer')}"
         name = page.get_by_test_id("profile-full-name")
         _typed_before_the_page_asks(page, socket, key, lambda: name.fill("Vera, typed early"), "typed early")
@@ -245,7 +241,7 @@ def test_what_is_typed_before_the_page_asks_for_its_draft_survives_a_reload(
         assert name.input_value() == "Vera, typed early"
         return
     if form == "dialog":
-        log_in(page, server, "admin", then="/users")
+        signed_in(page, server, "admin", then="/users")
         socket.hold('ocDrafts.take(\\"user:new')
 
         def typed() -> None:
@@ -267,8 +263,7 @@ def test_what_is_typed_before_the_page_asks_for_its_draft_survives_a_reload(
     params = [{"name": "REGION", "type": "string"}, {"name": "ZONE", "type": "string", "default": "a"}]
     script = create_script(server, tokens["admin"], "early-typing", CONTENT, parameters=params)
     key = f"script:{script['id']}"
-    log_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
-    wait_connected(page)
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     required = [page.get_by_test_id(f"param-required-{i}") for i in (0, 1)]
     # A draft of its own (nothing kept before): completed with both rows as built; it keeps the
     # base the typing started from, so a save by someone else meanwhile is warned of.

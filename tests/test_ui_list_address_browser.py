@@ -19,8 +19,8 @@ from tests.ui_journey import (
     api_user,
     create_script,
     journey_server,
-    log_in,
     make_users,
+    signed_in,
     token,
     wait_connected,
 )
@@ -46,9 +46,7 @@ def _summary(page: Any, text: str) -> None:
 
 
 def test_filters_survive_a_reload_back_and_a_shared_link(site: LiveServer, page: Any) -> None:
-    log_in(page, site, "admin")
-    page.goto(f"{site.url}/audit")
-    wait_connected(page)
+    signed_in(page, site, "admin", then="/audit")
 
     page.get_by_test_id("audit-action").click()
     page.get_by_role("option", name="user.create", exact=True).click()
@@ -97,9 +95,7 @@ def test_filters_survive_a_reload_back_and_a_shared_link(site: LiveServer, page:
 def test_the_search_survives_a_reload_and_a_shared_link(
     site: LiveServer, page: Any, path: str, noun: str
 ) -> None:
-    log_in(page, site, "admin")
-    page.goto(f"{site.url}{path}")
-    wait_connected(page)
+    signed_in(page, site, "admin", then=path)
     search = page.get_by_test_id(f"{noun}-search")
     term = {"user": "viewer", "secret": "db_pass"}[noun]
     search.fill(term)
@@ -121,7 +117,7 @@ def test_every_list_page_reads_emptied_filters_as_no_filters(site: LiveServer, p
     """An emptied filter in the address is no filter, as in the API (`GET
     /api/v1/scripts?status=`): `/scripts?status=&tag=...` was a server error (500: the text
     filters reached the page as empty text, not as absent)."""
-    log_in(page, site, "admin")
+    signed_in(page, site, "admin", then="/profile")
     pages = {
         "/scripts": "status=&script_type=&tag=&search=&sort=",
         "/executions": "status=&trigger=&script_id=&user_id=&since=&until=&cursor=",
@@ -205,9 +201,7 @@ def test_the_page_survives_back_a_reload_and_a_shared_link(
     (`?page=99`, rows deleted since the link was shared) shows the last."""
     path = _fill_two_pages(site, token(site, "admin"), listed)
     second_page = f"{site.url}{path}{'&' if '?' in path else '?'}page=2"
-    log_in(page, site, "admin")
-    page.goto(f"{site.url}{path}")
-    wait_connected(page)
+    signed_in(page, site, "admin", then=path)
     page.locator(".q-pagination").get_by_role("button", name="1").wait_for()
     first = page.evaluate(f"sel => {FIRST_ROW}", first_row)
     page.locator(".q-pagination").get_by_role("button", name="2").click()
@@ -240,7 +234,7 @@ def test_the_script_page_keeps_the_tab_opened(site: LiveServer, page: Any) -> No
     a Versions page kept there outlived a switch to another tab)."""
     script = create_script(site, token(site, "admin"), "tabbed", "echo hi\n")
     opened = f"{site.url}/scripts/{script['id']}"
-    log_in(page, site, "admin", then=f"/scripts/{script['id']}")
+    signed_in(page, site, "admin", then=f"/scripts/{script['id']}")
     page.get_by_test_id("tab-content").click()
     page.wait_for_url(f"{opened}?tab=content")
     page.reload()

@@ -450,8 +450,9 @@ def journey_server(
     """A module-scoped `server` fixture (assign it as `server = journey_server(...)`): `serving`
     with the run settings of the journeys (`RUN_ENV`), or `env` ({}: the defaults, as the
     per-test `live_server`), and `users` (`through_api`: as `serving` says). One server for a
-    module's tests, each with rows of its own names: a server's start is about 5 s of CPU
-    (imports, the API's route state), often more than the test (docs/benchmarks.md, session 27)."""
+    module's tests, each with rows of its own names: a server's start is 2.4-2.8 s of CPU
+    (imports, the API's route state; docs/benchmarks.md, sessions 27 and 48), often more than
+    the test."""
 
     @pytest.fixture(scope="module")
     def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:

@@ -514,8 +514,7 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
     assert r.status_code == 201, r.text
     secret_id = r.json()["id"]
 
-    signed_in(page, env.server, "admin")
-    page.goto(f"{env.server.url}/notifications")
+    signed_in(page, env.server, "admin", then="/notifications")
     page.get_by_test_id("rule-add").click()
     choose(page, "rule-channel", "ops-hook")
     choose(page, "rule-script", "nightly-report")
