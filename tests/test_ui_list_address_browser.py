@@ -252,7 +252,7 @@ def test_a_scripts_executions_tab_keeps_its_filters_in_the_address(site: LiveSer
     another tab was opened in between; given with another tab open, they are named as ignored."""
     script = create_script(site, token(site, "admin"), "filtered-runs", "echo hi\n")
     opened = f"{site.url}/scripts/{script['id']}"
-    log_in(page, site, "admin", then=f"/scripts/{script['id']}?tab=executions")
+    signed_in(page, site, "admin", then=f"/scripts/{script['id']}?tab=executions")
     page.get_by_test_id("no-runs").get_by_text("Nothing has run yet.").wait_for()
     page.get_by_test_id("filter-status").click()
     page.get_by_role("option", name="failed", exact=True).click()
