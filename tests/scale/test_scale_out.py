@@ -345,7 +345,8 @@ class TestAWebProcessWhoseClockIsAnHourAhead:
     CPU, and neither test needs one of its own."""
 
     @pytest.fixture(scope="class")
-    def ahead(self, cluster: Cluster) -> Iterator[Proc]:
+    @classmethod
+    def ahead(cls, cluster: Cluster) -> Iterator[Proc]:
         web = cluster.web(
             "web-hour-ahead", env={**_skewed("+3600"), "OPSCRAFT_SCHEDULER_IDLE_SECONDS": "0.2"}
         )
