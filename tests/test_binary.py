@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from opscraft import __version__
-from tests import binary_build
+from tests import binary_build, migrated_sqlite
 from tests.app_journey import ADMIN, log_in, output, start_script, wait_execution, wait_healthy
 from tests.conftest import ARTIFACTS, PG_URL, free_port, require_service
 from tests.desktop_session import assert_not_blank, launch_desktop, unused_x_display
@@ -218,6 +218,8 @@ def test_desktop_from_the_binary_alone_runs_a_script_and_shows_its_output(
 ) -> None:
     require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
     data = {"OPSCRAFT_DATA_DIR": str(tmp_path / "data"), "OPSCRAFT_IMAGE_BASH": RUNNER_IMAGE}
+    # At the head: the binary's own migrations run in test_the_binary_offers_the_cli's `db upgrade`.
+    migrated_sqlite.seed(tmp_path / "data")
     created = run(
         binary, tmp_path, "user", "create", "ops", "--role", "admin", stdin="Ops-Pass-1234\n", **data
     )

@@ -382,8 +382,14 @@ def test_ctrl_c_at_the_password_prompt_is_one_line(tmp_path: Path) -> None:
 def test_ctrl_c_stops_serve_without_a_traceback(tmp_path: Path) -> None:
     """Ctrl-C (SIGINT) on `opscraft serve`: the server shuts down and the command exits 130 with
     its shutdown lines only; uvicorn re-raises the signal after its shutdown, which ended in a
-    KeyboardInterrupt traceback and death by the signal."""
-    server = start_server(tmp_path / "data")
+    KeyboardInterrupt traceback and death by the signal. Started as a shell starts a foreground
+    command: a test run started in the background (`... &`) ignores SIGINT, which the server
+    would inherit across exec and re-raise to no effect (it exited 0 after its shutdown)."""
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # exec makes it SIG_DFL
+    try:
+        server = start_server(tmp_path / "data")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         server.process.send_signal(signal.SIGINT)
         status = server.process.wait(timeout=60)

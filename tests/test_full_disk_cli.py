@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import migrated_sqlite
 from tests.cli_runs import cli_env, opscraft
 from tests.conftest import ROOT, require_service
 from tests.waiting import wait_until
@@ -61,6 +62,7 @@ def fill(disk: Path) -> Path:
 
 def test_every_command_on_a_full_disk_is_one_line_naming_it(small_disk: Path) -> None:
     data = small_disk / "data"
+    migrated_sqlite.seed(data)  # at the head: the first start's migrations are not this test's
     made = opscraft(data, "user", "create", "ann", "--role", "admin", stdin="Ops-Pass-1234\n")
     assert made.returncode == 0, made.stderr
     fill(small_disk)
