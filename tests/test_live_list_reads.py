@@ -20,6 +20,7 @@ from opscraft.db.models.automation import WebhookTrigger
 from opscraft.services import api_tokens, webhooks
 from opscraft.ui import drafts, layout, tokens
 from opscraft.ui import webhooks as webhooks_ui
+from opscraft.ui.script_tabs import TabAddress
 from tests.waiting import until
 
 MINE, EVERYONE = 1, 3  # tokens in all: the admin's own, every user's
@@ -137,7 +138,7 @@ async def test_a_webhook_paused_during_a_live_reread_shows_paused(
     script = SimpleNamespace(id=7, script_type="bash")
 
     async def tab() -> None:
-        await webhooks_ui.webhooks_tab(service.actor, script)  # type: ignore[arg-type]
+        await webhooks_ui.webhooks_tab(service.actor, script, TabAddress())  # type: ignore[arg-type]
         await ticks.pop()()  # the tab's rows, once the browser is connected
 
     client = await service.built("/scripts/7", True, tab)
