@@ -12,6 +12,9 @@ anyone knows which run it will serve. So every container starts the same small P
                          `SECRET_DIR`/name, a tmpfs owned by the run's user; the command's
                          environment holds the path (`commands.secret_file_env`)
               `t`        the run's end token (`end_token`): random, new for every run
+              `w`        wait after the end record (`keep_after_end`): the container stays up
+                         until it is removed, so that files of its work directory can still be
+                         read (a tmpfs volume, which lasts only while the container runs)
             lower case: the value as is (it has no newline); upper case: base64 of the value
     body    a ustar archive of the work directory's files (the script), read by `tar -x` to EOF
 
@@ -31,8 +34,8 @@ bytes. A run whose record is missing (the container was killed: timeout, cancel,
 killer) or whose status says a signal ended the script (128 and above) gets its exit status
 from Docker, the authority on how a container ended. Values exist only in
 memory: in the worker, on the attach socket and in the container's processes. The image needs
-`/bin/sh`, `base64`, `env` and `tar`, as every supported one has (Debian, Alpine/BusyBox, the official
-Python and Terraform images).
+`/bin/sh`, `base64`, `env` and `tar` (and `sleep`, for a run asked to wait: `w`), as every
+supported one has (Debian, Alpine/BusyBox, the official Python and Terraform images).
 """
 
 from __future__ import annotations
@@ -55,8 +58,12 @@ _END_PREFIX = "\\036opscraft-end "
 # a file's content goes from base64 straight into its file (any byte, no shell variable).
 # The loader's own variables carry the reserved OPSCRAFT_ prefix: a parameter named `name` or
 # `value` (exported to this shell) would otherwise be overwritten, and the script would get it so.
+KEEP_AFTER_END_SECONDS = 600
+"""How long a loader asked to wait after its end record (`w`) waits at most: the runner removes
+its container within seconds; this only bounds a container whose worker died meanwhile (the next
+start's sweep removes it anyway)."""
 LOADER = (
-    "set --; OPSCRAFT_T=; "
+    "set --; OPSCRAFT_T=; OPSCRAFT_W=; "
     'while IFS= read -r OPSCRAFT_K && [ -n "$OPSCRAFT_K" ]; do '
     "IFS= read -r OPSCRAFT_N; IFS= read -r OPSCRAFT_D; "
     'case $OPSCRAFT_K in [AE]) OPSCRAFT_D=$(printf %s "$OPSCRAFT_D" | base64 -d; printf .); '
@@ -64,7 +71,7 @@ LOADER = (
     'case $OPSCRAFT_K in [aA]) set -- "$@" "$OPSCRAFT_D";; '
     '[F]) (umask 0377 && printf %s "$OPSCRAFT_D" | base64 -d '
     f'> "{SECRET_DIR}/$OPSCRAFT_N") || exit 125;; '
-    "t) OPSCRAFT_T=$OPSCRAFT_D;; "
+    "t) OPSCRAFT_T=$OPSCRAFT_D;; w) OPSCRAFT_W=1;; "
     '*) export "$OPSCRAFT_N=$OPSCRAFT_D";; esac; '
     "done; unset OPSCRAFT_K OPSCRAFT_N OPSCRAFT_D; "
     # tar runs with an empty environment: GNU tar reads options from TAR_OPTIONS, and the run's
@@ -78,6 +85,10 @@ LOADER = (
     '[ -z "$OPSCRAFT_T" ] || { '
     f"printf '{_END_PREFIX}%s %s\\n' \"$OPSCRAFT_T\" $OPSCRAFT_S; "
     f"printf '{_END_PREFIX}%s %s\\n' \"$OPSCRAFT_T\" $OPSCRAFT_S >&3; }}; "
+    # Asked to wait (`w`): after a script that ended by itself, stay up (streams closed) until the
+    # runner has read the work directory and removes the container; bounded if it never does.
+    f'[ -z "$OPSCRAFT_W" ] || [ $OPSCRAFT_S -ge 128 ] || sleep {KEEP_AFTER_END_SECONDS} '
+    ">/dev/null 2>&1 3>&-; "
     "exit $OPSCRAFT_S"
 )
 ENTRYPOINT = ["/bin/sh", "-c", LOADER, "opscraft-job"]
@@ -88,7 +99,9 @@ FAILED_TO_UNPACK = 125
 `file` secret that could not be written)."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_LOADER_NAMES = frozenset({"OPSCRAFT_K", "OPSCRAFT_N", "OPSCRAFT_D", "OPSCRAFT_T", "OPSCRAFT_S"})
+_LOADER_NAMES = frozenset(
+    {"OPSCRAFT_K", "OPSCRAFT_N", "OPSCRAFT_D", "OPSCRAFT_T", "OPSCRAFT_S", "OPSCRAFT_W"}
+)
 """The loader's own shell variables: an exported one of these names would hand the script the
 end token (or break the loader), so no job may carry one."""
 _STATUS = re.compile(rb"(\d{1,3})\n")
@@ -153,13 +166,15 @@ def payload(
     owner: tuple[int, int],
     secret_files: dict[str, str] | None = None,
     end_token: str = "",
+    keep_after_end: bool = False,
 ) -> bytes:
     """The bytes the loader reads: `argv`, `env` and `secret_files` (name -> content, written
     under `SECRET_DIR`; see the module docstring), the run's `end_token` (from `new_end_token`;
-    empty: the loader writes no end record), then a ustar archive of `files` (name -> content,
-    mode 0600, owned by `owner` = (uid, gid)). Raises ValueError for an environment or file
-    secret name that is not an environment variable name (letters, digits, `_`) or is one of
-    the loader's own variables."""
+    empty: the loader writes no end record), `keep_after_end` (the loader then waits after its
+    end record, `w`, when the script ended by itself: status below 128), then a ustar archive
+    of `files` (name -> content, mode 0600, owned by `owner` = (uid, gid)). Raises ValueError
+    for an environment or file secret name that is not an environment variable name (letters,
+    digits, `_`) or is one of the loader's own variables."""
     names = [*env, *(secret_files or {})]
     if bad := [name for name in names if not _NAME.fullmatch(name)]:
         raise ValueError(f"not an environment variable name: {', '.join(map(repr, bad))}")
@@ -168,6 +183,7 @@ def payload(
     if end_token and not end_token.isalnum():
         raise ValueError("an end token is letters and digits only")
     lines = [f"t\n\n{end_token}\n"] if end_token else []
+    lines += ["w\n\n\n"] if keep_after_end else []
     lines += [_item("a", "", value) for value in argv]
     lines += [_item("e", name, value) for name, value in env.items()]
     lines += [

@@ -23,7 +23,10 @@ and is removed afterwards, off the run's path (`removals.py`: when the runner is
 latest 10 s after the run). A cold start writes the job on stdin before `start`, so the loader
 has it as it starts. A run that leaves files to
 collect (`RunSpec.collect`: a Terraform plan) starts cold with its work directory on an
-anonymous volume instead of the tmpfs, so the files can be read after the container stopped.
+anonymous volume that is the same tmpfs (`_kept_workdir`), and its loader waits after the
+script's end (`container_job`, `w`) so the files are read while the container still runs (a
+tmpfs volume is emptied when its container stops). It was a volume on the engine's disk, with no
+bound: a Terraform `local-exec` (or a plan's data source) could fill the host's disk.
 Each worker thread has its own Docker client. Every container (warm or cold) runs under the
 OCI runtime the runner is given (OPSCRAFT_DOCKER_RUNTIME, e.g. `crun`: less CPU per container
 than runc, docs/benchmarks.md "Session 41"), else under the engine's default.
@@ -78,9 +81,12 @@ MOUNT = "/opscraft"
 WORKDIR = f"{MOUNT}/work"
 USER = "65534:65534"
 PIDS_LIMIT = 256
+WORKDIR_TMPFS = "rw,exec,nosuid,nodev,size=1g,mode=700,uid=65534,gid=65534"
+"""The work directory's tmpfs: its pages count against the run's memory limit. A run whose files
+are read afterwards has the same tmpfs as a volume of the `local` driver (`_kept_workdir`)."""
 TMPFS = {
     "/tmp": "rw,noexec,nosuid,size=100m",  # noqa: S108 (inside the container)
-    WORKDIR: "rw,exec,nosuid,nodev,size=1g,mode=700,uid=65534,gid=65534",
+    WORKDIR: WORKDIR_TMPFS,
     # `file` secrets, written by the loader (`container_job`), readable by the run's user only.
     container_job.SECRET_DIR: "rw,noexec,nosuid,nodev,size=4m,mode=0700,uid=65534,gid=65534",
 }
@@ -297,7 +303,7 @@ class DockerRunner:
         stream its output to `output`.
 
         Raises RunnerError when the job cannot be handed to a container. Runs that collect files (a
-        Terraform plan) always start cold, with their work directory on a volume.
+        Terraform plan) always start cold, with their work directory on a tmpfs volume.
         """
         api = self._api()
         command = build(spec, container_job.SECRET_DIR)
@@ -306,14 +312,20 @@ class DockerRunner:
         end_token = container_job.new_end_token()
         try:
             job = container_job.payload(
-                command.argv, command.env, command.files, _owner(), spec.secret_files, end_token
+                command.argv,
+                command.env,
+                command.files,
+                _owner(),
+                spec.secret_files,
+                end_token,
+                keep_after_end=bool(spec.collect),
             )
         except ValueError as exc:
             raise RunnerError(f"the run cannot be handed to its container: {exc}") from None
         with self._removals.starting():  # no queued removal begins meanwhile (`removals.py`)
             if spec.collect:
                 # A run that leaves files behind (a Terraform plan) starts cold with its work
-                # directory on a volume, which outlives the container's stop; a tmpfs would be gone.
+                # directory on a tmpfs volume, read before the container is removed.
                 attached = self._start_cold(api, spec, profile, job, control)
             else:
                 attached = self.pool.take(profile) or self._start_cold(api, spec, profile, job, control)
@@ -386,8 +398,9 @@ class DockerRunner:
 
         The record's exit status ends the run at once; Docker's `wait` (and, after a SIGKILL,
         its state, to tell an OOM kill) decides when the record is missing (the container was
-        killed), when the status says a signal ended the script, and for a run that leaves files
-        to collect (read after the container's end)."""
+        killed) and when the status says a signal ended the script. The files of a run that
+        leaves some are read once its record came, while its loader waits (`container_job`, `w`):
+        the tmpfs volume holding them is emptied when the container stops."""
         container = attached.container
         self.containers[spec.execution_id] = container
         raw = getattr(attached.sock, "_sock", attached.sock)
@@ -423,15 +436,13 @@ class DockerRunner:
                     f"the Docker engine did not answer the kill ({abandoned[0]}): the run was "
                     f"abandoned; its container {container[:12]} is removed once the engine answers"
                 )
-            if status is not None and status < SIGNALLED and not spec.collect:
-                return RunResult(exit_code=status, oom_killed=False)
+            if status is not None and status < SIGNALLED:
+                return RunResult(exit_code=status, files=_collect(api, container, spec.collect))
             # The stream ended: the container ends now, so its status comes within the timeout.
             exit_code = int(api.wait(container, timeout=ENGINE_TIMEOUT_SECONDS)["StatusCode"])
             # The kernel's OOM killer sends SIGKILL: only then is the state worth asking for.
             oom = exit_code == KILLED and bool(api.inspect_container(container)["State"].get("OOMKilled"))
-            return RunResult(
-                exit_code=exit_code, oom_killed=oom, files=_collect(api, container, spec.collect)
-            )
+            return RunResult(exit_code=exit_code, oom_killed=oom)
         except APIError as exc:
             raise RunnerError(
                 f"Docker failed while running the container: {exc.explanation or exc}"
@@ -488,19 +499,11 @@ class DockerRunner:
         at: _At = _no_watch,
     ) -> str:
         """A created (not started) container of `profile`: the one configuration of every run.
-        `keep_workdir`: the work directory is on an anonymous volume (removed with the container)
-        instead of a tmpfs, so its files can be read after the run (`_collect`). `at`: told
-        what comes next before each step (a cold start's, `_unless_stopped`, raises there once
-        its run was stopped)."""
-        container = self._create_container(api, profile, labels, pull=pull, keep_workdir=keep_workdir, at=at)
-        if keep_workdir:
-            try:
-                at(CREATING)  # a call of its own, bounded as the create was
-                api.put_archive(container, MOUNT, _workdir_archive())
-            except BaseException:  # the engine's failure, or the run stopped meanwhile
-                self._removals.put(container)
-                raise
-        return container
+        `keep_workdir`: the work directory is an anonymous tmpfs volume (`_kept_workdir`, removed
+        with the container) instead of a tmpfs mount, so its files can be read once the script
+        ended (`_collect`). `at`: told what comes next before each step (a cold start's,
+        `_unless_stopped`, raises there once its run was stopped)."""
+        return self._create_container(api, profile, labels, pull=pull, keep_workdir=keep_workdir, at=at)
 
     def _create_container(
         self,
@@ -523,6 +526,7 @@ class DockerRunner:
             tmpfs=tmpfs,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
+            mounts=[_kept_workdir()] if keep_workdir else None,
             log_config={"type": "none"},
             runtime=self.runtime,
         )
@@ -536,7 +540,6 @@ class DockerRunner:
             "labels": {LABEL_MANAGED: "true", LABEL_WORKER: self.worker_id, **labels},
             "network_disabled": not profile.network_enabled,
             "host_config": host_config,
-            "volumes": [MOUNT] if keep_workdir else [],
         }
         try:
             return str(api.create_container(profile.image, **options)["Id"])
@@ -654,21 +657,20 @@ def _owner() -> tuple[int, int]:
     return uid, gid
 
 
-def _workdir_archive() -> bytes:
-    """A tar of the empty work directory, owned by the run's user (mode 0700), for the volume."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        folder = tarfile.TarInfo(WORKDIR.rsplit("/", 1)[-1])
-        folder.type, folder.mode = tarfile.DIRTYPE, 0o700
-        folder.uid, folder.gid = _owner()
-        tar.addfile(folder)
-    return buffer.getvalue()
+def _kept_workdir() -> docker.types.Mount:
+    """The work directory of a run whose files are read afterwards: an anonymous volume of the
+    `local` driver that is a tmpfs with the options of every run's (`WORKDIR_TMPFS`: 1 GiB at
+    most, pages counted against the memory limit, owned by the run's user). Unlike a `tmpfs`
+    mount, the engine's archive API reads it while the container runs (`_collect`); it is
+    emptied when the container stops and removed with it (`remove_container(v=True)`)."""
+    options = {"type": "tmpfs", "device": "tmpfs", "o": WORKDIR_TMPFS}
+    return docker.types.Mount(WORKDIR, None, driver_config=docker.types.DriverConfig("local", options))
 
 
 def _collect(api: docker.APIClient, container: str, names: tuple[str, ...]) -> dict[str, bytes]:
-    """The files `names` of the ended container's work directory that exist (regular files; one
-    over `terraform_plan.max_bytes` as `terraform_plan.TOO_LARGE`; the volume outlives the stop
-    until removal)."""
+    """The files `names` of the work directory of `container`, whose script ended and whose loader
+    waits (`container_job`, `w`), that exist (regular files; one over `terraform_plan.max_bytes`
+    as `terraform_plan.TOO_LARGE`); none for no `names`."""
     found: dict[str, bytes] = {}
     for name in names:
         try:

@@ -5,6 +5,7 @@ secrets written 0400 into the secret directory."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from opscraft.execution import container_job
+from tests.waiting import wait_until
 
 TRICKY = "two\nlines 'q' $(id) `id` \\ trailing newline\n"
 
@@ -114,7 +116,7 @@ def test_the_script_never_sees_its_runs_end_token(tmp_path: Path) -> None:
     assert b"A=1" in out and token.encode() not in out
 
 
-@pytest.mark.parametrize("name", ["OPSCRAFT_T", "OPSCRAFT_S", "OPSCRAFT_K"])
+@pytest.mark.parametrize("name", ["OPSCRAFT_T", "OPSCRAFT_S", "OPSCRAFT_K", "OPSCRAFT_W"])
 def test_the_loaders_own_variables_cannot_be_set_by_a_job(name: str) -> None:
     with pytest.raises(ValueError, match="loader uses itself"):
         container_job.payload(["true"], {name: "v"}, {}, (0, 0))
@@ -159,3 +161,52 @@ def test_a_script_ended_by_a_signal_leaves_no_message_of_the_loaders(tmp_path: P
     )
     done = _run_loader(tmp_path, job)
     assert (done.returncode, done.stdout, done.stderr) == (137, _record(token, 137), _record(token, 137))
+
+
+def _children(pid: int) -> list[str]:
+    """The command names of the processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)
+            if int(fields[1].split()[1]) == pid:
+                found.append(fields[0].split("(", 1)[1])
+    return found
+
+
+@pytest.mark.parametrize(("script", "status"), [(b"exit 3\n", 3), (b"kill -KILL $$\n", 137)])
+def test_a_loader_asked_to_wait_stays_up_after_its_records_unless_a_signal_ended_the_script(
+    tmp_path: Path, script: bytes, status: int
+) -> None:
+    """`keep_after_end` (a run whose work directory is read afterwards, `docker_runner`): after the
+    records of a script that ended by itself the loader waits, so its container runs on until it
+    is removed; after a signal it ends at once, for Docker to say how the script ended."""
+    token = container_job.new_end_token()
+    job = container_job.payload(
+        ["/bin/sh", "run.sh"], {}, {"run.sh": script}, (0, 0), end_token=token, keep_after_end=True
+    )
+    loader = subprocess.Popen(
+        ["/bin/sh", "-c", container_job.LOADER, "opscraft-job"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    try:
+        assert loader.stdin is not None
+        loader.stdin.write(job)
+        loader.stdin.close()
+        if status >= 128:
+            assert loader.wait(timeout=30) == status
+        else:
+            wait_until(lambda: "sleep" in _children(loader.pid), "the loader waits after its records")
+            assert loader.poll() is None
+    finally:
+        loader.kill()
+        loader.wait()
+
+
+def test_a_job_keeps_its_loader_only_when_asked() -> None:
+    job = container_job.payload(["true"], {}, {}, (0, 0), end_token="ab12", keep_after_end=True)
+    assert job.startswith(b"t\n\nab12\nw\n\n\n")
+    assert b"\nw\n" not in container_job.payload(["true"], {}, {}, (0, 0), end_token="ab12")

@@ -34,6 +34,17 @@ from tests.executions.test_terraform_state import (
 )
 
 GATEWAY = "172.17.0.1"
+# Writes 400 MiB into the work directory (flushed to its backing store as it goes), after naming
+# the filesystem type of that directory; says `wrote-400MiB` (not in its own command line) after.
+FILLING_TF = """resource "terraform_data" "fill" {
+  provisioner "local-exec" {
+    command = <<-EOT
+      stat -f -c workdir-fs=%T . && dd if=/dev/zero of=fill bs=1M count=400 conv=fsync &&
+      echo wrote-$((400))MiB
+    EOT
+  }
+}
+"""
 IMAGE = "opscraft-test/terraform:1"
 PORT = free_port()
 
@@ -219,3 +230,20 @@ async def test_a_docker_runs_errored_state_is_read_from_its_container_and_kept(
         f"/api/v1/scripts/{script_id}/terraform/states/default/versions/1", headers=operator.headers
     )
     assert len(r.json()["outputs"]["values"]["value"]) == 400, r.text
+
+
+async def test_a_docker_run_that_leaves_files_has_its_work_directory_in_its_memory_limit(
+    client: httpx.AsyncClient, operator: LoggedIn, served: None
+) -> None:
+    """A run whose files are read back afterwards (here an apply whose state OpsCraft keeps:
+    its `errored.tfstate`) keeps its work directory on a tmpfs charged to its memory limit, as
+    every other run. It had it on a volume on the engine's disk, with no bound: a local-exec
+    provisioner (or a plan's data source) could fill the host's disk."""
+    script_id = await make_script(
+        client, operator, FILLING_TF, script_type="terraform", network_enabled=True, memory_mb=256
+    )
+    started = await start(client, operator, script_id, "docker", terraform_action="apply", parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=180)
+    text = await output(client, operator, started["id"])
+    assert "workdir-fs=tmpfs" in text, text
+    assert "wrote-400MiB" not in text and final["status"] == "failed" and final["exit_code"] == 137, text
