@@ -328,6 +328,11 @@ async def test_ansible_syntax_check_reports_an_unknown_module() -> None:
     assert "no_such_module_x" in bad.findings[0].message
 
 
+OTHER_DELIMITERS = "#jinja2:variable_start_string:'[[', variable_end_string:']]'\\n"
+"""A Jinja override header, as a YAML double-quoted string writes it (its line break as `\\n`)."""
+PIPE = "[[ lookup('pipe', 'touch MARKER') ]]"
+
+
 @pytest.mark.parametrize(
     "playbook",
     [
@@ -337,13 +342,18 @@ async def test_ansible_syntax_check_reports_an_unknown_module() -> None:
         "- import_playbook: \"\\x7b\\x7b lookup('pipe', 'touch MARKER') }}.yml\"\n",
         "- hosts: localhost\n  tasks:\n    - import_tasks: /etc/passwd\n",
         "- hosts: localhost\n  vars_files: [/etc/shadow]\n  tasks: []\n",
+        # A `#jinja2:` header sets other delimiters: ansible-core 2.19 takes any string starting
+        # with it for a template, and templated a play's name and hosts while checking.
+        f'- name: "{OTHER_DELIMITERS}{PIPE}"\n  hosts: localhost\n  tasks: []\n',
+        f'- hosts: "{OTHER_DELIMITERS}{PIPE}"\n  tasks: []\n',
+        f'- hosts: "\\x23jinja2:{OTHER_DELIMITERS[8:]}{PIPE}"\n  tasks: []\n',
     ],
 )
 async def test_ansible_check_never_evaluates_or_reads_on_the_server(playbook: str, tmp_path) -> None:
     marker = tmp_path / "ran"
     report = await linters.run(ScriptType.ansible, playbook.replace("MARKER", str(marker)))
-    assert _ran(report) == {"ansible-playbook": "skipped"}
     assert not marker.exists()
+    assert _ran(report) == {"ansible-playbook": "skipped"}
     assert not any("root:" in f.message for f in report.findings)
 
 

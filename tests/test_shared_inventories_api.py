@@ -738,3 +738,21 @@ async def test_a_key_written_twice_in_a_yaml_inventory_is_refused(
         "all:\n  vars:\n    base: &b\n      a: 1\n    over:\n      <<: *b\n      a: 2\n  hosts:\n    web1:\n"
     )
     assert (await _inventory(client, operator, content=merged)).status_code == 201
+
+
+@IN_MODULE_LOOP
+async def test_the_inventory_check_templates_nothing_on_the_server(reader: Reader, tmp_path) -> None:
+    """`ansible-inventory --list` (the check at save) prints variables as written: neither Jinja
+    nor a `#jinja2:` header choosing other delimiters (which ansible-core 2.19 takes for a
+    template, and which its syntax check of playbooks ran: tests/test_script_checks.py) runs."""
+    client, operator = reader.client, await reader.person(Role.operator)
+    marker = tmp_path / "ran"
+    header = "#jinja2:variable_start_string:'[[', variable_end_string:']]'\\n"
+    content = (
+        "all:\n  hosts:\n    web1:\n"
+        f"      a: \"{{{{ lookup('pipe', 'touch {marker}') }}}}\"\n"
+        f"      b: \"{header}[[ lookup('pipe', 'touch {marker}') ]]\"\n"
+    )
+    r = await _inventory(client, operator, content=content)
+    assert not marker.exists()
+    assert r.status_code == 201, r.text

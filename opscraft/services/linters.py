@@ -68,7 +68,11 @@ ANSIBLE_FILE_KEYS = frozenset(
         "roles",
     )
 )
-JINJA = ("{{", "{%", "{#")
+# What makes Ansible take a string for a template (ansible-core 2.19
+# `_internal/_templating/_jinja_bits.is_possibly_template`): a start string of Jinja's default
+# delimiters, or the `#jinja2:` header that sets others (`variable_start_string:'[['`), with
+# which `[[ lookup('pipe', ...) ]]` in a play's name or hosts ran on the server while checking.
+JINJA = ("{{", "{%", "{#", "#jinja2:")
 # Terraform's filesystem functions (https://developer.hashicorp.com/terraform/language/functions).
 TERRAFORM_FILE_FUNCTIONS = re.compile(r"\b(?:file\w*|templatefile|abspath|pathexpand)\b")
 TERRAFORM_MODULE = re.compile(r"^\s*module\s", re.M)
@@ -254,8 +258,9 @@ def _ansible_guard(content: str) -> str | None:
     """Why `ansible-playbook --syntax-check` must not see this playbook, or None when it may.
 
     While checking, Ansible templates the names of static imports and roles (`{{ lookup('pipe',
-    'id') }}` runs on the server) and reads the files they name (`import_tasks: /etc/passwd` is
-    printed back). So the check runs only on playbooks without Jinja anywhere (values are read
+    'id') }}` runs on the server), and a play's name and hosts, and reads the files they name
+    (`import_tasks: /etc/passwd` is printed back). So the check runs only on playbooks without
+    Jinja anywhere (`JINJA`: a `#jinja2:` header choosing other delimiters too; values are read
     after YAML unescaping, so `\\x7b\\x7b` counts) and without keys that load other files.
     """
     try:
