@@ -342,6 +342,11 @@ PIPE = "[[ lookup('pipe', 'touch MARKER') ]]"
         "- import_playbook: \"\\x7b\\x7b lookup('pipe', 'touch MARKER') }}.yml\"\n",
         "- hosts: localhost\n  tasks:\n    - import_tasks: /etc/passwd\n",
         "- hosts: localhost\n  vars_files: [/etc/shadow]\n  tasks: []\n",
+        # The module named as the value of `action` / `local_action`, in both of their forms.
+        "- hosts: localhost\n  tasks:\n    - action: import_tasks /etc/passwd\n",
+        "- hosts: localhost\n  tasks:\n    - local_action: ansible.builtin.import_tasks /etc/passwd\n",
+        "- hosts: localhost\n  tasks:\n    - action: {module: import_tasks, file: /etc/passwd}\n",
+        "- hosts: localhost\n  tasks:\n    - action: import_role name=/etc tasks_from=passwd\n",
         # A `#jinja2:` header sets other delimiters: ansible-core 2.19 takes any string starting
         # with it for a template, and templated a play's name and hosts while checking.
         f'- name: "{OTHER_DELIMITERS}{PIPE}"\n  hosts: localhost\n  tasks: []\n',

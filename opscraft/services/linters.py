@@ -261,7 +261,8 @@ def _ansible_guard(content: str) -> str | None:
     'id') }}` runs on the server), and a play's name and hosts, and reads the files they name
     (`import_tasks: /etc/passwd` is printed back). So the check runs only on playbooks without
     Jinja anywhere (`JINJA`: a `#jinja2:` header choosing other delimiters too; values are read
-    after YAML unescaping, so `\\x7b\\x7b` counts) and without keys that load other files.
+    after YAML unescaping, so `\\x7b\\x7b` counts) and without keys that load other files, as
+    keys or as the module an `action` names (`_names_file_key`).
     """
     try:
         root = yaml.compose(content, Loader=yaml.SafeLoader)
@@ -275,6 +276,8 @@ def _ansible_guard(content: str) -> str | None:
                 return "the playbook uses Jinja templates, which Ansible would evaluate on the server"
             if node.tag == "!vault":
                 return "the playbook holds vault-encrypted values"
+            if _names_file_key(node.value):  # `action: import_tasks /etc/passwd`, `module: ...`
+                return f"the playbook loads other files ({node.value.split()[0]}): a single-file check cannot"
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
         elif isinstance(node, yaml.MappingNode):
@@ -283,6 +286,15 @@ def _ansible_guard(content: str) -> str | None:
                     return f"the playbook loads other files ({key.value}): a single-file check cannot"
                 stack.extend((key, value))
     return None
+
+
+def _names_file_key(value: str) -> bool:
+    """Whether a scalar starts with a key of `ANSIBLE_FILE_KEYS` as its first word (before a
+    blank or `=`): the module an `action` / `local_action` names (`action: import_tasks x.yml`,
+    `action: {module: import_tasks, ...}`), which Ansible loads while checking as it does the
+    key. A task's name or a message starting so only skips the check, which refuses nothing."""
+    words = value.replace("=", " ").split(maxsplit=1)
+    return bool(words) and words[0] in ANSIBLE_FILE_KEYS
 
 
 ANSIBLE_ERROR = re.compile(r"^(?:\[ERROR\]:|ERROR!)\s*(.+)$", re.M)
