@@ -136,7 +136,7 @@ async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> 
     require(actor.user, Permission.relax_approvals, REMOVE_POLICY)
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
-        raise NotFound(f"script {script_id} requires no approval")
+        raise NotFound("this script requires no approval")
     await session.delete(policy)
     audit.record(session, actor, "approval_policy.remove", "script", script_id)
     await session.commit()

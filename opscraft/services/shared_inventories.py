@@ -333,7 +333,10 @@ async def get_version(session: AsyncSession, actor: Actor, inventory_id: int, nu
             )
         ).first()
     if row is None:
-        raise NotFound(f"inventory {inventory_id} has no version {number}")
+        numbers = select(
+            func.min(InventoryVersion.number), func.max(InventoryVersion.number), func.count()
+        ).where(col(InventoryVersion.inventory_id) == inventory_id)
+        raise NotFound.no_version("inventory", number, *(await session.exec(numbers)).one())
     return VersionRow(*row)
 
 
