@@ -114,3 +114,20 @@ def test_a_stored_text_writing_a_key_twice_is_said_where_the_page_shows_it(
     )
     expect(said.nth(1)).to_contain_text("the script's inventory cannot be used: line 4: the key 'web1'")
     expect(said.first).to_contain_text("fix it and save it again")
+
+
+def test_a_shared_inventory_writing_a_key_twice_is_said_on_the_inventories_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The same for a shared inventory stored so: the Inventories page says it beside the text."""
+    admin = tokens["admin"]
+    body = {"name": "keys-twice", "content": "all:\n  hosts:\n    web1:\n"}
+    inventory_id = _api(server, admin, "POST", "/api/v1/inventories", json=body)["id"]
+    with sqlite3.connect(server.data_dir / "opscraft.db", timeout=30) as db:  # as an older version stored it
+        db.execute(
+            "UPDATE inventories SET content = ? WHERE id = ?", (body["content"] + "    web1:\n", inventory_id)
+        )
+    log_in(page, server, "admin", then="/inventories")
+    expect(page.get_by_test_id("inventory-problem-keys-twice")).to_contain_text(
+        "the shared inventory cannot be used: line 4: the key 'web1' is written twice"
+    )

@@ -76,12 +76,20 @@ def stored_refusal(text: str, what: str) -> str | None:
     )
 
 
+def inventory_refusal(inventory: str, shared: bool) -> str | None:
+    """`stored_refusal` of an Ansible run's `inventory` (`shared`: a shared inventory's, else the
+    script's own), as the claim says it and the pages showing the text do."""
+    return stored_refusal(inventory, "the shared inventory" if shared else "the script's inventory")
+
+
 def run_refusals(playbook: str, inventory: str | None, shared: bool) -> list[str]:
-    """`stored_refusal` of an Ansible run's `playbook` and `inventory` (`shared`: a shared
-    inventory's, else the script's own), in that order: the claim refuses the run with the first,
-    the script's page shows each."""
-    which = "the shared inventory" if shared else "the script's inventory"
-    said = [stored_refusal(playbook, "the playbook"), stored_refusal(inventory, which) if inventory else None]
+    """`stored_refusal` of an Ansible run's `playbook` and `inventory_refusal` of its
+    `inventory`, in that order: the claim refuses the run with the first, the script's page
+    shows each."""
+    said = [
+        stored_refusal(playbook, "the playbook"),
+        inventory_refusal(inventory, shared) if inventory else None,
+    ]
     return [refusal for refusal in said if refusal]
 
 

@@ -24,6 +24,7 @@ from opscraft.db.models import Inventory, InventoryVersion, Script, User
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utcnow
+from opscraft.execution import yaml_keys
 from opscraft.services import audit, conflicts, inventories, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.ahead import Ahead
@@ -316,6 +317,13 @@ async def list_versions(
         .limit(limit)
     )
     return [VersionRow(version, name) for version, name in rows.all()], int(total)
+
+
+def stored_problem(content: str) -> str | None:
+    """What the runs of every script using a shared inventory of this `content` are refused for
+    before any task (`yaml_keys.inventory_refusal`: a key written twice, stored before saves
+    refused that), for the Inventories page beside the text; None when nothing."""
+    return yaml_keys.inventory_refusal(content, shared=True)
 
 
 async def get_version(session: AsyncSession, actor: Actor, inventory_id: int, number: int) -> VersionRow:
