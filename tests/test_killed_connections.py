@@ -18,8 +18,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from opscraft import runtime
-from opscraft.db.engine import Database
 from tests.conftest import PG_URL, LoggedIn, require_service
+from tests.history.test_history_pg_round_trips import database_through, upstream
 from tests.waiting import until
 
 pytestmark = pytest.mark.postgres
@@ -98,17 +98,8 @@ class DroppingRelay:
 @pytest.fixture
 async def relayed(rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[DroppingRelay]:
     """The runtime's database, for the API's requests, reached through a `DroppingRelay`."""
-    assert PG_URL
-    url = make_url(PG_URL)
-    relay = DroppingRelay(url.host or "127.0.0.1", url.port or 5432)
-    port = await relay.start()
-    db = Database(url.set(host="127.0.0.1", port=port, query={"ssl": "disable"}).render_as_string(False))
-    monkeypatch.setattr(rt, "db", db)
-    try:
+    async with database_through(rt, monkeypatch, DroppingRelay(*upstream())) as relay:
         yield relay
-    finally:
-        await db.dispose()
-        await relay.stop()
 
 
 def _loops_answer_again(caplog: pytest.LogCaptureFixture) -> bool:
