@@ -633,8 +633,8 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
     script = await session.get(Script, execution.script_id)
     if script is None or script.deleted_at is not None:
         raise Conflict(
-            f"script {execution.script_id} was deleted after this run was requested: the run can "
-            "no longer be approved; reject it (or let it expire)"
+            "this run's script was deleted after the run was requested: the run can no longer be "
+            "approved; reject it (or let it expire)"
         )
     if not execution.draft and script.status != ScriptStatus.active:
         raise Conflict(
