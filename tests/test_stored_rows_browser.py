@@ -88,3 +88,46 @@ def test_a_setting_stored_in_another_shape_is_said_next_to_its_field(
     page.reload()
     expect(page.get_by_test_id("setting-output_retention_days")).to_have_value("30")
     expect(note).to_have_count(0)
+
+
+def test_a_stored_text_writing_a_key_twice_is_said_where_the_page_shows_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A playbook and an inventory stored before saves refused a key written twice in one mapping
+    (Ansible uses the last value, the page shows both): the Content tab says, above the text,
+    what a run refuses them for (`yaml_keys.run_refusals`), key and lines."""
+    admin = tokens["admin"]
+    playbook = "- hosts: all\n  gather_facts: false\n  tasks: []\n"
+    inventory = "all:\n  hosts:\n    web1:\n"
+    body = {"name": "keys-twice", "script_type": "ansible", "content": playbook, "inventory": inventory}
+    script_id = _api(server, admin, "POST", "/api/v1/scripts", json=body)["id"]
+    with sqlite3.connect(server.data_dir / "opscraft.db", timeout=30) as db:  # as an older version stored it
+        db.execute(
+            "UPDATE scripts SET content = ?, inventory = ? WHERE id = ?",
+            (playbook + "  hosts: web\n", inventory + "    web1:\n", script_id),
+        )
+    log_in(page, server, "admin", then=f"/scripts/{script_id}?tab=content")
+    said = page.get_by_test_id("script-content-problem")
+    expect(said.first).to_contain_text(
+        "the playbook cannot be used: line 4: the key 'hosts' is written twice in one mapping "
+        "(first at line 1)"
+    )
+    expect(said.nth(1)).to_contain_text("the script's inventory cannot be used: line 4: the key 'web1'")
+    expect(said.first).to_contain_text("fix it and save it again")
+
+
+def test_a_shared_inventory_writing_a_key_twice_is_said_on_the_inventories_page(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The same for a shared inventory stored so: the Inventories page says it beside the text."""
+    admin = tokens["admin"]
+    body = {"name": "keys-twice", "content": "all:\n  hosts:\n    web1:\n"}
+    inventory_id = _api(server, admin, "POST", "/api/v1/inventories", json=body)["id"]
+    with sqlite3.connect(server.data_dir / "opscraft.db", timeout=30) as db:  # as an older version stored it
+        db.execute(
+            "UPDATE inventories SET content = ? WHERE id = ?", (body["content"] + "    web1:\n", inventory_id)
+        )
+    log_in(page, server, "admin", then="/inventories")
+    expect(page.get_by_test_id("inventory-problem-keys-twice")).to_contain_text(
+        "the shared inventory cannot be used: line 4: the key 'web1' is written twice"
+    )

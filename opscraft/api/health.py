@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from opscraft import __version__, runtime
-from opscraft.services import workers
+from opscraft.services import redis_state, workers
 
 router = APIRouter(prefix="/api/v1", tags=["health"])
 
@@ -32,18 +32,7 @@ class HealthOut(BaseModel):
 async def _redis_status(url: str | None) -> str:
     if not url:
         return "not configured"
-    import redis.asyncio as redis
-
-    # A socket timeout too: a frozen Redis accepts the connection and never answers (the check
-    # had redis-py's default: for ever before redis-py 8, 5 s from 8 on).
-    client = redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        await client.ping()
-        return "connected"
-    except Exception:
-        return "disconnected"
-    finally:
-        await client.aclose()
+    return "connected" if await redis_state.answers(url) else "disconnected"
 
 
 @router.get(
@@ -54,8 +43,9 @@ async def _redis_status(url: str | None) -> str:
 )
 async def health() -> JSONResponse:
     """No login; any query string is ignored (a probe may add a cache-buster). 200 with
-    `status: healthy` when the database answers and Redis, if configured, too; else 503 with the
-    same body and `status: unhealthy`. `workers` (live execution workers) and `queue` (runs
+    `status: healthy` when the database answers and Redis, if configured, too (within
+    `redis_state.ANSWER_SECONDS`: a frozen Redis holds no probe); else 503 with the same body
+    and `status: unhealthy`. `workers` (live execution workers) and `queue` (runs
     waiting) are null while the database is down. `HEAD` answers the same status without a body."""
     rt = runtime.current()
     database = "connected" if await rt.db.ping() else "disconnected"
@@ -66,13 +56,13 @@ async def health() -> JSONResponse:
                 alive, queued = await workers.health_counts(session)
         except Exception:
             database = "disconnected"
-    redis_state = await _redis_status(rt.settings.redis_url)
-    healthy = database == "connected" and redis_state != "disconnected"
+    redis_said = await _redis_status(rt.settings.redis_url)
+    healthy = database == "connected" and redis_said != "disconnected"
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "database": database,
         "database_backend": "sqlite" if rt.settings.is_sqlite else "postgresql",
-        "redis": redis_state,
+        "redis": redis_said,
         "version": __version__,
         "workers": alive,
         "queue": queued,

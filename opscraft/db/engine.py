@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -17,6 +16,7 @@ from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
+from sqlalchemy.util import await_only as await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import fold, sqlite_one_hop, types
@@ -34,9 +34,6 @@ CONNECT_TIMEOUT_SECONDS = 10
 # being reopened, each a new aiosqlite thread started from the event loop (docs/benchmarks.md).
 SQLITE_POOL_SIZE = 15
 PING_TIMEOUT_SECONDS = 5
-# A pooled PostgreSQL connection idle longer than this is pinged before use (see `_checked_out`).
-IDLE_PING_SECONDS = 30.0
-_RETURNED_AT = "opscraft_returned_at"
 
 
 def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -105,8 +102,7 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
         connect_args={"timeout": CONNECT_TIMEOUT_SECONDS, "command_timeout": command_timeout},
         **kwargs,
     )
-    event.listen(engine.sync_engine.pool, "checkout", _checked_out)
-    event.listen(engine.sync_engine.pool, "checkin", _checked_in)
+    event.listen(engine.sync_engine.pool, "checkout", functools.partial(_checked_out, command_timeout))
     if command_timeout is not None:
         event.listen(engine.sync_engine, "handle_error", functools.partial(_unanswered, command_timeout))
     return engine
@@ -121,37 +117,50 @@ def _unanswered(seconds: float, context: ExceptionContext) -> OperationalError |
     if context.connection is None or not isinstance(context.original_exception, TimeoutError):
         return None
     context.is_disconnect = True
+    return _no_answer(seconds, context.statement, context.parameters)
+
+
+def _no_answer(seconds: float, statement: str | None, parameters: Any) -> OperationalError:
+    """The error of a statement PostgreSQL left unanswered for `seconds`, its connection discarded."""
     unanswered = TimeoutError(f"PostgreSQL did not answer within {seconds:g} s")
-    return OperationalError(context.statement, context.parameters, unanswered, connection_invalidated=True)
-
-
-def _checked_in(_dbapi_conn: DBAPIConnection | None, record: ConnectionPoolEntry) -> None:
-    record.info[_RETURNED_AT] = time.monotonic()
+    return OperationalError(statement, parameters, unanswered, connection_invalidated=True)
 
 
 def _checked_out(
-    dbapi_conn: DBAPIConnection, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+    seconds: float | None,
+    dbapi_conn: DBAPIConnection,
+    record: ConnectionPoolEntry,
+    _proxy: PoolProxiedConnection,
 ) -> None:
-    """Hand out only a live PostgreSQL connection, without a round trip on the hot path.
+    """Hand out only a live PostgreSQL connection, without a round trip more than its use costs.
 
-    SQLAlchemy's `pool_pre_ping` costs three round trips on every checkout with asyncpg (BEGIN,
-    an empty query, ROLLBACK: `AsyncAdapt_asyncpg_connection.ping`), as many as a history page's
-    own statements; on a loaded machine each is a wake-up of the server process (issue 15,
-    docs/benchmarks.md). A connection the server closed (restart, `pg_terminate_backend`, idle
-    timeout) is already known closed to asyncpg, whose protocol saw the end of the stream while it
-    sat in the pool: that check is free. Only a connection idle for more than
-    `IDLE_PING_SECONDS` (where a silent network drop may hide) is still pinged. Raising
-    `DisconnectionError` makes the pool discard the connection and check out another (SQLAlchemy
-    "Disconnect Handling - Pessimistic", custom checkout event)."""
+    The connection's transaction is begun here (the BEGIN SQLAlchemy's asyncpg adapter would send
+    before the first statement anyway) and that BEGIN is the check: a connection the server
+    closed (`pg_terminate_backend`, a restart, a PgBouncer-like idle timeout) fails it, and
+    `DisconnectionError` makes the pool discard the connection and check out a new one
+    (SQLAlchemy "Disconnect Handling - Pessimistic", custom checkout event), so the request,
+    page or background loop never sees the error. Nothing of the caller's has been sent on it
+    yet, so this repeats no read or write. Before, only a connection asyncpg already knew closed
+    was replaced: one the server killed a moment before the checkout (its FATAL message or end
+    of stream not read yet) failed the first statement, answered 503 "the database is
+    unreachable". SQLAlchemy's `pool_pre_ping` costs three round trips more on every checkout
+    (BEGIN, an empty query, ROLLBACK: issue 15, docs/benchmarks.md).
+
+    A BEGIN unanswered within `seconds` (`command_timeout`: the database frozen, or a network
+    path dropping packets silently) raises `OperationalError` marked `connection_invalidated`,
+    as a statement's would (`_unanswered`): the pool discards the connection and the caller
+    answers 503 at once, not after a new connection's `CONNECT_TIMEOUT_SECONDS` too."""
     driver = record.driver_connection
     if driver is None or driver.is_closed():
         raise DisconnectionError("the server closed this pooled connection")
-    returned = record.info.get(_RETURNED_AT)
-    if returned is not None and time.monotonic() - returned > IDLE_PING_SECONDS:
-        try:
-            dbapi_conn.ping()  # type: ignore[attr-defined]
-        except Exception as exc:
-            raise DisconnectionError("a pooled connection did not answer its ping") from exc
+    if getattr(dbapi_conn, "_transaction", None) is not None:
+        return  # begun already (not the pool's usual reset on return): nothing to check
+    try:
+        await_(dbapi_conn._start_transaction())  # type: ignore[attr-defined]
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) and seconds is not None:
+            raise _no_answer(seconds, "BEGIN", None) from exc
+        raise DisconnectionError("a pooled connection failed its BEGIN: the server closed it") from exc
 
 
 def is_busy(exc: BaseException) -> bool:

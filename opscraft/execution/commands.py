@@ -73,6 +73,23 @@ KNOWN_HOSTS_SECRET = "SSH_KNOWN_HOSTS"
 PASSWORD_FILE_SECRETS = ("ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_BECOME_PASSWORD_FILE")
 
 
+PLAYBOOK_FILE = "playbook.yml"
+
+
+def said_paths(work: str, secret_dir: str) -> dict[str, str]:
+    """What each path of a run's files is to its user (`said_paths.SaidPaths`): path -> words.
+    `work`: the run's work directory (its files under their own names, the playbook and the
+    inventory as such); `secret_dir`: where its `file` secrets are ("" when it has none)."""
+    words = {
+        f"{work}/{PLAYBOOK_FILE}": "the playbook",
+        f"{work}/{INVENTORY_FILE}": "the inventory",
+        f"{work}/": "",
+    }
+    if secret_dir:
+        words[f"{secret_dir}/"] = "the file secret "
+    return words
+
+
 def password_file_problem(name: str) -> str | None:
     """What is wrong with an `env` secret named `name` (None when nothing is): one of
     `PASSWORD_FILE_SECRETS`, whose value Ansible would take as the path of a file."""
@@ -116,7 +133,7 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
     if misfiled:  # an env secret created before the rule (services/secrets.py refuses it now)
         raise RunnerError(f"the secret {misfiled[0]}: create it again as a file secret and attach that")
     files = {
-        "playbook.yml": spec.content.encode(),
+        PLAYBOOK_FILE: spec.content.encode(),
         EXTRA_VARS_FILE: ansible_extra_vars(spec.parameters),
         SSH_GUARD_FILE: SSH_GUARD,  # a host address or command starting with '-' never reaches ssh
     }
@@ -156,7 +173,7 @@ def _ansible(spec: RunSpec, secret_dir: str) -> Command:
         options = ansible_options.argv(spec.run_options)
     except ansible_options.OptionError as exc:
         raise RunnerError(f"run option {exc}") from None
-    argv = ["ansible-playbook", *target, "-e", f"@{EXTRA_VARS_FILE}", *options, "playbook.yml"]
+    argv = ["ansible-playbook", *target, "-e", f"@{EXTRA_VARS_FILE}", *options, PLAYBOOK_FILE]
     return Command(argv, files, env)
 
 

@@ -65,11 +65,12 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 import docker
 from opscraft.config import ConfigError
 from opscraft.execution import container_job, terraform_plan
-from opscraft.execution.commands import build
+from opscraft.execution.commands import build, said_paths
 from opscraft.execution.events import Stream
 from opscraft.execution.image_watch import ImageWatch
 from opscraft.execution.removals import DeferredRemovals
 from opscraft.execution.run_env import run_env
+from opscraft.execution.said_paths import SaidPaths
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 from opscraft.execution.warm_pool import Profile, WarmPool
 
@@ -329,7 +330,11 @@ class DockerRunner:
                 attached = self._start_cold(api, spec, profile, job, control)
             else:
                 attached = self.pool.take(profile) or self._start_cold(api, spec, profile, job, control)
-        return self._run_in(api, attached, _Job(job, end_token), spec, output, control)
+        said = SaidPaths(output, said_paths(WORKDIR, container_job.SECRET_DIR if spec.secret_files else ""))
+        try:
+            return self._run_in(api, attached, _Job(job, end_token), spec, said, control)
+        finally:
+            said.close()
 
     def _start_cold(
         self, api: docker.APIClient, spec: RunSpec, profile: Profile, job: bytes, control: RunControl

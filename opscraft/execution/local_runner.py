@@ -40,10 +40,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opscraft.execution import terraform_plan
-from opscraft.execution.commands import Command, build
+from opscraft.execution.commands import Command, build, said_paths
 from opscraft.execution.events import Stream
 from opscraft.execution.fork_server import ForkServer, RunSupervisor
 from opscraft.execution.run_env import run_env
+from opscraft.execution.said_paths import SaidPaths
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 READ_SIZE = 1024 * 1024
@@ -145,6 +146,7 @@ class LocalRunner:
                 **command.env,
             }
             supervisor = self.forks.supervisor()
+            said = SaidPaths(output, said_paths(scratch, secret_dir))
             try:
                 status = _supervise(
                     supervisor,
@@ -153,11 +155,12 @@ class LocalRunner:
                     env,
                     scratch,
                     _limits(spec),
-                    output,
+                    said,
                     control,
                     spec.stop_grace_seconds,
                 )
             finally:
+                said.close()
                 _end(supervisor, f"{RUN_MARKER}={marker}".encode())
                 supervisor.close()
                 self.forks.ahead()  # the next run's supervisor, forked while none is starting

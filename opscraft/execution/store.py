@@ -58,7 +58,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.db.models.workers import FINISHED_DETAIL_KEYS, finished_event
 from opscraft.db.types import GE, GT, LT, compared, earlier
 from opscraft.db.unreachable import is_unreachable
-from opscraft.execution import line_breaks, terraform_backend
+from opscraft.execution import line_breaks, terraform_backend, yaml_keys
 from opscraft.execution.ansible_recap import host_rows
 from opscraft.execution.events import LogEvent, StatusEvent
 from opscraft.execution.loop import WorkerLoop
@@ -397,6 +397,8 @@ def _claimed(
         conn.execute(_RECORD_INVENTORY, {"eid": execution_id, "iid": run["inventory_id"], "sha": sha})
         columns.update(inventory_id=run["inventory_id"], inventory_sha256=sha)
     hidden = _hidden_break(script_type, content, inventory, run.get("inventory_id"))
+    if hidden is None and script_type == ScriptType.ansible:
+        hidden = next(iter(yaml_keys.run_refusals(content, inventory, bool(run.get("inventory_id")))), None)
     if hidden is not None:
         return replace(base, error=hidden)
     backend: dict[str, str] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import math
@@ -13,7 +14,10 @@ from opscraft.config import Settings
 from opscraft.db import clock
 
 WINDOW_SECONDS = 60
-REDIS_TIMEOUT_SECONDS = 2
+# How long a request waits for Redis to count it, the whole pipeline (redis-py's own retries too):
+# a frozen Redis (SIGSTOPped, a network path dropping packets) then holds one request this long,
+# not the 2 s of each command's socket timeout before; as `services.redis_state.ANSWER_SECONDS`.
+REDIS_TIMEOUT_SECONDS = 1.0
 # After Redis failed, requests count in memory and Redis is asked again only this often: a Redis
 # that does not answer (frozen, a network cut) would otherwise add REDIS_TIMEOUT_SECONDS to each.
 REDIS_RETRY_SECONDS = 5
@@ -114,11 +118,11 @@ class RedisRateLimiter:
         bucket = int(now // self._window)
         name = f"{self._prefix}:rl:{key}:{bucket}"
         try:
-            async with self._redis.pipeline(transaction=True) as pipe:
+            async with asyncio.timeout(REDIS_TIMEOUT_SECONDS), self._redis.pipeline(transaction=True) as pipe:
                 pipe.incr(name)
                 pipe.expire(name, self._window * 2)
                 count, _ = await pipe.execute()
-        except (RedisError, OSError) as exc:
+        except (RedisError, OSError) as exc:  # TimeoutError, the bound, is an OSError
             if not self._degraded:
                 log.warning("rate limits: Redis unreachable (%s); counting in this process", exc)
                 self._degraded = True

@@ -136,7 +136,7 @@ async def remove_policy(session: AsyncSession, actor: Actor, script_id: int) -> 
     require(actor.user, Permission.relax_approvals, REMOVE_POLICY)
     policy = await session.get(ApprovalPolicy, script_id)
     if policy is None:
-        raise NotFound(f"script {script_id} requires no approval")
+        raise NotFound("this script requires no approval")
     await session.delete(policy)
     audit.record(session, actor, "approval_policy.remove", "script", script_id)
     await session.commit()
@@ -633,8 +633,8 @@ async def _still_startable(session: AsyncSession, execution: Execution) -> None:
     script = await session.get(Script, execution.script_id)
     if script is None or script.deleted_at is not None:
         raise Conflict(
-            f"script {execution.script_id} was deleted after this run was requested: the run can "
-            "no longer be approved; reject it (or let it expire)"
+            "this run's script was deleted after the run was requested: the run can no longer be "
+            "approved; reject it (or let it expire)"
         )
     if not execution.draft and script.status != ScriptStatus.active:
         raise Conflict(

@@ -77,6 +77,22 @@ class NotFound(ServiceError):
         may not see reads as one deleted)."""
         return cls(f"this {kind} was not found: {GONE_WHY}")
 
+    @classmethod
+    def no_version(cls, kind: str, number: int, first: int | None, last: int | None, count: int) -> NotFound:
+        """The refusal of version `number` (as the address gave it) of a `kind` ("script",
+        "inventory") the caller sees, in their words: "this script has no version 7: its versions
+        are 1 to 3", with the numbers it has (`first`, `last`, `count` of them; None, 0: none). It
+        named the row's id ("script 12 has no version 7"), which no page shows."""
+        if first is None or last is None or not count:
+            have = "it has no version stored"
+        elif first == last:
+            have = f"its only version is {first}"
+        elif count == last - first + 1:
+            have = f"its versions are {first} to {last}"
+        else:
+            have = f"its {count} versions are numbered between {first} and {last}"
+        return cls(f"this {kind} has no version {number}: {have}")
+
 
 class Conflict(ServiceError):
     """The request clashes with the stored state: a taken name, a row in use, a concurrent change (409)."""

@@ -680,7 +680,7 @@ async def ran_content(session: AsyncSession, actor: Actor, execution_id: int) ->
             )
         ).first()
     if content is None:
-        raise NotFound(f"the content execution {execution_id} ran is no longer stored")
+        raise NotFound("the script version this run ran is no longer stored")
     return content
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from opscraft.db.text import NUL_MESSAGE
-from opscraft.execution import line_breaks
+from opscraft.execution import line_breaks, yaml_keys
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS, UNPARSED_INVENTORY_FAILS
 from opscraft.services import (
     inventory_errors,
@@ -38,7 +38,6 @@ from opscraft.services import (
     line_endings,
     password_variables,
     vault_files,
-    yaml_keys,
 )
 from opscraft.services.errors import Invalid
 from opscraft.services.linters import find_tool

@@ -12,6 +12,8 @@ process that answered it):
 - HTTP requests (`opscraft_http_requests_total`) are counted in Redis when `REDIS_URL` is set,
   one hash for the installation (`services/request_counts.py`), so every web process reports
   the installation's totals; without Redis there is one web process and they are its counts.
+  `opscraft_redis_up` (with Redis only) says whether Redis answered the scrape within
+  `redis_state.ANSWER_SECONDS`; a frozen Redis holds no scrape longer.
 prometheus-client's multiprocess mode was not used: it sums files in one directory, so it only
 covers processes on one machine and a web process on another host would be missing.
 
@@ -35,7 +37,7 @@ from opscraft import runtime
 from opscraft.db.models import Execution, RetiredExecutions
 from opscraft.db.models.executions import FINAL_STATUSES, ExecutionStatus
 from opscraft.security.tokens import same_secret
-from opscraft.services import execution_counts, workers
+from opscraft.services import execution_counts, redis_state, workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, require
 
@@ -206,9 +208,19 @@ class _Families:
 
 
 async def _http_families() -> list[Metric]:
-    totals = await runtime.current().request_counts.totals()
+    rt = runtime.current()
+    totals = await rt.request_counts.totals()
+    families: list[Metric] = []
+    if rt.settings.redis_url:
+        up = GaugeMetricFamily(
+            "opscraft_redis_up",
+            f"1 when Redis answered this scrape within {redis_state.ANSWER_SECONDS:g} s; 0: it did not, "
+            "and opscraft_http_requests_total, kept there, is left out.",
+        )
+        up.add_metric([], 0 if totals is None else 1)
+        families.append(up)
     if totals is None:  # Redis unreachable: no sample rather than one process's part
-        return []
+        return families
     requests = CounterMetricFamily(
         "opscraft_http_requests",
         "HTTP requests answered by every web process, by route template, method and status code.",
@@ -216,7 +228,7 @@ async def _http_families() -> list[Metric]:
     )
     for (route, method, status), n in sorted(totals.items()):
         requests.add_metric([route, method, status], n)
-    return [requests]
+    return [*families, requests]
 
 
 async def render(session: AsyncSession) -> bytes:

@@ -6,8 +6,9 @@ With `REDIS_URL`, each web process adds its counts to one Redis hash,
 process A and one served by process B are both in every scrape, each once. Counting a request
 only touches a dict in memory; a background task sends what accumulated in one pipelined round
 trip as soon as the previous one is done (a few milliseconds behind), and a scrape first sends
-this process's pending counts. While Redis is unreachable the counts stay pending here (nothing
-is lost or counted twice) and the scrape omits the HTTP metric. Without `REDIS_URL` (one
+this process's pending counts. While Redis is unreachable, or does not answer within
+`redis_state.ANSWER_SECONDS` (frozen), the counts stay pending here (nothing is lost or counted
+twice) and the scrape omits the HTTP metric (`opscraft_redis_up 0` says why). Without `REDIS_URL` (one
 process: SQLite, or PostgreSQL with a single web process) the counts are this process's, kept
 in memory. Source of the commands: https://redis.io/docs/latest/commands/hincrby/
 """
@@ -19,6 +20,8 @@ import logging
 import time
 from collections import Counter
 from typing import Protocol
+
+from opscraft.services import redis_state
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +125,12 @@ class RedisRequestCounts:
                     for key, n in batch.items():
                         pipe.hincrby(self.key, "\t".join(key), n)
                     await pipe.execute()
-            except (RedisError, OSError) as exc:
-                # MULTI/EXEC applies all or nothing; only a connection lost after EXEC
-                # was sent but before its reply can count a batch twice.
+            except BaseException as exc:
+                # MULTI/EXEC applies all or nothing; only a connection lost (or a scrape's bound
+                # passed) after EXEC was sent but before its reply can count a batch twice.
                 self._pending.update(batch)
+                if not isinstance(exc, RedisError | OSError):
+                    raise  # cancelled: `totals`' bound, or the sender stopped
                 self._warn(exc)
                 return False
             return True
@@ -138,18 +143,19 @@ class RedisRequestCounts:
 
     async def totals(self) -> dict[Key, int] | None:
         """The counts of every process sharing the Redis prefix, key -> requests; None when Redis fails
-        (logged).
+        or does not answer within `redis_state.ANSWER_SECONDS` (logged), what was pending kept.
         """
         from redis.exceptions import RedisError
 
         self._ensure_started()
-        if not await self._send():
-            return None
         assert self._lock is not None
         try:
-            async with self._lock:
-                raw = await self._client.hgetall(self.key)  # type: ignore[attr-defined]
-        except (RedisError, OSError) as exc:
+            async with asyncio.timeout(redis_state.ANSWER_SECONDS):
+                if not await self._send():
+                    return None
+                async with self._lock:
+                    raw = await self._client.hgetall(self.key)  # type: ignore[attr-defined]
+        except (RedisError, OSError) as exc:  # TimeoutError, the bound, is an OSError
             self._warn(exc)
             return None
         out: dict[Key, int] = {}

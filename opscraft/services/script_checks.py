@@ -20,8 +20,8 @@ from typing import Any
 import yaml
 
 from opscraft.db.models.scripts import ScriptType
-from opscraft.execution import python_source
-from opscraft.services import line_endings, linters, password_variables, vault_files, yaml_keys
+from opscraft.execution import python_source, yaml_keys
+from opscraft.services import line_endings, linters, password_variables, vault_files
 from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintReport
 
@@ -97,6 +97,16 @@ async def check(script_type: ScriptType, content: str) -> Checks:
     seen = {p.line for p in problems}
     problems += [SyntaxProblem(line, message) for line, message in report.syntax if line not in seen]
     return Checks(content, notices, sorted(problems, key=lambda p: p.line), findings, report)
+
+
+def stored_problems(script_type: object, content: str, inventory: str | None) -> list[str]:
+    """Why a run of an Ansible script as stored (`content`, its own `inventory`) fails before any
+    task, said where its page shows the text: a key written twice in one mapping, in a text saved
+    before saves refused that (`yaml_keys.stored_refusal`, the claim's own words). [] when
+    nothing, and for other script types."""
+    if script_type != ScriptType.ansible:
+        return []
+    return yaml_keys.run_refusals(content, inventory, shared=False)
 
 
 async def syntax_errors(script_type: ScriptType, content: str) -> list[SyntaxProblem]:

@@ -558,7 +558,10 @@ async def get_version(session: AsyncSession, actor: Actor, script_id: int, numbe
         )
     ).first()
     if row is None:
-        raise NotFound(f"script {script_id} has no version {number}")
+        numbers = select(func.min(ScriptVersion.number), func.max(ScriptVersion.number), func.count()).where(
+            col(ScriptVersion.script_id) == script_id
+        )
+        raise NotFound.no_version("script", number, *(await session.exec(numbers)).one())
     return VersionRow(*row)
 
 

@@ -24,6 +24,7 @@ from opscraft.db.models import Inventory, InventoryVersion, Script, User
 from opscraft.db.models.inventories import content_sha256
 from opscraft.db.turns import take_write_turn
 from opscraft.db.types import MAX_ID, utcnow
+from opscraft.execution import yaml_keys
 from opscraft.services import audit, conflicts, inventories, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.ahead import Ahead
@@ -318,6 +319,13 @@ async def list_versions(
     return [VersionRow(version, name) for version, name in rows.all()], int(total)
 
 
+def stored_problem(content: str) -> str | None:
+    """What the runs of every script using a shared inventory of this `content` are refused for
+    before any task (`yaml_keys.inventory_refusal`: a key written twice, stored before saves
+    refused that), for the Inventories page beside the text; None when nothing."""
+    return yaml_keys.inventory_refusal(content, shared=True)
+
+
 async def get_version(session: AsyncSession, actor: Actor, inventory_id: int, number: int) -> VersionRow:
     """Version `number` of the inventory with its content; `NotFound` (404) when the inventory
     or that version is unknown."""
@@ -333,7 +341,10 @@ async def get_version(session: AsyncSession, actor: Actor, inventory_id: int, nu
             )
         ).first()
     if row is None:
-        raise NotFound(f"inventory {inventory_id} has no version {number}")
+        numbers = select(
+            func.min(InventoryVersion.number), func.max(InventoryVersion.number), func.count()
+        ).where(col(InventoryVersion.inventory_id) == inventory_id)
+        raise NotFound.no_version("inventory", number, *(await session.exec(numbers)).one())
     return VersionRow(*row)
 
 

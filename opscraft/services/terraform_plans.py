@@ -303,7 +303,7 @@ async def _plan_of(session: AsyncSession, execution_id: int) -> TerraformPlan:
         await session.exec(select(TerraformPlan).where(col(TerraformPlan.execution_id) == execution_id))
     ).first()
     if plan is None:
-        raise NotFound(f"execution {execution_id} has no saved plan (only a successful plan run has one)")
+        raise NotFound("this run has no saved plan (only a successful plan run has one)")
     return plan
 
 
@@ -360,7 +360,7 @@ async def apply(
         raise Conflict(_stale(plan, serial, version))
     source = await session.get(Execution, execution_id)
     if source is None or source.script_type != ScriptType.terraform:
-        raise NotFound(f"execution {execution_id} has no saved plan")
+        raise NotFound("this run has no saved plan (only a successful plan run has one)")
     unread = {k: p for k, p in stored_shapes.problems(source).items() if k == "parameters"}
     if unread:
         raise Conflict(

@@ -663,7 +663,7 @@ async def list_states(
     )
     rows, total = await paging.page(session, query, skip, limit)
     if not total and script.script_type != ScriptType.terraform:
-        raise NotFound(f"script {script_id} is not a terraform script: it has no state")
+        raise NotFound("this script is not a Terraform script: it has no state")
     return await _views(session, rows), total
 
 
@@ -674,7 +674,7 @@ async def _existing(
     await _script(session, actor, script_id)
     state = await _state(session, script_id, _workspace(workspace), change=change)
     if state is None:
-        raise NotFound(f"script {script_id} has no state in workspace {workspace}")
+        raise NotFound(f"this script has no state in the workspace {workspace!r}")
     return state
 
 

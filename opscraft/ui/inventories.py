@@ -113,6 +113,10 @@ async def inventories_page(actor: Actor) -> None:
                         f"version {inventory.version} and history",
                         version_url(inventory.id, inventory.version),
                     ).classes("text-caption").props(f'data-testid="inventory-history-{inventory.name}"')
+                if problem := shared_inventories.stored_problem(inventory.content):
+                    ui.label(problem).classes("text-caption text-negative oc-wrap").props(
+                        f'data-testid="inventory-problem-{inventory.name}"'
+                    )
                 long_text(inventory.content, syntax(inventory.content), "Show the inventory")
 
         async def remove(inventory: Inventory) -> None:

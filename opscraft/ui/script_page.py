@@ -15,7 +15,7 @@ from nicegui import ui
 
 from opscraft.db.models import ApprovalPolicy, Script
 from opscraft.db.models.scripts import ScriptType
-from opscraft.services import approvals, line_endings, scripts, secrets, shared_inventories
+from opscraft.services import approvals, line_endings, script_checks, scripts, secrets, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
@@ -189,7 +189,12 @@ async def _inventory_name(actor: Actor, script: Script) -> str | None:
 
 
 def _content(script: Script) -> None:
-    """The Content tab: the current version's content, read-only."""
+    """The Content tab: the current version's content, read-only, under what a run of it would
+    be refused for before any task (`script_checks.stored_problems`)."""
+    for problem in script_checks.stored_problems(script.script_type, script.content, script.inventory):
+        ui.label(problem).classes("text-caption text-negative oc-wrap").props(
+            'data-testid="script-content-problem"'
+        )
     editor(script.content, LANGUAGES[script.script_type], read_only=True).props(
         'data-testid="script-content"'
     )

@@ -365,6 +365,8 @@ async def test_a_run_whose_script_was_deleted_while_it_waited_is_not_approved(
     assert (await client.delete(f"/api/v1/scripts/{script_id}", headers=admin.headers)).status_code == 204
     r = await decide(client, operator, run_id, "approve")
     assert r.status_code == 409 and "was deleted" in r.json()["detail"], r.text
+    # In the user's words: the script's id is shown nowhere ("script 12 was deleted").
+    assert r.json()["detail"].startswith("this run's script was deleted after the run was requested"), r.text
     assert await status_of(client, admin, run_id) == "awaiting_approval"
     trail = (await client.get(f"/api/v1/executions/{run_id}/approvals", headers=viewer.headers)).json()[
         "items"

@@ -192,6 +192,50 @@ async def test_a_stored_text_with_a_line_break_the_page_does_not_show_is_refused
         assert "host=" not in text and "hidden-task-ran" not in text, text
 
 
+@pytest.mark.parametrize("runner_name", ["local"], indirect=True)
+async def test_a_stored_text_writing_a_key_twice_is_refused_at_the_run_naming_the_key(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    """Saves refuse a playbook or YAML inventory writing a key twice in one mapping (Ansible uses
+    the last value and only warns; the page shows the first: `yaml_keys`); a text stored before
+    that rule ran so. A run of it now fails at its start naming the key and both lines and to
+    save it again, for the playbook, the script's own inventory and a shared one; no task ran."""
+    seen = (
+        "all:\n  children:\n    targets:\n      hosts:\n        box1:\n          ansible_connection: local\n"
+    )
+    doubled = seen + "      hosts:\n        box2:\n          ansible_connection: local\n"
+    own = await make_script(client, operator, PLAYBOOK, script_type="ansible", inventory=seen)
+    inventory, shared = await shared_inventory_script(client, operator, seen)
+    playbook = await make_script(client, operator, PLAYBOOK, script_type="ansible", inventory=seen)
+    await _stored_before_the_rule(
+        update(ScriptVersion)
+        .where(col(ScriptVersion.script_id) == own)
+        .values(run_settings={"inventory": doubled})
+    )
+    await _stored_before_the_rule(
+        update(Inventory).where(col(Inventory.id) == inventory["id"]).values(content=doubled)
+    )
+    twice = PLAYBOOK.replace("  gather_facts: false\n", "  gather_facts: false\n  hosts: all\n")
+    await _stored_before_the_rule(
+        update(ScriptVersion).where(col(ScriptVersion.script_id) == playbook).values(content=twice)
+    )
+    key = "line 7: the key 'hosts' is written twice in one mapping (first at line 4)"
+    cases = {
+        own: f"the script's inventory cannot be used: {key}",
+        shared: f"the shared inventory cannot be used: {key}",
+        playbook: "the playbook cannot be used: line 3: the key 'hosts' is written twice in one mapping "
+        "(first at line 1)",
+    }
+    for script_id, said in cases.items():
+        started = await start(client, operator, script_id, runner_name, parameters={})
+        final = await wait_for(client, operator, started["id"], timeout=120)
+        assert final["status"] == "error", final
+        assert final["error_message"].startswith(said), final
+        assert final["error_message"].endswith("fix it and save it again"), final
+        text = await output(client, operator, started["id"])
+        assert "host=" not in text, text
+
+
 async def test_a_rollback_to_a_version_whose_stored_inventory_is_refused_today_is_a_conflict(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:

@@ -14,7 +14,7 @@ import contextlib
 import struct
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
@@ -89,21 +89,48 @@ class CountingRelay:
         writer.close()
 
 
-@pytest.fixture
-async def relayed(rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CountingRelay]:
-    """The runtime's database, for the API's requests, reached through a `CountingRelay`."""
+class Relay(Protocol):
+    """A TCP relay to the PostgreSQL server of `PG_URL` (started on a port of its own)."""
+
+    async def start(self) -> int: ...
+
+    async def stop(self) -> None: ...
+
+
+RelayT = TypeVar("RelayT", bound=Relay)
+
+
+def upstream() -> tuple[str, int]:
+    """Host and port of the test's PostgreSQL server, for a relay to it."""
     assert PG_URL
     url = make_url(PG_URL)
-    relay = CountingRelay(url.host or "127.0.0.1", url.port or 5432)
+    return url.host or "127.0.0.1", url.port or 5432
+
+
+@contextlib.asynccontextmanager
+async def database_through(
+    rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch, relay: RelayT
+) -> AsyncIterator[RelayT]:
+    """The runtime's database, for the API's requests, reached through `relay` (started here,
+    stopped with the database's pool after)."""
+    assert PG_URL
     port = await relay.start()
-    db = Database(url.set(host="127.0.0.1", port=port, query={"ssl": "disable"}).render_as_string(False))
+    url = make_url(PG_URL).set(host="127.0.0.1", port=port, query={"ssl": "disable"})
+    db = Database(url.render_as_string(False))
     monkeypatch.setattr(rt, "db", db)
-    monkeypatch.setattr(user_cache, "TTL_SECONDS", 3600.0)  # the token's user read once, not per request
     try:
         yield relay
     finally:
         await db.dispose()
         await relay.stop()
+
+
+@pytest.fixture
+async def relayed(rt: runtime.Runtime, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CountingRelay]:
+    """The runtime's database, for the API's requests, reached through a `CountingRelay`."""
+    async with database_through(rt, monkeypatch, CountingRelay(*upstream())) as relay:
+        monkeypatch.setattr(user_cache, "TTL_SECONDS", 3600.0)  # the token's user read once, not per request
+        yield relay
 
 
 async def test_a_history_page_costs_its_statements_and_no_more_round_trips(

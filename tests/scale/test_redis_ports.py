@@ -10,7 +10,6 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -111,19 +110,6 @@ async def test_log_bus_survives_an_unreachable_redis() -> None:
     bus.publish(1, LogEvent(1, "stdout", "lost on the bus, kept in storage"))  # no exception
     assert await bus.subscribe(1, 0).get(0.2) is None  # "quiet": the client re-reads storage
     bus.close()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to freeze (SIGSTOP) without touching the shared one."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        assert server.process is not None
-        server.process.send_signal(signal.SIGCONT)
-        server.stop()
 
 
 async def _within(seconds: float, awaitable: object) -> tuple[object, float]:

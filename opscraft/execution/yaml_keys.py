@@ -6,7 +6,9 @@ dict key (hosts). Using last defined value only"), in the run's output. So a pla
 `hosts: staging` at its top and `hosts: all` further down ran on every host, and an inventory
 listing `web1` twice used the second entry's variables, while a reviewer reads the first. A
 save refuses such a text (the playbook: services/script_checks; a YAML inventory:
-services/inventories), naming both lines. Keys a merge (`<<: *defaults`) brings in are not
+services/inventories), naming both lines; a run of a text stored before that rule fails at its
+claim, before any task (`stored_refusal`: execution.store), and the script's page says the same
+(services/script_checks.stored_problems). Keys a merge (`<<: *defaults`) brings in are not
 written in the mapping and may be overridden there, as YAML intends: only keys written twice
 count (Ansible's `DUPLICATE_YAML_DICT_KEY=error` also refuses the override of a merged key,
 which is why runs do not set it).
@@ -52,3 +54,43 @@ def _message(key: str, earlier: int) -> str:
         f"the key '{shown}' is written twice in one mapping (first at line {earlier}): Ansible "
         "uses only the last value, so the one written first is shown but not used: write it once"
     )
+
+
+def stored_refusal(text: str, what: str) -> str | None:
+    """Why `what` ("the playbook", "the script's inventory", "the shared inventory") cannot run
+    when its stored `text` writes a key twice in one mapping: a text saved before saves refused
+    that. Names the first such key and its lines, and what to do. None when no key is written
+    twice, and for a text that is no YAML (an INI inventory; a playbook Ansible will refuse)."""
+    try:
+        root = yaml.compose(text, Loader=_LOADER)
+    except (yaml.YAMLError, RecursionError):
+        return None
+    found = repeated(root)
+    if not found:
+        return None
+    line, message = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    return (
+        f"{what} cannot be used: line {line}: {message}{more}; it was saved before such texts were "
+        "refused: fix it and save it again"
+    )
+
+
+def inventory_refusal(inventory: str, shared: bool) -> str | None:
+    """`stored_refusal` of an Ansible run's `inventory` (`shared`: a shared inventory's, else the
+    script's own), as the claim says it and the pages showing the text do."""
+    return stored_refusal(inventory, "the shared inventory" if shared else "the script's inventory")
+
+
+def run_refusals(playbook: str, inventory: str | None, shared: bool) -> list[str]:
+    """`stored_refusal` of an Ansible run's `playbook` and `inventory_refusal` of its
+    `inventory`, in that order: the claim refuses the run with the first, the script's page
+    shows each."""
+    said = [
+        stored_refusal(playbook, "the playbook"),
+        inventory_refusal(inventory, shared) if inventory else None,
+    ]
+    return [refusal for refusal in said if refusal]
+
+
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's composer when installed: faster
