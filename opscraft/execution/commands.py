@@ -76,10 +76,14 @@ PASSWORD_FILE_SECRETS = ("ANSIBLE_VAULT_PASSWORD_FILE", "ANSIBLE_BECOME_PASSWORD
 PLAYBOOK_FILE = "playbook.yml"
 
 
-def said_paths(work: str, secret_dir: str) -> dict[str, str]:
-    """What each path of a run's files is to its user (`said_paths.SaidPaths`): path -> words.
-    `work`: the run's work directory (its files under their own names, the playbook and the
-    inventory as such); `secret_dir`: where its `file` secrets are ("" when it has none)."""
+def said_paths(script_type: str, work: str, secret_dir: str) -> dict[str, str]:
+    """What each path of an Ansible run's files is to its user (`said_paths.SaidPaths`): path ->
+    words (`script_type`: the run's script's type); none for other runs, whose output is passed
+    on as the script printed it (a Bash or Python script's `pwd` is its own business). `work`:
+    the run's work directory (its files under their own names, the playbook and the inventory
+    as such); `secret_dir`: where its `file` secrets are ("" when it has none)."""
+    if script_type != "ansible":
+        return {}
     words = {
         f"{work}/{PLAYBOOK_FILE}": "the playbook",
         f"{work}/{INVENTORY_FILE}": "the inventory",

@@ -330,7 +330,8 @@ class DockerRunner:
                 attached = self._start_cold(api, spec, profile, job, control)
             else:
                 attached = self.pool.take(profile) or self._start_cold(api, spec, profile, job, control)
-        said = SaidPaths(output, said_paths(WORKDIR, container_job.SECRET_DIR if spec.secret_files else ""))
+        secret_dir = container_job.SECRET_DIR if spec.secret_files else ""
+        said = SaidPaths(output, said_paths(spec.script_type, WORKDIR, secret_dir))
         try:
             return self._run_in(api, attached, _Job(job, end_token), spec, said, control)
         finally:

@@ -146,7 +146,7 @@ class LocalRunner:
                 **command.env,
             }
             supervisor = self.forks.supervisor()
-            said = SaidPaths(output, said_paths(scratch, secret_dir))
+            said = SaidPaths(output, said_paths(spec.script_type, scratch, secret_dir))
             try:
                 status = _supervise(
                     supervisor,

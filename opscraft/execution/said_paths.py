@@ -1,6 +1,6 @@
-"""A run's scratch paths said in the user's words in its output, before the masker sees it.
+"""An Ansible run's scratch paths said in the user's words in its output, before the masker sees it.
 
-Tools name the files OpsCraft wrote for a run by their path on the machine that ran it: Ansible's
+Ansible names the files OpsCraft wrote for a run by their path on the machine that ran it:
 "Failed to parse /tmp/opscraft-work-w1-7-x1y2z3ab/inventory.yml with yaml plugin", "The error
 appears to be in '/opscraft/work/playbook.yml'", a vault password file under
 `/dev/shm/opscraft-secrets-...`. Those paths are the server's (a temporary directory, the
@@ -8,9 +8,10 @@ container's mount) and mean nothing to the user; `commands.said_paths` gives eac
 ("the inventory", "the playbook", a file's own name, "the file secret NAME"), and `SaidPaths`
 puts them in place of the paths in each stream, a path cut between two reads included: the end
 of a read that could begin one is held until the next read or `close`. The run's stored output,
-its live output and the `error_message` read from it (`ansible_options.exit_message`,
-`terraform_errors`) all say the words. A path the script prints itself (`pwd`, `$TMPDIR`) is
-said the same way.
+its live output and the `error_message` read from it (`ansible_options.exit_message`) all say
+the words. Only Ansible runs are rewritten (the tool prints these paths, not the user's code):
+the output of a Bash, Python or Terraform run is passed on byte for byte, so a script's own
+`pwd` or `$TMPDIR` reads as it printed it.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ KEY = (
     "-----END TEST KEY-----\n"
 )
 SCRIPT = """set -e
-echo "path=$(printf %s "$KUBECONFIG" | tr / :)"
+echo "path=$KUBECONFIG"
 stat -c 'mode=%a owner=%u' "$KUBECONFIG"
 [ "$(id -u)" = "$(stat -c %u "$KUBECONFIG")" ] && echo "owned by the run's user"
 grep -q tmpfs /proc/mounts && df -P "$(dirname "$KUBECONFIG")" | tail -n 1 | awk '{print "fs=" $1}'
@@ -84,9 +84,7 @@ async def test_file_secret_is_a_private_tmpfs_file_masked_line_by_line(
     assert hashlib.sha256(KEY.encode()).hexdigest() in text  # the file holds exactly the value
     for line in KEY.splitlines():
         assert line not in text, text  # each line of the multi-line value is masked
-    # Printed with ':' for '/': the output names the file's path as "the file secret KUBECONFIG".
-    said = next(line for line in text.splitlines() if line.startswith("path=")).removeprefix("path=")
-    path = said.replace(":", "/")
+    path = next(line for line in text.splitlines() if line.startswith("path=")).removeprefix("path=")
     assert path.endswith("/KUBECONFIG")
     if runner_name == "local":
         assert not Path(path).exists() and not Path(path).parent.exists()  # removed with the run

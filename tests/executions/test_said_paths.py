@@ -1,9 +1,9 @@
-"""A run's output and error message name OpsCraft's scratch files in the user's words ("the
+"""An Ansible run's output and error message name OpsCraft's scratch files in the user's words ("the
 inventory", "the playbook", a file's own name), never by the server's temporary path or the
 container's mount (`execution/said_paths.py`), on the local and the Docker runner alike. Before,
 an inventory Ansible could not parse said "Failed to parse /tmp/opscraft-work-w1-7-x1y2z3ab/
 inventory.yml" in the output and "Completely failed to parse inventory source /tmp/..." in the
-run's error."""
+run's error. Other runs' output is kept as printed (a script's own `pwd`)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_a_path_cut_anywhere_between_two_reads_is_said_in_words() -> None:
     )
     for cut in range(len(printed) + 1):
         sink = Collected()
-        paths = SaidPaths(sink, said_paths(work, secrets))
+        paths = SaidPaths(sink, said_paths("ansible", work, secrets))
         paths.feed("stderr", printed[:cut])
         paths.feed("stdout", b"x\n")  # the other stream does not release or join the held part
         paths.feed("stderr", printed[cut:])
@@ -100,3 +100,21 @@ async def test_a_playbook_ansible_cannot_read_is_named_as_the_playbook(
     for said in (text, final["error_message"] or ""):
         assert not any(path in said for path in SCRATCH), said
     assert "the playbook" in text, text
+
+
+@pytest.mark.parametrize("script_type", ["bash", "python", "terraform"])
+def test_other_runs_output_is_kept_as_printed(script_type: str) -> None:
+    assert said_paths(script_type, "/tmp/opscraft-work-w1-7-x1y2z3ab", "/dev/shm/opscraft-secrets-x") == {}
+
+
+@pytest.mark.parametrize("runner_name", ["local", "docker"], indirect=True)
+async def test_a_bash_scripts_own_paths_are_printed_as_they_are(
+    client: httpx.AsyncClient, operator: LoggedIn, runner_name: str
+) -> None:
+    script_id = await make_script(client, operator, 'echo "here=$(pwd)/x"\n')
+    started = await start(client, operator, script_id, runner_name, parameters={})
+    final = await wait_for(client, operator, started["id"], timeout=120)
+    text = await output(client, operator, started["id"])
+    assert final["status"] == "success", (final, text)
+    here = next(line for line in text.splitlines() if line.startswith("here=")).removeprefix("here=")
+    assert any(here.startswith(path) for path in SCRATCH) and here.endswith("/x"), text
