@@ -202,9 +202,9 @@ CUT_TEXT = """() => {
 
 def test_long_automation_settings_wrap_within_a_phone_screen(page: Any, env: Env) -> None:
     """A schedule's cron list, a webhook's or link's mapping (a JSON pointer of up to 1,024
-    characters), a channel's recipients and a script's 128-character name hold no space to break
-    at: the Schedules and Notifications pages were up to twice as wide as a phone's screen, and
-    the script page's cards cut the text off at their edge."""
+    characters), a channel's recipients, an Ansible host pattern and a script's 128-character
+    name hold no space to break at: the Schedules, Notifications and Approvals pages were up to
+    2.4 times as wide as a phone's screen, and the script page's cards cut the text off."""
     long_name = "n" * 128
     params = [{"name": "ENV", "type": "string", "default": "x"}]
     ids = []
@@ -231,6 +231,13 @@ def test_long_automation_settings_wrap_within_a_phone_screen(page: Any, env: Env
         env.api("POST", "/api/v1/notifications/channels", json=channel),
     ]
     assert [r.status_code for r in made] == [201] * 4, [r.text for r in made]
+    playbook = {"script_type": "ansible", "content": "- hosts: all\n  tasks: []\n", "inventory": "web1\n"}
+    r = env.api("POST", "/api/v1/scripts", json=playbook | {"name": "wrap-ansible", "status": "active"})
+    ansible = r.json()["id"]
+    limit = ":".join(f"web{n:03d}" for n in range(70))  # a host pattern: `Ansible: --limit=...`
+    schedule = {"name": "wide", "cron": "0 0 1 1 *", "run_options": {"limit": limit}}
+    r = env.api("POST", f"/api/v1/scripts/{ansible}/schedules", json=schedule)
+    assert r.status_code == 201, r.text
     # a run of the long-named script waiting for approval, then cancelled: both Approvals lists
     env.api("PUT", f"/api/v1/scripts/{source}/approval", json={"required": 1})
     waiting = env.api("POST", "/api/v1/executions", json={"script_id": source}).json()["id"]
@@ -243,6 +250,7 @@ def test_long_automation_settings_wrap_within_a_phone_screen(page: Any, env: Env
         (f"/scripts/{source}?tab=schedules", "0,2,4,6"),
         (f"/scripts/{source}?tab=webhooks", "pppp"),
         (f"/scripts/{source}?tab=chains", "pppp"),
+        (f"/scripts/{ansible}?tab=schedules", "web000:web001"),
     ):
         page.goto(f"{env.server.url}{path}")
         page.get_by_text(shown).first.wait_for()
