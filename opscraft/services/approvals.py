@@ -412,7 +412,40 @@ async def notes(session: AsyncSession, actor: Actor, execution: Execution) -> li
             f"the approval of {', '.join(lapsed)} no longer counts: no longer an active operator or "
             f"admin (demoted, deactivated or deleted since approving)"
         )
+    out_of_reach = await _out_of_reach(session, execution)
+    if out_of_reach:
+        found.append(out_of_reach)
     return found
+
+
+async def _out_of_reach(session: AsyncSession, execution: Execution) -> str | None:
+    """Why the waiting run can never get the approvals it needs as the team stands, or None: the
+    approvals that count (`_counts_now`) and those the active operators and admins who have not
+    decided yet, its requester aside, could give are fewer than its request's `required` (a
+    small team whose policy asks for more approvers than it has, or whose approvers were
+    deactivated or demoted while it waited: it waited until it expired, saying nothing)."""
+    run_id = int(execution.id or 0)
+    request = await session.get(ApprovalRequest, run_id)
+    if request is None or request.outcome is not None:
+        return None
+    counted = (await _approval_counts(session, [run_id])).get(run_id, 0)
+    decided = select(ApprovalDecision.user_id).where(
+        col(ApprovalDecision.execution_id) == run_id, col(ApprovalDecision.user_id).is_not(None)
+    )
+    undecided = await session.exec(
+        select(func.count())
+        .select_from(User)
+        .where(_counts_now(), col(User.id) != execution.triggered_by, col(User.id).not_in(decided))
+    )
+    could = counted + int(undecided.one())
+    if could >= request.required:
+        return None
+    return (
+        f"it can never be approved as the team stands: it needs {request.required} approvals by "
+        f"active operators or admins other than its requester, and only {could} could be given "
+        f"({counted} given so far): add or promote an approver, or ask an admin to lower the "
+        f"script's requirement and request the run again"
+    )
 
 
 async def trail(

@@ -768,6 +768,14 @@ def _smtp_send(settings: EmailSettings, message: EmailMessage, address: str, sec
         deadline.stop()
 
 
+# Added to a refused login when the vault secret's value begins or ends with a blank or line break
+# (a value read from a file keeps its last line break): it is sent as part of the password.
+PASSWORD_BLANK_EDGES = (
+    ": its value begins or ends with a blank or line break (read from a file?), which is sent as "
+    "part of the password; edit the secret's value to remove it unless the password has it"
+)
+
+
 def _smtp_session(settings: EmailSettings, message: EmailMessage, address: str, deadline: _Deadline) -> None:
     where = f"SMTP {settings.host}:{settings.port}"
     context = _smtp_tls_context()
@@ -784,8 +792,11 @@ def _smtp_session(settings: EmailSettings, message: EmailMessage, address: str, 
                 smtp.login(settings.username, settings.password or "")
             refused = _send_message(smtp, message)
     except smtplib.SMTPAuthenticationError as exc:
+        password = settings.password or ""
         raise SendError(
-            f"{where}: authentication failed (check the username and the vault secret)",
+            f"{where}: authentication failed (check the username and the vault secret"
+            + (PASSWORD_BLANK_EDGES if password != password.strip() else "")
+            + ")",
             permanent=exc.smtp_code >= 500,
         ) from None
     except smtplib.SMTPRecipientsRefused as exc:  # every recipient

@@ -5,7 +5,7 @@ Rules:
   by croniter; saved only when croniter reads it as written: `check_cron`) evaluated in an IANA
   time zone (zoneinfo, `check_timezone`), so "0 9 * * 1-5" in
   Europe/Paris stays 09:00 local across daylight-saving changes (a wall-clock time the fall-back
-  repeats fires once, as in cronie: `_fires_in_repeated_hour`); parameters are checked by the
+  repeats fires once, as in cronie: `fire_times`); parameters are checked by the
   script's parameter resolver when saved and again when it fires;
 - creating or editing needs `edit_scripts`; the runs start on behalf of the user who last saved
   it (the owner), whose permission is checked at each fire: a deactivated or deleted owner
@@ -31,16 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import heapq
 import logging
 import os
 import re
 import socket
 import unicodedata
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -65,6 +63,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid, NotFound, Problems, ServiceError
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
+from opscraft.services.fire_times import day_halves, next_times, previous_time
 from opscraft.services.invisible import Label
 from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
@@ -475,79 +474,6 @@ def check_timezone(name: str, field: str = "timezone") -> ZoneInfo:
         return ZoneInfo(known)
     except (ZoneInfoNotFoundError, ValueError):
         raise Invalid.at(field, UNKNOWN_ZONE) from None
-
-
-def _fires_in_repeated_hour(cron: str) -> bool:
-    """Whether the schedule fires at each matching instant of the hour a fall-back to standard
-    time repeats: cronie's rule for "wildcard" jobs, whose minute or hour field starts with `*`
-    (`*/30 * * * *`, `0 * * * *`). Others (`30 2 * * *`) name a wall-clock time and fire once,
-    at its first occurrence, as in cronie and Vixie cron."""
-    minute, hour = cron.split()[:2]
-    return minute.startswith("*") or hour.startswith("*")
-
-
-def _repeated(local: datetime) -> bool:
-    """Whether `local` (aware, in the schedule's zone) is the second occurrence of a wall-clock
-    time that a fall-back repeats (fold=1 with another UTC offset than the first)."""
-    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
-
-
-def day_halves(cron: str) -> list[str]:
-    """`[cron]`, or, when both day fields are restricted (neither `*` nor `?`), the expression
-    twice: once with only its day-of-month, once with only its day-of-week (the other `*`). A day
-    matching either fires (Vixie cron), and the union of the two halves is that rule whatever the
-    fields hold: croniter applies it to plain days only. Given `L`, `nW`, `n#k` or `Ln` in one day
-    field and a restricted other, it read the pair some other way (`0 0 15W * MON` fired on the
-    15th's weekday only, `0 0 13 * 5#2` on second Fridays only) or found no date at all
-    (`0 0 1 * 1#2`, refused as "matches no date")."""
-    minute, hour, day, month, weekday = cron.split()
-    if day in ("*", "?") or weekday in ("*", "?"):
-        return [cron]
-    return [f"{minute} {hour} {day} {month} *", f"{minute} {hour} * {month} {weekday}"]
-
-
-def _half_times(cron: str, zone: ZoneInfo, start: datetime, forward: bool) -> Iterator[datetime]:
-    """Local fire times of one `day_halves` expression from `start` (excluded); none when it
-    matches no date (`0 0 30 2 *`, half of `0 0 30 2 MON`, which fires on February's Mondays)."""
-    it = croniter(cron, start.astimezone(zone))
-    step = it.get_next if forward else it.get_prev
-    while True:
-        try:
-            yield step(datetime).astimezone(zone)
-        except CroniterError:
-            return
-
-
-def _times(cron: str, timezone: str, start: datetime, forward: bool) -> Iterator[datetime]:
-    """Fire times from `start` (excluded), forward or backward, as aware UTC datetimes: croniter's
-    for each of `day_halves`, merged in order without repeats, minus the second occurrence of a
-    repeated wall-clock time unless `_fires_in_repeated_hour`."""
-    zone = ZoneInfo(timezone)
-    every_instant = _fires_in_repeated_hour(cron)
-    halves = [_half_times(half, zone, start, forward) for half in day_halves(cron)]
-    previous = None
-    for local in heapq.merge(*halves, key=lambda t: t.astimezone(UTC), reverse=not forward):
-        # Compared in UTC: two local times of one zone compare by wall clock, so the two 02:30
-        # of a fall-back night would be taken for one.
-        instant = local.astimezone(UTC)
-        if instant == previous:
-            continue
-        previous = instant
-        if every_instant or not _repeated(local):
-            yield instant
-
-
-def next_times(cron: str, timezone: str, after: datetime, count: int = 1) -> list[datetime]:
-    """The next `count` fire times strictly after `after`, as timezone-aware UTC datetimes. A
-    wall-clock time that daylight saving skips fires at the first instant after the gap
-    (croniter's reading); one it repeats fires once (see `_fires_in_repeated_hour`)."""
-    return list(islice(_times(cron, timezone, after, forward=True), count))
-
-
-def previous_time(cron: str, timezone: str, before: datetime) -> datetime:
-    """The latest fire time strictly before `before`, as timezone-aware UTC (the same fire times
-    as `next_times`)."""
-    return next(_times(cron, timezone, before, forward=False))
 
 
 async def _script(session: AsyncSession, script_id: int, *, held: bool = False) -> Script:

@@ -33,7 +33,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import chain
@@ -477,14 +477,37 @@ def _signed_at(call: Call) -> tuple[str, int]:
     return signature.removeprefix("sha256=").lower(), seconds
 
 
+# Said when a call's proof is right for the signing key without the blanks or line breaks its
+# stored value begins or ends with: they are part of the key, and no sender can include them.
+BLANK_EDGES = (
+    "it matches the webhook's signing secret without the blank or line break its stored value "
+    "begins or ends with (pasted from a file?), which is part of the key: GitHub's and GitLab's "
+    "secret fields, HTTP headers and a shell's $(cat FILE) leave it out, so edit the secret's "
+    "value to remove it"
+)
+
+
+def _proof(key: str, given: str, expected_for: Callable[[str], str], what: str) -> str:
+    """`expected_for(key)`, the proof a call must carry under `key` (an HMAC hex digest, or the
+    key itself for GitLab), when `given` is it; `Unauthorized` "WHAT does not match" otherwise,
+    saying `BLANK_EDGES` when `given` is the proof under `key` stripped of surrounding blanks and
+    line breaks (a secret pasted from a file with its final line break could verify no call: a
+    header cannot carry it, and GitHub's and GitLab's fields drop it). Only a caller who holds
+    the key's text learns that; the proof under the stripped key is still refused."""
+    expected = expected_for(key)
+    if same_secret(expected, given):
+        return expected
+    stripped = key.strip()
+    if stripped != key and same_secret(expected_for(stripped), given):
+        raise Unauthorized(f"{what} does not match: {BLANK_EDGES}")
+    raise Unauthorized(f"{what} does not match")
+
+
 def _check_signature(key: str, call: Call, signature: str) -> str:
     """The expected HMAC-SHA256 hex digest of the call (`timestamp.body` under `key`) when
-    `signature` (from `_signed_at`) is it; `Unauthorized` otherwise."""
-    timestamp = call.headers[TIMESTAMP_HEADER]
-    expected = hmac.new(key.encode(), timestamp.encode() + b"." + call.body, "sha256").hexdigest()
-    if not same_secret(expected, signature):
-        raise Unauthorized("signature does not match")
-    return expected
+    `signature` (from `_signed_at`) is it; `Unauthorized` otherwise (`_proof`)."""
+    signed = call.headers[TIMESTAMP_HEADER].encode() + b"." + call.body
+    return _proof(key, signature, lambda k: hmac.new(k.encode(), signed, "sha256").hexdigest(), "signature")
 
 
 async def _first_use(
@@ -540,15 +563,14 @@ async def _check_proof(session: AsyncSession, hook: WebhookTrigger, call: Call) 
         if GITLAB_HEADER not in call.headers:
             raise Unauthorized(f"{GITLAB_HEADER} is missing: set the webhook's Secret token on GitLab")
         key = await _signing_key(session, hook, call)
-        if not same_secret(key, call.headers[GITLAB_HEADER]):
-            raise Unauthorized(f"{GITLAB_HEADER} does not match")
+        _proof(key, call.headers[GITLAB_HEADER], lambda k: k, GITLAB_HEADER)
         return
     if hook.signature_scheme == SignatureScheme.github:
         signature = _github_signature(call)
         key = await _signing_key(session, hook, call)
-        expected = hmac.new(key.encode(), call.body, "sha256").hexdigest()
-        if not same_secret(expected, signature):
-            raise Unauthorized("signature does not match")
+        expected = _proof(
+            key, signature, lambda k: hmac.new(k.encode(), call.body, "sha256").hexdigest(), "signature"
+        )
         advice = "a body is accepted once: a redelivery of a delivery OpsCraft accepted is refused"
         await _first_use(session, hook.id, expected, int(utcnow().timestamp()), GITHUB_REPLAY_SECONDS, advice)
         return

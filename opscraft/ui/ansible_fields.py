@@ -93,4 +93,4 @@ def caption(options: dict[str, Any] | None, testid: str) -> None:
     """`Ansible: --limit=web1 --check` on a row that holds options (nothing otherwise)."""
     if options:
         text = "Ansible: " + " ".join(ansible_options.argv(options))
-        ui.label(text).classes("text-caption font-mono").props(f'data-testid="{testid}"')
+        ui.label(text).classes("text-caption font-mono oc-wrap").props(f'data-testid="{testid}"')

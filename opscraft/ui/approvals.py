@@ -176,7 +176,7 @@ async def approvals_page(actor: Actor) -> None:
             e = p.execution
             with ui.card().classes("w-full gap-1").props(f'data-testid="pending-{e.id}"'):
                 with ui.row().classes("items-center gap-3 w-full"):
-                    ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
+                    ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}").classes("oc-wrap min-w-0")
                     ui.label(f"requested by {e.triggered_by_name or '?'} ({e.trigger})").classes(
                         "text-caption"
                     )
@@ -225,7 +225,7 @@ def _ended_row(p: approvals.Pending) -> None:
     """A request that ended (`approvals.ended`), with its outcome."""
     e = p.execution
     with ui.row().classes("items-center gap-3").props(f'data-testid="ended-{e.id}"'):
-        ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}")
+        ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}").classes("oc-wrap min-w-0")
         ui.label(f"requested by {e.triggered_by_name or '?'}").classes("text-caption")
         ui.label(outcome_text(p)).classes("text-caption").props(f'data-testid="ended-outcome-{e.id}"')
 

@@ -78,5 +78,5 @@ def caption(action: str | None, workspace: str | None, testid: str) -> None:
     """`Terraform: apply in prod` on a row that names an action (nothing for other types)."""
     if action is not None:
         ui.label(f"Terraform: {action} in {workspace or terraform_backend.DEFAULT_WORKSPACE}").classes(
-            "text-caption font-mono"
+            "text-caption font-mono oc-wrap"
         ).props(f'data-testid="{testid}"')

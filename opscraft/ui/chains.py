@@ -45,6 +45,11 @@ OUTCOME_LABELS = {
 }
 
 
+# A script's name (128 characters, maybe without a space) beside a run's link: wrapped anywhere,
+# so that a long one stays within a phone's screen (layout's `.oc-wrap`).
+SCRIPT_NAME_TEXT = "text-grey-8 oc-wrap min-w-0"
+
+
 def _draft_key(script_id: int, link: ChainLink | None) -> str:
     """The tab's draft of the "Then run" dialog: `chain:<script id>:new` or `...:<link id>`."""
     return f"chain:{script_id}:{'new' if link is None else link.id}"
@@ -98,7 +103,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                     )
             mapping = ", ".join(f"{k} ← {v}" for k, v in link.mapping.items()) or "no mapping"
             fixed = ", ".join(f"{k} = {json.dumps(v)}" for k, v in link.parameters.items())
-            ui.label(mapping + (f" · {fixed}" if fixed else "")).classes("text-caption font-mono")
+            ui.label(mapping + (f" · {fixed}" if fixed else "")).classes("text-caption font-mono oc-wrap")
             automation_terraform.caption(
                 link.terraform_action, link.terraform_workspace, f"chain-terraform-{link.id}"
             )
@@ -278,9 +283,8 @@ async def chain_panel(actor: Actor, execution: Execution) -> None:
                     ui.link(
                         f"run #{parent.source_execution_id}", f"/executions/{parent.source_execution_id}"
                     ).props('data-testid="chain-started-by"')
-                    ui.label(f"of {chain.started_by.script_name or 'a deleted script'}").classes(
-                        "text-grey-8"
-                    )
+                    source = chain.started_by.script_name or "a deleted script"
+                    ui.label(f"of {source}").classes(SCRIPT_NAME_TEXT)
             for step in chain.started:
                 run = step.run
                 with ui.row().classes("items-center gap-2").props(f'data-testid="chain-step-{run.id}"'):
@@ -290,13 +294,13 @@ async def chain_panel(actor: Actor, execution: Execution) -> None:
                         ui.link(f"run #{run.execution_id}", f"/executions/{run.execution_id}").props(
                             f'data-testid="chain-started-{run.execution_id}"'
                         )
-                        ui.label(f"of {step.script_name or 'a deleted script'}").classes("text-grey-8")
+                        ui.label(f"of {step.script_name or 'a deleted script'}").classes(SCRIPT_NAME_TEXT)
                     elif run.status in ("pending", "starting"):
-                        ui.label(f"Starting {step.script_name or 'a script'}…").classes("text-grey-8")
+                        ui.label(f"Starting {step.script_name or 'a script'}…").classes(SCRIPT_NAME_TEXT)
                     else:
                         ui.label(
                             f"Did not start {step.script_name or 'a script'}: {run.error or run.status}"
-                        ).classes("text-negative")
+                        ).classes("text-negative oc-wrap min-w-0")
 
     panel()
 

@@ -136,7 +136,7 @@ async def notifications_page(actor: Actor) -> None:
                 )
                 ui.label(channel.name).classes("font-semibold oc-wrap min-w-0")
                 ui.label(labels.CHANNEL_KIND.get(channel.kind, channel.kind)).classes("text-caption")
-                ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono")
+                ui.label(_describe(channel)).classes("text-caption text-grey-7 font-mono oc-wrap min-w-0")
                 stored_note(channel, f"channel-stored-{channel.name}")
                 if not channel.enabled:  # set through the API: the row looked like one that sends
                     ui.label(DISABLED).classes("text-caption text-negative oc-wrap min-w-0").props(

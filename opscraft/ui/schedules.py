@@ -117,10 +117,10 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
             ui.icon("schedule", color="primary" if s.enabled else "grey")
             ui.label(s.name).classes("font-semibold oc-wrap min-w-0")
             if with_script and view.script_deleted:
-                ui.label(f"{view.script_name} (script deleted)").classes("text-grey-7")
+                ui.label(f"{view.script_name} (script deleted)").classes("text-grey-7 oc-wrap min-w-0")
             elif with_script:
-                ui.link(view.script_name, f"/scripts/{s.script_id}")
-            ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8")
+                ui.link(view.script_name, f"/scripts/{s.script_id}").classes("oc-wrap min-w-0")
+            ui.label(f"{s.cron} ({s.timezone})").classes("font-mono text-grey-8 oc-wrap min-w-0")
             ui.label(f"as {view.owner_name or 'nobody'}").classes("text-caption text-grey-7")
             ui.space()
             if on_change is not None and not with_script:

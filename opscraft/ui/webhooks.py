@@ -103,7 +103,9 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                 elif not hook.enabled:
                     ui.label("paused").classes("text-caption text-grey-7")
             mapping = ", ".join(f"{k} ← {v}" for k, v in hook.mapping.items()) or "no mapping"
-            ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes("text-caption")
+            ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes(
+                "text-caption oc-wrap"
+            )
             automation_terraform.caption(
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )

@@ -548,3 +548,31 @@ async def test_an_approval_whose_giver_may_no_longer_approve_does_not_count(
     assert (await wait_for(client, admin, run_id))["status"] == "success"
     state = (await client.get(f"/api/v1/executions/{run_id}/approval", headers=admin.headers)).json()
     assert (state["outcome"], state["approvals"]) == ("approved", 2), "what it was approved on"
+
+
+async def test_a_run_more_approvals_than_the_team_can_give_says_so(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn
+) -> None:
+    """A team of three operators and admins whose script requires three approvals: the
+    requester's run can get two at most (the requester may not approve), so it waited a day and
+    expired, nothing saying why. The approvers are told, and told again when an approver leaves."""
+    requester = await make_user(client, "operator", "requester")
+    _, run_id = await held_run(client, requester, admin, required=3)
+
+    async def told() -> list[str]:
+        async with runtime.current().db.session() as session:
+            run = await session.get(Execution, run_id)
+            assert run is not None
+            notes = await approvals.notes(session, Actor(await session.get(User, operator.id)), run)
+        return [n for n in notes if "can never be approved as the team stands" in n]
+
+    [note] = await told()
+    assert "needs 3 approvals" in note and "only 2 could be given (0 given so far)" in note
+    third = await make_user(client, "operator", "third")
+    assert await told() == [], "three may approve now"
+    assert (await decide(client, operator, run_id, "approve")).status_code == 200
+    assert await told() == [], "one given, two may still give theirs"
+    r = await client.put(f"/api/v1/users/{third.id}", json={"is_active": False}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    [note] = await told()
+    assert "only 2 could be given (1 given so far)" in note

@@ -184,6 +184,86 @@ def test_a_long_token_name_stays_within_a_phone_screen(page: Any, env: Env) -> N
     assert overflow <= 1, f"{overflow} px wider than the screen"
 
 
+# Elements of the page's main part whose text is cut or reaches past the window: the page wider
+# than the window, or a box that hides what overflows it (a card) holding more than it shows.
+# Scrolling parts (tabs, tables) and text cut with an ellipsis on purpose are not counted.
+CUT_TEXT = """() => {
+  const out = [], width = window.innerWidth;
+  for (const e of document.querySelectorAll('.q-page *')) {
+    if (e.closest('.q-tabs, .q-table__middle, .q-field, .q-scrollarea')) continue;
+    const style = getComputedStyle(e), box = e.getBoundingClientRect();
+    const hides = ['hidden', 'clip'].includes(style.overflowX) && style.textOverflow !== 'ellipsis';
+    if ((hides && e.scrollWidth > e.clientWidth + 1) || (box.width > 0 && box.right > width + 1))
+      out.push(e.tagName + ' ' + (e.innerText || '').slice(0, 40));
+  }
+  return out;
+}"""
+
+
+def test_long_automation_settings_wrap_within_a_phone_screen(page: Any, env: Env) -> None:
+    """A schedule's cron list, a webhook's or link's mapping (a JSON pointer of up to 1,024
+    characters), a channel's recipients, an Ansible host pattern and a script's 128-character
+    name hold no space to break at: the Schedules, Notifications and Approvals pages were up to
+    2.4 times as wide as a phone's screen, and the script page's cards cut the text off."""
+    long_name = "n" * 128
+    params = [{"name": "ENV", "type": "string", "default": "x"}]
+    ids = []
+    for name in (long_name, "wrap-target"):
+        body = {"name": name, "script_type": "bash", "content": "echo\n", "parameters": params}
+        r = env.api("POST", "/api/v1/scripts", json=body | {"status": "active"})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    source, target = ids
+    cron = ",".join(str(minute) for minute in range(0, 60, 2)) + " 0 1 1 *"
+    pointer = "/" + "p" * 900  # a webhook's into the body, a link's into the run's outputs
+    mail = {"host": "mail.example.com", "from": "ops@example.com", "to": "a" * 64 + "@example.com"}
+    channel = {"name": "wide-mail", "kind": "email", "config": mail}
+    made = [
+        env.api("POST", f"/api/v1/scripts/{source}/schedules", json={"name": "wide", "cron": cron}),
+        env.api(
+            "POST", f"/api/v1/scripts/{source}/webhooks", json={"name": "wide", "mapping": {"ENV": pointer}}
+        ),
+        env.api(
+            "POST",
+            f"/api/v1/scripts/{source}/chains",
+            json={"target_script_id": target, "outcome": "any", "mapping": {"ENV": "/outputs" + pointer}},
+        ),
+        env.api("POST", "/api/v1/notifications/channels", json=channel),
+    ]
+    assert [r.status_code for r in made] == [201] * 4, [r.text for r in made]
+    playbook = {"script_type": "ansible", "content": "- hosts: all\n  tasks: []\n", "inventory": "web1\n"}
+    r = env.api("POST", "/api/v1/scripts", json=playbook | {"name": "wrap-ansible", "status": "active"})
+    ansible = r.json()["id"]
+    limit = ":".join(f"web{n:03d}" for n in range(70))  # a host pattern: `Ansible: --limit=...`
+    schedule = {"name": "wide", "cron": "0 0 1 1 *", "run_options": {"limit": limit}}
+    r = env.api("POST", f"/api/v1/scripts/{ansible}/schedules", json=schedule)
+    assert r.status_code == 201, r.text
+    # a run of the long-named script waiting for approval, then cancelled: both Approvals lists
+    env.api("PUT", f"/api/v1/scripts/{source}/approval", json={"required": 1})
+    waiting = env.api("POST", "/api/v1/executions", json={"script_id": source}).json()["id"]
+    page.set_viewport_size({"width": 390, "height": 800})
+    signed_in(page, env.server, "admin", then="/schedules")
+    cut = {}
+    for path, shown in (
+        ("/schedules", "0,2,4,6"),
+        ("/notifications", "aaaa"),
+        (f"/scripts/{source}?tab=schedules", "0,2,4,6"),
+        (f"/scripts/{source}?tab=webhooks", "pppp"),
+        (f"/scripts/{source}?tab=chains", "pppp"),
+        (f"/scripts/{ansible}?tab=schedules", "web000:web001"),
+    ):
+        page.goto(f"{env.server.url}{path}")
+        page.get_by_text(shown).first.wait_for()
+        cut[path] = page.evaluate(CUT_TEXT)
+    page.goto(f"{env.server.url}/approvals")
+    page.get_by_test_id(f"pending-{waiting}").wait_for()
+    cut["/approvals (waiting)"] = page.evaluate(CUT_TEXT)
+    assert env.api("POST", f"/api/v1/executions/{waiting}/cancel").status_code == 200
+    page.get_by_test_id(f"ended-{waiting}").wait_for()
+    cut["/approvals (ended)"] = page.evaluate(CUT_TEXT)
+    assert cut == {path: [] for path in cut}, cut
+
+
 def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     body = {
         "name": "guarded",

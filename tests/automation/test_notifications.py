@@ -598,7 +598,15 @@ async def test_email_over_tls_with_login(
         await client.put(f"/api/v1/secrets/{password_id}", json={"value": "wrong"}, headers=admin.headers)
         r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
         assert r.status_code == 409 and "authentication failed" in r.json()["detail"]
-        assert "wrong" not in r.text
+        assert "wrong" not in r.text and "line break" not in r.text
+        # the right password read from a file with its last line break: the refusal says why
+        await client.put(
+            f"/api/v1/secrets/{password_id}", json={"value": "s3cret-pw\n"}, headers=admin.headers
+        )
+        r = await client.post(f"/api/v1/notifications/channels/{c['id']}/test", headers=admin.headers)
+        detail = r.json()["detail"]
+        assert r.status_code == 409 and "authentication failed" in detail, r.text
+        assert "its value begins or ends with a blank or line break" in detail and "s3cret" not in detail
 
 
 async def test_an_email_carries_the_date_and_message_id_rfc_5322_asks_for(

@@ -4,6 +4,7 @@ fires, overlap, and the owner checked at each fire."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -561,6 +562,36 @@ def test_a_wall_clock_time_the_spring_forward_skips_fires_once(cron: str, expect
     start = datetime.fromisoformat(expected[0]).replace(tzinfo=UTC) - timedelta(minutes=1)
     got = [t.strftime("%Y-%m-%dT%H:%M") for t in schedules.next_times(cron, "Europe/Paris", start, 3)]
     assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("cron", "zone", "expected"),
+    [
+        # Lord Howe Island's clocks go back 30 minutes (02:00 +11 is 01:30 +1030, 15:00Z): a
+        # wildcard fires at both instants of a repeated time, here 01:40 (croniter, given aware
+        # times, assumed one-hour shifts and missed the second) ...
+        ("*/20 * * * *", "Australia/Lord_Howe", ["2027-04-03T14:40", "2027-04-03T15:10", "2027-04-03T15:30"]),
+        ("*/25 * * * *", "Australia/Lord_Howe", ["2027-04-03T14:50", "2027-04-03T15:20", "2027-04-03T15:30"]),
+        ("*/20 1 * * *", "Australia/Lord_Howe", ["2027-04-03T14:40", "2027-04-03T15:10", "2027-04-04T14:30"]),
+        # ... a wall-clock time once, at its first instant
+        ("40 1 * * *", "Australia/Lord_Howe", ["2027-04-03T14:40", "2027-04-04T15:10", "2027-04-05T15:10"]),
+        # a wildcard's times a spring-forward skips are not made up for after the gap (croniter
+        # fired `*/20 2 * * *` at 03:00 CEST, once, on the night that has no 02:00) ...
+        ("*/20 2 * * *", "Europe/Paris", ["2027-03-27T01:40", "2027-03-29T00:00", "2027-03-29T00:20"]),
+        ("*/30 1 * * *", "Antarctica/Troll", ["2027-03-27T01:30", "2027-03-28T23:00", "2027-03-28T23:30"]),
+        # ... a wall-clock time is, at the first instant after a gap of any length (two hours)
+        ("30 2 * * *", "Antarctica/Troll", ["2027-03-27T02:30", "2027-03-28T01:00", "2027-03-29T00:30"]),
+    ],
+)
+def test_fire_times_follow_clock_shifts_of_any_length(cron: str, zone: str, expected: list[str]) -> None:
+    """The rules above hold for a zone whose shift is not one hour: the fire times are the zone's
+    own instants of the expression's wall-clock times (`services/fire_times.py`), read the same
+    way backwards (the missed-fire policy reads them so)."""
+    instants = [datetime.fromisoformat(t).replace(tzinfo=UTC) for t in expected]
+    got = schedules.next_times(cron, zone, instants[0] - timedelta(minutes=1), 3)
+    assert [t.strftime("%Y-%m-%dT%H:%M") for t in got] == expected
+    for earlier_fire, fire in itertools.pairwise(instants):
+        assert schedules.previous_time(cron, zone, fire) == earlier_fire
 
 
 async def test_a_daily_schedule_runs_once_on_the_spring_forward_night(

@@ -746,6 +746,40 @@ async def test_gitlab_tokens_as_gitlab_sends_them(client: httpx.AsyncClient, adm
     assert r.status_code == 401 and "x-gitlab-token is missing" in r.json()["detail"]
 
 
+@pytest.mark.parametrize("scheme", ["opscraft", "github", "gitlab"])
+async def test_a_signing_secret_ending_in_a_line_break_is_named_when_calls_leave_it_out(
+    client: httpx.AsyncClient, admin: LoggedIn, scheme: str
+) -> None:
+    """A signing secret pasted from a file keeps its final line break, which is part of the key;
+    GitHub's and GitLab's secret fields, an HTTP header and `$(cat FILE)` leave it out, so every
+    call was refused "does not match", saying nothing of why (a GitLab webhook could verify no
+    call at all). A proof that is right for the key without it says so, and is still refused."""
+    r = await client.post(
+        "/api/v1/secrets", json={"name": "K", "value": "k3y-value\n"}, headers=admin.headers
+    )
+    script_id, hook = await setup_hook(client, admin, secret_id=r.json()["id"], signature_scheme=scheme)
+    url = hook["url_path"]
+
+    def proof(key: str, ref: str) -> tuple[bytes, dict[str, str]]:
+        body = orjson.dumps({"ref": ref})
+        if scheme == "gitlab":
+            return body, {"X-Gitlab-Token": key}
+        return body, (github_signed if scheme == "github" else signed)(key, body)
+
+    r = await client.post(url, content=(made := proof("k3y-value", "main"))[0], headers=made[1])
+    detail = r.json()["detail"]
+    assert r.status_code == 401 and "does not match: it matches the webhook's signing secret" in detail
+    assert "edit the secret's value to remove it" in detail, r.text
+    r = await client.post(url, content=(made := proof("other", "main"))[0], headers=made[1])
+    assert r.status_code == 401 and r.json()["detail"].endswith("does not match"), "another key: no hint"
+    if scheme != "gitlab":  # a header cannot carry the line break; an HMAC of it can
+        r = await client.post(url, content=(made := proof("k3y-value\n", "dev"))[0], headers=made[1])
+        assert r.status_code == 202, r.text
+    async with runtime.current().db.session() as session:
+        runs = (await session.exec(select(Execution).where(col(Execution.script_id) == script_id))).all()
+    assert [run.parameters["BRANCH"] for run in runs] == ([] if scheme == "gitlab" else ["dev"])
+
+
 async def test_a_signature_scheme_is_checked_when_saved(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """`github` and `gitlab` need a signing secret; an unknown scheme is named; an OpsCraft-form
     webhook called with GitHub's header says which setting takes it."""
