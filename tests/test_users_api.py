@@ -87,6 +87,25 @@ async def test_an_email_in_full_width_letters_is_refused_not_a_second_account(
     assert (await client.post("/api/v1/users", json=accented, headers=admin.headers)).status_code == 201
 
 
+async def test_an_email_past_rfc_5321s_lengths_is_refused_wherever_an_address_is_written(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
+) -> None:
+    """A local part of 65 characters was stored (email-validator checks RFC 5321's 64-octet
+    bound only in its strict mode), and a mail server refuses such an address."""
+    longest = "a" * 64 + "@example.com"
+    too_long = "b" * 65 + "@example.com"
+    body = {**NEW_USER, "email": too_long}
+    r = await client.post("/api/v1/users", json=body, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+    assert "too long before the @-sign (1 character too many)" in r.json()["errors"][0]["message"], r.text
+    r = await client.put(f"/api/v1/users/{viewer.id}", json={"email": too_long}, headers=admin.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+    r = await client.put("/api/v1/auth/me", json={"email": too_long}, headers=viewer.headers)
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+    r = await client.post("/api/v1/users", json={**NEW_USER, "email": longest}, headers=admin.headers)
+    assert r.status_code == 201 and r.json()["email"] == longest, r.text
+
+
 async def test_list_is_paginated_and_searchable(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     for i in range(5):
         r = await client.post(

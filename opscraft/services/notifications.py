@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import Field
 from sqlalchemy import func
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -60,7 +59,7 @@ from opscraft.db.unreachable import RoundFailures
 from opscraft.execution import log_pages
 from opscraft.execution.run_events import RunEventMessage
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, escapes, keyring, names, paging
+from opscraft.services import audit, conflicts, email_addresses, escapes, keyring, names, paging
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, sent_kind, unreadable
@@ -238,8 +237,8 @@ def _not_a_masked_form(url: str, kept_url: str | None) -> None:
 
 def _email(value: Any, field: str) -> str:
     try:
-        return validate_email(str(value), check_deliverability=False).normalized
-    except EmailNotValidError as exc:
+        return email_addresses.normalized(str(value))
+    except email_addresses.EmailNotValidError as exc:
         raise Invalid.at(field, f"must be an email address: {exc}") from None
 
 
@@ -250,8 +249,8 @@ def _recipients(values: list[Any]) -> list[str]:
     clean: dict[str, None] = {}
     for value in values:
         try:
-            clean[validate_email(str(value), check_deliverability=False).normalized] = None
-        except EmailNotValidError as exc:
+            clean[email_addresses.normalized(str(value))] = None
+        except email_addresses.EmailNotValidError as exc:
             raise Invalid.at("config.to", f"{str(value)[:100]!r} is not an email address: {exc}") from None
     return list(clean)
 

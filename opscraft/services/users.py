@@ -23,6 +23,7 @@ from opscraft.services import (
     audit,
     auth,
     conflicts,
+    email_addresses,
     like,
     names,
     partial,
@@ -55,8 +56,9 @@ def _plain_form(email: str) -> str:
     return email
 
 
-Email = Annotated[EmailStr, AfterValidator(_plain_form)]
-"""An email address as accounts store it: valid (`EmailStr`), in its plain (NFKC) form."""
+Email = Annotated[EmailStr, AfterValidator(email_addresses.normalized), AfterValidator(_plain_form)]
+"""An email address as accounts store it: valid (`EmailStr`), within RFC 5321's lengths
+(`email_addresses`), in its plain (NFKC) form."""
 
 
 class Registration(Body):

@@ -156,6 +156,12 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
             "message": "'bob@' is not an email address: There must be something after the @-sign.",
         }
     ], r.text
+    # RFC 5321's 64-octet local part, for a recipient and the sender alike (it was taken).
+    long_local = {**config, "from": "f" * 65 + "@b.io", "to": ["c@d.io", "t" * 65 + "@d.io"]}
+    body = {"name": "e", "kind": "email", "config": long_local}
+    r = await client.post(url, json=body, headers=admin.headers)
+    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.from", "config.to"]
+    assert "too long before the @-sign" in r.json()["errors"][1]["message"], r.text
     # No header can be smuggled in through an address
     bcc = {**config, "from": "a@b.io\r\nBcc: spy@evil.example", "to": ["c@d.io\nBcc: spy@evil.example"]}
     r = await client.post(url, json={"name": "e", "kind": "email", "config": bcc}, headers=admin.headers)

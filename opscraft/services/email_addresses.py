@@ -1,0 +1,22 @@
+"""Email addresses as OpsCraft takes them, for accounts and for e-mail notification channels alike.
+
+An address is valid as email-validator reads RFC 5322's `addr-spec` (no display name, no quoted
+local part, no address literal) and within RFC 5321's lengths (section 4.5.3.1: a local part of
+at most 64 octets, a path of at most 256: email-validator's `strict` mode checks the first, its
+default the total). A 65-character local part was taken and stored, and a mail server then
+refused every message to it (an account's address, a channel's recipient or sender).
+"""
+
+from __future__ import annotations
+
+from email_validator import EmailNotValidError, validate_email
+
+
+def normalized(address: str) -> str:
+    """`address` in its normalized form (domain lower-cased and in Unicode, IDNA 2008). Raises
+    `EmailNotValidError` (a `ValueError`) whose text says what is wrong and where ("The email
+    address is too long before the @-sign (1 character too many).")."""
+    return validate_email(address, check_deliverability=False, strict=True).normalized
+
+
+__all__ = ["EmailNotValidError", "normalized"]
