@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE, ConfigError, Settings
 from opscraft.db import clock, stored_shapes
@@ -288,9 +288,12 @@ def claim(
     worker_id: str,
     execution_id: int,
     runners: frozenset[str] | None = None,
+    script: Row[Any] | None = None,
 ) -> Claim | None:
     """`queued -> running` for worker `worker_id` in one conditional UPDATE, honouring the
     script's concurrency limit and, when `runners` is given, only for a run of one of them.
+    `script`: the run's script version as `script_version` read it in this transaction, when
+    the caller has (it is then not read again).
 
     None when the run is not (or no longer) queued, or is for another runner. Raises `HeldBack`
     (which rolls the claim back) when the script already runs its maximum number of times.
@@ -303,10 +306,18 @@ def claim(
         row = conn.execute(_CLAIM_FOR_RUNNERS, {**values, "runners": sorted(runners)}).first()
     if row is None:
         return None
-    script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
+    if script is None:
+        script = script_version(conn, row.script_id, row.script_version)
     if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
         raise HeldBack
     return _claimed(conn, settings, worker_id, execution_id, now, row, script)
+
+
+def script_version(conn: Connection, script_id: int, number: int) -> Row[Any]:
+    """What a claim reads of a run's script (`_SCRIPT`): its concurrency limit (`max_concurrent`),
+    and of version `number` the type, content and run settings (None when that version is
+    gone), and whether secrets are attached (`has_secrets`)."""
+    return conn.execute(_SCRIPT, {"sid": script_id, "number": number}).one()
 
 
 def claim_batch(
@@ -337,7 +348,7 @@ def claim_batch(
             continue
         key = (row.script_id, row.script_version)
         if key not in scripts:
-            scripts[key] = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
+            scripts[key] = script_version(conn, row.script_id, row.script_version)
         claims.append(_claimed(conn, settings, worker_id, execution_id, now, row, scripts[key]))
     return claims
 
@@ -472,14 +483,6 @@ def _unread(row: Any, script: Any) -> str | None:
         said = stored_shapes.worded(version)
         return f"version {row.script_version} of the script cannot be read: {said}: edit the script"
     return None
-
-
-_LIMITED = select(_S.id).where(_S.id.in_(bindparam("sids", expanding=True)), _S.max_concurrent.is_not(None))
-
-
-def limited(conn: Connection, script_ids: set[int]) -> set[int]:
-    """Those of `script_ids` whose scripts have a concurrency limit (`max_concurrent`)."""
-    return {int(i) for i in conn.execute(_LIMITED, {"sids": sorted(script_ids)}).scalars()}
 
 
 def _inventory_gone(conn: Connection, inventory_id: int) -> str:
