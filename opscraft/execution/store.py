@@ -85,7 +85,19 @@ INVENTORIES = cast(Table, Inventory.__table__)
 AUDIT = cast(Table, AuditEvent.__table__)
 _E, _S, _V, _W = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c, WORKERS.c
 # What a final-state UPDATE returns: enough for the final event and the run event (outbox).
-_FINAL_COLUMNS = [_E.id, _E.status, _E.started_at, _E.finished_at] + [_E[key] for key in FINISHED_DETAIL_KEYS]
+# The ended run's columns `finish` reads: its final event's, and its script's concurrency limit
+# (`max_concurrent`: only a script with one may have a run waiting, held back).
+_FINAL_COLUMNS = [
+    _E.id,
+    _E.status,
+    _E.started_at,
+    _E.finished_at,
+    *(_E[key] for key in FINISHED_DETAIL_KEYS),
+    select(SCRIPTS.c.max_concurrent)
+    .where(SCRIPTS.c.id == _E.script_id)
+    .scalar_subquery()
+    .label("max_concurrent"),
+]
 
 log = logging.getLogger(__name__)
 
@@ -575,10 +587,10 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     what the history's host filter reads) in one more.
 
     One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
-    per script (runs of one script ending together find the same one, as they did one after the
-    other: it is claimed once). A run another process already ended (its worker was declared
-    lost meanwhile) keeps that end: the event returned is the stored one and no second run
-    event is written."""
+    per script with a concurrency limit (the UPDATE returns the limit; runs of one script ending
+    together find the same one, as they did one after the other: it is claimed once). A run
+    another process already ended (its worker was declared lost meanwhile) keeps that end: the
+    event returned is the stored one and no second run event is written."""
     now = clock.now()
     chunks = [
         {"execution_id": i, "seq": e.seq, "stream": e.stream, "content": e.content, "created_at": e.at or now}
@@ -619,7 +631,10 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     waiting: dict[int, int | None] = {}
     for row in rows:
         if row.script_id not in waiting:
-            waiting[row.script_id] = conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
+            limited = row.max_concurrent is not None  # else none waits: a statement less per run
+            waiting[row.script_id] = (
+                conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar() if limited else None
+            )
     return [
         (
             StatusEvent(

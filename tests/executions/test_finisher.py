@@ -131,6 +131,40 @@ async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
     assert writes[0][0].upper().startswith("INSERT INTO EXECUTION_LOGS"), writes
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("limit", "statements"), [(None, 3), (2, 4)])
+async def test_an_end_looks_for_a_waiting_run_only_for_a_script_with_a_concurrency_limit(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, limit: int | None, statements: int
+) -> None:
+    """The end's transaction: the last output, the UPDATE (which returns the script's limit) and
+    the run event; a run held back by a concurrency limit is looked for only when the script has
+    one (session 49: it was looked for after every run, 4 statements)."""
+    worker = rt.worker
+    assert worker is not None and worker.store._sync is not None
+    engine = worker.store._sync
+    transactions: list[list[str]] = []
+
+    def begun(_conn: Any) -> None:
+        transactions.append([])
+
+    def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        transactions[-1].append(statement.split("(")[0].strip())
+
+    script_id = await make_script(client, admin, "echo out\n", max_concurrent=limit)
+    event.listen(engine, "begin", begun)
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        started = await start(client, admin, script_id, "local")
+        final = await wait_for(client, admin, started["id"])
+        assert worker.executor.finisher.wait_idle(10)
+    finally:
+        event.remove(engine, "begin", begun)
+        event.remove(engine, "before_cursor_execute", executed)
+    assert final["status"] == "success", final
+    ends = [t for t in transactions if any(s.upper().startswith("UPDATE EXECUTIONS") for s in t)]
+    assert [len(t) for t in ends][-1:] == [statements], transactions
+
+
 @pytest.mark.parametrize(
     ("refusal", "message"),
     [
