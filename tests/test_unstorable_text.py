@@ -8,6 +8,7 @@ refuses NUL where SQLite takes it, and OpsCraft must answer the same on both.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,8 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from opscraft import runtime
-from opscraft.db.models import User
-from opscraft.services import audit, scripts, users
+from opscraft.db.models import Execution, User
+from opscraft.services import audit, scripts, storable, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid
 from tests.conftest import LoggedIn
@@ -323,3 +324,34 @@ async def test_percent_encoded_bytes_that_are_no_utf8_are_422_naming_where(
     assert r.json()["errors"][0]["message"].startswith("must be UTF-8 text: a percent-encoded byte")
     r = await client.get("/api/v1/scripts?search=caf%C3%A9", headers=admin.headers)
     assert r.status_code == 200, "the UTF-8 bytes of the same text pass"
+
+
+def test_a_new_rows_check_walks_text_and_json_and_skips_the_rest() -> None:
+    """`storable.check_new_row` (the group insert's flush check) names a column whose text holds a
+    NUL, a JSON column with a lone surrogate in a nested key or value, a text enum's value; a row
+    of numbers, flags, times and None passes (those are skipped by type, not walked)."""
+    now = datetime.now(UTC)
+    clean = Execution(script_id=1, script_version=1, triggered_by=1, queued_at=now, parameters={"a": "b"})
+    storable.check_new_row(clean)
+    bad = Execution(
+        script_id=1,
+        script_version=1,
+        triggered_by=1,
+        queued_at=now,
+        error_message=NUL,
+        parameters={"ok": ["fine", {SURROGATE: 1}]},
+        run_options={"x": [1, 2.5, None, SURROGATE]},
+        runner=StrEnumLike("loc\x00al"),
+    )
+    with pytest.raises(Invalid) as caught:
+        storable.check_new_row(bad)
+    assert {d["field"] for d in caught.value.details} == {
+        "error_message",
+        "parameters.ok.1",
+        "run_options.x.3",
+        "runner",
+    }
+
+
+class StrEnumLike(str):
+    """A `str` subclass (as the models' text enums are): checked as text, not skipped."""

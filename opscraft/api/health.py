@@ -48,14 +48,9 @@ async def health() -> JSONResponse:
     and `status: unhealthy`. `workers` (live execution workers) and `queue` (runs
     waiting) are null while the database is down. `HEAD` answers the same status without a body."""
     rt = runtime.current()
-    database = "connected" if await rt.db.ping() else "disconnected"
-    alive = queued = None
-    if database == "connected":
-        try:
-            async with rt.db.session() as session:
-                alive, queued = await workers.health_counts(session)
-        except Exception:
-            database = "disconnected"
+    counts = await workers.health_counts(rt.db)
+    database = "connected" if counts is not None else "disconnected"
+    alive, queued = counts or (None, None)
     redis_said = await _redis_status(rt.settings.redis_url)
     healthy = database == "connected" and redis_said != "disconnected"
     body = {

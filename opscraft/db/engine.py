@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, Executable, Row, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine.interfaces import DBAPIConnection, ExceptionContext
 from sqlalchemy.exc import DisconnectionError, OperationalError
@@ -211,19 +211,23 @@ class Database:
             else:
                 session.sync_session.close()  # no connection: no I/O, nothing to await
 
-    async def ping(self) -> bool:
-        """True when a `SELECT 1` answers within PING_TIMEOUT_SECONDS."""
+    async def read_row(
+        self, statement: Executable, parameters: Mapping[str, Any] | None = None
+    ) -> Row[Any] | None:
+        """The row of `statement` (a read that always returns one, such as a `SELECT` of
+        aggregates) with its bind `parameters`, run on a connection of its own, or None when the
+        database does not answer it within PING_TIMEOUT_SECONDS or fails it: the health check's
+        liveness and counts in one round trip (`api.health`)."""
 
-        async def _select_one() -> None:
+        async def _read() -> Row[Any] | None:
             async with self.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+                return (await conn.execute(statement, parameters)).first()
 
         try:
             async with asyncio.timeout(PING_TIMEOUT_SECONDS):
-                await _select_one()
+                return await _read()
         except Exception:
-            return False
-        return True
+            return None
 
     async def dispose(self) -> None:
         """Close the database's task group and dispose the engine's connection pool."""

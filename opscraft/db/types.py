@@ -47,6 +47,8 @@ def utc_text(value: datetime | None) -> str | None:
 # where a time is compared (an expiry is past, a heartbeat lost, a `deleted_at` deleted, as the
 # database's own `IS NULL` filters already see such a row).
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# What a bind parameter's bound is taken to be in `compared`: a time after the epoch.
+_AFTER_EPOCH = datetime(1970, 1, 2, tzinfo=UTC)
 
 
 class UnreadTime(datetime):
@@ -239,7 +241,7 @@ def _read_on_sqlite(element: read_time, compiler: SQLCompiler, **kw: Any) -> str
 Comparison = Callable[[Any, Any], Any]
 
 
-def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool]:
+def compared(column: Any, op: Comparison, bound: datetime | sa.BindParameter[Any]) -> ColumnElement[bool]:
     """`op(column, bound)` (`operator.lt`, `le`, `gt`, `ge` of a `UTCDateTime` column and an
     aware or naive-UTC `bound`) as the rows read: a row whose stored value is no time reads as
     `EPOCH` (`UTCDateTime`), so it matches when `op(EPOCH, bound)` does, whatever text SQLite
@@ -254,11 +256,13 @@ def compared(column: Any, op: Comparison, bound: datetime) -> ColumnElement[bool
     `within` (docs/automation.md). A bound the epoch does not meet keeps the index range
     `op(column, bound)`, each row in it compared as it reads (a value in another form whose text
     sorts outside that range is not found: an ISO week date of the year before, a `2026-12-04`
-    equal to a bound at midnight)."""
-    if bound.tzinfo is None:
+    equal to a bound at midnight).
+    `bound` may be a bind parameter (its value given at execution, so a statement is built once):
+    it then stands for a time after the epoch, as every bound OpsCraft compares with."""
+    if isinstance(bound, datetime) and bound.tzinfo is None:
         bound = bound.replace(tzinfo=UTC)
     as_read = op(read_time(column), bound)
-    if op(EPOCH, bound):
+    if op(EPOCH, bound if isinstance(bound, datetime) else _AFTER_EPOCH):
         return sa.or_(
             sa.and_(op(column, bound), stored_form(column)), sa.and_(sa.not_(stored_form(column)), as_read)
         )

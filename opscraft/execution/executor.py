@@ -161,29 +161,27 @@ class Executor:
         as any claim (`store.claim`: worker id, runner, start time), and return for each the
         hand-over of its claim to a consumer thread, run after the COMMIT. Runs of a script
         with a concurrency limit are left to the queue (SQLite's write lock, held by this
-        transaction, keeps `store.limited` true until the COMMIT). So such a run costs no
+        transaction, keeps the limit read here true until the COMMIT). So such a run costs no
         transaction of its own to claim, and its consumer thread starts it at once.
 
         Only a lone submission's run is taken: a group of several is a burst, whose claims
         belong on the consumer threads (in the queue's order) while the group's thread writes
         the next group; claimed here they lengthened every group and slowed the burst's
-        submissions (`bench_exec_throughput_pair`, docs/benchmarks.md, session 30)."""
+        submissions (`bench_exec_throughput_pair`, docs/benchmarks.md, session 30). Its script
+        version is read first, once: its concurrency limit decides, and the claim uses the
+        same row (docs/benchmarks.md, session 49: a statement less than a separate read of the
+        limited scripts)."""
         queue = cast(HueyQueue, self.queue)
-        free = queue.free_slots() if len(members) == 1 else 0
-        if free <= 0:
+        if len(members) != 1 or queue.free_slots() <= 0:
             return {}
-        limited = store.limited(conn, {row.script_id for row, _ in members})
-        runners = self.claimable()
-        taken: dict[int, Callable[[], None]] = {}
-        for row, execution_id in members:
-            if len(taken) >= free:
-                break
-            if row.script_id in limited:
-                continue
-            claim = store.claim(conn, self.settings, self.worker_id, execution_id, runners)
-            if claim is not None:
-                taken[execution_id] = partial(self._hand, queue, ClaimedRun(self, claim, RunControl()), row)
-        return taken
+        [(row, execution_id)] = members
+        script = store.script_version(conn, row.script_id, row.script_version)
+        if script.max_concurrent:
+            return {}
+        claim = store.claim(conn, self.settings, self.worker_id, execution_id, self.claimable(), script)
+        if claim is None:
+            return {}
+        return {execution_id: partial(self._hand, queue, ClaimedRun(self, claim, RunControl()), row)}
 
     def _hand(self, queue: HueyQueue, run: ClaimedRun, row: Any = None) -> None:
         """After the COMMIT that claimed `run`, before its submission is answered: give its

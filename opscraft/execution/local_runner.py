@@ -281,11 +281,22 @@ def _limits(spec: RunSpec) -> dict[str, int]:
 
 
 def _write_files(work: Path, command: Command) -> None:
+    """Write the command's files into the fresh work directory `work`, each readable by its
+    owner only (0600, whatever the umask), a file in a folder (`connection_plugins/`) with its
+    folders (0700). Through one descriptor a file: a third less CPU than pathlib's open, write
+    and chmod by name, and no `mkdir` of `work` itself that fails (docs/benchmarks.md, session 49)."""
     for name, data in command.files.items():
         target = work / name
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # `connection_plugins/`
-        target.write_bytes(data)
-        target.chmod(0o600)
+        if target.parent != work:
+            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
 
 
 def _pump(streams: dict[int, Stream], supervisor: RunSupervisor, output: OutputSink) -> None:

@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Row, RowMapping
 
 from opscraft.config import DEFAULT_WARM_POOL_SIZE, MAX_WARM_POOL_SIZE, ConfigError, Settings
 from opscraft.db import clock, stored_shapes
@@ -85,7 +85,19 @@ INVENTORIES = cast(Table, Inventory.__table__)
 AUDIT = cast(Table, AuditEvent.__table__)
 _E, _S, _V, _W = EXECUTIONS.c, SCRIPTS.c, VERSIONS.c, WORKERS.c
 # What a final-state UPDATE returns: enough for the final event and the run event (outbox).
-_FINAL_COLUMNS = [_E.id, _E.status, _E.started_at, _E.finished_at] + [_E[key] for key in FINISHED_DETAIL_KEYS]
+# The ended run's columns `finish` reads: its final event's, and its script's concurrency limit
+# (`max_concurrent`: only a script with one may have a run waiting, held back).
+_FINAL_COLUMNS = [
+    _E.id,
+    _E.status,
+    _E.started_at,
+    _E.finished_at,
+    *(_E[key] for key in FINISHED_DETAIL_KEYS),
+    select(SCRIPTS.c.max_concurrent)
+    .where(SCRIPTS.c.id == _E.script_id)
+    .scalar_subquery()
+    .label("max_concurrent"),
+]
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +300,12 @@ def claim(
     worker_id: str,
     execution_id: int,
     runners: frozenset[str] | None = None,
+    script: Row[Any] | None = None,
 ) -> Claim | None:
     """`queued -> running` for worker `worker_id` in one conditional UPDATE, honouring the
     script's concurrency limit and, when `runners` is given, only for a run of one of them.
+    `script`: the run's script version as `script_version` read it in this transaction, when
+    the caller has (it is then not read again).
 
     None when the run is not (or no longer) queued, or is for another runner. Raises `HeldBack`
     (which rolls the claim back) when the script already runs its maximum number of times.
@@ -303,10 +318,18 @@ def claim(
         row = conn.execute(_CLAIM_FOR_RUNNERS, {**values, "runners": sorted(runners)}).first()
     if row is None:
         return None
-    script = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
+    if script is None:
+        script = script_version(conn, row.script_id, row.script_version)
     if script.max_concurrent and _over_limit(conn, row.script_id, script.max_concurrent):
         raise HeldBack
     return _claimed(conn, settings, worker_id, execution_id, now, row, script)
+
+
+def script_version(conn: Connection, script_id: int, number: int) -> Row[Any]:
+    """What a claim reads of a run's script (`_SCRIPT`): its concurrency limit (`max_concurrent`),
+    and of version `number` the type, content and run settings (None when that version is
+    gone), and whether secrets are attached (`has_secrets`)."""
+    return conn.execute(_SCRIPT, {"sid": script_id, "number": number}).one()
 
 
 def claim_batch(
@@ -337,7 +360,7 @@ def claim_batch(
             continue
         key = (row.script_id, row.script_version)
         if key not in scripts:
-            scripts[key] = conn.execute(_SCRIPT, {"sid": row.script_id, "number": row.script_version}).one()
+            scripts[key] = script_version(conn, row.script_id, row.script_version)
         claims.append(_claimed(conn, settings, worker_id, execution_id, now, row, scripts[key]))
     return claims
 
@@ -474,14 +497,6 @@ def _unread(row: Any, script: Any) -> str | None:
     return None
 
 
-_LIMITED = select(_S.id).where(_S.id.in_(bindparam("sids", expanding=True)), _S.max_concurrent.is_not(None))
-
-
-def limited(conn: Connection, script_ids: set[int]) -> set[int]:
-    """Those of `script_ids` whose scripts have a concurrency limit (`max_concurrent`)."""
-    return {int(i) for i in conn.execute(_LIMITED, {"sids": sorted(script_ids)}).scalars()}
-
-
 def _inventory_gone(conn: Connection, inventory_id: int) -> str:
     """Why a run whose shared inventory was deleted after it was queued cannot start, naming it."""
     details = conn.execute(_DELETED_INVENTORY_NAME, {"iid": str(inventory_id)}).scalar()
@@ -572,10 +587,10 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     what the history's host filter reads) in one more.
 
     One UPDATE per run, one INSERT of the run events of them all and one look for a waiting run
-    per script (runs of one script ending together find the same one, as they did one after the
-    other: it is claimed once). A run another process already ended (its worker was declared
-    lost meanwhile) keeps that end: the event returned is the stored one and no second run
-    event is written."""
+    per script with a concurrency limit (the UPDATE returns the limit; runs of one script ending
+    together find the same one, as they did one after the other: it is claimed once). A run
+    another process already ended (its worker was declared lost meanwhile) keeps that end: the
+    event returned is the stored one and no second run event is written."""
     now = clock.now()
     chunks = [
         {"execution_id": i, "seq": e.seq, "stream": e.stream, "content": e.content, "created_at": e.at or now}
@@ -616,7 +631,10 @@ def finish(conn: Connection, ends: list[tuple[int, Finish]]) -> list[tuple[Statu
     waiting: dict[int, int | None] = {}
     for row in rows:
         if row.script_id not in waiting:
-            waiting[row.script_id] = conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar()
+            limited = row.max_concurrent is not None  # else none waits: a statement less per run
+            waiting[row.script_id] = (
+                conn.execute(_NEXT_WAITING, {"sid": row.script_id}).scalar() if limited else None
+            )
     return [
         (
             StatusEvent(

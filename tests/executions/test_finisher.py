@@ -97,12 +97,11 @@ async def _wait_pending(finisher: Any, execution_id: int) -> None:
     raise AssertionError(f"execution {execution_id} did not end while the first end was being written")
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
-    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
-) -> None:
-    """The claim is in the submission (`Executor.take`) and the output comes with the end: the
-    worker's store commits one transaction for the run, which holds its output chunks."""
+async def _run_in_worker_transactions(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, script_id: int
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """Run `script_id` locally to its end (SQLite): its final state and the statements (each
+    up to its first parenthesis) of every transaction the worker's store began meanwhile."""
     worker = rt.worker
     assert worker is not None and worker.store._sync is not None
     engine = worker.store._sync
@@ -114,7 +113,6 @@ async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
     def executed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         transactions[-1].append(statement.split("(")[0].strip())
 
-    script_id = await make_script(client, admin, "echo out; echo err >&2\n")
     event.listen(engine, "begin", begun)
     event.listen(engine, "before_cursor_execute", executed)
     try:
@@ -124,11 +122,37 @@ async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
     finally:
         event.remove(engine, "begin", begun)
         event.remove(engine, "before_cursor_execute", executed)
+    return final, transactions
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+async def test_a_short_runs_output_is_stored_in_its_ends_transaction(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime
+) -> None:
+    """The claim is in the submission (`Executor.take`) and the output comes with the end: the
+    worker's store commits one transaction for the run, which holds its output chunks."""
+    script_id = await make_script(client, admin, "echo out; echo err >&2\n")
+    final, transactions = await _run_in_worker_transactions(client, admin, rt, script_id)
     assert final["status"] == "success", final
-    assert await output(client, admin, started["id"]) == "out\nerr\n"
+    assert await output(client, admin, final["id"]) == "out\nerr\n"
     writes = [t for t in transactions if any(not s.upper().startswith("SELECT") for s in t)]
     assert len(writes) == 1, transactions
     assert writes[0][0].upper().startswith("INSERT INTO EXECUTION_LOGS"), writes
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize(("limit", "statements"), [(None, 3), (2, 4)])
+async def test_an_end_looks_for_a_waiting_run_only_for_a_script_with_a_concurrency_limit(
+    client: httpx.AsyncClient, admin: LoggedIn, rt: runtime.Runtime, limit: int | None, statements: int
+) -> None:
+    """The end's transaction: the last output, the UPDATE (which returns the script's limit) and
+    the run event; a run held back by a concurrency limit is looked for only when the script has
+    one (session 49: it was looked for after every run, 4 statements)."""
+    script_id = await make_script(client, admin, "echo out\n", max_concurrent=limit)
+    final, transactions = await _run_in_worker_transactions(client, admin, rt, script_id)
+    assert final["status"] == "success", final
+    ends = [t for t in transactions if any(s.upper().startswith("UPDATE EXECUTIONS") for s in t)]
+    assert [len(t) for t in ends][-1:] == [statements], transactions
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ import pytest
 
 from opscraft import runtime
 from opscraft.execution import fork_server, local_runner, supervisor
+from opscraft.execution.commands import Command
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunnerError, RunResult, RunSpec, StopReason
 from tests.conftest import ROOT
@@ -616,3 +617,23 @@ def test_a_terraform_run_without_terraform_says_what_to_install(
     with pytest.raises(RunnerError) as refused:
         run(runner, spec('output "x" { value = 1 }', "terraform", terraform_action="plan"))
     assert str(refused.value) == "terraform is not installed on this machine: install it or use Docker"
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o077, 0o277])
+def test_a_runs_files_are_its_owners_only_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    """The work directory's files (`local_runner._write_files`) hold the whole content, 0600 under
+    a umask that would widen or narrow that; a file in a folder gets its folders (0700 under the
+    server's umask, 077)."""
+    big = os.urandom(3 * 1024 * 1024)  # more than one write may take
+    command = Command(["bash", "script.sh"], {"script.sh": b"echo hi\n", "plugins/x/y.py": big}, {})
+    old = os.umask(umask)
+    try:
+        local_runner._write_files(tmp_path, command)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "script.sh").read_bytes() == b"echo hi\n"
+    assert (tmp_path / "plugins/x/y.py").read_bytes() == big
+    for name in ("script.sh", "plugins/x/y.py"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+    if umask == 0o077:
+        assert (tmp_path / "plugins/x").stat().st_mode & 0o777 == 0o700
