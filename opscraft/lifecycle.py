@@ -14,12 +14,11 @@ from typing import Literal
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db import clock, unreachable
-from opscraft.db.migrate import upgrade
 from opscraft.execution import installation, store, transport
 from opscraft.execution.client import ExecutionClient, LiveWorkers
 from opscraft.execution.run_events import RunEventDispatcher
 from opscraft.execution.worker import Worker
-from opscraft.services import automation, chains, keyring, notifications, run_audit, signing_key
+from opscraft.services import automation, chains, notifications, run_audit, signing_key
 from opscraft.services.secrets import VaultSecretSource
 from opscraft.services.terraform_plans import VaultPlanStore
 
@@ -47,12 +46,8 @@ async def start(
     """
     run_worker = settings.workers > 0 if worker is None else worker
     dispatching = run_worker if dispatch is None else dispatch
-    unreachable.locate(settings.effective_database_url)  # its full disk's log lines name it
-    rt = runtime.build(settings)
-    if migrate:
-        await upgrade(rt.db.engine)
+    rt = await runtime.opened(settings, migrate=migrate)
     try:
-        rt.vault = await keyring.open_vault(rt.db, settings)
         if signing == "record":
             await signing_key.record(rt.db, settings.secret_key or "")
         elif signing == "require":
@@ -62,7 +57,7 @@ async def start(
             database_id = await installation.database_id(rt.db)
             await asyncio.to_thread(installation.claim_queue, settings, database_id)
     except BaseException:
-        await rt.db.dispose()
+        await runtime.close(rt)
         raise
     runtime.install(rt)
     try:
@@ -224,7 +219,5 @@ async def stop() -> None:
             what = "delivering the last run events failed; the next start delivers them"
             unreachable.log_failure(log, what, exc)
         rt.run_events = None
-    await rt.limiter.close()
-    await rt.request_counts.close()
-    await rt.db.dispose()
+    await runtime.close(rt)
     runtime.install(None)

@@ -171,20 +171,26 @@ def end_process(status: int = 0) -> NoReturn:
     os._exit(status)
 
 
-def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
-    """Start the runtime without a worker (it would recover and run the jobs of a server running
-    at the same time), await `body()`, stop; exits with one line when the database cannot be
-    opened or the configuration is wrong."""
-
-    from opscraft import lifecycle  # here: the desktop launch starts its window before this import
+def run_with_database(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
+    """Run a one-shot command's `body()` (`user create`, `db upgrade`, `secrets rotate-key`, the
+    desktop's local admin) on the runtime `runtime.opened` gives, installed as `runtime.current()`:
+    the database opened and migrated as every start does (a database that cannot be, refused the
+    same way) and the vault opened with the master key; then closed. Nothing else starts: no job
+    queue (no `queue.db`, no Redis), event bus, worker, run event dispatcher or scheduler, nor are
+    their modules imported, which took a one-row command 0.7-0.9 s of CPU (docs/benchmarks.md,
+    session 49). Exits with one line (`one_line_errors`) when the database cannot be opened, or
+    written by `body`, or the configuration is wrong."""
+    from opscraft import runtime  # here: the desktop launch starts its window before this import
 
     async def _main() -> None:
         with one_line_errors(settings):
-            await lifecycle.start(settings, worker=False)
-        try:
-            await body()
-        finally:
-            await lifecycle.stop()
+            rt = await runtime.opened(settings)
+            runtime.install(rt)
+            try:
+                await body()
+            finally:
+                runtime.install(None)
+                await runtime.close(rt)
 
     asyncio.run(_main())
 

@@ -10,7 +10,7 @@ from opscraft.cli.common import (
     claim_worker,
     port_number,
     require_free_port,
-    run_with_runtime,
+    run_with_database,
     with_data_dir,
 )
 from opscraft.config import Settings
@@ -57,7 +57,7 @@ def _launch(args: argparse.Namespace, settings: Settings) -> None:
             except ServiceError as exc:
                 sys.exit(f"opscraft: {exc.message}")
 
-    launch.open_window(settings, args.port, prepare=lambda: run_with_runtime(settings, ensure_local_admin))
+    launch.open_window(settings, args.port, prepare=lambda: run_with_database(settings, ensure_local_admin))
 
 
 def register(sub: Factory) -> None:

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
+from opscraft.cli.common import Factory, run_with_database, with_data_dir
 from opscraft.config import ConfigError, Settings
 from opscraft.security import vault
 
@@ -66,7 +66,7 @@ def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
         print(f"re-encrypted {count} secret(s) under key version {new.key_version}; {where}")
         print("restart every OpsCraft process: the old key no longer opens the vault")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def register(sub: Factory) -> None:

@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
+from opscraft.cli.common import Factory, run_with_database, with_data_dir
 from opscraft.config import Settings
 from opscraft.services.errors import input_message
 
@@ -55,7 +55,7 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
                 sys.exit(f"opscraft: {exc.message}")
             print(f"created {user.role} {user.username!r} (id {user.id})")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def cmd_user_reset_password(args: argparse.Namespace, settings: Settings) -> None:
@@ -78,7 +78,7 @@ def cmd_user_reset_password(args: argparse.Namespace, settings: Settings) -> Non
             note = "" if user.is_active else " (the account is deactivated: an admin re-activates it)"
             print(f"password of {user.role} {user.username!r} replaced; its sessions and tokens ended{note}")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def register(sub: Factory) -> None:
