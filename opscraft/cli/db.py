@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import Factory, run_with_database, with_data_dir
-from opscraft.config import Settings
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import (
     Factory,
@@ -13,7 +14,9 @@ from opscraft.cli.common import (
     run_with_database,
     with_data_dir,
 )
-from opscraft.config import Settings
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 
 def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:

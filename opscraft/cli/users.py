@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
-
-from pydantic import ValidationError
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import Factory, run_with_database, with_data_dir
-from opscraft.config import Settings
-from opscraft.services.errors import input_message
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -29,10 +29,12 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     Exits with the field and message of a refused value (pydantic validation) or a ServiceError's message (a
     taken username or email...).
     """
+    from pydantic import ValidationError
+
     from opscraft import runtime
     from opscraft.db.models import Role
     from opscraft.services import users
-    from opscraft.services.errors import ServiceError
+    from opscraft.services.errors import ServiceError, input_message
 
     password = _read_password()
     try:

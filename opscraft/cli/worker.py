@@ -9,11 +9,11 @@ what is left (those end as `error`) and deregisters.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import (
     Factory,
@@ -24,7 +24,9 @@ from opscraft.cli.common import (
     whole_number,
     with_data_dir,
 )
-from opscraft.config import Settings
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
 RUNNERS = ("docker", "local")
@@ -81,12 +83,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     require_temp_dir()
     claim_worker(settings)
     runners = frozenset([args.runner]) if args.runner else None
+    import asyncio  # here, as every command's imports: `--help` and `--version` need none
+
     with one_line_errors(settings):
         asyncio.run(_run(settings, runners))
     end_process()
 
 
 async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
+    import asyncio
+
     from opscraft import collector, lifecycle
 
     stop = asyncio.Event()
