@@ -99,13 +99,13 @@ async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    from opscraft.execution import transport
+    rt = await lifecycle.start(settings, worker=True, runners=runners, signing="require")
+    assert rt.worker is not None
+    from opscraft.execution import transport  # imported by the start, once its checks passed
 
     missing = transport.limitations(settings, runs_here=True)
     if missing:
         log.warning(missing)
-    rt = await lifecycle.start(settings, worker=True, runners=runners, signing="require")
-    assert rt.worker is not None
     collector.settle()
     log.info(
         "worker %s ready: %d slot(s), runners %s",
