@@ -1,27 +1,17 @@
-"""Start and stop the runtime: settings -> database (migrated) -> vault -> execution. No NiceGUI here."""
+"""Start and stop the runtime: settings -> database (migrated) -> vault -> keys and job queue
+checked -> execution (`engine_start`, imported only once the checks passed). No NiceGUI here."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import time
-from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Literal
 
 from opscraft import runtime
 from opscraft.config import Settings
 from opscraft.db import clock, unreachable
-from opscraft.db.migrate import upgrade
-from opscraft.execution import installation, store, transport
-from opscraft.execution.client import ExecutionClient, LiveWorkers
-from opscraft.execution.run_events import RunEventDispatcher
-from opscraft.execution.worker import Worker
-from opscraft.services import automation, chains, keyring, notifications, run_audit, signing_key
-from opscraft.services.secrets import VaultSecretSource
-from opscraft.services.terraform_plans import VaultPlanStore
+from opscraft.execution import installation
+from opscraft.services import signing_key
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +37,8 @@ async def start(
     """
     run_worker = settings.workers > 0 if worker is None else worker
     dispatching = run_worker if dispatch is None else dispatch
-    unreachable.locate(settings.effective_database_url)  # its full disk's log lines name it
-    rt = runtime.build(settings)
-    if migrate:
-        await upgrade(rt.db.engine)
+    rt = await runtime.opened(settings, migrate=migrate)
     try:
-        rt.vault = await keyring.open_vault(rt.db, settings)
         if signing == "record":
             await signing_key.record(rt.db, settings.secret_key or "")
         elif signing == "require":
@@ -62,7 +48,7 @@ async def start(
             database_id = await installation.database_id(rt.db)
             await asyncio.to_thread(installation.claim_queue, settings, database_id)
     except BaseException:
-        await rt.db.dispose()
+        await runtime.close(rt)
         raise
     runtime.install(rt)
     try:
@@ -74,58 +60,19 @@ async def start(
             await installation.require_same_queue(rt.db, settings)
             if settings.redis_url and signing == "record":
                 await installation.record_queue(rt.db, settings)
-        # Webhook channel URLs kept in plain text before migration 0031: sealed now the vault is open
-        await notifications.seal_plain_urls(rt.db)
-        dispatcher: RunEventDispatcher | None = None
-        if dispatching:
-            process_id = f"web:{socket.gethostname()}:{os.getpid()}"
-            rounds = [] if run_worker else [_lost_worker_check(rt)]
-            if settings.redis_url and signing == "record":
-                rounds.append(
-                    _every_heartbeat(rt, lambda: installation.keep_records(rt.db, settings, database_id))
-                )
-            dispatcher = RunEventDispatcher(rt.db, process_id, on_round=_in_turn(rounds))
-            dispatcher.subscribe(run_audit.SUBSCRIBER, run_audit.record_finished)
-            dispatcher.subscribe(notifications.SUBSCRIBER, notifications.on_run_events)
-            dispatcher.subscribe(chains.SUBSCRIBER, chains.on_run_events)
-        availability = LiveWorkers(rt.db, settings.worker_lost_seconds)
-        if run_worker:
-            started = Worker(
-                settings,
-                secrets=VaultSecretSource(rt.vault),
-                plans=VaultPlanStore(rt.vault),
-                on_finished=(lambda _: dispatcher.wake()) if dispatcher is not None else lambda _: None,
-                runners=runners,
-            )
-            await asyncio.to_thread(started.start)
-            rt.worker = started  # only once started: `stop` stops what started
-            if dispatcher is not None:
-                dispatcher.process_id = started.worker_id
-            rt.executions = ExecutionClient(
-                rt.db,
-                started.queue,
-                started.bus,
-                started.cancels,
-                availability,
-                delivery=transport.delivery_for(settings, started.queue),
-                take=started.submission_take(),
-                advertise=started.advertise,
-            )
-        else:
-            queue = transport.queue_for(settings)
-            rt.executions = ExecutionClient(
-                rt.db,
-                queue,
-                transport.bus_for(settings),
-                transport.cancel_signal_for(settings),
-                availability,
-                delivery=transport.delivery_for(settings, queue),
-            )
-        await availability.offered()  # read once before any request: requests never wait for it
-        if dispatcher is not None:
-            rt.run_events = dispatcher
-            dispatcher.start()
-            rt.automation = automation.start(rt.db, settings.scheduler_idle_seconds)
+        # Imported once the checks above passed: the worker, the job queue (Huey, redis), the run
+        # events and the automation loops are 0.5 s of CPU a refused start (a wrong database, key
+        # or queue: a worker's usual mistakes) no longer spends before its one line.
+        from opscraft import engine_start
+
+        await engine_start.start(
+            rt,
+            run_worker=run_worker,
+            dispatching=dispatching,
+            runners=runners,
+            signing=signing,
+            database_id=database_id,
+        )
         log.info(
             "OpsCraft started: database=%s, redis=%s, worker=%s",
             "sqlite" if settings.is_sqlite else "postgresql",
@@ -133,6 +80,8 @@ async def start(
             rt.worker.worker_id if rt.worker is not None else "none (runs execute in worker processes)",
         )
         if dispatching and not run_worker:  # a web-only process: its workers are other processes
+            from opscraft.execution import transport
+
             missing = transport.limitations(settings, runs_here=False)
             if missing:
                 log.warning(missing)
@@ -141,58 +90,6 @@ async def start(
         raise
     rt.ready = True
     return rt
-
-
-def _in_turn(checks: list[Callable[[], Awaitable[None]]]) -> Callable[[], Awaitable[None]] | None:
-    """One round callback awaiting each of `checks` in order; None when there are none."""
-    if not checks:
-        return None
-
-    async def each() -> None:
-        for check in checks:
-            await check()
-
-    return each
-
-
-def _every_heartbeat(
-    rt: runtime.Runtime, action: Callable[[], Awaitable[None]]
-) -> Callable[[], Awaitable[None]]:
-    """`action`, run at most once per heartbeat period (`OPSCRAFT_WORKER_HEARTBEAT_SECONDS`)."""
-    last = 0.0
-
-    async def check() -> None:
-        nonlocal last
-        if time.monotonic() - last < rt.settings.worker_heartbeat_seconds:
-            return
-        last = time.monotonic()
-        await action()
-
-    return check
-
-
-def _lost_worker_check(rt: runtime.Runtime) -> Callable[[], Awaitable[None]]:
-    """For a process without a worker of its own: end lost workers' runs every heartbeat period,
-    once the database has answered for long enough (`store.LossWatch`)."""
-    watch = store.LossWatch(rt.settings.worker_lost_seconds)
-
-    async def check() -> None:
-        judge = watch.may_judge()
-        try:
-            async with rt.db.engine.begin() as conn:
-                await conn.run_sync(clock.measure)  # heartbeats are in the database's clock
-                ended: list[int] = []
-                if judge:
-                    stale_before = clock.now() - timedelta(seconds=rt.settings.worker_lost_seconds)
-                    _, ended = await conn.run_sync(store.end_lost, "", stale_before)
-        except Exception as exc:
-            watch.failed(exc)
-            raise
-        watch.answered()
-        if ended:
-            log.warning("ended %d run(s) of lost workers: %s", len(ended), ended)
-
-    return _every_heartbeat(rt, check)
 
 
 async def stop() -> None:
@@ -214,7 +111,9 @@ async def stop() -> None:
     if rt.worker is not None:
         await asyncio.to_thread(rt.worker.stop)
         rt.worker = None
-    elif rt.executions is not None:
+    elif rt.executions is not None:  # then `engine_start` imported the transport
+        from opscraft.execution import transport
+
         transport.close(rt.executions.bus, rt.executions.cancels)
     if rt.run_events is not None:
         await rt.run_events.stop()
@@ -224,7 +123,5 @@ async def stop() -> None:
             what = "delivering the last run events failed; the next start delivers them"
             unreachable.log_failure(log, what, exc)
         rt.run_events = None
-    await rt.limiter.close()
-    await rt.request_counts.close()
-    await rt.db.dispose()
+    await runtime.close(rt)
     runtime.install(None)

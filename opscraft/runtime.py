@@ -1,7 +1,9 @@
 """The process-wide objects (settings, database, rate limiter, vault, execution client...).
 
 Module import creates nothing; `install()` is called from the app's startup hook, the CLI
-or a test fixture (through `lifecycle.start`), and everything else reads `current()`.
+or a test fixture (through `lifecycle.start`), and everything else reads `current()`. `opened` is
+the part of every start a one-shot command needs too (the database migrated, the vault open):
+it imports nothing of the execution engine, the run events or the automation loops.
 """
 
 from __future__ import annotations
@@ -82,3 +84,35 @@ def build(settings: Settings) -> Runtime:
         limiter=make_rate_limiter(settings),
         request_counts=make_request_counts(settings.redis_url, settings.redis_prefix),
     )
+
+
+async def opened(settings: Settings, *, migrate: bool = True) -> Runtime:
+    """Build the runtime for `settings` (not installed), bring the schema up to date (`migrate`)
+    and open the vault with the master key: the first steps of every start (`lifecycle.start`)
+    and all a one-shot command's start does (`opscraft user create`, `db upgrade`, ...).
+
+    Raises what opening the database or migrating raises (`OSError`, `SQLAlchemyError`,
+    `MigrationError`) and `ConfigError` for a master key that does not fit; the database is
+    closed again then."""
+    from opscraft.db import unreachable
+    from opscraft.db.migrate import upgrade
+    from opscraft.services import keyring
+
+    unreachable.locate(settings.effective_database_url)  # its full disk's log lines name it
+    rt = build(settings)
+    try:
+        if migrate:
+            await upgrade(rt.db.engine)
+        rt.vault = await keyring.open_vault(rt.db, settings)
+    except BaseException:
+        await rt.db.dispose()
+        raise
+    return rt
+
+
+async def close(rt: Runtime) -> None:
+    """Close what `build` opened: the rate limiter, the request counts and the database (the
+    execution parts are `lifecycle.stop`'s)."""
+    await rt.limiter.close()
+    await rt.request_counts.close()
+    await rt.db.dispose()

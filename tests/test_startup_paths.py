@@ -4,6 +4,8 @@ the data directory private."""
 
 from __future__ import annotations
 
+import ast
+import base64
 import os
 import stat
 import subprocess
@@ -132,3 +134,75 @@ def test_a_real_start_keeps_the_data_directory_private(tmp_path: Path) -> None:
     loose = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
     assert loose == {}, f"group/other access in the data directory: {loose}"
     assert found["."] == 0o700 and found["ui-storage"] == 0o700
+
+
+def _loaded_after(
+    argv: list[str], modules: tuple[str, ...], data_dir: Path, stdin: str = "", **extra: str
+) -> tuple[list[str], list[str]]:
+    """Which of `modules` a fresh interpreter running `opscraft *argv` (the CLI's `main`, on
+    `data_dir`, with the environment variables `extra`) had imported by its end, whatever the
+    command's outcome; and the other lines of its standard error."""
+    program = textwrap.dedent(
+        f"""
+        import sys
+        from opscraft.cli import main
+        try:
+            main({argv!r})
+        finally:
+            print("loaded:", sorted(m for m in {modules!r} if m in sys.modules), file=sys.stderr)
+        """
+    )
+    env = {**os.environ, "OPSCRAFT_NO_BOOTSTRAP": "1", "OPSCRAFT_DATA_DIR": str(data_dir)}
+    for name in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY", "OPSCRAFT_MASTER_KEY"):
+        env.pop(name, None)
+    command = [sys.executable, "-c", program]
+    run = subprocess.run(
+        command, cwd=ROOT, env={**env, **extra}, input=stdin, capture_output=True, text=True, timeout=120
+    )
+    lines = run.stderr.strip().splitlines()
+    [loaded] = [line.removeprefix("loaded: ") for line in lines if line.startswith("loaded: ")]
+    return ast.literal_eval(loaded), [line for line in lines if not line.startswith("loaded: ")]
+
+
+def test_help_version_and_a_mistyped_argument_import_no_configuration(tmp_path: Path) -> None:
+    """`--help`, `--version` and an argument argparse refuses end before the configuration is
+    read: they imported pydantic-settings, pydantic and asyncio first (0.2 s of CPU where the
+    answer needs 0.05 s; docs/benchmarks.md, session 49)."""
+    heavy = ("opscraft.config", "pydantic", "pydantic_settings", "sqlalchemy", "asyncio")
+    for argv in (["--version"], ["--help"], ["user", "create", "--help"], ["serve", "--port", "0"], ["db"]):
+        assert _loaded_after(argv, heavy, tmp_path)[0] == [], argv
+
+
+#: The execution engine's modules: the worker, the scheduler, the job queue (Huey), the Docker SDK.
+ENGINE = ("opscraft.engine_start", "opscraft.execution.worker", "opscraft.services.automation")
+ENGINE += ("huey", "docker")
+
+
+def test_a_one_shot_command_imports_no_execution_engine(tmp_path: Path) -> None:
+    """`opscraft user create` writes its row through the services on the database alone: the
+    runtime's start (`opscraft.lifecycle`: the worker, the job queue's Huey, the Docker SDK, the
+    run event dispatcher, the automation loops) is neither imported nor started."""
+    migrated_sqlite.seed(tmp_path)
+    engine = ("opscraft.lifecycle", *ENGINE)
+    assert _loaded_after(["user", "create", "ada"], engine, tmp_path, stdin="Ada-Pass-1234\n") == (
+        [],
+        [],
+    )
+    assert not (tmp_path / "queue.db").exists()
+
+
+def test_a_worker_with_a_wrong_key_is_refused_before_the_engine_is_imported(tmp_path: Path) -> None:
+    """A worker whose master key (or database, SECRET_KEY, job queue) does not fit is refused by
+    the first checks of its start, before the execution engine's modules are imported: it was
+    refused only after importing them all (2-2.5 s of its start on a busy machine)."""
+    migrated_sqlite.seed(tmp_path)
+    own = base64.b64encode(os.urandom(32)).decode()
+    assert _loaded_after(["db", "upgrade"], (), tmp_path, OPSCRAFT_MASTER_KEY=own)[1] == []
+    wrong = base64.b64encode(os.urandom(32)).decode()
+    loaded, said = _loaded_after(["worker"], ENGINE, tmp_path, OPSCRAFT_MASTER_KEY=wrong)
+    assert said == [
+        "opscraft: configuration error: OPSCRAFT_MASTER_KEY: this is not the master key the secrets in "
+        "the database were encrypted with (key check failed); set the original key (after `opscraft "
+        "secrets rotate-key`, the new one)"
+    ]
+    assert loaded == []

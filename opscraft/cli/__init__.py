@@ -11,10 +11,9 @@ import argparse
 import os
 import sys
 
-from opscraft import __version__, bootstrap, data_dir, logs
+from opscraft import __version__, bootstrap, data_dir
 from opscraft.cli import db, desktop, secrets, serve, users, worker
 from opscraft.cli.common import settings_for
-from opscraft.config import ConfigError
 
 #: Command groups in the order `--help` lists them.
 GROUPS = (serve, worker, desktop, users, db, secrets)
@@ -77,10 +76,15 @@ def refuse_options_before_the_command(parser: argparse.ArgumentParser, argv: lis
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `opscraft` console script (and of the packaged binary): without arguments
     in a desktop session it opens the desktop window. Exits with one line on a configuration error;
-    Ctrl-C exits with status 130, a one-shot command saying `opscraft: interrupted` (no traceback)."""
+    Ctrl-C exits with status 130, a one-shot command saying `opscraft: interrupted` (no traceback).
+    `--help`, `--version` and a mistyped argument end in `parse_args`, before the configuration
+    (pydantic-settings) and the logging set-up are imported: what they print needs neither."""
     parser = build_parser()
     words = bootstrap.with_default_command(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(words)
+    from opscraft import logs
+    from opscraft.config import ConfigError
+
     os.umask(data_dir.PRIVATE_UMASK)  # the data directory's files are born private
     try:
         settings = settings_for(args)

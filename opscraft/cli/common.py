@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import errno
 import logging
@@ -13,12 +12,12 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from opscraft.config import ConfigError, Settings, load_settings
 from opscraft.data_dir import write_failure
-from opscraft.db.migration_error import MigrationError
-from opscraft.execution.queue_error import QueueFileError
+
+if TYPE_CHECKING:  # imported where used: `--help`, `--version` and a mistyped argument need none
+    from opscraft.config import Settings
 
 #: `add_parser` of the top-level subparsers (or of a command group's subparsers).
 Factory = Callable[..., argparse.ArgumentParser]
@@ -114,6 +113,8 @@ def require_temp_dir() -> None:
 def settings_for(args: argparse.Namespace) -> Settings:
     """The settings for a parsed command line; raises ConfigError (one line) when invalid, a
     data directory given with `--data-dir` named as that option."""
+    from opscraft.config import load_settings  # pydantic-settings: 0.15 s of CPU `--help` spares
+
     data_dir = getattr(args, "data_dir", None)
     if data_dir is None:
         return load_settings()
@@ -146,6 +147,10 @@ def one_line_errors(settings: Settings) -> Iterator[None]:
     # any command runs, without SQLAlchemy's import (most of a second of CPU).
     from sqlalchemy.exc import SQLAlchemyError
 
+    from opscraft.config import ConfigError
+    from opscraft.db.migration_error import MigrationError
+    from opscraft.execution.queue_error import QueueFileError
+
     try:
         yield
     except (OSError, SQLAlchemyError, MigrationError) as exc:
@@ -171,20 +176,28 @@ def end_process(status: int = 0) -> NoReturn:
     os._exit(status)
 
 
-def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
-    """Start the runtime without a worker (it would recover and run the jobs of a server running
-    at the same time), await `body()`, stop; exits with one line when the database cannot be
-    opened or the configuration is wrong."""
+def run_with_database(settings: Settings, body: Callable[[], Awaitable[None]]) -> None:
+    """Run a one-shot command's `body()` (`user create`, `db upgrade`, `secrets rotate-key`, the
+    desktop's local admin) on the runtime `runtime.opened` gives, installed as `runtime.current()`:
+    the database opened and migrated as every start does (a database that cannot be, refused the
+    same way) and the vault opened with the master key; then closed. Nothing else starts: no job
+    queue (no `queue.db`, no Redis), event bus, worker, run event dispatcher or scheduler, nor are
+    their modules imported, which took a one-row command 0.7-0.9 s of CPU (docs/benchmarks.md,
+    session 49). Exits with one line (`one_line_errors`) when the database cannot be opened, or
+    written by `body`, or the configuration is wrong."""
+    import asyncio  # here, as every command's imports: `--help` and `--version` need none
 
-    from opscraft import lifecycle  # here: the desktop launch starts its window before this import
+    from opscraft import runtime  # here: the desktop launch starts its window before this import
 
     async def _main() -> None:
         with one_line_errors(settings):
-            await lifecycle.start(settings, worker=False)
-        try:
-            await body()
-        finally:
-            await lifecycle.stop()
+            rt = await runtime.opened(settings)
+            runtime.install(rt)
+            try:
+                await body()
+            finally:
+                runtime.install(None)
+                await runtime.close(rt)
 
     asyncio.run(_main())
 
@@ -192,6 +205,8 @@ def run_with_runtime(settings: Settings, body: Callable[[], Awaitable[None]]) ->
 def check_database(settings: Settings) -> None:
     """Open and migrate the database and check the master key before serving, so a bad
     DATABASE_URL or a wrong OPSCRAFT_MASTER_KEY is one clear line (exits 1)."""
+    import asyncio
+
     from opscraft.db.engine import Database
     from opscraft.db.migrate import upgrade
     from opscraft.services import keyring

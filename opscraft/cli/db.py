@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
-from opscraft.config import Settings
+from opscraft.cli.common import Factory, run_with_database, with_data_dir
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> None:
-    """`opscraft db upgrade`: migrate the database to the head revision (the runtime's start does it) and
-    print the revision it is at.
+    """`opscraft db upgrade`: migrate the database to the head revision (`run_with_database`'s
+    start does it, as every start does) and print the revision it is at.
     """
     from opscraft import runtime
     from opscraft.db.migrate import current_revision
 
-    async def body() -> None:  # the runtime's start already migrated to the head
+    async def body() -> None:  # the start already migrated to the head
         print(f"database is at revision {await current_revision(runtime.current().db.engine)}")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def register(sub: Factory) -> None:

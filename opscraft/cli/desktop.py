@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import (
     Factory,
     claim_worker,
     port_number,
     require_free_port,
-    run_with_runtime,
+    run_with_database,
     with_data_dir,
 )
-from opscraft.config import Settings
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 
 def cmd_desktop(args: argparse.Namespace, settings: Settings) -> None:
@@ -57,7 +60,7 @@ def _launch(args: argparse.Namespace, settings: Settings) -> None:
             except ServiceError as exc:
                 sys.exit(f"opscraft: {exc.message}")
 
-    launch.open_window(settings, args.port, prepare=lambda: run_with_runtime(settings, ensure_local_admin))
+    launch.open_window(settings, args.port, prepare=lambda: run_with_database(settings, ensure_local_admin))
 
 
 def register(sub: Factory) -> None:

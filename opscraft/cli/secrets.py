@@ -6,10 +6,13 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
-from opscraft.config import ConfigError, Settings
-from opscraft.security import vault
+from opscraft.cli.common import Factory, run_with_database, with_data_dir
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
+    from opscraft.security.vault import MasterKey
 
 NEW_KEY_ENV = "OPSCRAFT_NEW_MASTER_KEY"
 
@@ -18,10 +21,15 @@ def cmd_generate_key(_args: argparse.Namespace, _settings: Settings) -> None:
     """`opscraft secrets generate-key`: print a new random vault master key (base64 of KEY_BYTES random
     bytes), as OPSCRAFT_MASTER_KEY takes it.
     """
+    from opscraft.security import vault  # here, as every command's imports: `--help` needs none
+
     print(vault.generate_key_text())
 
 
-def _new_key(args: argparse.Namespace, settings: Settings) -> vault.MasterKey:
+def _new_key(args: argparse.Namespace, settings: Settings) -> MasterKey:
+    from opscraft.config import ConfigError
+    from opscraft.security import vault
+
     if os.environ.get(NEW_KEY_ENV):
         return vault.parse_key(os.environ[NEW_KEY_ENV], NEW_KEY_ENV)
     if args.new_key_file:
@@ -37,6 +45,8 @@ def _new_key(args: argparse.Namespace, settings: Settings) -> vault.MasterKey:
 def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
     """Re-encrypt every secret under a new master key; the old key is the configured one."""
     from opscraft import runtime
+    from opscraft.config import ConfigError
+    from opscraft.security import vault
     from opscraft.services import keyring
     from opscraft.services.errors import ServiceError
 
@@ -66,7 +76,7 @@ def cmd_rotate_key(args: argparse.Namespace, settings: Settings) -> None:
         print(f"re-encrypted {count} secret(s) under key version {new.key_version}; {where}")
         print("restart every OpsCraft process: the old key no longer opens the vault")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def register(sub: Factory) -> None:

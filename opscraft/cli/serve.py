@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import (
     Factory,
@@ -17,8 +18,10 @@ from opscraft.cli.common import (
     whole_number,
     with_data_dir,
 )
-from opscraft.config import Settings
 from opscraft.healthcheck import SERVE_HOST, SERVE_PORT
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 MAX_SLOTS = 64
 

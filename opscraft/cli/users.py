@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
+from opscraft.cli.common import Factory, run_with_database, with_data_dir
 
-from opscraft.cli.common import Factory, run_with_runtime, with_data_dir
-from opscraft.config import Settings
-from opscraft.services.errors import input_message
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 
 def _read_password(confirm: bool = True) -> str:
@@ -29,10 +29,12 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
     Exits with the field and message of a refused value (pydantic validation) or a ServiceError's message (a
     taken username or email...).
     """
+    from pydantic import ValidationError
+
     from opscraft import runtime
     from opscraft.db.models import Role
     from opscraft.services import users
-    from opscraft.services.errors import ServiceError
+    from opscraft.services.errors import ServiceError, input_message
 
     password = _read_password()
     try:
@@ -55,7 +57,7 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
                 sys.exit(f"opscraft: {exc.message}")
             print(f"created {user.role} {user.username!r} (id {user.id})")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def cmd_user_reset_password(args: argparse.Namespace, settings: Settings) -> None:
@@ -78,7 +80,7 @@ def cmd_user_reset_password(args: argparse.Namespace, settings: Settings) -> Non
             note = "" if user.is_active else " (the account is deactivated: an admin re-activates it)"
             print(f"password of {user.role} {user.username!r} replaced; its sessions and tokens ended{note}")
 
-    run_with_runtime(settings, body)
+    run_with_database(settings, body)
 
 
 def register(sub: Factory) -> None:

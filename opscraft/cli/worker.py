@@ -9,11 +9,11 @@ what is left (those end as `error`) and deregisters.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from opscraft.cli.common import (
     Factory,
@@ -24,7 +24,9 @@ from opscraft.cli.common import (
     whole_number,
     with_data_dir,
 )
-from opscraft.config import Settings
+
+if TYPE_CHECKING:
+    from opscraft.config import Settings
 
 log = logging.getLogger(__name__)
 RUNNERS = ("docker", "local")
@@ -81,25 +83,29 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> None:
     require_temp_dir()
     claim_worker(settings)
     runners = frozenset([args.runner]) if args.runner else None
+    import asyncio  # here, as every command's imports: `--help` and `--version` need none
+
     with one_line_errors(settings):
         asyncio.run(_run(settings, runners))
     end_process()
 
 
 async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
+    import asyncio
+
     from opscraft import collector, lifecycle
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    from opscraft.execution import transport
+    rt = await lifecycle.start(settings, worker=True, runners=runners, signing="require")
+    assert rt.worker is not None
+    from opscraft.execution import transport  # imported by the start, once its checks passed
 
     missing = transport.limitations(settings, runs_here=True)
     if missing:
         log.warning(missing)
-    rt = await lifecycle.start(settings, worker=True, runners=runners, signing="require")
-    assert rt.worker is not None
     collector.settle()
     log.info(
         "worker %s ready: %d slot(s), runners %s",
