@@ -31,7 +31,7 @@ import pytest
 
 from opscraft import runtime
 from opscraft.execution import fork_server, local_runner, supervisor
-from opscraft.execution.local_runner import RUN_MARKER, LocalRunner
+from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunnerError, RunResult, RunSpec, StopReason
 from tests.conftest import ROOT
 from tests.executions.test_process_tree import alive, mark
@@ -616,8 +616,9 @@ def test_the_sweep_spares_the_runs_of_another_installations_worker_of_the_same_i
         "unnamed": worker,
     }
     folders = {k: Path(tempfile.mkdtemp(prefix=f"opscraft-work-{o}-7-", dir=tmp)) for k, o in owners.items()}
+    path = os.environ["PATH"]
     sleepers = {
-        key: subprocess.Popen(["sleep", "300"], env={"PATH": os.environ["PATH"], RUN_MARKER: f"{owner}:7"})
+        key: subprocess.Popen(["sleep", "300"], env={"PATH": path, local_runner.RUN_MARKER: f"{owner}:7"})
         for key, owner in owners.items()
     }
     try:
