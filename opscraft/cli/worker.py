@@ -113,15 +113,18 @@ async def _run(settings: Settings, runners: frozenset[str] | None) -> None:
         settings.workers,
         ", ".join(rt.worker.offered) or "none (it can run nothing: see above)",
     )
+    worker_id = rt.worker.worker_id
     try:
         await stop.wait()
         log.info(
             "worker %s stopping: no new jobs; running ones get %.0f s",
-            rt.worker.worker_id,
+            worker_id,
             settings.shutdown_grace_seconds,
         )
     finally:
         await lifecycle.stop()
+    # The last line of a clean stop: the runs ended (or were stopped), the worker shows `stopped`.
+    log.info("worker %s stopped", worker_id)
 
 
 def register(sub: Factory) -> None:

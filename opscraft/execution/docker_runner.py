@@ -78,6 +78,9 @@ LABEL_MANAGED = "opscraft.managed"
 LABEL_WORKER = "opscraft.worker"
 LABEL_EXECUTION = "opscraft.execution"
 LABEL_WARM = "opscraft.warm"
+LABEL_INSTALLATION = "opscraft.installation"
+"""The id of the worker's database (`installation.stored_id`): workers of two installations on
+one Docker engine under the same id (two deployments' `worker-1`) sweep only their own."""
 MOUNT = "/opscraft"
 WORKDIR = f"{MOUNT}/work"
 USER = "65534:65534"
@@ -180,6 +183,9 @@ class DockerRunner:
         runtime: str | None = None,
     ) -> None:
         self.worker_id = worker_id
+        self.installation = ""
+        """The id of the worker's database, its containers' `LABEL_INSTALLATION` (set by
+        `Worker.start` before any container is made or swept)."""
         self.runtime = runtime
         self._local = threading.local()
         self.containers: dict[int, str] = {}
@@ -274,15 +280,25 @@ class DockerRunner:
         left behind, warm ones included; returns how many. With `created_before` (Unix time,
         seconds), only those created before it: what a lost worker started before it was declared
         lost, not what it started after coming back under the same id. The engine lists creation
-        times in whole seconds, so the comparison is to the second."""
+        times in whole seconds, so the comparison is to the second. With an `installation`, only
+        its containers (`LABEL_INSTALLATION`) and those made before the label existed: a worker
+        of another installation under the same id on this engine keeps its runs."""
         api = self._api()
         found = api.containers(all=True, filters={"label": f"{LABEL_WORKER}={worker_id or self.worker_id}"})
+        if self.installation:
+            ours = (None, self.installation)
+            found = [c for c in found if (c.get("Labels") or {}).get(LABEL_INSTALLATION) in ours]
         if created_before is not None:
             found = [c for c in found if c.get("Created", 0) < created_before]
         for container in found:
             with contextlib.suppress(NotFound):
                 api.remove_container(container["Id"], force=True, v=True)
         return len(found)
+
+    def _installation(self) -> dict[str, str]:
+        """The installation label of this runner's containers: none without an installation
+        (a runner outside a worker: tests)."""
+        return {LABEL_INSTALLATION: self.installation} if self.installation else {}
 
     def start_pool(self) -> None:
         """Start keeping containers warm (after `sweep`); used containers wait for quiet again
@@ -543,7 +559,7 @@ class DockerRunner:
             "working_dir": WORKDIR,
             "environment": run_env(WORKDIR),
             "stdin_open": True,  # docker-py sets StdinOnce with it: EOF after the job
-            "labels": {LABEL_MANAGED: "true", LABEL_WORKER: self.worker_id, **labels},
+            "labels": {LABEL_MANAGED: "true", LABEL_WORKER: self.worker_id, **self._installation(), **labels},
             "network_disabled": not profile.network_enabled,
             "host_config": host_config,
         }

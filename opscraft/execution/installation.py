@@ -43,6 +43,8 @@ from typing import Any
 
 import redis
 from redis.connection import parse_url
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
@@ -50,6 +52,7 @@ from opscraft.config import ConfigError, Settings
 from opscraft.db import clock
 from opscraft.db.engine import Database
 from opscraft.db.models import AppSetting
+from opscraft.db.types import utcnow
 from opscraft.execution import run_events
 
 STATE_KEY = "installation"
@@ -60,19 +63,24 @@ _TOKEN_TIMEOUT_SECONDS = 2
 
 async def database_id(db: Database) -> str:
     """The database's installation id (32 hex characters), created on first use; concurrent
-    first starts agree on one."""
-    async with db.session() as session:
-        row = await session.get(AppSetting, STATE_KEY)
-        if row is None:
-            session.add(AppSetting(key=STATE_KEY, value={"id": uuid.uuid4().hex}))
-            try:
-                await session.commit()
-            except IntegrityError:  # another process stored one first: theirs counts
-                await session.rollback()
-    async with db.session() as session:
-        row = await session.get(AppSetting, STATE_KEY)
-        assert row is not None  # stored above, or by the process that won
-        return str(row.value["id"])
+    first starts agree on one (`stored_id`)."""
+    async with db.engine.begin() as conn:
+        return await conn.run_sync(stored_id)
+
+
+def stored_id(conn: Connection) -> str:
+    """`database_id` as a step of a synchronous connection (a worker's `store.Store.run`): the
+    `app_settings` row `installation`, inserted when missing; an insert that loses to another
+    process's is skipped (ON CONFLICT DO NOTHING) and theirs is read."""
+    table = AppSetting.__table__
+    read = select(table.c.value).where(table.c.key == STATE_KEY)
+    value = conn.execute(read).scalar_one_or_none()
+    if value is None:
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        row = {"key": STATE_KEY, "value": {"id": uuid.uuid4().hex}, "updated_at": utcnow()}
+        conn.execute(dialect.insert(table).values(**row).on_conflict_do_nothing(index_elements=["key"]))
+        value = conn.execute(read).scalar_one()
+    return str(value["id"])
 
 
 def claim_queue(settings: Settings, installation: str) -> None:

@@ -15,9 +15,10 @@ environment: the fork server starts with an empty one, and the script's is built
 
 `file` secrets are written into a directory of their own (mode 0700, files 0400) on a tmpfs
 (`/dev/shm`, so they never reach a disk; the system temporary directory where there is none), named for
-the worker and removed with the run; a sweep after a crash removes what a killed worker left,
-and so its scratch work directories (named for the worker too): they hold the script's files
-(a Terraform plan carries its sensitive values) and whatever the script wrote there.
+the worker and its installation (`owner_name`) and removed with the run; a sweep after a crash
+removes what a killed worker left, and so its scratch work directories (named the same way): they
+hold the script's files (a Terraform plan carries its sensitive values) and whatever the script
+wrote there.
 Other secrets reach the script's environment through the supervisor's socket, never through a
 command line.
 """
@@ -63,6 +64,8 @@ DRAIN_SECONDS = 0.5
 STOP_GRACE_SECONDS = 5
 # The status of a run whose supervisor was killed (it could not say how the script ended).
 KILLED = 128 + signal.SIGKILL
+SECRET_PREFIX = "opscraft-secrets-"  # a run's secret directory: <prefix><owner>-<execution id>-...
+SCRATCH_PREFIX = "opscraft-work-"  # its scratch work directory, named the same way
 SECRET_TMPFS = Path("/dev/shm")  # noqa: S108 (a private mkdtemp directory inside it)
 
 
@@ -80,9 +83,18 @@ class LocalRunner:
 
     name = "local"
 
-    def __init__(self, worker_id: str) -> None:
+    def __init__(self, worker_id: str, installation: str = "") -> None:
         self.worker_id = worker_id
+        self.installation = installation
+        """The id of the worker's database (`installation.stored_id`; set by `Worker.start`
+        before any run or sweep): `owner` names it, so that a worker of another installation on
+        this machine under the same id (two deployments' `worker-1`) never sweeps this one's runs."""
         self.forks = ForkServer()
+
+    @property
+    def owner(self) -> str:
+        """Whose runs these are on this machine: `owner_name(worker_id, installation)`."""
+        return owner_name(self.worker_id, self.installation)
 
     def start(self) -> None:
         """Pre-start the fork server, so that the first run does not wait for its start."""
@@ -95,8 +107,10 @@ class LocalRunner:
     def sweep(self, started_before: float | None = None) -> int:
         """Kill processes a previous run of this worker left behind (after a crash); how many.
 
-        Every local run carries `OPSCRAFT_RUN=<worker id>:<execution id>` in its environment; this
-        finds them through /proc (Linux), among the processes of the OpsCraft user. With
+        Every local run carries `OPSCRAFT_RUN=<owner>:<execution id>` in its environment
+        (`owner_name`); this finds them through /proc (Linux), among the processes of the
+        OpsCraft user: this installation's and those named without one (before the installation
+        was part of the name), never another installation's (`swept_owners`). With
         `started_before` (Unix time, seconds), only the processes started and the secret
         directories written before it: a lost worker that came back under the same id keeps
         what it started since (proc(5): `starttime`, in clock ticks after boot). The runs'
@@ -104,13 +118,11 @@ class LocalRunner:
         directory holds the script's files, e.g. a Terraform plan with its sensitive values,
         and whatever the script wrote there).
         """
-        marker = f"{RUN_MARKER}={self.worker_id}:".encode()
-        killed = _kill_marked(lambda item: item.startswith(marker), started_before)
-        for base, prefix in (
-            (SECRET_TMPFS, _secret_prefix(self.worker_id)),
-            (Path(tempfile.gettempdir()), _scratch_prefix(self.worker_id)),
-        ):
-            for left in _left_behind(base, prefix):
+        owners = swept_owners(self.worker_id, self.installation)
+        marker = re.compile(f"{RUN_MARKER}={owners}:[0-9]+".encode())
+        killed = _kill_marked(lambda item: marker.fullmatch(item) is not None, started_before)
+        for base, prefix in ((SECRET_TMPFS, SECRET_PREFIX), (Path(tempfile.gettempdir()), SCRATCH_PREFIX)):
+            for left in _left_behind(base, prefix, owners):
                 with contextlib.suppress(OSError):
                     if started_before is None or left.stat().st_mtime < started_before:
                         shutil.rmtree(left, ignore_errors=True)
@@ -120,7 +132,7 @@ class LocalRunner:
         """Run `spec` as a local process on the worker's host, with its secret files in a private temporary
         directory removed afterwards.
         """
-        with _secret_dir(spec, self.worker_id) as secret_dir:
+        with _secret_dir(spec, self.owner) as secret_dir:
             return self._run(spec, output, control, secret_dir)
 
     def _run(self, spec: RunSpec, output: OutputSink, control: RunControl, secret_dir: str) -> RunResult:
@@ -132,11 +144,11 @@ class LocalRunner:
             raise RunnerError(f"{missing[0]} is not installed on this machine: install it or use Docker")
         program = found[command.argv[0]]
         assert program is not None
-        prefix = f"{_scratch_prefix(self.worker_id)}{spec.execution_id}-"
+        prefix = f"{_scratch_prefix(self.owner)}{spec.execution_id}-"
         with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
             work = Path(scratch)
             _write_files(work, command)
-            marker = f"{self.worker_id}:{spec.execution_id}"
+            marker = f"{self.owner}:{spec.execution_id}"
             env = {
                 "PATH": path,
                 **run_env(scratch),
@@ -215,39 +227,52 @@ def _collect(work: Path, names: tuple[str, ...]) -> dict[str, bytes]:
 _found: dict[tuple[str, str], str | None] = {}
 
 
-def _secret_prefix(worker_id: str) -> str:
-    return f"opscraft-secrets-{worker_id}-"
+def owner_name(worker_id: str, installation: str) -> str:
+    """How a worker's local runs are named on its machine (their `OPSCRAFT_RUN` mark, secret and
+    scratch directories): `<worker id>@<first 12 characters of the installation id>`, or the bare
+    worker id without one. `@` is not in any worker id (`config.Settings.worker_id`), so no
+    worker's name is a prefix of another installation's."""
+    return f"{worker_id}@{installation[:12]}" if installation else worker_id
 
 
-def _scratch_prefix(worker_id: str) -> str:
-    return f"opscraft-work-{worker_id}-"
+def swept_owners(worker_id: str, installation: str) -> str:
+    """A regular expression of the `owner_name`s a sweep for `worker_id` takes as its own: with
+    `installation`, that installation's and the bare worker id (runs named before the installation
+    was part of the name); without one, the worker id in every installation (a test's cleanup)."""
+    suffix = re.escape(installation[:12]) if installation else "[0-9a-f]{12}"
+    return f"{re.escape(worker_id)}(?:@{suffix})?"
+
+
+def _secret_prefix(owner: str) -> str:
+    return f"{SECRET_PREFIX}{owner}-"
+
+
+def _scratch_prefix(owner: str) -> str:
+    return f"{SCRATCH_PREFIX}{owner}-"
 
 
 # What `tempfile.mkdtemp` appends to a run's prefix (`<prefix><execution id>-`): 8 of these.
-_LEFT_NAME = re.compile(r"[0-9]+-[a-z0-9_]{8}")
+_LEFT_NAME = "[0-9]+-[a-z0-9_]{8}"
 
 
-def _left_behind(base: Path, prefix: str) -> list[Path]:
-    """The run directories of `base` named `<prefix><execution id>-<mkdtemp's 8 characters>`:
-    exactly those of the worker `prefix` names, not those of a worker whose id merely starts
-    with this one's (worker `a` and worker `a-1`)."""
+def _left_behind(base: Path, prefix: str, owners: str) -> list[Path]:
+    """The run directories of `base` named `<prefix><owner>-<execution id>-<mkdtemp's 8
+    characters>` for an owner `owners` (`swept_owners`) matches: exactly those, not those of a
+    worker whose id merely starts with this one's (worker `a` and worker `a-1`)."""
     if not base.is_dir():
         return []
-    return [
-        path
-        for path in base.glob(f"{glob.escape(prefix)}*")
-        if _LEFT_NAME.fullmatch(path.name[len(prefix) :])
-    ]
+    name = re.compile(f"{re.escape(prefix)}{owners}-{_LEFT_NAME}")
+    return [path for path in base.glob(f"{glob.escape(prefix)}*") if name.fullmatch(path.name)]
 
 
 @contextlib.contextmanager
-def _secret_dir(spec: RunSpec, worker_id: str) -> Iterator[str]:
+def _secret_dir(spec: RunSpec, owner: str) -> Iterator[str]:
     """A private directory holding the run's `file` secrets (0400), removed afterwards."""
     if not spec.secret_files:
         yield ""
         return
     base = SECRET_TMPFS if SECRET_TMPFS.is_dir() and os.access(SECRET_TMPFS, os.W_OK) else None
-    folder = Path(tempfile.mkdtemp(prefix=f"{_secret_prefix(worker_id)}{spec.execution_id}-", dir=base))
+    folder = Path(tempfile.mkdtemp(prefix=f"{_secret_prefix(owner)}{spec.execution_id}-", dir=base))
     try:
         for name, value in spec.secret_files.items():
             target = folder / name

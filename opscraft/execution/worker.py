@@ -32,7 +32,7 @@ from opscraft.db import clock, unreachable
 from opscraft.db.group_commit import Take
 from opscraft.db.types import utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.execution import identity_lock, liveness, store, transport
+from opscraft.execution import identity_lock, installation, liveness, store, transport
 from opscraft.execution.docker_runner import DockerRunner
 from opscraft.execution.executor import Executor
 from opscraft.execution.identity_lock import worker_identity
@@ -233,6 +233,8 @@ class Worker:
         self.loop.start()
         self.store.run(clock.measure)  # heartbeats and their staleness are in the database's clock
         self._started_at = clock.now()
+        # Containers and local processes carry the installation: sweeps spare other installations'.
+        self.docker.installation = self.local.installation = self.store.run(installation.stored_id)
         if self.allowed is None or "docker" in self.allowed:
             self.docker.check_runtime()  # an engine without OPSCRAFT_DOCKER_RUNTIME: no start
         offered = self._offering(self.runners())
@@ -384,7 +386,7 @@ class Worker:
             if docker is None:
                 docker = self.docker.available()
             before = clock.to_local(lost_at).timestamp()  # containers carry this machine's time
-            swept = LocalRunner(worker_id).sweep(before) + (
+            swept = LocalRunner(worker_id, self.local.installation).sweep(before) + (
                 self.docker.sweep(worker_id, before) if docker else 0
             )
             self._swept.add((worker_id, lost_at))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import tempfile
 import time
@@ -213,8 +214,10 @@ def _wait(url: str, headers: dict[str, str], check: Any, timeout: float = 60) ->
 
 
 def _orphans(data_dir: Path, execution_id: int) -> list[int]:
-    """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark)."""
-    mark = f"OPSCRAFT_RUN={worker_identity(make_settings(data_dir))}:{execution_id}".encode()
+    """Processes of one local run of the server on `data_dir` (found by their OPSCRAFT_RUN mark,
+    `<worker id>@<installation>:<execution id>`: `local_runner.owner_name`)."""
+    worker = worker_identity(make_settings(data_dir))
+    mark = re.compile(rf"OPSCRAFT_RUN={re.escape(worker)}@[0-9a-f]{{12}}:{execution_id}".encode())
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -222,7 +225,7 @@ def _orphans(data_dir: Path, execution_id: int) -> list[int]:
                 environ = (entry / "environ").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if mark in environ:
+            if any(mark.fullmatch(item) for item in environ):
                 found.append(int(entry.name))
     return found
 
@@ -230,7 +233,7 @@ def _orphans(data_dir: Path, execution_id: int) -> list[int]:
 def _scratch(data_dir: Path, execution_id: int) -> list[Path]:
     """The work directories of one local run of the server on `data_dir` (`local_runner.py`)."""
     worker = worker_identity(make_settings(data_dir))
-    return list(Path(tempfile.gettempdir()).glob(f"opscraft-work-{worker}-{execution_id}-*"))
+    return list(Path(tempfile.gettempdir()).glob(f"opscraft-work-{worker}@*-{execution_id}-*"))
 
 
 @pytest.mark.parametrize("runner", ["local", "docker"])

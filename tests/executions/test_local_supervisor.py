@@ -17,6 +17,7 @@ import resource
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -599,6 +600,39 @@ def test_the_sweep_removes_the_run_directories_a_crashed_worker_left_and_only_it
         assert all(folder.exists() for folder in others)
     finally:
         for folder in mine + others:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_sweep_spares_the_runs_of_another_installations_worker_of_the_same_id() -> None:
+    """Two installations on one machine, each with a worker `<worker>` (two compose projects'
+    `worker-1`): the sweep of one used to kill the other's running scripts (`OPSCRAFT_RUN`) and
+    remove their scratch and secret directories. Now it takes its own installation's and those
+    named before the installation was part of the name (`local_runner.swept_owners`)."""
+    worker = f"test-{uuid.uuid4().hex[:8]}"
+    ours, theirs = uuid.uuid4().hex, uuid.uuid4().hex
+    tmp = Path(tempfile.gettempdir())
+    owners = {
+        "ours": local_runner.owner_name(worker, ours),
+        "theirs": local_runner.owner_name(worker, theirs),
+        "unnamed": worker,
+    }
+    folders = {k: Path(tempfile.mkdtemp(prefix=f"opscraft-work-{o}-7-", dir=tmp)) for k, o in owners.items()}
+    path = os.environ["PATH"]
+    sleepers = {
+        key: subprocess.Popen(["sleep", "300"], env={"PATH": path, local_runner.RUN_MARKER: f"{owner}:7"})
+        for key, owner in owners.items()
+    }
+    try:
+        assert LocalRunner(worker, ours).sweep() == 2
+        for sleeper in (sleepers["ours"], sleepers["unnamed"]):
+            assert sleeper.wait(30) == -signal.SIGKILL
+        assert sleepers["theirs"].poll() is None
+        assert [key for key, folder in folders.items() if folder.exists()] == ["theirs"]
+    finally:
+        for sleeper in sleepers.values():
+            sleeper.kill()
+            sleeper.wait()
+        for folder in folders.values():
             shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -6,6 +6,7 @@ The container user is `nobody`, whose home in the password database is `/nonexis
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -101,7 +102,8 @@ async def test_scripts_write_under_their_home(
     if runner_name == "docker":
         assert home == "/opscraft/work"
     else:  # a scratch directory of the run, removed with it
-        assert Path(home).name.startswith(f"opscraft-work-{final['worker_id']}-{final['id']}-")
+        owner = rf"{re.escape(final['worker_id'])}@[0-9a-f]{{12}}"  # `local_runner.owner_name`
+        assert re.match(rf"opscraft-work-{owner}-{final['id']}-", Path(home).name), home
         assert not Path(home).exists()
 
 

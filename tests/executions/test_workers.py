@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from opscraft.db import clock
 from opscraft.db.models import AuditEvent, Execution, RegisteredWorker
 from opscraft.db.types import utcnow
 from opscraft.execution import store
-from opscraft.execution.local_runner import RUN_MARKER, LocalRunner
+from opscraft.execution.local_runner import RUN_MARKER, LocalRunner, swept_owners
 from opscraft.execution.store import LOST_MESSAGE
 from opscraft.execution.worker import Worker, worker_identity
 from opscraft.security.vault import KEY_FILE
@@ -245,15 +246,16 @@ async def test_a_killed_workers_run_is_ended_as_lost_by_a_survivor(
 
 
 def _marked_processes(worker_id: str) -> int:
-    """Processes of this machine carrying the local run marker of `worker_id`."""
-    marker = f"{RUN_MARKER}={worker_id}:".encode()
+    """Processes of this machine carrying the local run marker of `worker_id` (of any
+    installation: `local_runner.swept_owners`)."""
+    marker = re.compile(f"{RUN_MARKER}={swept_owners(worker_id, '')}:[0-9]+".encode())
     count = 0
     for entry in Path("/proc").iterdir():
         try:
             environ = (entry / "environ").read_bytes() if entry.name.isdigit() else b""
         except OSError:
             continue
-        count += any(item.startswith(marker) for item in environ.split(b"\0"))
+        count += any(marker.fullmatch(item) for item in environ.split(b"\0"))
     return count
 
 

@@ -131,6 +131,8 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
     rows = cluster.api(web).get("/api/v1/workers").json()["items"]
     assert next(w for w in rows if w["id"] == name)["state"] == "stopped"
     assert "ready" in proc.log() and "stopping" in proc.log()
+    # Its last line says the stop is done (it ended at "stopping": had it drained, or hung?).
+    assert proc.log().rstrip().endswith(f"worker {name} stopped"), proc.log()
 
 
 def _bare_import_cpu() -> float:
@@ -291,6 +293,41 @@ def test_cancel_from_web_kills_a_run_on_a_worker_within_two_seconds(cluster: Clu
     row = cluster.wait_status(web, execution_id, FINAL, timeout=30)
     assert row["status"] == "cancelled"
     assert took < 2.0, f"the kill took {took:.2f} s (load {os.getloadavg()[0]:.1f})"
+
+
+OTHER_INSTALLATION = {"DATABASE_URL", "REDIS_URL"}  # left out: a SQLite database in its data directory
+
+
+def test_a_worker_of_another_installation_under_the_same_name_spares_this_ones_runs(
+    cluster: Cluster,
+) -> None:
+    """Two installations on one machine and Docker engine (two compose projects: both name their
+    workers `worker-1`, `docker-compose.yml`). A worker of the other one starting under the name
+    of a worker here sweeps what it takes for its own leftovers: it used to kill this worker's
+    local runs (their `OPSCRAFT_RUN` mark) and remove its containers, running ones and warm ones
+    (their `opscraft.worker` label), and the runs ended `failed`, "the script exited with code
+    137". Each installation now sweeps only its own (`installation.stored_id`)."""
+    require_docker()
+    web = _web(cluster)
+    script = cluster.script(web, "echo begun\nfor i in $(seq 1 1500); do sleep 0.2; done\n")
+    runs = [cluster.run(web, script, runner) for runner in ("local", "docker", "local", "docker")]
+    for execution_id in runs:
+        cluster.wait_status(web, execution_id, {"running"})
+        wait_for(lambda: "begun" in cluster.output(web, execution_id), 60, "the run's first line")  # noqa: B023
+    names = sorted({cluster.execution(web, execution_id)["worker_id"] for execution_id in runs})
+    for name in names:
+        env = {k: v for k, v in cluster.env(f"other-{name}").items() if k not in OTHER_INSTALLATION}
+        other = Proc(f"other-{name}", ["worker", "--name", name], env, cluster.root / f"other-{name}.log")
+        other.start()
+        try:
+            wait_for(lambda: started_or_ended(other), 120, "the other installation's worker to start")  # noqa: B023
+            assert other.alive(), other.log()
+        finally:
+            assert other.stop() == 0, other.log()
+    for execution_id in runs:
+        assert cluster.api(web).post(f"/api/v1/executions/{execution_id}/cancel").status_code == 200
+    ended = [cluster.wait_status(web, execution_id, FINAL, timeout=60) for execution_id in runs]
+    assert [row["status"] for row in ended] == ["cancelled"] * len(runs), ended
 
 
 FAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
