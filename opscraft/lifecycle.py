@@ -8,7 +8,7 @@ import logging
 from typing import Literal
 
 from opscraft import runtime
-from opscraft.config import Settings
+from opscraft.config import ConfigError, Settings
 from opscraft.db import clock, unreachable
 from opscraft.execution import installation
 from opscraft.services import signing_key
@@ -44,9 +44,10 @@ async def start(
         elif signing == "require":
             await signing_key.require_same(rt.db, settings)
         database_id = ""  # this database's installation id, for a process on a Redis job queue
+        claimed = False  # whether this start recorded the queue's database (`claim_queue`)
         if settings.redis_url and (run_worker or dispatching):  # takes from or feeds the job queue
             database_id = await installation.database_id(rt.db)
-            await asyncio.to_thread(installation.claim_queue, settings, database_id)
+            claimed = await asyncio.to_thread(installation.claim_queue, settings, database_id)
     except BaseException:
         await runtime.close(rt)
         raise
@@ -57,7 +58,12 @@ async def start(
         async with rt.db.engine.connect() as conn:
             await conn.run_sync(clock.measure)
         if run_worker or dispatching:  # one database, one job queue
-            await installation.require_same_queue(rt.db, settings)
+            try:
+                await installation.require_same_queue(rt.db, settings)
+            except ConfigError:  # refused: the queue this start claimed is given back
+                if claimed:
+                    await asyncio.to_thread(installation.release_queue, settings, database_id)
+                raise
             if settings.redis_url and signing == "record":
                 await installation.record_queue(rt.db, settings)
         # Imported once the checks above passed: the worker, the job queue (Huey, redis), the run

@@ -83,15 +83,16 @@ def stored_id(conn: Connection) -> str:
     return str(value["id"])
 
 
-def claim_queue(settings: Settings, installation: str) -> None:
+def claim_queue(settings: Settings, installation: str) -> bool:
     """Record `installation` as the database the job queue at `settings.redis_url` serves, or
-    check it against the one recorded. `ConfigError` when another database's id is recorded
-    (the message names this process's database without its password). A Redis that does not
-    answer is not judged here: a worker refuses one at start (`cli/worker.check_redis`), and a
-    web process waits for it (docs/deployment.md)."""
-    stored = _claim(settings, installation, _TIMEOUT_SECONDS)
+    check it against the one recorded; whether this call made the record (the key was empty: a
+    start refused afterwards gives it back, `release_queue`). `ConfigError` when another
+    database's id is recorded (the message names this process's database without its password).
+    A Redis that does not answer is not judged here: a worker refuses one at start
+    (`cli/worker.check_redis`), and a web process waits for it (docs/deployment.md)."""
+    stored, made = _claim(settings, installation, _TIMEOUT_SECONDS)
     if stored is None or stored == installation:
-        return
+        return made
     key = f"{settings.redis_prefix}:{STATE_KEY}"
     database = make_url(settings.effective_database_url).render_as_string(hide_password=True)
     raise ConfigError(
@@ -102,20 +103,51 @@ def claim_queue(settings: Settings, installation: str) -> None:
     )
 
 
-def _claim(settings: Settings, installation: str, timeout: float) -> str | None:
-    """Set `<prefix>:installation` to `installation` unless it holds an id already (SET NX); the
-    id it holds afterwards, None when Redis does not answer within `timeout` seconds."""
+_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then redis.call('del', KEYS[1], KEYS[2]) end"
+
+
+def release_queue(settings: Settings, installation: str) -> None:
+    """Undo a claim this process made (`claim_queue` returned True) when its start is refused
+    after it (`require_same_queue`: its database's web processes use another queue): a worker
+    started with a wrong Redis database number left `<prefix>:installation` naming its database
+    there, and the installation that later used that Redis database was refused as "another
+    OpsCraft database". The key is deleted only while it still names `installation` (one atomic
+    script), with the queue id the same check made (`<prefix>:queue-id`: a queue no database
+    claimed before has no web process that recorded its id). Redis not answering within 2 s:
+    nothing done (the refusal's message is what matters)."""
     assert settings.redis_url
-    client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = _client(settings, _TOKEN_TIMEOUT_SECONDS)
+    keys = (f"{settings.redis_prefix}:{STATE_KEY}", f"{settings.redis_prefix}:queue-id")
     try:
-        key = f"{settings.redis_prefix}:{STATE_KEY}"
-        client.set(key, installation, nx=True)
-        stored = client.get(key)
+        client.eval(_RELEASE, len(keys), *keys, installation)
     except redis.RedisError:
-        return None
+        return
     finally:
         client.close()
-    return None if stored is None else stored.decode(errors="replace")
+
+
+def _claim(settings: Settings, installation: str, timeout: float) -> tuple[str | None, bool]:
+    """Set `<prefix>:installation` to `installation` unless it holds an id already (SET NX): the
+    id it holds afterwards (None when Redis does not answer within `timeout` seconds) and
+    whether this call set it."""
+    assert settings.redis_url
+    client = _client(settings, timeout)
+    try:
+        key = f"{settings.redis_prefix}:{STATE_KEY}"
+        made = bool(client.set(key, installation, nx=True))
+        stored = client.get(key)
+    except redis.RedisError:
+        return None, False
+    finally:
+        client.close()
+    return (None if stored is None else stored.decode(errors="replace")), made
+
+
+def _client(settings: Settings, timeout: float) -> redis.Redis:
+    """A client of the job queue's Redis (`settings.redis_url`) giving up after `timeout` seconds
+    (connect and each command)."""
+    assert settings.redis_url
+    return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 async def keep_records(db: Database, settings: Settings, installation: str) -> None:
@@ -128,7 +160,8 @@ async def keep_records(db: Database, settings: Settings, installation: str) -> N
     the processes starting on it, naming the key to delete). Redis is given 2 s, as in
     `record_queue`, and once: the round holds the run event dispatcher, and a Redis that does
     not answer has no queue to record."""
-    if await asyncio.to_thread(_claim, settings, installation, _TOKEN_TIMEOUT_SECONDS) is not None:
+    stored, _ = await asyncio.to_thread(_claim, settings, installation, _TOKEN_TIMEOUT_SECONDS)
+    if stored is not None:
         await record_queue(db, settings)
 
 
@@ -151,11 +184,7 @@ def queue_of(settings: Settings) -> Queue | None:
     answer within 2 s (not judged here, as in `claim_queue`)."""
     assert settings.redis_url
     key = f"{settings.redis_prefix}:queue-id"
-    client = redis.Redis.from_url(
-        settings.redis_url,
-        socket_connect_timeout=_TOKEN_TIMEOUT_SECONDS,
-        socket_timeout=_TOKEN_TIMEOUT_SECONDS,
-    )
+    client = _client(settings, _TOKEN_TIMEOUT_SECONDS)
     try:
         client.set(key, uuid.uuid4().hex, nx=True)
         stored = client.get(key)

@@ -905,6 +905,10 @@ def test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restar
         assert prefixed in strangers[1].log()
         unset = "REDIS_URL: not set, but the web processes of this database use a Redis job queue"
         assert unset in strangers[2].log()
+        # A refused start leaves no claim behind: the installation that later uses that Redis
+        # database (or prefix) was refused as "another OpsCraft database".
+        assert redis.Redis.from_url(other.url).keys("opscraft:*") == []
+        assert redis.Redis.from_url(cluster.redis_url or "").keys("another-prefix:*") == []
     finally:
         other.stop()
     redis.Redis.from_url(cluster.redis_url or "").delete("opscraft:queue-id")  # as a restart loses it
