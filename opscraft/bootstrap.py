@@ -7,10 +7,12 @@ extra (pywebview with Qt WebEngine). `python3 -m opscraft.bootstrap test` instal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,12 +65,49 @@ def _covered(stamps: str, wanted: str) -> bool:
     return False
 
 
-def ensure_venv(extras: str = "") -> Path:
-    """Create/refresh `.venv` when pyproject.toml (or the extras asked for) changed. Returns its python."""
+@contextlib.contextmanager
+def _install_lock() -> Iterator[None]:
+    """Held while `.venv` is checked and installed: processes started at once from a fresh
+    checkout (a web process and its workers) each created `.venv` and ran pip into the same
+    folder; now one installs and the others wait, then find it done. flock(2) on the folder
+    holding `.venv` (no lock file left behind); nothing where flock does not exist (Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover (not on Linux)
+        yield
+        return
+    fd = os.open(VENV.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print("opscraft: waiting for another process installing .venv ...", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _installed(wanted: str) -> bool:
     stamp_file = VENV / ".opscraft-installed"
+    return VENV_PYTHON.exists() and stamp_file.exists() and _covered(stamp_file.read_text(), wanted)
+
+
+def ensure_venv(extras: str = "") -> Path:
+    """Create/refresh `.venv` when pyproject.toml (or the extras asked for) changed, one process
+    at a time (`_install_lock`). Returns its python. Exits with one line when venv or pip fails."""
     wanted = _stamp(extras)
-    if VENV_PYTHON.exists() and stamp_file.exists() and _covered(stamp_file.read_text(), wanted):
+    if _installed(wanted):
         return VENV_PYTHON
+    with _install_lock():
+        if not _installed(wanted):  # another process may have installed it meanwhile
+            _install(extras, wanted)
+    return VENV_PYTHON
+
+
+def _install(extras: str, wanted: str) -> None:
+    """Create `.venv` if missing, install the checkout with `extras` into it, record `wanted`."""
+    stamp_file = VENV / ".opscraft-installed"
     if not VENV_PYTHON.exists():
         print("opscraft: creating a virtual environment in .venv ...", file=sys.stderr)
         try:
@@ -89,7 +128,6 @@ def ensure_venv(extras: str = "") -> Path:
     stamp_file.write_text(
         " ".join([*(s for s in previous if s.split(":")[0] == wanted.split(":")[0]), wanted])
     )
-    return VENV_PYTHON
 
 
 def main() -> None:

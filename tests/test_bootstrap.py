@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +54,28 @@ def test_a_changed_pyproject_installs_again(venv: list[list[str]]) -> None:
     (bootstrap.VENV / ".opscraft-installed").write_text("0123456789abcdef:test,desktop")
     bootstrap.ensure_venv("")
     assert any("-e" in argv for argv in venv)
+
+
+def test_processes_started_at_once_install_the_venv_once(
+    venv: list[list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web process and its workers started together from a fresh clone each ran pip into the
+    same `.venv` at once. Three at once here (threads: flock(2) locks belong to each open file,
+    so they exclude each other as processes do); the install takes a moment, as pip's does."""
+
+    def slow_run(argv: list[str], **_: Any) -> subprocess.CompletedProcess[bytes]:
+        venv.append(argv)
+        time.sleep(0.3)  # the stand-in install's own duration (pip: minutes), not a wait
+        return subprocess.CompletedProcess(argv, 0)
+
+    monkeypatch.setattr(bootstrap.subprocess, "run", slow_run)
+    starts = [threading.Thread(target=bootstrap.ensure_venv, args=("",)) for _ in range(3)]
+    for start in starts:
+        start.start()
+    for start in starts:
+        start.join(30)
+    assert sum("-e" in argv for argv in venv) == 1, venv
+    assert bootstrap._installed(bootstrap._stamp(""))
 
 
 def test_the_server_install_brings_ansible_inventory_which_the_inventory_rules_run() -> None:
