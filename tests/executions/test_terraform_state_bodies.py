@@ -124,7 +124,8 @@ async def test_a_script_changed_to_another_type_keeps_its_state_readable(
     assert r.status_code == 200 and r.content == stored, r.text[:200]
     bash = await make_script(client, operator, "#!/bin/bash\necho hi\n")
     r = await client.get(f"/api/v1/scripts/{bash}/terraform/states", headers=operator.headers)
-    assert r.status_code == 404 and "not a terraform script" in r.json()["detail"], r.text
+    assert r.status_code == 404, r.text
+    assert r.json()["detail"] == "this script is not a Terraform script: it has no state", r.text
 
 
 async def test_the_versions_of_a_long_lived_state_page(client: httpx.AsyncClient, operator: LoggedIn) -> None:
