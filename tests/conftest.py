@@ -666,6 +666,10 @@ HANDSHAKEN_JS = "window.did_handshake === true"
 NETWORK_CHANGED = "net::ERR_NETWORK_CHANGED"
 # How many times one wait reloads a page that lost a request to a network change.
 NETWORK_CHANGED_RELOADS = 3
+# The address of the page Chromium shows for a document it could not load.
+ERROR_PAGE = "chrome-error://chromewebdata/"
+# Playwright's default wait (a context's `set_default_timeout` is not readable back), milliseconds.
+DEFAULT_WAIT_MS = 30_000
 
 
 def watch(page: Any) -> None:
@@ -710,7 +714,7 @@ def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> 
             page.network_changed_seen = page.network_changed
             reloads += 1
             page.console_tail.append(f"test: reloaded after {NETWORK_CHANGED} ({reloads})")
-            page.reload()
+            page.reload_again()
             deadline = time.monotonic() + timeout
         elif held:
             page.network_changed_seen = page.network_changed
@@ -730,28 +734,84 @@ def _handshaken(page: Any) -> bool:
 
 
 def steady(pg: Any) -> Any:
-    """`pg` (a new Playwright page) `watch`ed, with a `goto` that tries a navigation failed by
-    `NETWORK_CHANGED` again and returns once a NiceGUI page is connected (`CONNECTED_JS`, through
-    `settle`): a value typed into a page still shaking hands on a busy CI machine was once lost (a
-    form saved without it: tests/test_ui_forms_browser.py)."""
+    """`pg` (a new Playwright page) `watch`ed, whose navigations (`goto`, `reload`, `go_back`,
+    `go_forward`) are tried again when Chromium failed their document with `NETWORK_CHANGED` (a
+    CI run's `page.reload()` did: the page was left on Chromium's error page) and return once a
+    NiceGUI page is connected (`CONNECTED_JS`, through `settle`): a value typed into a page still
+    shaking hands on a busy CI machine was once lost (a form saved without it:
+    tests/test_ui_forms_browser.py). `wait_for_url` (after a click or a script that navigates)
+    reloads a page left on the error page by `NETWORK_CHANGED` and goes on waiting (timeouts in
+    milliseconds, `DEFAULT_WAIT_MS` when none). `pg.reload_again()` is the reload tried again,
+    without the wait (`settle`'s own reload)."""
     from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
     watch(pg)
-    navigate = pg.goto
+    goto, reload, go_back, go_forward = pg.goto, pg.reload, pg.go_back, pg.go_forward
+    wait_url = pg.wait_for_url
 
-    def goto(url: str, **options: Any) -> Any:
-        for attempt in range(NETWORK_CHANGED_RELOADS + 1):
+    def reload_error_page(**options: Any) -> Any:
+        # Reloaded before Chromium's error page is in place, the page is "not attached".
+        wait_url(ERROR_PAGE, wait_until="load")
+        return reload(**options)
+
+    def reload_again(**options: Any) -> Any:
+        return _tried_again(lambda: reload(**options), lambda: reload_error_page(**options))
+
+    def navigation(first: Callable[..., Any]) -> Callable[..., Any]:
+        # A failed document leaves Chromium's error page in the history entry it was going to:
+        # a reload of that entry is the navigation again (a second `go_back` would go further).
+        def navigate(*args: Any, **options: Any) -> Any:
+            if first is goto:
+                response = _tried_again(lambda: goto(*args, **options), lambda: goto(*args, **options))
+            else:
+                response = _tried_again(lambda: first(**options), lambda: reload_error_page(**options))
+            settle(pg)
+            return response
+
+        return navigate
+
+    def wait_for_url(url: Any, *, timeout: float | None = None, **options: Any) -> None:
+        # A click or a script's `location` change lost its document: the page is reloaded (the
+        # error page's entry is the address it was going to), as for a navigation of the test's.
+        deadline = time.monotonic() + (timeout or DEFAULT_WAIT_MS) / 1000
+        while True:
+            left = deadline - time.monotonic()
             try:
-                response = navigate(url, **options)
-                break
-            except PlaywrightError as error:
-                if NETWORK_CHANGED not in str(error) or attempt == NETWORK_CHANGED_RELOADS:
+                return wait_url(url, timeout=max(min(1.0, left), 0.1) * 1000, **options)
+            except PlaywrightTimeoutError:
+                if left <= 1.0:
                     raise
-        settle(pg)
-        return response
+                lost = pg.url == ERROR_PAGE and pg.network_changed > pg.network_changed_seen
+            except PlaywrightError as error:  # the navigation it waited for failed
+                if NETWORK_CHANGED not in str(error):
+                    raise
+                lost = True
+            if lost:
+                pg.network_changed_seen = pg.network_changed
+                pg.console_tail.append(f"test: reloaded the error page after {NETWORK_CHANGED}")
+                _tried_again(reload_error_page, reload_error_page)
 
-    pg.goto = goto
+    pg.reload_again, pg.wait_for_url = reload_again, wait_for_url
+    pg.goto, pg.reload, pg.go_back, pg.go_forward = map(navigation, (goto, reload, go_back, go_forward))
     return pg
+
+
+def _tried_again(navigation: Callable[[], Any], again: Callable[[], Any]) -> Any:
+    """`navigation()`'s result (a Playwright navigation); when it raised a Playwright error naming
+    `NETWORK_CHANGED`, `again()`'s, tried up to `NETWORK_CHANGED_RELOADS` times. Other errors, and
+    the last attempt's, are raised as they are."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    attempt = navigation
+    for _ in range(NETWORK_CHANGED_RELOADS):
+        try:
+            return attempt()
+        except PlaywrightError as error:
+            if NETWORK_CHANGED not in str(error):
+                raise
+        attempt = again
+    return attempt()
 
 
 def _steady_pages(browser: Any) -> None:

@@ -42,7 +42,9 @@ class _Site:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
-                if self.path == "/page":
+                if self.path.startswith("/first"):
+                    body, kind = "<html><body><script>window.first = true</script>", "text/html"
+                elif self.path == "/page":
                     held = "".join(f'<script src="/held{i}.js"></script>' for i in range(HELD))
                     body, kind = f"<html><body>{held}<script src='/last.js'></script>", "text/html"
                 elif self.path.startswith("/held"):
@@ -83,14 +85,17 @@ def site() -> Iterator[_Site]:
 
 @pytest.fixture
 def address_change() -> Iterator[Callable[[], None]]:
-    """A function adding `ADDRESS` to `lo` (a change of the machine's addresses, as a container
-    with a network makes); the address is removed afterwards."""
+    """A function adding `ADDRESS` to `lo`, or removing it when added (either is a change of the
+    machine's addresses, as a container with a network makes); the address is removed afterwards."""
     require_service(os.geteuid() == 0 and shutil.which("ip") is not None, "root and `ip` (iproute2)")
     added: list[bool] = []
 
     def change() -> None:
-        subprocess.run(["ip", "addr", "add", ADDRESS, "dev", "lo"], check=True)
-        added.append(True)
+        subprocess.run(["ip", "addr", "del" if added else "add", ADDRESS, "dev", "lo"], check=True)
+        if added:
+            added.clear()
+        else:
+            added.append(True)
 
     try:
         yield change
@@ -119,3 +124,91 @@ def test_a_page_that_lost_a_script_to_a_network_change_is_loaded_again(
     assert page.evaluate("window.loaded === true") is True
     assert f"requestfailed: {last} {NETWORK_CHANGED}" in page.console_tail
     assert any(line.startswith("test: reloaded after") for line in page.console_tail)
+
+
+def _navigation_losing_its_document(
+    page: Any, site: _Site, address_change: Callable[[], None], navigate: Callable[[], Any], target: str
+) -> None:
+    """Run `navigate()` (a Playwright navigation of `page` to the site's `target` path) while the
+    site's six held scripts hold every connection, so that its document request waits in Chromium's
+    queue, and change the machine's addresses until that request fails with `NETWORK_CHANGED`; the
+    held scripts are released then, so that a navigation tried again can load."""
+    lost, done = threading.Event(), threading.Event()
+    url = f"{site.url}{target}"
+    changes: list[threading.Thread] = []
+
+    def started(request: Any) -> None:
+        if request.url == url and request.is_navigation_request() and not changes:
+            changes.append(threading.Thread(target=change_until_lost, daemon=True))
+            changes[0].start()
+
+    def change_until_lost() -> None:
+        # The request event comes as the browser starts the request: an address changed before it
+        # waits in the connection queue fails nothing, so the change is made again until it does.
+        while not done.is_set():
+            address_change()
+            if lost.wait(1.0):
+                return
+
+    def failed(request: Any) -> None:
+        if request.url == url and NETWORK_CHANGED in (request.failure or ""):
+            lost.set()
+            site.release.set()
+
+    page.on("request", started)
+    page.on("requestfailed", failed)
+    try:
+        navigate()
+    finally:
+        done.set()
+        for change in changes:
+            change.join()
+    assert lost.is_set(), f"the navigation to {target} never lost its document to a network change"
+    assert f"requestfailed: {url} {NETWORK_CHANGED}" in page.console_tail
+
+
+def _page_held(page: Any, site: _Site) -> None:
+    """`page` on the site's page, its six scripts held by the site: every connection of the
+    page's browser context to the site is taken."""
+    page.goto(f"{site.url}/page", wait_until="commit")
+    wait_until(lambda: site.held == HELD, "the six held scripts reach the site", timeout=30)
+
+
+def test_a_reload_that_lost_its_document_to_a_network_change_is_tried_again(
+    page: Any, site: _Site, address_change: Callable[[], None]
+) -> None:
+    _page_held(page, site)
+
+    _navigation_losing_its_document(page, site, address_change, page.reload, "/page")
+
+    page.wait_for_function("window.loaded === true")
+    assert page.url == f"{site.url}/page"
+
+
+def test_a_way_back_that_lost_its_document_to_a_network_change_is_tried_again(
+    page: Any, site: _Site, address_change: Callable[[], None]
+) -> None:
+    page.goto(f"{site.url}/first")
+    _page_held(page, site)
+
+    _navigation_losing_its_document(page, site, address_change, page.go_back, "/first")
+
+    page.wait_for_function("window.first === true")
+    assert page.url == f"{site.url}/first"
+
+
+def test_a_page_whose_script_navigation_lost_its_document_is_loaded_where_it_was_going(
+    page: Any, site: _Site, address_change: Callable[[], None]
+) -> None:
+    page.goto(f"{site.url}/first")
+    # The connections are held by another tab: a page's own navigation would abort its own loads.
+    _page_held(page.context.new_page(), site)
+
+    def navigate() -> None:  # as a NiceGUI `ui.navigate.to` or a link's click does
+        page.evaluate("location.href = '/first?again'")
+        page.wait_for_url(f"{site.url}/first?again")
+
+    _navigation_losing_its_document(page, site, address_change, navigate, "/first?again")
+
+    page.wait_for_function("window.first === true")
+    assert "test: reloaded the error page after net::ERR_NETWORK_CHANGED" in page.console_tail
