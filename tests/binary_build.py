@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,16 +69,30 @@ def build_lock() -> Iterator[None]:
 def build(digest: str) -> subprocess.CompletedProcess[str]:
     """Run packaging/build.sh with this Python (call it holding `build_lock`); the stamp says
     `digest` once it succeeded, and no build is stamped while it runs or after it failed. The
-    finished process: its exit status and output."""
+    finished process: its exit status and output.
+
+    The build runs in a session of its own, killed whole (SIGKILL to its process group) when
+    this call ends early: past its hour (`subprocess.TimeoutExpired`), or interrupted (Ctrl-C,
+    pytest-timeout's exception raised in the main thread). `subprocess.run` killed only the
+    shell, and PyInstaller ran on into dist/ beside the next build."""
     STAMP.unlink(missing_ok=True)
-    done = subprocess.run(
+    with subprocess.Popen(
         ["bash", "packaging/build.sh"],
         cwd=ROOT,
         env={**os.environ, "OPSCRAFT_PYTHON": sys.executable},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=3600,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=3600)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if done.returncode == 0:
         STAMP.write_text(digest)
     return done

@@ -4,12 +4,15 @@ of CPU) then overlaps the run's set-up instead of being the module's first minut
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from tests import binary_build
 from tests.binary_build import ROOT, selects_binary
 
 
@@ -70,3 +73,44 @@ def test_the_test_script_starts_the_build_before_pytest_with_its_arguments() -> 
     assert script.index('"$PY" -m pytest') > start
     line = script[start:].splitlines()[0]
     assert line.startswith('"$PY" -m tests.binary_build --for "$@" >') and "&" in line
+
+
+def test_a_build_interrupted_leaves_no_process_of_it_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-timeout ends a test by raising in its main thread (SIGALRM): the session fixture's
+    build (`binary_build.build`) was then left with `bash packaging/build.sh` killed and its
+    PyInstaller running on, an orphan that built into dist/ beside the next build (seen at load
+    26-30, where the build outlasted the 600 s limit). Interrupted, the whole build goes."""
+    (tmp_path / "packaging").mkdir()
+    pid_file = tmp_path / "child.pid"
+    # A stand-in for build.sh: its long-running child (PyInstaller's place) writes its pid.
+    (tmp_path / "packaging" / "build.sh").write_text(f"sleep 300 & echo $! > {pid_file}\nwait\n")
+    monkeypatch.setattr(binary_build, "ROOT", tmp_path)
+    monkeypatch.setattr(binary_build, "STAMP", tmp_path / "stamp")
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt  # as pytest-timeout's signal method raises in the main thread
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 1.0)
+        with pytest.raises(KeyboardInterrupt):
+            binary_build.build("digest")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    child = int(pid_file.read_text())
+    until_gone = time.monotonic() + 10
+    while _alive(child) and time.monotonic() < until_gone:
+        time.sleep(0.05)
+    assert not _alive(child), "the build's child runs on"
+    assert not (tmp_path / "stamp").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, ended and not yet reaped by init, counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
