@@ -106,8 +106,10 @@ def selects_binary(pytest_args: list[str], cwd: Path = ROOT) -> bool:
     tests/test_binary.py: true when no argument names an existing file or folder (pytest then
     collects its `testpaths`, the whole suite), or when one names the module itself (a node id
     such as `tests/test_binary.py::test_x` too) or a folder holding it. Relative paths are read
-    from `cwd`. Options and their values (`-k binary`, `--junitxml /tmp/j.xml`) select no path;
-    a `-k` or `-m` that leaves the module out is not looked into (the build is then not used)."""
+    from `cwd`. Options select no path, nor do values that name no folder or `.py` file
+    (`-k binary`, `--junitxml /tmp/j.xml`); a value that names a folder counts as a test path
+    (`--basetemp /tmp/t` alone: no build ahead, the session fixture builds as before). A `-k`
+    or `-m` that leaves the module out is not looked into (the build is then not used)."""
     named = []
     for arg in pytest_args:
         if arg.startswith("-"):

@@ -114,3 +114,10 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def test_an_option_value_naming_a_folder_counts_as_a_test_path(tmp_path: Path) -> None:
+    """What `selects_binary` says of `--basetemp DIR` (a value it cannot tell from a test path):
+    no build ahead, the fixture's own build, never a run without its binary."""
+    assert not selects_binary(["--basetemp", str(tmp_path)])
+    assert selects_binary(["--basetemp", str(tmp_path), "tests/test_binary.py"])
