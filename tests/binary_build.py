@@ -3,12 +3,13 @@ sources: dist/ keeps a build stamped with the digest of the sources it was built
 (`SOURCES`), and a build of the same sources is taken as it is.
 
 `python -m tests.binary_build` builds it ahead of the tests, so that a test run can start the
-build in the background while it sets up the rest (the test images' debootstrap and downloads
-wait mostly on the network and the disk): the build is about 55 s of CPU and was 122 s of
-tests/test_binary.py's 162 in session 45's suite, spent after pytest started. The build holds
-an exclusive lock (flock(2) on `LOCK`) from its start to its stamp: a test process arriving
-meanwhile waits for it instead of building the same sources again, then takes its build, or
-builds itself when that build failed (its own failure is then the one reported).
+build in the background while it sets up the rest (`tests/run` does, step 3a: the test images'
+debootstrap and downloads wait mostly on the network and the disk): the build is about 55 s of
+CPU and was 122 s of tests/test_binary.py's 162 in session 45's suite, spent after pytest
+started. The build holds an exclusive lock (flock(2) on `LOCK`) from its start to its stamp: a
+test process arriving meanwhile waits for it instead of building the same sources again, then
+takes its build, or builds itself when that build failed (its own failure is then the one
+reported).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import fcntl
 import hashlib
 import importlib.util
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -67,24 +69,66 @@ def build_lock() -> Iterator[None]:
 def build(digest: str) -> subprocess.CompletedProcess[str]:
     """Run packaging/build.sh with this Python (call it holding `build_lock`); the stamp says
     `digest` once it succeeded, and no build is stamped while it runs or after it failed. The
-    finished process: its exit status and output."""
+    finished process: its exit status and output.
+
+    The build runs in a session of its own, killed whole (SIGKILL to its process group) when
+    this call ends early: past its hour (`subprocess.TimeoutExpired`), or interrupted (Ctrl-C,
+    pytest-timeout's exception raised in the main thread). `subprocess.run` killed only the
+    shell, and PyInstaller ran on into dist/ beside the next build."""
     STAMP.unlink(missing_ok=True)
-    done = subprocess.run(
+    with subprocess.Popen(
         ["bash", "packaging/build.sh"],
         cwd=ROOT,
         env={**os.environ, "OPSCRAFT_PYTHON": sys.executable},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=3600,
-    )
+        start_new_session=True,
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=3600)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
+    done = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
     if done.returncode == 0:
         STAMP.write_text(digest)
     return done
 
 
-def main() -> int:
+MODULE = ROOT / "tests" / "test_binary.py"
+
+
+def selects_binary(pytest_args: list[str], cwd: Path = ROOT) -> bool:
+    """Whether a pytest run with these arguments (`tests/run`'s, as typed) would collect
+    tests/test_binary.py: true when no argument names an existing file or folder (pytest then
+    collects its `testpaths`, the whole suite), or when one names the module itself (a node id
+    such as `tests/test_binary.py::test_x` too) or a folder holding it. Relative paths are read
+    from `cwd`. Options select no path, nor do values that name no folder or `.py` file
+    (`-k binary`, `--junitxml /tmp/j.xml`); a value that names a folder counts as a test path
+    (`--basetemp /tmp/t` alone: no build ahead, the session fixture builds as before). A `-k`
+    or `-m` that leaves the module out is not looked into (the build is then not used)."""
+    named = []
+    for arg in pytest_args:
+        if arg.startswith("-"):
+            continue
+        path = Path(arg.split("::", 1)[0])
+        path = (path if path.is_absolute() else cwd / path).resolve()
+        if path.exists() and (path.is_dir() or path.suffix == ".py"):
+            named.append(path)
+    return not named or any(path == MODULE or path in MODULE.parents for path in named)
+
+
+def main(argv: list[str]) -> int:
     """Build the binary unless dist/ holds a build of these sources; the exit status of the
-    build (0 when none was needed, or when this Python cannot build: the tests then skip)."""
+    build (0 when none was needed, or when this Python cannot build: the tests then skip).
+    `--for ARGS...`: only when a pytest run with ARGS would run tests/test_binary.py
+    (`selects_binary`; `tests/run` passes its own arguments), else 0 at once."""
+    if argv[:1] == ["--for"] and not selects_binary(argv[1:], Path.cwd()):
+        print("binary_build: these pytest arguments do not run tests/test_binary.py: not built")
+        return 0
     if not can_build():
         print("binary_build: no PyInstaller or PySide6 here: not built", file=sys.stderr)
         return 0
@@ -99,4 +143,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
