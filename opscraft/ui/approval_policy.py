@@ -22,9 +22,10 @@ from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, page
 
 # The form's two fields, their labels and the service field each one is checked as.
 FIELDS = {
-    "required": f"Approvals each run needs (1-{approvals.MAX_REQUIRED})",
-    "expires_after_hours": f"Hours a request waits before it expires (1-{approvals.MAX_EXPIRY_HOURS})",
+    "required": f"Approvals needed (1-{approvals.MAX_REQUIRED})",
+    "expires_after_hours": f"Expires after (hours, 1-{approvals.MAX_EXPIRY_HOURS})",
 }
+EXPIRY_HINT = "A request not decided by then ends rejected"
 
 
 async def open_policy_form(
@@ -42,12 +43,12 @@ async def open_policy_form(
             "that many other operators or admins approve it."
         ).classes("text-grey-8")
         inputs = {
-            "required": ui.number(FIELDS["required"], value=required).props(
-                'outlined dense autofocus data-testid="approval-required"'
-            ),
-            "expires_after_hours": ui.number(FIELDS["expires_after_hours"], value=hours).props(
-                'outlined dense data-testid="approval-hours"'
-            ),
+            "required": ui.number(FIELDS["required"], value=required)
+            .classes("w-full")
+            .props('outlined dense autofocus data-testid="approval-required"'),
+            "expires_after_hours": ui.number(FIELDS["expires_after_hours"], value=hours)
+            .classes("w-full")
+            .props(f'outlined dense hint="{EXPIRY_HINT}" data-testid="approval-hours"'),
         }
 
         async def submit() -> None:

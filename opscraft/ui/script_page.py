@@ -160,9 +160,8 @@ def _overview(script: Script, facts: OverviewFacts, on_approval: Callable[[], An
                 if on_approval is not None:
                     ui.button(
                         "Require approval" if facts.policy is None else "Change",
-                        icon="how_to_reg",
                         on_click=opens_dialog(on_approval),
-                    ).props('flat dense no-caps data-testid="approval-edit"')
+                    ).props('flat dense no-caps padding="0 4px" data-testid="approval-edit"')
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
                 if script.inventory_id:
