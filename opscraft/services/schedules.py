@@ -116,9 +116,8 @@ class ScheduleIn(Body):
     @classmethod
     def _timezone(cls, value: str) -> str:
         """Trimmed, like the cron expression (" Europe/Paris " pasted with its spaces is the zone),
-        and spelled as IANA does (`check_timezone`). Empty or blank is UTC, as a missing zone is
-        (the form says "empty: UTC"; it was refused as an unknown zone)."""
-        return _as_value_error(check_timezone, value.strip() or "UTC").key
+        and spelled as IANA does (`check_timezone`)."""
+        return _as_value_error(check_timezone, value.strip()).key
 
 
 class ScheduleBase(partial.TriggerBase):

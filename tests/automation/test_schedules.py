@@ -423,22 +423,6 @@ async def test_a_time_zone_with_surrounding_spaces_is_the_zone(
         ), path
 
 
-async def test_an_empty_or_blank_time_zone_is_utc(client: httpx.AsyncClient, operator: LoggedIn) -> None:
-    """The schedule form says "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", and a missing
-    `timezone` is UTC, but an empty one (`""`, or spaces typed into the form) was a 422 "unknown
-    time zone"; on create and on edit."""
-    sid = await script(client, operator)
-    for number, zone in enumerate(("", "   ", "\t\n")):
-        r = await add(client, operator, sid, name=f"n{number}", cron="0 9 * * *", timezone=zone)
-        assert r.status_code == 201, (zone, r.text)
-        assert r.json()["timezone"] == "UTC", zone
-        path = f"/api/v1/scripts/{sid}/schedules/{r.json()['id']}"
-        paris = await client.put(path, json={"timezone": "Europe/Paris"}, headers=operator.headers)
-        assert paris.json()["timezone"] == "Europe/Paris", paris.text
-        back = await client.put(path, json={"timezone": zone}, headers=operator.headers)
-        assert back.status_code == 200 and back.json()["timezone"] == "UTC", (zone, back.text)
-
-
 async def test_next_five_fire_times_in_a_time_zone(client: httpx.AsyncClient, operator: LoggedIn) -> None:
     sid = await script(client, operator)
     r = await add(client, operator, sid, cron="0 9 * * *", timezone="Europe/Paris")
