@@ -6,9 +6,9 @@ on a mouse's hover); the run form took no typing until clicked and ignored Enter
 a page whose session a logout in another tab ended went to the login page without a word, and
 from there to the dashboard instead of back to the page (where the unsaved edit waited); the
 Schedules page, empty, did not say where schedules are added; no page said which scripts' runs
-wait for approval; an empty number setting was "(it is null)"; a timeout past its limit read
-"At most 86400" where the memory's said "Must be at most 65536"; an emptied Timeout box kept
-the old value and said "Saved"."""
+wait for approval, nor could one be required there; an empty number setting was "(it is null)";
+a timeout past its limit read "At most 86400" where the memory's said "Must be at most 65536";
+an emptied Timeout box kept the old value and said "Saved"."""
 
 from __future__ import annotations
 
@@ -197,9 +197,49 @@ def test_the_overview_says_whether_a_scripts_runs_need_approval(
         "2 approvals by other operators or admins before a run starts; a request expires after 12 h"
     )
     page.goto(f"{server.url}/scripts/{free}")
+    expect(page.get_by_test_id("approval-policy")).to_have_text("not required")
+    expect(page.get_by_test_id("approval-edit")).to_have_count(0)  # a viewer sets no requirement
+
+
+def test_an_operator_requires_approval_from_the_overview_and_an_admin_removes_it(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The Overview said "not required (PUT /api/v1/scripts/7/approval requires it)": a team in
+    the browser could not make a script's runs wait for a second person. The form keeps the
+    service's rules: a fraction is refused under its field, an operator may not lower the
+    requirement (only an admin may), an admin removes it after a confirmation."""
+    sid = _active_script(server, tokens, "approval-from-the-page")
+    policy_url = f"{server.url}/api/v1/scripts/{sid}/approval"
+    signed_in(page, server, "operator", f"/scripts/{sid}")
+    expect(page.get_by_test_id("approval-policy")).to_have_text("not required")
+    page.get_by_test_id("approval-edit").click()
+    page.get_by_test_id("approval-required").fill("1.5")
+    page.get_by_test_id("approval-submit").click()
+    expect(_field(page, "approval-required")).to_contain_text("whole number")
+    assert page.request.get(policy_url, headers=tokens["operator"]).json() is None, "nothing saved"
+    page.get_by_test_id("approval-required").fill("2")
+    page.get_by_test_id("approval-hours").fill("12")
+    page.get_by_test_id("approval-submit").click()
     expect(page.get_by_test_id("approval-policy")).to_have_text(
-        f"not required (PUT /api/v1/scripts/{free}/approval requires it)"
+        "2 approvals by other operators or admins before a run starts; a request expires after 12 h"
     )
+    stored = page.request.get(policy_url, headers=tokens["operator"]).json()
+    assert (stored["required"], stored["expires_after_hours"]) == (2, 12), stored
+    page.get_by_test_id("approval-edit").click()
+    expect(page.get_by_test_id("approval-remove")).to_have_count(0)  # operators never remove one
+    page.get_by_test_id("approval-required").fill("1")
+    page.get_by_test_id("approval-submit").click()
+    page.get_by_text(
+        "only an admin may lower the approvals script approval-from-the-page requires"
+    ).wait_for()
+    assert page.request.get(policy_url, headers=tokens["operator"]).json()["required"] == 2
+    page.context.clear_cookies()
+    signed_in(page, server, "admin", f"/scripts/{sid}")
+    page.get_by_test_id("approval-edit").click()
+    page.get_by_test_id("approval-remove").click()
+    page.get_by_test_id("confirm-remove-approval").click()
+    expect(page.get_by_test_id("approval-policy")).to_have_text("not required")
+    assert page.request.get(policy_url, headers=tokens["admin"]).json() is None
 
 
 def test_an_empty_number_setting_says_it_is_empty(

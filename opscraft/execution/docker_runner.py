@@ -49,6 +49,7 @@ import contextlib
 import io
 import math
 import os
+import re
 import select
 import selectors
 import socket
@@ -366,6 +367,8 @@ class DockerRunner:
         def start(at: _At) -> _Attached:
             try:
                 container = self._create(api, profile, labels, keep_workdir=bool(spec.collect), at=at)
+            except ImageMissing as exc:
+                raise RunnerError(exc.said(spec.script_type)) from None
             except ENGINE_ERRORS as exc:
                 raise _failed("create", exc) from None
             try:
@@ -574,10 +577,8 @@ class DockerRunner:
             )
             try:
                 _pull(profile.image)
-            except DockerException:
-                raise RunnerError(
-                    f"image {profile.image} is not available: pull it or configure another"
-                ) from None
+            except DockerException as exc:
+                raise ImageMissing(profile.image, _reason(exc)) from None
             at(CREATING)
             return str(api.create_container(profile.image, **options)["Id"])
 
@@ -612,6 +613,31 @@ def _pull(image: str) -> None:
         client.api.pull(image)
     finally:
         client.close()
+
+
+_USERINFO = re.compile(r"//[^/@\s]+@")
+"""The user-info part of a URL (`//user:password@host`), which an engine's pull error may quote
+(an HTTP proxy set with its credentials): replaced by `//***@` in `ImageMissing.said`."""
+
+
+class ImageMissing(RunnerError):
+    """A run's image is not on the Docker engine and its pull failed; `said(script_type)` is
+    what the run's `error_message` says: the image, what to do (pull it there, or set the image
+    variable of the script's type: docs/executions.md, *Images*) and the registry's answer."""
+
+    def __init__(self, image: str, reason: str) -> None:
+        super().__init__(f"image {image} is not available: pull it or configure another ({reason})")
+        self.image, self.reason = image, reason
+
+    def said(self, script_type: str) -> str:
+        """The message for a run of `script_type` (it names `OPSCRAFT_IMAGE_<TYPE>`); the
+        registry's answer is cut to 300 characters."""
+        reason = _USERINFO.sub("//***@", self.reason)  # a proxy's or registry's password in a URL
+        reason = reason if len(reason) <= 300 else reason[:299] + "…"
+        return (
+            f"image {self.image} is not available: pull it on the Docker engine, or set "
+            f"OPSCRAFT_IMAGE_{script_type.upper()} to an image it has (the pull failed: {reason})"
+        )
 
 
 class _Abandoned(RunnerError):

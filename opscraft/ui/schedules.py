@@ -289,7 +289,8 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
                     values = {
                         "name": name.value or "",
                         "cron": cron.value or "",
-                        "timezone": tz.value or "UTC",
+                        # "empty: UTC" says the label: spaces too (they were an unknown zone)
+                        "timezone": (tz.value or "").strip() or "UTC",
                         "parameters": params.value or "{}",
                         "missed_policy": missed.value,
                         "overlap_policy": overlap.value,

@@ -20,7 +20,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
-from opscraft.ui import address, layout, side_by_side
+from opscraft.ui import address, approval_policy, layout, side_by_side
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.paged import KeptPage
@@ -86,9 +86,10 @@ ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secre
 def approval_text(script_id: int, policy: ApprovalPolicy | None) -> str:
     """What the Overview says of a script's approval policy (`approvals.get_policy`): the
     Approvals page said runs "of scripts that require approval" wait there, and no page said
-    which scripts do, nor where a script is made to (the API only: docs/automation.md)."""
+    which scripts do. Operators and admins set it from the button beside it (`approval_policy`),
+    as `PUT /api/v1/scripts/{script_id}/approval` does."""
     if policy is None:
-        return f"not required (PUT /api/v1/scripts/{script_id}/approval requires it)"
+        return "not required"
     count = f"{policy.required} approval{'' if policy.required == 1 else 's'}"
     expiry = f"a request expires after {policy.expires_after_hours} h"
     return f"{count} by other operators or admins before a run starts; {expiry}"
@@ -103,6 +104,7 @@ class OverviewFacts:
     inventory_name: str | None
     key_attached: bool | None
     approval: str
+    policy: tuple[int, int] | None = None  # (required, expires_after_hours); None: not required
 
 
 async def _overview_facts(actor: Actor, script: Script) -> OverviewFacts:
@@ -110,11 +112,13 @@ async def _overview_facts(actor: Actor, script: Script) -> OverviewFacts:
     key_attached = await call(secrets.ssh_key_attached, actor, script)
     policy = await call(approvals.get_policy, actor, script.id)
     approval = approval_text(script.id or 0, policy)
-    return OverviewFacts(await _inventory_name(actor, script), key_attached, approval)
+    values = None if policy is None else (policy.required, policy.expires_after_hours)
+    return OverviewFacts(await _inventory_name(actor, script), key_attached, approval, values)
 
 
-def _overview(script: Script, facts: OverviewFacts) -> None:
-    """The Overview tab of `script`, with `facts` of the rows it names."""
+def _overview(script: Script, facts: OverviewFacts, on_approval: Callable[[], Any] | None = None) -> None:
+    """The Overview tab of `script`, with `facts` of the rows it names; `on_approval` (operators
+    and admins) opens the approval requirement's form from a button beside it."""
     inventory_name, key_attached = facts.inventory_name, facts.key_attached
     with ui.column().classes("w-full gap-4").props('data-testid="overview"'):
         ui.label(script.description or "No description.").classes("text-body1 whitespace-pre-wrap oc-wrap")
@@ -151,7 +155,13 @@ def _overview(script: Script, facts: OverviewFacts) -> None:
                 shown = ("on" if value else "off") if isinstance(value, bool) else value or "no limit"
                 ui.label(str(shown))
             ui.label("Approval").classes("text-grey-7")
-            ui.label(facts.approval).classes("oc-wrap min-w-0").props('data-testid="approval-policy"')
+            with ui.column().classes("gap-1 min-w-0 items-start"):
+                ui.label(facts.approval).classes("oc-wrap min-w-0").props('data-testid="approval-policy"')
+                if on_approval is not None:
+                    ui.button(
+                        "Require approval" if facts.policy is None else "Change",
+                        on_click=opens_dialog(on_approval),
+                    ).props('flat dense no-caps padding="0 4px" data-testid="approval-edit"')
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
                 if script.inventory_id:
@@ -562,8 +572,18 @@ async def script_page(
             overview = ui.refreshable(_overview)
             content = ui.refreshable(_content)
             shown, facts = script, await _overview_facts(actor, script)
+
+            async def approval_form() -> None:
+                """The approval requirement's form; the Overview shows what it saved at once."""
+
+                async def saved() -> None:
+                    await follow(shown, await _overview_facts(actor, shown))
+
+                await approval_policy.open_policy_form(actor, script.id or 0, facts.policy, saved)
+
+            on_approval = approval_form if can(actor.user, Permission.edit_scripts) else None
             with ui.tab_panel(own["overview"]):
-                overview(script, facts)
+                overview(script, facts, on_approval)
             with ui.tab_panel(own["content"]):
                 content(script)
 
@@ -589,7 +609,7 @@ async def script_page(
                     own["versions"].props["label"] = _versions_label(newer)
                     content.refresh(newer)
                 shown, facts = newer, newer_facts or facts
-                overview.refresh(newer, facts)
+                overview.refresh(newer, facts, on_approval)
 
             with ui.tab_panel(own["versions"]):
                 versions = VersionsView(actor, script, follow, page if tab == "versions" else 1)

@@ -55,15 +55,20 @@ async def test_secrets_are_injected_and_masked(
 
 @pytest.mark.docker
 @pytest.mark.parametrize("engine_settings", [{"OPSCRAFT_IMAGE_BASH": "opscraft-test/absent:1"}])
-async def test_missing_image_is_an_error_that_says_what_to_do(
+async def test_missing_image_is_an_error_that_says_what_to_do_and_why(
     client: httpx.AsyncClient, admin: LoggedIn, docker_client: Any
 ) -> None:
     final, _ = await run(client, admin, "echo hi\n", "docker")
     assert final["status"] == "error" and final["image"] == "opscraft-test/absent:1"
-    assert (
-        final["error_message"]
-        == "image opscraft-test/absent:1 is not available: pull it or configure another"
-    )
+    # It said "pull it or configure another": not which setting, nor why the pull failed (a new
+    # team without registry access, or a misspelt name, could not tell).
+    said = final["error_message"]
+    assert said.startswith(
+        "image opscraft-test/absent:1 is not available: pull it on the Docker engine, or set "
+        "OPSCRAFT_IMAGE_BASH to an image it has (the pull failed: "
+    ), said
+    reason = said.split("the pull failed: ", 1)[1]  # the engine's answer: no registry, no such image
+    assert reason.endswith(")") and len(reason.strip(") ")) > 10, said
 
 
 @pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
@@ -116,3 +121,13 @@ async def test_final_state_survives_a_briefly_locked_database(
     monkeypatch.setattr(store, "finish", flaky_finish)
     final, text = await run(client, admin, "echo done\n", "local")
     assert failures and final["status"] == "success" and text == "done\n"
+
+
+def test_a_missing_image_names_its_types_variable_and_hides_credentials() -> None:
+    """The pull's answer is quoted in the run's error: a proxy's password in a URL it quotes is
+    not (`ImageMissing.said`), and a long answer is cut."""
+    from opscraft.execution.docker_runner import ImageMissing
+
+    said = ImageMissing("py:1", "proxyconnect tcp: http://bob:s3cret@proxy:3128: refused").said("python")
+    assert "OPSCRAFT_IMAGE_PYTHON" in said and "s3cret" not in said and "http://***@proxy:3128" in said
+    assert len(ImageMissing("py:1", "x" * 5000).said("python")) < 500
