@@ -617,7 +617,7 @@ def _pull(image: str) -> None:
 
 _USERINFO = re.compile(r"//[^/@\s]+@")
 """The user-info part of a URL (`//user:password@host`), which an engine's pull error may quote
-(an HTTP proxy set with its credentials): replaced by `//***@` in `ImageMissing.said`."""
+(an HTTP proxy set with its credentials): replaced by `//***@` in `ImageMissing`'s messages."""
 
 
 class ImageMissing(RunnerError):
@@ -626,14 +626,14 @@ class ImageMissing(RunnerError):
     variable of the script's type: docs/executions.md, *Images*) and the registry's answer."""
 
     def __init__(self, image: str, reason: str) -> None:
+        reason = _USERINFO.sub("//***@", reason)  # a proxy's or registry's password in a URL
         super().__init__(f"image {image} is not available: pull it or configure another ({reason})")
         self.image, self.reason = image, reason
 
     def said(self, script_type: str) -> str:
         """The message for a run of `script_type` (it names `OPSCRAFT_IMAGE_<TYPE>`); the
         registry's answer is cut to 300 characters."""
-        reason = _USERINFO.sub("//***@", self.reason)  # a proxy's or registry's password in a URL
-        reason = reason if len(reason) <= 300 else reason[:299] + "…"
+        reason = self.reason if len(self.reason) <= 300 else self.reason[:299] + "…"
         return (
             f"image {self.image} is not available: pull it on the Docker engine, or set "
             f"OPSCRAFT_IMAGE_{script_type.upper()} to an image it has (the pull failed: {reason})"

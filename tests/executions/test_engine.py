@@ -125,9 +125,11 @@ async def test_final_state_survives_a_briefly_locked_database(
 
 def test_a_missing_image_names_its_types_variable_and_hides_credentials() -> None:
     """The pull's answer is quoted in the run's error: a proxy's password in a URL it quotes is
-    not (`ImageMissing.said`), and a long answer is cut."""
+    not (`ImageMissing.said`, nor the exception's message), and a long answer is cut."""
     from opscraft.execution.docker_runner import ImageMissing
 
-    said = ImageMissing("py:1", "proxyconnect tcp: http://bob:s3cret@proxy:3128: refused").said("python")
+    missing = ImageMissing("py:1", "proxyconnect tcp: http://bob:s3cret@proxy:3128: refused")
+    said = missing.said("python")
     assert "OPSCRAFT_IMAGE_PYTHON" in said and "s3cret" not in said and "http://***@proxy:3128" in said
+    assert "s3cret" not in str(missing)  # nor in the exception's own message, which a log may print
     assert len(ImageMissing("py:1", "x" * 5000).said("python")) < 500
