@@ -119,7 +119,7 @@ async def test_concurrent_misses_share_one_load_and_each_gets_its_own_copy() -> 
     assert calls == [7], "one load for twenty concurrent misses"
     assert {user.role for user in users} == {"operator"}
     assert len({id(user) for user in users}) == 20, "no two callers share one object"
-    assert (database, 7) in user_cache._entries and not user_cache._loading
+    assert (database, 7) in user_cache._entries and not len(user_cache._loading)
 
 
 async def test_a_load_begun_before_a_change_is_not_shared_with_a_request_after_it() -> None:

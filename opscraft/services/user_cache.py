@@ -14,7 +14,6 @@ signal; the same bound as its own cache's age).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session, object_session
 from opscraft.db import stored_shapes
 from opscraft.db.models import User
 from opscraft.db.rows import new_row
+from opscraft.services.shared_loads import SharedLoads
 
 TTL_SECONDS = 1.0
 MAX_ENTRIES = 10_000
@@ -34,10 +34,7 @@ _CHANGED_KEY = "opscraft_changed_users"
 # Each entry: when it goes stale, the row's values, what it held that could not be read.
 _entries: dict[tuple[object, int], tuple[float, dict[str, Any], dict[str, Any]]] = {}
 _changed_at: dict[int, float] = {}
-# The loads under way, per key: when each began, and its outcome for those waiting on it
-# (the row's values, None for no such user, `_FAILED`).
-_loading: dict[tuple[object, int], tuple[float, asyncio.Future[Any]]] = {}
-_FAILED = object()
+_loading: SharedLoads[tuple[User | None, tuple[dict[str, Any], dict[str, Any]] | None]] = SharedLoads()
 
 
 def forget(user_id: int) -> None:
@@ -64,36 +61,23 @@ async def get(database: object, user_id: int, load: Callable[[int], Awaitable[Us
     Concurrent misses share one load: a caller that finds a load of the same user on the same
     loop, begun after that user's latest change, waits for it and gets a copy of its row
     (without it, a burst of requests on 32 connections loaded the user 32 times each time the
-    entry went stale: a tenth of the event loop's time in a 1,000-run burst, issue 15). A load
-    that fails leaves each waiter to load for itself; the loader sees its own error."""
+    entry went stale: a tenth of the event loop's time in a 1,000-run burst, issue 15;
+    `services.shared_loads`). A load that fails leaves each waiter to load for itself."""
     now = time.monotonic()
     key = (database, user_id)
     cached = _entries.get(key)
     if cached is not None and cached[0] > now:
         return _copy(cached[1], cached[2])
-    loop = asyncio.get_running_loop()
-    flight = _loading.get(key)
-    if flight is not None and flight[0] > _changed_at.get(user_id, -1.0) and flight[1].get_loop() is loop:
-        shared = await asyncio.shield(flight[1])
-        if shared is None:
-            return None
-        if shared is not _FAILED:
-            return _copy(*shared)
-    done: asyncio.Future[tuple[dict[str, Any], dict[str, Any]] | object | None] = loop.create_future()
-    _loading[key] = (now, done)
-    try:
+
+    async def load_row() -> tuple[User | None, tuple[dict[str, Any], dict[str, Any]] | None]:
         user = await load(user_id)
-    except BaseException:  # raised or cancelled: each waiter loads for itself
-        done.set_result(_FAILED)
-        raise
-    finally:
-        if _loading.get(key, (0.0, None))[1] is done:
-            del _loading[key]
-    if user is None:
-        done.set_result(None)
+        return user, None if user is None else (user.model_dump(), stored_shapes.unread(user))
+
+    (user, values), shared = await _loading.get(key, _changed_at.get(user_id, -1.0), load_row)
+    if values is None:
         return None
-    values = user.model_dump(), stored_shapes.unread(user)
-    done.set_result(values)
+    if shared:
+        return _copy(*values)
     if _changed_at.get(user_id, 0.0) < now:
         if len(_entries) >= MAX_ENTRIES:
             _entries.clear()
