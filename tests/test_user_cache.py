@@ -3,11 +3,14 @@ that user's very next request, though the row is cached for `TTL_SECONDS`."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from opscraft import runtime
 from opscraft.db.models import User
+from opscraft.db.rows import new_row
 from opscraft.services import user_cache
 from tests.conftest import LoggedIn
 
@@ -83,3 +86,88 @@ async def test_entries_are_kept_apart_per_database(client: httpx.AsyncClient, op
         return None
 
     assert await user_cache.get(object(), operator.id, not_loaded) is None
+
+
+def _user(role: str = "operator") -> User:
+    """A user row as a load returns it (not in any database: the cache only copies it)."""
+    return new_row(
+        User,
+        id=7,
+        username="herd",
+        email="herd@example.com",
+        hashed_password="x",
+        role=role,
+        account_key="k" * 32,
+    )
+
+
+async def test_concurrent_misses_share_one_load_and_each_gets_its_own_copy() -> None:
+    """A burst's requests on many connections found the entry stale together and each loaded the
+    user (32 loads a second in a 1,000-run burst, issue 15): now the first loads, the rest wait
+    for it and get detached copies of its row."""
+    database, release, calls = object(), asyncio.Event(), []
+
+    async def slow_load(user_id: int) -> User | None:
+        calls.append(user_id)
+        await release.wait()
+        return _user()
+
+    waiting = [asyncio.create_task(user_cache.get(database, 7, slow_load)) for _ in range(20)]
+    await asyncio.sleep(0)  # every task has reached the cache
+    release.set()
+    users = await asyncio.gather(*waiting)
+    assert calls == [7], "one load for twenty concurrent misses"
+    assert {user.role for user in users} == {"operator"}
+    assert len({id(user) for user in users}) == 20, "no two callers share one object"
+    assert (database, 7) in user_cache._entries and not len(user_cache._loading)
+
+
+async def test_a_load_begun_before_a_change_is_not_shared_with_a_request_after_it() -> None:
+    """A user changed while a load is under way: a request after the change must not get that
+    load's (older) row; it loads again and sees the change."""
+    database, release, roles = object(), asyncio.Event(), iter(["operator", "viewer"])
+
+    async def load(user_id: int) -> User | None:
+        role = next(roles)
+        if role == "operator":
+            await release.wait()
+        return _user(role)
+
+    before = asyncio.create_task(user_cache.get(database, 7, load))
+    await asyncio.sleep(0)
+    user_cache.forget(7)  # the role change's commit
+    after = await user_cache.get(database, 7, load)
+    release.set()
+    assert after.role == "viewer" and (await before).role == "operator"
+    assert user_cache._entries[(database, 7)][1]["role"] == "viewer", "the older row is not cached"
+
+
+async def test_a_failed_or_empty_shared_load_leaves_the_waiters_to_their_own() -> None:
+    database, release = object(), asyncio.Event()
+    calls: list[str] = []
+
+    async def failing(_user_id: int) -> User | None:
+        calls.append("failing")
+        await release.wait()
+        raise ConnectionError("database gone")
+
+    async def fine(_user_id: int) -> User | None:
+        calls.append("fine")
+        return _user()
+
+    first = asyncio.create_task(user_cache.get(database, 7, failing))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(user_cache.get(database, 7, fine))
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(ConnectionError):
+        await first
+    assert (await second).role == "operator" and calls == ["failing", "fine"]
+
+    async def nobody(_user_id: int) -> User | None:
+        await asyncio.sleep(0)
+        return None
+
+    gone = object()
+    assert await asyncio.gather(*(user_cache.get(gone, 8, nobody) for _ in range(3))) == [None] * 3
+    assert (gone, 8) not in user_cache._entries

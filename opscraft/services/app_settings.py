@@ -27,6 +27,7 @@ from opscraft.services import audit, conflicts
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.permissions import Permission, require
+from opscraft.services.shared_loads import SharedLoads
 
 # key -> (type, default). Only these keys exist.
 KNOWN: dict[str, tuple[type, Any]] = {
@@ -64,19 +65,26 @@ _CHANGED_KEY = "opscraft_changed_settings"
 # (database engine, key) -> (expires at, value): one process may serve several databases (tests).
 _cache: dict[tuple[object, str], tuple[float, Any]] = {}
 _changed_at = 0.0
+_loading: SharedLoads[Any] = SharedLoads()
 
 
 async def get(session: AsyncSession, key: str) -> Any:
-    """The setting `key` (one of `KNOWN`), its default when never set; cached (module docstring)."""
+    """The setting `key` (one of `KNOWN`), its default when never set; cached (module docstring),
+    concurrent misses sharing one read begun after the latest change (`services.shared_loads`)."""
     default = KNOWN[key][1]
     now = time.monotonic()
     cache_key = (session.bind, key)
     cached = _cache.get(cache_key)
     if cached is not None and cached[0] > now:
         return cached[1]
-    row = await session.get(AppSetting, key)
-    value = default if row is None or row.value is None else _stored(key, row.value)
-    if _changed_at < now:
+
+    async def read() -> Any:
+        row = await session.get(AppSetting, key)
+        return default if row is None or row.value is None else _stored(key, row.value)
+
+    # Concurrent misses (a burst's submissions, each reading local_runner_role) share one read.
+    value, shared = await _loading.get(cache_key, _changed_at, read)
+    if not shared and _changed_at < now:
         _cache[cache_key] = (now + CACHE_SECONDS, value)
     return value
 

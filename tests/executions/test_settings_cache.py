@@ -4,6 +4,7 @@ of this process, and a rolled-back change is never served (SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,3 +88,19 @@ async def test_a_change_outside_the_api_is_seen_and_a_rolled_back_one_is_not(
         await session.commit()
     async with db.session() as session:
         assert await app_settings.get(session, "local_runner_role") == "operator", "back to the default"
+
+
+async def test_concurrent_submissions_with_a_stale_cache_read_the_setting_once(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, settings_reads: list[str]
+) -> None:
+    """A burst's submissions found the entry stale together and each read the setting (issue
+    15): now the first reads it and the others share that read or find it cached."""
+    script_id = await make_script(client, admin, "true\n")
+    app_settings.forget()
+    settings_reads.clear()
+    body = {"script_id": script_id, "runner": "local"}
+    sent = await asyncio.gather(
+        *(client.post("/api/v1/executions", json=body, headers=operator.headers) for _ in range(12))
+    )
+    assert [response.status_code for response in sent] == [202] * 12, [r.text for r in sent]
+    assert len(settings_reads) == 1, settings_reads
