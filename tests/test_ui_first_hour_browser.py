@@ -193,8 +193,14 @@ def test_the_overview_says_whether_a_scripts_runs_need_approval(
     )
     assert set_policy.ok, set_policy.text()
     signed_in(page, server, "viewer", f"/scripts/{held}")
+    # The server's team is one admin and one operator: a run either requests gets one approval
+    # at most, and the Overview says so next to the rule (it said nothing: runs waited and expired).
     expect(page.get_by_test_id("approval-policy")).to_have_text(
-        "2 approvals by other operators or admins before a run starts; a request expires after 12 h"
+        "2 approvals by other operators or admins before a run starts; a request expires after 12 h. "
+        "Warning: runs need 2 approvals, but only 1 could be given to a run an operator or admin "
+        "requests: there are 2 active operators or admins, and neither a run's requester nor the "
+        "author of the version it runs may approve it; until more operators or admins are added, "
+        "such runs wait and expire"
     )
     page.goto(f"{server.url}/scripts/{free}")
     expect(page.get_by_test_id("approval-policy")).to_have_text("not required")

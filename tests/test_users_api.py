@@ -87,6 +87,33 @@ async def test_an_email_in_full_width_letters_is_refused_not_a_second_account(
     assert (await client.post("/api/v1/users", json=accented, headers=admin.headers)).status_code == 201
 
 
+@pytest.mark.parametrize(
+    ("email", "why"),
+    [
+        ("nope", "must be an email address: An email address must have an @-sign."),
+        ("x@localhost", "must be an email address: The part after the @-sign is not valid."),
+        # pydantic's EmailStr read this first and kept the address: taken, stored as j@...
+        ("Jo <jo@example.com>", "must be an email address: A display name and angle brackets"),
+        ("c" * 65 + "@example.com", "must be an email address: The email address is too long before"),
+    ],
+)
+async def test_an_accounts_email_is_read_once_and_refused_in_one_wording(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, email: str, why: str
+) -> None:
+    """An account's address went through pydantic's `EmailStr` and then email-validator's strict
+    reading: two checks, two wordings ("value is not a valid email address: ..." or the strict
+    one's), and a display-name form EmailStr took. One check now, that of a notification
+    channel's sender too (`email_addresses.checked`)."""
+    for method, url, body in (
+        ("POST", "/api/v1/users", {**NEW_USER, "email": email}),
+        ("PUT", f"/api/v1/users/{viewer.id}", {"email": email}),
+    ):
+        r = await client.request(method, url, json=body, headers=admin.headers)
+        assert r.status_code == 422, r.text
+        assert r.json()["errors"] == [{"field": "email", "message": r.json()["errors"][0]["message"]}], r.text
+        assert r.json()["errors"][0]["message"].startswith(why), r.text
+
+
 async def test_an_email_past_rfc_5321s_lengths_is_refused_wherever_an_address_is_written(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
 ) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, permitted
 from opscraft.api.executions_schemas import ExecutionOut
@@ -95,11 +96,22 @@ class PolicyOut(BaseModel):
     script_id: int
     required: int
     expires_after_hours: int
+    warning: str | None = Field(
+        default=None,
+        description="Why runs cannot get `required` approvals as the team stands (too few active "
+        "operators and admins besides a run's requester and the version's author); null when they can",
+    )
 
     @classmethod
-    def of(cls, p: ApprovalPolicy) -> PolicyOut:
-        """Build the API shape of a stored approval policy."""
-        return cls(script_id=p.script_id, required=p.required, expires_after_hours=p.expires_after_hours)
+    async def of(cls, session: AsyncSession, p: ApprovalPolicy) -> PolicyOut:
+        """Build the API shape of a stored approval policy, with `approvals.reach_warning`."""
+        warning = await approvals.reach_warning(session, p.required)
+        return cls(
+            script_id=p.script_id,
+            required=p.required,
+            expires_after_hours=p.expires_after_hours,
+            warning=warning,
+        )
 
 
 @router.get(
@@ -196,10 +208,10 @@ async def request_state(execution_id: IdPath, session: Session, actor: CurrentAc
     responses=error_responses(*AUTHED, 404),
 )
 async def get_policy(script_id: IdPath, session: Session, actor: CurrentActor) -> PolicyOut | None:
-    """Needs view_scripts (every role). `{script_id, required, expires_after_hours}`, or null
+    """Needs view_scripts (every role). `{script_id, required, expires_after_hours, warning}`, or null
     when the script's runs need no approval. 404 when the script is unknown or deleted."""
     policy = await approvals.get_policy(session, actor, script_id)
-    return PolicyOut.of(policy) if policy else None
+    return await PolicyOut.of(session, policy) if policy else None
 
 
 @router.put(
@@ -213,9 +225,11 @@ async def put_policy(script_id: IdPath, body: PolicyIn, session: Session, actor:
     """Operator or admin (edit_scripts); only an admin may lower `required` (403 for an operator:
     the rule must not be switched off by whom it constrains). `required` 1-5, `expires_after_hours`
     1-720; fields left out keep their stored values (a new policy takes the defaults 1 and 24).
-    Runs already waiting keep their requirement. 404 for an unknown script. Audited as
+    Runs already waiting keep their requirement. A `required` above what the team can give is
+    saved with a `warning` saying so (the approvers may be invited later). 404 for an unknown
+    script. Audited as
     `approval_policy.set`; the values the policy has, sent again, write nothing and are not audited."""
-    return PolicyOut.of(await approvals.set_policy(session, actor, script_id, body))
+    return await PolicyOut.of(session, await approvals.set_policy(session, actor, script_id, body))
 
 
 @router.delete(

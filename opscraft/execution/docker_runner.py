@@ -71,7 +71,7 @@ from opscraft.execution.events import Stream
 from opscraft.execution.image_watch import ImageWatch
 from opscraft.execution.removals import DeferredRemovals
 from opscraft.execution.run_env import run_env
-from opscraft.execution.said_paths import SaidPaths
+from opscraft.execution.said_paths import saying
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 from opscraft.execution.warm_pool import Profile, WarmPool
 
@@ -348,11 +348,8 @@ class DockerRunner:
             else:
                 attached = self.pool.take(profile) or self._start_cold(api, spec, profile, job, control)
         secret_dir = container_job.SECRET_DIR if spec.secret_files else ""
-        said = SaidPaths(output, said_paths(spec.script_type, WORKDIR, secret_dir))
-        try:
+        with saying(output, said_paths(spec.script_type, WORKDIR, secret_dir)) as said:
             return self._run_in(api, attached, _Job(job, end_token), spec, said, control)
-        finally:
-            said.close()
 
     def _start_cold(
         self, api: docker.APIClient, spec: RunSpec, profile: Profile, job: bytes, control: RunControl

@@ -45,7 +45,7 @@ from opscraft.execution.commands import Command, build, said_paths
 from opscraft.execution.events import Stream
 from opscraft.execution.fork_server import ForkServer, RunSupervisor
 from opscraft.execution.run_env import run_env
-from opscraft.execution.said_paths import SaidPaths
+from opscraft.execution.said_paths import saying
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
 
 READ_SIZE = 1024 * 1024
@@ -158,21 +158,20 @@ class LocalRunner:
                 **command.env,
             }
             supervisor = self.forks.supervisor()
-            said = SaidPaths(output, said_paths(spec.script_type, scratch, secret_dir))
             try:
-                status = _supervise(
-                    supervisor,
-                    program,
-                    command.argv,
-                    env,
-                    scratch,
-                    _limits(spec),
-                    said,
-                    control,
-                    spec.stop_grace_seconds,
-                )
+                with saying(output, said_paths(spec.script_type, scratch, secret_dir)) as said:
+                    status = _supervise(
+                        supervisor,
+                        program,
+                        command.argv,
+                        env,
+                        scratch,
+                        _limits(spec),
+                        said,
+                        control,
+                        spec.stop_grace_seconds,
+                    )
             finally:
-                said.close()
                 _end(supervisor, f"{RUN_MARKER}={marker}".encode())
                 supervisor.close()
                 self.forks.ahead()  # the next run's supervisor, forked while none is starting

@@ -17,9 +17,27 @@ the output of a Bash, Python or Terraform run is passed on byte for byte, so a s
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from opscraft.execution.events import Stream
 from opscraft.execution.spec import OutputSink
+
+
+@contextmanager
+def saying(output: OutputSink, words: dict[str, str]) -> Iterator[OutputSink]:
+    """The sink a runner feeds a run's output to: `output` itself when `words` (path -> its
+    words, `commands.said_paths`) has no path to rewrite (every Bash, Python and Terraform run),
+    else a `SaidPaths` over it, closed (what it holds passed on) when the block ends. The
+    wrapper cost a call and a check on every read of every run's output, for nothing."""
+    if not any(words):
+        yield output
+        return
+    said = SaidPaths(output, words)
+    try:
+        yield said
+    finally:
+        said.close()
 
 
 class SaidPaths:

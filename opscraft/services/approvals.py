@@ -11,6 +11,15 @@ Rules:
   with a comment; the requester can never decide on their own run, whichever way they are
   signed in (a personal token acts as its owner, and a schedule's or webhook's runs are
   requested by their owner); each person decides once;
+- the author of the script version a run executes (`ScriptVersion.author_id`) may reject it but
+  never approve it: an operator who edits a script and approves a run of his own edit would be
+  the only pair of eyes on it (four-eyes, as GitLab's "prevent approvals by users who add
+  commits" and GitHub's "approval of the most recent push"); a version whose author was deleted
+  has no author to refuse;
+- a policy whose `required` is above what the team can give (`reach_warning`: the active
+  operators and admins, less a run's requester) is saved with a warning, not refused: a rule may
+  be set before the approvers are invited (GitHub and GitLab accept a reviewer count above the
+  team's size too); a run that cannot be approved says so on its page (`_out_of_reach`);
 - an approval is refused while the run could no longer start as requested (its script deleted
   or not active, its requester deactivated or deleted, or the saved Terraform plan it applies
   stale: the state changed since the plan was made): it would queue what `executions.create`
@@ -45,6 +54,7 @@ from opscraft.db.models import (
     Role,
     RunEvent,
     Script,
+    ScriptVersion,
     TerraformPlan,
     User,
 )
@@ -432,19 +442,40 @@ async def _out_of_reach(session: AsyncSession, execution: Execution) -> str | No
     decided = select(ApprovalDecision.user_id).where(
         col(ApprovalDecision.execution_id) == run_id, col(ApprovalDecision.user_id).is_not(None)
     )
+    excluded = [i for i in (execution.triggered_by, await version_author(session, execution)) if i]
     undecided = await session.exec(
         select(func.count())
         .select_from(User)
-        .where(_counts_now(), col(User.id) != execution.triggered_by, col(User.id).not_in(decided))
+        .where(_counts_now(), col(User.id).not_in(excluded), col(User.id).not_in(decided))
     )
     could = counted + int(undecided.one())
     if could >= request.required:
         return None
     return (
         f"it can never be approved as the team stands: it needs {request.required} approvals by "
-        f"active operators or admins other than its requester, and only {could} could be given "
-        f"({counted} given so far): add or promote an approver, or ask an admin to lower the "
-        f"script's requirement and request the run again"
+        f"active operators or admins other than its requester and the author of the version it "
+        f"runs, and only {could} could be given ({counted} given so far): add or promote an "
+        f"approver, or ask an admin to lower the script's requirement and request the run again"
+    )
+
+
+async def reach_warning(session: AsyncSession, required: int) -> str | None:
+    """Why a policy requiring `required` approvals cannot be met as the team stands, or None.
+    A run's requester may not approve it, nor may the author of the version it runs, so a run
+    requested by an operator or admin can get at most the active operators and admins less one
+    (`_counts_now`'s roles). Said when the policy is saved and shown (a warning, not a refusal:
+    the approvers may be invited after the rule is set)."""
+    approvers = await session.exec(select(func.count()).select_from(User).where(_counts_now()))
+    active = int(approvers.one())
+    could = max(active - 1, 0)
+    if required <= could:
+        return None
+    names = " or ".join(r.value + "s" for r in roles_with(Permission.approve_executions))
+    return (
+        f"runs need {required} approval{'' if required == 1 else 's'}, but only {could} could be given "
+        f"to a run an operator or admin requests: there are {active} active {names}, and neither a "
+        f"run's requester nor the author of the version it runs may approve it; until more {names} "
+        f"are added, such runs wait and expire"
     )
 
 
@@ -560,6 +591,12 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     409 when it could no longer start (`_still_startable`: its script deleted or not active, its
     requester deactivated or deleted, its environment over budget)."""
     execution = await _decidable(session, actor, execution_id, comment)
+    assert actor.user is not None
+    if actor.user.id is not None and actor.user.id == await version_author(session, execution):
+        raise Forbidden(
+            f"you wrote version {execution.script_version} of this script, which this run executes: "
+            "someone else must approve it (you may still reject it)"
+        )
     await _still_startable(session, execution)
     await _record_decision(session, actor, execution_id, "approve", comment)
     request = await session.get(ApprovalRequest, execution_id)
@@ -586,6 +623,21 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
     if queued:
         enqueue([execution_id])
     return execution
+
+
+async def version_author(session: AsyncSession, execution: Execution) -> int | None:
+    """The user id of who saved the script version `execution` runs (`ScriptVersion.author_id`
+    of its script's `script_version`), None when that user was deleted or the version is gone,
+    and for a test run (`draft`): it runs its requester's unsaved content, no saved version."""
+    if execution.draft:
+        return None
+    found = await session.exec(
+        select(ScriptVersion.author_id).where(
+            col(ScriptVersion.script_id) == execution.script_id,
+            col(ScriptVersion.number) == execution.script_version,
+        )
+    )
+    return found.first()
 
 
 async def _still_waiting(session: AsyncSession, execution_id: int, queue: bool) -> bool:

@@ -19,4 +19,17 @@ def normalized(address: str) -> str:
     return validate_email(address, check_deliverability=False, strict=True).normalized
 
 
-__all__ = ["EmailNotValidError", "normalized"]
+def checked(address: str) -> str:
+    """`normalized(address)`, or `ValueError` "must be an email address: <email-validator's
+    reason>": the one check of an account's address (`users.Email`) and a notification
+    channel's sender (`notifications`). Accounts also went through pydantic's `EmailStr` first,
+    a second, laxer reading (it took `Name <a@example.com>` and kept the address) with its own
+    wording ("value is not a valid email address: ..."), so one address was refused in two
+    ways depending on which check tripped."""
+    try:
+        return normalized(address)
+    except EmailNotValidError as exc:
+        raise ValueError(f"must be an email address: {exc}") from None
+
+
+__all__ = ["EmailNotValidError", "checked", "normalized"]

@@ -6,12 +6,14 @@ ZERO WIDTH SPACE) or reorders what follows (U+202E RIGHT-TO-LEFT OVERRIDE, the "
 trick, CVE-2021-42574) makes two different names look the same, so names refuse every character
 of `INVISIBLE`; they are also trimmed of surrounding whitespace and refuse control characters
 and being empty (a full name may be empty). A parameter value is data for the script and may
-hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER) or a soft hyphen, so it
-refuses only the bidirectional embedding, override and isolate controls (`BIDI_CONTROLS`, which
-change how everything after them is displayed); the UI shows its other invisible characters as
-`<U+200B>` (`visible`). Script, secret, user and parameter names are ASCII identifiers and never
-hold such characters. Source of the character classes: Unicode's Bidi_Control property (UAX #9)
-and the Default_Ignorable_Code_Point characters of general category Cf, Zl and Zp.
+hold right-to-left text, emoji sequences (U+200D ZERO WIDTH JOINER where it joins) or a soft
+hyphen, so it refuses the bidirectional embedding, override and isolate controls (`BIDI_CONTROLS`,
+which change how everything after them is displayed) and the characters that print as nothing
+and mean nothing in text (`value_problem`: a BOM, a zero-width space); the UI shows its other
+invisible characters as `<U+200E>` (`visible`). Script, secret, user and parameter names are
+ASCII identifiers and never hold such characters. Source of the character classes: Unicode's
+Bidi_Control property (UAX #9) and the Default_Ignorable_Code_Point characters of general
+category Cf, Zl and Zp.
 """
 
 from __future__ import annotations
@@ -69,6 +71,15 @@ JOINER_IN_CONTEXT = (
     f"|(?<=[{EMOJI}\ufe0f])\u200d(?=[{EMOJI}]))"
 )
 _BIDI_RE = re.compile(f"[{BIDI_CONTROLS}]")
+# What a parameter value refuses besides the bidi controls (`value_problem`): the characters of
+# `INVISIBLE` that print as nothing and mean nothing in text (Mongolian vowel separator, the
+# zero-width space and joiners, word joiner and invisible operators, deprecated format controls,
+# BOM, interlinear annotation controls, tag characters); the joiners stay where they join.
+NOT_IN_VALUE = "\u180e\u200b-\u200d\u2060-\u2064\u206a-\u206f\ufeff\ufff9-\ufffb\U000e0000-\U000e007f"
+_NOT_IN_VALUE_RE = re.compile(f"[{NOT_IN_VALUE}]")
+# An emoji flag of a region (UTS #51 ED-14a: U+1F3F4, tag letters, U+E007F CANCEL TAG, "🏴󠁧󠁢󠁳󠁣󠁴󠁿").
+_TAG_SEQUENCE = "(?<=\U0001f3f4)[\U000e0020-\U000e007e]+\U000e007f"
+_VALUE_CONTEXT_RE = re.compile(f"{JOINER_IN_CONTEXT}|{_TAG_SEQUENCE}")
 # C0 and C1 control characters (Unicode general category Cc): a newline or tab breaks the line a
 # name is listed on, an ESC sequence recolours or rewrites a terminal that prints it.
 CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
@@ -150,15 +161,31 @@ def invisible_problem(text: str) -> str | None:
     return None
 
 
-def bidi_problem(text: str) -> str | None:
-    """Why `text` cannot be a parameter value (a bidi embedding/override/isolate), or None."""
+def value_problem(text: str) -> str | None:
+    """Why `text` cannot be a parameter value, or None: the one rule of every value (a run's, a
+    declaration's default, a schedule's, webhook's or "then run" link's preset, a choice's
+    option). Refused: a bidi embedding/override/isolate control (`BIDI_CONTROLS`: it reorders
+    how the value is displayed), and a character that prints as nothing and carries no meaning
+    in text (`NOT_IN_VALUE`: U+FEFF BYTE ORDER MARK, U+200B ZERO WIDTH SPACE, U+2060 WORD JOINER,
+    tag characters...), each named as U+XXXX: a BOM pasted from a file or a zero-width space
+    from a web page made the value differ from what everyone saw. Kept, as data: U+200C/U+200D
+    where they join (`JOINER_IN_CONTEXT`: emoji ZWJ sequences, Indic and Arabic-script words),
+    tag characters in an emoji flag sequence (UTS #51 ED-14a), LRM/RLM/ALM, the soft hyphen,
+    variation selectors and line separators, which right-to-left text, emoji and prose use."""
     found = _BIDI_RE.findall(text)
-    if not found:
-        return None
-    return (
-        f"must not contain bidirectional control characters ({_codes(found)}): they reorder how "
-        "the value is displayed to others; type right-to-left text without them"
-    )
+    if found:
+        return (
+            f"must not contain bidirectional control characters ({_codes(found)}): they reorder how "
+            "the value is displayed to others; type right-to-left text without them"
+        )
+    found = _NOT_IN_VALUE_RE.findall(_VALUE_CONTEXT_RE.sub("", text))
+    if found:
+        return (
+            f"must not contain characters that print as nothing ({_codes(found)}): a byte-order "
+            "mark or zero-width space, pasted with the text, makes the value differ from what is "
+            "shown; remove them (a zero-width joiner inside an emoji or a word that joins is kept)"
+        )
+    return None
 
 
 def visible(text: str) -> str:

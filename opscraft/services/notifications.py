@@ -237,9 +237,9 @@ def _not_a_masked_form(url: str, kept_url: str | None) -> None:
 
 def _email(value: Any, field: str) -> str:
     try:
-        return email_addresses.normalized(str(value))
-    except email_addresses.EmailNotValidError as exc:
-        raise Invalid.at(field, f"must be an email address: {exc}") from None
+        return email_addresses.checked(str(value))
+    except ValueError as exc:
+        raise Invalid.at(field, str(exc)) from None
 
 
 def _recipients(values: list[Any]) -> list[str]:

@@ -35,7 +35,7 @@ from opscraft.db.text import (
 from opscraft.execution.param_env import interpreted_name
 from opscraft.security.http import RepeatedKey, unique_keys
 from opscraft.services.errors import Invalid, sent_kind
-from opscraft.services.invisible import FILLERS, bidi_problem
+from opscraft.services.invisible import FILLERS, value_problem
 from opscraft.services.names import trimmed
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -321,9 +321,9 @@ def _to_text(value: Any) -> str:
     unstorable = problem(text)  # NUL, lone surrogates: the rule of every stored text
     if unstorable:
         raise _Bad(unstorable)
-    bidi = bidi_problem(text)
-    if bidi:
-        raise _Bad(bidi)
+    invisible = value_problem(text)
+    if invisible:
+        raise _Bad(invisible)
     if len(text) > MAX_VALUE_CHARS:
         raise _Bad(f"must be at most {MAX_VALUE_CHARS} characters")
     size = _utf8_size(text)

@@ -390,8 +390,9 @@ def _field_count_problem(fields: list[str]) -> str:
 def check_cron(expression: str) -> str:
     """The expression, normalised: trimmed, its fields separated by single spaces, a macro
     (`@daily`...) replaced by its 5 fields. `Invalid` (422, field `cron`) unless cron reads it as
-    written and it matches some date; the message names the wrong field, what is wrong and what
-    it takes ("minute field '61': 61 is out of range, use 0-59").
+    written and it matches some date; the message names each wrong field, what is wrong and what
+    it takes ("minute field '61': 61 is out of range, use 0-59; hour field '25': ..."), joined
+    by "; " in the fields' order.
 
     Syntax: Vixie cron's five fields (ASCII digits, `JAN`-`DEC`, `SUN`-`SAT`, `*`, lists,
     ranges, `/step`) plus croniter's `L`, `nW` (day of month), `n#k`, `Ln` (day of week) and `?`.
@@ -415,15 +416,21 @@ def check_cron(expression: str) -> str:
     fields = text.split()
     if len(fields) != 5:
         raise Invalid.at("cron", _field_count_problem(fields))
+    # Every wrong field is named, in order ("minute field '61': ...; hour field '25': ..."): the
+    # first alone was, and the next save found the next one.
+    problems: list[str] = []
     for index, field in enumerate(fields):
         name = CRON_FIELDS[index][0]
         try:
             _field_values(index, field)
         except _Refused as refused:
-            raise Invalid.at("cron", f"{name} field {field!r}: {refused}") from None
+            problems.append(f"{name} field {field!r}: {refused}")
+            continue
         if _croniter_refuses(index, field):
             mixed = "this list of L, nW, n#k or Ln with other days is not read: use one schedule for each"
-            raise Invalid.at("cron", f"{name} field {field!r}: {mixed}")
+            problems.append(f"{name} field {field!r}: {mixed}")
+    if problems:
+        raise Invalid.at("cron", "; ".join(problems))
     normal = " ".join(fields)
     if not any(_matches_a_date(half) for half in day_halves(normal)):
         raise Invalid.at(

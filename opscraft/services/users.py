@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, EmailStr, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import func, or_
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -56,9 +56,14 @@ def _plain_form(email: str) -> str:
     return email
 
 
-Email = Annotated[EmailStr, AfterValidator(email_addresses.normalized), AfterValidator(_plain_form)]
-"""An email address as accounts store it: valid (`EmailStr`), within RFC 5321's lengths
-(`email_addresses`), in its plain (NFKC) form."""
+Email = Annotated[
+    str,
+    AfterValidator(email_addresses.checked),
+    AfterValidator(_plain_form),
+    Field(json_schema_extra={"format": "email"}),
+]
+"""An email address as accounts store it: valid and within RFC 5321's lengths, read once
+(`email_addresses.checked`: "must be an email address: ..."), in its plain (NFKC) form."""
 
 
 class Registration(Body):

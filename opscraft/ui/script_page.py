@@ -83,16 +83,18 @@ SETTING_LABELS = {
 ANSIBLE_LABELS = {"ssh_user": "SSH user", "ssh_key_secret": "SSH key (file secret)"}
 
 
-def approval_text(script_id: int, policy: ApprovalPolicy | None) -> str:
+def approval_text(script_id: int, policy: ApprovalPolicy | None, warning: str | None = None) -> str:
     """What the Overview says of a script's approval policy (`approvals.get_policy`): the
     Approvals page said runs "of scripts that require approval" wait there, and no page said
     which scripts do. Operators and admins set it from the button beside it (`approval_policy`),
-    as `PUT /api/v1/scripts/{script_id}/approval` does."""
+    as `PUT /api/v1/scripts/{script_id}/approval` does. `warning` (`approvals.reach_warning`)
+    follows when the team cannot give that many."""
     if policy is None:
         return "not required"
     count = f"{policy.required} approval{'' if policy.required == 1 else 's'}"
     expiry = f"a request expires after {policy.expires_after_hours} h"
-    return f"{count} by other operators or admins before a run starts; {expiry}"
+    said = f"{count} by other operators or admins before a run starts; {expiry}"
+    return f"{said}. Warning: {warning}" if warning else said
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,8 @@ async def _overview_facts(actor: Actor, script: Script) -> OverviewFacts:
     """The `OverviewFacts` of `script` as they are now, read as `actor`."""
     key_attached = await call(secrets.ssh_key_attached, actor, script)
     policy = await call(approvals.get_policy, actor, script.id)
-    approval = approval_text(script.id or 0, policy)
+    warning = await call(approvals.reach_warning, policy.required) if policy else None
+    approval = approval_text(script.id or 0, policy, warning)
     values = None if policy is None else (policy.required, policy.expires_after_hours)
     return OverviewFacts(await _inventory_name(actor, script), key_attached, approval, values)
 

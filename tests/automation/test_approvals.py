@@ -31,7 +31,7 @@ from tests.executions.conftest import make_script, wait_for
 async def held_run(
     client: httpx.AsyncClient, requester: LoggedIn, admin: LoggedIn, required: int = 1
 ) -> tuple[int, int]:
-    script_id = await make_script(client, admin, "echo approved-run\n")
+    script_id = await author_since_demoted(client, admin, "echo approved-run\n")
     r = await client.put(
         f"/api/v1/scripts/{script_id}/approval", json={"required": required}, headers=admin.headers
     )
@@ -42,6 +42,17 @@ async def held_run(
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "awaiting_approval"
     return script_id, int(r.json()["id"])
+
+
+async def author_since_demoted(client: httpx.AsyncClient, admin: LoggedIn, content: str) -> int:
+    """A script written by an operator since demoted to viewer: the tests' approvers are free to
+    approve its runs (the author of the version a run executes may not), and the approvers the
+    team counts (`reach_warning`, `_out_of_reach`) are the test's own. Returns the script's id."""
+    author = await make_user(client, "operator")
+    script_id = await make_script(client, author, content)
+    r = await client.put(f"/api/v1/users/{author.id}", json={"role": "viewer"}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    return script_id
 
 
 async def decide(
@@ -576,3 +587,63 @@ async def test_a_run_more_approvals_than_the_team_can_give_says_so(
     assert r.status_code == 200, r.text
     [note] = await told()
     assert "only 2 could be given (1 given so far)" in note
+
+
+async def test_a_policy_above_what_the_team_can_give_is_saved_with_a_warning(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Two approvers (an admin and an operator): a run either requests can get one approval at
+    most, so a policy requiring two was saved silently and every run waited a day and expired.
+    It is saved (the approvers may be invited after the rule is set) with a warning saying so."""
+    script_id = await make_script(client, operator, "echo warned\n")
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}/approval", json={"required": 2}, headers=operator.headers
+    )
+    assert r.status_code == 200, r.text
+    warning = r.json()["warning"]
+    assert "runs need 2 approvals, but only 1 could be given" in warning
+    assert "there are 2 active operators or admins" in warning
+    shown = (await client.get(f"/api/v1/scripts/{script_id}/approval", headers=viewer.headers)).json()
+    assert (shown["required"], shown["warning"]) == (2, warning)
+    await make_user(client, "operator", "third-approver")
+    shown = (await client.get(f"/api/v1/scripts/{script_id}/approval", headers=viewer.headers)).json()
+    assert shown["warning"] is None, "three approvers: a run gets two besides its requester"
+    r = await client.put(f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=admin.headers)
+    assert r.status_code == 200 and r.json()["warning"] is None
+
+
+async def test_the_author_of_the_version_a_run_executes_may_not_approve_it(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Four-eyes: an operator who edits a script could approve a run of his own edit, the only
+    pair of eyes on it. The version's author may reject the run, never approve it; another
+    approver may, and the next version's author is the one refused for the runs of that one."""
+    second = await make_user(client, "operator", "second-operator")
+    script_id = await make_script(client, operator, "echo v1\n")
+    r = await client.put(f"/api/v1/scripts/{script_id}/approval", json={"required": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+
+    async def requested() -> int:
+        r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=viewer.headers)
+        assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+        return int(r.json()["id"])
+
+    first = await requested()
+    r = await decide(client, operator, first, "approve")
+    assert r.status_code == 403, r.text
+    assert "you wrote version 1 of this script, which this run executes" in r.json()["detail"]
+    assert await status_of(client, admin, first) == "awaiting_approval"
+    assert (await decide(client, second, first, "approve")).status_code == 200
+    r = await client.put(
+        f"/api/v1/scripts/{script_id}", json={"content": "echo v2\n"}, headers=second.headers
+    )
+    assert r.status_code == 200, r.text
+    run = await requested()
+    r = await decide(client, second, run, "approve")
+    assert r.status_code == 403 and "you wrote version 2" in r.json()["detail"], r.text
+    assert (await decide(client, second, run, "reject", "not my own")).status_code == 200, (
+        "a reject is allowed"
+    )
+    assert await status_of(client, admin, run) == "rejected"
+    run = await requested()
+    assert (await decide(client, operator, run, "approve")).status_code == 200, "version 2 is not his"

@@ -304,11 +304,18 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     assert "go ahead" in page.get_by_test_id("approval-trail-second").inner_text()
 
 
-def _waiting_run(env: Env, name: str, content: str, *, required: int, requester: str) -> tuple[int, int]:
-    """An active python script `name` that needs `required` approvals, and a run of it submitted
-    by `requester`, awaiting approval: (script id, run id)."""
+def _waiting_run(
+    env: Env, name: str, content: str, *, required: int, requester: str, author: str = "admin"
+) -> tuple[int, int]:
+    """An active python script `name` written by `author` (who may not approve its runs) that
+    needs `required` approvals, and a run of it submitted by `requester`, awaiting approval:
+    (script id, run id)."""
     body = {"name": name, "script_type": "python", "status": "active", "content": content}
-    script_id = env.api("POST", "/api/v1/scripts", json=body).json()["id"]
+    made = httpx.post(
+        f"{env.server.url}/api/v1/scripts", json=body, headers=token(env.server, author), timeout=30
+    )
+    assert made.status_code == 201, made.text
+    script_id = made.json()["id"]
     r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": required})
     assert r.status_code == 200, r.text
     r = httpx.post(
@@ -329,7 +336,9 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     shows."""
     body = {"username": "third", "email": "third@example.com", "password": PASSWORD, "role": "operator"}
     assert env.api("POST", "/api/v1/users", json=body).status_code == 201
-    script_id, run_id = _waiting_run(env, "two-keys", "print('ok')\n", required=2, requester="third")
+    script_id, run_id = _waiting_run(
+        env, "two-keys", "print('ok')\n", required=2, requester="third", author="third"
+    )
     # edited while the run waits: the approver is told which version the run executes
     r = env.api("PUT", f"/api/v1/scripts/{script_id}", json={"content": "print('edited')\n"})
     assert r.status_code == 200 and r.json()["current_version"] == 2, r.text

@@ -116,6 +116,13 @@ REFUSED_CRON = [
     ),
     ("0 0 1 1 * 2030 x", "needs 5 fields (minute hour day-of-month month day-of-week): found 7, there is no"),
     # out of range, per field
+    # every wrong field named, in order (the first alone was: the next save found the next one)
+    ("61 25 * * *", "minute field '61': 61 is out of range, use 0-59; hour field '25': 25 is out of range"),
+    (
+        "0 0 32 13 8",
+        "day-of-month field '32': 32 is out of range, use 1-31; month field '13': 13 is out of range,"
+        " use 1-12 or JAN-DEC; day-of-week field '8': 8 is out of range",
+    ),
     ("61 * * * *", "minute field '61': 61 is out of range, use 0-59"),
     ("60 * * * *", "minute field '60': 60 is out of range, use 0-59"),
     ("0 24 * * *", "hour field '24': 24 is out of range, use 0-23"),

@@ -15,7 +15,7 @@ from opscraft import runtime
 from opscraft.db.models import ScriptVersion
 from opscraft.execution.commands import said_paths
 from opscraft.execution.events import Stream
-from opscraft.execution.said_paths import SaidPaths
+from opscraft.execution.said_paths import SaidPaths, saying
 from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, output, start, wait_for
 
@@ -36,6 +36,27 @@ class Collected:
 
     def tick(self) -> float:
         return 1.0
+
+
+@pytest.mark.parametrize("script_type", ["bash", "python", "terraform"])
+def test_a_run_with_no_path_to_say_feeds_its_output_unwrapped(script_type: str) -> None:
+    """Only an Ansible run has paths to say in words: the others' output went through a
+    `SaidPaths` all the same, a call and a check on every read for nothing. Its sink is the
+    runner's own."""
+    sink = Collected()
+    with saying(sink, said_paths(script_type, "/opscraft/work", "/dev/shm/s")) as fed:
+        assert fed is sink
+        fed.feed("stdout", b"/opscraft/work/x\n")
+    assert sink.text["stdout"] == b"/opscraft/work/x\n"
+
+
+def test_an_ansible_runs_sink_says_paths_and_passes_on_what_it_held_when_it_ends() -> None:
+    sink = Collected()
+    with saying(sink, said_paths("ansible", "/opscraft/work", "")) as fed:
+        assert isinstance(fed, SaidPaths)
+        fed.feed("stderr", b"see /opscraft/work/playbook.yml and /opscraft/wo")
+        assert sink.text["stderr"] == b"see the playbook and ", "a tail that may begin a path is held"
+    assert sink.text["stderr"] == b"see the playbook and /opscraft/wo"
 
 
 def test_a_path_cut_anywhere_between_two_reads_is_said_in_words() -> None:

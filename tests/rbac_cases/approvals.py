@@ -8,7 +8,10 @@ import secrets
 from typing import Any
 
 import httpx
+from sqlmodel import col, update
 
+from opscraft import runtime
+from opscraft.db.models import ScriptVersion
 from tests.rbac_cases import LOCAL_FOR_ALL, Case, allow
 
 
@@ -31,10 +34,17 @@ async def _script(c: httpx.AsyncClient, u: dict[str, Any], approval: bool) -> in
 
 
 async def waiting(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
-    """A run requested by `target` (a viewer nobody else is), waiting for approval."""
+    """A run requested by `target` (a viewer nobody else is), waiting for approval, of a script
+    version whose author is gone (as when deleted): the admin who wrote it may not approve its
+    runs (services/approvals.py), and the matrix is about the caller's role alone."""
     r = await c.put("/api/v1/settings", json=LOCAL_FOR_ALL, headers=u["admin"].headers)
     assert r.status_code == 200, r.text
     script_id = await _script(c, u, approval=True)
+    async with runtime.current().db.session() as session:
+        await session.exec(
+            update(ScriptVersion).where(col(ScriptVersion.script_id) == script_id).values(author_id=None)
+        )
+        await session.commit()
     body = {"script_id": script_id, "runner": "local"}
     r = await c.post("/api/v1/executions", json=body, headers=u["target"].headers)
     assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
