@@ -62,13 +62,18 @@ class RunSupervisor:
         limits: dict[str, int],
         stdout: int,
         stderr: int,
+        files: dict[str, bytes] | None = None,
     ) -> None:
         """Hand over the job: run the executable `program` (a path) with `argv`, with exactly
         `env`, in `cwd`, each `resource.RLIMIT_*`
         named in `limits` set to its value, writing to the descriptors `stdout` and `stderr`
-        (the supervisor gets copies; the caller still closes its own). Raises RunnerError when
-        the supervisor is gone."""
+        (the supervisor gets copies; the caller still closes its own). With `files` (relative
+        name -> content), `cwd` must not exist: the supervisor makes it and writes them there
+        first (`supervisor.make_work`; a failure is the run's status 127 and a line on its
+        stderr). Raises RunnerError when the supervisor is gone."""
         job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
+        if files is not None:
+            job["files"] = files
         data = marshal.dumps(job)
         try:
             socket.send_fds(
