@@ -154,6 +154,7 @@ class LocalRunner:
         if sum(len(data) for data in command.files.values()) > FILES_IN_JOB_MOST:
             make_work(scratch, command.files)  # too large to copy through the job
             files = None
+        supervisor: RunSupervisor | None = None
         try:
             marker = f"{self.owner}:{spec.execution_id}"
             env = {
@@ -178,6 +179,7 @@ class LocalRunner:
                     control,
                     spec.stop_grace_seconds,
                     files,
+                    remove=files is not None and not spec.collect,
                 )
             finally:
                 said.close()
@@ -186,7 +188,8 @@ class LocalRunner:
                 self.forks.ahead()  # the next run's supervisor, forked while none is starting
             return RunResult(exit_code=status, files=_collect(work, spec.collect))
         finally:
-            _remove_scratch(scratch)
+            if supervisor is None or not supervisor.removed_work:
+                _remove_scratch(scratch)
 
 
 def _supervise(
@@ -200,15 +203,18 @@ def _supervise(
     control: RunControl,
     grace_seconds: float,
     files: dict[str, bytes] | None = None,
+    *,
+    remove: bool = False,
 ) -> int:
     """Hand the run to `supervisor`, copy its output into `output` until it is over; its status.
     A stop interrupts the program first when `grace_seconds` > 0 (`RunControl`). With `files`,
-    the supervisor makes `cwd` and writes them there (`RunSupervisor.start`)."""
+    the supervisor makes `cwd` and writes them there, and with `remove` removes it at the end
+    (`RunSupervisor.start`)."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
         try:
-            supervisor.start(program, argv, env, cwd, limits, out_write, err_write, files)
+            supervisor.start(program, argv, env, cwd, limits, out_write, err_write, files, remove=remove)
         finally:
             os.close(out_write)
             os.close(err_write)

@@ -69,6 +69,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -159,14 +160,21 @@ def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return marshal.loads(_read_exactly(channel, size)), fds  # noqa: S302 (from our own runner: step 2)
 
 
-def make_work(work: str, files: dict[str, bytes]) -> None:
+def _cannot_make(exc: OSError) -> int:
+    sys.stderr.write(f"opscraft: cannot make the run's work directory: {exc.strerror or exc}\n")
+    return CANNOT_START
+
+
+def make_work(work: str, files: dict[str, bytes], *, made: bool = False) -> None:
     """Create the run's work directory `work` (an absolute path that must not exist: `mkdir`
     fails on anything there, a planted link included, as `tempfile.mkdtemp`'s does; mode 0700
     under the umask) and write `files` (relative name -> content) into it, each readable by its
     owner only (0600, whatever the umask), a file in a folder (`connection_plugins/`) with its
     folders (0700 under the umask). Through one descriptor a file (docs/benchmarks.md, session
-    49). Raises OSError (the directory exists, the disk is full, ...)."""
-    os.mkdir(work, 0o700)
+    49). `made`: the directory was made already (by the caller, the same way). Raises OSError
+    (the directory exists, the disk is full, ...)."""
+    if not made:
+        os.mkdir(work, 0o700)
     for name, data in files.items():
         target = os.path.join(work, name)
         folder = os.path.dirname(target)
@@ -180,6 +188,13 @@ def make_work(work: str, files: dict[str, bytes]) -> None:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
+
+
+def remove_work(work: str) -> None:
+    """Remove the run's work directory and all in it, as `tempfile.TemporaryDirectory` removes
+    its own (permissions a script took away given back first; links not followed); one that is
+    gone already is no error."""
+    tempfile.TemporaryDirectory._rmtree(work)  # type: ignore[attr-defined]
 
 
 def _spawn(job: dict[str, Any]) -> int:
@@ -226,15 +241,27 @@ class Supervisor:
         self._events.register(channel, select.POLLIN)
 
     def run(self, job: dict[str, Any]) -> int:
-        """The program's status (see the module docstring, steps 3-5)."""
+        """The program's status (see the module docstring, steps 3-5); with the job's `remove`,
+        the work directory it made is removed once every descendant is gone."""
         for signum in STOP_SIGNALS:
             _signal.signal(signum, _noted)
-        if "files" in job:  # before the limits: RLIMIT_FSIZE is the script's, not its files'
+        if "files" not in job:
+            return self._run(job)
+        try:  # before the limits: RLIMIT_FSIZE is the script's, not its files'
+            os.mkdir(job["cwd"], 0o700)  # a name taken (by anyone) is refused, never removed
+        except OSError as exc:
+            return _cannot_make(exc)
+        try:
             try:
-                make_work(job["cwd"], job["files"])
+                make_work(job["cwd"], job["files"], made=True)
             except OSError as exc:
-                sys.stderr.write(f"opscraft: cannot make the run's work directory: {exc.strerror or exc}\n")
-                return CANNOT_START
+                return _cannot_make(exc)
+            return self._run(job)
+        finally:
+            if job.get("remove"):
+                remove_work(job["cwd"])
+
+    def _run(self, job: dict[str, Any]) -> int:
         try:
             self.main = _spawn(job)
         except (OSError, ValueError) as exc:  # not executable, the user's process limit reached, ...

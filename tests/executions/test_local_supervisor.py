@@ -733,5 +733,37 @@ def test_a_work_directory_the_supervisor_cannot_make_is_the_runs_failure(
         assert result.exit_code == supervisor.CANNOT_START
         assert output.text() == ""
         assert output.text("stderr") == "opscraft: cannot make the run's work directory: File exists\n"
+        assert Path(taken).is_dir(), "a directory the run did not make is not removed"
     finally:
         shutil.rmtree(taken, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("script", "collect", "removed_by"),
+    [
+        ("echo hi", (), "the supervisor"),
+        ("echo plan > tfplan", ("tfplan",), "the runner, after reading the files back"),
+        ("kill -9 $PPID; sleep 0.2", (), "the runner: the supervisor was killed"),
+    ],
+    ids=["plain", "files read back", "supervisor killed"],
+)
+def test_a_runs_work_directory_is_removed_by_its_supervisor_unless_files_are_read_back(
+    runner: LocalRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+    collect: tuple[str, ...],
+    removed_by: str,
+) -> None:
+    """The supervisor removes the work directory it made once the run is over, before it says so
+    (off the server's thread, issue 15); the runner removes it when it reads files back from it
+    first (`RunSpec.collect`: a Terraform plan) or when the supervisor could not (killed)."""
+    removals: list[str] = []
+    real = local_runner._remove_scratch
+    monkeypatch.setattr(local_runner, "_remove_scratch", lambda path: (removals.append(path), real(path)))
+    result, output = run(runner, spec(script, execution_id=43, collect=collect))
+    if collect:
+        assert result.files == {"tfplan": b"plan\n"}, output.text("stderr")
+    owners = local_runner.swept_owners(runner.worker_id, "")
+    left = local_runner._left_behind(Path(tempfile.gettempdir()), local_runner.SCRATCH_PREFIX, owners)
+    assert left == [], "removed after the run"
+    assert len(removals) == (0 if removed_by == "the supervisor" else 1), removed_by
