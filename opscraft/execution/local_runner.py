@@ -8,9 +8,11 @@ server (`supervisor.py`, `fork_server.py`), so a run pays no interpreter start. 
 the script's main process ends: output is read until then, and for at most `DRAIN_SECONDS` more
 from pipes a straggler still holds. The script gets rlimits before it starts (CPU time, address
 space, processes, file size, no core dumps), a scratch work directory removed afterwards (also
-its HOME and TMPDIR), and a minimal environment: PATH (plus the directory of OpsCraft's Python,
-where pip-installed tools such as ansible-playbook live), the variables of `run_env` (HOME,
-Ansible's directories and interpreter, a UTF-8 locale). Nothing else of the server's
+its HOME and TMPDIR; made, filled and, unless files are read back from it, removed by the run's
+supervisor, off the server's threads: `supervisor.make_work`), and a minimal environment:
+PATH (plus the directory of OpsCraft's Python, where pip-installed tools such as
+ansible-playbook live), the variables of `run_env` (HOME, Ansible's directories and
+interpreter, a UTF-8 locale). Nothing else of the server's
 environment: the fork server starts with an empty one, and the script's is built per run.
 
 `file` secrets are written into a directory of their own (mode 0700, files 0400) on a tmpfs
