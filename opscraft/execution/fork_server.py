@@ -52,6 +52,7 @@ class RunSupervisor:
         self.ended = False
         self.status: int | None = None
         self._received = b""
+        self._removes = False
 
     def start(
         self,
@@ -62,13 +63,23 @@ class RunSupervisor:
         limits: dict[str, int],
         stdout: int,
         stderr: int,
+        files: dict[str, bytes] | None = None,
+        *,
+        remove: bool = False,
     ) -> None:
         """Hand over the job: run the executable `program` (a path) with `argv`, with exactly
         `env`, in `cwd`, each `resource.RLIMIT_*`
         named in `limits` set to its value, writing to the descriptors `stdout` and `stderr`
-        (the supervisor gets copies; the caller still closes its own). Raises RunnerError when
-        the supervisor is gone."""
-        job = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
+        (the supervisor gets copies; the caller still closes its own). With `files` (relative
+        name -> content), `cwd` must not exist: the supervisor makes it and writes them there
+        first (`supervisor.make_work`; a failure is the run's status 127 and a line on its
+        stderr), and with `remove` removes it once the run is over, before it sends the status
+        (`removed_work` then says so). Raises RunnerError when the supervisor is gone."""
+        job: dict[str, object] = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
+        if files is not None:
+            job["files"] = files
+            job["remove"] = remove
+        self._removes = files is not None and remove
         data = marshal.dumps(job)
         try:
             socket.send_fds(
@@ -95,6 +106,12 @@ class RunSupervisor:
         if self._received.endswith(b"\n"):
             self.status = int(self._received)
         return True
+
+    @property
+    def removed_work(self) -> bool:
+        """Whether the supervisor removed the run's work directory: asked to (`start`'s `remove`)
+        and it sent its status, which it sends after the removal."""
+        return self._removes and self.status is not None
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for the run to be over; whether it is."""

@@ -8,9 +8,11 @@ server (`supervisor.py`, `fork_server.py`), so a run pays no interpreter start. 
 the script's main process ends: output is read until then, and for at most `DRAIN_SECONDS` more
 from pipes a straggler still holds. The script gets rlimits before it starts (CPU time, address
 space, processes, file size, no core dumps), a scratch work directory removed afterwards (also
-its HOME and TMPDIR), and a minimal environment: PATH (plus the directory of OpsCraft's Python,
-where pip-installed tools such as ansible-playbook live), the variables of `run_env` (HOME,
-Ansible's directories and interpreter, a UTF-8 locale). Nothing else of the server's
+its HOME and TMPDIR; made, filled and, unless files are read back from it, removed by the run's
+supervisor, off the server's threads: `supervisor.make_work`), and a minimal environment:
+PATH (plus the directory of OpsCraft's Python, where pip-installed tools such as
+ansible-playbook live), the variables of `run_env` (HOME, Ansible's directories and
+interpreter, a UTF-8 locale). Nothing else of the server's
 environment: the fork server starts with an empty one, and the script's is built per run.
 
 `file` secrets are written into a directory of their own (mode 0700, files 0400) on a tmpfs
@@ -41,12 +43,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opscraft.execution import terraform_plan
-from opscraft.execution.commands import Command, build, said_paths
+from opscraft.execution.commands import build, said_paths
 from opscraft.execution.events import Stream
 from opscraft.execution.fork_server import ForkServer, RunSupervisor
 from opscraft.execution.run_env import run_env
 from opscraft.execution.said_paths import saying
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
+from opscraft.execution.supervisor import make_work
 
 READ_SIZE = 1024 * 1024
 PIPE_BYTES = 1024 * 1024
@@ -54,6 +57,9 @@ DEFAULT_PIPE_BYTES = 65536
 RUN_MARKER = "OPSCRAFT_RUN"
 MAX_PROCESSES = 1024
 MAX_FILE_BYTES = 1024 * 1024 * 1024
+# A run's files up to this many bytes in all go to its supervisor with the job, which writes them
+# (`supervisor.make_work`); larger ones (a Terraform plan of many MiB) the runner writes itself.
+FILES_IN_JOB_MOST = 8 * 1024 * 1024
 CPU_GRACE_SECONDS = 5
 # Address space is not resident memory: interpreters reserve far more than they use.
 ADDRESS_SPACE_FACTOR = 4
@@ -144,10 +150,14 @@ class LocalRunner:
             raise RunnerError(f"{missing[0]} is not installed on this machine: install it or use Docker")
         program = found[command.argv[0]]
         assert program is not None
-        prefix = f"{_scratch_prefix(self.owner)}{spec.execution_id}-"
-        with tempfile.TemporaryDirectory(prefix=prefix) as scratch:
-            work = Path(scratch)
-            _write_files(work, command)
+        scratch = _scratch_name(self.owner, spec.execution_id)
+        work = Path(scratch)
+        files: dict[str, bytes] | None = command.files
+        if sum(len(data) for data in command.files.values()) > FILES_IN_JOB_MOST:
+            make_work(scratch, command.files)  # too large to copy through the job
+            files = None
+        supervisor: RunSupervisor | None = None
+        try:
             marker = f"{self.owner}:{spec.execution_id}"
             env = {
                 "PATH": path,
@@ -170,12 +180,17 @@ class LocalRunner:
                         said,
                         control,
                         spec.stop_grace_seconds,
+                        files,
+                        remove=files is not None and not spec.collect,
                     )
             finally:
                 _end(supervisor, f"{RUN_MARKER}={marker}".encode())
                 supervisor.close()
                 self.forks.ahead()  # the next run's supervisor, forked while none is starting
             return RunResult(exit_code=status, files=_collect(work, spec.collect))
+        finally:
+            if supervisor is None or not supervisor.removed_work:
+                _remove_scratch(scratch)
 
 
 def _supervise(
@@ -188,14 +203,19 @@ def _supervise(
     output: OutputSink,
     control: RunControl,
     grace_seconds: float,
+    files: dict[str, bytes] | None = None,
+    *,
+    remove: bool = False,
 ) -> int:
     """Hand the run to `supervisor`, copy its output into `output` until it is over; its status.
-    A stop interrupts the program first when `grace_seconds` > 0 (`RunControl`)."""
+    A stop interrupts the program first when `grace_seconds` > 0 (`RunControl`). With `files`,
+    the supervisor makes `cwd` and writes them there, and with `remove` removes it at the end
+    (`RunSupervisor.start`)."""
     out_read, out_write = os.pipe()
     err_read, err_write = os.pipe()
     try:
         try:
-            supervisor.start(program, argv, env, cwd, limits, out_write, err_write)
+            supervisor.start(program, argv, env, cwd, limits, out_write, err_write, files, remove=remove)
         finally:
             os.close(out_write)
             os.close(err_write)
@@ -304,23 +324,22 @@ def _limits(spec: RunSpec) -> dict[str, int]:
     }
 
 
-def _write_files(work: Path, command: Command) -> None:
-    """Write the command's files into the fresh work directory `work`, each readable by its
-    owner only (0600, whatever the umask), a file in a folder (`connection_plugins/`) with its
-    folders (0700). Through one descriptor a file: a third less CPU than pathlib's open, write
-    and chmod by name, and no `mkdir` of `work` itself that fails (docs/benchmarks.md, session 49)."""
-    for name, data in command.files.items():
-        target = work / name
-        if target.parent != work:
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+def _scratch_name(owner: str, execution_id: int) -> str:
+    """A new run's work directory, not made yet: `<temporary directory>/<prefix><owner>-<execution
+    id>-<8 random characters>`, named as `tempfile.mkdtemp` names (what `_left_behind` finds),
+    the random part from `os.urandom` so that no other user of the machine can guess it and
+    take the name first (`supervisor.make_work` refuses a name that exists)."""
+    suffix = "".join(_NAME_CHARACTERS[byte % len(_NAME_CHARACTERS)] for byte in os.urandom(8))
+    return os.path.join(tempfile.gettempdir(), f"{_scratch_prefix(owner)}{execution_id}-{suffix}")
+
+
+_NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _remove_scratch(scratch: str) -> None:
+    """Remove a run's work directory and all in it, as `tempfile.TemporaryDirectory` removes its
+    own (permissions a script took away given back first); one never made is no error."""
+    tempfile.TemporaryDirectory._rmtree(scratch)  # type: ignore[attr-defined]
 
 
 def _pump(streams: dict[int, Stream], supervisor: RunSupervisor, output: OutputSink) -> None:

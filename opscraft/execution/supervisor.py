@@ -29,7 +29,11 @@ A forked supervisor (`Supervisor`)
    `sys.executable`, and the channel a private socket pair; decoding JSON cost each forked
    supervisor about 0.2 ms more CPU, most of it copying the pages it touched), with the
    run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS); they become its fd 1
-   and 2;
+   and 2. With `"files": {name: bytes}`, the supervisor makes the directory `cwd` itself (it
+   must not exist) and writes those files into it (`make_work`) before anything else of the
+   job: the server's thread then makes no directory and writes no file on the run's path, where
+   each of those system calls gave the GIL to the event loop and waited to get it back (issue
+   15, docs/benchmarks.md, session 50);
 3. starts the program with `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`, no copy of
    the supervisor's pages; a fork and exec of this Python process cost 2-3 ms more per run):
    in a session of its own, stdin `/dev/null`, the job's directory, the rlimits (soft = hard = n,
@@ -65,6 +69,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -155,6 +160,43 @@ def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
     return marshal.loads(_read_exactly(channel, size)), fds  # noqa: S302 (from our own runner: step 2)
 
 
+def _cannot_make(exc: OSError) -> int:
+    sys.stderr.write(f"opscraft: cannot make the run's work directory: {exc.strerror or exc}\n")
+    return CANNOT_START
+
+
+def make_work(work: str, files: dict[str, bytes], *, made: bool = False) -> None:
+    """Create the run's work directory `work` (an absolute path that must not exist: `mkdir`
+    fails on anything there, a planted link included, as `tempfile.mkdtemp`'s does; mode 0700
+    under the umask) and write `files` (relative name -> content) into it, each readable by its
+    owner only (0600, whatever the umask), a file in a folder (`connection_plugins/`) with its
+    folders (0700 under the umask). Through one descriptor a file (docs/benchmarks.md, session
+    49). `made`: the directory was made already (by the caller, the same way). Raises OSError
+    (the directory exists, the disk is full, ...)."""
+    if not made:
+        os.mkdir(work, 0o700)
+    for name, data in files.items():
+        target = os.path.join(work, name)
+        folder = os.path.dirname(target)
+        if folder != work:
+            os.makedirs(folder, 0o700, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+
+
+def remove_work(work: str) -> None:
+    """Remove the run's work directory and all in it, as `tempfile.TemporaryDirectory` removes
+    its own (permissions a script took away given back first; links not followed); one that is
+    gone already is no error."""
+    tempfile.TemporaryDirectory._rmtree(work)  # type: ignore[attr-defined]
+
+
 def _spawn(job: dict[str, Any]) -> int:
     """Start the job's program (see the module docstring, step 3); its pid. Raises OSError when
     it cannot be started (no such directory, a limit refused, execve failed)."""
@@ -199,9 +241,27 @@ class Supervisor:
         self._events.register(channel, select.POLLIN)
 
     def run(self, job: dict[str, Any]) -> int:
-        """The program's status (see the module docstring, steps 3-5)."""
+        """The program's status (see the module docstring, steps 3-5); with the job's `remove`,
+        the work directory it made is removed once every descendant is gone."""
         for signum in STOP_SIGNALS:
             _signal.signal(signum, _noted)
+        if "files" not in job:
+            return self._run(job)
+        try:  # before the limits: RLIMIT_FSIZE is the script's, not its files'
+            os.mkdir(job["cwd"], 0o700)  # a name taken (by anyone) is refused, never removed
+        except OSError as exc:
+            return _cannot_make(exc)
+        try:
+            try:
+                make_work(job["cwd"], job["files"], made=True)
+            except OSError as exc:
+                return _cannot_make(exc)
+            return self._run(job)
+        finally:
+            if job.get("remove"):
+                remove_work(job["cwd"])
+
+    def _run(self, job: dict[str, Any]) -> int:
         try:
             self.main = _spawn(job)
         except (OSError, ValueError) as exc:  # not executable, the user's process limit reached, ...

@@ -277,7 +277,11 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         server.process.wait()
         if runner == "local":  # the supervisor notices the server's death and kills the whole run
             wait_until(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
-            assert _scratch(server.data_dir, long_id)  # nobody removed it: the server was killed
+            # ... and removes the work directory it made (before session 50 the server did, so a
+            # killed server left it for the next start's sweep: tests/executions/test_local_supervisor.py)
+            wait_until(
+                lambda: not _scratch(server.data_dir, long_id), "the supervisor removes the work directory"
+            )
     finally:
         if server.process.poll() is None:
             stop_server(server)
@@ -297,7 +301,7 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         assert finished["status"] == "success"
         if runner == "local":
             assert not _orphans(server.data_dir, long_id)
-            assert not _scratch(server.data_dir, long_id)  # removed by the start's sweep
+            assert not _scratch(server.data_dir, long_id)
         elif DOCKER:
             import docker
 

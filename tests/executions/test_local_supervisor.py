@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import resource
 import shutil
 import signal
@@ -31,7 +32,6 @@ import pytest
 
 from opscraft import runtime
 from opscraft.execution import fork_server, local_runner, supervisor
-from opscraft.execution.commands import Command
 from opscraft.execution.local_runner import LocalRunner
 from opscraft.execution.spec import RunControl, RunnerError, RunResult, RunSpec, StopReason
 from tests.conftest import ROOT
@@ -655,19 +655,115 @@ def test_a_terraform_run_without_terraform_says_what_to_install(
 
 @pytest.mark.parametrize("umask", [0o000, 0o077, 0o277])
 def test_a_runs_files_are_its_owners_only_whatever_the_umask(tmp_path: Path, umask: int) -> None:
-    """The work directory's files (`local_runner._write_files`) hold the whole content, 0600 under
+    """The work directory's files (`supervisor.make_work`) hold the whole content, 0600 under
     a umask that would widen or narrow that; a file in a folder gets its folders (0700 under the
     server's umask, 077)."""
     big = os.urandom(3 * 1024 * 1024)  # more than one write may take
-    command = Command(["bash", "script.sh"], {"script.sh": b"echo hi\n", "plugins/x/y.py": big}, {})
+    files = {"script.sh": b"echo hi\n", "plugins/x/y.py": big}
+    work = tmp_path / "work"
     old = os.umask(umask)
     try:
-        local_runner._write_files(tmp_path, command)
+        supervisor.make_work(str(work), files)
     finally:
         os.umask(old)
-    assert (tmp_path / "script.sh").read_bytes() == b"echo hi\n"
-    assert (tmp_path / "plugins/x/y.py").read_bytes() == big
+    assert (work / "script.sh").read_bytes() == b"echo hi\n"
+    assert (work / "plugins/x/y.py").read_bytes() == big
     for name in ("script.sh", "plugins/x/y.py"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600, name
+        assert (work / name).stat().st_mode & 0o777 == 0o600, name
     if umask == 0o077:
-        assert (tmp_path / "plugins/x").stat().st_mode & 0o777 == 0o700
+        assert (work / "plugins/x").stat().st_mode & 0o777 == 0o700
+        assert work.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_work_directory_that_exists_is_refused(tmp_path: Path) -> None:
+    """`make_work` makes the directory itself: a name taken first (a directory, a planted link)
+    is an error, nothing is written through it."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "taken")
+    for name in ("taken", "link"):
+        with pytest.raises(FileExistsError):
+            supervisor.make_work(str(tmp_path / name), {"script.sh": b"echo hi\n"})
+    assert list((tmp_path / "taken").iterdir()) == []
+
+
+SHOW_WORK = 'printf "%s|%s|%s|" "$(pwd)" "$(stat -c %a .)" "$(stat -c %a script.sh)"; cat script.sh'
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["by the supervisor", "by the runner"])
+def test_a_runs_work_directory_and_files_are_made_off_the_servers_thread(
+    runner: LocalRunner, monkeypatch: pytest.MonkeyPatch, large: bool
+) -> None:
+    """The run's work directory and its files are made by its supervisor (issue 15: no directory
+    made, no file written by the server's thread on the run's path), named as before (what the
+    sweep finds), 0700 / 0600, holding the script, and gone after the run; files too large for
+    the job (`FILES_IN_JOB_MOST`) are written by the runner as before."""
+    made: list[str] = []
+    real_mkdir = os.mkdir
+
+    def mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(os.fspath(path))
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    if large:
+        monkeypatch.setattr(local_runner, "FILES_IN_JOB_MOST", 10)
+    result, output = run(runner, spec(SHOW_WORK, execution_id=41))
+    assert result.exit_code == 0, output.text("stderr")
+    work, directory_mode, file_mode, content = output.text().split("|", 3)
+    assert (directory_mode, file_mode, content) == ("700", "600", SHOW_WORK)
+    assert Path(work).parent == Path(tempfile.gettempdir())
+    owners = local_runner.swept_owners(runner.worker_id, "")
+    left = local_runner._left_behind(Path(tempfile.gettempdir()), local_runner.SCRATCH_PREFIX, owners)
+    assert left == [], "removed after the run"
+    named = f"{local_runner.SCRATCH_PREFIX}{runner.owner}-{local_runner._LEFT_NAME}"
+    assert re.fullmatch(named, Path(work).name), "named as the sweep finds a run's directory"
+    assert Path(work).name.startswith(f"{local_runner.SCRATCH_PREFIX}{runner.owner}-41-")
+    assert made == ([work] if large else [])
+
+
+def test_a_work_directory_the_supervisor_cannot_make_is_the_runs_failure(
+    runner: LocalRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A work directory that cannot be made (its name taken) fails the run with status 127 and
+    says why on its stderr; nothing of the script runs."""
+    taken = tempfile.mkdtemp(prefix="opscraft-taken-")
+    monkeypatch.setattr(local_runner, "_scratch_name", lambda owner, execution_id: taken)
+    try:
+        result, output = run(runner, spec("echo ran"))
+        assert result.exit_code == supervisor.CANNOT_START
+        assert output.text() == ""
+        assert output.text("stderr") == "opscraft: cannot make the run's work directory: File exists\n"
+        assert Path(taken).is_dir(), "a directory the run did not make is not removed"
+    finally:
+        shutil.rmtree(taken, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    ("script", "collect", "removed_by"),
+    [
+        ("echo hi", (), "the supervisor"),
+        ("echo plan > tfplan", ("tfplan",), "the runner, after reading the files back"),
+        ("kill -9 $PPID; sleep 0.2", (), "the runner: the supervisor was killed"),
+    ],
+    ids=["plain", "files read back", "supervisor killed"],
+)
+def test_a_runs_work_directory_is_removed_by_its_supervisor_unless_files_are_read_back(
+    runner: LocalRunner,
+    monkeypatch: pytest.MonkeyPatch,
+    script: str,
+    collect: tuple[str, ...],
+    removed_by: str,
+) -> None:
+    """The supervisor removes the work directory it made once the run is over, before it says so
+    (off the server's thread, issue 15); the runner removes it when it reads files back from it
+    first (`RunSpec.collect`: a Terraform plan) or when the supervisor could not (killed)."""
+    removals: list[str] = []
+    real = local_runner._remove_scratch
+    monkeypatch.setattr(local_runner, "_remove_scratch", lambda path: (removals.append(path), real(path)))
+    result, output = run(runner, spec(script, execution_id=43, collect=collect))
+    if collect:
+        assert result.files == {"tfplan": b"plan\n"}, output.text("stderr")
+    owners = local_runner.swept_owners(runner.worker_id, "")
+    left = local_runner._left_behind(Path(tempfile.gettempdir()), local_runner.SCRATCH_PREFIX, owners)
+    assert left == [], "removed after the run"
+    assert len(removals) == (0 if removed_by == "the supervisor" else 1), removed_by
