@@ -7,13 +7,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests import binary_build
 from tests.binary_build import ROOT, selects_binary
+from tests.waiting import wait_until
 
 
 @pytest.mark.parametrize(
@@ -101,10 +101,7 @@ def test_a_build_interrupted_leaves_no_process_of_it_running(
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     child = int(pid_file.read_text())
-    until_gone = time.monotonic() + 10
-    while _alive(child) and time.monotonic() < until_gone:
-        time.sleep(0.05)
-    assert not _alive(child), "the build's child runs on"
+    wait_until(lambda: not _alive(child), "the build's child ends (it ran on)", timeout=10)
     assert not (tmp_path / "stamp").exists()
 
 

@@ -4,7 +4,6 @@ whose PING fails is dropped, so the next check starts afresh."""
 
 from __future__ import annotations
 
-import os
 import socket
 from typing import Any
 
@@ -12,9 +11,13 @@ import pytest
 import redis.asyncio
 
 from opscraft.services import redis_state
+from tests.conftest import REDIS_URL, require_service
 
-REDIS_URL = os.environ.get("OPSCRAFT_TEST_REDIS_URL", "")
-pytestmark = pytest.mark.skipif(not REDIS_URL, reason="needs OPSCRAFT_TEST_REDIS_URL (a real Redis)")
+
+@pytest.fixture(autouse=True)
+def _real_redis() -> None:
+    """A real Redis (OPSCRAFT_TEST_REDIS_URL): with CI=true its absence fails, never skips."""
+    require_service(bool(REDIS_URL), "Redis (OPSCRAFT_TEST_REDIS_URL)")
 
 
 @pytest.fixture
