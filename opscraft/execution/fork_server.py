@@ -73,8 +73,8 @@ class RunSupervisor:
         (the supervisor gets copies; the caller still closes its own). With `files` (relative
         name -> content), `cwd` must not exist: the supervisor makes it and writes them there
         first (`supervisor.make_work`; a failure is the run's status 127 and a line on its
-        stderr), and with `remove` removes it once the run is over, before it sends the status
-        (`removed_work` then says so). Raises RunnerError when the supervisor is gone."""
+        stderr), and with `remove` removes it once the run is over, right after it sent the
+        status (`removes_work` then says so). Raises RunnerError when the supervisor is gone."""
         job: dict[str, object] = {"program": program, "argv": argv, "env": env, "cwd": cwd, "limits": limits}
         if files is not None:
             job["files"] = files
@@ -108,9 +108,10 @@ class RunSupervisor:
         return True
 
     @property
-    def removed_work(self) -> bool:
-        """Whether the supervisor removed the run's work directory: asked to (`start`'s `remove`)
-        and it sent its status, which it sends after the removal."""
+    def removes_work(self) -> bool:
+        """Whether the supervisor removes the run's work directory: asked to (`start`'s `remove`)
+        and it sent its status, after which it removes the directory (a removal under way when
+        the status is read: the run's end does not wait for it)."""
         return self._removes and self.status is not None
 
     def wait(self, timeout: float) -> bool:

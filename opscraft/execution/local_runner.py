@@ -9,7 +9,8 @@ the script's main process ends: output is read until then, and for at most `DRAI
 from pipes a straggler still holds. The script gets rlimits before it starts (CPU time, address
 space, processes, file size, no core dumps), a scratch work directory removed afterwards (also
 its HOME and TMPDIR; made, filled and, unless files are read back from it, removed by the run's
-supervisor, off the server's threads: `supervisor.make_work`), and a minimal environment:
+supervisor, off the server's threads: `supervisor.make_work`; removed after the supervisor said the
+run is over, so the run's end does not wait for it), and a minimal environment:
 PATH (plus the directory of OpsCraft's Python, where pip-installed tools such as
 ansible-playbook live), the variables of `run_env` (HOME, Ansible's directories and
 interpreter, a UTF-8 locale). Nothing else of the server's
@@ -189,7 +190,7 @@ class LocalRunner:
                 self.forks.ahead()  # the next run's supervisor, forked while none is starting
             return RunResult(exit_code=status, files=_collect(work, spec.collect))
         finally:
-            if supervisor is None or not supervisor.removed_work:
+            if supervisor is None or not supervisor.removes_work:
                 _remove_scratch(scratch)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import LoggedIn
 from tests.executions.conftest import run
+from tests.waiting import until
 
 RUNNERS = pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
 
@@ -104,7 +105,7 @@ async def test_scripts_write_under_their_home(
     else:  # a scratch directory of the run, removed with it
         owner = rf"{re.escape(final['worker_id'])}@[0-9a-f]{{12}}"  # `local_runner.owner_name`
         assert re.match(rf"opscraft-work-{owner}-{final['id']}-", Path(home).name), home
-        assert not Path(home).exists()
+        await until(lambda: not Path(home).exists(), "the supervisor removes it after the run's end")
 
 
 INVENTORY_PLAYBOOK = """\
