@@ -412,7 +412,7 @@ RUN_ENV = {
 # change made elsewhere to show waits about a second, not up to 5 (10 for the badge).
 LIVE_ENV = {**RUN_ENV, "OPSCRAFT_LIVE_SECONDS": "1"}
 
-# (user name, role) pairs made with the CLI by `serving`.
+# (user name, role) pairs for `serving` (the CLI makes them, or the API after an admin).
 OPERATOR_AND_VIEWER = (("operator", "operator"), ("viewer", "viewer"))
 
 
