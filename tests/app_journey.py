@@ -13,22 +13,28 @@ import itertools
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from websockets.sync.client import connect
+
+from tests import ports
 
 FINAL = {"success", "failed", "cancelled", "timed_out", "error"}
 ADMIN = {"username": "admin", "email": "admin@example.com", "password": "SecurePass123", "full_name": "A"}
 
 
 def wait_healthy(url: str, deadline: float, process: Any) -> float:
-    """Seconds until `GET /api/v1/health` answers 200; RuntimeError if `process` ends first."""
+    """Seconds until `GET /api/v1/health` answers 200, from `process` (`tests.ports.listens_on`:
+    not another test's server on a port taken meanwhile); RuntimeError if `process` ends first."""
     start = time.monotonic()
+    port = urlsplit(url).port
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the process ended (exit {process.returncode}) before it was healthy")
         try:
-            if httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200:
+            answered = httpx.get(f"{url}/api/v1/health", timeout=1).status_code == 200
+            if answered and ports.listens_on(process.pid, port):
                 return time.monotonic() - start
         except httpx.HTTPError:
             pass

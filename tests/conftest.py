@@ -10,7 +10,6 @@ import asyncio
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -33,8 +32,9 @@ from opscraft.config import Settings, load_settings
 from opscraft.db.models import Role
 from opscraft.services import users
 from opscraft.services.users import UserCreate
-from tests import compiled_sql, http_calls, migrated_sqlite, module_durations
+from tests import compiled_sql, http_calls, migrated_sqlite, module_durations, ports
 from tests.migrated_sqlite import DATABASE_FILE
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
@@ -499,12 +499,6 @@ def reader(_module_reader: Reader) -> Iterator[Reader]:
 # --- live server + browser -------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class LiveServer:
     url: str
@@ -528,8 +522,24 @@ def start_server(
     """Run `opscraft serve` as a real process on `port` (default: a free one) and wait until it
     is healthy. `root`: the source tree it runs (another worktree, for paired benchmarks).
     `migrated`: on the default SQLite database, start on an empty database already at the head
-    revision (`tests.migrated_sqlite`), not on an empty directory."""
-    port = port or free_port()
+    revision (`tests.migrated_sqlite`), not on an empty directory.
+
+    Healthy means answered by this process (`tests.ports.listens_on`): a free port picked here
+    can be taken by another test process's server before this one binds it, and then started
+    again on another (twice at most); a `port` given is used as it is."""
+    for _ in range(3 if port is None else 1):
+        server = _start_server_on(port or free_port(), data_dir, extra_env, root, migrated)
+        if server is not None:
+            return server
+    raise RuntimeError(
+        f"server's port was taken every time:\n{(data_dir / 'server.log').read_text(errors='replace')}"
+    )
+
+
+def _start_server_on(
+    port: int, data_dir: Path, extra_env: dict[str, str] | None, root: Path, migrated: bool
+) -> LiveServer | None:
+    """`start_server` on `port`: None when another process took the port first."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {
         # Without pytest's marker: NiceGUI would otherwise run the server in its test mode.
@@ -558,9 +568,13 @@ def start_server(
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            if ports.ADDRESS_IN_USE in server.log().lower():
+                return None
             raise RuntimeError(f"server exited early:\n{server.log()}")
         try:
-            if httpx.get(f"{server.url}/api/v1/health", timeout=1).status_code == 200:
+            if httpx.get(f"{server.url}/api/v1/health", timeout=1).status_code == 200 and ports.listens_on(
+                process.pid, port
+            ):
                 return server
         except httpx.HTTPError:
             pass

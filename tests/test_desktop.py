@@ -124,9 +124,25 @@ def launch(display: str, data_dir: Path, *args: str) -> subprocess.CompletedProc
     )
 
 
-def test_window_opens_signed_in_and_remembers_its_size(display: str, toolkit: None, tmp_path: Path) -> None:
+@pytest.mark.docker
+def test_window_opens_signed_in_remembers_its_size_and_closing_it_stops_its_runs(
+    display: str, toolkit: None, tmp_path: Path
+) -> None:
+    """One launch's window: signed in as the local administrator, everything else still needs a
+    login, a second launch on its data directory is refused, a run in Docker shows in the window's
+    terminal, and closing the window stops the server and that run (its container removed). A
+    second launch has the size the first one was left at, and stops with the server on SIGTERM.
+    (The run's checks were a test of their own, which paid a desktop launch, a window and a CLI
+    start of its own: seconds of the module's CPU.)"""
+    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
     data_dir = tmp_path / "data"
-    app = desktop(display, data_dir, "first")
+    app = desktop(
+        display,
+        data_dir,
+        "first",
+        OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE,
+        OPSCRAFT_SHUTDOWN_GRACE_SECONDS="1",
+    )
     try:
         assert app.window.title() == "OpsCraft"
         assert app.window.size() == (1280, 820)  # the default on a first launch
@@ -161,18 +177,54 @@ def test_window_opens_signed_in_and_remembers_its_size(display: str, toolkit: No
         ), lines
         assert app.process.poll() is None
 
+        # An administrator made beside the running server (`user create` may run beside it)
+        # starts a run through the API; the window's terminal shows its output.
+        created = subprocess.run(
+            [sys.executable, "-m", "opscraft", "user", "create", "ops", "--role", "admin"],
+            input=PASSWORD + "\n",
+            capture_output=True,
+            text=True,
+            env=base_env(data_dir),
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert created.returncode == 0, created.stderr
+        headers = log_in(app.url, "ops", PASSWORD)
+        execution_id = start_script(app.url, headers, 'echo "window-run-$((6 * 7))"; sleep 300')
+        wait_execution(app.url, headers, execution_id, {"running"}, timeout=120)
+        wait_until(
+            lambda: "window-run-42" in output(app.url, headers, execution_id),
+            "the run's first line in its stored output",
+            timeout=60,
+            every=0.2,
+        )
+        app.page.go(f"/executions/{execution_id}")
+        app.page.wait_for_text("window-run-42", selector=".xterm-rows")  # in the window's terminal
+        app.window.screenshot(ARTIFACTS / "desktop_execution.png")
+
         app.window.resize(1000, 700)
-        deadline = time.monotonic() + 30
         saved = data_dir / "desktop-window.json"
-        while time.monotonic() < deadline and not (
-            saved.exists() and json.loads(saved.read_text()) == {"width": 1000, "height": 700}
-        ):
-            time.sleep(0.2)
-        assert json.loads(saved.read_text()) == {"width": 1000, "height": 700}
+        wait_until(
+            lambda: saved.exists() and json.loads(saved.read_text()) == {"width": 1000, "height": 700},
+            "the window's new size saved",
+            timeout=30,
+            every=0.2,
+        )
         assert app.close() == 0
     finally:
         app.kill()
     assert not (ROOT / ".nicegui").exists()  # session storage lives in the data directory
+    with sqlite3.connect(data_dir / "opscraft.db") as db:
+        status = db.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()[0]
+    assert status in FINAL - {"success"}
+    instance = worker_identity(make_settings(data_dir))
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={LABEL_WORKER}={instance}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert left.stdout.strip() == ""  # its container was killed and removed
 
     again = desktop(display, data_dir, "second")  # a new launch, a new one-time secret
     try:
@@ -189,56 +241,8 @@ def test_window_opens_signed_in_and_remembers_its_size(display: str, toolkit: No
         logins = db.execute(
             "SELECT count(*) FROM audit_events WHERE action = 'auth.login' AND details LIKE '%desktop%'"
         ).fetchone()[0]
-        admins = db.execute("SELECT username, role FROM users").fetchall()
-    assert logins == 2 and admins == [("desktop", "admin")]
-
-
-@pytest.mark.docker
-def test_closing_the_window_stops_its_runs(display: str, toolkit: None, tmp_path: Path) -> None:
-    require_service(os.environ.get("OPSCRAFT_TEST_DOCKER") == "1", "Docker engine with the test images")
-    data_dir = tmp_path / "data"
-    migrated_sqlite.seed(data_dir)  # at the head: the first start's migrations are not this test's
-    created = subprocess.run(
-        [sys.executable, "-m", "opscraft", "user", "create", "ops", "--role", "admin"],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        env=base_env(data_dir),
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert created.returncode == 0, created.stderr
-    app = desktop(
-        display,
-        data_dir,
-        "runs",
-        OPSCRAFT_IMAGE_BASH=RUNNER_IMAGE,
-        OPSCRAFT_SHUTDOWN_GRACE_SECONDS="1",
-    )
-    try:
-        headers = log_in(app.url, "ops", PASSWORD)
-        execution_id = start_script(app.url, headers, 'echo "window-run-$((6 * 7))"; sleep 300')
-        wait_execution(app.url, headers, execution_id, {"running"}, timeout=120)
-        deadline = time.monotonic() + 60
-        while "window-run-42" not in output(app.url, headers, execution_id) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        app.page.go(f"/executions/{execution_id}")
-        app.page.wait_for_text("window-run-42", selector=".xterm-rows")  # in the window's terminal
-        app.window.screenshot(ARTIFACTS / "desktop_execution.png")
-        assert app.close() == 0
-    finally:
-        app.kill()
-    with sqlite3.connect(data_dir / "opscraft.db") as db:
-        status = db.execute("SELECT status FROM executions WHERE id = ?", (execution_id,)).fetchone()[0]
-    assert status in FINAL - {"success"}
-    instance = worker_identity(make_settings(data_dir))
-    left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label={LABEL_WORKER}={instance}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert left.stdout.strip() == ""  # its container was killed and removed
+        admins = db.execute("SELECT username, role FROM users ORDER BY id").fetchall()
+    assert logins == 2 and admins == [("desktop", "admin"), ("ops", "admin")]
 
 
 def test_no_display_is_one_line(tmp_path: Path) -> None:
@@ -321,7 +325,8 @@ def test_a_taken_port_is_one_line_before_any_window(display: str, toolkit: None,
     ended with a traceback and "the desktop window could not open (the GUI toolkit's messages
     are above)". It now stops with one line before any window opens. (A second launch on the
     same data directory, which became the first one's worker and ended its runs, stops the same
-    way: test_window_opens_signed_in_and_remembers_its_size checks it beside its window.)"""
+    way: test_window_opens_signed_in_remembers_its_size_and_closing_it_stops_its_runs checks it
+    beside its window.)"""
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

@@ -60,7 +60,8 @@ def token(server: LiveServer, username: str) -> dict[str, str]:
 def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
     """The first registration makes the admin; the admin adds an operator and a viewer."""
     body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD, "full_name": "Ada Admin"}
-    assert httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT).status_code == 201
+    response = httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT)
+    assert response.status_code == 201, (response.status_code, response.text)
     admin = token(server, "admin")
     for role in ("operator", "viewer"):
         body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
@@ -411,7 +412,7 @@ RUN_ENV = {
 # change made elsewhere to show waits about a second, not up to 5 (10 for the badge).
 LIVE_ENV = {**RUN_ENV, "OPSCRAFT_LIVE_SECONDS": "1"}
 
-# (user name, role) pairs made with the CLI by `serving`.
+# (user name, role) pairs for `serving` (the CLI makes them, or the API after an admin).
 OPERATOR_AND_VIEWER = (("operator", "operator"), ("viewer", "viewer"))
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import Response
-from fastapi.responses import RedirectResponse
-from nicegui import ui
+from urllib.parse import urlsplit
+
+from fastapi import Request, Response
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from nicegui import app, ui
 
 from opscraft import runtime
 from opscraft.db.models import User
@@ -44,7 +46,6 @@ async def setup_page() -> Response | None:
     """Page /setup: create the first administrator; once any user exists it redirects to /login (303)."""
     if not await _no_users():
         return RedirectResponse("/login", status_code=303)
-    await session.new_session_id()
     with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
         with form():
             username = text_input("Username", "setup-username", autofocus=True)
@@ -82,8 +83,7 @@ async def setup_page() -> Response | None:
             }
             user = await run_action(register, fields=fields)
             if user is not None:
-                session.log_in(user)
-                ui.navigate.to("/")
+                await session.hand_over(user, "/")
 
         create_button = ui.button("Create administrator", on_click=one_click(create)).props(
             'unelevated data-testid="setup-submit"'
@@ -103,7 +103,6 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
     target = session.safe_next(next)
     if await session.current_actor() is not None:
         return RedirectResponse(target, status_code=303)
-    await session.new_session_id()
     with _card("Log in", "Use the account an administrator gave you."):
         notice_box = ui.row().classes("w-full items-center gap-2 bg-blue-1 text-blue-10 rounded p-2")
         with notice_box:
@@ -137,8 +136,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
                 notice_box.set_visibility(False)
                 password.value = ""
                 return False
-            session.log_in(user)
-            ui.navigate.to(target)
+            await session.hand_over(user, target)
             return True
 
         # Each press of Enter, each click, was a sign-in attempt of its own, even while the first
@@ -168,3 +166,31 @@ async def logout_page() -> Response | None:
             )
             ui.button("Stay logged in", on_click=lambda: ui.navigate.to("/")).props("flat")
     return None
+
+
+_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
+def _cross_site(request: Request) -> bool:
+    """Whether a browser sent `request` from another site: its `Origin` (RFC 6454; browsers send
+    it with every POST) is not this host (the `Host` header, as the proxy passes it on: see
+    docs/deployment.md), or is "null" (a sandboxed or privacy-hidden origin). A request without
+    one came from no browser's page."""
+    origin = request.headers.get("origin")
+    return origin is not None and urlsplit(origin).netloc != request.headers.get("host", "")
+
+
+@app.post(session.HAND_OVER_PATH, include_in_schema=False)
+async def sign_in_hand_over(request: Request) -> Response:
+    """POST /login/session (form fields `ticket`, `next`): the login and setup pages' last step
+    (`session.hand_over`): the browser takes the signed-in session and goes to the safe `next`
+    path (303). A ticket that is spent, expired or unknown leads to the login page saying the
+    sign-in did not complete; one posted from another site is refused (403): a page there could
+    otherwise sign a visitor in to the poster's own account (login CSRF)."""
+    if _cross_site(request):
+        return PlainTextResponse("A sign-in posted from another site is refused.", status_code=403)
+    fields = await request.form(max_files=0, max_fields=2)
+    target = session.safe_next(str(fields.get("next") or ""))
+    if not await session.take_over(request, str(fields.get("ticket") or "")):
+        return RedirectResponse(session.login_url(target, "incomplete"), status_code=303, headers=_NO_STORE)
+    return RedirectResponse(target, status_code=303, headers=_NO_STORE)

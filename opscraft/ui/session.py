@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+import secrets
+import time
 import uuid
 from datetime import datetime
 from urllib.parse import quote
 
 from nicegui import app, context, storage, ui
+from starlette.requests import Request
 
 from opscraft import runtime
 from opscraft.db.models import User
@@ -30,33 +36,37 @@ def client_ip() -> str | None:
 _ENDED = "ended_because"
 
 
+def _sign_in_of(user: User) -> dict[str, object]:
+    """What a session remembers of a sign-in: the account (id and `account_key`, so the session
+    never passes to a later account given the same id), its token version and when the password
+    was typed (the session ends `OPSCRAFT_SESSION_MAX_AGE_DAYS` later, however active)."""
+    return {
+        "user_id": user.id,
+        "account_key": user.account_key,
+        "token_version": user.token_version,
+        "signed_in_at": utcnow().isoformat(),
+    }
+
+
 def log_in(user: User) -> None:
-    """Remember `user` in this browser's session: the account (id and `account_key`, so the
-    session never passes to a later account given the same id), its token version and when the
-    password was typed (the session ends `OPSCRAFT_SESSION_MAX_AGE_DAYS` later, however active)."""
+    """Remember `user` in this browser's session (`_sign_in_of`). Only while an HTTP request is
+    answered under an id `new_session_id` gave (the desktop window's sign-in); a page signs in
+    with `hand_over`."""
     app.storage.user.pop(_ENDED, None)
-    app.storage.user.update(
-        {
-            "user_id": user.id,
-            "account_key": user.account_key,
-            "token_version": user.token_version,
-            "signed_in_at": utcnow().isoformat(),
-        }
-    )
+    app.storage.user.update(_sign_in_of(user))
 
 
-# Storage keys a new session id takes over from the old one (`new_session_id`): preferences, never
-# anything about who is signed in.
+# Storage keys a new session id takes over from the old one (`new_session_id`, `hand_over`):
+# preferences, never anything about who is signed in.
 _KEPT_ACROSS_IDS = ("dark",)
 
 
 async def new_session_id() -> None:
     """Give this browser a new, random session id (a fresh storage under it) in the answer to the
-    HTTP request being served, before a password is typed on the page it builds: a sign-in is
-    then stored under an id only this browser holds. Without it, an id someone else knew (a
-    cookie they got from any visit and planted in this browser: session fixation, OWASP ASVS
-    3.2.1) became a signed-in session they could use too. NiceGUI's socket, which carries the
-    sign-in, cannot set a cookie, hence the change before. The display preference carries over."""
+    HTTP request being served, before `log_in` stores a sign-in under it: an id someone else
+    knew (a cookie they got from any visit and planted in this browser: session fixation, OWASP
+    ASVS 3.2.1) never becomes a signed-in session they could use too. The display preference
+    carries over."""
     request = storage.request_contextvar.get()
     assert request is not None, "only while an HTTP request builds a page"
     kept = {key: app.storage.user[key] for key in _KEPT_ACROSS_IDS if key in app.storage.user}
@@ -64,6 +74,80 @@ async def new_session_id() -> None:
     request.session["id"] = new_id  # SessionMiddleware sends the new cookie with this answer
     await app.storage._create_user_storage(new_id)  # what NiceGUI's middleware does for a new id
     app.storage.user.update(kept)
+
+
+HAND_OVER_PATH = "/login/session"
+"""Where a page's sign-in is handed to the browser (`hand_over`, `take_over`): POST only."""
+HAND_OVER_SECONDS = 60.0
+"""How long a hand-over ticket can be redeemed, in seconds (the page posts it at once)."""
+_HAND_OVER_UNTIL = "hand_over_until"  # in a handed-over storage, until redeemed: its deadline (epoch s)
+
+# The page posts the ticket as a form (a top-level navigation: the answer's cookie and redirect
+# apply to the tab; a POST body, unlike a query, is in no access log).
+_POST_JS = """((action, fields) => {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = action;
+    for (const [name, value] of Object.entries(fields)) {
+        const input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = value;
+        form.appendChild(input);
+    }
+    document.body.appendChild(form);
+    form.submit();
+})"""
+
+
+def _storage_id_of(ticket: str) -> str:
+    """The session id a hand-over ticket leads to: an HMAC-SHA256 of the ticket under the storage
+    secret (RFC 2104), as a UUID. Any web process can find it (the storage is shared through
+    Redis when there are several); nobody without the secret can, from the ticket."""
+    secret = (storage.Storage.secret or "").encode()
+    digest = hmac.new(secret, b"opscraft sign-in hand-over\0" + ticket.encode(), hashlib.sha256).digest()
+    return str(uuid.UUID(bytes=digest[:16]))
+
+
+async def hand_over(user: User, target: str) -> None:
+    """Sign this page's browser in as `user` and take it to `target` (a path): called from a page
+    (over NiceGUI's socket, which cannot set a cookie) once the password was checked.
+
+    The sign-in is stored under a new session id, and the browser gets that id from the answer to
+    its own POST of a one-time ticket to `HAND_OVER_PATH` (`take_over`), which then redirects to
+    `target`. So an id someone else knew (a cookie planted in this browser: session fixation,
+    OWASP ASVS 3.2.1) never carries the sign-in, and another tab that loaded a page meanwhile
+    (one of its answers set the cookie again) cannot leave this sign-in under an id the browser
+    no longer holds: that tab's sign-in page sent this one to the login page again, without a
+    word. The display preference carries over."""
+    ticket = secrets.token_urlsafe(32)
+    new_id = _storage_id_of(ticket)
+    kept = {key: app.storage.user[key] for key in _KEPT_ACROSS_IDS if key in app.storage.user}
+    await app.storage._create_user_storage(new_id)
+    app.storage._users[new_id].update(
+        {**kept, **_sign_in_of(user), _HAND_OVER_UNTIL: time.time() + HAND_OVER_SECONDS}
+    )
+    fields = json.dumps({"ticket": ticket, "next": target})
+    ui.run_javascript(f"{_POST_JS}({json.dumps(HAND_OVER_PATH)}, {fields})")
+
+
+async def take_over(request: Request, ticket: str) -> bool:
+    """Redeem a hand-over `ticket` (`hand_over`) in the HTTP request being answered: its session
+    id becomes the one the answer's cookie carries. False, and nothing changed, for a ticket that
+    was redeemed before, has expired (`HAND_OVER_SECONDS`; its sign-in is then forgotten) or was
+    never given."""
+    new_id = _storage_id_of(ticket)
+    if new_id not in app.storage._users:
+        await app.storage._create_user_storage(new_id)  # handed over by another web process
+    handed = app.storage._users[new_id]
+    until = handed.pop(_HAND_OVER_UNTIL, None)
+    if not isinstance(until, (int, float)) or "user_id" not in handed:
+        return False
+    if time.time() > until:
+        handed.clear()
+        return False
+    request.session["id"] = new_id  # SessionMiddleware sends the new cookie with this answer
+    return True
 
 
 def log_out() -> None:
@@ -135,6 +219,7 @@ NOTICES = {
     "expired": "Your session has reached its maximum age: log in again.",
     "password": "Password changed: log in with your new password.",
     "logout": "You are logged out.",
+    "incomplete": "The sign-in did not complete: log in again.",
 }
 
 

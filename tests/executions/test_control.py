@@ -22,7 +22,6 @@ from opscraft.services import executions
 from opscraft.services.actor import Actor
 from tests.conftest import LoggedIn, make_settings, make_user, start_server, stop_server
 from tests.executions.conftest import (
-    DOCKER,
     IMAGES,
     make_script,
     output,
@@ -236,11 +235,15 @@ def _scratch(data_dir: Path, execution_id: int) -> list[Path]:
     return list(Path(tempfile.gettempdir()).glob(f"opscraft-work-{worker}@*-{execution_id}-*"))
 
 
-@pytest.mark.parametrize("runner", ["local", "docker"])
-def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
-    if runner == "docker":
-        require_docker()
-    env = {"OPSCRAFT_LOCAL_RUNNER": "1", "OPSCRAFT_WORKERS": "1", **IMAGES}
+def test_recovery_after_sigkill(tmp_path: Path) -> None:
+    """A long run on each runner (local and Docker) is running, and a third run waits behind them
+    (two workers), when the server process is SIGKILLed. The local run's supervisor kills its
+    processes and removes its work directory; after a restart both long runs are `error`
+    ("interrupted by server restart") with the output they had, the queued one runs, and the
+    Docker run's container is gone. (One test, one killed server and one restart for both
+    runners: a server start is about 5 s of CPU, and each runner had a test of its own.)"""
+    require_docker()
+    env = {"OPSCRAFT_LOCAL_RUNNER": "1", "OPSCRAFT_WORKERS": "2", **IMAGES}
     server = start_server(tmp_path / "server", env)
     try:
         headers = _login(server.url, register=True)
@@ -257,31 +260,34 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
         )
         script_id = r.json()["id"]
 
-        def run(mode: str) -> int:
+        def run(mode: str, runner: str) -> int:
             body = {"script_id": script_id, "parameters": {"MODE": mode}, "runner": runner}
             response = httpx.post(f"{server.url}/api/v1/executions", json=body, headers=headers)
             assert response.status_code == 202, response.text
             return int(response.json()["id"])
 
-        long_id, queued_id = run("long"), run("short")
-        _wait(
-            f"{server.url}/api/v1/executions/{long_id}/logs",
-            headers,
-            lambda page: any("run long" in c["content"] for c in page["items"]),
-        )
-        if runner == "local":  # script, the detached sleep and the other one (the supervisor,
-            # forked from the fork server, carries no mark)
-            wait_until(lambda: len(_orphans(server.data_dir, long_id)) == 3, "the run's 3 processes")
-            assert len(_scratch(server.data_dir, long_id)) == 1  # the run's work directory
+        long_ids = {runner: run("long", runner) for runner in ("local", "docker")}
+        queued_id = run("short", "local")  # behind the two long runs: both workers are busy
+        for long_id in long_ids.values():
+            _wait(
+                f"{server.url}/api/v1/executions/{long_id}/logs",
+                headers,
+                lambda page: any("run long" in c["content"] for c in page["items"]),
+            )
+        local_id = long_ids["local"]
+        # The local run's script, its detached sleep and the other one (the supervisor, forked
+        # from the fork server, carries no mark).
+        wait_until(lambda: len(_orphans(server.data_dir, local_id)) == 3, "the local run's 3 processes")
+        assert len(_scratch(server.data_dir, local_id)) == 1  # the run's work directory
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait()
-        if runner == "local":  # the supervisor notices the server's death and kills the whole run
-            wait_until(lambda: not _orphans(server.data_dir, long_id), "no process outliving the server")
-            # ... and removes the work directory it made (before session 50 the server did, so a
-            # killed server left it for the next start's sweep: tests/executions/test_local_supervisor.py)
-            wait_until(
-                lambda: not _scratch(server.data_dir, long_id), "the supervisor removes the work directory"
-            )
+        # The supervisor notices the server's death and kills the whole local run ...
+        wait_until(lambda: not _orphans(server.data_dir, local_id), "no process outliving the server")
+        # ... and removes the work directory it made (before session 50 the server did, so a
+        # killed server left it for the next start's sweep: tests/executions/test_local_supervisor.py)
+        wait_until(
+            lambda: not _scratch(server.data_dir, local_id), "the supervisor removes the work directory"
+        )
     finally:
         if server.process.poll() is None:
             stop_server(server)
@@ -289,29 +295,29 @@ def test_recovery_after_sigkill(tmp_path: Path, runner: str) -> None:
     server = start_server(tmp_path / "server", env)
     try:
         headers = _login(server.url)
-        crashed = httpx.get(f"{server.url}/api/v1/executions/{long_id}", headers=headers).json()
-        assert crashed["status"] == "error" and crashed["error_message"] == "interrupted by server restart"
-        logs = httpx.get(f"{server.url}/api/v1/executions/{long_id}/logs", headers=headers).json()
-        assert "".join(c["content"] for c in logs["items"]) == "run long\n"
+        for long_id in long_ids.values():
+            crashed = httpx.get(f"{server.url}/api/v1/executions/{long_id}", headers=headers).json()
+            assert crashed["status"] == "error", crashed
+            assert crashed["error_message"] == "interrupted by server restart", crashed
+            logs = httpx.get(f"{server.url}/api/v1/executions/{long_id}/logs", headers=headers).json()
+            assert "".join(c["content"] for c in logs["items"]) == "run long\n"
         finished = _wait(
             f"{server.url}/api/v1/executions/{queued_id}",
             headers,
             lambda e: e["status"] not in {"queued", "running"},
         )
         assert finished["status"] == "success"
-        if runner == "local":
-            assert not _orphans(server.data_dir, long_id)
-            assert not _scratch(server.data_dir, long_id)
-        elif DOCKER:
-            import docker
+        assert not _orphans(server.data_dir, local_id)
+        assert not _scratch(server.data_dir, local_id)
+        import docker
 
-            labels = [
-                f"opscraft.worker={worker_identity(make_settings(server.data_dir))}",
-                f"opscraft.execution={long_id}",
-            ]  # other test sessions on this Docker host have an execution 1 too
-            client = docker.from_env()
-            assert not client.api.containers(all=True, filters={"label": labels})
-            client.close()
+        labels = [
+            f"opscraft.worker={worker_identity(make_settings(server.data_dir))}",
+            f"opscraft.execution={long_ids['docker']}",
+        ]  # other test sessions on this Docker host have an execution 1 too
+        client = docker.from_env()
+        assert not client.api.containers(all=True, filters={"label": labels})
+        client.close()
     finally:
         stop_server(server)
 

@@ -163,8 +163,14 @@ async def test_filesystem_user_and_privileges(client: httpx.AsyncClient, admin: 
     assert lines[-2] == "zombies=0"
 
 
-@pytest.mark.parametrize("runner_name", ["docker", "local"], indirect=True)
+@pytest.mark.parametrize(
+    ("runner_name", "container_start"),
+    [("docker", "cold"), ("docker", "warm"), ("local", "cold")],
+    indirect=True,
+)
 async def test_timeout_keeps_output(client: httpx.AsyncClient, admin: LoggedIn, runner_name: str) -> None:
+    """A run killed at its deadline keeps the output it printed. The local runner starts no
+    container: it runs once, not again beside a warm pool that it never takes from."""
     # 5 s: the timeout counts from the run's start, a cold container's creation included, which
     # took over 2 s on a machine at load 20 (the run then ended before its script printed).
     t0 = time.monotonic()

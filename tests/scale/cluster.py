@@ -19,9 +19,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
+from tests import ports
 from tests.conftest import PASSWORD, ROOT, free_port, require_service
 from tests.waiting import wait_until
 
@@ -226,7 +228,9 @@ class Cluster:
         def healthy() -> bool:
             if not proc.alive():
                 raise AssertionError(f"{proc.name} exited:\n{proc.log()}")
-            return httpx.get(f"{proc.url}/api/v1/health", timeout=2).status_code == 200
+            answered = httpx.get(f"{proc.url}/api/v1/health", timeout=2).status_code == 200
+            # by this process, not another test's server on a port taken meanwhile (tests.ports)
+            return answered and ports.listens_on(proc.process.pid, urlsplit(proc.url).port)
 
         wait_for(healthy, timeout, f"{proc.name} to become healthy", every=0.2)
 
