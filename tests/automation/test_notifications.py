@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlmodel import select, update
+from sqlmodel import col, select, update
 
 from opscraft import runtime
 from opscraft.db.models import Execution, ExecutionLog, NotificationChannel, NotificationDelivery, Role
@@ -177,29 +177,33 @@ async def test_channel_validation(client: httpx.AsyncClient, admin: LoggedIn, op
     assert r.status_code == 409 and [e["field"] for e in r.json()["errors"]] == ["name"], r.text
 
 
-@pytest.mark.parametrize(
-    ("config", "field", "message"),
-    [
-        ({"username": "u" * 300}, "config.username", "must be at most 255 characters, not 300"),
-        ({"username": 7}, "config.username", "must be text (it is a number)"),
-        (
-            {"to": [f"r{n}@d.io" for n in range(51)]},
-            "config.to",
-            "must list one to 50 recipient addresses (not 51)",
-        ),
-        ({"to": 5}, "config.to", "must list one to 50 recipient addresses (it is a number)"),
-    ],
-)
+# (an email channel's config past a limit, the field named, what the refusal says of it)
+PAST_A_LIMIT = [
+    ({"username": "u" * 300}, "config.username", "must be at most 255 characters, not 300"),
+    ({"username": 7}, "config.username", "must be text (it is a number)"),
+    (
+        {"to": [f"r{n}@d.io" for n in range(51)]},
+        "config.to",
+        "must list one to 50 recipient addresses (not 51)",
+    ),
+    ({"to": 5}, "config.to", "must list one to 50 recipient addresses (it is a number)"),
+]
+
+
 async def test_an_email_channel_past_a_limit_says_what_was_sent(
-    client: httpx.AsyncClient, admin: LoggedIn, config: dict[str, Any], field: str, message: str
+    client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
     """The channel dialog said "Must be text of at most 255 characters" of a long SMTP user name
-    and "one to 50 recipient addresses": a limit, not what was wrong."""
-    body = {"name": "limits", "kind": "email", "config": {**MAIL, **config}}
-    r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
-    assert r.status_code == 422, r.text
-    said = {e["field"]: e["message"] for e in r.json()["errors"]}
-    assert said.get(field) == message, said
+    and "one to 50 recipient addresses": a limit, not what was wrong. Each of `PAST_A_LIMIT` in
+    one runtime (one each cost more than the checks: docs/benchmarks.md, session 51; not the
+    module's `reader`, whose sender loop, started this early, would run beside those of the
+    tests that count the process's sender loops)."""
+    for config, field, message in PAST_A_LIMIT:
+        body = {"name": "limits", "kind": "email", "config": {**MAIL, **config}}
+        r = await client.post("/api/v1/notifications/channels", json=body, headers=admin.headers)
+        assert r.status_code == 422, r.text
+        said = {e["field"]: e["message"] for e in r.json()["errors"]}
+        assert said.get(field) == message, said
 
 
 async def test_signed_webhook_slack_and_email_on_failure(
@@ -963,46 +967,50 @@ TOO_LONG = "is longer than 253 characters (the limit of a DNS name)"
 INVISIBLE = "it holds a space, tab, line break or other invisible or control character"
 
 
-@pytest.mark.parametrize(
-    ("bad", "why"),
-    [
-        ("http://[::1", "it does not parse (an unclosed [ of an IPv6 address?)"),
-        ("http://127.0.0.1:99999/", "its port must be a number in 1-65535"),
-        ("http://\u202e.example/", INVISIBLE),
-        ("http://h:0/", "its port must be a number in 1-65535"),
-        ("http://a\tb.example/x", INVISIBLE),
-        ("http://a.example/x\r\nX-Injected: 1", INVISIBLE),
-        ("http://exa mple.example/", INVISIBLE),
-        ("ftp://files.example/x", "it must start with http:// or https://"),
-        ("http:///x", "it names no host"),
-        ("http://\u2460\u2461\u2466.0.0.1/", "its host is not a name or address an HTTP client reads"),
-        ("http://fd00::1/x", "an IPv6 address must be in brackets (http://[fd00::1]:8080/...)"),
-        ("http://fd00::1:8080/x", "an IPv6 address must be in brackets (http://[fd00::1]:8080/...)"),
-        ("https://" + "a" * 60 + ".b" * 100 + "/x", f"its host name {TOO_LONG}"),
-    ],
-)
+# (a webhook URL no send could use, why: what the refusal says after "must be an http:// or https:// URL: ")
+UNUSABLE_URLS = [
+    ("http://[::1", "it does not parse (an unclosed [ of an IPv6 address?)"),
+    ("http://127.0.0.1:99999/", "its port must be a number in 1-65535"),
+    ("http://\u202e.example/", INVISIBLE),
+    ("http://h:0/", "its port must be a number in 1-65535"),
+    ("http://a\tb.example/x", INVISIBLE),
+    ("http://a.example/x\r\nX-Injected: 1", INVISIBLE),
+    ("http://exa mple.example/", INVISIBLE),
+    ("ftp://files.example/x", "it must start with http:// or https://"),
+    ("http:///x", "it names no host"),
+    ("http://\u2460\u2461\u2466.0.0.1/", "its host is not a name or address an HTTP client reads"),
+    ("http://fd00::1/x", "an IPv6 address must be in brackets (http://[fd00::1]:8080/...)"),
+    ("http://fd00::1:8080/x", "an IPv6 address must be in brackets (http://[fd00::1]:8080/...)"),
+    ("https://" + "a" * 60 + ".b" * 100 + "/x", f"its host name {TOO_LONG}"),
+]
+
+
 async def test_a_url_no_send_could_use_is_refused_when_saved_and_said_on_test(
-    client: httpx.AsyncClient, admin: LoggedIn, bad: str, why: str
+    client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
     """A webhook URL that does not parse, has a port past 65535 or a host with no IDNA form is a
     422 naming `config.url` (saving one was a 500, or saved and made Test a 500); the same URL as
     a Slack channel's vault secret makes Test a 409 saying so, never a 500, and never the URL.
-    Both say why (each said only "must be an http:// or https:// URL", a wrong port too)."""
-    r = await client.post(
-        "/api/v1/notifications/channels",
-        json={"name": "w", "kind": "webhook", "config": {"url": bad}},
-        headers=admin.headers,
-    )
-    assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.url"], r.text
-    assert r.json()["errors"][0]["message"] == f"must be an http:// or https:// URL: {why}", r.text
-    r = await client.post("/api/v1/secrets", json={"name": "SLACK_URL", "value": bad}, headers=admin.headers)
-    assert r.status_code == 201, r.text
-    slack = await channel(client, admin, name="s", kind="slack", secret_id=r.json()["id"])
-    r = await client.post(f"/api/v1/notifications/channels/{slack['id']}/test", headers=admin.headers)
-    assert r.status_code == 409 and r.json()["detail"].endswith(
-        f"not a valid http:// or https:// webhook URL: {why}"
-    ), r.text
-    assert bad not in r.text
+    Both say why (each said only "must be an http:// or https:// URL", a wrong port too). Each
+    of `UNUSABLE_URLS` in one runtime (one each cost more than the checks: docs/benchmarks.md,
+    session 51), its secret and channel named after it."""
+    for n, (bad, why) in enumerate(UNUSABLE_URLS):
+        r = await client.post(
+            "/api/v1/notifications/channels",
+            json={"name": "w", "kind": "webhook", "config": {"url": bad}},
+            headers=admin.headers,
+        )
+        assert r.status_code == 422 and [e["field"] for e in r.json()["errors"]] == ["config.url"], r.text
+        assert r.json()["errors"][0]["message"] == f"must be an http:// or https:// URL: {why}", r.text
+        body = {"name": f"SLACK_URL_{n}", "value": bad}
+        r = await client.post("/api/v1/secrets", json=body, headers=admin.headers)
+        assert r.status_code == 201, r.text
+        slack = await channel(client, admin, name=f"s{n}", kind="slack", secret_id=r.json()["id"])
+        r = await client.post(f"/api/v1/notifications/channels/{slack['id']}/test", headers=admin.headers)
+        assert r.status_code == 409 and r.json()["detail"].endswith(
+            f"not a valid http:// or https:// webhook URL: {why}"
+        ), r.text
+        assert bad not in r.text
 
 
 @pytest.mark.parametrize(
@@ -1125,50 +1133,51 @@ async def test_an_email_channel_stored_before_the_host_rule_lists_reads_and_is_f
 MAIL = {"host": "smtp.example", "port": 25, "security": "none", "from": "a@b.io", "to": ["c@d.io"]}
 
 
-@pytest.mark.parametrize(
-    ("kind", "config", "named"),
-    [
-        ("email", {**MAIL, "to": 5}, "config.to"),
-        ("email", {**MAIL, "port": "25"}, "config.port"),
-        ("email", {k: v for k, v in MAIL.items() if k != "host"}, "config.host"),  # a KeyError
-        ("email", {**MAIL, "security": "tls"}, "config.security"),
-        ("email", {**MAIL, "host": "smtp.example:25"}, "config.host"),
-        ("webhook", {}, "config.url"),  # no URL, none sealed: a KeyError
-    ],
-)
+# (a channel's kind, a config stored before today's rule refusing it, the field the refusal names)
+REFUSED_TODAY = [
+    ("email", {**MAIL, "to": 5}, "config.to"),
+    ("email", {**MAIL, "port": "25"}, "config.port"),
+    ("email", {k: v for k, v in MAIL.items() if k != "host"}, "config.host"),  # a KeyError
+    ("email", {**MAIL, "security": "tls"}, "config.security"),
+    ("email", {**MAIL, "host": "smtp.example:25"}, "config.host"),
+    ("webhook", {}, "config.url"),  # no URL, none sealed: a KeyError
+]
+
+
 async def test_a_channel_stored_before_a_config_rule_fails_its_sends_saying_what_to_edit(
-    client: httpx.AsyncClient,
-    admin: LoggedIn,
-    no_automation_loops: None,
-    kind: str,
-    config: dict[str, Any],
-    named: str,
+    client: httpx.AsyncClient, admin: LoggedIn, no_automation_loops: None
 ) -> None:
     """A channel whose stored config today's checks refuse (saved before a rule) was sent as
     stored: a test message and every delivery were a 500 (a missing key) or failed only as "does
     not resolve". Both now fail at once, not retried, naming the field to
-    edit; the channel still lists."""
-    async with runtime.current().db.session() as session:
-        row = NotificationChannel(name="old", kind=ChannelKind(kind), config=config)
-        session.add(row)
-        await session.commit()
-        channel_id = row.id
-    assert channel_id is not None
-    await rule(client, admin, channel_id, ["failure"])
-    r = await client.get("/api/v1/notifications/channels", headers=admin.headers)
-    assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == [channel_id], r.text
-    r = await client.post(f"/api/v1/notifications/channels/{channel_id}/test", headers=admin.headers)
-    assert r.status_code == 409, r.text
-    said = f"the channel's settings are refused today ({named}: "
-    assert said in r.json()["detail"] and r.json()["detail"].endswith("): edit the channel"), r.text
-    run_id = await finished_run(await script(client, admin), "failed")
-    async with runtime.current().db.session() as session:
-        await notifications.enqueue_for_execution(session, run_id)
-    await deliver_all()
-    async with runtime.current().db.session() as session:
-        (delivery,) = (await session.exec(select(NotificationDelivery))).all()
-    assert (delivery.status, delivery.attempts) == (DeliveryStatus.failed, 1), delivery
-    assert said in (delivery.last_error or "") and notifications.NOT_RETRIED in (delivery.last_error or "")
+    edit; the channel still lists. Each of `REFUSED_TODAY` in one runtime (one each cost more
+    than the checks: docs/benchmarks.md, session 51): the list holds the earlier ones too."""
+    stored: list[int] = []
+    for n, (kind, config, named) in enumerate(REFUSED_TODAY):
+        async with runtime.current().db.session() as session:
+            row = NotificationChannel(name=f"old-{n}", kind=ChannelKind(kind), config=config)
+            session.add(row)
+            await session.commit()
+            channel_id = row.id
+        assert channel_id is not None
+        stored.append(channel_id)
+        await rule(client, admin, channel_id, ["failure"])
+        r = await client.get("/api/v1/notifications/channels", headers=admin.headers)
+        assert r.status_code == 200 and sorted(c["id"] for c in r.json()["items"]) == stored, r.text
+        r = await client.post(f"/api/v1/notifications/channels/{channel_id}/test", headers=admin.headers)
+        assert r.status_code == 409, r.text
+        said = f"the channel's settings are refused today ({named}: "
+        assert said in r.json()["detail"] and r.json()["detail"].endswith("): edit the channel"), r.text
+        run_id = await finished_run(await script(client, admin, f"deploy-{n}"), "failed")
+        async with runtime.current().db.session() as session:
+            await notifications.enqueue_for_execution(session, run_id)
+        await deliver_all()
+        async with runtime.current().db.session() as session:
+            mine = col(NotificationDelivery.channel_id) == channel_id
+            (delivery,) = (await session.exec(select(NotificationDelivery).where(mine))).all()
+        assert (delivery.status, delivery.attempts) == (DeliveryStatus.failed, 1), delivery
+        error = delivery.last_error or ""
+        assert said in error and notifications.NOT_RETRIED in error, error
 
 
 async def test_an_email_channel_stored_with_recipients_as_text_sends_to_each(

@@ -34,11 +34,11 @@ def worker_runners() -> frozenset[str]:
     return frozenset({"local"})
 
 
-@pytest.fixture
-def engine_settings() -> dict[str, Any]:
-    """The scheduler loop looks at the schedules every half second (`test_schedule_fires_on_its_own`
-    waits for it to see a fire time written to the database), not every 5."""
-    return {**LOOPBACK_RECEIVERS, "OPSCRAFT_SCHEDULER_IDLE_SECONDS": 0.5}
+# The settings of `test_schedule_fires_on_its_own`: the scheduler loop looks at the schedules every
+# half second (the test waits for it to see a fire time written to the database), not every 5.
+# The other tests keep the default: a loop every half second in each test's runtime was CPU that
+# no other test used (docs/benchmarks.md, session 51).
+QUICK_SCHEDULER = {**LOOPBACK_RECEIVERS, "OPSCRAFT_SCHEDULER_IDLE_SECONDS": 0.5}
 
 
 async def local_runner(client: httpx.AsyncClient, admin: LoggedIn) -> None:
@@ -353,48 +353,50 @@ def test_what_is_accepted_is_read_by_croniter_as_written(fields: list[str]) -> N
 NEW_YEAR_2027 = datetime(2027, 1, 1, tzinfo=UTC)  # a Friday
 
 
-@pytest.mark.parametrize(
-    ("cron", "expected"),
-    [
-        # croniter found no date and the expression was refused as "matches no date"
-        ("0 0 1 * 1#2", ["2027-01-11", "2027-02-01", "2027-02-08", "2027-03-01", "2027-03-08"]),
-        ("0 0 1W * SAT", ["2027-01-02", "2027-01-09", "2027-01-16", "2027-01-23", "2027-01-30"]),
-        ("0 0 L * 1#2", ["2027-01-11", "2027-01-31", "2027-02-08", "2027-02-28", "2027-03-08"]),
-        # croniter fired on one day field only: the 15th's weekday, second Fridays, 5th Fridays
-        ("0 0 15W * MON", ["2027-01-04", "2027-01-11", "2027-01-15", "2027-01-18", "2027-01-25"]),
-        ("0 0 13 * 5#2", ["2027-01-08", "2027-01-13", "2027-02-12", "2027-02-13", "2027-03-12"]),
-        ("0 0 29 2 5#5", ["2028-02-29", "2032-02-29", "2036-02-29", "2040-02-29", "2044-02-29"]),
-        # plain days, read so already; one half matching no date (February 30th) is no error
-        ("0 0 1 * MON", ["2027-01-04", "2027-01-11", "2027-01-18", "2027-01-25", "2027-02-01"]),
-        ("0 0 30 2 MON", ["2027-02-01", "2027-02-08", "2027-02-15", "2027-02-22", "2028-02-07"]),
-    ],
-)
+# (cron expression, its first five fire dates from New Year 2027) with both day fields restricted
+BOTH_DAY_FIELDS = [
+    # croniter found no date and the expression was refused as "matches no date"
+    ("0 0 1 * 1#2", ["2027-01-11", "2027-02-01", "2027-02-08", "2027-03-01", "2027-03-08"]),
+    ("0 0 1W * SAT", ["2027-01-02", "2027-01-09", "2027-01-16", "2027-01-23", "2027-01-30"]),
+    ("0 0 L * 1#2", ["2027-01-11", "2027-01-31", "2027-02-08", "2027-02-28", "2027-03-08"]),
+    # croniter fired on one day field only: the 15th's weekday, second Fridays, 5th Fridays
+    ("0 0 15W * MON", ["2027-01-04", "2027-01-11", "2027-01-15", "2027-01-18", "2027-01-25"]),
+    ("0 0 13 * 5#2", ["2027-01-08", "2027-01-13", "2027-02-12", "2027-02-13", "2027-03-12"]),
+    ("0 0 29 2 5#5", ["2028-02-29", "2032-02-29", "2036-02-29", "2040-02-29", "2044-02-29"]),
+    # plain days, read so already; one half matching no date (February 30th) is no error
+    ("0 0 1 * MON", ["2027-01-04", "2027-01-11", "2027-01-18", "2027-01-25", "2027-02-01"]),
+    ("0 0 30 2 MON", ["2027-02-01", "2027-02-08", "2027-02-15", "2027-02-22", "2028-02-07"]),
+]
+
+
 async def test_both_day_fields_restricted_fire_on_a_day_matching_either(
-    client: httpx.AsyncClient, operator: LoggedIn, backend: str, cron: str, expected: list[str]
+    client: httpx.AsyncClient, operator: LoggedIn, backend: str
 ) -> None:
     """Vixie cron's rule, which docs/automation.md promises: when the day-of-month and the
     day-of-week are both restricted, a day matching either fires. croniter applies it to plain
     days only: with `L`, `nW`, `n#k` or `Ln` on one side it fired on one field's days, or found
     no date and the schedule was refused. The API's five next fire times and the scheduler's
-    (`next_times`, `previous_time`) follow the rule."""
-    assert [t.date().isoformat() for t in schedules.next_times(cron, "UTC", NEW_YEAR_2027, 5)] == expected
-    last = datetime.fromisoformat(expected[-1]).replace(tzinfo=UTC)
-    assert schedules.previous_time(cron, "UTC", last).date().isoformat() == expected[-2]
-    sid = await script(client, operator)
-    before = utcnow()
-    r = await add(client, operator, sid, cron=cron, timezone="UTC")
-    after = utcnow()
-    assert r.status_code == 201, r.text
-    fires = [datetime.fromisoformat(t) for t in r.json()["next_fire_times"]]
-    # As of the request's moment: the next times from before or after it (a fire time, at UTC
-    # midnight, may fall between the two: the test runs at any hour).
-    expected = [schedules.next_times(cron, "UTC", moment, 5) for moment in (before, after)]
-    assert fires in expected, r.text
-    listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
-    assert (
-        listed.status_code == 200
-        and listed.json()["items"][0]["next_fire_times"] == r.json()["next_fire_times"]
-    )
+    (`next_times`, `previous_time`) follow the rule. Each of `BOTH_DAY_FIELDS` in one runtime
+    (one each cost more than the checks: docs/benchmarks.md, session 51)."""
+    for cron, expected in BOTH_DAY_FIELDS:
+        assert [t.date().isoformat() for t in schedules.next_times(cron, "UTC", NEW_YEAR_2027, 5)] == expected
+        last = datetime.fromisoformat(expected[-1]).replace(tzinfo=UTC)
+        assert schedules.previous_time(cron, "UTC", last).date().isoformat() == expected[-2], cron
+        sid = await script(client, operator)
+        before = utcnow()
+        r = await add(client, operator, sid, cron=cron, timezone="UTC")
+        after = utcnow()
+        assert r.status_code == 201, r.text
+        fires = [datetime.fromisoformat(t) for t in r.json()["next_fire_times"]]
+        # As of the request's moment: the next times from before or after it (a fire time, at UTC
+        # midnight, may fall between the two: the test runs at any hour).
+        either = [schedules.next_times(cron, "UTC", moment, 5) for moment in (before, after)]
+        assert fires in either, r.text
+        listed = await client.get(f"/api/v1/scripts/{sid}/schedules", headers=operator.headers)
+        assert (
+            listed.status_code == 200
+            and listed.json()["items"][0]["next_fire_times"] == r.json()["next_fire_times"]
+        ), (cron, listed.text)
 
 
 def test_both_day_fields_keep_both_instants_of_a_repeated_hour() -> None:
@@ -909,6 +911,7 @@ async def test_deleting_the_script_stops_its_schedules(
     ]
 
 
+@pytest.mark.parametrize("engine_settings", [QUICK_SCHEDULER], ids=["scheduler-idle-0.5s"])
 async def test_schedule_fires_on_its_own(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """The runtime's scheduler loop (no test driving it) starts the run at the fire time."""
     await local_runner(client, admin)
@@ -968,80 +971,69 @@ async def store_as_before(schedule_id: int, cron: str, timezone: str) -> None:
         await session.commit()
 
 
-@pytest.mark.parametrize(("cron", "timezone", "named"), STORED_BEFORE_RULES)
-async def test_a_schedule_stored_before_the_cron_rules_lists_and_reads_saying_it_does_not_fire(
-    client: httpx.AsyncClient,
-    admin: LoggedIn,
-    viewer: LoggedIn,
-    no_automation_loops: None,
-    cron: str,
-    timezone: str,
-    named: str,
+async def test_a_schedule_stored_before_the_cron_rules_lists_and_reads_then_is_paused_saying_why(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, no_automation_loops: None
 ) -> None:
-    """Before the scheduler's next round pauses it, such a schedule lists and reads: no next fire
+    """Each of `STORED_BEFORE_RULES` in turn, in one runtime (one each cost more than the checks:
+    docs/benchmarks.md, session 51), on a schedule of its own among the earlier ones.
+
+    Before the scheduler's next round pauses it, such a schedule lists and reads: no next fire
     times, and why it does not fire (a cron expression croniter cannot read, `61 * * * *`, or a
     zone the tz database does not have made every list holding it a 500, the API's and the
-    schedules pages'); a change that keeps it is a 422 naming the field."""
-    sid = await script(client, admin)
-    schedule_id = (await add(client, admin, sid)).json()["id"]
-    await store_as_before(schedule_id, cron, timezone)
-    path = f"/api/v1/scripts/{sid}/schedules"
-    for url, params in [
-        ("/api/v1/schedules", {}),
-        (path, {}),
-        (path, {"tz": "Europe/Paris"}),
-        (f"{path}/{schedule_id}", {}),
-        (f"{path}/{schedule_id}", {"tz": "Asia/Tokyo"}),
-    ]:
-        r = await client.get(url, params=params, headers=viewer.headers)
-        assert r.status_code == 200, (url, r.text)
-        shown = r.json()["items"][0] if "items" in r.json() else r.json()
-        assert (shown["cron"], shown["timezone"], shown["enabled"]) == (cron, timezone, True)
-        assert shown["next_fire_times"] == shown["next_fire_times_local"] == []
-        assert shown["paused_reason"].startswith(f"not fired: {named}"), shown["paused_reason"]
-        assert shown["paused_reason"].endswith("(saved before this rule: fix it to resume)")
-    r = await client.put(f"{path}/{schedule_id}", json={"name": "renamed"}, headers=admin.headers)
-    assert r.status_code == 422 and r.json()["errors"][0]["field"] == named.split(":")[0], r.text
+    schedules pages'); a change that keeps it is a 422 naming the field.
 
-
-@pytest.mark.parametrize(("cron", "timezone", "named"), STORED_BEFORE_RULES)
-async def test_a_schedule_stored_before_the_cron_rules_is_paused_saying_why_not_fired(
-    client: httpx.AsyncClient,
-    admin: LoggedIn,
-    no_automation_loops: None,
-    cron: str,
-    timezone: str,
-    named: str,
-) -> None:
-    """A schedule saved before `check_cron`/`check_timezone` refused its expression or zone kept
+    A schedule saved before `check_cron`/`check_timezone` refused its expression or zone kept
     firing as croniter reads it (`0 3-3 * * *` every hour, not at 3). At its next due time it is
     paused instead, the reason on the schedule and in the audit; a save with the expression fixed
     resumes it."""
     await local_runner(client, admin)
-    sid = await script(client, admin)
-    schedule_id = (await add(client, admin, sid)).json()["id"]
     db = runtime.current().db
-    await store_as_before(schedule_id, cron, timezone)
-    assert await schedules.tick(db) == 0
-    assert await fires(schedule_id) == []
-    path = f"/api/v1/scripts/{sid}/schedules/{schedule_id}"
-    shown = (await client.get(path, headers=admin.headers)).json()
-    assert shown["enabled"] is False
-    assert shown["paused_reason"].startswith(f"paused: {named}"), shown["paused_reason"]
-    assert shown["paused_reason"].endswith("(saved before this rule: fix it to resume)")
-    async with db.session() as session:
-        events = (
-            await session.exec(
-                select(AuditEvent).where(
-                    col(AuditEvent.action) == "schedule.paused", col(AuditEvent.target_id) == str(schedule_id)
+    for cron, timezone, named in STORED_BEFORE_RULES:
+        shape = (cron, timezone)
+        sid = await script(client, admin)
+        schedule_id = (await add(client, admin, sid)).json()["id"]
+        await store_as_before(schedule_id, cron, timezone)
+        path = f"/api/v1/scripts/{sid}/schedules"
+        for url, params in [
+            ("/api/v1/schedules", {}),
+            (path, {}),
+            (path, {"tz": "Europe/Paris"}),
+            (f"{path}/{schedule_id}", {}),
+            (f"{path}/{schedule_id}", {"tz": "Asia/Tokyo"}),
+        ]:
+            r = await client.get(url, params=params, headers=viewer.headers)
+            assert r.status_code == 200, (shape, url, r.text)
+            body = r.json()
+            (shown,) = [s for s in body["items"] if s["id"] == schedule_id] if "items" in body else [body]
+            assert (shown["cron"], shown["timezone"], shown["enabled"]) == (cron, timezone, True)
+            assert shown["next_fire_times"] == shown["next_fire_times_local"] == [], shape
+            assert shown["paused_reason"].startswith(f"not fired: {named}"), shown["paused_reason"]
+            assert shown["paused_reason"].endswith("(saved before this rule: fix it to resume)")
+        r = await client.put(f"{path}/{schedule_id}", json={"name": "renamed"}, headers=admin.headers)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == named.split(":")[0], r.text
+
+        # the next due time: paused, not fired
+        assert await schedules.tick(db) == 0, shape
+        assert await fires(schedule_id) == [], shape
+        path = f"{path}/{schedule_id}"
+        shown = (await client.get(path, headers=admin.headers)).json()
+        assert shown["enabled"] is False, shape
+        assert shown["paused_reason"].startswith(f"paused: {named}"), shown["paused_reason"]
+        assert shown["paused_reason"].endswith("(saved before this rule: fix it to resume)")
+        async with db.session() as session:
+            events = (
+                await session.exec(
+                    select(AuditEvent).where(
+                        col(AuditEvent.action) == "schedule.paused",
+                        col(AuditEvent.target_id) == str(schedule_id),
+                    )
                 )
-            )
-        ).all()
-        assert len(events) == 1
-    assert await schedules.tick(db) == 0, "paused: nothing more"
-    r = await client.put(path, json={"cron": "0 3 * * *", "timezone": "UTC"}, headers=admin.headers)
-    assert r.status_code == 200, r.text
-    assert r.json()["enabled"] is True and r.json()["paused_reason"] is None
+            ).all()
+            assert len(events) == 1, shape
+        assert await schedules.tick(db) == 0, ("paused: nothing more", shape)
+        r = await client.put(path, json={"cron": "0 3 * * *", "timezone": "UTC"}, headers=admin.headers)
+        assert r.status_code == 200, r.text
+        assert r.json()["enabled"] is True and r.json()["paused_reason"] is None, shape
 
 
 def test_the_far_yearly_cron_does_not_fire_within_months_of_any_day() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import col, select, update
+from sqlmodel import col, delete, select, update
 
 from opscraft import runtime
 from opscraft.db.models import (
@@ -311,33 +311,35 @@ SCRIPT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("column", "stored", "said"), SCRIPT_CASES)
 async def test_a_script_stored_in_another_shape_lists_reads_and_refuses_runs_saying_why(
-    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, column: str, stored: Any, said: str
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn
 ) -> None:
     """Its parameters were read as stored by every list (the scripts' list and page, the API),
     a 500; a run of it would start without the declarations checking its values. It lists and
     reads with `stored_problem` saying what was stored, a run is a 409 saying the same, and a
-    save sending the column anew clears it."""
-    script_id = await _script(client, admin)
-    async with runtime.current().db.session() as session:
-        await session.exec(update(Script).where(col(Script.id) == script_id).values({column: stored}))
-        await session.commit()
-    for url in ["/api/v1/scripts", f"/api/v1/scripts/{script_id}"]:
-        r = await client.get(url, headers=viewer.headers)
-        assert r.status_code == 200, (url, r.text)
-        shown = r.json()["items"][0] if "items" in r.json() else r.json()
-        assert said in (shown["stored_problem"] or ""), shown
-    if column == "parameters":  # what a run reads of it
-        r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
-        assert r.status_code == 409 and "cannot be read: " + said in r.json()["detail"], r.text
-        ((field, message),) = [(e["field"], e["message"]) for e in r.json()["errors"]]
-        assert field == "script.parameters" and said == f"parameters: {message}"[: len(said)], r.text
-    fix = {"parameters": [{"name": "P", "type": "string"}]} if column == "parameters" else {"tags": ["a"]}
-    r = await client.put(f"/api/v1/scripts/{script_id}", json=fix, headers=admin.headers)
-    assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
-    r = await client.get(f"/api/v1/scripts/{script_id}", headers=admin.headers)
-    assert r.json()["stored_problem"] is None and r.json()[column], r.text
+    save sending the column anew clears it. Each of `SCRIPT_CASES` on a script of its own in one
+    runtime (one each cost more than the checks: docs/benchmarks.md, session 51)."""
+    for column, stored, said in SCRIPT_CASES:
+        script_id = await _script(client, admin)
+        async with runtime.current().db.session() as session:
+            await session.exec(update(Script).where(col(Script.id) == script_id).values({column: stored}))
+            await session.commit()
+        for url in ["/api/v1/scripts", f"/api/v1/scripts/{script_id}"]:
+            r = await client.get(url, headers=viewer.headers)
+            assert r.status_code == 200, (url, r.text)
+            body = r.json()
+            (shown,) = [x for x in body["items"] if x["id"] == script_id] if "items" in body else [body]
+            assert said in (shown["stored_problem"] or ""), shown
+        if column == "parameters":  # what a run reads of it
+            r = await client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin.headers)
+            assert r.status_code == 409 and "cannot be read: " + said in r.json()["detail"], r.text
+            ((field, message),) = [(e["field"], e["message"]) for e in r.json()["errors"]]
+            assert field == "script.parameters" and said == f"parameters: {message}"[: len(said)], r.text
+        fix = {"parameters": [{"name": "P", "type": "string"}]} if column == "parameters" else {"tags": ["a"]}
+        r = await client.put(f"/api/v1/scripts/{script_id}", json=fix, headers=admin.headers)
+        assert r.status_code == 200 and r.json()["stored_problem"] is None, r.text
+        r = await client.get(f"/api/v1/scripts/{script_id}", headers=admin.headers)
+        assert r.json()["stored_problem"] is None and r.json()[column], r.text
 
 
 async def test_runs_and_audit_events_stored_in_another_shape_still_list(
@@ -380,6 +382,15 @@ async def test_a_run_whose_status_is_none_of_todays_lists_as_failed_on_sqlite(
         assert shown["status"] == "failed", shown
 
 
+async def _store_setting(key: str, value: Any) -> None:
+    """Store `value` as setting `key`'s row, in place of any row there (deleted, then added: an
+    ORM update of `True` to `1` is no change to SQLAlchemy, which compares them equal)."""
+    async with runtime.current().db.session() as session:
+        await session.exec(delete(AppSetting).where(col(AppSetting.key) == key))
+        session.add(AppSetting(key=key, value=value))
+        await session.commit()
+
+
 # (setting, value stored, what it is read as meanwhile)
 SETTING_CASES = [
     ("local_runner_enabled", "true", False),  # bool("false") was True: text is no switch
@@ -391,33 +402,29 @@ SETTING_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("key", "stored", "read_as"), SETTING_CASES)
 async def test_a_setting_stored_in_another_shape_reads_as_its_default_logged(
-    client: httpx.AsyncClient,
-    admin: LoggedIn,
-    caplog: pytest.LogCaptureFixture,
-    key: str,
-    stored: Any,
-    read_as: Any,
+    client: httpx.AsyncClient, admin: LoggedIn, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A settings row today's rules refuse (an older version's, a manual edit's) was read with
     the setting's type as a function: text `false` switched a switch on, `abc` was a 500 of
     every read (the settings, each run's local-runner check). It reads as its default with a
-    logged warning, and a save replaces it."""
-    async with runtime.current().db.session() as session:
-        session.add(AppSetting(key=key, value=stored))
-        await session.commit()
-    app_settings.forget()
-    with caplog.at_level(logging.WARNING, logger="opscraft.services.app_settings"):
-        r = await client.get("/api/v1/settings", headers=admin.headers)
-    assert r.status_code == 200 and r.json()[key] == read_as, r.text
-    assert f"setting {key}: the stored value {stored!r} must be" in caplog.text
-    saved = {"local_runner_role": "admin"}.get(key, True if isinstance(read_as, bool) else 1)
-    r = await client.put("/api/v1/settings", json={key: saved}, headers=admin.headers)
-    assert r.status_code == 200 and r.json()[key] == saved, r.text
-    async with runtime.current().db.session() as session:
-        row = await session.get(AppSetting, key)
-        assert row is not None and row.value == saved
+    logged warning, and a save replaces it. Each of `SETTING_CASES` in turn in one runtime (one
+    each cost more than the checks: docs/benchmarks.md, session 51), written over the row a
+    save of the one before left."""
+    for key, stored, read_as in SETTING_CASES:
+        await _store_setting(key, stored)
+        app_settings.forget()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="opscraft.services.app_settings"):
+            r = await client.get("/api/v1/settings", headers=admin.headers)
+        assert r.status_code == 200 and r.json()[key] == read_as, r.text
+        assert f"setting {key}: the stored value {stored!r} must be" in caplog.text
+        saved = {"local_runner_role": "admin"}.get(key, True if isinstance(read_as, bool) else 1)
+        r = await client.put("/api/v1/settings", json={key: saved}, headers=admin.headers)
+        assert r.status_code == 200 and r.json()[key] == saved, r.text
+        async with runtime.current().db.session() as session:
+            row = await session.get(AppSetting, key)
+            assert row is not None and row.value == saved, key
 
 
 async def _stored_as_superuser(username: str, backend: str) -> bool:
@@ -500,15 +507,16 @@ async def test_a_role_set_to_viewer_replaces_a_role_none_of_todays(
     assert [e["target_id"] for e in r.json()["items"]] == [str(shown["id"])], r.text
 
 
-@pytest.mark.parametrize("stored", ["x", "3", [2], -1, 10**6, True])
 async def test_the_worker_reads_a_warm_pool_size_stored_in_another_shape_as_its_default(
-    client: httpx.AsyncClient, admin: LoggedIn, stored: Any
+    client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:
     """The worker read `warm_pool_size` with `int()`: a row of `"x"` (a manual edit's) stopped it,
-    and with it the server, from starting. It reads such a row as the default, as the settings do."""
-    async with runtime.current().db.session() as session:
-        session.add(AppSetting(key="warm_pool_size", value=stored))
-        await session.commit()
+    and with it the server, from starting. It reads such a row as the default, as the settings do.
+    Each stored shape in turn in one runtime (one each cost more than the checks:
+    docs/benchmarks.md, session 51)."""
     worker = runtime.current().worker
     assert worker is not None
-    assert worker.store.run(store.warm_pool_size) == app_settings.KNOWN["warm_pool_size"][1]
+    for stored in ["x", "3", [2], -1, 10**6, True]:
+        await _store_setting("warm_pool_size", stored)
+        default = app_settings.KNOWN["warm_pool_size"][1]
+        assert worker.store.run(store.warm_pool_size) == default, stored
