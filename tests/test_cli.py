@@ -36,8 +36,15 @@ from tests.conftest import (
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """One `opscraft serve` for the tests of commands run beside a running server (each with its
-    own user names): starting one costs seconds of the module's time."""
-    server = start_server(tmp_path_factory.mktemp("served") / "data")
+    own user names), and for the last test of the module, which stops it with Ctrl-C: starting
+    one is about 5 s of CPU. Started as a shell starts a foreground command: a test run started
+    in the background (`... &`) ignores SIGINT, which the server would inherit across exec and
+    re-raise to no effect (it exited 0 after its shutdown)."""
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # exec makes it SIG_DFL
+    try:
+        server = start_server(tmp_path_factory.mktemp("served") / "data")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         yield server
     finally:
@@ -406,27 +413,6 @@ def test_ctrl_c_at_the_password_prompt_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in rest and rest.strip().splitlines()[-1:] == ["opscraft: interrupted"], rest
 
 
-def test_ctrl_c_stops_serve_without_a_traceback(tmp_path: Path) -> None:
-    """Ctrl-C (SIGINT) on `opscraft serve`: the server shuts down and the command exits 130 with
-    its shutdown lines only; uvicorn re-raises the signal after its shutdown, which ended in a
-    KeyboardInterrupt traceback and death by the signal. Started as a shell starts a foreground
-    command: a test run started in the background (`... &`) ignores SIGINT, which the server
-    would inherit across exec and re-raise to no effect (it exited 0 after its shutdown)."""
-    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)  # exec makes it SIG_DFL
-    try:
-        server = start_server(tmp_path / "data")
-    finally:
-        signal.signal(signal.SIGINT, ignored)
-    try:
-        server.process.send_signal(signal.SIGINT)
-        status = server.process.wait(timeout=60)
-    finally:
-        stop_server(server)
-    log = server.log()
-    assert status == 130, log
-    assert "Application shutdown complete" in log and "Traceback" not in log, log
-
-
 def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
     # With a display, no command means the desktop window (tests/test_binary.py starts it that way).
     env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
@@ -535,3 +521,15 @@ def test_user_reset_password_lets_a_locked_out_admin_back_in(served: LiveServer)
     ).json()["items"]
     user_id = made.stdout.strip().removesuffix(")").rsplit(" ", 1)[1]
     assert [(e["actor_name"], e["target_id"]) for e in events] == [("cli", user_id)], events
+
+
+def test_ctrl_c_stops_serve_without_a_traceback(served: LiveServer) -> None:
+    """Ctrl-C (SIGINT) on `opscraft serve`: the server shuts down and the command exits 130 with
+    its shutdown lines only; uvicorn re-raises the signal after its shutdown, which ended in a
+    KeyboardInterrupt traceback and death by the signal. The module's shared server (started
+    with SIGINT at its default, `served`): this test comes last, as it ends that server."""
+    served.process.send_signal(signal.SIGINT)
+    status = served.process.wait(timeout=60)
+    log = served.log()
+    assert status == 130, log
+    assert "Application shutdown complete" in log and "Traceback" not in log, log

@@ -11,7 +11,15 @@ import pytest
 import redis
 
 from opscraft.execution import run_events
-from tests.scale.cluster import Cluster, Proc, RedisServer, private_cluster, started_or_ended, wait_for
+from tests.scale.cluster import (
+    Cluster,
+    Proc,
+    RedisServer,
+    migrated_sqlite_url,
+    private_cluster,
+    started_or_ended,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -20,8 +28,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 HEARTBEAT, LOST = 1.0, 60.0
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """One private cluster for the module's tests (PostgreSQL's initdb and the first start's
+    migrations are seconds of CPU); each test says what it needs of it (`_only_the_web`)."""
     env = {"OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST)}
     with private_cluster(tmp_path_factory.mktemp("queue-restart"), env) as c:
         yield c
@@ -70,13 +80,24 @@ def test_a_redis_restart_without_persistence_while_the_web_is_down_refuses_no_le
     assert worker.alive(), worker.log()
 
 
+def _only_the_web(cluster: Cluster) -> Proc:
+    """The cluster's web process `web` as the only process running: the one an earlier test left
+    running (a start is about 5 s of CPU), else a new one; every other process stopped (what an
+    earlier test left: its checks were its own)."""
+    for name, proc in cluster.procs.items():
+        if name != "web":
+            proc.stop()
+    web = cluster.procs.get("web")
+    return web if web is not None and web.alive() else cluster.web("web")
+
+
 def test_a_running_web_process_claims_the_queue_again_after_a_redis_restart(cluster: Cluster) -> None:
     """Redis restarted without persistence under a running web process: `<prefix>:installation`
     (the database the queue serves) was empty until some process started, so a stray worker on
     another database starting first claimed the queue, and the installation's own processes
     were refused from then on. The web process sets the key again within a heartbeat period
     (and a round of its run event dispatcher), so the stray worker is the one refused."""
-    cluster.web("web")
+    _only_the_web(cluster)
     server: RedisServer = cluster.redis  # type: ignore[attr-defined]
     key = "opscraft:installation"
 
@@ -96,7 +117,7 @@ def test_a_running_web_process_claims_the_queue_again_after_a_redis_restart(clus
     assert wait_for(claimed, 5 * HEARTBEAT + 2 * run_events.POLL_SECONDS, "the claim to be set again") == (
         installation
     )
-    stray = cluster.worker("stray", env={"DATABASE_URL": f"sqlite:///{cluster.root / 'stray.db'}"})
+    stray = cluster.worker("stray", env={"DATABASE_URL": migrated_sqlite_url(cluster.root / "stray")})
     assert not _started(stray), stray.log()
     assert stray.stop() == 1, stray.log()
     assert "REDIS_URL: the job queue there serves another OpsCraft database" in stray.log()

@@ -27,6 +27,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests import migrated_sqlite
 from tests.automation.test_webhooks import signed
 from tests.conftest import ROOT, require_service
 from tests.executions.conftest import IMAGES, require_docker
@@ -36,6 +37,7 @@ from tests.scale.cluster import (
     PostgresCluster,
     Proc,
     RedisServer,
+    migrated_sqlite_url,
     private_cluster,
     started_or_ended,
     wait_for,
@@ -234,17 +236,6 @@ def _check_lines(logs: list[dict[str, Any]], count: int) -> None:
     assert text == "".join(f"tick {i}\n" for i in range(1, count + 1))
 
 
-def test_metrics_count_requests_of_every_web_process_once(cluster: Cluster) -> None:
-    """Two web processes: a request answered by each is in one scrape of either, each once
-    (HTTP counts are kept in Redis, not in the memory of the process that answered)."""
-    a = cluster.api(_web(cluster))
-    second = cluster.web("web-2")
-    try:
-        _count_on_both(a, cluster.api(second))
-    finally:
-        cluster.procs.pop("web-2").stop()
-
-
 def _count_on_both(a: httpx.Client, b: httpx.Client) -> None:
     route, method, status = "/api/v1/executions/{execution_id}", "GET", "404"
     before = _http_count(a, route, method, status)
@@ -317,6 +308,7 @@ def test_a_worker_of_another_installation_under_the_same_name_spares_this_ones_r
     names = sorted({cluster.execution(web, execution_id)["worker_id"] for execution_id in runs})
     for name in names:
         env = {k: v for k, v in cluster.env(f"other-{name}").items() if k not in OTHER_INSTALLATION}
+        migrated_sqlite.seed(Path(env["OPSCRAFT_DATA_DIR"]))  # an installation that started before
         other = Proc(f"other-{name}", ["worker", "--name", name], env, cluster.root / f"other-{name}.log")
         other.start()
         try:
@@ -378,8 +370,9 @@ def test_workers_with_skewed_clocks_are_judged_by_the_database_clock(cluster: Cl
 
 class TestAWebProcessWhoseClockIsAnHourAhead:
     """One web process whose clock is an hour ahead (libfaketime; every `serve` runs the
-    scheduler, here ticking every 0.2 s) for both tests: a start of a web process is seconds of
-    CPU, and neither test needs one of its own."""
+    scheduler, here ticking every 0.2 s) for the three tests: a start of a web process is
+    seconds of CPU, and none of them needs one of its own. It is also the second web process of
+    the request counts' test (counted in Redis, whatever either process's clock says)."""
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -392,6 +385,11 @@ class TestAWebProcessWhoseClockIsAnHourAhead:
         if client is not None:
             client.close()
         cluster.procs.pop(web.name).stop(signal.SIGKILL)
+
+    def test_metrics_count_requests_of_every_web_process_once(self, cluster: Cluster, ahead: Proc) -> None:
+        """Two web processes: a request answered by each is in one scrape of either, each once
+        (HTTP counts are kept in Redis, not in the memory of the process that answered)."""
+        _count_on_both(cluster.api(_web(cluster)), cluster.api(ahead))
 
     def test_it_queues_runs_in_the_database_clock(self, cluster: Cluster, ahead: Proc) -> None:
         """A run submitted through it: its `queued_at` was that process's clock, so the run was
@@ -837,20 +835,24 @@ def test_a_worker_with_another_secret_key_is_refused_when_it_signs_terraform_cre
     """A worker given a state backend (OPSCRAFT_STATE_BACKEND_URL) and not the web's SECRET_KEY
     (in dev, one generated in its own data directory) stops at start with one line. It used to
     start, say "ready", and each Terraform run it took failed with "HTTP remote state endpoint
-    requires auth" (the web checks the run's credentials with its own key)."""
-    web = _web(cluster)
-    backend = {"OPSCRAFT_STATE_BACKEND_URL": web.url}
-    stranger = cluster.worker(f"wk-{SUFFIX}", env={"SECRET_KEY": "another-secret-key-" + "q" * 32, **backend})
+    requires auth" (the web checks the run's credentials with its own key). A worker given the
+    same state backend and the web's key starts: the last worker of
+    `test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restart_is_not` (a
+    worker start is seconds of CPU)."""
+    stranger = cluster.worker(
+        f"wk-{SUFFIX}", env={"SECRET_KEY": "another-secret-key-" + "q" * 32, **_state_backend(cluster)}
+    )
     wait_for(lambda: started_or_ended(stranger), 120, "the worker with another key to start or stop")
     assert stranger.stop() == 1, stranger.log()
     assert "opscraft: configuration error: SECRET_KEY: this is not the SECRET_KEY of the web processes" in (
         stranger.log()
     )
     assert "another-secret-key" not in stranger.log() and "Traceback" not in stranger.log()
-    same = cluster.worker(f"wk-{SUFFIX}", env=backend)  # the web's key: it starts
-    wait_for(lambda: started_or_ended(same), 120, "the worker with the web's key to start")
-    assert same.alive(), same.log()
-    assert same.stop() == 0, same.log()
+
+
+def _state_backend(cluster: Cluster) -> dict[str, str]:
+    """The environment giving a worker the web process as its Terraform state backend."""
+    return {"OPSCRAFT_STATE_BACKEND_URL": str(_web(cluster).url)}
 
 
 def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Cluster) -> None:
@@ -859,7 +861,8 @@ def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Clust
     to start, take runs from the shared queue, find none of them in its own database and drop
     them silently: they stayed `queued` while the right workers sat idle."""
     web = _web(cluster)
-    stray = cluster.worker(f"ws-{SUFFIX}", env={"DATABASE_URL": f"sqlite:///{cluster.root / 'stray.db'}"})
+    stray_url = migrated_sqlite_url(cluster.root / "stray")
+    stray = cluster.worker(f"ws-{SUFFIX}", env={"DATABASE_URL": stray_url})
     wait_for(lambda: started_or_ended(stray), 120, "the worker on another database to start or stop")
     script = cluster.script(web, "echo here\n")
     ran = [cluster.run(web, script) for _ in range(6)]
@@ -867,7 +870,7 @@ def test_a_worker_on_another_database_is_refused_and_takes_no_run(cluster: Clust
         assert cluster.wait_status(web, execution_id, FINAL, timeout=60)["status"] == "success"
     assert stray.stop() == 1, stray.log()
     refused = "opscraft: configuration error: REDIS_URL: the job queue there serves another OpsCraft database"
-    assert refused in stray.log() and f":///{cluster.root / 'stray.db'})" in stray.log()
+    assert refused in stray.log() and f"{stray_url.removeprefix('sqlite')})" in stray.log()
     assert "Traceback" not in stray.log()
 
 
@@ -912,7 +915,9 @@ def test_a_worker_on_another_redis_queue_is_refused_and_one_after_a_redis_restar
     finally:
         other.stop()
     redis.Redis.from_url(cluster.redis_url or "").delete("opscraft:queue-id")  # as a restart loses it
-    same = cluster.worker(f"wr-{SUFFIX}")
-    wait_for(lambda: started_or_ended(same), 120, "the worker on the web's queue to start")
+    # With the web's SECRET_KEY and the web as its state backend: it starts (the counterpart of
+    # `test_a_worker_with_another_secret_key_is_refused_when_it_signs_terraform_credentials`).
+    same = cluster.worker(f"wr-{SUFFIX}", env=_state_backend(cluster))
+    wait_for(lambda: started_or_ended(same), 120, "the worker on the web's queue and key to start")
     assert same.alive(), same.log()
     assert same.stop() == 0, same.log()
