@@ -268,7 +268,7 @@ MISUSED = [
     ),
     (
         ["worker", "--name", "a b"],
-        "opscraft worker: error: argument --name: must be 1-64 letters, digits, '.', '_' or '-'",
+        "opscraft worker: error: argument --name: must be 1-64 ASCII letters, digits, '.', '_' or '-'",
     ),
 ]
 

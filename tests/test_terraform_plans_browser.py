@@ -183,7 +183,8 @@ def test_a_run_in_a_named_workspace_from_the_dialog_keeps_that_workspace_state(
         choice.get_by_text("Local process").click()
     page.get_by_test_id("execute-submit").click()
     dialog = page.get_by_test_id("execute-dialog")
-    dialog.get_by_text("1-64 letters, digits, '_', '.' or '-', starting with a letter or digit").wait_for()
+    refusal = "1-64 ASCII letters, digits, '_', '.' or '-', starting with a letter or digit"
+    dialog.get_by_text(refusal).wait_for()
     runs = httpx.get(f"{server.url}/api/v1/executions", params={"script_id": script_id}, headers=admin)
     assert runs.json()["items"] == [], runs.text
     workspace.fill("prod-eu")

@@ -1,7 +1,7 @@
 """A name with spaces or tabs around it is that name without them, in the API as in the
 browser's forms: a script's name, version label, SSH user and key secret, a parameter's name, a
 secret's and a shared inventory's name, an Ansible limit and tags. The forms stripped them before
-sending, while the API refused ` deploy ` ("must be 1-128 characters: letters, digits...", which
+sending, while the API refused ` deploy ` ("must be 1-128 characters: ASCII letters, digits...", which
 named no space), so a name read from a file by a CI job was refused for a blank it could not see
 (`names.trimmed`, as usernames were already). A line break stays refused."""
 

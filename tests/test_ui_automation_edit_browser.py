@@ -161,7 +161,7 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     page.get_by_test_id("schedule-name").fill("nightly-apply")
     assert page.get_by_test_id("schedule-terraform-workspace").input_value() == "default"
     page.get_by_test_id("schedule-terraform-workspace").fill("../prod")
-    _refused_under(page, "schedule", "schedule-terraform-workspace", "1-64 letters")
+    _refused_under(page, "schedule", "schedule-terraform-workspace", "1-64 ASCII letters")
     page.get_by_test_id("schedule-terraform-workspace").fill("prod")
     _refused_under(page, "schedule", "schedule-terraform-workspace", "needs OpsCraft's state backend")
     assert api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
@@ -180,7 +180,7 @@ def test_terraform_action_and_workspace_are_chosen_in_each_automation_form(
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("on-merge")
     page.get_by_test_id("webhook-terraform-workspace").fill("stag ing")
-    _refused_under(page, "webhook", "webhook-terraform-workspace", "1-64 letters")
+    _refused_under(page, "webhook", "webhook-terraform-workspace", "1-64 ASCII letters")
     assert api(server, "GET", f"/scripts/{script['id']}/webhooks", admin)["items"] == []
     page.get_by_role("button", name="Cancel").click()  # else the page opens it again, as typed
 

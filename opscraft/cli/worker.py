@@ -49,7 +49,7 @@ def worker_name(text: str) -> str:
     """`--name`'s type: a worker id as OPSCRAFT_WORKER_ID takes it (argparse names the option
     and exits 2 otherwise)."""
     if not NAME_RE.fullmatch(text):
-        raise argparse.ArgumentTypeError("must be 1-64 letters, digits, '.', '_' or '-'")
+        raise argparse.ArgumentTypeError("must be 1-64 ASCII letters, digits, '.', '_' or '-'")
     return text
 
 

@@ -22,7 +22,7 @@ Text any field holds directly (a name, an email: `str` fields, not only `storabl
 when the databases cannot store it (a NUL, a lone surrogate: `db.text.problem`) before the
 field's own rules, in the words the API's door (`security.http`) says it: the UI's forms, which
 call the services without that door, say the same as the API (a username with a NUL was "must be
-3-64 characters: letters, digits..." in the new-user dialog, "must not contain NUL characters"
+3-64 characters: ASCII letters, digits..." in the new-user dialog, "must not contain NUL characters"
 through the API).
 
 The check runs before each field's own validation and looks through `X | None`, `Annotated`,

@@ -322,7 +322,7 @@ def _terraform_workspace(script_type: str, workspace: str | None) -> str | None:
     if workspace is None or workspace == terraform_backend.DEFAULT_WORKSPACE:
         return terraform_backend.DEFAULT_WORKSPACE
     if not terraform_backend.WORKSPACE_RE.fullmatch(workspace):
-        message = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+        message = "1-64 ASCII letters, digits, '_', '.' or '-', starting with a letter or digit"
         raise Invalid(
             f"terraform_workspace must be {message}",
             details=[{"field": "terraform_workspace", "message": message}],
@@ -340,7 +340,7 @@ TerraformWorkspace = Annotated[
     str | None,
     Field(
         description="Terraform scripts only: the workspace whose state the run uses (default "
-        "`default`; 1-64 letters, digits, `_`, `.` or `-`, starting with a letter or digit; another "
+        "`default`; 1-64 ASCII letters, digits, `_`, `.` or `-`, starting with a letter or digit; another "
         "than `default` needs OpsCraft's state backend, OPSCRAFT_STATE_BACKEND_URL)",
         examples=["prod"],
         json_schema_extra={

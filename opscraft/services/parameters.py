@@ -354,7 +354,7 @@ def _check_name(name: object, script_type: str | None) -> str:
         raise _Bad("each parameter needs a name")
     if not NAME_RE.fullmatch(name):
         raise _Bad(
-            "name must be an environment variable identifier: letters, digits and '_', "
+            "name must be an environment variable identifier: ASCII letters, digits and '_', "
             "not starting with a digit, at most 64 characters"
         )
     why = interpreted_name(name, script_type)

@@ -216,7 +216,8 @@ class _ScriptFields(Body):
     def _name(cls, value: str | None) -> str | None:
         if value is not None and not NAME_RE.fullmatch(value):
             raise ValueError(
-                "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+                "must be 1-128 characters: ASCII letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
             )
         return value
 
@@ -225,7 +226,7 @@ class _ScriptFields(Body):
     def _ssh_user(cls, value: str | None) -> str | None:
         if value and not SSH_USER_RE.fullmatch(value):
             raise ValueError(
-                "must be a user name: letters, digits, '_', '.', '@' or '-', not starting with '-'"
+                "must be a user name: ASCII letters, digits, '_', '.', '@' or '-', not starting with '-'"
             )
         return value or None
 
@@ -256,7 +257,9 @@ class _ScriptFields(Body):
     @classmethod
     def _version(cls, value: str | None) -> str | None:
         if value is not None and not VERSION_LABEL_RE.fullmatch(value):
-            raise ValueError("must be 1-32 characters: letters, digits, '.', '+', '_' or '-', like 1.0.0")
+            raise ValueError(
+                "must be 1-32 characters: ASCII letters, digits, '.', '+', '_' or '-', like 1.0.0"
+            )
         return value
 
 

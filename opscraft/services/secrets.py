@@ -165,7 +165,8 @@ class SecretCreate(Body):
     def _name(cls, name: str) -> str:
         if not NAME_RE.fullmatch(name):
             raise ValueError(
-                "must be an environment variable name: letters, digits and '_', not starting with a digit"
+                "must be an environment variable name: ASCII letters, digits and '_', "
+                "not starting with a digit"
             )
         if param_env.runtime_name(name):
             raise ValueError(f"is reserved (PATH, HOME, ... and the {param_env.RUNTIME_PREFIX} prefix)")

@@ -73,7 +73,8 @@ class InventoryIn(Body):
     def _name(cls, value: str) -> str:
         if not NAME_RE.fullmatch(value):
             raise ValueError(
-                "must be 1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+                "must be 1-128 characters: ASCII letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
             )
         return value
 

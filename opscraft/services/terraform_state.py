@@ -83,8 +83,8 @@ class Locked(Conflict):
 def _workspace(workspace: str) -> str:
     if not terraform_backend.WORKSPACE_RE.fullmatch(workspace):
         raise Invalid(
-            "workspace must be 1-64 letters, digits, '_', '.' or '-'",
-            details=[{"field": "workspace", "message": "1-64 letters, digits, '_', '.' or '-'"}],
+            "workspace must be 1-64 ASCII letters, digits, '_', '.' or '-'",
+            details=[{"field": "workspace", "message": "1-64 ASCII letters, digits, '_', '.' or '-'"}],
         )
     return workspace
 

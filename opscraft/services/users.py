@@ -99,7 +99,8 @@ class Registration(Body):
     def _username(cls, value: str) -> str:
         if not USERNAME_RE.fullmatch(value):
             raise ValueError(
-                "must be 3-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
+                "must be 3-64 characters: ASCII letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
             )
         return value
 

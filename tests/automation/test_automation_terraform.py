@@ -95,8 +95,8 @@ async def test_each_automation_is_refused_as_a_manual_run_naming_the_field(
     bash = await make_script(client, operator, "echo hi\n")
     source = await make_script(client, operator, "echo source\n")
     cases = [
-        (terraform, {"terraform_workspace": "../prod"}, "terraform_workspace", "1-64 letters"),
-        (terraform, {"terraform_workspace": "prod\n"}, "terraform_workspace", "1-64 letters"),
+        (terraform, {"terraform_workspace": "../prod"}, "terraform_workspace", "1-64 ASCII letters"),
+        (terraform, {"terraform_workspace": "prod\n"}, "terraform_workspace", "1-64 ASCII letters"),
         (terraform, {"terraform_action": "destroy"}, "terraform_action", "never destroys"),
         (terraform, {"terraform_action": "apply_plan"}, "terraform_action", "'plan' or 'apply'"),
         (bash, {"terraform_workspace": "prod"}, "terraform_workspace", "only for terraform scripts"),
@@ -121,7 +121,7 @@ async def test_each_automation_is_refused_as_a_manual_run_naming_the_field(
     row = r.json()
     assert (row["terraform_action"], row["terraform_workspace"]) == ("plan", "default"), row
     r = await client.put(item_path(kind, row), json={"terraform_workspace": "-x"}, headers=operator.headers)
-    refused(r, "terraform_workspace", "1-64 letters")
+    refused(r, "terraform_workspace", "1-64 ASCII letters")
     r = await client.put(item_path(kind, row), json={"terraform_action": "destroy"}, headers=operator.headers)
     refused(r, "terraform_action", "never destroys")
     r = await client.get(item_path(kind, row), headers=operator.headers)

@@ -315,16 +315,16 @@ async def test_each_workspace_keeps_its_own_state_through_plans_applies_and_reru
 @pytest.mark.parametrize(
     "workspace, message",
     [
-        ("", "1-64 letters"),
-        ("-prod", "1-64 letters"),
-        (".hidden", "1-64 letters"),
-        ("a" * 65, "1-64 letters"),
-        ("prod\n", "1-64 letters"),  # `$` of Python's re.match accepted a final newline
-        ("pr od", "1-64 letters"),
-        ("../default", "1-64 letters"),
-        ("prod/x", "1-64 letters"),
-        ("prød", "1-64 letters"),
-        ("prod%2Fx", "1-64 letters"),
+        ("", "1-64 ASCII letters"),
+        ("-prod", "1-64 ASCII letters"),
+        (".hidden", "1-64 ASCII letters"),
+        ("a" * 65, "1-64 ASCII letters"),
+        ("prod\n", "1-64 ASCII letters"),  # `$` of Python's re.match accepted a final newline
+        ("pr od", "1-64 ASCII letters"),
+        ("../default", "1-64 ASCII letters"),
+        ("prod/x", "1-64 ASCII letters"),
+        ("prød", "1-64 ASCII letters"),
+        ("prod%2Fx", "1-64 ASCII letters"),
     ],
 )
 async def test_a_bad_workspace_name_is_refused_naming_the_field(

@@ -22,7 +22,7 @@ from tests.waiting import wait_until
     [
         (["worker", "--slots", "0"], "argument --slots: must be from 1 to 64; given '0'"),
         (["worker", "--slots", "65"], "argument --slots: must be from 1 to 64; given '65'"),
-        (["worker", "--name", "no spaces"], "argument --name: must be 1-64 letters, digits"),
+        (["worker", "--name", "no spaces"], "argument --name: must be 1-64 ASCII letters, digits"),
         (["worker", "--runner", "ssh"], "invalid choice: 'ssh'"),
         (["serve", "--workers", "-1"], "argument --workers: must be from 0 to 64; given '-1'"),
     ],
