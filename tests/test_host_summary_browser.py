@@ -17,8 +17,8 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
     screenshot,
+    signed_in,
     wait_connected,
     wait_for_output,
     wait_run,
@@ -28,6 +28,8 @@ pytestmark = pytest.mark.browser
 
 server = journey_server("host-summary-ui")
 tokens = journey_tokens()
+# A script and its finished run (the API's JSON of each): `failed_run`.
+FailedRun = tuple[dict[str, Any], dict[str, Any]]
 
 
 def _start(server: LiveServer, headers: dict[str, str], script_id: int, **options: Any) -> int:
@@ -37,20 +39,26 @@ def _start(server: LiveServer, headers: dict[str, str], script_id: int, **option
     return int(r.json()["id"])
 
 
-def test_the_hosts_table_lists_each_host_and_fits_a_phone(
-    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
-) -> None:
+@pytest.fixture(scope="module")
+def failed_run(server: LiveServer, tokens: dict[str, dict[str, str]]) -> FailedRun:
+    """The Ansible script "hosts-history" (PLAYBOOK on INVENTORY) and its finished run, failed on
+    数据库-1: the module's first run of it (tests add runs of their own after it). One
+    `ansible-playbook` run for the tests that read a failed run's hosts (seconds of CPU each)."""
     admin = tokens["admin"]
     script = create_script(
-        server, admin, "hosts-table", PLAYBOOK, script_type="ansible", inventory=INVENTORY, status="active"
+        server, admin, "hosts-history", PLAYBOOK, script_type="ansible", inventory=INVENTORY, status="active"
     )
     run = wait_run(server, admin, _start(server, admin, script["id"]))
     assert run["status"] == "failed" and run["host_summary"]["host_count"] == 3, run
+    return script, run
 
+
+def test_the_hosts_table_lists_each_host_and_fits_a_phone(
+    server: LiveServer, failed_run: FailedRun, page: Any
+) -> None:
+    _, run = failed_run
     page.set_viewport_size({"width": 375, "height": 812})
-    log_in(page, server, "viewer")
-    page.goto(f"{server.url}/executions/{run['id']}")
-    wait_connected(page)
+    signed_in(page, server, "viewer", then=f"/executions/{run['id']}")
     table = page.get_by_test_id("host-summary-table")
     table.wait_for()
     rows = table.locator("tbody tr")
@@ -86,9 +94,7 @@ def test_a_run_stopped_before_its_recap_says_there_is_no_summary(
         server, admin, "hosts-stopped", slow, script_type="ansible", inventory=INVENTORY, status="active"
     )
     execution_id = _start(server, admin, script["id"])
-    log_in(page, server, "admin")
-    page.goto(f"{server.url}/executions/{execution_id}")
-    wait_connected(page)
+    signed_in(page, server, "admin", then=f"/executions/{execution_id}")
     wait_for_output(page, r"TASK \[wait\]", timeout=60)
     r = httpx.post(
         f"{server.url}/api/v1/executions/{execution_id}/cancel", headers=admin, timeout=API_TIMEOUT
@@ -119,23 +125,21 @@ def _wait_for_runs(page: Any, ids: list[int]) -> None:
 
 
 def test_a_host_s_name_links_to_its_runs_and_the_history_filters_by_host(
-    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+    server: LiveServer,
+    tokens: dict[str, dict[str, str]],
+    failed_run: FailedRun,
+    page: Any,
 ) -> None:
     """On a phone, the failed host's name on the run's page opens the history of the runs it
     failed in (the filter in the address and in its fields); on a desktop the Host field and its
     status filter, kept in the address, and a status without a host said under its field."""
     admin = tokens["admin"]
-    script = create_script(
-        server, admin, "hosts-history", PLAYBOOK, script_type="ansible", inventory=INVENTORY, status="active"
-    )
-    failed = wait_run(server, admin, _start(server, admin, script["id"]))
+    script, failed = failed_run
     quiet = wait_run(server, admin, _start(server, admin, script["id"], run_options={"tags": ["greet"]}))
     assert (failed["status"], quiet["status"]) == ("failed", "success"), (failed, quiet)
 
     page.set_viewport_size({"width": 375, "height": 812})
-    log_in(page, server, "viewer")
-    page.goto(f"{server.url}/executions/{quiet['id']}")
-    wait_connected(page)
+    signed_in(page, server, "viewer", then=f"/executions/{quiet['id']}")
     link = page.get_by_test_id("host-summary-table").get_by_role("link", name="数据库-1")
     assert link.get_attribute("href") == "/executions?host=%E6%95%B0%E6%8D%AE%E5%BA%93-1"  # ok here
     page.goto(f"{server.url}/executions/{failed['id']}")
@@ -144,7 +148,7 @@ def test_a_host_s_name_links_to_its_runs_and_the_history_filters_by_host(
     page.wait_for_url("**/executions?host=*")
     assert "host_status=failed" in page.url
     wait_connected(page)
-    # The module's other tests' runs of this playbook failed on it too: the API lists the same.
+    # Any other run of the module that failed on it is listed too: the API lists the same.
     params = {"host": "数据库-1", "host_status": "failed"}
     listed = httpx.get(f"{server.url}/api/v1/executions", params=params, headers=admin, timeout=API_TIMEOUT)
     expected = [item["id"] for item in listed.json()["items"]]

@@ -34,8 +34,16 @@ server = journey_server(
 )
 
 
-def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveServer) -> None:
-    operator = token(server, "operator")
+@pytest.fixture(scope="module")
+def operator(server: LiveServer) -> dict[str, str]:
+    """The operator's bearer headers, one API sign-in (an argon2 hash at the server's cost) for
+    the module's tests."""
+    return token(server, "operator")
+
+
+def test_create_an_inventory_and_select_it_on_a_script(
+    page: Any, server: LiveServer, operator: dict[str, str]
+) -> None:
     script_id = create_script(server, operator, "site", PLAYBOOK, script_type="ansible", status="active")[
         "id"
     ]
@@ -81,11 +89,10 @@ def test_create_an_inventory_and_select_it_on_a_script(page: Any, server: LiveSe
 
 
 def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
-    page: Any, server: LiveServer
+    page: Any, server: LiveServer, operator: dict[str, str]
 ) -> None:
     """The inventory field hides for a bash script; its stored text made Save refuse under that
     hidden field, so nothing visible happened. The type change now saves."""
-    operator = token(server, "operator")
     script = create_script(server, operator, "typed", PLAYBOOK, script_type="ansible", inventory=INVENTORY)
     signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.get_by_test_id("script-type").click()
@@ -97,12 +104,13 @@ def test_an_ansible_script_with_an_inventory_changes_type_in_the_editor(
     assert (saved["script_type"], saved["inventory"], saved["current_version"]) == ("bash", None, 2)
 
 
-def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: LiveServer) -> None:
+def test_a_run_page_names_the_shared_inventory_the_run_read(
+    page: Any, server: LiveServer, operator: dict[str, str]
+) -> None:
     """The run page said nothing of the hosts a playbook ran against: it names the shared
     inventory, the version it read and the start of that text's SHA-256, which the Inventories
     page shows of the current text, and links to that version, still readable after the
     inventory changed (and says so once the inventory is deleted)."""
-    operator = token(server, "operator")
     local = "[lab]\nlab1\n\n[lab:vars]\nansible_connection=local\n"
     body = {"name": "lab", "content": local}
     r = httpx.post(f"{server.url}/api/v1/inventories", json=body, headers=operator, timeout=60)
@@ -162,11 +170,10 @@ def test_a_run_page_names_the_shared_inventory_the_run_read(page: Any, server: L
 
 
 def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_button(
-    page: Any, server: LiveServer
+    page: Any, server: LiveServer, operator: dict[str, str]
 ) -> None:
     """Its text filled the list (the next inventory was 1,400 lines below) and the edit form grew
     to 25,000 px with Save at its bottom; the script form's own inventory field grew alike."""
-    operator = token(server, "operator")
     hosts = "[fleet]\n" + "".join(f"node{i:04d}.example.org\n" for i in range(1000))
     for name, content in (("fleet", hosts), ("gamma", INVENTORY)):
         body = {"name": name, "content": content}
@@ -191,10 +198,11 @@ def test_an_inventory_of_a_thousand_hosts_does_not_bury_the_page_or_the_save_but
     assert field.bounding_box()["height"] <= 450  # half the window, then it scrolls
 
 
-def test_the_script_page_says_when_its_ssh_key_is_not_attached(page: Any, server: LiveServer) -> None:
+def test_the_script_page_says_when_its_ssh_key_is_not_attached(
+    page: Any, server: LiveServer, operator: dict[str, str]
+) -> None:
     """A script can name its key secret at save, but only attach it afterwards: its runs then
     ended in error, with nothing on the script's page saying why before one was started."""
-    operator = token(server, "operator")
     secret = {"name": "LAB_KEY", "value": "-----BEGIN OPENSSH PRIVATE KEY-----\nx\n", "kind": "file"}
     r = httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=operator, timeout=60)
     assert r.status_code == 201, r.text

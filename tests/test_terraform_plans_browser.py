@@ -22,10 +22,9 @@ from tests.executions.test_terraform_errored_state import LIMIT, MANY_TF
 from tests.ui_journey import (
     RUN_ENV,
     check_accessibility,
-    log_in,
-    log_out,
     screenshot,
     serving,
+    signed_in,
     token,
     wait_run,
 )
@@ -58,15 +57,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
         yield live
 
 
-def _approve_as_reviewer(page: Any, server: LiveServer, run_id: int) -> None:
-    log_out(page, server)
-    log_in(page, server, "reviewer")
-    page.get_by_test_id("nav-approvals").click()
-    page.get_by_test_id(f"pending-{run_id}").wait_for()
-    page.get_by_test_id(f"approve-{run_id}").click()
-    page.get_by_test_id("approvals-empty").wait_for()
-    log_out(page, server)
-    log_in(page, server, "planner")
+@pytest.fixture
+def reviewer(browser: Any) -> Iterator[Any]:
+    """The second user's page: a browser context of its own beside the planner's `page`, as two
+    people approve on two machines (signing out and in again in one page was 3 page loads and an
+    argon2 hash at the server's cost more per approval)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)  # as the `page` fixture's: CI machines may be busy
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+def _approve_as_reviewer(reviewer: Any, server: LiveServer, run_id: int) -> None:
+    """The reviewer approves run `run_id` from the Approvals page the menu opens."""
+    signed_in(reviewer, server, "reviewer")
+    reviewer.get_by_test_id("nav-approvals").click()
+    reviewer.get_by_test_id(f"pending-{run_id}").wait_for()
+    reviewer.get_by_test_id(f"approve-{run_id}").click()
+    reviewer.get_by_test_id("approvals-empty").wait_for()
 
 
 def _run_id(page: Any, server: LiveServer, other_than: int = 0) -> int:
@@ -80,13 +90,14 @@ def _open_run_dialog(page: Any, server: LiveServer, admin: dict[str, str], name:
     r = httpx.post(f"{server.url}/api/v1/scripts", json=body, headers=admin)
     assert r.status_code == 201, r.text
     script_id = int(r.json()["id"])
-    log_in(page, server, "planner")
-    page.goto(f"{server.url}/scripts/{script_id}")
+    signed_in(page, server, "planner", then=f"/scripts/{script_id}")
     page.get_by_test_id("execute-button").click()
     return script_id
 
 
-def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: LiveServer) -> None:
+def test_plan_review_approve_apply_and_see_the_state_version(
+    page: Any, reviewer: Any, server: LiveServer
+) -> None:
     admin = token(server, "admin")
     body = {
         "name": "network",
@@ -102,8 +113,7 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
     assert r.status_code == 200, r.text
 
     # The planner plans (the default action) with the local runner.
-    log_in(page, server, "planner")
-    page.goto(f"{server.url}/scripts/{script_id}")
+    signed_in(page, server, "planner", then=f"/scripts/{script_id}")
     page.get_by_test_id("execute-button").click()
     page.get_by_test_id("param-greeting").fill("hi")
     choice = page.get_by_test_id("runner-choice")
@@ -111,7 +121,7 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
         choice.get_by_text("Local process").click()
     page.get_by_test_id("execute-submit").click()
     plan_id = _run_id(page, server)
-    _approve_as_reviewer(page, server, plan_id)
+    _approve_as_reviewer(reviewer, server, plan_id)
     assert wait_run(server, admin, plan_id, timeout=180)["status"] == "success"
 
     # The summary and the plan output are on the plan run's page.
@@ -127,7 +137,7 @@ def test_plan_review_approve_apply_and_see_the_state_version(page: Any, server: 
     page.get_by_test_id("apply-plan-confirm").click()
     apply_id = _run_id(page, server, other_than=plan_id)
     assert apply_id != plan_id
-    _approve_as_reviewer(page, server, apply_id)
+    _approve_as_reviewer(reviewer, server, apply_id)
     final = wait_run(server, admin, apply_id, timeout=180)
     assert final["status"] == "success" and 'message = "hi from opscraft"' in final["output"], final
     page.goto(f"{server.url}/executions/{apply_id}")
@@ -216,8 +226,7 @@ def test_a_state_terraform_could_not_store_is_the_runs_version_on_its_page(
     run_id = int(r.json()["id"])
     final = wait_run(server, admin, run_id, timeout=180)
     assert final["status"] == "failed" and "now the current state" in final["error_message"], final
-    log_in(page, server, "planner")
-    page.goto(f"{server.url}/executions/{run_id}")
+    signed_in(page, server, "planner", then=f"/executions/{run_id}")
     written = page.get_by_test_id("state-written-1")
     written.get_by_text(f"written by this run · errored.tfstate of execution {run_id}").wait_for()
     page.get_by_test_id("state-current-1").wait_for()

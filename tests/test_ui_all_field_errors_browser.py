@@ -9,21 +9,46 @@ import httpx
 import pytest
 
 from opscraft.db.text import NUL_MESSAGE
-from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, signed_in, wait_connected
+from tests.conftest import PASSWORD, LiveServer
+from tests.ui_journey import (
+    API_TIMEOUT,
+    api_user,
+    create_script,
+    journey_server,
+    make_users,
+    signed_in,
+    token,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
 server = journey_server("all-field-errors-ui")
-tokens = journey_tokens()
+
+
+@pytest.fixture(scope="module")
+def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
+    """The bearer headers of an admin, an operator and a viewer (user names those of the roles,
+    password `PASSWORD`) on the module's `server`. The setup form's test, the module's first,
+    makes the admin through /setup on the server while it has no user (one server start fewer
+    than a server of its own); the operator and viewer are added here. Without it (a test run
+    alone), `make_users` registers all three."""
+    # /setup is a page while the server has no user, a redirect to /login (303) from the first.
+    if httpx.get(f"{server.url}/setup", timeout=API_TIMEOUT).status_code == 200:
+        return make_users(server)
+    admin = token(server, "admin")
+    for role in ("operator", "viewer"):
+        api_user(server, admin, role, role)
+    return {name: token(server, name) for name in ("admin", "operator", "viewer")}
 
 
 def _messages(page: Any, testid: str) -> Any:
     return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
 
 
-def test_the_setup_form_shows_every_problem_at_once(live_server: LiveServer, page: Any) -> None:
-    page.goto(f"{live_server.url}/setup")
+def test_the_setup_form_shows_every_problem_at_once(server: LiveServer, page: Any) -> None:
+    """On the module's server before any user (the module's first test, before `tokens`)."""
+    page.goto(f"{server.url}/setup")
     wait_connected(page)
     page.get_by_test_id("setup-username").fill("a")
     page.get_by_test_id("setup-email").fill("not-an-email")
@@ -39,16 +64,16 @@ def test_the_setup_form_shows_every_problem_at_once(live_server: LiveServer, pag
     for testid, text in expected.items():
         _messages(page, testid).get_by_text(text).wait_for()
     assert page.locator(".q-notification").count() == 0
-    assert page.url == f"{live_server.url}/setup"
+    assert page.url == f"{server.url}/setup"
     # Fixed, the administrator is created and the dashboard opens.
     page.get_by_test_id("setup-username").fill("admin")
     page.get_by_test_id("setup-email").fill("admin@example.com")
-    page.get_by_test_id("setup-password").fill("SecurePass123")
-    page.get_by_test_id("setup-repeat").fill("SecurePass123")
+    page.get_by_test_id("setup-password").fill(PASSWORD)
+    page.get_by_test_id("setup-repeat").fill(PASSWORD)
     # Enter in the last field presses the button (`one_click`: once, however often it is pressed).
     page.get_by_test_id("setup-repeat").press("Enter")
     page.get_by_test_id("setup-repeat").press("Enter")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{server.url}/")
     page.get_by_test_id("whoami").wait_for()
     assert page.locator(".q-notification.bg-negative").count() == 0
 

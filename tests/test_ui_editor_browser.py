@@ -14,9 +14,9 @@ from tests.ui_journey import (
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
     paste_code,
     reload_keeping,
+    signed_in,
     type_code,
     wait_connected,
 )
@@ -35,9 +35,7 @@ def _background(page: Any, selector: str) -> tuple[int, ...]:
 def test_ctrl_s_saves_size_refusal_stays_and_dark_editor(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
-    wait_connected(page)
+    signed_in(page, server, "operator", then="/scripts/new")
 
     # 339 KiB pasted: the counter says the limit, the live check refuses, Save keeps the refusal shown.
     paste_code(page, "#!/bin/bash\n" + "echo 'padding line for the size limit check'\n" * 7900)
@@ -80,7 +78,7 @@ def test_the_script_page_a_save_goes_to_says_it_was_saved(
     page, and went with it: the save was never confirmed (nor a rollback: test_ui_double_click).
     Back then shows the editor with what was saved."""
     script = create_script(server, tokens["operator"], "said-saved", "#!/bin/bash\necho one\n")
-    log_in(page, server, "operator", f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     type_code(page, "#!/bin/bash\necho two\n")
     page.get_by_test_id("save-script").click()
     page.wait_for_url(f"{server.url}/scripts/{script['id']}")
@@ -99,9 +97,7 @@ def test_a_new_script_whose_page_stays_after_save_saves_the_next_edit_as_a_new_v
     duplicate name, and that edit was lost. Here the navigation does not happen (the page's
     `window.open`, which NiceGUI navigates with, does nothing: a stand-in for a lost socket
     message): the form has become the saved script's, so the next Save is version 2 with the edit."""
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
-    wait_connected(page)
+    signed_in(page, server, "operator", then="/scripts/new")
     page.evaluate("window.open = () => null")
     page.get_by_test_id("script-name").fill("stays-here")
     type_code(page, "#!/bin/bash\necho one\n")
@@ -132,7 +128,7 @@ def test_an_editor_saved_twice_keeps_later_typing_and_warns_only_of_a_later_save
     through the API after that (version 4) is warned of, and Save is refused until kept."""
     script = create_script(server, tokens["operator"], "saved-twice", "#!/bin/bash\necho one\n")
     url = f"{server.url}/api/v1/scripts/{script['id']}"
-    log_in(page, server, "operator", f"/scripts/{script['id']}/edit")
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.evaluate("window.open = () => null")
     for version, word in ((2, "two"), (3, "three")):
         type_code(page, f"#!/bin/bash\necho {word}\n")
@@ -190,12 +186,11 @@ def _two_tabs(
     """A new script `name` open in the operator's editor in `page` and in a second tab: the
     script, the second tab and the editor's address."""
     script = create_script(server, tokens["operator"], name, "#!/bin/bash\necho hi\n")
-    log_in(page, server, "operator")
     edit_url = f"{server.url}/scripts/{script['id']}/edit"
+    signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     other = page.context.new_page()
-    for tab in (page, other):
-        tab.goto(edit_url)
-        wait_connected(tab)
+    other.goto(edit_url)
+    wait_connected(other)
     return script, other, edit_url
 
 
@@ -277,9 +272,7 @@ def test_a_pasted_lone_surrogate_reaches_the_server_as_the_browser_shows_it(
     refused (a traceback in the log): the server kept the content from before the paste, and Save
     stored the new-script template instead of what the editor showed. The browser shows the lone
     half as U+FFFD; that is what reaches the server and is saved, in the editor and in a field."""
-    log_in(page, server, "operator")
-    page.goto(f"{server.url}/scripts/new")
-    wait_connected(page)
+    signed_in(page, server, "operator", then="/scripts/new")
     page.get_by_test_id("script-name").fill("half-emoji")
     paste_code(page, "#!/bin/bash\necho 'a\ud83db'\n")
     page.get_by_test_id("script-description").evaluate(
@@ -300,7 +293,7 @@ def test_a_syntax_error_is_marked_and_listed_once_not_again_as_linter_warnings(
     CSS, and listed the error below every ShellCheck warning. A tester's pass after: ShellCheck's
     parser findings (SC1xxx, "error" in amber) only repeated that syntax error. It is marked red
     and listed once; no linter finding repeats it."""
-    log_in(page, server, "operator", then="/scripts/new")
+    signed_in(page, server, "operator", then="/scripts/new")
     type_code(page, '#!/bin/bash\nif [ -n "$X" ]\necho $X\n')
     page.get_by_test_id("syntax-error").filter(has_text="Line 4").wait_for()
     lines = '[data-testid="script-editor"] .cm-line'

@@ -24,7 +24,6 @@ from tests.ui_journey import (
     signed_in,
     start_run,
     token,
-    wait_connected,
 )
 
 pytestmark = pytest.mark.browser
@@ -48,11 +47,6 @@ def _api(server: LiveServer, method: str, path: str, headers: dict[str, str], **
     )
     assert response.status_code < 300, response.text
     return response.json() if response.content else None
-
-
-def _open(page: Any, server: LiveServer, path: str) -> None:
-    page.goto(server.url + path)
-    wait_connected(page)
 
 
 def _cancel(page: Any) -> None:
@@ -258,8 +252,7 @@ def test_a_page_of_several_lists_follows_them_with_one_timer(
     """The Notifications page re-read its channels, its rules and its delivery log on three timers
     (each list read the channels again); the Approvals page followed its waiting runs only. One
     timer now re-reads each page whole."""
-    signed_in(page, server, "admin")
-    _open(page, server, path)
+    signed_in(page, server, "admin", then=path)
     page.get_by_test_id(part).wait_for()
     page.wait_for_function(f"{PAGE_TIMERS} === 1")  # three, on the Notifications page
 

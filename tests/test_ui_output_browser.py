@@ -113,9 +113,7 @@ def test_the_output_search_finds_any_case_and_spelling_as_every_search(
     script = create_script(server, tokens["admin"], "accents", "#!/bin/bash\n" + ACCENTS, status="active")
     execution_id = start_run(server, tokens["admin"], script["id"])
     assert "row CAF\u00c9" in wait_run(server, tokens["admin"], execution_id)["output"]
-    signed_in(page, server, "viewer")
-    page.goto(f"{server.url}/executions/{execution_id}")
-    wait_connected(page)
+    signed_in(page, server, "viewer", then=f"/executions/{execution_id}")
     wait_for_output(page, "stanbul")
     search = page.get_by_test_id("output-search")
     result = page.get_by_test_id("search-result")
