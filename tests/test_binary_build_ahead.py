@@ -70,7 +70,7 @@ def test_build_for_other_modules_returns_at_once_without_building() -> None:
 def test_the_test_script_starts_the_build_before_pytest_with_its_arguments() -> None:
     script = (ROOT / "tests" / "run").read_text()
     start = script.index('"$PY" -m tests.binary_build --for "$@"')
-    assert script.index('"$PY" -m pytest') > start
+    assert script.index('"$PY" -m pytest -n') > start  # the run of the tests (not step 3's collection)
     line = script[start:].splitlines()[0]
     assert line.startswith('"$PY" -m tests.binary_build --for "$@" >') and "&" in line
 
