@@ -9,7 +9,6 @@ from fastapi.responses import RedirectResponse
 from opscraft.security.one_time import OneTimeSecret
 
 PATH = "/desktop/sign-in"
-_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 def install(secret: OneTimeSecret) -> None:
@@ -25,12 +24,12 @@ def install(secret: OneTimeSecret) -> None:
     @app.get(PATH, include_in_schema=False)
     async def sign_in(request: Request, token: str = "") -> RedirectResponse:
         if not secret.consume(token):
-            return RedirectResponse(session.login_url(), status_code=303, headers=_NO_STORE)
+            return RedirectResponse(session.login_url(), status_code=303, headers=session.NO_STORE)
         async with runtime.current().db.session() as db_session:
             try:
                 user = await desktop.sign_in(db_session, request.client.host if request.client else None)
             except ServiceError:
-                return RedirectResponse(session.login_url(), status_code=303, headers=_NO_STORE)
+                return RedirectResponse(session.login_url(), status_code=303, headers=session.NO_STORE)
         await session.new_session_id()
         session.log_in(user)
-        return RedirectResponse("/", status_code=303, headers=_NO_STORE)
+        return RedirectResponse("/", status_code=303, headers=session.NO_STORE)

@@ -168,9 +168,6 @@ async def logout_page() -> Response | None:
     return None
 
 
-_NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-
-
 def _cross_site(request: Request) -> bool:
     """Whether a browser sent `request` from another site: its `Origin` (RFC 6454; browsers send
     it with every POST) is not this host (the `Host` header, as the proxy passes it on: see
@@ -192,5 +189,5 @@ async def sign_in_hand_over(request: Request) -> Response:
     fields = await request.form(max_files=0, max_fields=2)
     target = session.safe_next(str(fields.get("next") or ""))
     if not await session.take_over(request, str(fields.get("ticket") or "")):
-        return RedirectResponse(session.login_url(target, "incomplete"), status_code=303, headers=_NO_STORE)
-    return RedirectResponse(target, status_code=303, headers=_NO_STORE)
+        target = session.login_url(target, "incomplete")
+    return RedirectResponse(target, status_code=303, headers=session.NO_STORE)

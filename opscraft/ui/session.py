@@ -61,6 +61,16 @@ def log_in(user: User) -> None:
 _KEPT_ACROSS_IDS = ("dark",)
 
 
+def _kept_preferences() -> dict[str, object]:
+    """The `_KEPT_ACROSS_IDS` this browser's session holds, for the storage under its next id."""
+    return {key: app.storage.user[key] for key in _KEPT_ACROSS_IDS if key in app.storage.user}
+
+
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+"""Headers of an answer that signs a browser in: never cached, and its address (a ticket or a
+token in it) never sent on as a referrer."""
+
+
 async def new_session_id() -> None:
     """Give this browser a new, random session id (a fresh storage under it) in the answer to the
     HTTP request being served, before `log_in` stores a sign-in under it: an id someone else
@@ -69,7 +79,7 @@ async def new_session_id() -> None:
     carries over."""
     request = storage.request_contextvar.get()
     assert request is not None, "only while an HTTP request builds a page"
-    kept = {key: app.storage.user[key] for key in _KEPT_ACROSS_IDS if key in app.storage.user}
+    kept = _kept_preferences()
     new_id = str(uuid.uuid4())
     request.session["id"] = new_id  # SessionMiddleware sends the new cookie with this answer
     await app.storage._create_user_storage(new_id)  # what NiceGUI's middleware does for a new id
@@ -122,7 +132,7 @@ async def hand_over(user: User, target: str) -> None:
     word. The display preference carries over."""
     ticket = secrets.token_urlsafe(32)
     new_id = _storage_id_of(ticket)
-    kept = {key: app.storage.user[key] for key in _KEPT_ACROSS_IDS if key in app.storage.user}
+    kept = _kept_preferences()
     await app.storage._create_user_storage(new_id)
     app.storage._users[new_id].update(
         {**kept, **_sign_in_of(user), _HAND_OVER_UNTIL: time.time() + HAND_OVER_SECONDS}
