@@ -116,8 +116,10 @@ class ScheduleIn(Body):
     @classmethod
     def _timezone(cls, value: str) -> str:
         """Trimmed, like the cron expression (" Europe/Paris " pasted with its spaces is the zone),
-        and spelled as IANA does (`check_timezone`)."""
-        return _as_value_error(check_timezone, value.strip()).key
+        and spelled as IANA does (`check_timezone`). Empty or blank is `UTC`, the zone of a body
+        that leaves the field out, for the API and the schedule form alike (its label says
+        "empty: UTC"; the API refused `""` as an unknown time zone)."""
+        return _as_value_error(check_timezone, value.strip() or "UTC").key
 
 
 class ScheduleBase(partial.TriggerBase):
@@ -610,6 +612,10 @@ async def update_schedule(
     if base is not None:
         data = three_way(schedule, data, base, "the schedule")
     merged = over_stored(ScheduleIn, data, schedule)
+    if "timezone" not in sent:
+        # Kept as stored: an empty zone saved before "empty is UTC" (`ScheduleIn`) read as no
+        # zone and paused the schedule; a save that keeps it does not make it fire in UTC unasked.
+        check_timezone(schedule.timezone)
     if schedule.paused_reason is not None and "enabled" not in sent:
         merged["enabled"] = True  # paused by the system, not disabled by a user: a save resumes it
     keep = parameters.keeps_stored_values(data, merged)

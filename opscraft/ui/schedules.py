@@ -289,8 +289,7 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
                     values = {
                         "name": name.value or "",
                         "cron": cron.value or "",
-                        # "empty: UTC" says the label: spaces too (they were an unknown zone)
-                        "timezone": (tz.value or "").strip() or "UTC",
+                        "timezone": tz.value or "",  # "empty: UTC", the label says, as the API
                         "parameters": params.value or "{}",
                         "missed_policy": missed.value,
                         "overlap_policy": overlap.value,
