@@ -167,7 +167,11 @@ async def test_saves_of_new_content_at_once_are_each_saved_or_told_to_reload(
         ({"content": "[web\nweb1\n"}, "content", "not a valid INI or YAML inventory"),
         ({"content": "a\x00b"}, "content", "NUL"),
         # A shared inventory cannot be "left out (localhost)", as a script's own can.
-        ({"content": "  \n"}, "content", '"message":"must not be blank: write the hosts"}'),
+        (
+            {"content": "  \n"},
+            "content",
+            '"message":"must not be blank (only spaces, tabs and line breaks): write the hosts"}',
+        ),
         ({"content": "x" * (64 * 1024 + 1)}, "content", "must be at most 64 KiB, not 65537 bytes"),
         ({"name": "-bad name"}, "name", "letters, digits"),
         ({"name": "x" * 129}, "name", "letters, digits"),

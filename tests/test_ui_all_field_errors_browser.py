@@ -302,3 +302,13 @@ def test_empty_and_too_long_say_the_api_words_under_the_field(
         timeout=60,
     )
     assert {"field": "description", "message": said[0].lower() + said[1:]} in api.json()["errors"]
+    # Hosts left empty, or only blanks, each said as such under the box in the API's words
+    # (`input_words.blank_problem`; "" was pydantic's "must not be empty or only spaces").
+    page.get_by_test_id("inventory-description").fill("d")
+    for content, said in (
+        ("", "Must not be empty: write the hosts"),
+        (" \n", "Must not be blank (only spaces, tabs and line breaks): write the hosts"),
+    ):
+        page.get_by_test_id("inventory-content").fill(content)
+        page.get_by_test_id("inventory-save").click()
+        _messages(page, "inventory-content").get_by_text(said).wait_for()

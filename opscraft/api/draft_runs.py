@@ -14,6 +14,7 @@ from opscraft.db.models.scripts import ScriptType
 from opscraft.services import draft_runs
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Invalid
+from opscraft.services.input_words import NOT_EMPTY
 from opscraft.services.parameters import Declarations, ParameterValues
 from opscraft.services.permissions import Permission
 from opscraft.services.storable import Text
@@ -26,7 +27,7 @@ class TestRunCreate(Body):
 
     model_config = {"extra": "forbid"}
 
-    content: Text = Field(min_length=1, examples=["#!/bin/bash\necho 'trying a change'"])
+    content: Text = Field(json_schema_extra=NOT_EMPTY, examples=["#!/bin/bash\necho 'trying a change'"])
     script_type: ScriptType | None = Field(default=None, description="Default: the saved script's type")
     parameter_schema: Declarations | None = Field(
         default=None,

@@ -23,6 +23,24 @@ UNKNOWN_FIELD_MESSAGE = "is not a field of this form: remove it (Extra inputs ar
 # "Input should be a valid boolean, unable to interpret input" named no value it reads.
 BOOL_TEXT_MESSAGE = "must be true or false (1 or 0, yes or no, on or off are read so too)"
 
+# What the OpenAPI schema says of a text `blank_problem` checks (a script's content): not empty.
+# Not pydantic's `min_length`, whose refusal said `EMPTY_MESSAGE` before the service said its own.
+NOT_EMPTY: dict[str, Any] = {"minLength": 1}
+
+
+def blank_problem(text: str, write: str) -> str | None:
+    """Why `text` (a script's content, a shared inventory's hosts) cannot be saved for holding
+    nothing, or None: `""` is "must not be empty", text of only white space (spaces, tabs, line
+    breaks: `str.isspace`) "must not be blank (...)", each followed by `write`, what to do
+    ("write the script"). One wording for each, for the API and the UI alike: `""` said
+    pydantic's "must not be empty or only spaces" (`EMPTY_MESSAGE`) while only spaces were told
+    "must not be blank"."""
+    if text == "":
+        return f"must not be empty: {write}"
+    if text.isspace():
+        return f"must not be blank (only spaces, tabs and line breaks): {write}"
+    return None
+
 
 def _length(value: Any) -> str:
     return f"{len(value)}" if isinstance(value, str | list | dict | tuple | set) else "?"

@@ -31,6 +31,7 @@ from opscraft.db.text import NUL_MESSAGE
 from opscraft.execution import line_breaks, yaml_keys
 from opscraft.execution.commands import INVENTORY_FILE, INVENTORY_PLUGINS, UNPARSED_INVENTORY_FAILS
 from opscraft.services import (
+    input_words,
     inventory_errors,
     inventory_forks,
     inventory_listing,
@@ -53,10 +54,10 @@ MAX_HOSTS = 10_000
 TIMEOUT_SECONDS = 60.0
 CHECK_TIMEOUT_MESSAGE = "could not be checked in time: try again"
 FIELD = "inventory"
-# What a blank inventory is told. Only a shared inventory's reaches it (a script's own blank text
-# is read as none: localhost), so it says nothing of leaving the inventory out, which the
-# shared-inventory dialog said of a box that cannot be left out.
-BLANK_MESSAGE = "must not be blank: write the hosts"
+# What an empty or blank inventory is told to do. Only a shared inventory's reaches it (a
+# script's own blank text is read as none: localhost), so it says nothing of leaving the
+# inventory out, which the shared-inventory dialog said of a box that cannot be left out.
+WRITE_HOSTS = "write the hosts"
 #: What a line break the text does not show does, after where it is (`line_breaks.hidden`).
 HIDDEN_BREAK_EFFECT = (
     "which Ansible reads as a line break while the text shows one line (a host after it would be "
@@ -141,8 +142,8 @@ def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
 
 async def validate(text: str, field: str = FIELD) -> list[str]:
     """The host names of the inventory `text`, sorted; `Invalid` (naming `field`: `inventory` of
-    a script, `content` of a shared inventory) saying what to fix when it is too large, blank
-    (`BLANK_MESSAGE`), holds NUL or a line break the text does not show
+    a script, `content` of a shared inventory) saying what to fix when it is too large, empty or blank
+    (`input_words.blank_problem`), holds NUL or a line break the text does not show
     (`line_breaks.hidden`),
     has YAML aliases expanding to more than `MAX_EXPANDED_VALUES` values or host ranges to more
     than `MAX_HOSTS` hosts, is a plugin configuration or does not parse as an INI or YAML
@@ -190,8 +191,9 @@ async def _check(text: str, field: str) -> _Checked | None:
     size = len(text.encode())
     if size > MAX_INVENTORY_BYTES:
         raise _invalid(f"must be at most {MAX_INVENTORY_BYTES // 1024} KiB, not {size} bytes", field)
-    if not text.strip():
-        raise _invalid(BLANK_MESSAGE, field)
+    blank = input_words.blank_problem(text, WRITE_HOSTS)
+    if blank:
+        raise _invalid(blank, field)
     hidden = line_breaks.hidden(text)
     if hidden is not None:
         raise _invalid(f"{hidden}, {HIDDEN_BREAK_EFFECT}", field)

@@ -43,6 +43,7 @@ from opscraft.db.types import MAX_ID, utcnow
 from opscraft.services import (
     audit,
     conflicts,
+    input_words,
     inventories,
     invisible,
     like,
@@ -143,7 +144,7 @@ class _ScriptFields(Body):
 
     description: limited(Text, MAX_DESCRIPTION) | None = None
     script_type: ScriptType | None = None
-    content: Text | None = Field(default=None, min_length=1)
+    content: Text | None = Field(default=None, json_schema_extra=input_words.NOT_EMPTY)
     parameters: Declarations | None = Field(
         default=None, examples=[{"ENV": "prod"}, [{"name": "COUNT", "type": "integer", "default": 3}]]
     )
@@ -271,7 +272,9 @@ class ScriptCreate(_ScriptFields):
     name: str = Field(examples=["deploy-app"], json_schema_extra={"pattern": NAME_RE.pattern})
     description: Text = Field(default="", max_length=MAX_DESCRIPTION, examples=["Deploy application"])
     script_type: ScriptType = Field(examples=["bash"])
-    content: Text = Field(min_length=1, examples=["#!/bin/bash\necho 'Deploying...'"])
+    content: Text = Field(
+        json_schema_extra=input_words.NOT_EMPTY, examples=["#!/bin/bash\necho 'Deploying...'"]
+    )
     version: str = Field(default="1.0.0", json_schema_extra={"pattern": VERSION_LABEL_RE.pattern})
     tags: list[Tag] = Field(
         default_factory=list,
@@ -636,12 +639,14 @@ async def check_content(
     them, each with `rule`, `line`, `excerpt` and `message`)."""
     check_size(content)
     errors: list[dict[str, Any]] = []
-    if not content.strip():
-        errors.append({"field": "content", "message": "must not be blank: write the script"})
+    blank = input_words.blank_problem(content, "write the script")
+    if blank:
+        errors.append({"field": "content", "message": blank})
     if "\x00" in content:
         errors.append({"field": "content", "message": NUL_MESSAGE})
     checks = await script_checks.check(script_type, content)
-    problems, findings = checks.problems, checks.findings
+    # A blank playbook is also "a non-empty YAML list of plays" to its syntax check: said once.
+    problems, findings = [] if blank else checks.problems, checks.findings
     errors += [
         {"field": "content", "line": p.line, "message": f"line {p.line}: {p.message}"} for p in problems
     ]
