@@ -67,7 +67,9 @@ async def test_a_field_changed_meanwhile_is_a_409_naming_it_and_nothing_is_writt
     refused = await _put(client, operator, url, tab_b)
     assert refused.status_code == 409, refused.text
     assert [e["field"] for e in refused.json()["errors"]] == ["description"]
-    assert "changed by someone else since your edit started" in refused.json()["errors"][0]["message"]
+    # Both tabs are the operator's: said so (tests/test_conflict_who_saved.py), not "someone else".
+    said = "changed by you in another tab, window or API client since your edit started"
+    assert said in refused.json()["errors"][0]["message"]
     assert "description of the script" in refused.json()["detail"]
     # Nothing of B's save was written: not its tags, not its timeout (no version either).
     assert await _stored(client, operator, url) == before

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -167,7 +168,12 @@ async def test_a_rollback_asked_at_an_older_version_is_refused(
     )
     assert r.status_code == 409, r.text
     assert r.json()["errors"][0]["field"] == "base_version"
-    assert r.json()["detail"].startswith("the script is at version 3, the rollback was asked at version 2")
+    # who saved version 3, and when (tests/test_conflict_who_saved.py)
+    said = (
+        r"the script is at version 3 \(saved by someone else at \d\d:\d\d UTC\), "
+        "the rollback was asked at version 2"
+    )
+    assert re.match(said, r.json()["detail"]), r.text
     stored = (await client.get(f"/api/v1/scripts/{sid}", headers=operator.headers)).json()
     assert (stored["current_version"], stored["content"]) == (3, "echo fix\n")
     r = await client.post(

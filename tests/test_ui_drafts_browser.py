@@ -280,7 +280,7 @@ def test_what_is_typed_before_the_page_asks_for_its_draft_survives_a_reload(
         ).raise_for_status(),
     )
     page.get_by_test_id("draft-restored").wait_for()
-    page.get_by_test_id("draft-stale").get_by_text("someone else saved description").wait_for()
+    page.get_by_test_id("draft-stale").get_by_text("description was saved by someone else").wait_for()
     assert required[1].get_attribute("aria-checked") == "true"
     assert page.get_by_test_id("param-name-1").input_value() == "ZONE"
     assert page.get_by_test_id("param-default-1").input_value() == "a"

@@ -124,7 +124,7 @@ def test_an_editor_saved_twice_keeps_later_typing_and_warns_only_of_a_later_save
     """The editor stays open after each save (the navigation does not happen, as above) and is
     saved twice: each save gives the draft a new base (versions 2, then 3). Typing after the
     second save came back after a reload not at all (the save had stopped the draft); it comes
-    back now, with no "someone else saved" warning (the base is version 3, as stored). A save
+    back now, with no "was saved by ..." warning (the base is version 3, as stored). A save
     through the API after that (version 4) is warned of, and Save is refused until kept."""
     script = create_script(server, tokens["operator"], "saved-twice", "#!/bin/bash\necho one\n")
     url = f"{server.url}/api/v1/scripts/{script['id']}"
@@ -236,9 +236,9 @@ def test_a_description_another_tab_saved_meanwhile_is_said_next_to_it_and_the_ty
     other.get_by_test_id("save-script").click()
 
     field = other.locator(".q-field", has=described)
-    field.locator(".q-field__messages").get_by_text(
-        "changed by someone else since your edit started"
-    ).wait_for()
+    # Both tabs are the operator's: said so, not "someone else" (partial.changed_meanwhile).
+    you = "changed by you in another tab, window or API client since your edit started"
+    field.locator(".q-field__messages").get_by_text(you).wait_for()
     other.locator(".q-notification").get_by_text("reload to see it").wait_for()
     assert described.input_value() == "from tab B"
     assert other.url == edit_url
@@ -250,12 +250,14 @@ def test_a_description_another_tab_saved_meanwhile_is_said_next_to_it_and_the_ty
     # until B keeps the edit on purpose.
     other.reload()
     wait_connected(other)
-    other.get_by_test_id("draft-stale").get_by_text("someone else saved description").wait_for()
+    other.get_by_test_id("draft-stale").get_by_text(
+        "description was saved by you in another tab, window or API client"
+    ).wait_for()
     other.wait_for_function(
         "document.querySelector('[data-testid=\"script-description\"]').value === 'from tab B'"
     )
     other.get_by_test_id("save-script").click()
-    field.locator(".q-field__messages").get_by_text("changed by someone else").wait_for()
+    field.locator(".q-field__messages").get_by_text(you).wait_for()
     saved = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["operator"]).json()
     assert saved["description"] == "from tab A"
     other.get_by_test_id("draft-take-over").click()

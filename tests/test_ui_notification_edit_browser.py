@@ -21,7 +21,9 @@ pytestmark = pytest.mark.browser
 server = journey_server("notification-edit-ui")
 tokens = journey_tokens()
 
-STALE = "changed by someone else since your edit started"
+# A channel or rule records no saver: both possibilities (partial.saved_by; it said "someone else"
+# though the admin who changed it was the page's own).
+STALE = "changed by someone else, or by you in another tab, window or API client since your edit started"
 MAIL = {"host": "smtp.example.com", "from": "ops@example.com", "to": ["oncall@example.com"]}
 
 

@@ -5,6 +5,7 @@ change."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -176,13 +177,15 @@ def test_two_edits_of_an_inventorys_hosts_do_not_undo_each_other(
     content.fill("[db]\ndb1.example\ndb3.example\n")
     page.get_by_test_id("inventory-save").click()
     field = page.locator(".q-field--error", has=content)
-    field.filter(has_text="was changed by someone else since your edit started").wait_for()
+    # The other "tab" is the operator's own: said so (it said "changed by someone else").
+    field.filter(has_text="was changed by you in another tab, window or API client").wait_for()
     assert _api(server, operator, "GET", f"/inventories/{inventory_id}")["content"] == other
     # Closed with Escape and opened again, the dialog has the typing back (its draft) and the
     # base it started from: it says the content was saved meanwhile, and Save stays refused.
     page.keyboard.press("Escape")
     page.get_by_test_id("inventory-edit-db").click()
-    page.get_by_test_id("draft-stale").get_by_text("someone else saved content:").wait_for()
+    said = "content was saved by you in another tab, window or API client:"
+    page.get_by_test_id("draft-stale").get_by_text(said).wait_for()
     assert content.input_value() == "[db]\ndb1.example\ndb3.example\n"
     # Discarded, the form opened again has the stored text (not the page's older list): it saves.
     page.get_by_test_id("draft-stale-discard").click()
@@ -215,7 +218,8 @@ def test_a_secret_description_saved_in_another_tab_is_not_undone(
     _api(server, operator, "PUT", url, json={"description": "from the other tab"})
     field.fill("from this tab")
     page.get_by_test_id("edit-submit").click()
-    page.locator(".q-field--error", has=field).filter(has_text="changed by someone else").wait_for()
+    said = "changed by you in another tab, window or API client"  # the operator's own other tab
+    page.locator(".q-field--error", has=field).filter(has_text=said).wait_for()
     assert _api(server, operator, "GET", url)["description"] == "from the other tab"
 
 
@@ -279,9 +283,9 @@ def test_a_rollback_asked_before_another_save_does_not_replace_it(
     page.get_by_test_id("rollback-dialog").get_by_text("This adds version 3 ").wait_for()
     _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho fix\n"})  # another user
     page.get_by_test_id("rollback-confirm").click()
-    page.locator(
-        ".q-notification", has_text="the script is at version 3, the rollback was asked at version 2"
-    ).wait_for()
+    # The page is an operator's: the admin's save is said as someone else's (partial.saved_by).
+    said = r"the script is at version 3 \(saved by someone else at \d\d:\d\d UTC\), the rollback was asked"
+    page.locator(".q-notification", has_text=re.compile(said)).wait_for()
     page.get_by_test_id("rollback-2").wait_for()  # version 3 listed, the current one
     # the rest of the page follows the re-read, not only the table: header, tab count, content
     page.get_by_test_id("script-version").filter(has_text="version 3").wait_for()

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.browser
 
 server = journey_server("two-tabs-automation-ui")
 tokens = journey_tokens()
-CHANGED_MEANWHILE = "changed by someone else since your edit started"
+# The same user's two tabs: said so (partial.changed_meanwhile; it said "someone else").
+CHANGED_MEANWHILE = "changed by you in another tab, window or API client since your edit started"
 
 
 def _save_in_two_tabs(

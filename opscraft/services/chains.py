@@ -450,7 +450,7 @@ async def update_link(
     link = await get(session, actor, link_id, script_id)
     data, base = partial.split_base(LinkChanges, data, base)
     if base is not None:
-        data = three_way(link, data, base, 'the "then run" link')
+        data = three_way(link, data, base, 'the "then run" link', user.id)
     body, data = data, over_stored(LinkIn, data, link)
     keep = parameters.keeps_stored_values(body, data, {"target_script_id"})
     await _apply(session, link, data, keep_values=keep)

@@ -84,7 +84,9 @@ from opscraft.services.notification_senders import (
 from opscraft.services.partial import (
     BASE_DESCRIPTION,
     CHANGES,
+    RELOAD,
     BaseObject,
+    changed_meanwhile,
     over_stored,
     split_base,
     three_way,
@@ -150,7 +152,9 @@ def url_fingerprint(channel: NotificationChannel) -> str | None:
     return hashlib.sha256(channel.url_nonce + channel.url_ciphertext).hexdigest()[:16]
 
 
-def _url_kept_meanwhile(channel: NotificationChannel, data: Any, base: Mapping[str, Any]) -> None:
+def _url_kept_meanwhile(
+    channel: NotificationChannel, data: Any, base: Mapping[str, Any], editor: int | None
+) -> None:
     """`Conflict` (409 naming `config.url`) when `data` (a `PUT` body, after `three_way`) gives a
     webhook URL other than the stored one (its masked form, sent back, keeps it) while the sealed
     URL is no longer the one `base`'s `url_fingerprint` marks: someone saved another meanwhile,
@@ -161,7 +165,7 @@ def _url_kept_meanwhile(channel: NotificationChannel, data: Any, base: Mapping[s
         return
     if config.get("url") == channel.config.get("url") or url_fingerprint(channel) == base["url_fingerprint"]:
         return
-    message = "changed by someone else since your edit started: reload to see it, then apply yours again"
+    message = f"{changed_meanwhile(channel, editor)}: {RELOAD}"  # `editor`: the user editing (id)
     details = [{"field": "config.url", "message": message}]
     raise Conflict(f"config.url of the channel: {message}", details=details)
 
@@ -511,8 +515,8 @@ async def update_channel(
     if base is not None:
         if base.get("config") == shown_config(channel):  # as GET showed it: a login in its host hidden
             base = {**base, "config": channel.config}
-        data = three_way(channel, data, base, "the channel")
-        _url_kept_meanwhile(channel, data, base)
+        data = three_way(channel, data, base, "the channel", actor.user.id)
+        _url_kept_meanwhile(channel, data, base, actor.user.id)
     # The masked URL of the sealed one, sent back unchanged (a form, a PUT of what GET gave): kept
     kept = channel.config.get("url") if channel.url_ciphertext is not None else None
     checked = _checked_channel(over_stored(ChannelIn, data, channel), kept)
@@ -679,7 +683,7 @@ async def update_rule(
     rule = await get_rule(session, actor, rule_id)
     data, base = split_base(RuleChanges, data, base)
     if base is not None:
-        data = three_way(rule, data, base, "the rule")
+        data = three_way(rule, data, base, "the rule", actor.user.id)
     problems = Problems()
     body, _sent = problems.body(RuleIn, over_stored(RuleIn, data, rule))
     problems.raise_if_any()

@@ -26,12 +26,14 @@ moves no `updated_at`, makes nobody the row's owner and records no audit event.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import inspect
 
 from opscraft.db import stored_shapes
+from opscraft.db.types import utcnow
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, Problems
 from opscraft.services.storable import NO_NUL_PATTERN, Text
@@ -165,8 +167,54 @@ def edited(shown: Mapping[str, Any], form: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in form.items() if key not in shown or shown[key] != value}
 
 
+# The columns that say who last saved a row: scripts, secrets and inventories record `updated_by`;
+# a schedule, webhook or "then run" link is owned by whoever last saved a change to it (`owner_id`).
+SAVED_BY = ("updated_by", "owner_id")
+
+
+def saved_at(stored: object) -> str:
+    """`at 09:12 UTC` from `stored`'s `updated_at` (with its date when not today's), or "" for a
+    row that records no such time (a webhook)."""
+    when = getattr(stored, "updated_at", None)
+    if not isinstance(when, datetime):
+        return ""
+    shown = f"{when:%H:%M}" if when.date() == utcnow().date() else f"{when:%Y-%m-%d %H:%M}"
+    return f"at {shown} UTC"
+
+
+def saved_by(stored: object, editor: int | None) -> str:
+    """Who last saved `stored` (its `SAVED_BY` column), as seen by the user `editor` (id):
+    "by you in another tab, window or API client", "by someone else", or, for a row that records no saver
+    (a notification channel or rule, a user's profile) or whose saver was deleted, "by someone
+    else, or by you in another tab, window or API client". Rule: a 409 tells the truth about who saved (the
+    same user's two tabs were told "someone else" changed the script)."""
+    savers = (getattr(stored, name, None) for name in SAVED_BY)
+    saver = next((saver for saver in savers if saver is not None), None)
+    if saver is not None and saver == editor:
+        return "by you in another tab, window or API client"
+    if saver is not None:
+        return "by someone else"
+    return "by someone else, or by you in another tab, window or API client"
+
+
+def changed_meanwhile(stored: object, editor: int | None) -> str:
+    """How a 409 says that `stored` (the row as stored now) was saved since an edit by the user
+    `editor` (id) started: "changed by someone else since your edit started (saved at 09:12
+    UTC)", "changed by you in another tab, window or API client since ...": `saved_by`, `saved_at`."""
+    when = saved_at(stored)
+    said = f"changed {saved_by(stored, editor)} since your edit started"
+    return f"{said} (saved {when})" if when else said
+
+
+RELOAD = "reload to see it, then apply yours again"
+
+
 def three_way(
-    stored: object, proposed: BaseModel | Mapping[str, Any], base: Mapping[str, Any], what: str
+    stored: object,
+    proposed: BaseModel | Mapping[str, Any],
+    base: Mapping[str, Any],
+    what: str,
+    editor: int | None,
 ) -> dict[str, Any]:
     """`proposed` (field -> new value, or a `PUT` body: `sent_fields`) checked against `base`
     (field -> the value the edit started from) and the `stored` row, field by field, for the
@@ -178,7 +226,9 @@ def three_way(
       value then replaces it;
     - stored value equal to the base value or to the new value: saved as proposed;
     - else someone changed the field meanwhile: `Conflict` (409) naming every such field
-      (`details[].field`), raised before the caller writes anything.
+      (`details[].field`), raised before the caller writes anything, saying who saved
+      (`changed_meanwhile`: `editor`, the id of the user whose edit this is, in another tab or
+      window, or someone else).
 
     Fields `base` leaves out are kept as proposed (last write wins, as without `base`). `what`
     names the row in the message ("the script"). Rule: nothing a user typed is silently lost
@@ -195,7 +245,7 @@ def three_way(
     }
     stale = [key for key in kept if key in base and getattr(stored, key) not in (base[key], kept[key])]
     if stale:
-        message = "changed by someone else since your edit started: reload to see it, then apply yours again"
+        message = f"{changed_meanwhile(stored, editor)}: {RELOAD}"
         raise Conflict(
             f"{', '.join(stale)} of {what}: {message}",
             details=[{"field": key, "message": message} for key in stale],

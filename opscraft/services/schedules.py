@@ -610,7 +610,7 @@ async def update_schedule(
     data, base = partial.split_base(ScheduleChanges, data, base)
     sent = data.model_fields_set if isinstance(data, ScheduleIn) else data  # before `three_way`
     if base is not None:
-        data = three_way(schedule, data, base, "the schedule")
+        data = three_way(schedule, data, base, "the schedule", user.id)
     merged = over_stored(ScheduleIn, data, schedule)
     if "timezone" not in sent:
         # Kept as stored: an empty zone saved before "empty is UTC" (`ScheduleIn`) read as no

@@ -900,14 +900,18 @@ async def _locked(session: AsyncSession, actor: Actor, script_id: int) -> Script
     return script
 
 
-def _check_base_version(script: Script, base_version: int | None, then: str) -> None:
+def _check_base_version(script: Script, base_version: int | None, then: str, editor: int | None) -> None:
     """`Conflict` (409, field `base_version`, as the 409 of an edit racing another:
     services/conflicts.py) when `base_version` is given and the script has moved past it:
-    "the script is at version N, " + `then` (what the refused request started from, and what
-    to do). A save that someone else's landed before silently replaced it otherwise."""
+    "the script is at version N (saved by you in another tab, window or API client at 09:12 UTC), " + `then`
+    (what the refused request started from, and what to do), who saved as seen by the user
+    `editor` (id; `partial.saved_by`). A save that someone else's landed before silently
+    replaced it otherwise."""
     if base_version is None or base_version == script.current_version:
         return
-    message = f"the script is at version {script.current_version}, {then}"
+    when = partial.saved_at(script)
+    saved = f"saved {partial.saved_by(script, editor)}" + (f" {when}" if when else "")
+    message = f"the script is at version {script.current_version} ({saved}), {then}"
     raise Conflict(message, details=[{"field": "base_version", "message": message}])
 
 
@@ -956,15 +960,17 @@ class _Planned:
         return (self.script_type, self.content, declared, body.acknowledge_risks or self.same_content)
 
 
-def _planned(script: Script, body: ScriptUpdate) -> _Planned:
-    """What `body` changes in `script` (`_Planned`); reads the row, writes nothing. `Conflict`
-    (409) when `base_version` is not the current version or a field sent was changed since the
-    edit's `base`; `Invalid` (422) for a versioned field stored in another shape that a new
+def _planned(script: Script, body: ScriptUpdate, editor: int | None) -> _Planned:
+    """What `body` changes in `script` (`_Planned`), an edit of the user `editor` (id); reads the
+    row, writes nothing. `Conflict` (409) when `base_version` is not the current version or a
+    field sent was changed since the edit's `base` (each saying who saved since:
+    `partial.saved_by`); `Invalid` (422) for a versioned field stored in another shape that a new
     version would carry over (see `update`)."""
     _check_base_version(
         script,
         body.base_version,
         f"your edit started from version {body.base_version}: reload it and apply your change again",
+        editor,
     )
     changes = body.model_dump(
         exclude_unset=True, exclude={"base_version", "base", "change_note", "acknowledge_risks"}
@@ -973,7 +979,7 @@ def _planned(script: Script, body: ScriptUpdate) -> _Planned:
     changes = {k: v for k, v in changes.items() if v is not None or k in nullable}
     if body.base is not None:
         base = _declared_as_stored(body.base.model_dump(exclude_unset=True), script, base=True)
-        changes = partial.three_way(script, _declared_as_stored(changes, script), base, "the script")
+        changes = partial.three_way(script, _declared_as_stored(changes, script), base, "the script", editor)
     if changes.keys() & set(VERSIONED):  # a new version would carry the rest over as they read
         unread = stored_shapes.problems(script)
         partial.refuse_unreadable(
@@ -1010,7 +1016,7 @@ async def _check_ahead(session: AsyncSession, actor: Actor, script_id: int, body
     ahead = Ahead()
     try:
         script = await get(session, actor, script_id)
-        plan = _planned(script, body)
+        plan = _planned(script, body, actor.user.id if actor.user else None)
     except ServiceError:
         return ahead
     if plan.content_changes:
@@ -1041,7 +1047,7 @@ async def update(
     body = _readable(ScriptUpdate, data, problems)
     ahead = await _check_ahead(session, actor, script_id, body)
     script = await _locked(session, actor, script_id)
-    plan = _planned(script, body)
+    plan = _planned(script, body, actor.user.id if actor.user else None)
     changes = plan.changes
     checked: CheckedContent | None
     checked, _, _ = await _all_checks(
@@ -1158,6 +1164,7 @@ async def rollback(
         base_version,
         f"the rollback was asked at version {base_version}: look at what was saved since, then roll "
         "back again if you still want to",
+        actor.user.id if actor.user else None,
     )
     if number == script.current_version:
         raise Conflict(f"version {number} is already the current version: there is nothing to roll back")

@@ -393,9 +393,9 @@ async def update(
     description = body.description
     if description is not None and body.base is not None:  # 409 before anything is written
         base = body.base.model_dump(exclude_unset=True)
-        description = partial.three_way(secret, {"description": description}, base, "the secret").get(
-            "description"
-        )
+        description = partial.three_way(
+            secret, {"description": description}, base, "the secret", actor.user.id
+        ).get("description")
     changed = False
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value

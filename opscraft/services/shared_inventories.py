@@ -30,7 +30,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.ahead import Ahead
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, NotFound, Problems, ServiceError
-from opscraft.services.partial import CHANGES, over_stored, three_way
+from opscraft.services.partial import CHANGES, changed_meanwhile, over_stored, three_way
 from opscraft.services.permissions import Permission, require
 from opscraft.services.scripts import MAX_DESCRIPTION, NAME_RE, parse
 from opscraft.services.storable import Text
@@ -248,12 +248,14 @@ async def update(
     body = await _checked(changes, ahead, inventory.content, InventoryChanges)
     values = body.model_dump(exclude={"base_content_sha256", "base"})
     if body.base is not None:
-        values = three_way(inventory, values, body.base.model_dump(exclude_unset=True), "the inventory")
+        values = three_way(
+            inventory, values, body.base.model_dump(exclude_unset=True), "the inventory", actor.user.id
+        )
     changed = sorted(k for k, v in values.items() if getattr(inventory, k) != v)
     if not changed:
         return inventory
     if "content" in changed:
-        _check_base(inventory, body.base_content_sha256)
+        _check_base(inventory, body.base_content_sha256, actor.user.id if actor.user else None)
     if "name" in changed:
         await _check_name_free(session, body.name, inventory_id)
     before = inventory.name
@@ -364,15 +366,15 @@ async def run_version(session: AsyncSession, actor: Actor, inventory_id: int, sh
     ).first()
 
 
-def _check_base(inventory: Inventory, base: str | None) -> None:
-    """`Conflict` (409, field `content`) when an edit that started from the content with SHA-256
-    `base` would replace a content saved since (by another person, tab or API client): its save
-    would drop what they added. None: the client did not say where it started, no check."""
+def _check_base(inventory: Inventory, base: str | None, editor: int | None) -> None:
+    """`Conflict` (409, field `content`) when an edit by the user `editor` (id) that started from
+    the content with SHA-256 `base` would replace a content saved since (by another person, tab
+    or API client: which, `partial.changed_meanwhile` says): its save would drop what they
+    added. None: the client did not say where it started, no check."""
     if base is not None and base != content_sha256(inventory.content):
-        when = inventory.updated_at.strftime("%Y-%m-%d %H:%M:%S UTC")
         message = (
-            f"was changed by someone else since your edit started (saved {when}): open the inventory "
-            "again to see its content and apply your change to it"
+            f"was {changed_meanwhile(inventory, editor)}: open the inventory again to see its "
+            "content and apply your change to it"
         )
         raise Conflict(f"content: {message}", details=[{"field": "content", "message": message}])
 

@@ -383,7 +383,7 @@ async def update_user(session: AsyncSession, actor: Actor, user_id: int, data: U
             "nothing to change: send at least one of email, full_name, role, is_active",
             details=[{"field": "body", "message": "send at least one of email, full_name, role, is_active"}],
         )
-    changes = _against_base(user, changes, data.base)
+    changes = _against_base(user, changes, data.base, actor.user.id if actor.user else None)
     losing_admin = (
         user.role == Role.admin
         and user.is_active
@@ -416,14 +416,16 @@ async def update_profile(session: AsyncSession, actor: Actor, data: ProfileUpdat
             "nothing to change: send email or full_name",
             details=[{"field": "body", "message": "send email or full_name"}],
         )
-    return await _apply(session, actor, user, _against_base(user, changes, data.base))
+    return await _apply(session, actor, user, _against_base(user, changes, data.base, actor.user.id))
 
 
-def _against_base(user: User, changes: dict[str, Any], base: ProfileBase | None) -> dict[str, Any]:
+def _against_base(
+    user: User, changes: dict[str, Any], base: ProfileBase | None, editor: int | None
+) -> dict[str, Any]:
     """`changes` (field -> new value) checked against the edit's `base` (`partial.three_way`): a
     field sent as it started is dropped (a change made meanwhile stays), a field changed
-    meanwhile to another value is a `Conflict` (409) naming it. Emails compare ignoring case,
-    as they are stored lower-cased (`_apply`)."""
+    meanwhile to another value is a `Conflict` (409) naming it (`editor`: the id of the user
+    editing). Emails compare ignoring case, as they are stored lower-cased (`_apply`)."""
     if base is None:
         return changes
     started = base.model_dump(exclude_unset=True)
@@ -431,7 +433,7 @@ def _against_base(user: User, changes: dict[str, Any], base: ProfileBase | None)
     for fields in (started, proposed):
         if isinstance(fields.get("email"), str):
             fields["email"] = fields["email"].lower()
-    return partial.three_way(user, proposed, started, "the user")
+    return partial.three_way(user, proposed, started, "the user", editor)
 
 
 async def _apply(

@@ -377,7 +377,7 @@ async def update_webhook(
     hook = await get(session, actor, webhook_id, script_id)
     data, base = partial.split_base(WebhookChanges, data, base)
     if base is not None:
-        data = three_way(hook, data, base, "the webhook")
+        data = three_way(hook, data, base, "the webhook", user.id)
     body, data = data, over_stored(WebhookIn, data, hook)
     keep = parameters.keeps_stored_values(body, data)
     await _apply(session, hook, await _script(session, hook.script_id, held=True), data, keep_values=keep)

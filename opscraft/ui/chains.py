@@ -183,7 +183,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             fields |= {"enabled": enabled} | terraform.inputs() | ansible.inputs()
             edited = ("target_script_id", "outcome", "mapping", "parameters", "enabled")
             base = None if link is None else stored_base(link, edited)
-            draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields, base)
+            draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields, base, link)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)

@@ -11,7 +11,8 @@ open after its save (the script editor) begins a new one at once (`Draft.restart
 
 An edit also keeps the `base` it started from (`Draft.hold_base`: the row's fields as stored when
 the form opened) in its draft: a form restored after a reload reads the row again, and saving the
-restored typing against that newer row would silently replace what someone else saved meanwhile.
+restored typing against that newer row would silently replace what was saved meanwhile (by someone
+else, or by the same user in another tab).
 The held base is sent instead (a field saved meanwhile is a 409 under it), and the form says so
 at once (`stale_warning`), with "Keep my edit" (save over theirs) and "Discard it". Every form
 holds its base so, the script editor too (its base adds the version the edit started from).
@@ -30,6 +31,8 @@ from typing import Any
 
 from nicegui import context, ui
 
+from opscraft.services.partial import saved_by
+from opscraft.ui.session import current_actor
 from opscraft.ui.widgets import one_shot, opening_dialog
 
 # Browser side. `take` hands the stored draft to the server and only then arms capturing of the
@@ -236,6 +239,9 @@ class Draft:
         # `hold_base`: the hidden field holding the base the edit started from, the base as the
         # form was built (the row as stored now), and where a restored older base is warned of.
         self._held: tuple[ui.input, dict[str, Any], ui.row] | None = None
+        # The edited row as stored when the form was built (`hold_base`'s `row`): who saved it
+        # last is said in that warning (`partial.saved_by`).
+        self._row: object | None = None
 
     def field(
         self, name: str, element: Any, convert: Converter | None = None, *, always: bool = False
@@ -302,16 +308,21 @@ class Draft:
                 changed = True
         if changed:
             self._show_notice()
-        self._warn_if_base_moved()
+        actor = await current_actor()
+        self._warn_if_base_moved(saved_by(self._row, actor.user.id if actor and actor.user else None))
         return changed
 
-    def hold_base(self, base: Mapping[str, Any]) -> None:
+    def hold_base(self, base: Mapping[str, Any], row: object | None = None) -> None:
         """Keep `base` (field -> value, JSON values: the edited row's fields as stored now, e.g.
         `widgets.stored_base`) in this draft as the base the edit started from: `held_base()` gives
         it back at save, and a restore puts back the one the tab's draft began with. Called first
         before `restore` runs (`dialog_draft(base=...)` does; the hidden field and the warning's
         row are added to the container then), and again with the row as stored now when the edit
-        goes on from there: after "Keep my edit", after a save of a form that stays (`restart`)."""
+        goes on from there: after "Keep my edit", after a save of a form that stays (`restart`).
+        `row`: the stored row `base` was read from (kept until another is given), whose last
+        saver the warning of a restored older base names."""
+        if row is not None:
+            self._row = row
         if self._held is None:
             with self.container:
                 holder = ui.input(value=base_json(base)).classes("hidden")
@@ -333,9 +344,10 @@ class Draft:
             return {}
         return held if isinstance(held, dict) else {}
 
-    def _warn_if_base_moved(self) -> None:
-        """After a restore: when the held base differs from the row as stored now (someone saved
-        some of its fields since the edit began), say which (`stale_warning`)."""
+    def _warn_if_base_moved(self, by: str) -> None:
+        """After a restore: when the held base differs from the row as stored now (some of its
+        fields were saved since the edit began), say which and who saved (`by`: "by someone else",
+        "by you in another tab, window or API client": `partial.saved_by`; `stale_warning`)."""
         if self._held is None:
             return
         _, now, stale = self._held
@@ -345,8 +357,8 @@ class Draft:
             return
         stale_warning(
             stale,
-            f"This unsaved edit started before someone else saved {', '.join(moved)}: saving it would "
-            "replace what they saved.",
+            f"This unsaved edit started before {', '.join(moved)} {'was' if len(moved) == 1 else 'were'} "
+            f"saved {by}: saving it would replace that save.",
             lambda: self.hold_base(now),
             self.discard,
         )
@@ -381,20 +393,22 @@ class Draft:
         self.notice.set_visibility(False)
         await forget(self.key)
 
-    async def restart(self, key: str, base: Mapping[str, Any] | None = None) -> None:
+    async def restart(
+        self, key: str, base: Mapping[str, Any] | None = None, row: object | None = None
+    ) -> None:
         """The form stays open on what it just saved, as `key` (a new script once saved is
         `script:<id>`: what is typed from here is never restored into a later new form): the
-        draft so far is forgotten, `base` (the saved row's fields as stored now) is the held base
-        of the edit going on from here (`hold_base`), and the tab keeps what is typed from now
-        on, the form as saved being its origin (a `clear` alone stopped that: typing after a save
-        was lost to a reload). Returns once the tab has begun it (a tab that does not answer
-        within 5 seconds begins when the form is built again)."""
+        draft so far is forgotten, `base` (the saved row's fields as stored now, read from `row`)
+        is the held base of the edit going on from here (`hold_base`), and the tab keeps what is
+        typed from now on, the form as saved being its origin (a `clear` alone stopped that:
+        typing after a save was lost to a reload). Returns once the tab has begun it (a tab that
+        does not answer within 5 seconds begins when the form is built again)."""
         self.notice.set_visibility(False)
         await forget(self.key)
         self.key = key
         self.container.props(f'data-draft-form="{key}"')
         if base is not None:
-            self.hold_base(base)
+            self.hold_base(base, row)
         await self._begin(self._origin(built=False))
 
     def _origin(self, *, built: bool) -> str:
@@ -441,8 +455,8 @@ def base_json(base: Mapping[str, Any]) -> str:
 def stale_warning(
     area: ui.row, text: str, keep: Callable[[], None], discard: Callable[[], Awaitable[None]]
 ) -> None:
-    """Show in `area` (a hidden row of the form) that a restored edit started before someone else
-    saved (`text` says what), that Save is refused until the author keeps it over theirs (`keep`:
+    """Show in `area` (a hidden row of the form) that a restored edit started before another
+    save (`text` says what), that Save is refused until the author keeps it over theirs (`keep`:
     the form then sends the base as stored now) or discards it (`discard`); test ids
     `draft-take-over`, `draft-stale-discard`."""
     area.clear()
@@ -461,18 +475,23 @@ def stale_warning(
 
 
 def dialog_draft(
-    key: str, card: ui.element, fields: Mapping[str, Any], base: Mapping[str, Any] | None = None
+    key: str,
+    card: ui.element,
+    fields: Mapping[str, Any],
+    base: Mapping[str, Any] | None = None,
+    row: object | None = None,
 ) -> Draft:
     """The draft of a dialog's form (`key`, e.g. `schedule:7`): `fields` (name -> element) marked,
     the tab's draft put back once the dialog is up. The caller clears it on Cancel
     (`dialog_buttons(on_cancel=draft.clear)`) and after a save; a page reopens the dialog of a
     draft left by a reload (`reopen`). `base` (an edit: the row's fields as stored when the
-    dialog opened) is held in the draft (`Draft.hold_base`): the save sends `draft.held_base()`."""
+    dialog opened) is held in the draft (`Draft.hold_base`, with the `row` it was read from):
+    the save sends `draft.held_base()`."""
     draft = Draft(key, card)
     for name, element in fields.items():
         draft.field(name, element)
     if base is not None:
-        draft.hold_base(base)
+        draft.hold_base(base, row)
     with card:
         one_shot(0, draft.restore)
     return draft

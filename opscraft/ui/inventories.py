@@ -172,7 +172,7 @@ async def inventories_page(actor: Actor) -> None:
                 if inventory is not None:  # the content by its digest, as the service compares it
                     base = {"name": inventory.name, "description": inventory.description}
                     base["content_sha256"] = content_sha256(inventory.content)
-                draft = drafts.dialog_draft(_draft_key(inventory), card, fields, base)
+                draft = drafts.dialog_draft(_draft_key(inventory), card, fields, base, inventory)
 
                 async def submit() -> None:
                     current = await guard(Permission.edit_scripts)

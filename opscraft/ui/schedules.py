@@ -278,6 +278,7 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
                 card,
                 fields | {"missed_policy": missed, "overlap_policy": overlap},
                 None if stored is None else stored_base(stored, EDITED_AS_STORED),
+                stored,
             )
 
             async def submit() -> None:

@@ -281,7 +281,7 @@ class ScriptForm:
             # field saved meanwhile is a 409, not replaced without a word) and kept with the
             # draft: an edit restored after a reload (the way out of that 409) still names them,
             # and says what was saved meanwhile above the form.
-            self.draft.hold_base(_base(script))
+            self.draft.hold_base(_base(script), script)
         with box, ui.row().classes("w-full gap-4 items-start flex-wrap lg:flex-nowrap"):
             with ui.column().classes("flex-grow gap-3 min-w-0 w-full lg:w-auto"):
                 self._main_fields()
@@ -624,7 +624,7 @@ class ScriptForm:
         self.script = saved.script
         self.saved_state = self.payload()
         self._set_dirty(False)
-        await self.draft.restart(f"script:{saved.script.id}", _base(saved.script))
+        await self.draft.restart(f"script:{saved.script.id}", _base(saved.script), saved.script)
         keep_notices(f"Saved {saved.script.name} (version {saved.script.current_version})", saved.notices)
         ui.navigate.history.replace(f"/scripts/{saved.script.id}/edit")
         ui.navigate.to(f"/scripts/{saved.script.id}")

@@ -205,7 +205,7 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             kept = {key: element for key, element in fields.items() if key != "secret_id"}
             edited = ("name", "mapping", "parameters", "secret_id", "signature_scheme")
             base = None if hook is None else stored_base(hook, edited)
-            draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept, base)
+            draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept, base, hook)
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)
