@@ -612,7 +612,7 @@ async def update_schedule(
     if base is not None:
         data = three_way(schedule, data, base, "the schedule", user.id)
     merged = over_stored(ScheduleIn, data, schedule)
-    if "timezone" not in sent:
+    if isinstance(sent, Mapping | set) and "timezone" not in sent:  # not an object: refused below
         # Kept as stored: an empty zone saved before "empty is UTC" (`ScheduleIn`) read as no
         # zone and paused the schedule; a save that keeps it does not make it fire in UTC unasked.
         check_timezone(schedule.timezone)
