@@ -4,6 +4,8 @@ parameter..." in the UI and "Input should be a valid dictionary" in the API)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from pydantic import ValidationError
@@ -16,6 +18,18 @@ from opscraft.services.webhooks import WebhookIn
 from tests.conftest import LoggedIn
 
 
+def value_routes(script_id: int) -> dict[str, dict[str, Any]]:
+    """Every route whose body carries parameter values for script `script_id` (path -> the
+    body's other fields): a schedule, webhook, "then run" link, test run and run."""
+    return {
+        f"/api/v1/scripts/{script_id}/schedules": {"name": "n", "cron": "0 1 * * *"},
+        f"/api/v1/scripts/{script_id}/webhooks": {"name": "n"},
+        f"/api/v1/scripts/{script_id}/chains": {"target_script_id": script_id},
+        f"/api/v1/scripts/{script_id}/test-runs": {"content": "echo x\n"},
+        "/api/v1/executions": {"script_id": script_id},
+    }
+
+
 async def test_every_body_with_parameter_values_says_they_must_be_an_object(
     client: httpx.AsyncClient, operator: LoggedIn
 ) -> None:
@@ -24,15 +38,7 @@ async def test_every_body_with_parameter_values_says_they_must_be_an_object(
         "/api/v1/scripts", json={**body, "parameters": {"N": "1"}}, headers=operator.headers
     )
     assert created.status_code == 201, created.text
-    script_id = created.json()["id"]
-    bodies = {
-        f"/api/v1/scripts/{script_id}/schedules": {"name": "n", "cron": "0 1 * * *"},
-        f"/api/v1/scripts/{script_id}/webhooks": {"name": "n"},
-        f"/api/v1/scripts/{script_id}/chains": {"target_script_id": script_id},
-        f"/api/v1/scripts/{script_id}/test-runs": {"content": "echo x\n"},
-        "/api/v1/executions": {"script_id": script_id},
-    }
-    for path, payload in bodies.items():
+    for path, payload in value_routes(created.json()["id"]).items():
         for wrong, sent in (([1, 2], "a JSON array"), ("N=1", "text"), (3, "a number")):
             r = await client.post(path, json={**payload, "parameters": wrong}, headers=operator.headers)
             assert r.status_code == 422, (path, r.text)

@@ -4,6 +4,7 @@ and a 503 for requests that arrive before start-up has finished."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Callable
 from itertools import islice
 from typing import Any
@@ -173,12 +174,39 @@ def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return document
 
 
+# What RFC 8259 (section 2) reads as white space between a JSON document's values.
+JSON_SPACE = " \t\r\n"
+
+
+def unseen_in_json(error: json.JSONDecodeError) -> str | None:
+    """Why `json.loads` refused text where it did, when that is a character people do not see as
+    one (else None): a zero-width or other format character (Unicode category Cf: U+200B, a BOM
+    inside the text, U+2060), a line or paragraph separator, or white space JSON does not read as
+    such (U+00A0 NO-BREAK SPACE): named with its place, code point and Unicode name. Pasted from
+    a web page or a file, the text looked right, and "Expecting value" (or, in a form's box,
+    "must be a JSON object") said nothing of what to remove."""
+    found = error.doc[error.pos : error.pos + 1]
+    if not found or found in JSON_SPACE:
+        return None
+    if not (found.isspace() or unicodedata.category(found) in ("Cf", "Zl", "Zp")):
+        return None
+    name = unicodedata.name(found, "")
+    return (
+        f"line {error.lineno}, column {error.colno} holds U+{ord(found):04X}{f' {name}' if name else ''}, "
+        "which JSON does not read as white space (only spaces, tabs and line breaks may separate "
+        "its values): remove it"
+    )
+
+
 def not_json_reason(error: ValueError) -> str:
     """Why `json.loads` refused a body, in words that never repeat it: where the syntax breaks
-    (`Expecting value at line 1, column 14`) or the first byte that is not UTF-8 (JSON is sent
-    as UTF-8, RFC 8259 section 8.1). "not valid JSON" alone left a client to hunt for the
-    mistake in the whole body."""
+    (`Expecting value at line 1, column 14`), a character there that is not seen as one
+    (`unseen_in_json`), or the first byte that is not UTF-8 (JSON is sent as UTF-8, RFC 8259
+    section 8.1). "not valid JSON" alone left a client to hunt for the mistake in the whole body."""
     if isinstance(error, json.JSONDecodeError):  # "Unterminated string starting at": no "at at"
+        unseen = unseen_in_json(error)
+        if unseen:
+            return unseen
         return f"{error.msg.removesuffix(' at')} at line {error.lineno}, column {error.colno}"
     if isinstance(error, UnicodeDecodeError):
         utf8 = "send JSON as UTF-8 (RFC 8259), whatever charset the Content-Type names"

@@ -64,6 +64,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import Conflict, Invalid, NotFound, Problems, ServiceError, unreadable
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
+from opscraft.services.invisible import visible
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, can, require
@@ -246,7 +247,7 @@ async def _apply(
     undeclared = f"unknown parameter: script {target.name!r} does not declare it" if target else ""
     for name, pointer in sent.get("mapping", {}).items():
         if declared is not None and name not in declared:
-            problems.add(f"mapping.{name}", undeclared)
+            problems.add(f"mapping.{visible(name)}", parameters.undeclared(name, undeclared))
             continue
         try:
             tokens = check_saved_pointer(pointer)
@@ -265,7 +266,7 @@ async def _apply(
     fixed = sent.get("parameters", {})
     for name in fixed:
         if declared is not None and name not in declared:
-            problems.add(f"parameters.{name}", undeclared)
+            problems.add(f"parameters.{visible(name)}", parameters.undeclared(name, undeclared))
     action = workspace = options = None
     if target is not None:
         with problems.check():

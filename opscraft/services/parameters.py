@@ -33,9 +33,9 @@ from opscraft.db.text import (
     rounds_to_zero,
 )
 from opscraft.execution.param_env import interpreted_name
-from opscraft.security.http import RepeatedKey, unique_keys
+from opscraft.security.http import RepeatedKey, unique_keys, unseen_in_json
 from opscraft.services.errors import Invalid, sent_kind
-from opscraft.services.invisible import FILLERS, value_problem
+from opscraft.services.invisible import FILLERS, value_problem, visible
 from opscraft.services.names import trimmed
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -129,15 +129,21 @@ def json_from_text(text: str | None) -> Any:
     The box is read by the rules of an API request body (security/http.py), so the form and the
     API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
     deeper than the parser goes give an `Unreadable` saying so (so do `1e-400`, which a float
-    reads as 0, and a number with more digits than a float keeps). Python's parser alone kept the
-    last of two values ("first" typed, "second" saved), turned `NaN` into a text parameter's
-    "nan", and raised RecursionError (the dialog said nothing)."""
+    reads as 0, a number with more digits than a float keeps, and a character that is not seen
+    where the text breaks: `http.unseen_in_json`, U+200B between two values); a byte order mark
+    before the text is read past, as the API reads a body's (`json.loads` of bytes). Python's
+    parser alone kept the last of two values ("first" typed, "second" saved), turned `NaN` into
+    a text parameter's "nan", and raised RecursionError (the dialog said nothing)."""
     try:
         value = json.loads(
-            text or "{}", object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int
+            (text or "").removeprefix("\ufeff") or "{}",
+            object_pairs_hook=unique_keys,
+            parse_float=read_float,
+            parse_int=read_int,
         )
-    except json.JSONDecodeError:
-        return text
+    except json.JSONDecodeError as error:
+        unseen = unseen_in_json(error)
+        return Unreadable(unseen) if unseen else text
     except RepeatedKey as repeated:
         return Unreadable(f"{repeated.key[:64]}: written more than once in one object: write each key once")
     except RecursionError:
@@ -191,13 +197,32 @@ def _fail(message: str, errors: list[dict[str, Any]]) -> Invalid:
 
 
 def _field(name: object, index: int) -> str:
-    return f"parameters.{name[:64]}" if isinstance(name, str) and name else f"parameters[{index}]"
+    return f"parameters.{visible(name[:64])}" if isinstance(name, str) and name else f"parameters[{index}]"
+
+
+UNDECLARED = "unknown parameter: this script does not declare it"
+
+
+def undeclared(name: str, said: str = UNDECLARED) -> str:
+    """`said` of a value or mapping given for `name`, a parameter the script does not declare;
+    a name holding characters that print as nothing (`{"A\u200b": 1}`, pasted, beside a declared
+    `A`) says which (`invisible.visible`: `A<U+200B>`), as the field that names it does: it was
+    listed as "parameters.A: unknown parameter", with an `A` declared."""
+    shown = visible(name[:64])
+    if shown == name[:64]:
+        return said
+    return f"{said}: its name, {shown}, holds characters that print as nothing; remove them"
 
 
 def convert(kind: ParamType, value: Any, options: list[str] | None = None) -> Any:
-    """Convert one value to `kind`; raise `_Bad` with a message saying what is expected."""
+    """Convert one value to `kind`; raise `_Bad` with a message saying what is expected. Text
+    holding a character `invisible.value_problem` refuses is said so for every kind: `"1\u200b"`
+    for an integer was "must be written with the digits 0-9", of a value that shows as `1`."""
     if isinstance(value, dict | list):
         raise _Bad(f"must be a single {kind.value} value, not a list or object")
+    invisible = value_problem(value) if isinstance(value, str) else None
+    if invisible:
+        raise _Bad(invisible)
     if kind is ParamType.boolean:
         return _to_bool(value)
     if kind is ParamType.integer:
@@ -520,11 +545,7 @@ def resolve(
         said = f"{NOT_AN_OBJECT} (it is {sent_kind(values)})"  # as a body's object field says it
         raise Invalid(f"parameters: {said}", details=[{"field": "parameters", "message": said}])
     known = {spec["name"]: spec for spec in schema}
-    errors = [
-        {"field": _field(name, 0), "message": "unknown parameter: this script does not declare it"}
-        for name in values
-        if name not in known
-    ]
+    errors = [{"field": _field(name, 0), "message": undeclared(name)} for name in values if name not in known]
     resolved: dict[str, Any] = {}
     for name, spec in known.items():
         why = interpreted_name(name, script_type)

@@ -84,7 +84,7 @@ from opscraft.services.errors import (
     unreadable,
 )
 from opscraft.services.executions import AnsibleRunOptions, AutomationAction, TerraformWorkspace
-from opscraft.services.invisible import Label
+from opscraft.services.invisible import Label, value_problem, visible
 from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
@@ -196,9 +196,15 @@ MAX_POINTER_CHARS = 1024
 
 
 def check_saved_pointer(pointer: str) -> list[str]:
-    """`check_pointer` for a mapping being saved: also ValueError past `MAX_POINTER_CHARS`."""
+    """`check_pointer` for a mapping being saved: also ValueError past `MAX_POINTER_CHARS`, and
+    for a character a parameter value refuses (`invisible.value_problem`: a zero-width space or
+    BOM pasted into `/user\u200b` made a pointer that looked right and never matched a body's
+    key, so every call ran without the value)."""
     if len(pointer) > MAX_POINTER_CHARS:
         raise ValueError(f"must be at most {MAX_POINTER_CHARS} characters (it has {len(pointer)})")
+    invisible = value_problem(pointer)
+    if invisible:
+        raise ValueError(invisible)
     return check_pointer(pointer)
 
 
@@ -250,7 +256,7 @@ async def _apply(
     declared = {spec["name"] for spec in script.parameters}
     for name, pointer in sent.get("mapping", {}).items():
         if name not in declared:
-            problems.add(f"mapping.{name}", "unknown parameter: this script does not declare it")
+            problems.add(f"mapping.{visible(name)}", parameters.undeclared(name))
             continue
         try:
             check_saved_pointer(pointer)
@@ -259,7 +265,7 @@ async def _apply(
     fixed = sent.get("parameters", {})
     for name in fixed:
         if name not in declared:
-            problems.add(f"parameters.{name}", "unknown parameter: this script does not declare it")
+            problems.add(f"parameters.{visible(name)}", parameters.undeclared(name))
     with problems.check():
         parameters.check_preset(
             script.parameters,
