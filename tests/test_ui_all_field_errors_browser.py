@@ -101,12 +101,19 @@ def test_the_schedule_dialog_shows_every_problem_at_once(
     assert page.locator(".q-notification").count() == 0
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
     assert listed.json()["items"] == []
+    # A zero-width space between two JSON values is named under the box, as the API's 400 names
+    # it (it said "must be a JSON object"; tests/test_invisible_json_values.py).
+    page.get_by_test_id("schedule-params").fill('{"N":\u200b 1}')
+    page.get_by_test_id("schedule-submit").click()
+    unseen = "line 1, column 6 holds U+200B ZERO WIDTH SPACE"
+    _messages(page, "schedule-params").get_by_text(unseen).wait_for()
     # Fixed, the schedule is added; the time zone's box blanked is UTC, as its label says
-    # ("empty: UTC"): spaces left in it were refused as an unknown zone.
+    # ("empty: UTC"): spaces left in it were refused as an unknown zone. A byte order mark
+    # before the box's text is read past, as the API reads a body's.
     page.get_by_test_id("schedule-name").fill("nightly")
     page.get_by_test_id("schedule-cron").fill("0 3 * * *")
     page.get_by_test_id("schedule-tz").fill("   ")
-    page.get_by_test_id("schedule-params").fill("{}")
+    page.get_by_test_id("schedule-params").fill("\ufeff{}")
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule added").wait_for()
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
