@@ -639,14 +639,17 @@ async def check_content(
     them, each with `rule`, `line`, `excerpt` and `message`)."""
     check_size(content)
     errors: list[dict[str, Any]] = []
-    blank = input_words.blank_problem(content, "write the script")
+    # Read past a byte order mark, as the checks read it (`line_endings`): a BOM and a line break
+    # are a blank script.
+    blank = input_words.blank_problem(line_endings.strip_boms(content)[0], "write the script")
     if blank:
         errors.append({"field": "content", "message": blank})
     if "\x00" in content:
         errors.append({"field": "content", "message": NUL_MESSAGE})
-    checks = await script_checks.check(script_type, content)
-    # A blank playbook is also "a non-empty YAML list of plays" to its syntax check: said once.
-    problems, findings = [] if blank else checks.problems, checks.findings
+    # Blank content has nothing to check: a blank playbook was also told "a non-empty YAML list
+    # of plays", and its linters (`terraform validate`...) ran for nothing.
+    checks = None if blank else await script_checks.check(script_type, content)
+    problems = checks.problems if checks else []
     errors += [
         {"field": "content", "line": p.line, "message": f"line {p.line}: {p.message}"} for p in problems
     ]
@@ -655,7 +658,7 @@ async def check_content(
         schema = parameters.normalize(parameters_raw, script_type.value)
     except Invalid as exc:
         errors += exc.details
-    if script_type == ScriptType.terraform and not problems:
+    if script_type == ScriptType.terraform and checks and not problems:
         names = [spec["name"] for spec in schema]
         errors += await asyncio.to_thread(terraform_variables.errors, checks.content, names)
         errors += terraform_modules.errors(checks.content)  # the document parsed (and cached) above
@@ -664,6 +667,8 @@ async def check_content(
             e["message"] if "line" in e else f"{e['field']}: {e['message']}" for e in errors[:5]
         )
         raise Invalid(f"the {script_type.value} script has errors: {summary}", details=errors)
+    assert checks is not None  # blank content is one of the errors above
+    findings = checks.findings
     if findings and not acknowledge:
         raise Invalid(
             f"the content matches {len(findings)} dangerous pattern(s): review them, then save again "
