@@ -59,6 +59,11 @@ async def test_every_place_values_come_in_names_an_unseen_character(
     r = await client.post("/api/v1/scripts", json={**body, "parameters": declared}, headers=operator.headers)
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["message"].startswith(f"default {UNSEEN}"), r.text
+    # A choice's option says which (it said the bare rule under the parameter).
+    declared = {"C": {"type": "choice", "options": ["a", f"b{ZWSP}"]}}
+    r = await client.post("/api/v1/scripts", json={**body, "parameters": declared}, headers=operator.headers)
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["message"].startswith(f"option 2 {UNSEEN}"), r.text
 
 
 async def test_a_mapping_pointer_with_an_unseen_character_is_refused(

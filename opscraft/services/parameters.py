@@ -457,11 +457,14 @@ def _normalize_options(kind: ParamType, options: Any) -> list[str]:
     if len(options) > MAX_OPTIONS:
         raise _Bad(f"must have at most {MAX_OPTIONS} options, not {len(options)}")
     texts = []
-    for option in options:
+    for number, option in enumerate(options, start=1):
         if not isinstance(option, str | int | float) or isinstance(option, bool) or not str(option).strip():
             # A blank option ("  ") shows as an empty entry in the run form's list.
             raise _Bad("options must be strings with a visible character, or numbers")
-        texts.append(_to_text(option))
+        try:
+            texts.append(_to_text(option))
+        except _Bad as exc:  # which one, as a default's problem says "default ..."
+            raise _Bad(f"option {number} {exc}") from None
     if len(set(texts)) != len(texts):
         raise _Bad("options must be distinct")
     seen: dict[str, int] = {}
