@@ -204,9 +204,9 @@ def remove_work(work: str) -> None:
 
     Through `shutil`, not `tempfile`, whose import the fork server would pay in every process it
     forks: `tempfile` imports `random`, whose at-fork hook reseeds its generator in each new
-    supervisor (about 40 pages copied on write and a `getrandom` call a run), and seven shared
-    libraries more (`random`'s, `hashlib`'s, `math`...) whose mappings every fork copies and every
-    exit unmaps (docs/benchmarks.md, session 52)."""
+    supervisor (a `getrandom` call and, net, about 20 pages copied on write a run), and three
+    shared libraries more (`_random`, `_sha512`, `_bisect`: 14 mappings) that every fork copies
+    and every exit unmaps (docs/benchmarks.md, session 52)."""
 
     def given_back(
         function: object, path: str, exc_info: tuple[type[BaseException], BaseException, Any]
