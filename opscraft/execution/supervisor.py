@@ -208,10 +208,7 @@ def remove_work(work: str) -> None:
     shared libraries more (`_random`, `_sha512`, `_bisect`: 14 mappings) that every fork copies
     and every exit unmaps (docs/benchmarks.md, session 52)."""
 
-    def given_back(
-        function: object, path: str, exc_info: tuple[type[BaseException], BaseException, Any]
-    ) -> None:
-        error = exc_info[1]
+    def given_back(function: object, path: str, error: BaseException) -> None:
         if isinstance(error, FileNotFoundError):
             return
         if not isinstance(error, PermissionError):
@@ -225,7 +222,10 @@ def remove_work(work: str) -> None:
             except (IsADirectoryError, PermissionError):
                 remove_work(path)
 
-    shutil.rmtree(work, onerror=given_back)
+    if sys.version_info >= (3, 12):  # `onerror` is deprecated: its warning would be on the run's stderr
+        shutil.rmtree(work, onexc=given_back)
+    else:
+        shutil.rmtree(work, onerror=lambda function, path, info: given_back(function, path, info[1]))
 
 
 def _owner_rights(path: str) -> None:
