@@ -33,7 +33,7 @@ from opscraft.db.text import (
     rounds_to_zero,
 )
 from opscraft.execution.param_env import interpreted_name
-from opscraft.security.http import RepeatedKey, unique_keys
+from opscraft.security.http import RepeatedKey, not_json_reason, unique_keys
 from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.invisible import FILLERS, value_problem
 from opscraft.services.names import trimmed
@@ -122,9 +122,12 @@ Declarations = Annotated[dict[str, Any] | list[Any], BeforeValidator(_an_object_
 
 def json_from_text(text: str | None) -> Any:
     """What a form's JSON box holds, for a body model to check with the body's other fields
-    (empty: `{}`); text that is not JSON is passed on as it is, so the model refuses it
-    ("must be a JSON object", `ParameterValues`, `PointerMapping`) in the same answer as the
-    form's other problems.
+    (empty: `{}`); text that is not JSON is an `Unreadable` saying where its syntax breaks, as
+    the API says of a body (`http.not_json_reason`), so the model refuses it ("must be a JSON
+    object: not valid JSON: Expecting property name enclosed in double quotes at line 1, column
+    2", `ParameterValues`, `PointerMapping`) in the same answer as the form's other problems. It
+    was passed on as text: "must be a JSON object (it is text)" for `{'N': 1}` or a trailing
+    comma, which is not what a person typing an object sees as wrong.
 
     The box is read by the rules of an API request body (security/http.py), so the form and the
     API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
@@ -136,8 +139,8 @@ def json_from_text(text: str | None) -> Any:
         value = json.loads(
             text or "{}", object_pairs_hook=unique_keys, parse_float=read_float, parse_int=read_int
         )
-    except json.JSONDecodeError:
-        return text
+    except json.JSONDecodeError as error:
+        return Unreadable(f"{NOT_AN_OBJECT}: not valid JSON: {not_json_reason(error)}")
     except RepeatedKey as repeated:
         return Unreadable(f"{repeated.key[:64]}: written more than once in one object: write each key once")
     except RecursionError:
