@@ -666,7 +666,7 @@ class ScheduleView:
         six fields, a zone a tzdata update dropped) made every list holding it a 500."""
         if self.not_firing() is not None:
             return []
-        return next_times(self.schedule.cron, self.schedule.timezone, after, count)
+        return next_times(fired_form(self.schedule.cron), self.schedule.timezone, after, count)
 
     def zone(self) -> ZoneInfo:
         """The schedule's zone as stored (`Factory` too), or UTC when this machine's tz database
@@ -757,12 +757,13 @@ class Claimed:
 def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
     """(the fire time to handle, the next one after `now`) for a schedule due at `next_fire_at`."""
     assert row.next_fire_at is not None
-    latest, following = row.next_fire_at, next_times(row.cron, row.timezone, row.next_fire_at)[0]
+    cron = fired_form(row.cron)
+    latest, following = row.next_fire_at, next_times(cron, row.timezone, row.next_fire_at)[0]
     if following <= now:  # down for a while: jump to the last due time, not one by one
-        latest = max(row.next_fire_at, previous_time(row.cron, row.timezone, now))
-        following = next_times(row.cron, row.timezone, latest)[0]
+        latest = max(row.next_fire_at, previous_time(cron, row.timezone, now))
+        following = next_times(cron, row.timezone, latest)[0]
         while following <= now:
-            latest, following = following, next_times(row.cron, row.timezone, following)[0]
+            latest, following = following, next_times(cron, row.timezone, following)[0]
     return latest, following
 
 
@@ -784,6 +785,17 @@ def _stored_refusal(cron: str, timezone: str) -> str | None:
     except Invalid as exc:
         return exc.message
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def fired_form(cron: str) -> str:
+    """The five fields a stored expression that today's rules take fires as: `check_cron`'s
+    normal form (`@yearly` is `0 0 1 1 *`). A save stores that form, but a version, an import
+    or a manual edit may have stored another (`@yearly`, `@Daily`, tabs), and the fire times
+    computed from it as stored made every list holding it a 500 and, once due, failed every
+    round of the scheduler, so no schedule fired again. Raises Invalid for an expression
+    `stored_problem` names (callers leave those out first)."""
+    return check_cron(cron)
 
 
 async def _pause_refused(session: AsyncSession, rows: list[Schedule]) -> list[Schedule]:
