@@ -273,7 +273,8 @@ def _to_int(value: Any) -> int:
     if isinstance(value, int):
         return _in_range(value)
     if isinstance(value, float):  # 5.0 too: one rule for every integer (services/bodies.py)
-        raise _Bad("must be an integer, e.g. 42, without a fraction (not 5.0)")
+        # The value as JSON reads it (a webhook's 1E2 is 100.0): each was told "(not 5.0)".
+        raise _Bad(f"must be an integer, e.g. 42, without a fraction (not {value!r})")
     if isinstance(value, str):
         text = _numeral(value, "42")
         try:
