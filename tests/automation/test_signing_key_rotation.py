@@ -125,6 +125,8 @@ async def test_the_replaced_key_is_accepted_until_its_window_ends(
     assert (await caller.call(OLD)).status_code == 202
     r = await client.put(f"/api/v1/secrets/{secret_id}", json={"value": NEW}, headers=admin.headers)
     assert r.status_code == 200, r.text
+    assert (await caller.call(OLD)).status_code == 202, "a sender not switched yet"
+    assert (await caller.call(NEW)).status_code == 202, "a sender switched already"
     until = r.json()["previous_accepted_until"]
     assert until is not None, r.text
     left = datetime.fromisoformat(until) - clock.now()
@@ -133,9 +135,6 @@ async def test_the_replaced_key_is_accepted_until_its_window_ends(
     assert r.json()["previous_key_accepted_until"] == until, r.text
     r = await client.get(f"/api/v1/scripts/{script_id}/webhooks", headers=admin.headers)
     assert [h["previous_key_accepted_until"] for h in r.json()["items"]] == [until]
-
-    assert (await caller.call(OLD)).status_code == 202, "a sender not switched yet"
-    assert (await caller.call(NEW)).status_code == 202, "a sender switched already"
     r = await caller.call("neither-key")
     assert (r.status_code, r.json()["detail"]) == (401, MISMATCH[scheme])
     moved_clock.ahead = left - timedelta(seconds=5)
