@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy import Delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
@@ -520,37 +521,50 @@ async def _keep_previous(
             f"secret {secret.name} signs no webhook: only a webhook's signature check accepts a "
             "previous value; send 0 or leave it out",
         )
-    previous = await session.get(SecretPreviousValue, secret.id)
     try:
         replaced = keyring.reveal(keyring.current_vault(), secret) if seconds else None
     except DecryptError:
         replaced = None
         warnings.append(f"{PREVIOUS_FIELD}: the value replaced did not decrypt, so it is not kept")
+    if replaced == value:  # saved again: nothing was replaced, the window stays as it is
+        return (await previous_accepted_until(session, [secret.id])).get(secret.id)
+    # Statements, not loaded rows: a call or the upkeep may delete one whose window is over
+    # meanwhile (`live_previous`), and a row loaded here would then be deleted or updated twice.
+    await session.exec(_previous_of(secret.id))
     if replaced is None:
-        if previous is not None:
-            await session.delete(previous)
         return None
     now = utcnow()
-    if replaced == value:  # saved again: nothing was replaced
-        return previous.accepted_until if previous is not None and previous.accepted_until > now else None
-    if previous is None:
-        previous = SecretPreviousValue(
-            secret_id=secret.id, ciphertext=b"", salt=b"", nonce=b"", accepted_until=now
-        )
-        session.add(previous)
+    until = now + timedelta(seconds=seconds)
+    previous = SecretPreviousValue(
+        secret_id=secret.id, ciphertext=b"", salt=b"", nonce=b"", replaced_at=now, accepted_until=until
+    )
     keyring.seal_previous(keyring.current_vault(), previous, replaced)
-    previous.replaced_at, previous.accepted_until = now, now + timedelta(seconds=seconds)
-    return previous.accepted_until
+    session.add(previous)
+    return until
+
+
+def _ended(now: datetime) -> Any:
+    """The condition of a previous value whose window is over at `now`."""
+    return compared(col(SecretPreviousValue.accepted_until), LE, now)
+
+
+def _previous_of(secret_id: int, *where: Any) -> Delete:
+    """The statement deleting the previous value of the secret `secret_id` (matching `where`)."""
+    return sql_delete(SecretPreviousValue).where(col(SecretPreviousValue.secret_id) == secret_id, *where)
 
 
 async def live_previous(session: AsyncSession, secret_id: int) -> SecretPreviousValue | None:
     """The secret's previous value while its window lasts, for a webhook's signature check;
-    None when it has none. One whose window is over is deleted here (the caller commits)."""
+    None when it has none. One whose window is over is deleted here (the caller commits; calls
+    at once each delete it, which deletes nothing the second time)."""
     previous = await session.get(SecretPreviousValue, secret_id)
     if previous is None:
         return None
-    if previous.accepted_until <= utcnow():
-        await session.delete(previous)
+    now = utcnow()
+    if previous.accepted_until <= now:
+        await session.exec(
+            _previous_of(secret_id, compared(col(SecretPreviousValue.accepted_until), LE, now))
+        )
         return None
     return previous
 
@@ -565,7 +579,7 @@ async def end_previous(session: AsyncSession, actor: Actor, secret_id: int) -> N
     if previous is None:
         await session.commit()
         raise NotFound(f"secret {secret.name} has no previous value still accepted")
-    await session.delete(previous)
+    await session.exec(_previous_of(secret_id))
     audit.record(
         session,
         actor,
@@ -580,23 +594,24 @@ async def end_previous(session: AsyncSession, actor: Actor, secret_id: int) -> N
 
 async def drop_ended_previous_values(db: Database) -> int:
     """Delete every previous value whose window is over (the upkeep's round: `retention.run_upkeep`),
-    each audited as `secret.previous_removed` by `retention`; returns how many."""
+    each audited as `secret.previous_removed` by `retention`; returns how many. One a call
+    deleted first (`live_previous`) is neither counted nor audited here."""
     async with db.session() as session:
-        ended = compared(col(SecretPreviousValue.accepted_until), LE, utcnow())
-        rows = (await session.exec(select(SecretPreviousValue).where(ended).with_for_update())).all()
-        for previous in rows:
-            await session.delete(previous)
+        statement = sql_delete(SecretPreviousValue).where(_ended(utcnow()))
+        columns = col(SecretPreviousValue.secret_id), col(SecretPreviousValue.accepted_until)
+        removed = (await session.exec(statement.returning(*columns))).all()
+        for secret_id, until in removed:
             audit.record(
                 session,
                 Actor.on_behalf_of(None, "retention"),
                 "secret.previous_removed",
                 TARGET,
-                previous.secret_id,
+                secret_id,
                 actor_name="retention",
-                accepted_until=utc_text(previous.accepted_until),
+                accepted_until=utc_text(until),
             )
         await session.commit()
-        return len(rows)
+        return len(removed)
 
 
 def _listed(names: list[str]) -> str:
@@ -664,7 +679,7 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
         deleted_scripts = select(Script.id).where(col(Script.deleted_at).is_not(None))
         links = links.where(col(ScriptSecret.script_id).in_(deleted_scripts))
     await session.exec(links)
-    await session.exec(sql_delete(SecretPreviousValue).where(col(SecretPreviousValue.secret_id) == secret_id))
+    await session.exec(_previous_of(secret_id))
     await session.delete(secret)
     audit.record(
         session,

@@ -7,6 +7,7 @@ which `db.types.utcnow` reads), never by sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,12 +22,13 @@ from sqlmodel import col, select
 
 from opscraft import runtime
 from opscraft.db import clock
-from opscraft.db.models import AuditEvent, SecretPreviousValue
+from opscraft.db.models import AuditEvent, RegisteredWorker, SecretPreviousValue
 from opscraft.security.vault import generate_key_text, parse_key
 from opscraft.services import keyring, secrets
 from tests.automation.test_webhooks import audit_calls, github_signed, setup_hook, signed
 from tests.conftest import PASSWORD, LoggedIn
 from tests.test_secrets_storage import forms, stored_bytes
+from tests.waiting import until
 
 OLD = "old-Signing-Key-4f1e2d"
 NEW = "new-Signing-Key-9a8b7c"
@@ -52,6 +54,24 @@ class MovedClock:
     def now(self) -> datetime:
         """The real `clock.now()` (this process's measured offset included) plus `ahead`."""
         return self.real() + self.ahead
+
+    async def move_to(self, moment: datetime) -> None:
+        """Move the clock to `moment`, and wait for the runtime's worker to say it is alive in
+        the moved clock (its next heartbeat: until then its last one looks as old as the move,
+        the worker lost, and a call that starts a run is a 409 "no runner is available"). The
+        clock is then set to `moment` again: the wait took real seconds, which the moved clock
+        counted too (a heartbeat a few seconds in the future is alive)."""
+        rt = runtime.current()
+        self.ahead = moment - self.real()
+
+        async def heartbeat_since_the_move() -> bool:
+            async with rt.db.session() as session:
+                beats = await session.exec(select(RegisteredWorker.heartbeat_at))
+                fresh = self.now() - timedelta(seconds=rt.settings.worker_heartbeat_seconds)
+                return any(beat > fresh for beat in beats.all())
+
+        await until(heartbeat_since_the_move, "the worker's heartbeat in the moved clock")
+        self.ahead = moment - self.real()
 
 
 @pytest.fixture
@@ -129,17 +149,17 @@ async def test_the_replaced_key_is_accepted_until_its_window_ends(
     assert (await caller.call(NEW)).status_code == 202, "a sender switched already"
     until = r.json()["previous_accepted_until"]
     assert until is not None, r.text
-    left = datetime.fromisoformat(until) - clock.now()
-    assert timedelta(minutes=59) < left <= timedelta(hours=1), left
+    ends = datetime.fromisoformat(until)
+    assert timedelta(minutes=59) < ends - clock.now() <= timedelta(hours=1), ends
     r = await client.get(f"/api/v1/scripts/{script_id}/webhooks/{hook['id']}", headers=admin.headers)
     assert r.json()["previous_key_accepted_until"] == until, r.text
     r = await client.get(f"/api/v1/scripts/{script_id}/webhooks", headers=admin.headers)
     assert [h["previous_key_accepted_until"] for h in r.json()["items"]] == [until]
     r = await caller.call("neither-key")
     assert (r.status_code, r.json()["detail"]) == (401, MISMATCH[scheme])
-    moved_clock.ahead = left - timedelta(seconds=5)
+    await moved_clock.move_to(ends - timedelta(seconds=30))
     assert (await caller.call(OLD)).status_code == 202, "inside the window"
-    moved_clock.ahead = left + timedelta(seconds=1)
+    await moved_clock.move_to(ends + timedelta(seconds=1))
     r = await caller.call(OLD)
     assert (r.status_code, r.json()["detail"]) == (401, MISMATCH[scheme]), "after the window"
     assert (await caller.call(NEW)).status_code == 202
@@ -307,3 +327,26 @@ async def test_the_upkeep_deletes_previous_values_whose_window_is_over(
     r = await client.get(f"/api/v1/secrets/{short}/audit-logs", headers=admin.headers)
     assert r.json()["items"][0]["action"] == "secret.previous_removed", r.text
     assert r.json()["items"][0]["actor_name"] == "retention"
+
+
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
+async def test_calls_at_once_after_the_window_are_each_refused_not_an_error(
+    client: httpx.AsyncClient, admin: LoggedIn, moved_clock: MovedClock
+) -> None:
+    """Calls that come together after the window (and the upkeep's round) each find the
+    previous value over and delete it: those that came later found nothing left to delete (an
+    ORM delete warned "expected to delete 1 row(s); 0 were matched", an error here). Each round
+    rotates again: a new value keeps its own previous value, which the next round outlives."""
+    secret_id, _, _, caller = await signed_hook(client, admin)
+    old = OLD
+    for round_ in range(6):
+        new = f"{NEW}-{round_}"
+        headers = await sign_in(client, admin)
+        r = await client.put(f"/api/v1/secrets/{secret_id}", json={"value": new}, headers=headers)
+        assert r.status_code == 200 and r.json()["previous_accepted_until"], r.text
+        moved_clock.ahead += timedelta(hours=1, seconds=1)  # no run starts: no heartbeat to wait for
+        sweep = secrets.drop_ended_previous_values(runtime.current().db)
+        *answers, _ = await asyncio.gather(*(caller.call(old) for _ in range(8)), sweep)
+        assert [a.status_code for a in answers] == [401] * 8, [a.text for a in answers]
+        assert await stored_previous(secret_id) is None
+        old = new
