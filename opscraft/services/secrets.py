@@ -266,6 +266,9 @@ class SecretInfo:
     # Until when webhooks signed with it still accept the value its last new value replaced;
     # None when they accept the current value only.
     previous_accepted_until: datetime | None = None
+    # Whether a webhook signs with it (a new value then keeps the one it replaces: the UI offers
+    # the window only then).
+    signs_webhooks: bool = False
 
 
 @dataclass(frozen=True)
@@ -319,6 +322,7 @@ async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
     attached = await _scripts_of(session, ids)
     names = await _user_names(session, {s.created_by for s in rows} | {s.updated_by for s in rows})
     until = await previous_accepted_until(session, ids)
+    signs = await _signing(session, ids)
     return [
         SecretInfo(
             s,
@@ -326,9 +330,18 @@ async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
             names.get(s.created_by or 0),
             names.get(s.updated_by or 0),
             previous_accepted_until=until.get(s.id or 0),
+            signs_webhooks=s.id in signs,
         )
         for s in rows
     ]
+
+
+async def _signing(session: AsyncSession, secret_ids: list[int]) -> set[int]:
+    """Those of `secret_ids` that sign a webhook (its `secret_id`)."""
+    if not secret_ids:
+        return set()
+    query = select(WebhookTrigger.secret_id).where(col(WebhookTrigger.secret_id).in_(secret_ids))
+    return {secret_id for secret_id in (await session.exec(query.distinct())).all() if secret_id is not None}
 
 
 async def previous_accepted_until(session: AsyncSession, secret_ids: list[int]) -> dict[int, datetime]:
@@ -494,13 +507,6 @@ async def _held(session: AsyncSession, secret_id: int) -> Secret:
     return secret
 
 
-async def _signs_webhooks(session: AsyncSession, secret_id: int) -> bool:
-    """True when a webhook signs with the secret."""
-    signing = select(WebhookTrigger.id).where(col(WebhookTrigger.secret_id) == secret_id)
-    found = await session.exec(signing.limit(1))
-    return found.first() is not None
-
-
 async def _keep_previous(
     session: AsyncSession, secret: Secret, value: str, seconds: int | None, warnings: list[str]
 ) -> datetime | None:
@@ -512,7 +518,7 @@ async def _keep_previous(
     stored value that does not decrypt keeps nothing and says so in `warnings` (never the value).
     `Invalid` (422, `previous_accepted_seconds`) above 0 for a secret that signs no webhook."""
     assert secret.id is not None
-    signs = await _signs_webhooks(session, secret.id)
+    signs = bool(await _signing(session, [secret.id]))
     if seconds is None:
         seconds = PREVIOUS_DEFAULT_SECONDS if signs else 0
     elif seconds > 0 and not signs:
