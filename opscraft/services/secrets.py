@@ -211,12 +211,21 @@ class SecretBase(Body):
     description: Text = ""
 
 
+def _update_schema(schema: dict[str, Any]) -> None:
+    """`SecretUpdate`'s schema: `partial.at_least_one_field`, where the field that counts is the
+    description or the value (a rotation window alone changes nothing), and the window goes with
+    a value (`dependentRequired`, JSON Schema 2020-12)."""
+    partial.at_least_one_field(schema)
+    schema["anyOf"] = [{"required": ["description"]}, {"required": ["value"]}]
+    schema["dependentRequired"] = {PREVIOUS_FIELD: ["value"]}
+
+
 class SecretUpdate(Body):
     """A change of a secret's description and/or value (at least one of the two), and what the
     description held when the edit started (`base`), so that two people editing the same
     secret's description do not silently undo each other (the later save used to win)."""
 
-    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
+    model_config = ConfigDict(json_schema_extra=_update_schema)
 
     description: limited(Text, MAX_DESCRIPTION) | None = None
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
