@@ -7,15 +7,18 @@
    5 s). Reported: the process CPU time per minute as a share of one core, and, as the bare
    baseline in the same run, the CPU time of starting the same 1,000 runs directly with
    `services.executions.create` (what the runs cost without any scheduler).
-2. Webhook: p50/p95 of `POST /api/v1/hooks/{id}/{token}` (unsigned and signed) through the real
-   FastAPI stack in process, against the bare baseline of `POST /api/v1/executions` with an
-   access token (the same run start, without the webhook's checks).
+2. Webhook: p50/p95 of `POST /api/v1/hooks/{id}/{token}` (unsigned and signed; then, after the
+   signing secret got a new value, signed with the new key and with the old one inside the
+   rotation window, unless `--no-rotation`) through the real FastAPI stack in process, against
+   the bare baseline of `POST /api/v1/executions` with an access token (the same run start,
+   without the webhook's checks).
 
 No worker runs (the runs stay queued): this measures the trigger side, not the runs. A
 `workers` row offering the local runner stands for a worker elsewhere, so runs can be created.
 
 Usage: .venv/bin/python bench/bench_automation.py [--schedules 1000] [--minutes 3] [--calls 300]
            [--pg postgresql+asyncpg://...]   (default SQLite in a temporary directory)
+           [--no-rotation]                   (a version before signing key rotation windows)
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import hmac
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from itertools import count
 from pathlib import Path
 
 import httpx
@@ -95,7 +100,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-async def webhook_bench(app: FastAPI, admin_headers: dict[str, str], script_id: int, calls: int) -> None:
+async def webhook_bench(
+    app: FastAPI, admin_headers: dict[str, str], script_id: int, calls: int, rotation: bool
+) -> None:
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
         r = await client.post(
@@ -115,17 +122,26 @@ async def webhook_bench(app: FastAPI, admin_headers: dict[str, str], script_id: 
             )
         ).json()
         body = orjson.dumps({"ref": "main"})
+        calls_made = count()
 
-        def sign() -> dict[str, str]:
-            ts = str(int(time.time()))
-            mac = hmac.new(b"k", ts.encode() + b"." + body, hashlib.sha256).hexdigest()
-            return {
-                "X-OpsCraft-Timestamp": ts,
-                "X-OpsCraft-Signature": f"sha256={mac}",
-                "Content-Type": "application/json",
-            }
+        def signed_call(key: bytes) -> Callable[[], Awaitable[httpx.Response]]:
+            """A signed call under `key`, its body new each time (the same one again in the same
+            second would be a replay: 401)."""
 
-        async def measure(label: str, send) -> None:
+            def send() -> Awaitable[httpx.Response]:
+                each = orjson.dumps({"ref": "main", "n": next(calls_made)})
+                ts = str(int(time.time()))
+                mac = hmac.new(key, ts.encode() + b"." + each, hashlib.sha256).hexdigest()
+                headers = {
+                    "X-OpsCraft-Timestamp": ts,
+                    "X-OpsCraft-Signature": f"sha256={mac}",
+                    "Content-Type": "application/json",
+                }
+                return client.post(signed["url_path"], content=each, headers=headers)
+
+            return send
+
+        async def measure(label: str, send: Callable[[], Awaitable[httpx.Response]]) -> None:
             for _ in range(20):
                 await send()
             samples = []
@@ -145,9 +161,14 @@ async def webhook_bench(app: FastAPI, admin_headers: dict[str, str], script_id: 
                 plain["url_path"], content=body, headers={"Content-Type": "application/json"}
             ),
         )
-        await measure(
-            "webhook, signed", lambda: client.post(signed["url_path"], content=body, headers=sign())
-        )
+        await measure("webhook, signed", signed_call(b"k"))
+        if rotation:
+            # A new value of the key: inside the rotation window the old one is tried second
+            # (its row read and decrypted too), the new one first.
+            r = await client.put(f"/api/v1/secrets/{key_id}", json={"value": "k2"}, headers=admin_headers)
+            assert r.json()["previous_accepted_until"], r.text
+            await measure("webhook, signed, new key inside a rotation window", signed_call(b"k2"))
+            await measure("webhook, signed, old key inside a rotation window", signed_call(b"k"))
         await measure(
             "baseline POST /api/v1/executions (access token)",
             lambda: client.post("/api/v1/executions", json={"script_id": script_id}, headers=admin_headers),
@@ -160,6 +181,9 @@ async def main() -> None:
     parser.add_argument("--minutes", type=int, default=3)
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--pg", default=None)
+    parser.add_argument(
+        "--no-rotation", action="store_true", help="leave out the calls inside a key's rotation window"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         values = {
@@ -205,7 +229,7 @@ async def main() -> None:
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
                 r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": PASSWORD})
                 headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
-            await webhook_bench(app, headers, saved.script.id, args.calls)
+            await webhook_bench(app, headers, saved.script.id, args.calls, not args.no_rotation)
         finally:
             await lifecycle.stop()
 

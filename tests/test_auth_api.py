@@ -189,6 +189,22 @@ async def test_logout_never_answers_logged_out_when_nothing_ended(
     gone = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert gone.status_code == 401
     assert (await client.post("/api/v1/auth/logout", headers=me)).status_code == 200, "no body: still fine"
+    # Without a body, the sign-in of the access token ends, also from a refreshed pair: its
+    # refresh token went on refreshing for 7 days after "logged out". Another sign-in goes on.
+    other = (await client.post("/api/v1/auth/login", json=login)).json()
+    for refreshes in (0, 1):
+        pair = (await client.post("/api/v1/auth/login", json=login)).json()
+        for _ in range(refreshes):
+            pair = (
+                await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+            ).json()
+        bearer = {"Authorization": f"Bearer {pair['access_token']}"}
+        r = await client.post("/api/v1/auth/logout", headers=bearer)
+        assert r.status_code == 200 and r.json() == {"detail": "logged out"}, r.text
+        ended = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert ended.status_code == 401 and "has been used or revoked" in ended.text, (refreshes, ended.text)
+    kept = await client.post("/api/v1/auth/refresh", json={"refresh_token": other["refresh_token"]})
+    assert kept.status_code == 200, kept.text
 
     created = await client.post("/api/v1/tokens", json={"name": "ci"}, headers=admin.headers)
     pat = {"Authorization": f"Bearer {created.json()['token']}"}

@@ -69,6 +69,10 @@ def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert short.stderr.strip() == "opscraft: password: must be at least 8 characters, not 5"
     bad_role = opscraft(tmp_path, "user", "create", "eve", "--role", "root", stdin="Eve-Pass-123\n")
     assert bad_role.returncode == 2 and "invalid choice" in bad_role.stderr
+    # Blanks around the name, as the API and the forms take it: the address made from the name
+    # was refused ("The email address contains invalid characters before the @-sign: SPACE.").
+    spaced = opscraft(tmp_path, "user", "create", " carol ", stdin="Carol-Pass-123\n")
+    assert spaced.returncode == 0 and "created viewer 'carol'" in spaced.stdout, spaced.stderr
 
 
 def test_created_user_can_log_in(served: LiveServer) -> None:

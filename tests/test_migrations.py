@@ -26,7 +26,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
 from sqlalchemy import insert as sql_insert
 from sqlalchemy.exc import IntegrityError, SAWarning
-from sqlmodel import SQLModel, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel import delete as sql_delete
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,6 +42,7 @@ from opscraft.db.models import (
     Script,
     ScriptSecret,
     Secret,
+    SecretPreviousValue,
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
@@ -1156,3 +1157,40 @@ async def test_0044_deletes_the_webhooks_of_deleted_scripts_and_keeps_the_others
         rows = await conn.execute(text("SELECT id FROM webhook_triggers"))
         assert rows.scalars().all() == [ids[live]]
         assert (await conn.execute(text("SELECT count(*) FROM webhook_signatures"))).scalar_one() == 0
+
+
+async def test_0045_adds_the_previous_values_of_secrets_and_downgrades_keeping_the_secrets(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """0045 adds `secret_previous_values` (no secret had a previous value before); a previous
+    value goes with its secret (ON DELETE CASCADE: a deleted secret leaves no value behind); the
+    downgrade drops the table and keeps the secrets."""
+    scratch = await at_revision("0044")
+    async with scratch.session() as session:
+        rows = [Secret(name=name, ciphertext=b"c", salt=b"s", nonce=b"n") for name in ("KEPT", "GONE")]
+        session.add_all(rows)
+        await session.commit()
+        ids = [row.id for row in rows]
+    await upgrade(scratch.engine, "0045")
+    async with scratch.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM secret_previous_values"))).scalar_one() == 0
+    async with scratch.session() as session:
+        for secret_id in ids:
+            assert secret_id is not None
+            until = datetime(2026, 1, 1, 1)
+            session.add(
+                SecretPreviousValue(
+                    secret_id=secret_id, ciphertext=b"p", salt=b"s", nonce=b"n", accepted_until=until
+                )
+            )
+        await session.commit()
+    async with scratch.session() as session:
+        await session.exec(sql_delete(Secret).where(col(Secret.id) == ids[1]))
+        await session.commit()
+        rows = (await session.exec(select(SecretPreviousValue.secret_id))).all()
+        assert rows == [ids[0]]
+    await _downgrade(scratch, "0044")
+    async with scratch.engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert "secret_previous_values" not in tables
+        assert (await conn.execute(text("SELECT name FROM secrets"))).scalars().all() == ["KEPT"]

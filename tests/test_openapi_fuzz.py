@@ -50,6 +50,8 @@ SEMANTIC_FIELDS |= {"current_password", "config", "secret_id", "channel_id"}
 SEMANTIC_FIELDS |= {"cron", "mapping"}
 # A webhook's GitHub or GitLab signature form needs its signing secret (`secret_id`).
 SEMANTIC_FIELDS |= {"signature_scheme"}
+# A rotation window is kept only for a secret that signs a webhook (another row: webhook_triggers).
+SEMANTIC_FIELDS |= {"previous_accepted_seconds"}
 # Deleting runs by retention needs a retention period: the switch on with 0 days (sent or stored).
 SEMANTIC_FIELDS |= {"retention_delete_executions", "output_retention_days"}
 # A time zone is a name the IANA database (zoneinfo) knows.
@@ -208,6 +210,9 @@ def test_the_schema_states_the_real_constraints() -> None:
     assert models["UserCreate"]["properties"]["username"]["pattern"].startswith("^[A-Za-z0-9]")
     assert models["ScriptCreate"]["properties"]["tags"]["maxItems"] == 20
     assert "pattern" in models["ScriptCreate"]["properties"]["description"], "no NUL: PostgreSQL refuses it"
+    # A secret's rotation window goes with a new value, and alone changes nothing
+    assert models["SecretUpdate"]["dependentRequired"] == {"previous_accepted_seconds": ["value"]}
+    assert models["SecretUpdate"]["anyOf"] == [{"required": ["description"]}, {"required": ["value"]}]
     for model in ("ScriptCreate", "ScriptUpdate"):  # left out or a value, never null (a 422)
         for field in NOT_NULL_RUN_SETTINGS:
             shown = models[model]["properties"][field]

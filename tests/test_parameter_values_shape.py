@@ -51,11 +51,38 @@ def test_a_form_box_says_the_same_as_the_api() -> None:
     what is not an object with the API's message, with the body's other problems."""
     assert parameters.json_from_text(' {"N": 1} ') == {"N": 1}
     assert parameters.json_from_text("") == {}
-    for text in ("[1,2]", "{", "3", "null"):
+    for text in ("[1,2]", "3", "null"):
         with pytest.raises(ValidationError) as raised:
             WebhookIn.model_validate({"name": "", "mapping": parameters.json_from_text(text)})
         errors = {e["loc"][0]: e["msg"] for e in raised.value.errors()}
         assert errors["mapping"] == "must be a JSON object" and "name" in errors, text
+
+
+@pytest.mark.parametrize(
+    ("text", "place"),
+    [
+        ("{", "line 1, column 2"),
+        ("{'N': 1}", "line 1, column 2"),
+        ('{"N": 1,}', "line 1, column 9"),  # Python 3.13 says "Illegal trailing comma"
+        ('{\r\n  "N": "a"\r\n  "M": 2\r\n}', "line 3, column 3"),
+        ("N=1", "line 1, column 1"),
+        ('{"N": "a\tb"}', "line 1, column 9"),
+    ],
+)
+def test_a_form_box_that_is_not_json_says_where_it_breaks(text: str, place: str) -> None:
+    """A box that is not JSON said "must be a JSON object (it is text)", for Python's quotes or
+    a trailing comma too: not where it went wrong. It says so as the API says it of a body
+    (`http.not_json_reason`: "Expecting ',' delimiter at line 3, column 3")."""
+    for model, data in (
+        (WebhookIn, {"name": "n", "mapping": parameters.json_from_text(text)}),
+        (ScheduleIn, {"name": "n", "cron": "0 1 * * *", "parameters": parameters.json_from_text(text)}),
+        (LinkIn, {"target_script_id": 1, "parameters": parameters.json_from_text(text)}),
+    ):
+        with pytest.raises(ValidationError) as raised:
+            model.model_validate(data)
+        message = next(e["msg"] for e in raised.value.errors())
+        assert message.startswith("must be a JSON object: not valid JSON: "), (model, message)
+        assert message.endswith(f" at {place}"), (model, message)
 
 
 @pytest.mark.parametrize(

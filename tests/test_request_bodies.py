@@ -238,6 +238,11 @@ async def test_a_float_is_no_whole_number_in_any_part_of_a_request(
     run = {"script_id": script_id, "parameters": {"N": 5.0}}
     r = await client.post("/api/v1/executions", json=run, headers=operator.headers)
     _field_error(r, "parameters.N", "without a fraction")
+    # the value sent is named: each float was told "(not 5.0)", a webhook's 1E2 or a 2.5 too
+    for sent, named in ((100.0, "(not 100.0)"), (2.5, "(not 2.5)"), (1e300, "(not 1e+300)")):
+        run = {"script_id": script_id, "parameters": {"N": sent}}
+        r = await client.post("/api/v1/executions", json=run, headers=operator.headers)
+        _field_error(r, "parameters.N", named)
     _field_error(
         await client.post(
             "/api/v1/executions", json={"script_id": float(script_id)}, headers=operator.headers

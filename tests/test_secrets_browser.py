@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from tests.ui_journey import (
     ELEMENTS_HOLD_JS,
     OPERATOR_AND_VIEWER,
     SocketHold,
+    api,
     api_user,
     create_script,
     journey_server,
@@ -405,3 +407,46 @@ def test_a_value_typed_then_escaped_leaves_the_page(page: Any, server: LiveServe
     page.get_by_test_id("secrets-summary").filter(has_text="1 secret").wait_for()
     assert not page.evaluate(ELEMENTS_HOLD_JS, typed)
     assert typed not in page.content()
+
+
+def test_a_signing_secret_s_new_value_keeps_the_old_one_for_the_window_chosen(
+    page: Any, server: LiveServer
+) -> None:
+    """The New value dialog of a secret that signs a webhook chooses how long the old value is
+    still accepted; the Secrets page and the webhook's row say until when, and the webhook's row
+    ends it (**Refuse old key now**). A secret that signs nothing offers no such choice."""
+    admin = token(server, "vault-admin")
+    secret = api(server, "POST", "/secrets", admin, json={"name": "ROLLED_KEY", "value": VALUE})
+    api(server, "POST", "/secrets", admin, json={"name": "PLAIN_KEY", "value": VALUE})
+    script = create_script(server, admin, "rolled-hook-script", "echo hi\n")
+    signing = {"name": "rolled", "secret_id": secret["id"]}
+    hook = api(server, "POST", f"/scripts/{script['id']}/webhooks", admin, json=signing)
+    signed_in(page, server, "operator", "/secrets")
+    page.get_by_test_id("secret-search").fill("PLAIN_KEY")
+    page.get_by_test_id("replace-PLAIN_KEY").click()
+    page.get_by_test_id("replace-value").wait_for()
+    assert page.get_by_test_id("replace-keep-previous").count() == 0
+    page.keyboard.press("Escape")
+    page.get_by_test_id("secret-search").fill("ROLLED_KEY")
+    page.get_by_test_id("replace-ROLLED_KEY").click()
+    page.get_by_test_id("replace-value").fill(NEW_VALUE)
+    page.locator(".q-field", has=page.get_by_test_id("replace-keep-previous")).click()
+    page.get_by_role("option", name="1 day", exact=True).click()
+    page.get_by_test_id("replace-submit").click()
+    page.locator(".q-notification").filter(has_text="Value replaced").wait_for()
+    page.get_by_test_id("end-previous-ROLLED_KEY").wait_for()
+    until = api(server, "GET", f"/secrets/{secret['id']}", admin)["previous_accepted_until"]
+    left = datetime.fromisoformat(until) - datetime.fromisoformat(hook["created_at"])
+    assert timedelta(days=1) < left < timedelta(days=1, minutes=10), "a day after the save"
+    page.get_by_text(re.compile("old value accepted until")).wait_for()
+    assert_no_value(page, VALUE, NEW_VALUE)
+
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_test_id(f"webhook-previous-{hook['id']}").wait_for()
+    page.get_by_test_id(f"webhook-end-previous-{hook['id']}").click()
+    page.get_by_test_id("confirm-end-previous").click()
+    page.locator(".q-notification").filter(has_text="Old value refused").wait_for()
+    page.get_by_test_id(f"webhook-previous-{hook['id']}").wait_for(state="detached")
+    shown = api(server, "GET", f"/scripts/{script['id']}/webhooks/{hook['id']}", admin)
+    assert shown["previous_key_accepted_until"] is None
+    assert_no_value(page, VALUE, NEW_VALUE)

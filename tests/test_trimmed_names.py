@@ -74,3 +74,31 @@ async def test_ansible_run_options_are_saved_without_surrounding_blanks(
     r = await client.post(f"/api/v1/scripts/{r.json()['id']}/schedules", json=schedule, headers=h)
     assert r.status_code == 201, r.text
     assert r.json()["run_options"] == {"limit": "web", "tags": ["deploy", "db"], "skip_tags": ["slow"]}
+
+
+async def test_an_email_address_is_saved_without_surrounding_blanks(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """An address with a blank around it (pasted, read from a file, `a@x.com, b@x.com` split at
+    the comma) was refused "invalid characters before the @-sign: SPACE" by the API, for an
+    account and a notification channel alike, while the forms trimmed it. A line break inside
+    or after it is still refused."""
+    h = admin.headers
+    body = {"username": "mailer", "email": " Mailer@Example.com\t", "password": "Mailer-Pass-123"}
+    r = await client.post("/api/v1/users", json=body, headers=h)
+    assert r.status_code == 201 and r.json()["email"] == "mailer@example.com", r.text
+    user_id = r.json()["id"]
+    r = await client.put(f"/api/v1/users/{user_id}", json={"email": "\tmail2@example.com "}, headers=h)
+    assert r.status_code == 200 and r.json()["email"] == "mail2@example.com", r.text
+    r = await client.put("/api/v1/auth/me", json={"email": " root@example.com "}, headers=h)
+    assert r.status_code == 200 and r.json()["email"] == "root@example.com", r.text
+    for refused in ("root@example.com\n", "ro ot@example.com"):
+        r = await client.put("/api/v1/auth/me", json={"email": refused}, headers=h)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "email", r.text
+    to = [" ops@example.com", "dev@example.com "]
+    config = {"to": to, "from": " bot@example.com ", "host": "smtp.example.com"}
+    channel = {"name": "mail", "kind": "email", "config": config}
+    r = await client.post("/api/v1/notifications/channels", json=channel, headers=h)
+    assert r.status_code == 201, r.text
+    assert r.json()["config"]["to"] == ["ops@example.com", "dev@example.com"], r.text
+    assert r.json()["config"]["from"] == "bot@example.com", r.text

@@ -8,7 +8,8 @@ from there to the dashboard instead of back to the page (where the unsaved edit 
 Schedules page, empty, did not say where schedules are added; no page said which scripts' runs
 wait for approval, nor could one be required there; an empty number setting was "(it is null)";
 a timeout past its limit read "At most 86400" where the memory's said "Must be at most 65536";
-an emptied Timeout box kept the old value and said "Saved"."""
+an emptied Timeout box kept the old value and said "Saved"; an error notification naming long
+parameters ran off a phone's screen and went after 5 s."""
 
 from __future__ import annotations
 
@@ -72,6 +73,31 @@ def test_a_long_message_under_a_field_pushes_the_next_field_down_on_a_phone(
     shown = message.bounding_box()
     assert shown["height"] > 30, shown  # several lines at this width: the case that overlapped
     assert shown["y"] + shown["height"] <= below["y"], (shown, below)
+
+
+def test_a_notification_of_long_parameter_names_wraps_on_a_phone_and_stays_until_closed(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The notification "Fix the highlighted parameters: NAME, ..." with names of 64 characters
+    (the longest a parameter may take) ran past the notification's right edge on a phone, cut off, and went
+    after 5 s (Quasar's default), like every error notification (`layout.notify_error` said it
+    stays until closed): a person reading the list of names lost it mid-way."""
+    names = [f"P{i}_" + "X" * 61 for i in range(2)]
+    declared = [{"name": name, "type": "string", "required": True} for name in names]
+    script = create_script(server, tokens["admin"], "long-names", GREET, parameters=declared, status="active")
+    page.set_viewport_size({"width": 375, "height": 800})
+    signed_in(page, server, "viewer", f"/scripts/{script['id']}")
+    page.get_by_test_id("execute-button").click()
+    page.get_by_test_id("execute-submit").click()
+    message = page.locator(".q-notification.bg-negative .q-notification__message")
+    expect(message).to_contain_text(names[1])
+    overflow = "e => [e.scrollWidth - e.clientWidth, e.getBoundingClientRect().right, window.innerWidth]"
+    hidden, right, width = message.evaluate(overflow)
+    assert hidden <= 0 and right <= width, (hidden, right, width)
+    page.wait_for_timeout(6000)  # past Quasar's 5 s default timeout, after which it went
+    expect(message).to_be_visible()
+    page.locator(".q-notification.bg-negative").get_by_role("button", name="Close").click()
+    expect(message).to_have_count(0)
 
 
 def test_a_required_value_of_blanks_only_is_refused_under_its_field(

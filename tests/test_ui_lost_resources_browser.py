@@ -14,7 +14,7 @@ import pytest
 
 from opscraft.ui.lost_resources import MAX_RELOADS
 from tests.conftest import LiveServer
-from tests.ui_journey import journey_server, log_in, wait_connected
+from tests.ui_journey import journey_server, log_in, signed_in, wait_connected
 
 pytestmark = pytest.mark.browser
 
@@ -134,3 +134,41 @@ def test_a_file_lost_after_the_page_connected_reloads_nothing(server: LiveServer
 
     assert page.evaluate("window.before_the_loss") is True
     assert _warnings(page) == []
+
+
+# The components a page's own HTML names (preloaded before its socket connects), by path.
+PRELOADED_JS = """[...document.querySelectorAll('link[rel=modulepreload]')]
+  .map((link) => link.href.split('/components/')[1]).filter(Boolean)"""
+# The dashboard's success chart drawn by its component (an unregistered one draws nothing inside).
+CHART_DRAWN_JS = """document.querySelector('[data-testid="success-chart"] canvas')
+  || document.querySelector('[data-testid="success-chart"] svg')"""
+
+
+def test_a_component_lost_after_the_page_connected_is_imported_again(server: LiveServer, page: Any) -> None:
+    """The components NiceGUI imports once a page has connected (the elements it draws then: the
+    dashboard's chart and tables) came in one import: a CI run's script page lost one of them
+    (`ERR_NETWORK_CHANGED`) and never drew its parameters table, and nothing tried again (a
+    page that has shaken hands is not reloaded). Each is now imported again
+    (`lost_resources.IMPORT_AGAIN_JS`): here the first request of every component the page's own
+    HTML does not name fails, and the dashboard is drawn whole."""
+    signed_in(page, server, "viewer")
+    preloaded = set(page.evaluate(PRELOADED_JS))
+    asked: dict[str, int] = {}
+
+    def lose_the_first(route: Any) -> None:
+        component = route.request.url.split("/components/")[1]
+        asked[component] = asked.get(component, 0) + 1
+        if component not in preloaded and asked[component] == 1:
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    page.route("**/components/**", lose_the_first)
+    page.goto(f"{server.url}/")
+    page.wait_for_function(CHART_DRAWN_JS)
+
+    late = {component: n for component, n in asked.items() if component not in preloaded}
+    assert any(component.endswith("/echart.js") for component in late), asked
+    assert set(late.values()) == {2}, late  # each lost once, imported again once
+    said = [line for line in page.console_tail if "importing it again" in line]
+    assert len(said) == len(late), "\n".join(page.console_tail)  # once per component

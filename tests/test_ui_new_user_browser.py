@@ -56,6 +56,8 @@ def test_a_test_run_is_marked_in_every_list_and_its_card_counts_approvals(
     pending = page.get_by_test_id(f"pending-{run_id}")
     pending.get_by_text("test run (unsaved, from v1)").wait_for()
     assert "0 of 2 approvals" in pending.inner_text()
+    # How it started, in the words of the history and the run page (it said "(api)").
+    assert "requested by operator (API)" in pending.inner_text(), pending.inner_text()
     # The run page's approval card counts too, and after one approval says so.
     page.goto(f"{server.url}/executions/{run_id}")
     wait_connected(page)

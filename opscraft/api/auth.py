@@ -74,7 +74,8 @@ async def refresh(body: RefreshRequest, session: Session, actor: AnonymousActor)
 )
 async def logout(session: Session, actor: CurrentActor, body: LogoutRequest | None = None) -> Message:
     """Any user signed in with a password. Revokes `refresh_token` when sent (an expired one is
-    fine); the access token stays valid until it expires. 422 naming `refresh_token` when it is not
+    fine), else every refresh token of the access token's sign-in; the access token stays valid
+    until it expires. 422 naming `refresh_token` when it is not
     a refresh token of yours; 403 with a personal access token (revoke it with
     `DELETE /api/v1/tokens/{id}` instead). Audited as `auth.logout`."""
     await auth.logout(session, actor, body.refresh_token if body else None)

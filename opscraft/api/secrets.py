@@ -49,6 +49,12 @@ class SecretOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     last_used_at: datetime | None
+    previous_accepted_until: datetime | None = Field(
+        default=None,
+        description="Until when webhooks signed with this secret still accept the value its last "
+        "new value replaced (its rotation window: `previous_accepted_seconds` of the PUT); null when "
+        "they accept the current value only. Never the previous value itself",
+    )
     scripts: list[ScriptRefOut]
     warnings: list[str] = Field(
         default_factory=list,
@@ -75,6 +81,7 @@ class SecretOut(BaseModel):
             created_at=s.created_at,
             updated_at=s.updated_at,
             last_used_at=s.last_used_at,
+            previous_accepted_until=info.previous_accepted_until,
             scripts=[ScriptRefOut(id=r.id, name=r.name) for r in info.scripts],
             warnings=info.warnings,
         )
@@ -205,8 +212,27 @@ async def update_secret(
     environment of a script it is attached to too large for a run, or when the master key was
     rotated beside this process. 404 when unknown. Audited as `secret.update_value` /
     `secret.update_description` (an unchanged description records nothing). A new value shorter
-    than 4 characters is saved with a `warnings` entry, as on create."""
+    than 4 characters is saved with a `warnings` entry, as on create. A new value of a secret
+    that signs webhooks keeps the value it replaces accepted by their signature check for
+    `previous_accepted_seconds` (default 3600, 0 to 604800; 0 ends it at once; 422 above 0 for a
+    secret that signs no webhook, or without a value): the answer's `previous_accepted_until`."""
     return SecretOut.of(await secrets.update(session, actor, secret_id, body))
+
+
+@router.delete(
+    PREFIX + "/{secret_id}/previous-value",
+    dependencies=[permitted(Permission.manage_secrets), NO_BODY],
+    status_code=204,
+    summary="End a rotation window now: webhooks accept the secret's current value only",
+    responses=error_responses(*AUTHED, 404),
+)
+async def end_previous_value(secret_id: IdPath, session: Session, actor: CurrentActor) -> Response:
+    """Operator or admin (manage_secrets). Deletes the value the secret's last new value
+    replaced, which webhooks signed with it still accepted: calls signed with it are refused from
+    then on. 404 when the secret is unknown or has no previous value still accepted. Audited as
+    `secret.end_previous`."""
+    await secrets.end_previous(session, actor, secret_id)
+    return Response(status_code=204)
 
 
 @router.delete(

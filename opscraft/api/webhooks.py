@@ -61,12 +61,21 @@ class WebhookOut(BaseModel):
     owner_id: int | None
     owner_name: str | None
     last_called_at: datetime | None
+    previous_key_accepted_until: datetime | None = Field(
+        description="Until when calls signed with the signing secret's previous value are still "
+        "accepted (the secret's rotation window after a new value: docs/secrets.md); null when only "
+        "its current value is"
+    )
     created_at: datetime
     stored_problem: StoredProblem
 
     @classmethod
-    def of(cls, hook: WebhookTrigger, owner_name: str | None) -> WebhookOut:
-        """Build the API shape of a stored webhook, given its owner's name (None once deleted)."""
+    def of(
+        cls, hook: WebhookTrigger, owner_name: str | None, previous_key_accepted_until: datetime | None
+    ) -> WebhookOut:
+        """Build the API shape of a stored webhook, given its owner's name (None once deleted)
+        and until when its signing secret's previous value is accepted
+        (`webhooks.previous_key_accepted_until`)."""
         assert hook.id is not None
         return cls(
             id=hook.id,
@@ -85,6 +94,7 @@ class WebhookOut(BaseModel):
             owner_id=hook.owner_id,
             owner_name=owner_name,
             last_called_at=hook.last_called_at,
+            previous_key_accepted_until=previous_key_accepted_until,
             created_at=hook.created_at,
             stored_problem=stored_shapes.note(hook),
         )
@@ -107,6 +117,13 @@ class HookAccepted(BaseModel):
     status: str
 
 
+async def _shown(session: Session, hook: WebhookTrigger) -> WebhookOut:
+    """The API shape of `hook`, with its owner's name and its signing secret's rotation window as
+    stored now."""
+    owner = await webhooks.owner_name(session, hook)
+    return WebhookOut.of(hook, owner, await webhooks.previous_key_accepted_until(session, hook))
+
+
 @router.get(
     PATH,
     response_model=Page[WebhookOut],
@@ -121,7 +138,7 @@ async def list_webhooks(
     The token is never returned (only its `prefix`: it is stored as a SHA-256), nor the signing
     secret's value (`secret_id` names the vault secret)."""
     rows, total = await webhooks.list_for_script(session, actor, script_id, skip=skip, limit=limit)
-    items = [WebhookOut.of(h, await webhooks.owner_name(session, h)) for h in rows]
+    items = [await _shown(session, h) for h in rows]
     return Page(items=items, total=total, skip=skip, limit=limit)
 
 
@@ -147,7 +164,7 @@ async def create_webhook(
     deleted at the same moment; 404 for an unknown script. Calls start runs on your behalf. Audited
     as `webhook.create`."""
     hook, token = await webhooks.create(session, actor, script_id, body)
-    out = WebhookOut.of(hook, actor.name)
+    out = await _shown(session, hook)
     return WebhookCreated(**out.model_dump(), url_path=webhooks.hook_path(hook, token), token=token)
 
 
@@ -163,7 +180,7 @@ async def get_webhook(
     """Needs view_scripts (every role). 404 when unknown or of another script. No token or
     secret value is returned."""
     hook = await webhooks.get(session, actor, webhook_id, script_id)
-    return WebhookOut.of(hook, await webhooks.owner_name(session, hook))
+    return await _shown(session, hook)
 
 
 @router.put(
@@ -187,7 +204,7 @@ async def update_webhook(
     409 naming each field changed since the edit's `base` (nothing written; no `base`: last
     write wins)."""
     hook = await webhooks.update_webhook(session, actor, webhook_id, body, script_id)
-    return WebhookOut.of(hook, await webhooks.owner_name(session, hook))
+    return await _shown(session, hook)
 
 
 @router.delete(

@@ -33,14 +33,15 @@ def cmd_user_create(args: argparse.Namespace, settings: Settings) -> None:
 
     from opscraft import runtime
     from opscraft.db.models import Role
-    from opscraft.services import users
+    from opscraft.services import names, users
     from opscraft.services.errors import ServiceError, input_message
 
     password = _read_password()
     try:
         data = users.UserCreate(
             username=args.username,
-            email=args.email or f"{args.username}@localhost.localdomain",
+            # from the name as the account takes it (` bob ` is `bob`), not as typed
+            email=args.email or f"{names.trimmed(args.username)}@localhost.localdomain",
             full_name=args.full_name or "",
             password=password,
             role=Role(args.role),

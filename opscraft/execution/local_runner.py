@@ -50,7 +50,7 @@ from opscraft.execution.fork_server import ForkServer, RunSupervisor
 from opscraft.execution.run_env import run_env
 from opscraft.execution.said_paths import saying
 from opscraft.execution.spec import OutputSink, RunControl, RunnerError, RunResult, RunSpec
-from opscraft.execution.supervisor import make_work
+from opscraft.execution.supervisor import make_work, remove_work
 
 READ_SIZE = 1024 * 1024
 PIPE_BYTES = 1024 * 1024
@@ -338,9 +338,9 @@ _NAME_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
 
 
 def _remove_scratch(scratch: str) -> None:
-    """Remove a run's work directory and all in it, as `tempfile.TemporaryDirectory` removes its
-    own (permissions a script took away given back first); one never made is no error."""
-    tempfile.TemporaryDirectory._rmtree(scratch)  # type: ignore[attr-defined]
+    """Remove a run's work directory and all in it (`supervisor.remove_work`: permissions a
+    script took away given back first, links not followed); one never made is no error."""
+    remove_work(scratch)
 
 
 def _pump(streams: dict[int, Stream], supervisor: RunSupervisor, output: OutputSink) -> None:

@@ -70,10 +70,11 @@ import marshal
 import os
 import resource
 import select
+import shutil
 import signal
 import socket
+import stat
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -195,10 +196,43 @@ def make_work(work: str, files: dict[str, bytes], *, made: bool = False) -> None
 
 
 def remove_work(work: str) -> None:
-    """Remove the run's work directory and all in it, as `tempfile.TemporaryDirectory` removes
-    its own (permissions a script took away given back first; links not followed); one that is
-    gone already is no error."""
-    tempfile.TemporaryDirectory._rmtree(work)  # type: ignore[attr-defined]
+    """Remove the run's work directory `work` and all in it, as `tempfile.TemporaryDirectory`
+    removes its own: `shutil.rmtree` (links not followed: its walk by descriptors), and on a
+    permission refused (a script took the owner's rights away) the rights given back to the
+    folder and the entry, never through a link, and the removal retried. A directory or an entry
+    gone already is no error; any other OSError is raised.
+
+    Through `shutil`, not `tempfile`, whose import the fork server would pay in every process it
+    forks: `tempfile` imports `random`, whose at-fork hook reseeds its generator in each new
+    supervisor (a `getrandom` call and, net, about 20 pages copied on write a run), and three
+    shared libraries more (`_random`, `_sha512`, `_bisect`: 14 mappings) that every fork copies
+    and every exit unmaps (docs/benchmarks.md, session 52)."""
+
+    def given_back(function: object, path: str, error: BaseException) -> None:
+        if isinstance(error, FileNotFoundError):
+            return
+        if not isinstance(error, PermissionError):
+            raise error
+        with contextlib.suppress(FileNotFoundError):
+            if path != work:
+                _owner_rights(os.path.dirname(path))
+            _owner_rights(path)
+            try:
+                os.unlink(path)
+            except (IsADirectoryError, PermissionError):
+                remove_work(path)
+
+    if sys.version_info >= (3, 12):  # `onerror` is deprecated: its warning would be on the run's stderr
+        shutil.rmtree(work, onexc=given_back)
+    else:
+        shutil.rmtree(work, onerror=lambda function, path, info: given_back(function, path, info[1]))
+
+
+def _owner_rights(path: str) -> None:
+    """Give the owner all rights (0700) back on the directory `path`; nothing for anything else
+    (a link is not followed: its target may be anyone's)."""
+    if stat.S_ISDIR(os.lstat(path).st_mode):
+        os.chmod(path, 0o700)
 
 
 def _spawn(job: dict[str, Any]) -> int:

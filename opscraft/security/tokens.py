@@ -30,7 +30,9 @@ class TokenError(Exception):
 @dataclass(frozen=True)
 class TokenClaims:
     """A token's claims: `sub` (user id), `type`, `ver` (the user's token version), `acct` (the
-    account's `User.account_key`: an id alone could name a later account), `jti`, `exp`."""
+    account's `User.account_key`: an id alone could name a later account), `jti`, `exp`, and
+    for an access token `sid` (`sign_in`: the `RefreshToken.family_id` of the password sign-in
+    it was issued to, which a logout without a refresh token ends; "" in tokens issued before)."""
 
     user_id: int
     token_type: TokenType
@@ -38,15 +40,24 @@ class TokenClaims:
     jti: str
     expires_at: datetime
     account_key: str = ""
+    sign_in: str = ""
 
 
 def issue_token(
-    key: str, user_id: int, token_type: TokenType, version: int, lifetime: timedelta, account_key: str
+    key: str,
+    user_id: int,
+    token_type: TokenType,
+    version: int,
+    lifetime: timedelta,
+    account_key: str,
+    sign_in: str = "",
 ) -> tuple[str, TokenClaims]:
-    """A signed token (HS256 with `key`) for the account (`user_id`, `account_key`), and its claims.
-    `iat` and `exp` are in the database's clock (`db.types.utcnow`), as `decode_token` judges them."""
+    """A signed token (HS256 with `key`) for the account (`user_id`, `account_key`) and, when
+    given, the sign-in it belongs to (`sign_in`, claim `sid`), and its claims. `iat` and `exp`
+    are in the database's clock (`db.types.utcnow`), as `decode_token` judges them."""
     now = utcnow()
-    claims = TokenClaims(user_id, token_type, version, secrets.token_hex(16), now + lifetime, account_key)
+    jti = secrets.token_hex(16)
+    claims = TokenClaims(user_id, token_type, version, jti, now + lifetime, account_key, sign_in)
     payload = {
         "sub": str(user_id),
         "acct": account_key,
@@ -55,7 +66,7 @@ def issue_token(
         "jti": claims.jti,
         "iat": now,
         "exp": claims.expires_at,
-    }
+    } | ({"sid": sign_in} if sign_in else {})
     return jwt.encode(payload, key, algorithm="HS256"), claims
 
 
@@ -113,6 +124,7 @@ def _verify(key: str, token: str, expected_type: TokenType) -> TokenClaims:
             jti=str(payload["jti"]),
             expires_at=expires_at,
             account_key=str(payload.get("acct", "")),  # none before migration 0016: refused
+            sign_in=str(payload.get("sid", "")),
         )
     except (TypeError, ValueError):
         raise TokenError(f"the {expected_type} token is invalid", "invalid") from None

@@ -21,6 +21,8 @@ class Actor:
     client_ip: str | None = None
     system: str | None = None
     token_id: int | None = None
+    # The password sign-in (`RefreshToken.family_id`) of the access token the request came with.
+    sign_in: str | None = None
 
     @classmethod
     def on_behalf_of(cls, user: User | None, system: str) -> Actor:

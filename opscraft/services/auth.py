@@ -105,14 +105,6 @@ async def issue_pair(session: AsyncSession, user: User, *, family: RefreshToken 
     now = utcnow()
     signed_in_at = family.signed_in_at if family else now
     left = sign_in_ends(signed_in_at) - now
-    access, _ = issue_token(
-        settings.secret_key,
-        user.id,
-        "access",
-        user.token_version,
-        min(timedelta(minutes=settings.access_token_expire_minutes), left),
-        user.account_key,
-    )
     refresh, claims = issue_token(
         settings.secret_key,
         user.id,
@@ -122,6 +114,15 @@ async def issue_pair(session: AsyncSession, user: User, *, family: RefreshToken 
         user.account_key,
     )
     family_id = family.family_id if family else claims.jti
+    access, _ = issue_token(  # bound to its sign-in, which a logout with it ends (`logout`)
+        settings.secret_key,
+        user.id,
+        "access",
+        user.token_version,
+        min(timedelta(minutes=settings.access_token_expire_minutes), left),
+        user.account_key,
+        sign_in=family_id,
+    )
     row = RefreshToken(
         jti=claims.jti,
         user_id=user.id,
@@ -257,7 +258,11 @@ NOT_YOUR_REFRESH_TOKEN = (
 
 async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None) -> None:
     """End the caller's sign-in: revoke `refresh_token` when given (an expired one has nothing
-    left to revoke). The access token lives on until it expires (`ACCESS_TOKEN_EXPIRE_MINUTES`).
+    left to revoke); without one, every refresh token of the sign-in the access token belongs to
+    (`Actor.sign_in`: its family). The access token lives on until it expires
+    (`ACCESS_TOKEN_EXPIRE_MINUTES`). A logout without a body ended nothing: its refresh token
+    went on refreshing for 7 days after the answer "logged out". An access token issued before
+    tokens named their sign-in ends nothing that way: send its `refresh_token`.
 
     Nothing is ever answered "logged out" when nothing was: `Forbidden` (403) for a request made
     with a personal access token (logging out does not end it: it is revoked on the API tokens
@@ -287,6 +292,16 @@ async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None)
             await session.exec(
                 update(RefreshToken).where(col(RefreshToken.jti) == claims.jti).values(revoked_at=utcnow())
             )
+    elif not refresh_token and actor.sign_in and actor.user_id is not None:
+        await session.exec(
+            update(RefreshToken)
+            .where(
+                col(RefreshToken.family_id) == actor.sign_in,
+                col(RefreshToken.user_id) == actor.user_id,
+                col(RefreshToken.revoked_at).is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
     audit.record(session, actor, "auth.logout", "user", actor.user_id)
     await session.commit()
 
@@ -295,18 +310,24 @@ async def user_for_access_token(session: AsyncSession, token: str) -> User:
     """The user behind a JWT access token, if the token is valid and so is its user (active, same
     token version); the row may come from `user_cache` (at most `TTL_SECONDS` old, dropped
     when the user changes). Raises Unauthorized."""
+    claims = _access_claims(token)
+    user = await user_cache.get(session.bind, claims.user_id, lambda user_id: session.get(User, user_id))
+    return _valid_user(user, claims.version, claims.account_key)
+
+
+def _access_claims(token: str) -> TokenClaims:
+    """The claims of a valid JWT access token (`decode_token`, memoized). Raises Unauthorized
+    saying what to do (refresh an expired one, send the access token and not the refresh token)."""
     settings = runtime.current().settings
     assert settings.secret_key
     try:
-        claims = decode_token(settings.secret_key, token, "access")
+        return decode_token(settings.secret_key, token, "access")
     except TokenError as exc:
         fix = {
             "expired": "get a new one (POST /api/v1/auth/refresh) or log in again",
             "wrong_type": "send the access_token of the login response",
         }.get(exc.reason, "log in again")
         raise Unauthorized(f"{exc}: {fix}") from None
-    user = await user_cache.get(session.bind, claims.user_id, lambda user_id: session.get(User, user_id))
-    return _valid_user(user, claims.version, claims.account_key)
 
 
 async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | None) -> Actor:
@@ -314,7 +335,8 @@ async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | N
     access token (`ocp_...`, services/api_tokens.py). Raises Unauthorized."""
     if is_personal_token(token):
         return await api_tokens.authenticate(session, token, client_ip)
-    return Actor(await user_for_access_token(session, token), client_ip)
+    user = await user_for_access_token(session, token)
+    return Actor(user, client_ip, sign_in=_access_claims(token).sign_in or None)
 
 
 async def user_for_session(

@@ -11,12 +11,18 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
+from opscraft.services.names import trimmed
+
 
 def normalized(address: str) -> str:
-    """`address` in its normalized form (domain lower-cased and in Unicode, IDNA 2008). Raises
-    `EmailNotValidError` (a `ValueError`) whose text says what is wrong and where ("The email
-    address is too long before the @-sign (1 character too many).")."""
-    return validate_email(address, check_deliverability=False, strict=True).normalized
+    """`address` in its normalized form (domain lower-cased and in Unicode, IDNA 2008), without
+    the spaces and tabs around it (`names.trimmed`, as a username's: an address pasted or read
+    from a file with a blank after it, or `a@x.com, b@x.com` split at the comma, was refused
+    "invalid characters before the @-sign: SPACE" by the API while the browser's forms trimmed
+    it; `opscraft user create " bob "` was refused for the address it made, which no one typed).
+    Raises `EmailNotValidError` (a `ValueError`) whose text says what is wrong and where ("The
+    email address is too long before the @-sign (1 character too many).")."""
+    return validate_email(trimmed(address), check_deliverability=False, strict=True).normalized
 
 
 def checked(address: str) -> str:

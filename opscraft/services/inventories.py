@@ -51,6 +51,8 @@ MAX_EXPANDED_VALUES = 100_000
 # Hosts once host ranges are written out: `ansible-inventory --list` took 24 s for 20,000
 # (`h[0:19999]`) and 700 MB and its whole timeout for a million (`h[0:99][0:99][0:99]`).
 MAX_HOSTS = 10_000
+# Characters of a host name a refusal repeats (a YAML key may be most of the 64 KiB text).
+MAX_NAME_SHOWN = 80
 TIMEOUT_SECONDS = 60.0
 CHECK_TIMEOUT_MESSAGE = "could not be checked in time: try again"
 FIELD = "inventory"
@@ -129,13 +131,19 @@ def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
             field,
         )
     if isinstance(data, dict):
-        hosts = inventory_ranges.yaml_host_count(data)
+        names = list(inventory_ranges.yaml_host_names(data))
     else:
-        hosts = inventory_ranges.ini_host_count(text)
+        names = list(inventory_ranges.ini_host_names(text))
+    hosts = sum(inventory_ranges.host_count(name) for name in names)
     if hosts > MAX_HOSTS:
+        # The name of the most hosts is named: among many lines, "use smaller ranges" left the
+        # operator to count each range.
+        largest = max(names, key=inventory_ranges.host_count)
+        shown = largest if len(largest) <= MAX_NAME_SHOWN else largest[: MAX_NAME_SHOWN - 1] + "…"
         raise _invalid(
             f"names {hosts:,} hosts once its host ranges (web[01:50]) are written out, more than "
-            f"{MAX_HOSTS:,}: use smaller ranges",
+            f"{MAX_HOSTS:,} ({shown} alone is {inventory_ranges.host_count(largest):,}): use "
+            "smaller ranges",
             field,
         )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
 
 _RANGE = re.compile(r"\[([^\[\]]*:[^\[\]]*)\]")
 _SECTION = re.compile(r"^\[([^\]]+)\]")
@@ -42,10 +43,10 @@ def host_count(pattern: str) -> int:
     return count
 
 
-def ini_host_count(text: str) -> int:
-    """Hosts of an INI inventory, ranges expanded: the first word of each line of a host
-    section (lines before any section, `[group]`; not `[group:vars]` or `[group:children]`)."""
-    total = 0
+def ini_host_names(text: str) -> Iterator[str]:
+    """The host names of an INI inventory as written (ranges not expanded): the first word of
+    each line of a host section (lines before any section, `[group]`; not `[group:vars]` or
+    `[group:children]`)."""
     hosts = True
     for raw in text.splitlines():
         line = raw.strip()
@@ -56,20 +57,28 @@ def ini_host_count(text: str) -> int:
             hosts = ":" not in section[1] or section[1].rsplit(":", 1)[1] not in ("vars", "children")
             continue
         if hosts:
-            total += host_count(line.split()[0])
-    return total
+            yield line.split()[0]
+
+
+def ini_host_count(text: str) -> int:
+    """Hosts of an INI inventory, ranges expanded (`ini_host_names`)."""
+    return sum(host_count(name) for name in ini_host_names(text))
+
+
+def yaml_host_names(data: object) -> Iterator[str]:
+    """The host names of a YAML inventory (as PyYAML's BaseLoader built it) as written (ranges
+    not expanded): the keys of every `hosts:` mapping."""
+    if isinstance(data, list):
+        for item in data:
+            yield from yaml_host_names(item)
+    if not isinstance(data, dict):
+        return
+    for key, value in data.items():
+        if key == "hosts" and isinstance(value, dict):
+            yield from (str(name) for name in value)
+        yield from yaml_host_names(value)
 
 
 def yaml_host_count(data: object) -> int:
-    """Hosts of a YAML inventory (as PyYAML's BaseLoader built it), ranges expanded: the keys of
-    every `hosts:` mapping."""
-    if isinstance(data, list):
-        return sum(yaml_host_count(item) for item in data)
-    if not isinstance(data, dict):
-        return 0
-    total = 0
-    for key, value in data.items():
-        if key == "hosts" and isinstance(value, dict):
-            total += sum(host_count(str(name)) for name in value)
-        total += yaml_host_count(value)
-    return total
+    """Hosts of a YAML inventory, ranges expanded (`yaml_host_names`)."""
+    return sum(host_count(name) for name in yaml_host_names(data))

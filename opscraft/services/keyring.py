@@ -18,7 +18,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.config import ConfigError, Settings
 from opscraft.db.engine import Database
-from opscraft.db.models import AppSetting, NotificationChannel, Secret, TerraformPlan, TerraformStateVersion
+from opscraft.db.models import (
+    AppSetting,
+    NotificationChannel,
+    Secret,
+    SecretPreviousValue,
+    TerraformPlan,
+    TerraformStateVersion,
+)
 from opscraft.db.types import utcnow
 from opscraft.security.vault import (
     STAGED_KEY_FILE,
@@ -76,6 +83,25 @@ def seal_into(vault: Vault, secret: Secret, value: str) -> None:
     box = vault.seal(value, secret_id=secret.id, name=secret.name)
     secret.ciphertext, secret.salt, secret.nonce = box.ciphertext, box.salt, box.nonce
     secret.key_version = vault.key_version
+
+
+def _previous_aad_name(previous: SecretPreviousValue) -> str:
+    # Not a secret name (those have no ':'): a previous value never opens as a current one.
+    return f"secret-previous-value:{previous.secret_id}"
+
+
+def reveal_previous(vault: Vault, previous: SecretPreviousValue) -> str:
+    """The plaintext of a secret's previous value; `DecryptError` when it does not decrypt."""
+    box = Sealed(previous.ciphertext, previous.salt, previous.nonce)
+    name = _previous_aad_name(previous)
+    return vault.open(box, secret_id=previous.secret_id, name=name, key_version=previous.key_version)
+
+
+def seal_previous(vault: Vault, previous: SecretPreviousValue, value: str) -> None:
+    """Encrypt `value` as the previous value of the secret `previous.secret_id` under `vault`'s key."""
+    box = vault.seal(value, secret_id=previous.secret_id, name=_previous_aad_name(previous))
+    previous.ciphertext, previous.salt, previous.nonce = box.ciphertext, box.salt, box.nonce
+    previous.key_version = vault.key_version
 
 
 def _state_aad_name(version: TerraformStateVersion) -> str:
@@ -197,7 +223,10 @@ async def _first_open(session: AsyncSession, settings: Settings) -> Vault:
 
 async def _reseal_each(
     session: AsyncSession,
-    model: type[TerraformStateVersion] | type[TerraformPlan] | type[NotificationChannel],
+    model: type[TerraformStateVersion]
+    | type[TerraformPlan]
+    | type[NotificationChannel]
+    | type[SecretPreviousValue],
     old: Vault,
     new: Vault,
     reveal: Callable[[Vault, Any], Any],
@@ -205,12 +234,14 @@ async def _reseal_each(
     *where: Any,
 ) -> int:
     """Re-encrypt every row of `model` (matching `where`: Terraform state versions, saved plans,
-    webhook channels' URLs: sealed by the vault like secrets) from `old` to `new`, one row at a
+    webhook channels' URLs, secrets' previous values: sealed by the vault like secrets) from `old`
+    to `new`, one row at a
     time, each let go once flushed: a state may be 64 MiB and a script has a version per apply,
     so loading them all at once held every ciphertext twice over. The rows are locked first
     (PostgreSQL; on SQLite the rotation's first write is its turn). Returns how many; `Invalid`
     (after a rollback: nothing rotated) when one does not decrypt."""
-    query = select(model.id).where(*where).order_by(col(model.id)).with_for_update()
+    key = next(iter(model.__table__.primary_key.columns))  # type: ignore[attr-defined]
+    query = select(key).where(*where).order_by(key).with_for_update()
     ids = (await session.exec(query)).all()
     for row_id in ids:
         row = await session.get(model, row_id)
@@ -230,7 +261,8 @@ def _state(vault: Vault) -> dict[str, object]:
 
 
 async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple[Vault, int]:
-    """Re-encrypt every secret (and Terraform state, saved plan, webhook channel URL) under
+    """Re-encrypt every secret (and Terraform state, saved plan, webhook channel URL, previous
+    value of a secret) under
     `new_key` in one transaction; the new vault and the count of secrets.
 
     Each secret gets the next key version and a fresh salt and nonce; the key check value is
@@ -264,6 +296,9 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
     urls = await _reseal_each(
         session, NotificationChannel, old, new, reveal_channel_url, seal_channel_url, sealed_url
     )
+    # Still accepted by webhooks (services/secrets.py, rotation window): left under the old key,
+    # a previous value would no longer decrypt, and the callers still signing with it be refused.
+    previous = await _reseal_each(session, SecretPreviousValue, old, new, reveal_previous, seal_previous)
     state = await session.get(AppSetting, STATE_KEY)
     assert state is not None, "the vault is opened at start, which stores its state"
     state.value = _state(new)
@@ -280,6 +315,7 @@ async def rotate(session: AsyncSession, old: Vault, new_key: MasterKey) -> tuple
         terraform_states=states,
         terraform_plans=plans,
         channel_urls=urls,
+        previous_values=previous,
     )
     await session.commit()
     return new, len(rows)

@@ -33,7 +33,7 @@ from opscraft.db.text import (
     rounds_to_zero,
 )
 from opscraft.execution.param_env import interpreted_name
-from opscraft.security.http import RepeatedKey, unique_keys, unseen_in_json
+from opscraft.security.http import RepeatedKey, not_json_reason, unique_keys
 from opscraft.services.errors import Invalid, sent_kind
 from opscraft.services.invisible import FILLERS, value_problem, visible
 from opscraft.services.names import trimmed
@@ -122,15 +122,18 @@ Declarations = Annotated[dict[str, Any] | list[Any], BeforeValidator(_an_object_
 
 def json_from_text(text: str | None) -> Any:
     """What a form's JSON box holds, for a body model to check with the body's other fields
-    (empty: `{}`); text that is not JSON is passed on as it is, so the model refuses it
-    ("must be a JSON object", `ParameterValues`, `PointerMapping`) in the same answer as the
-    form's other problems.
+    (empty: `{}`); text that is not JSON is an `Unreadable` saying where its syntax breaks, as
+    the API says of a body (`http.not_json_reason`), so the model refuses it ("must be a JSON
+    object: not valid JSON: Expecting property name enclosed in double quotes at line 1, column
+    2", `ParameterValues`, `PointerMapping`) in the same answer as the form's other problems. It
+    was passed on as text: "must be a JSON object (it is text)" for `{'N': 1}` or a trailing
+    comma, which is not what a person typing an object sees as wrong.
 
     The box is read by the rules of an API request body (security/http.py), so the form and the
     API agree: a key written twice, `NaN`, `Infinity` or a number beyond a float, and nesting
     deeper than the parser goes give an `Unreadable` saying so (so do `1e-400`, which a float
-    reads as 0, a number with more digits than a float keeps, and a character that is not seen
-    where the text breaks: `http.unseen_in_json`, U+200B between two values); a byte order mark
+    reads as 0, a number with more digits than a float keeps, and, named where the text breaks,
+    a character that is not seen: `http.unseen_in_json`, U+200B between two values); a byte order mark
     before the text is read past, as the API reads a body's (`json.loads` of bytes). Python's
     parser alone kept the last of two values ("first" typed, "second" saved), turned `NaN` into
     a text parameter's "nan", and raised RecursionError (the dialog said nothing)."""
@@ -142,8 +145,7 @@ def json_from_text(text: str | None) -> Any:
             parse_int=read_int,
         )
     except json.JSONDecodeError as error:
-        unseen = unseen_in_json(error)
-        return Unreadable(unseen) if unseen else text
+        return Unreadable(f"{NOT_AN_OBJECT}: not valid JSON: {not_json_reason(error)}")
     except RepeatedKey as repeated:
         return Unreadable(f"{repeated.key[:64]}: written more than once in one object: write each key once")
     except RecursionError:
@@ -295,7 +297,8 @@ def _to_int(value: Any) -> int:
     if isinstance(value, int):
         return _in_range(value)
     if isinstance(value, float):  # 5.0 too: one rule for every integer (services/bodies.py)
-        raise _Bad("must be an integer, e.g. 42, without a fraction (not 5.0)")
+        # The value as JSON reads it (a webhook's 1E2 is 100.0): each was told "(not 5.0)".
+        raise _Bad(f"must be an integer, e.g. 42, without a fraction (not {value!r})")
     if isinstance(value, str):
         text = _numeral(value, "42")
         try:

@@ -33,7 +33,7 @@ from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import OUTPUT_KEPT
 from opscraft.db.types import LT, compared, utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.services import app_settings, audit, execution_counts, metrics
+from opscraft.services import app_settings, audit, execution_counts, metrics, secrets
 from opscraft.services.actor import Actor
 
 log = logging.getLogger(__name__)
@@ -263,12 +263,15 @@ async def _audit(db: Database, done: RetentionRound, days: int, cap_gb: float, d
 
 
 async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
-    """Until cancelled: refresh the dashboard's tally, apply retention, sleep `interval` seconds."""
+    """Until cancelled: refresh the dashboard's tally, apply retention, delete the previous
+    values of secrets whose rotation window is over (`secrets.drop_ended_previous_values`), sleep
+    `interval` seconds."""
     failures = RoundFailures(log, "history upkeep")
     while True:
         try:
             await execution_counts.refresh_tally(db)
             done = await run_once(db)
+            await secrets.drop_ended_previous_values(db)
             failures.succeeded()
             if done.changed:
                 log.info(

@@ -672,14 +672,19 @@ class ScheduleView:
         six fields, a zone a tzdata update dropped) made every list holding it a 500."""
         if self.not_firing() is not None:
             return []
-        return next_times(self.schedule.cron, self.schedule.timezone, after, count)
+        return next_times(*fired_as(self.schedule.cron, self.schedule.timezone), after, count)
 
     def zone(self) -> ZoneInfo:
-        """The schedule's zone as stored (`Factory` too), or UTC when this machine's tz database
+        """The schedule's zone as stored (`Factory` too) or, stored in another form than a save
+        stores (`europe/paris`), as it fires (`fired_as`); UTC when this machine's tz database
         has no such zone: the times shown are then in UTC, and `not_firing` says why."""
         try:
             return ZoneInfo(self.schedule.timezone)
         except (ZoneInfoNotFoundError, ValueError):
+            pass
+        try:
+            return check_timezone(self.schedule.timezone.strip())
+        except Invalid:
             return ZoneInfo("UTC")
 
 
@@ -763,12 +768,13 @@ class Claimed:
 def _advance(row: Schedule, now: datetime) -> tuple[datetime, datetime]:
     """(the fire time to handle, the next one after `now`) for a schedule due at `next_fire_at`."""
     assert row.next_fire_at is not None
-    latest, following = row.next_fire_at, next_times(row.cron, row.timezone, row.next_fire_at)[0]
+    cron, zone = fired_as(row.cron, row.timezone)
+    latest, following = row.next_fire_at, next_times(cron, zone, row.next_fire_at)[0]
     if following <= now:  # down for a while: jump to the last due time, not one by one
-        latest = max(row.next_fire_at, previous_time(row.cron, row.timezone, now))
-        following = next_times(row.cron, row.timezone, latest)[0]
+        latest = max(row.next_fire_at, previous_time(cron, zone, now))
+        following = next_times(cron, zone, latest)[0]
         while following <= now:
-            latest, following = following, next_times(row.cron, row.timezone, following)[0]
+            latest, following = following, next_times(cron, zone, following)[0]
     return latest, following
 
 
@@ -785,11 +791,22 @@ def _stored_refusal(cron: str, timezone: str) -> str | None:
     `check_timezone` refuses today (saved before their rules: `0 3-3 * * *`, which croniter reads
     as every hour, `5-1 * * * *`, `Factory`), said as the 422 would; None when both pass."""
     try:
-        check_cron(cron)
-        check_timezone(timezone)
+        fired_as(cron, timezone)
     except Invalid as exc:
         return exc.message
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def fired_as(cron: str, timezone: str) -> tuple[str, str]:
+    """The five fields and the zone a stored schedule that today's rules take fires with, as a
+    save stores them: `check_cron`'s normal form (`@yearly` is `0 0 1 1 *`) and the zone as IANA
+    spells it (`europe/paris` is `Europe/Paris`, surrounding spaces dropped). A version, an import
+    or a manual edit may have stored another form (`@yearly`, `@Daily`, tabs, `europe/paris`):
+    the fire times computed from it as stored made every list holding it a 500 and, once due,
+    failed every round of the scheduler, so no schedule fired again. Raises Invalid for what
+    `stored_problem` names (callers leave those out first)."""
+    return check_cron(cron), check_timezone(timezone.strip()).key
 
 
 async def _pause_refused(session: AsyncSession, rows: list[Schedule]) -> list[Schedule]:

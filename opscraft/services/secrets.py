@@ -2,6 +2,15 @@
 
 Operators and admins manage secrets; everyone who may run a script runs it with its secrets,
 but no one reads a value back. No message, audit detail or log line here contains a value.
+
+Rotation window: a new value of a secret that signs webhooks keeps the value it replaces as the
+secret's previous value (`SecretPreviousValue`, encrypted like the value) for
+`previous_accepted_seconds` (0 to `PREVIOUS_MAX_SECONDS`, by default `PREVIOUS_DEFAULT_SECONDS`),
+during which webhooks verify a call with either (services/webhooks.py); so a sender still
+signing with the old key is not refused the moment the value changes (Stripe's "roll secret"
+keeps the old one valid up to 24 h, and GitHub's apps theirs for a while). One previous value per
+secret: the next new value replaces it. It is deleted once its window is over (at its next use,
+and by the upkeep's `drop_ended_previous_values`), or at once by `end_previous`.
 """
 
 from __future__ import annotations
@@ -9,10 +18,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from sqlalchemy import Delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, func, or_, select
 from sqlmodel import delete as sql_delete
@@ -26,12 +36,14 @@ from opscraft.db.models import (
     Script,
     ScriptSecret,
     Secret,
+    SecretPreviousValue,
     User,
     WebhookTrigger,
 )
 from opscraft.db.models.secrets import SecretKind
 from opscraft.db.text import NUL_MESSAGE
-from opscraft.db.types import utcnow
+from opscraft.db.turns import take_write_turn
+from opscraft.db.types import LE, compared, utc_text, utcnow
 from opscraft.execution import commands, param_env
 from opscraft.execution.masking import MIN_LENGTH
 from opscraft.execution.ports import RunSecrets, SecretUnavailable
@@ -63,6 +75,12 @@ MAX_NAME = 128  # characters of a secret's name
 MAX_SEARCH = MAX_NAME
 TARGET = "secret"
 # Documented only: `_check_value` enforces it with messages that say what to fix.
+# How long webhooks still accept a signing secret's previous value after a new one, by default
+# (an hour: senders switched by hand or by a deploy), and at most (a week: the longest a caller
+# left unswitched should stay trusted).
+PREVIOUS_DEFAULT_SECONDS = 3600
+PREVIOUS_MAX_SECONDS = 7 * 24 * 3600
+PREVIOUS_FIELD = "previous_accepted_seconds"
 VALUE_SCHEMA: dict[str, Any] = {
     "minLength": 1,
     "description": "Not empty nor only blanks (spaces, tabs, line breaks), at most 64 KiB in UTF-8",
@@ -193,15 +211,34 @@ class SecretBase(Body):
     description: Text = ""
 
 
+def _update_schema(schema: dict[str, Any]) -> None:
+    """`SecretUpdate`'s schema: `partial.at_least_one_field`, where the field that counts is the
+    description or the value (a rotation window alone changes nothing), and the window goes with
+    a value (`dependentRequired`, JSON Schema 2020-12)."""
+    partial.at_least_one_field(schema)
+    schema["anyOf"] = [{"required": ["description"]}, {"required": ["value"]}]
+    schema["dependentRequired"] = {PREVIOUS_FIELD: ["value"]}
+
+
 class SecretUpdate(Body):
     """A change of a secret's description and/or value (at least one of the two), and what the
     description held when the edit started (`base`), so that two people editing the same
     secret's description do not silently undo each other (the later save used to win)."""
 
-    model_config = ConfigDict(json_schema_extra=partial.at_least_one_field)
+    model_config = ConfigDict(json_schema_extra=_update_schema)
 
     description: limited(Text, MAX_DESCRIPTION) | None = None
     value: Text | None = Field(default=None, json_schema_extra=VALUE_SCHEMA)
+    previous_accepted_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=PREVIOUS_MAX_SECONDS,
+        description="With a new `value` of a secret that signs webhooks: how many seconds their "
+        "signature check still accepts the value it replaces (0: refused at once; left out: "
+        f"{PREVIOUS_DEFAULT_SECONDS}; at most {PREVIOUS_MAX_SECONDS}, a week). A secret that signs "
+        "no webhook keeps no previous value (a number above 0 for one is a 422)",
+        examples=[3600],
+    )
     base: SecretBase | None = Field(
         default=None,
         description="What `description` held when the edit started: a new description whose stored "
@@ -235,6 +272,12 @@ class SecretInfo:
     # What the saved value will do that its author may not expect (`value_warnings`): set by
     # `create` and `update` for the value they were given, empty in listings.
     warnings: list[str] = field(default_factory=list)
+    # Until when webhooks signed with it still accept the value its last new value replaced;
+    # None when they accept the current value only.
+    previous_accepted_until: datetime | None = None
+    # Whether a webhook signs with it (a new value then keeps the one it replaces: the UI offers
+    # the window only then).
+    signs_webhooks: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,15 +330,41 @@ async def _infos(session: AsyncSession, rows: list[Secret]) -> list[SecretInfo]:
     ids = [s.id for s in rows if s.id is not None]
     attached = await _scripts_of(session, ids)
     names = await _user_names(session, {s.created_by for s in rows} | {s.updated_by for s in rows})
+    until = await previous_accepted_until(session, ids)
+    signs = await _signing(session, ids)
     return [
         SecretInfo(
             s,
             attached.get(s.id or 0, []),
             names.get(s.created_by or 0),
             names.get(s.updated_by or 0),
+            previous_accepted_until=until.get(s.id or 0),
+            signs_webhooks=s.id in signs,
         )
         for s in rows
     ]
+
+
+async def _signing(session: AsyncSession, secret_ids: list[int]) -> set[int]:
+    """Those of `secret_ids` that sign a webhook (its `secret_id`)."""
+    if not secret_ids:
+        return set()
+    query = select(WebhookTrigger.secret_id).where(col(WebhookTrigger.secret_id).in_(secret_ids))
+    return {secret_id for secret_id in (await session.exec(query.distinct())).all() if secret_id is not None}
+
+
+async def previous_accepted_until(session: AsyncSession, secret_ids: list[int]) -> dict[int, datetime]:
+    """Secret id -> until when its previous value is accepted, for those of `secret_ids` whose
+    window is not over (in the database's clock, `utcnow`)."""
+    if not secret_ids:
+        return {}
+    rows = await session.exec(
+        select(SecretPreviousValue.secret_id, SecretPreviousValue.accepted_until).where(
+            col(SecretPreviousValue.secret_id).in_(secret_ids)
+        )
+    )
+    now = utcnow()
+    return {secret_id: until for secret_id, until in rows.all() if until > now}
 
 
 async def list_secrets(
@@ -378,7 +447,12 @@ async def update(
     field `description`) when the description changed since the edit's `base` (`partial.three_way`:
     nothing written); `Conflict` (409, field `value`) when the new value of an `env` secret would
     make the secrets of a script it is attached to too large for a run's environment
-    (`run_environment.refuse_overfull`).
+    (`run_environment.refuse_overfull`); `Invalid` (422) naming `previous_accepted_seconds` when
+    it is sent without a value, or above 0 for a secret that signs no webhook.
+
+    A new value of a secret that signs webhooks keeps the value it replaces for
+    `previous_accepted_seconds` (`_keep_previous`: the module's rotation window); the answer's
+    `previous_accepted_until` says until when.
 
     `updated_by` and `updated_at` say who last changed the secret, so they move only with a
     change, which is audited: the same description sent again changes nothing."""
@@ -389,7 +463,11 @@ async def update(
             "nothing to update: send a new description and/or a new value",
             details=[{"field": "body", "message": "send description and/or value"}],
         )
-    secret = await _get(session, secret_id)
+    if body.value is None and body.previous_accepted_seconds is not None:
+        raise Invalid.at(
+            PREVIOUS_FIELD, "goes with a new value: it says how long the value replaced is accepted"
+        )
+    secret = await (_held(session, secret_id) if body.value is not None else _get(session, secret_id))
     description = body.description
     if description is not None and body.base is not None:  # 409 before anything is written
         base = body.base.model_dump(exclude_unset=True)
@@ -397,13 +475,23 @@ async def update(
             secret, {"description": description}, base, "the secret", actor.user.id
         ).get("description")
     changed = False
+    warnings: list[str] = []
     if body.value is not None:
         value = file_content(body.value) if secret.kind == SecretKind.file else body.value
         await keyring.require_current(session, keyring.current_vault())
+        until = await _keep_previous(session, secret, value, body.previous_accepted_seconds, warnings)
         keyring.seal_into(keyring.current_vault(), secret, value)
         if secret.kind == SecretKind.env:
             await run_environment.refuse_overfull(session, "value", secret_id=secret_id)
-        audit.record(session, actor, "secret.update_value", TARGET, secret.id, name=secret.name)
+        audit.record(
+            session,
+            actor,
+            "secret.update_value",
+            TARGET,
+            secret.id,
+            name=secret.name,
+            previous_accepted_until=utc_text(until),
+        )
         changed = True
     if description is not None and description != secret.description:
         secret.description = description
@@ -413,8 +501,132 @@ async def update(
         secret.updated_by = actor.user_id
         secret.updated_at = utcnow()
     await session.commit()
-    warnings = value_warnings(body.value) if body.value is not None else []
+    warnings = (value_warnings(body.value) if body.value is not None else []) + warnings
     return replace((await _infos(session, [secret]))[0], warnings=warnings)
+
+
+async def _held(session: AsyncSession, secret_id: int) -> Secret:
+    """The secret, locked for this transaction (PostgreSQL: `FOR UPDATE`; SQLite: the write
+    turn), so that two new values at once keep one previous value each in turn; `NotFound`."""
+    await take_write_turn(session, Secret, col(Secret.id) == secret_id)
+    query = select(Secret).where(col(Secret.id) == secret_id).with_for_update()
+    secret = (await session.exec(query.execution_options(populate_existing=True))).first()
+    if secret is None:
+        raise NotFound.gone("secret")
+    return secret
+
+
+async def _keep_previous(
+    session: AsyncSession, secret: Secret, value: str, seconds: int | None, warnings: list[str]
+) -> datetime | None:
+    """Before `value` replaces `secret`'s value (in the caller's transaction, the secret held):
+    keep the value it replaces as its previous value for `seconds` (None: `PREVIOUS_DEFAULT_SECONDS`
+    when it signs a webhook, else 0), replacing any previous one; 0 deletes any previous one, so
+    only `value` is accepted from the commit on. Returns until when the previous value is
+    accepted, None when none is. The same value again keeps the previous value as it was. A
+    stored value that does not decrypt keeps nothing and says so in `warnings` (never the value).
+    `Invalid` (422, `previous_accepted_seconds`) above 0 for a secret that signs no webhook."""
+    assert secret.id is not None
+    signs = bool(await _signing(session, [secret.id]))
+    if seconds is None:
+        seconds = PREVIOUS_DEFAULT_SECONDS if signs else 0
+    elif seconds > 0 and not signs:
+        raise Invalid.at(
+            PREVIOUS_FIELD,
+            f"secret {secret.name} signs no webhook: only a webhook's signature check accepts a "
+            "previous value; send 0 or leave it out",
+        )
+    try:
+        replaced = keyring.reveal(keyring.current_vault(), secret) if seconds else None
+    except DecryptError:
+        replaced = None
+        warnings.append(f"{PREVIOUS_FIELD}: the value replaced did not decrypt, so it is not kept")
+    if replaced == value:  # saved again: nothing was replaced, the window stays as it is
+        return (await previous_accepted_until(session, [secret.id])).get(secret.id)
+    # Statements, not loaded rows: a call or the upkeep may delete one whose window is over
+    # meanwhile (`live_previous`), and a row loaded here would then be deleted or updated twice.
+    await session.exec(_previous_of(secret.id))
+    if replaced is None:
+        return None
+    now = utcnow()
+    until = now + timedelta(seconds=seconds)
+    previous = SecretPreviousValue(
+        secret_id=secret.id, ciphertext=b"", salt=b"", nonce=b"", replaced_at=now, accepted_until=until
+    )
+    keyring.seal_previous(keyring.current_vault(), previous, replaced)
+    session.add(previous)
+    return until
+
+
+def _ended(now: datetime) -> Any:
+    """The condition of a previous value whose window is over at `now`."""
+    return compared(col(SecretPreviousValue.accepted_until), LE, now)
+
+
+def _previous_of(secret_id: int, *where: Any) -> Delete:
+    """The statement deleting the previous value of the secret `secret_id` (matching `where`)."""
+    return sql_delete(SecretPreviousValue).where(col(SecretPreviousValue.secret_id) == secret_id, *where)
+
+
+async def live_previous(session: AsyncSession, secret_id: int) -> SecretPreviousValue | None:
+    """The secret's previous value while its window lasts, for a webhook's signature check;
+    None when it has none. One whose window is over is deleted here (the caller commits; calls
+    at once each delete it, which deletes nothing the second time)."""
+    previous = await session.get(SecretPreviousValue, secret_id)
+    if previous is None:
+        return None
+    now = utcnow()
+    if previous.accepted_until <= now:
+        await session.exec(
+            _previous_of(secret_id, compared(col(SecretPreviousValue.accepted_until), LE, now))
+        )
+        return None
+    return previous
+
+
+async def end_previous(session: AsyncSession, actor: Actor, secret_id: int) -> None:
+    """End the secret's rotation window now: its previous value is deleted, and webhooks accept
+    its current value only (audited as `secret.end_previous`, committed); needs manage_secrets.
+    `NotFound` (404) for an unknown secret, or one whose previous value is no longer accepted."""
+    require(actor.user, Permission.manage_secrets)
+    secret = await _held(session, secret_id)
+    previous = await live_previous(session, secret_id)
+    if previous is None:
+        await session.commit()
+        raise NotFound(f"secret {secret.name} has no previous value still accepted")
+    await session.exec(_previous_of(secret_id))
+    audit.record(
+        session,
+        actor,
+        "secret.end_previous",
+        TARGET,
+        secret_id,
+        name=secret.name,
+        accepted_until=utc_text(previous.accepted_until),
+    )
+    await session.commit()
+
+
+async def drop_ended_previous_values(db: Database) -> int:
+    """Delete every previous value whose window is over (the upkeep's round: `retention.run_upkeep`),
+    each audited as `secret.previous_removed` by `retention`; returns how many. One a call
+    deleted first (`live_previous`) is neither counted nor audited here."""
+    async with db.session() as session:
+        statement = sql_delete(SecretPreviousValue).where(_ended(utcnow()))
+        columns = col(SecretPreviousValue.secret_id), col(SecretPreviousValue.accepted_until)
+        removed = (await session.exec(statement.returning(*columns))).all()
+        for secret_id, until in removed:
+            audit.record(
+                session,
+                Actor.on_behalf_of(None, "retention"),
+                "secret.previous_removed",
+                TARGET,
+                secret_id,
+                actor_name="retention",
+                accepted_until=utc_text(until),
+            )
+        await session.commit()
+        return len(removed)
 
 
 def _listed(names: list[str]) -> str:
@@ -482,6 +694,7 @@ async def delete(session: AsyncSession, actor: Actor, secret_id: int, *, force: 
         deleted_scripts = select(Script.id).where(col(Script.deleted_at).is_not(None))
         links = links.where(col(ScriptSecret.script_id).in_(deleted_scripts))
     await session.exec(links)
+    await session.exec(_previous_of(secret_id))
     await session.delete(secret)
     audit.record(
         session,

@@ -11,6 +11,9 @@ Rules:
   accepted once is refused for `GITHUB_REPLAY_SECONDS`); `gitlab`, GitLab's `X-Gitlab-Token:
   <the key>` (a bearer secret like the URL's token: no replay check). Senders cannot be told to
   use another form, so each is taken as they send it;
+- the key is the signing secret's value or, while the secret's rotation window lasts after a
+  new value (services/secrets.py), the value it replaced: senders are switched to the new key
+  without an outage; an accepted call's audit row says which (`key`: `current` or `previous`);
 - a Terraform script's webhook names the action (`plan` or `apply`) and workspace of its runs
   (`executions.automation_terraform`), an Ansible script's webhook its run options (`limit`,
   `tags`, `skip_tags`, `check`, `diff`: `executions.automation_run_options`); the call's body
@@ -69,7 +72,7 @@ from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, not_js
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
 from opscraft.security.vault import DecryptError
-from opscraft.services import audit, conflicts, executions, names, paging, parameters, partial
+from opscraft.services import audit, conflicts, executions, keyring, names, paging, parameters, partial
 from opscraft.services.actor import Actor
 from opscraft.services.bodies import Body
 from opscraft.services.errors import (
@@ -89,7 +92,7 @@ from opscraft.services.parameters import ParameterValues, PointerMapping
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
-from opscraft.services.secrets import reveal_for_use
+from opscraft.services.secrets import live_previous, previous_accepted_until, reveal_for_use
 from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
@@ -493,27 +496,43 @@ BLANK_EDGES = (
 )
 
 
-def _proof(key: str, given: str, expected_for: Callable[[str], str], what: str) -> str:
-    """`expected_for(key)`, the proof a call must carry under `key` (an HMAC hex digest, or the
-    key itself for GitLab), when `given` is it; `Unauthorized` "WHAT does not match" otherwise,
-    saying `BLANK_EDGES` when `given` is the proof under `key` stripped of surrounding blanks and
-    line breaks (a secret pasted from a file with its final line break could verify no call: a
-    header cannot carry it, and GitHub's and GitLab's fields drop it). Only a caller who holds
-    the key's text learns that; the proof under the stripped key is still refused."""
-    expected = expected_for(key)
-    if same_secret(expected, given):
-        return expected
-    stripped = key.strip()
-    if stripped != key and same_secret(expected_for(stripped), given):
-        raise Unauthorized(f"{what} does not match: {BLANK_EDGES}")
+@dataclass(frozen=True)
+class SigningKey:
+    """A key a signed call may be verified with: the signing secret's current value, or its
+    previous value while its rotation window lasts (services/secrets.py). `which` is what the
+    audit says of it (`current` or `previous`), never the value."""
+
+    which: str
+    value: str
+
+
+def _proof(
+    keys: list[SigningKey], given: str, expected_for: Callable[[str], str], what: str
+) -> tuple[str, str]:
+    """(`expected_for(key)`, the proof a call must carry under a key of `keys` (an HMAC hex
+    digest, or the key itself for GitLab), that key's `which`) for the first key whose proof
+    `given` is; `Unauthorized` "WHAT does not match" otherwise, saying `BLANK_EDGES` when `given`
+    is the proof under a key stripped of surrounding blanks and line breaks (a secret pasted from
+    a file with its final line break could verify no call: a header cannot carry it, and GitHub's
+    and GitLab's fields drop it). Only a caller who holds the key's text learns that; the proof
+    under the stripped key is still refused."""
+    for key in keys:
+        expected = expected_for(key.value)
+        if same_secret(expected, given):
+            return expected, key.which
+    for key in keys:
+        stripped = key.value.strip()
+        if stripped != key.value and same_secret(expected_for(stripped), given):
+            raise Unauthorized(f"{what} does not match: {BLANK_EDGES}")
     raise Unauthorized(f"{what} does not match")
 
 
-def _check_signature(key: str, call: Call, signature: str) -> str:
-    """The expected HMAC-SHA256 hex digest of the call (`timestamp.body` under `key`) when
-    `signature` (from `_signed_at`) is it; `Unauthorized` otherwise (`_proof`)."""
+def _check_signature(keys: list[SigningKey], call: Call, signature: str) -> tuple[str, str]:
+    """(the expected HMAC-SHA256 hex digest of the call, `timestamp.body` under a key of `keys`,
+    that key's `which`) when `signature` (from `_signed_at`) is it; `Unauthorized` otherwise
+    (`_proof`)."""
     signed = call.headers[TIMESTAMP_HEADER].encode() + b"." + call.body
-    return _proof(key, signature, lambda k: hmac.new(k.encode(), signed, "sha256").hexdigest(), "signature")
+    return _proof(keys, signature, lambda k: hmac.new(k.encode(), signed, "sha256").hexdigest(), "signature")
 
 
 async def _first_use(
@@ -560,29 +579,32 @@ def _github_signature(call: Call) -> str:
     return signature.removeprefix("sha256=").lower()
 
 
-async def _check_proof(session: AsyncSession, hook: WebhookTrigger, call: Call) -> None:
+async def _check_proof(session: AsyncSession, hook: WebhookTrigger, call: Call) -> str:
     """Check a signed webhook's call carries the proof its `signature_scheme` asks for (the
-    module's rules); `Unauthorized` (401) naming what is missing or wrong, `Forbidden` when the
-    key is gone from the vault. A header's form is checked before the key is decrypted."""
+    module's rules) under its signing secret's current value or, while its rotation window
+    lasts, its previous one; returns which (`current` or `previous`). `Unauthorized` (401)
+    naming what is missing or wrong, `Forbidden` when the key is gone from the vault. A header's
+    form is checked before the key is decrypted."""
     assert hook.id is not None
     if hook.signature_scheme == SignatureScheme.gitlab:
         if GITLAB_HEADER not in call.headers:
             raise Unauthorized(f"{GITLAB_HEADER} is missing: set the webhook's Secret token on GitLab")
-        key = await _signing_key(session, hook, call)
-        _proof(key, call.headers[GITLAB_HEADER], lambda k: k, GITLAB_HEADER)
-        return
+        keys = await _signing_keys(session, hook, call)
+        return _proof(keys, call.headers[GITLAB_HEADER], lambda k: k, GITLAB_HEADER)[1]
     if hook.signature_scheme == SignatureScheme.github:
         signature = _github_signature(call)
-        key = await _signing_key(session, hook, call)
-        expected = _proof(
-            key, signature, lambda k: hmac.new(k.encode(), call.body, "sha256").hexdigest(), "signature"
+        keys = await _signing_keys(session, hook, call)
+        expected, which = _proof(
+            keys, signature, lambda k: hmac.new(k.encode(), call.body, "sha256").hexdigest(), "signature"
         )
         advice = "a body is accepted once: a redelivery of a delivery OpsCraft accepted is refused"
         await _first_use(session, hook.id, expected, int(utcnow().timestamp()), GITHUB_REPLAY_SECONDS, advice)
-        return
+        return which
     signature, seconds = _signed_at(call)
-    key = await _signing_key(session, hook, call)
-    await _first_use(session, hook.id, _check_signature(key, call, signature), seconds)
+    keys = await _signing_keys(session, hook, call)
+    expected, which = _check_signature(keys, call, signature)
+    await _first_use(session, hook.id, expected, seconds)
+    return which
 
 
 FORM = "application/x-www-form-urlencoded"
@@ -754,13 +776,18 @@ def _refused(session: AsyncSession, call: Call, script_id: int | None, reason: s
     )
 
 
-async def _signing_key(session: AsyncSession, hook: WebhookTrigger, call: Call) -> str:
-    """The webhook's signing key, decrypted from the vault. The decryption (`secret.use`, by
-    `webhook:<id>`) is committed at once, so that the secret's audit log keeps it also when the
-    call is refused next (a signature that does not match). `Forbidden` when the secret is gone
-    or does not decrypt."""
+async def _signing_keys(session: AsyncSession, hook: WebhookTrigger, call: Call) -> list[SigningKey]:
+    """The webhook's signing keys, decrypted from the vault: the secret's current value, then its
+    previous value while its rotation window lasts (`secrets.live_previous`; one whose window is
+    over is deleted here). The decryption (`secret.use`, by `webhook:<id>`, `with_previous` when
+    the previous value was decrypted too) is committed at once, so that the secret's audit log
+    keeps it also when the call is refused next (a signature that does not match). `Forbidden`
+    when the secret is gone or its current value does not decrypt; a previous value that does
+    not decrypt is left out."""
     secret = await session.get(Secret, hook.secret_id) if hook.secret_id is not None else None
     if secret is not None:
+        assert secret.id is not None
+        previous = await live_previous(session, secret.id)
         try:
             key = reveal_for_use(
                 session,
@@ -769,12 +796,18 @@ async def _signing_key(session: AsyncSession, hook: WebhookTrigger, call: Call) 
                 f"webhook:{hook.id}",
                 webhook_id=hook.id,
                 script_id=hook.script_id,
+                **({"with_previous": True} if previous is not None else {}),
             )
         except DecryptError:
             pass
         else:
+            keys = [SigningKey("current", key)]
+            if previous is not None:
+                with contextlib.suppress(DecryptError):
+                    value = keyring.reveal_previous(keyring.current_vault(), previous)
+                    keys.append(SigningKey("previous", value))
             await session.commit()
-            return key
+            return keys
     raise Forbidden("the webhook's signing secret is missing from the vault: ask its owner")
 
 
@@ -813,11 +846,10 @@ async def receive(session: AsyncSession, call: Call) -> Execution | None:
         retry = await rt.limiter.hit(f"hook:{hook.id}", limit)
         if retry:
             raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
-        if hook.secret_id is not None:
-            await _check_proof(session, hook, call)
+        key = await _check_proof(session, hook, call) if hook.secret_id is not None else None
         if call.headers.get(GITHUB_EVENT_HEADER) == "ping":
             hook.last_called_at = utcnow()
-            _accepted(session, hook, call, ping=True)
+            _accepted(session, hook, call, key, ping=True)
             await session.commit()
             return None
         if (stored := stored_shapes.note(hook)) is not None:
@@ -849,14 +881,20 @@ async def receive(session: AsyncSession, call: Call) -> Execution | None:
         await session.commit()
         raise
     hook.last_called_at = utcnow()
-    _accepted(session, hook, call, execution_id=execution.id, parameters=sorted(values))
+    _accepted(session, hook, call, key, execution_id=execution.id, parameters=sorted(values))
     await session.commit()
     return execution
 
 
-def _accepted(session: AsyncSession, hook: WebhookTrigger, call: Call, **details: Any) -> None:
+def _accepted(
+    session: AsyncSession, hook: WebhookTrigger, call: Call, key: str | None, **details: Any
+) -> None:
     """Audit an accepted call (`webhook.call`, `accepted` true) with `details` (the run it
-    started and its parameter names, or `ping`), never the payload."""
+    started and its parameter names, or `ping`) and, for a signed call, the `key` that verified
+    it (`current`, or `previous` inside the signing secret's rotation window; never a value),
+    never the payload."""
+    if key is not None:
+        details["key"] = key
     audit.record(
         session,
         Actor(None, call.client_ip),
@@ -868,6 +906,15 @@ def _accepted(session: AsyncSession, hook: WebhookTrigger, call: Call, **details
         script_id=hook.script_id,
         **details,
     )
+
+
+async def previous_key_accepted_until(session: AsyncSession, hook: WebhookTrigger) -> datetime | None:
+    """Until when the webhook still accepts calls signed with its signing secret's previous
+    value (the secret's rotation window: services/secrets.py); None when it accepts the current
+    value only, or is not signed."""
+    if hook.secret_id is None:
+        return None
+    return (await previous_accepted_until(session, [hook.secret_id])).get(hook.secret_id)
 
 
 async def owner_name(session: AsyncSession, hook: WebhookTrigger) -> str | None:

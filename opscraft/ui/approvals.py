@@ -13,7 +13,7 @@ from opscraft.db.models.executions import ExecutionStatus
 from opscraft.services import approvals
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
-from opscraft.ui.execution_widgets import run_title
+from opscraft.ui.execution_widgets import run_title, trigger_label
 from opscraft.ui.layout import NAV_BADGES, follow, frame, guard, protected_page, reread, run_action
 from opscraft.ui.widgets import OneRead, Rows, call, call_all, format_time, one_click
 
@@ -177,7 +177,8 @@ async def approvals_page(actor: Actor) -> None:
             with ui.card().classes("w-full gap-1").props(f'data-testid="pending-{e.id}"'):
                 with ui.row().classes("items-center gap-3 w-full"):
                     ui.link(f"Run #{e.id}: {run_title(e)}", f"/executions/{e.id}").classes("oc-wrap min-w-0")
-                    ui.label(f"requested by {e.triggered_by_name or '?'} ({e.trigger})").classes(
+                    # how it started in the history's words (`web UI`, `API token`), not `api_token`
+                    ui.label(f"requested by {e.triggered_by_name or '?'} ({trigger_label(e)})").classes(
                         "text-caption"
                     )
                     ui.label(_progress(p.approvals, p.request.required)).classes("text-caption")

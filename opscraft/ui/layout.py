@@ -116,8 +116,10 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
 .body--dark .q-field__control { color: #90caf9; }
 .nicegui-code-copy:focus-visible { opacity: 1; }
 /* Stored text people choose (a script's 128-character name, a description) breaks where it must:
-   one long word widened the whole page past the window and cut the text beside it. */
-.oc-wrap { overflow-wrap: anywhere; }
+   one long word widened the whole page past the window and cut the text beside it. So does a
+   notification's: "Fix the highlighted parameters: NAME, ..." with parameter names of 64
+   characters ran past its right edge on a phone, cut off. */
+.oc-wrap, .q-notification__message { overflow-wrap: anywhere; }
 /* A table's cell of such text (`widgets.WRAPPED`) wraps at 24rem, and a row's buttons stay at the
    table's right edge over the cells (`widgets.STICKY_ACTIONS`): a description of two sentences
    made the scripts table 1,230 px wide, its Run buttons out of view in a 1280 px window. */
@@ -152,8 +154,9 @@ NAV_CSS = """
 
 
 def notify_error(message: str) -> None:
-    """Show a red notification that stays until closed."""
-    ui.notify(message, type="negative", position="top", multi_line=True, close_button=True)
+    """Show a red notification that stays until closed (`timeout=0`: Quasar's default took it
+    away after 5 s, while a person was still reading it or looking for the field it names)."""
+    ui.notify(message, type="negative", position="top", multi_line=True, close_button=True, timeout=0)
 
 
 def notify_ok(message: str) -> None:

@@ -16,12 +16,22 @@ to the next change, stayed broken.
 
 Not seen: a stylesheet NiceGUI's first `<style>` imports (`@import`), which fails before this
 script, placed after it, runs; the page then works, unstyled, until it is loaded again.
+
+After the handshake nothing is reloaded: a component NiceGUI imports then (its socket's
+`load_js_components` message, for the elements a page draws once connected or a dialog opens) is
+imported again instead (`IMPORT_AGAIN_JS`): NiceGUI imports a message's components together and
+registers none when one failed, so one lost file left every element of those kinds undrawn (a
+script's Overview without its parameters table, a CI run's page). Chromium fetches a module again
+when an import of it failed (its module map keeps no failure).
 """
 
 from __future__ import annotations
 
 MAX_RELOADS = 3
 WINDOW_SECONDS = 60
+# Waits before each further import of a component that failed (milliseconds): five tries in about
+# four seconds, longer than a network change's burst of failures, shorter than a person's patience.
+IMPORT_WAITS_MS = (250, 500, 1000, 2000)
 
 RELOAD_JS = f"""<script>
 (() => {{
@@ -49,5 +59,68 @@ RELOAD_JS = f"""<script>
     reloading = true;
     location.reload();
   }}, true);
+}})();
+</script>"""
+
+# Every socket `io()` makes (socket.io's UMD bundle sets `window.io`, after this head script) hands
+# NiceGUI's listeners their events in the order they came; a `load_js_components` message's
+# modules are imported first, each tried again after `IMPORT_WAITS_MS`, and the events that came
+# after it wait for it, so NiceGUI's own import finds every module loaded. The modules' address is
+# NiceGUI's (`<nicegui.js's folder>/../components/<key>`); a module still lost after its last try
+# is left to NiceGUI, which logs the error as before. `once` listeners (`.fn`) are not wrapped.
+IMPORT_AGAIN_JS = rf"""<script>
+(() => {{
+  const waits = {list(IMPORT_WAITS_MS)};
+  const importing = new Map();  // url -> its import under way: messages naming it share it
+  const importTried = async (url) => {{
+    for (let tried = 0; ; tried++) {{
+      try {{
+        return await import(url);
+      }} catch (error) {{
+        if (tried >= waits.length) return null;
+        console.warn(`OpsCraft: ${{url}} did not load; importing it again`);
+        await new Promise((resolve) => setTimeout(resolve, waits[tried]));
+      }}
+    }}
+  }};
+  const imported = (url) => {{
+    if (!importing.has(url)) {{
+      importing.set(url, importTried(url).finally(() => importing.delete(url)));
+    }}
+    return importing.get(url);
+  }};
+  const components = () => {{
+    const nicegui = document.querySelector('script[src$="/static/nicegui.js"]');
+    return nicegui && nicegui.src.replace(/static\/nicegui\.js$/, "components/");
+  }};
+  const inOrder = (socket) => {{
+    const on = socket.on.bind(socket);
+    let queue = null;
+    const after = (step) => {{
+      const mine = (queue || Promise.resolve()).then(step).catch((error) => console.error(error));
+      queue = mine;
+      mine.then(() => {{ if (queue === mine) queue = null; }});
+    }};
+    socket.on = (event, listener) => on(event, listener.fn ? listener : (...args) => {{
+      const base = event === "load_js_components" && components();
+      if (base) {{
+        const loaded = Promise.all((args[0].components || []).map((c) => imported(base + c.key)));
+        after(() => loaded.then(() => {{ listener(...args); }}));
+      }} else if (queue) {{
+        after(() => {{ listener(...args); }});
+      }} else {{
+        listener(...args);
+      }}
+    }});
+    return socket;
+  }};
+  let io;
+  Object.defineProperty(window, "io", {{
+    configurable: true,
+    get: () => io,
+    set: (made) => {{
+      io = typeof made === "function" ? Object.assign((...args) => inOrder(made(...args)), made) : made;
+    }},
+  }});
 }})();
 </script>"""

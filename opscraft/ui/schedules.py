@@ -53,18 +53,24 @@ async def browser_zone() -> ZoneInfo:
 
 
 def _upcoming(view: ScheduleView, zone: ZoneInfo) -> str:
-    return view.not_firing() or fire_times_text(view.next_fires(utcnow(), PREVIEW), zone)
+    now = utcnow()
+    return view.not_firing() or fire_times_text(view.next_fires(now, PREVIEW), zone, now)
 
 
-def fire_times_text(times: list[datetime], zone: ZoneInfo) -> str:
+def fire_times_text(times: list[datetime], zone: ZoneInfo, now: datetime) -> str:
     """`Sun 07 Nov 00:30, Sun 07 Nov 01:00 EDT, Sun 07 Nov 01:00 EST (America/New_York)`: aware
     times in `zone`. A wall-clock time that `zone` has twice (the hour a fall-back repeats)
-    carries its abbreviation (or offset), else the two fires looked like one listed twice."""
-    return ", ".join(_wall_clock(t.astimezone(zone)) for t in times) + f" ({zone.key})"
+    carries its abbreviation (or offset), else the two fires looked like one listed twice. A
+    time in another year than `now` (aware) in `zone` carries its year (`Fri 31 Dec 2027 18:00`),
+    else a yearly schedule's five fires read as one date listed five times."""
+    year = now.astimezone(zone).year
+    return ", ".join(_wall_clock(t.astimezone(zone), year) for t in times) + f" ({zone.key})"
 
 
-def _wall_clock(local: datetime) -> str:
-    text = local.strftime("%a %d %b %H:%M")
+def _wall_clock(local: datetime, year: int) -> str:
+    """`local` as `Sun 07 Nov 01:00`, with its year when it is not `year`, and its zone's
+    abbreviation when its wall-clock time occurs twice (`fire_times_text`)."""
+    text = local.strftime("%a %d %b %H:%M" if local.year == year else "%a %d %b %Y %H:%M")
     twice = local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
     return f"{text} {local.strftime('%Z')}" if twice else text
 

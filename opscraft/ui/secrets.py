@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     STICKY_ACTIONS,
     WRAPPED,
     call,
+    confirm,
     data_table,
     dialog_buttons,
     dialog_card,
@@ -78,6 +79,9 @@ ACTIONS_CELL = """
   <q-btn flat round dense aria-label="Replace value"
          icon="key" color="primary" :data-testid="'replace-' + props.row.name"
          @click="$parent.$emit('replace', props.row)"><q-tooltip>Replace value</q-tooltip></q-btn>
+  <q-btn v-if="props.row.previous_until" flat round dense aria-label="Refuse old key now"
+         icon="key_off" color="warning" :data-testid="'end-previous-' + props.row.name"
+         @click="$parent.$emit('end_previous', props.row)"><q-tooltip>Refuse old key now</q-tooltip></q-btn>
   <q-btn flat round dense aria-label="Audit log"
          icon="history" color="primary" :data-testid="'audit-' + props.row.name"
          @click="$parent.$emit('audit', props.row)"><q-tooltip>Audit log</q-tooltip></q-btn>
@@ -101,9 +105,40 @@ EXECUTION_CELL = """
 _HIDDEN_DETAILS = {"name", "execution_id"}
 
 
+# The rotation windows the New value dialog offers a secret that signs webhooks (seconds ->
+# label; services/secrets.py, `previous_accepted_seconds`): the default first.
+KEEP_PREVIOUS = {
+    secrets.PREVIOUS_DEFAULT_SECONDS: "1 hour",
+    0: "no: refuse it at once",
+    600: "10 minutes",
+    24 * 3600: "1 day",
+    secrets.PREVIOUS_MAX_SECONDS: "7 days",
+}
+
+
+async def refuse_previous(secret_id: int, name: str, until: str) -> None:
+    """Ask, then end the rotation window of the secret `name` (accepted `until`, as shown):
+    `secrets.end_previous`, needs manage_secrets. The Secrets page and a webhook's row offer it
+    (**Refuse old key now**)."""
+    if not await confirm(
+        f"Refuse the old value of {name} now?",
+        f"Webhooks signed with it accept it until {until}: from now on they accept its current value "
+        "only. Switch every sender first.",
+        "Refuse old key now",
+        "confirm-end-previous",
+    ):
+        return
+    actor = await guard(Permission.manage_secrets)
+    if actor is not None:
+        await run_action(lambda: call(secrets.end_previous, actor, secret_id), "Old value refused")
+
+
 def _row(info: SecretInfo) -> dict[str, Any]:
     s = info.secret
     updated = format_time(s.updated_at) + (f" by {info.updated_by_name}" if info.updated_by_name else "")
+    previous = info.previous_accepted_until
+    if previous is not None:
+        updated += f" · old value accepted until {format_time(previous)}"
     return {
         "id": s.id,
         "name": s.name,
@@ -111,6 +146,8 @@ def _row(info: SecretInfo) -> dict[str, Any]:
         "scripts": [{"id": r.id, "name": r.name} for r in info.scripts],
         "last_used": format_time(s.last_used_at),
         "updated": updated,
+        "signs_webhooks": info.signs_webhooks,
+        "previous_until": format_time(previous) if previous is not None else None,
     }
 
 
@@ -265,6 +302,7 @@ class SecretsView(PagedTable):
         self.table.on("edit", opens_dialog(self.open_edit, with_args=True))
         self.table.on("replace", opens_dialog(self.open_replace, with_args=True))
         self.table.on("audit", opens_dialog(self.open_audit, with_args=True))
+        self.table.on("end_previous", opens_dialog(self.open_end_previous, with_args=True))
         self.table.on("delete", opens_dialog(self.open_delete, with_args=True))
         self.make_footer("secrets-summary")
 
@@ -367,12 +405,32 @@ class SecretsView(PagedTable):
         dialog.open()
 
     def open_replace(self, row: dict[str, Any]) -> None:
-        """Open the dialog replacing a secret's value."""
+        """Open the dialog replacing a secret's value; for a secret that signs webhooks, with how
+        long they still accept the value replaced (`KEEP_PREVIOUS`)."""
         with ui.dialog() as dialog, dialog_card(f"Replace the value of {row['name']}"):
             ui.label("The current value is not shown. Runs that start after saving get the new one.").classes(
                 "text-grey-7"
             )
             value = SecretValueField("New value", "replace-value")
+            keep = None
+            if row.get("signs_webhooks"):
+                keep = ui.select(
+                    KEEP_PREVIOUS,
+                    value=secrets.PREVIOUS_DEFAULT_SECONDS,
+                    label="Keep accepting the old value for",
+                ).props('outlined dense data-testid="replace-keep-previous"')
+                ui.label(
+                    "It signs webhooks: calls signed with the old value are accepted that long, so "
+                    "that each sender can be switched to the new one."
+                ).classes("text-caption text-grey-7")
+
+            def body() -> dict[str, Any]:
+                sent: dict[str, Any] = {"value": value.value}
+                if keep is not None:
+                    sent[secrets.PREVIOUS_FIELD] = keep.value
+                return sent
+
+            fields = {"value": value.text} | ({secrets.PREVIOUS_FIELD: keep} if keep is not None else {})
             dialog_buttons(
                 dialog,
                 "Replace value",
@@ -380,13 +438,18 @@ class SecretsView(PagedTable):
                 lambda: self.apply(
                     dialog,
                     Permission.manage_secrets,
-                    lambda s, a: secrets.update(s, a, row["id"], {"value": value.value}),
+                    lambda s, a: secrets.update(s, a, row["id"], body()),
                     "Value replaced",
-                    {"value": value.text},
+                    fields,
                     warnings=lambda info: info.warnings,
                 ),
             )
         dialog.open()
+
+    async def open_end_previous(self, row: dict[str, Any]) -> None:
+        """Ask, then end the secret's rotation window (`refuse_previous`), and show the table again."""
+        await refuse_previous(row["id"], row["name"], row["previous_until"])
+        await self.refresh()
 
     def open_delete(self, row: dict[str, Any]) -> None:
         """Open the dialog confirming a secret's deletion; an attached secret needs the "detach and delete"

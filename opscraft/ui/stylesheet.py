@@ -40,8 +40,10 @@ def url(prefix: str) -> str:
 def install(prefix: str) -> None:
     """Serve `TAILWIND_CSS` at `url(prefix)` and link it from every NiceGUI page (the head every
     page shares), after the script that loads a page again when one of its own files failed to
-    load (`lost_resources`), so that a lost stylesheet is loaded again too. Call once, before
+    load (`lost_resources`), so that a lost stylesheet is loaded again too, and the one that
+    imports a component lost after the page connected again. Call once, before
     `ui.run(tailwind=False)`."""
     address = app.add_static_file(local_file=TAILWIND_CSS, url_path=url(prefix))
     ui.add_head_html(lost_resources.RELOAD_JS, shared=True)
+    ui.add_head_html(lost_resources.IMPORT_AGAIN_JS, shared=True)
     ui.add_head_html(f'<link rel="stylesheet" href="{address}">', shared=True)

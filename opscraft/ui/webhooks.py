@@ -3,6 +3,7 @@ edit, pause/resume, delete."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from nicegui import context, ui
@@ -13,6 +14,7 @@ from opscraft.services import secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
+from opscraft.ui import secrets as ui_secrets
 from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
 from opscraft.ui.script_tabs import TabAddress, script_tab
@@ -68,9 +70,17 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
     ).classes("text-grey-7")
 
     reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)
+    # Signing secret id -> until when its previous value is accepted (its rotation window), as of
+    # the last read: each row says so, and offers to end it.
+    previous: dict[int, datetime] = {}
+    end_previous = can(actor.user, Permission.manage_secrets)
 
     async def read(reader: Actor) -> list[WebhookTrigger]:
-        return await call_all(webhooks.list_for_script, reader, script_id)
+        hooks = await call_all(webhooks.list_for_script, reader, script_id)
+        signing = sorted({hook.secret_id for hook in hooks if hook.secret_id is not None})
+        previous.clear()
+        previous.update(await call(secrets.previous_accepted_until, signing))
+        return hooks
 
     async def update() -> None:
         """Show the webhooks as stored now (a change here, in another tab, through the API)."""
@@ -106,6 +116,15 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             ui.label(f"{mapping} · last called {format_time(hook.last_called_at)}").classes(
                 "text-caption oc-wrap"
             )
+            if hook.secret_id is not None and (until := previous.get(hook.secret_id)) is not None:
+                with ui.row().classes("items-center gap-2"):
+                    ui.label(f"old key accepted until {format_time(until)}").classes(
+                        "text-caption text-warning"
+                    ).props(f'data-testid="webhook-previous-{hook.id}"')
+                    if end_previous:
+                        ui.button(
+                            "Refuse old key now", on_click=opens_dialog(lambda h=hook, u=until: refuse(h, u))
+                        ).props(f'flat dense no-caps data-testid="webhook-end-previous-{hook.id}"')
             automation_terraform.caption(
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )
@@ -119,6 +138,16 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
         if not await confirm(f"Delete the webhook {hook.name}?", "Callers of its URL get 404 from then on."):
             return
         await run_action(lambda: call(webhooks.delete, current, hook.id, script_id), "Webhook deleted")
+        await update()
+
+    async def refuse(hook: WebhookTrigger, until: datetime) -> None:
+        """End the rotation window of the webhook's signing secret (for every webhook it signs)."""
+        current = await guard(Permission.manage_secrets)
+        if current is None or hook.secret_id is None:
+            return
+        signing = await run_action(lambda: call(secrets.get, current, hook.secret_id))
+        if signing is not None:
+            await ui_secrets.refuse_previous(hook.secret_id, signing.secret.name, format_time(until))
         await update()
 
     async def toggle(hook: WebhookTrigger) -> None:
@@ -255,7 +284,12 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             'unelevated data-testid="webhook-add"'
         )
 
-    body = Rows(_row, [], key=lambda hook: hook.id, picture=lambda hook: hook.model_dump())
+    body = Rows(
+        _row,
+        [],
+        key=lambda hook: hook.id,
+        picture=lambda hook: hook.model_dump() | {"previous": previous.get(hook.secret_id or 0)},
+    )
 
     async def render() -> None:
         """Rendered once the browser is connected (the script page builds faster), then live."""

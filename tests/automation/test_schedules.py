@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -1051,6 +1052,59 @@ async def test_a_schedule_stored_before_the_cron_rules_lists_and_reads_then_is_p
         r = await client.put(path, json={"cron": "0 3 * * *", "timezone": "UTC"}, headers=admin.headers)
         assert r.status_code == 200, r.text
         assert r.json()["enabled"] is True and r.json()["paused_reason"] is None, shape
+
+
+# Expressions and zones today's rules take, stored in another form than a save stores (the
+# expression `check_cron` normalises, the zone as IANA spells it): a version or an import that
+# kept a macro as written, a manual edit. (stored cron, stored zone, the cron and zone it fires in)
+STORED_IN_ANOTHER_FORM = [
+    ("@yearly", "UTC", "0 0 1 1 *", "UTC"),
+    ("@Daily", "UTC", "0 0 * * *", "UTC"),
+    ("\t30  3 * * MON  ", "UTC", "30 3 * * MON", "UTC"),
+    ("0 9 * * *", "europe/paris", "0 9 * * *", "Europe/Paris"),
+    ("0 9 * * *", " Asia/Tokyo\t", "0 9 * * *", "Asia/Tokyo"),
+]
+
+
+async def test_a_schedule_stored_in_another_form_lists_reads_and_fires_as_saved(
+    client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, no_automation_loops: None
+) -> None:
+    """A stored `@yearly` or `europe/paris` made every list holding it a 500 (`/api/v1/schedules`,
+    the script's, the Schedules pages) and, once due, failed every round of the scheduler, so
+    that no schedule of any script fired again: the fire times were computed from the stored
+    text (the wall-clock walk splits it into minute and hour fields; zoneinfo's names are
+    case-sensitive). Such a schedule lists and reads with the fire times of the expression and
+    zone a save would store, both shown as stored, and fires like the others."""
+    await local_runner(client, admin)
+    db = runtime.current().db
+    for stored, stored_zone, fields, zone in STORED_IN_ANOTHER_FORM:
+        shape = (stored, stored_zone)
+        sid = await script(client, admin)
+        schedule_id = (await add(client, admin, sid)).json()["id"]
+        await store_as_before(schedule_id, stored, stored_zone)
+        other = (await add(client, admin, await script(client, admin), name="other")).json()["id"]
+        await due_now(other)
+        path = f"/api/v1/scripts/{sid}/schedules"
+        for url in ["/api/v1/schedules", path, f"{path}/{schedule_id}"]:
+            r = await client.get(url, headers=viewer.headers)
+            assert r.status_code == 200, (shape, url, r.text)
+            body = r.json()
+            (shown,) = [s for s in body["items"] if s["id"] == schedule_id] if "items" in body else [body]
+            times = schedules.next_times(fields, zone, utcnow(), 5)
+            expected = [t.isoformat().replace("+00:00", "Z") for t in times]
+            assert (shown["cron"], shown["timezone"], shown["paused_reason"]) == (stored, stored_zone, None)
+            assert shown["next_fire_times"] == expected, (shape, shown["next_fire_times"])
+            local = [(t, t.astimezone(ZoneInfo(zone)).utcoffset()) for t in times]
+            read = [datetime.fromisoformat(t) for t in shown["next_fire_times_local"]]
+            assert [(t, t.utcoffset()) for t in read] == local, (shape, shown["next_fire_times_local"])
+        # due with another schedule: both fire, in the same round (earlier every-minute ones
+        # of this module may be due again too)
+        assert await schedules.tick(db) >= 2, shape
+        for fired in (schedule_id, other):
+            (fire,) = await fires(fired)
+            assert fire.outcome == "started", (shape, fire.outcome, fire.message)
+        after = (await client.get(f"{path}/{schedule_id}", headers=admin.headers)).json()
+        assert after["enabled"] is True and after["next_fire_times"][0] == expected[0], after
 
 
 def test_the_far_yearly_cron_does_not_fire_within_months_of_any_day() -> None:

@@ -809,3 +809,71 @@ def test_a_runs_end_does_not_wait_for_its_work_directorys_removal(
     assert at_status == [True], "the status came before the removal"
     wait_until(lambda: not work.exists(), "the supervisor removes the work directory after its status")
     assert removals == []
+
+
+def _leave_a_locked_work_directory_and_remove_it(work: Path, outside: Path) -> None:
+    """In this process: build a work directory as a script could leave it (folders unreadable or
+    read-only, the directory itself included; links to a folder and a file outside), then remove
+    it with `supervisor.remove_work`, twice."""
+    (work / "locked" / "deeper").mkdir(parents=True)
+    (work / "locked" / "deeper" / "file").write_text("")
+    (work / "read-only").mkdir()
+    (work / "read-only" / "file").write_text("")
+    (work / "read-only" / "link-to-a-folder").symlink_to(outside)
+    (work / "link-to-a-file").symlink_to(outside / "kept")
+    for folder, mode in (("locked/deeper", 0), ("locked", 0), ("read-only", 0o500), (".", 0o500)):
+        (work / folder).chmod(mode)
+    supervisor.remove_work(str(work))
+    supervisor.remove_work(str(work))
+
+
+def test_a_work_directory_a_script_took_its_rights_from_is_removed_through_no_link() -> None:
+    """`supervisor.remove_work`, by an unprivileged user (a forked child of this process that
+    became `nobody`: root ignores rights): folders a script made unreadable and read-only (the
+    work directory itself included) are removed all the same, the rights given back on the
+    way; links to a folder and to a file outside are removed, not followed (what they point to
+    keeps its content and its rights); a directory gone already is no error."""
+    nobody = 65534
+    base = Path(tempfile.mkdtemp(prefix="opscraft-test-removal-"))
+    outside = base / "outside"
+    try:
+        outside.mkdir(mode=0o500)
+        (outside / "kept").write_text("kept")
+        for path in (base, outside):
+            os.chown(path, nobody, nobody)
+        pid = os.fork()
+        if pid == 0:  # the child: never back into pytest
+            code = 1
+            try:
+                os.setgid(nobody)
+                os.setuid(nobody)
+                _leave_a_locked_work_directory_and_remove_it(base / "work", outside)
+                code = 0
+            finally:
+                os._exit(code)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+        assert not (base / "work").exists()
+        assert (outside / "kept").read_text() == "kept"
+        assert outside.stat().st_mode & 0o777 == 0o500, "the rights of what a link points to are untouched"
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            outside.chmod(0o700)
+        shutil.rmtree(base)
+
+
+def test_the_fork_server_imports_no_module_whose_fork_hook_every_supervisor_runs() -> None:
+    """`random` (which `tempfile` imports) reseeds its generator in every forked process
+    (`os.register_at_fork`): in each supervisor, pages copied on write and a `getrandom` call a
+    run, for nothing (issue 15, docs/benchmarks.md session 52). Seen from outside: the fork
+    server maps no `_random` (nor `hashlib`'s `_sha512`, which `random` brings)."""
+    fresh = LocalRunner(f"test-{uuid.uuid4().hex[:8]}")
+    fresh.start()
+    try:
+        pid = fresh.forks.pid
+        assert pid is not None
+        wait_until(lambda: "supervisor" in Path(f"/proc/{pid}/cmdline").read_text(), "the fork server")
+        wait_until(lambda: "_socket" in Path(f"/proc/{pid}/maps").read_text(), "its imports")
+        mapped = Path(f"/proc/{pid}/maps").read_text()
+        assert "_random." not in mapped and "_sha512." not in mapped
+    finally:
+        fresh.stop()

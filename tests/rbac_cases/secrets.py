@@ -47,6 +47,17 @@ async def update_body(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]
     return {"path": {"secret_id": await _secret(c, u)}, "json": {"description": "changed"}}
 
 
+async def rotated_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
+    """A secret that signs a webhook and was given a new value: its previous one is accepted."""
+    secret_id, admin = await _secret(c, u), u["admin"].headers
+    hook = {"name": "signed", "secret_id": secret_id}
+    r = await c.post(f"/api/v1/scripts/{await _script(c, u)}/webhooks", json=hook, headers=admin)
+    assert r.status_code == 201, r.text
+    r = await c.put(f"/api/v1/secrets/{secret_id}", json={"value": VALUE + "-new"}, headers=admin)
+    assert r.status_code == 200 and r.json()["previous_accepted_until"], r.text
+    return {"path": {"secret_id": secret_id}}
+
+
 async def script_path(c: httpx.AsyncClient, u: dict[str, Any]) -> dict[str, Any]:
     return {"path": (await _attached(c, u))}
 
@@ -62,6 +73,7 @@ CASES = [
     Case("PUT", "/api/v1/secrets/{secret_id}", allow("operator"), update_body),
     Case("DELETE", "/api/v1/secrets/{secret_id}", allow("operator", 204), secret_path),
     Case("GET", "/api/v1/secrets/{secret_id}/audit-logs", allow("operator"), secret_path),
+    Case("DELETE", "/api/v1/secrets/{secret_id}/previous-value", allow("operator", 204), rotated_path),
     Case("GET", "/api/v1/scripts/{script_id}/secrets", allow("viewer"), script_path),
     Case("POST", "/api/v1/scripts/{script_id}/secrets/{secret_id}", allow("operator", 201), detached_pair),
     Case("DELETE", "/api/v1/scripts/{script_id}/secrets/{secret_id}", allow("operator", 204), script_path),

@@ -34,7 +34,7 @@ from opscraft.db.models.executions import (
 )
 from opscraft.db.models.inventories import Inventory, InventoryVersion
 from opscraft.db.models.scripts import Script, ScriptStatus, ScriptTag, ScriptType, ScriptVersion
-from opscraft.db.models.secrets import ScriptSecret, Secret
+from opscraft.db.models.secrets import ScriptSecret, Secret, SecretPreviousValue
 from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
 from opscraft.db.models.users import RefreshToken, Role, User
@@ -74,6 +74,7 @@ __all__ = [
     "ScriptTag",
     "ScriptVersion",
     "Secret",
+    "SecretPreviousValue",
     "SignatureScheme",
     "TerraformPlan",
     "TerraformState",

@@ -51,3 +51,21 @@ class ScriptSecret(SQLModel, table=True):
     secret_id: int = Field(foreign_key="secrets.id", primary_key=True, index=True, ondelete="RESTRICT")
     attached_by: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     attached_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SecretPreviousValue(SQLModel, table=True):
+    """The value a secret had before its last new value, kept while webhooks signed with the
+    secret still accept it (migration 0045; services/secrets.py, *rotation window*): encrypted as
+    a secret's value is (AES-GCM `ciphertext`, `nonce`, HKDF salt, master key `key_version`),
+    bound to its secret's id by the associated data, deleted once `accepted_until` has passed
+    (or at once, when its window is ended early). One per secret: the next new value replaces it."""
+
+    __tablename__ = "secret_previous_values"
+
+    secret_id: int = Field(foreign_key="secrets.id", primary_key=True, ondelete="CASCADE")
+    ciphertext: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    salt: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    nonce: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    key_version: int = Field(default=1)
+    replaced_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    accepted_until: datetime = Field(sa_type=UTCDateTime, index=True)
