@@ -104,11 +104,11 @@ async def test_the_checkpointer_empties_the_wal_once_commits_stop(tmp_path: Path
     db = Database(_url(path))
     assert db.checkpointer is not None
     try:
-        commits = db.checkpointer.commits
-        async with db.engine.begin() as conn:  # the requests' engine counts its commits too
+        transactions = db.checkpointer.transactions
+        async with db.engine.begin() as conn:  # the requests' engine counts its transactions too
             await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
         _write(engine, 49)
-        assert db.checkpointer.commits == commits + 50
+        assert db.checkpointer.transactions == transactions + 50
         assert _wal_bytes(path) > 0
         wait_until(lambda: _wal_bytes(path) == 0, "the WAL truncated after the commits stopped")
         with sqlite_reader(path) as conn:  # the rows are in the database file itself

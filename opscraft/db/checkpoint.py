@@ -9,12 +9,12 @@ runs"): 13 syncs in 120 sequential runs, 196 ms of them, single syncs of 17-67 m
 each on one run's path.
 
 Here, every connection OpsCraft opens on a SQLite file (`db.engine`) checkpoints only past
-`WAL_BACKSTOP_PAGES` (a bound on the WAL should no checkpointer run), and counts its commits
-(`count_commits`); each process with a `Database` on the file holds a `Checkpointer` thread
-(`hold`, one per file and process however many `Database`s share it) that runs
-`PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own once `COMMITS_PER_CHECKPOINT`
-commits of this process are not checkpointed yet, and `wal_checkpoint(TRUNCATE)` once the file
-has had no commit of this process for `QUIET_SECONDS` (the WAL file emptied, the database file
+`WAL_BACKSTOP_PAGES` (a bound on the WAL should no checkpointer run), and its engine counts its
+transactions (`count_transactions`); each process with a `Database` on the file holds a
+`Checkpointer` thread (`hold`, one per file and process however many `Database`s share it) that
+runs `PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own every
+`TRANSACTIONS_PER_CHECKPOINT` transactions of this process, and `wal_checkpoint(TRUNCATE)` once
+the WAL file has not been written for `QUIET_SECONDS` (the WAL file emptied, the database file
 current). PASSIVE waits for no reader or writer ("Checkpoint as many frames as possible without
 waiting", sqlite.org/c3ref/wal_checkpoint_v2.html); the TRUNCATE is run with no busy timeout, so
 a reader or writer met then makes it a PASSIVE one, and nobody waits on it for long. A WAL that
@@ -26,7 +26,8 @@ driver's statements do).
 Several processes on one file (the web process and `opscraft worker`s on SQLite): SQLite lets one
 checkpoint run at a time (the others answer "busy" and are retried at their next mark); a
 checkpoint copies every process's frames, so each process's thread bounds the WAL by its own
-commits and the others' checkpointers by theirs. On the last release (`Database.dispose`) the
+transactions and the others' checkpointers by theirs; a WAL left by another process (one
+killed) is truncated once quiet. On the last release (`Database.dispose`) the
 thread stops after one last TRUNCATE (the WAL left empty when no one else is on the file).
 """
 
@@ -44,15 +45,16 @@ from sqlalchemy import Engine, event
 log = logging.getLogger(__name__)
 
 # A connection's own checkpoint runs only past this many WAL pages (40 MiB at 4 KiB pages):
-# never while a `Checkpointer` keeps up (`COMMITS_PER_CHECKPOINT`), a bound when none runs
+# never while a `Checkpointer` keeps up (`TRANSACTIONS_PER_CHECKPOINT`), a bound when none runs
 # (a process with engines but no `Database`, a checkpointer that failed).
 WAL_BACKSTOP_PAGES = 10_000
-# Commits of this process between two checkpoints: 1-3 pages each on the runs' path (the
-# submission's group, the run's end), so about SQLite's own 1,000 pages, at the same cadence.
-COMMITS_PER_CHECKPOINT = 500
-# How often the thread looks at the count (seconds): a burst's commits past the mark wait for it.
+# Transactions of this process between two checkpoints: a commit on the runs' path (the
+# submission's group, the run's end) writes 1-3 pages, so about SQLite's own 1,000 pages.
+TRANSACTIONS_PER_CHECKPOINT = 500
+# How often the thread looks at the count and the WAL file (seconds).
 POLL_SECONDS = 0.25
-# No commit for this long (seconds): the WAL is checkpointed whole and truncated.
+# The WAL file unwritten for this long (seconds, by any process): it is checkpointed whole and
+# truncated.
 QUIET_SECONDS = 2.0
 # A WAL still this long after a PASSIVE checkpoint (readers kept it from being started again
 # from its beginning: "checkpoint starvation", sqlite.org/wal.html): a RESTART, which holds new
@@ -63,45 +65,52 @@ RESTART_WAIT_MS = 200
 MODES = ("PASSIVE", "RESTART", "TRUNCATE")
 
 
+def _wal_state(path: str) -> tuple[int, int] | None:
+    """The size and modification time (ns) of the file's WAL, None when it has none: any
+    process's write changes them; a read does not."""
+    try:
+        stat = os.stat(f"{path}-wal")
+    except OSError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 @dataclass(eq=False)
 class Checkpointer:
     """The checkpoints of one SQLite file in this process (see the module docstring).
 
-    `commits` is this process's count of commits on the file (`count_commits` adds to it, from
-    any thread: a lost increment only moves a checkpoint by one commit); the thread starts with
-    the first `hold` and stops with the last `release`."""
+    `transactions` counts this process's connections to the file given back to their pools
+    (`count_transactions` adds to it, from any thread: a lost increment only moves a checkpoint
+    by one); the thread starts with the first `hold` and stops with the last `release`."""
 
     path: str
-    commits: int = 0
+    transactions: int = 0
     holders: int = 0
     checkpoints: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODES, 0))
     """Checkpoints run, by mode (for tests and benches)."""
     _stop: threading.Event | None = None
     _thread: threading.Thread | None = None
 
-    def committed(self, _conn: object = None) -> None:
-        """SQLAlchemy's `commit` event: one more commit on the file (no wake-up, no lock)."""
-        self.commits += 1
+    def returned(self, *_args: object) -> None:
+        """The pool's `checkin` event: one more transaction on the file (no wake-up, no lock)."""
+        self.transactions += 1
 
     def _run(self, stop: threading.Event) -> None:
         connection: list[sqlite3.Connection] = []  # opened at the first checkpoint
-        # this process's commits at the last checkpoint, at the last truncation, at the last look
-        done = truncated = seen = self.commits
-        quiet = 0.0  # seconds without a commit
+        done = self.transactions  # at the last checkpoint
+        wal, quiet = _wal_state(self.path), 0.0  # the WAL at the last look; seconds unchanged
         while not stop.wait(POLL_SECONDS):
-            now = self.commits
-            quiet = quiet + POLL_SECONDS if now == seen else 0.0
-            seen = now
-            if now - done >= COMMITS_PER_CHECKPOINT:
+            now, looked = self.transactions, _wal_state(self.path)
+            quiet, wal = (quiet + POLL_SECONDS if looked == wal else 0.0), looked
+            if now - done >= TRANSACTIONS_PER_CHECKPOINT:
                 done = now
                 passive = self._checkpoint(connection, "PASSIVE")
                 if passive is not None and passive[1] >= WAL_RESTART_PAGES:
                     self._checkpoint(connection, "RESTART")
-            elif now != truncated and quiet >= QUIET_SECONDS:
-                truncate = self._checkpoint(connection, "TRUNCATE")
-                if truncate is not None and not truncate[0]:
-                    done = truncated = now
-        if self.commits != truncated:
+            elif wal is not None and wal[0] > 0 and quiet >= QUIET_SECONDS:
+                done, quiet = now, 0.0  # one that a reader kept from finishing: again when quiet
+                self._checkpoint(connection, "TRUNCATE")
+        if (wal := _wal_state(self.path)) is not None and wal[0] > 0:
             self._checkpoint(connection, "TRUNCATE")
         for conn in connection:
             conn.close()
@@ -143,9 +152,11 @@ def _of(path: str) -> Checkpointer:
         return _checkpointers.setdefault(os.path.abspath(path), Checkpointer(os.path.abspath(path)))
 
 
-def count_commits(engine: Engine, path: str) -> None:
-    """Count `engine`'s commits for the checkpointer of the SQLite file at `path`."""
-    event.listen(engine, "commit", _of(path).committed)
+def count_transactions(engine: Engine, path: str) -> None:
+    """Count `engine`'s connections given back to its pool (its transactions) for the
+    checkpointer of the SQLite file at `path`. A pool event: an engine's `commit` event would
+    cost ~30 us of CPU on every transaction of the engine (SQLAlchemy's path with events)."""
+    event.listen(engine, "checkin", _of(path).returned)
 
 
 def hold(path: str) -> Checkpointer:

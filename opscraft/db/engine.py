@@ -60,8 +60,8 @@ def sqlite_file(url: str) -> str | None:
 
 def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
     """A synchronous engine (stdlib sqlite3) on the same SQLite file, with the same pragmas and
-    its commits counted for the file's checkpointer (`db.checkpoint`): for threads that have no
-    event loop (the execution engine's workers)."""
+    its transactions counted for the file's checkpointer (`db.checkpoint`): for threads that
+    have no event loop (the execution engine's workers)."""
     engine = create_sync_engine(
         url.replace("sqlite+aiosqlite://", "sqlite://", 1),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -70,7 +70,7 @@ def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
     )
     event.listen(engine, "connect", _sqlite_pragmas)
     if path := sqlite_file(url):
-        checkpoint.count_commits(engine, path)
+        checkpoint.count_transactions(engine, path)
     return engine
 
 
@@ -89,7 +89,7 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
     turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
     statement is one call on aiosqlite's thread (`db.sqlite_one_hop`); a file's connections are
-    opened once and kept (`SQLITE_POOL_SIZE`), and count their commits for the file's
+    opened once and kept (`SQLITE_POOL_SIZE`), and count their transactions for the file's
     checkpointer (`db.checkpoint`: no checkpoint in a committing connection).
 
     A statement's error never repeats its bound values (`hide_parameters`): SQLAlchemy would
@@ -109,7 +109,7 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         if path:
-            checkpoint.count_commits(engine.sync_engine, path)
+            checkpoint.count_transactions(engine.sync_engine, path)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
         return engine
     engine = create_async_engine(
