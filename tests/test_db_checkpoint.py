@@ -96,23 +96,31 @@ async def test_a_commit_never_checkpoints_in_the_committing_connection(tmp_path:
     assert _rows(async_path) == 1500
 
 
-async def test_the_checkpointer_empties_the_wal_once_commits_stop(tmp_path: Path) -> None:
-    """A few commits, then none: the thread copies them in and truncates the WAL (main: they
-    stayed in the WAL until 1,000 pages or the last connection's close)."""
+async def test_the_checkpointer_copies_the_wal_in_once_commits_stop(tmp_path: Path) -> None:
+    """A few commits, then none: the thread copies them into the database file and keeps the
+    WAL file's blocks for the next commits; a WAL grown past `WAL_KEEP_BYTES` is truncated
+    (main: the commits stayed in the WAL until 1,000 pages or the last connection's close)."""
     path = tmp_path / "quiet.db"
     engine = _made(path)
     db = Database(_url(path))
     assert db.checkpointer is not None
     try:
         transactions = db.checkpointer.transactions
+        before = _digest(path)
         async with db.engine.begin() as conn:  # the requests' engine counts its transactions too
             await conn.execute(text("INSERT INTO t (v) VALUES ('a')"))
         _write(engine, 49)
         assert db.checkpointer.transactions == transactions + 50
-        assert _wal_bytes(path) > 0
-        wait_until(lambda: _wal_bytes(path) == 0, "the WAL truncated after the commits stopped")
-        with sqlite_reader(path) as conn:  # the rows are in the database file itself
-            assert conn.execute("SELECT count(*) FROM t").fetchone() == (50,)
+        kept = _wal_bytes(path)
+        wait_until(lambda: _digest(path) != before, "the commits copied into the database file")
+        assert _wal_bytes(path) == kept, "a WAL of the usual length is kept"
+
+        more = checkpoint.WAL_KEEP_BYTES // 3000
+        _write(engine, more)
+        assert _wal_bytes(path) > checkpoint.WAL_KEEP_BYTES
+        wait_until(lambda: _wal_bytes(path) == 0, "the WAL past its usual length truncated")
+        with sqlite_reader(path) as conn:
+            assert conn.execute("SELECT count(*) FROM t").fetchone() == (50 + more,)
     finally:
         engine.dispose()
         await db.dispose()

@@ -13,10 +13,11 @@ Here, every connection OpsCraft opens on a SQLite file (`db.engine`) checkpoints
 transactions (`count_transactions`); each process with a `Database` on the file holds a
 `Checkpointer` thread (`hold`, one per file and process however many `Database`s share it) that
 runs `PRAGMA wal_checkpoint(PASSIVE)` on a connection of its own every
-`TRANSACTIONS_PER_CHECKPOINT` transactions of this process, and `wal_checkpoint(TRUNCATE)` once
-the WAL file has not been written for `QUIET_SECONDS` (the WAL file emptied, the database file
-current). PASSIVE waits for no reader or writer ("Checkpoint as many frames as possible without
-waiting", sqlite.org/c3ref/wal_checkpoint_v2.html); the TRUNCATE is run with no busy timeout, so
+`TRANSACTIONS_PER_CHECKPOINT` transactions of this process, and once more when the WAL file has
+not been written for `QUIET_SECONDS` (the database file current; a WAL file past
+`WAL_KEEP_BYTES` truncated then, by `wal_checkpoint(TRUNCATE)`). PASSIVE waits for no reader
+or writer ("Checkpoint as many frames as possible without waiting",
+sqlite.org/c3ref/wal_checkpoint_v2.html); the TRUNCATE is run with no busy timeout, so
 a reader or writer met then makes it a PASSIVE one, and nobody waits on it for long. A WAL that
 readers kept from starting again (`WAL_RESTART_PAGES` still in it after a PASSIVE) gets a
 RESTART, which holds writers back for up to `RESTART_WAIT_MS`: the bound under a steady load
@@ -27,7 +28,7 @@ Several processes on one file (the web process and `opscraft worker`s on SQLite)
 checkpoint run at a time (the others answer "busy" and are retried at their next mark); a
 checkpoint copies every process's frames, so each process's thread bounds the WAL by its own
 transactions and the others' checkpointers by theirs; a WAL left by another process (one
-killed) is truncated once quiet. On the last release (`Database.dispose`) the
+killed) is checkpointed once quiet. On the last release (`Database.dispose`) the
 thread stops after one last TRUNCATE (the WAL left empty when no one else is on the file).
 """
 
@@ -53,9 +54,12 @@ WAL_BACKSTOP_PAGES = 10_000
 TRANSACTIONS_PER_CHECKPOINT = 500
 # How often the thread looks at the count and the WAL file (seconds).
 POLL_SECONDS = 0.25
-# The WAL file unwritten for this long (seconds, by any process): it is checkpointed whole and
-# truncated.
+# The WAL file unwritten for this long (seconds, by any process): it is checkpointed whole, and
+# truncated when longer than WAL_KEEP_BYTES (a burst's). One of the usual length is kept: the
+# next commits write over its blocks, where a truncated one has the runs' commits grow the file
+# again (ext4 allocates and journals the new size on the committing thread).
 QUIET_SECONDS = 2.0
+WAL_KEEP_BYTES = 8 * 1024 * 1024
 # A WAL still this long after a PASSIVE checkpoint (readers kept it from being started again
 # from its beginning: "checkpoint starvation", sqlite.org/wal.html): a RESTART, which holds new
 # writers back while it waits up to RESTART_WAIT_MS for the readers, so the next commit starts
@@ -99,6 +103,7 @@ class Checkpointer:
         connection: list[sqlite3.Connection] = []  # opened at the first checkpoint
         done = self.transactions  # at the last checkpoint
         wal, quiet = _wal_state(self.path), 0.0  # the WAL at the last look; seconds unchanged
+        settled = None  # the WAL when it was last checkpointed for being quiet
         while not stop.wait(POLL_SECONDS):
             now, looked = self.transactions, _wal_state(self.path)
             quiet, wal = (quiet + POLL_SECONDS if looked == wal else 0.0), looked
@@ -107,9 +112,9 @@ class Checkpointer:
                 passive = self._checkpoint(connection, "PASSIVE")
                 if passive is not None and passive[1] >= WAL_RESTART_PAGES:
                     self._checkpoint(connection, "RESTART")
-            elif wal is not None and wal[0] > 0 and quiet >= QUIET_SECONDS:
-                done, quiet = now, 0.0  # one that a reader kept from finishing: again when quiet
-                self._checkpoint(connection, "TRUNCATE")
+            elif wal is not None and wal[0] > 0 and quiet >= QUIET_SECONDS and wal != settled:
+                done, settled = now, wal
+                self._checkpoint(connection, "TRUNCATE" if wal[0] > WAL_KEEP_BYTES else "PASSIVE")
         if (wal := _wal_state(self.path)) is not None and wal[0] > 0:
             self._checkpoint(connection, "TRUNCATE")
         for conn in connection:
