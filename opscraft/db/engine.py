@@ -19,7 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.util import await_only as await_
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from opscraft.db import fold, sqlite_one_hop, types
+from opscraft.db import checkpoint, fold, sqlite_one_hop, types
 from opscraft.db import text as storable
 from opscraft.db.group_commit import GroupInsert
 from opscraft.db.write_gate import WriteGate, WriteQueueTimeout
@@ -42,14 +42,26 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # checkpoints run on a thread of their own (db/checkpoint.py), not in the committing one
+    cursor.execute(f"PRAGMA wal_autocheckpoint={checkpoint.WAL_BACKSTOP_PAGES}")
     cursor.close()
     fold.register(dbapi_conn)
     types.register(dbapi_conn)
 
 
+def sqlite_file(url: str) -> str | None:
+    """The path of the SQLite file a database URL names; None for another database or an
+    in-memory one."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split(":///", 1)[-1]
+    return path if path and path != ":memory:" else None
+
+
 def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
-    """A synchronous engine (stdlib sqlite3) on the same SQLite file, with the same pragmas: for
-    threads that have no event loop (the execution engine's workers)."""
+    """A synchronous engine (stdlib sqlite3) on the same SQLite file, with the same pragmas and
+    its transactions counted for the file's checkpointer (`db.checkpoint`): for threads that
+    have no event loop (the execution engine's workers)."""
     engine = create_sync_engine(
         url.replace("sqlite+aiosqlite://", "sqlite://", 1),
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
@@ -57,6 +69,8 @@ def create_sqlite_sync_engine(url: str, **kwargs: Any) -> Engine:
         **kwargs,
     )
     event.listen(engine, "connect", _sqlite_pragmas)
+    if path := sqlite_file(url):
+        checkpoint.count_transactions(engine, path)
     return engine
 
 
@@ -75,7 +89,8 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     surrogate still reads as text every response can encode. On SQLite, the engine's writers take
     turns in arrival order (`db.write_gate`) instead of racing in SQLite's busy handler, and each
     statement is one call on aiosqlite's thread (`db.sqlite_one_hop`); a file's connections are
-    opened once and kept (`SQLITE_POOL_SIZE`).
+    opened once and kept (`SQLITE_POOL_SIZE`), and count their transactions for the file's
+    checkpointer (`db.checkpoint`: no checkpoint in a committing connection).
 
     A statement's error never repeats its bound values (`hide_parameters`): SQLAlchemy would
     append them to the message, and so to the traceback an unhandled error logs (password
@@ -84,15 +99,17 @@ def create_engine(url: str, *, command_timeout: float | None = None, **kwargs: A
     kwargs.setdefault("json_deserializer", storable.json_loads)
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
-        path = url.split(":///", 1)[-1]
-        if path and path != ":memory:":
+        path = sqlite_file(url)
+        if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         kwargs.setdefault("module", sqlite_one_hop.dbapi())
-        if path and path != ":memory:" and "poolclass" not in kwargs:
+        if path and "poolclass" not in kwargs:
             kwargs.setdefault("pool_size", SQLITE_POOL_SIZE)
             kwargs.setdefault("max_overflow", 0)
         engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if path:
+            checkpoint.count_transactions(engine.sync_engine, path)
         WriteGate(WRITE_QUEUE_TIMEOUT_SECONDS).install(engine)
         return engine
     engine = create_async_engine(
@@ -176,17 +193,18 @@ def is_busy(exc: BaseException) -> bool:
 class Database:
     """One engine plus its session factory; owned by the event loop that created it.
 
-    `group` commits concurrent inserts together (`db.group_commit`: the burst of submissions)."""
+    `group` commits concurrent inserts together (`db.group_commit`: the burst of submissions). On
+    a SQLite file, the file's WAL is checkpointed by this process's thread for it
+    (`db.checkpoint.hold`) until `dispose`."""
 
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         """`engine_kwargs` go to `create_engine` (e.g. `command_timeout`)."""
         self.url = url
         self.engine = create_engine(url, **engine_kwargs)
-        path = url.split(":///", 1)[-1] if url.startswith("sqlite") else ""
-        on_file = bool(path) and path != ":memory:"  # another connection sees the same database
-        self.group = GroupInsert(
-            self.engine, is_busy, create_sqlite_sync_engine(url, pool_size=1) if on_file else None
-        )
+        path = sqlite_file(url)  # a file: another connection sees the same database
+        sync = create_sqlite_sync_engine(url, pool_size=1) if path else None
+        self.group = GroupInsert(self.engine, is_busy, sync)
+        self.checkpointer = checkpoint.hold(path) if path else None
         self._sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
 
     @asynccontextmanager
@@ -230,6 +248,10 @@ class Database:
             return None
 
     async def dispose(self) -> None:
-        """Close the database's task group and dispose the engine's connection pool."""
+        """Close the database's task group, dispose the engine's connection pool and give back
+        the file's checkpointer (the last one's thread checkpoints the WAL before it stops)."""
         self.group.close()
         await self.engine.dispose()
+        if self.checkpointer is not None:
+            checkpoint.release(self.checkpointer)
+            self.checkpointer = None
