@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import count
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -25,6 +26,7 @@ from opscraft.db import clock
 from opscraft.db.models import AuditEvent, RegisteredWorker, SecretPreviousValue
 from opscraft.security.vault import generate_key_text, parse_key
 from opscraft.services import keyring, secrets
+from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.automation.test_webhooks import audit_calls, github_signed, setup_hook, signed
 from tests.conftest import PASSWORD, LoggedIn
 from tests.test_secrets_storage import forms, stored_bytes
@@ -36,6 +38,13 @@ THIRD = "third-Signing-Key-5c6d"
 SCHEMES = ["opscraft", "github", "gitlab"]
 MISMATCH = {"opscraft": "signature does not match", "github": "signature does not match"}
 MISMATCH["gitlab"] = "x-gitlab-token does not match"
+
+
+@pytest.fixture
+def engine_settings() -> dict[str, Any]:
+    """The worker's heartbeat every 0.5 s (5 s by default): `MovedClock.move_to` waits for one in
+    the moved clock, twice a window test (each waited about 5 s: 10 s a test)."""
+    return {**LOOPBACK_RECEIVERS, "OPSCRAFT_WORKER_HEARTBEAT_SECONDS": "0.5"}
 
 
 @pytest.fixture
