@@ -38,7 +38,7 @@ import logging
 import os
 import sqlite3
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine, event
@@ -66,7 +66,6 @@ WAL_KEEP_BYTES = 8 * 1024 * 1024
 # the WAL again.
 WAL_RESTART_PAGES = 4_000
 RESTART_WAIT_MS = 200
-MODES = ("PASSIVE", "RESTART", "TRUNCATE")
 
 
 def _wal_state(path: str) -> tuple[int, int] | None:
@@ -90,8 +89,6 @@ class Checkpointer:
     path: str
     transactions: int = 0
     holders: int = 0
-    checkpoints: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MODES, 0))
-    """Checkpoints run, by mode (for tests and benches)."""
     _stop: threading.Event | None = None
     _thread: threading.Thread | None = None
 
@@ -144,7 +141,6 @@ class Checkpointer:
         except sqlite3.Error as exc:
             log.warning("checkpoint of %s failed: %s", self.path, exc)
             return None
-        self.checkpoints[mode] += 1
         return row[0], row[1], row[2]
 
 
