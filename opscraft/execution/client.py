@@ -31,7 +31,7 @@ from opscraft.db.types import GT, compared
 from opscraft.execution import log_pages
 from opscraft.execution.delivery import Delivery
 from opscraft.execution.events import Event, LogEvent, StatusEvent
-from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, RunnerAvailability
+from opscraft.execution.ports import OVERFLOW, CancelSignal, JobQueue, LogBus, Offer, RunnerAvailability
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +68,13 @@ class LiveWorkers:
     def __init__(self, db: Database, lost_seconds: float) -> None:
         self.db = db
         self.lost_seconds = lost_seconds
-        self._cached: tuple[float, frozenset[str]] | None = None
+        self._cached: tuple[float, Offer] | None = None
         self._first = asyncio.Lock()
         self._refresh: asyncio.Task[None] | None = None
-        self.queue_error: str | None = None
-        """As of the cached answer: when there are live workers and none of them can read the
-        job queue, the first one's `queue_error` (why: Redis stopped or not answering)."""
 
-    async def offered(self) -> frozenset[str]:
-        """The runners (`docker`, `local`) some live worker offers now, cached for
+    async def offered(self) -> Offer:
+        """What the live workers offer now: their runners (`docker`, `local`) and, when none of
+        them can read the job queue, the first one's `queue_error`; cached for
         AVAILABILITY_CACHE_SECONDS seconds.
 
         A stale cache is refreshed in the background, except an empty one, which is read again before
@@ -85,7 +83,7 @@ class LiveWorkers:
         cached = self._cached
         if (
             cached is not None
-            and not cached[1]
+            and not cached[1].runners
             and time.monotonic() - cached[0] >= AVAILABILITY_CACHE_SECONDS
         ):
             # A stale "no runner" would refuse the request: read again (this is not the hot path).
@@ -113,10 +111,12 @@ class LiveWorkers:
                     )
                 )
             ).all()
-        offered = frozenset(name for runners, _ in rows for name in runners)
         errors = [error for _, error in rows if error]
-        self.queue_error = errors[0] if rows and len(errors) == len(rows) else None
-        self._cached = (time.monotonic(), offered)
+        offer = Offer(
+            runners=frozenset(name for runners, _ in rows for name in runners),
+            queue_error=errors[0] if rows and len(errors) == len(rows) else None,
+        )
+        self._cached = (time.monotonic(), offer)
 
     def forget(self) -> None:
         """Drop the cached answer (a worker of this process changed what it offers)."""
@@ -162,9 +162,14 @@ class ExecutionClient:
                 exc,
             )
 
+    async def offered(self) -> Offer:
+        """What the live workers offer now: the runner names (`docker`, `local`) and why none can
+        read the job queue, from one answer (`ports.Offer`)."""
+        return await self.availability.offered()
+
     async def runners(self) -> frozenset[str]:
         """Runner names some live worker offers now (`docker`, `local`)."""
-        return await self.availability.offered()
+        return (await self.availability.offered()).runners
 
     async def runners_changed(self) -> None:
         """What runners may run changed (an admin turned the local runner on or off): this
@@ -174,12 +179,6 @@ class ExecutionClient:
         if self.advertise is not None:
             await asyncio.to_thread(self.advertise)
         self.availability.forget()
-
-    async def queue_unreadable(self) -> str | None:
-        """Why no run can start now for want of a job queue: there are live workers and none of
-        them can read the queue (their `queue_error`); None otherwise."""
-        await self.availability.offered()
-        return self.availability.queue_error
 
     def cancelled_while_queued(self, execution_id: int, finished_at: datetime) -> None:
         """A queued run was cancelled (its row is final already): tell its watchers."""

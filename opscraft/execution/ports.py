@@ -164,16 +164,25 @@ class PlanStore(Protocol):
         ...
 
 
-class RunnerAvailability(Protocol):
-    """Which runners some live worker offers now (`docker` while its Docker engine answers, `local`).
+@dataclass(frozen=True)
+class Offer:
+    """What the live workers offer now, read together (one answer of `RunnerAvailability.offered`):
+    a decision that read `runners` and `queue_error` from two answers could mix a worker's state
+    before Redis froze with its state after (refusing a run 409 "no live worker offers" where the
+    answer was 503 "no worker can read the job queue")."""
 
-    `queue_error`, as of the last answer of `offered`: when there are live workers and none can
-    read the job queue (Redis stopped or not answering), why (a worker's own words)."""
-
+    runners: frozenset[str]
+    """The runners (`docker`, `local`) some live worker offers."""
     queue_error: str | None
+    """When there are live workers and none can read the job queue (Redis stopped or not
+    answering), why (a worker's own words); else None."""
 
-    async def offered(self) -> frozenset[str]:
-        """The runners some live worker offers now (`docker`, `local`)."""
+
+class RunnerAvailability(Protocol):
+    """Which runners some live worker offers now (`docker` while its Docker engine answers, `local`)."""
+
+    async def offered(self) -> Offer:
+        """What the live workers offer now (runners and why none can read the queue, together)."""
 
     def forget(self) -> None:
         """Read the offered runners again at the next `offered` (a worker changed what it offers)."""

@@ -140,18 +140,18 @@ def _client() -> ExecutionClient:
     return client
 
 
-async def runner_options(session: AsyncSession, user: User | None = None) -> RunnerOptions:
+async def runner_options(
+    session: AsyncSession, user: User | None = None, offered: frozenset[str] | None = None
+) -> RunnerOptions:
     """Which runners can take a new execution now: some live worker offers it (Docker answering
     that worker), and for the local runner, an admin (or `OPSCRAFT_LOCAL_RUNNER`) allows it and,
-    when `user` is given, their role is at least `local_runner_role`."""
-    offered = await _client().runners()
+    when `user` is given, their role is at least `local_runner_role`. `offered`: the runners
+    already read for this decision (`ExecutionClient.offered`), else read now."""
+    if offered is None:
+        offered = await _client().runners()
     local = "local" in offered and await _local_enabled(session)
     refusal = await _local_refusal(session, user) if local and user is not None else None
     return RunnerOptions(docker="docker" in offered, local=local and refusal is None, local_refusal=refusal)
-
-
-async def _docker_reachable() -> bool:
-    return "docker" in await _client().runners()
 
 
 async def _local_enabled(session: AsyncSession) -> bool:
@@ -198,16 +198,16 @@ QUEUE_RETRY_SECONDS = 5
 
 
 async def _choose_runner(session: AsyncSession, requested: str | None, user: User) -> str:
-    unreadable = await _client().queue_unreadable()
-    if unreadable is not None:  # the workers offer no runner meanwhile: saying so is the answer
+    offer = await _client().offered()  # one answer: runners and queue error of the same moment
+    if offer.queue_error is not None:  # the workers offer no runner meanwhile: saying so is the answer
         raise Unavailable(
-            f"runs cannot start now: no worker can read the job queue ({unreadable}); Redis is "
+            f"runs cannot start now: no worker can read the job queue ({offer.queue_error}); Redis is "
             "stopped or not answering. Nothing was queued: send the run again once it answers "
             "(GET /api/v1/workers shows each worker's queue_error)",
             retry_after=QUEUE_RETRY_SECONDS,
         )
     if requested == "docker":
-        if not await _docker_reachable():
+        if "docker" not in offer.runners:
             raise Conflict("the Docker engine is not reachable: start it, or choose the local runner")
         return requested
     if requested == "local":
@@ -216,7 +216,7 @@ async def _choose_runner(session: AsyncSession, requested: str | None, user: Use
         refusal = await _local_refusal(session, user)
         if refusal is not None:
             raise Forbidden(refusal)
-        if "local" not in await _client().runners():
+        if "local" not in offer.runners:
             raise Conflict(
                 "no live worker offers the local runner: start `opscraft serve` or an execution worker "
                 "(a running worker offers it within OPSCRAFT_WORKER_HEARTBEAT_SECONDS of its enabling)"
@@ -227,7 +227,7 @@ async def _choose_runner(session: AsyncSession, requested: str | None, user: Use
             f"runner must be one of: {', '.join(RUNNERS)}",
             details=[{"field": "runner", "message": f"must be one of: {', '.join(RUNNERS)}"}],
         )
-    options = await runner_options(session, user)
+    options = await runner_options(session, user, offer.runners)
     if options.default is None:
         if options.local_refusal is not None:
             raise Forbidden(f"the Docker engine is not reachable, and {options.local_refusal}")
