@@ -32,6 +32,9 @@ STOP_WAIT_SECONDS = 5
 STATUS_BYTES = 32
 # The most supervisors forked ahead and waiting for a run (`ForkServer.ahead`).
 SPARES_MOST = 4
+# Supervisors kept forked for runs one at a time: the next run's and the one after
+# (`ForkServer` docstring).
+SPARES_ONE_AT_A_TIME = 2
 # Runs create files with the usual default, not the server's private umask
 # (opscraft/data_dir.py).
 RUN_UMASK = 0o022
@@ -171,11 +174,15 @@ class ForkServer:
     job from the runner), and it exits when the fork server's answer is never read (the
     control socket closed).
 
-    As many spares are kept as runs were in progress when the last one ended (at most
-    `SPARES_MOST`): one for runs one at a time, as before; in a burst every consumer thread
-    that starts a run finds one forked already. With a single spare, the burst's threads took
-    their supervisors in turn under the lock, each waiting for the fork server to fork the one
-    the thread before it took (docs/benchmarks.md, session 35).
+    As many spares are kept as runs were in progress when the last one ended, plus one (at
+    most `SPARES_MOST`): two for runs one at a time, the next run's and the one after, so the
+    next run's supervisor was forked while the run before it ran; in a burst every consumer
+    thread that starts a run finds one forked already. With a single spare, the burst's threads
+    took their supervisors in turn under the lock, each waiting for the fork server to fork the
+    one the thread before it took (docs/benchmarks.md, session 35); and a run that came right
+    after another waited for the fork asked for at that run's end whenever the fork took
+    longer than the end's commit and the next submission (48 of 440 runs at load 15, p50
+    3.1 ms: docs/benchmarks.md, session 53).
     """
 
     def __init__(self) -> None:
@@ -193,11 +200,11 @@ class ForkServer:
 
     def start(self) -> None:
         """Start the fork server now (it would start with the first run otherwise) and ask it
-        for the first run's supervisor; no waiting."""
+        for the first two runs' supervisors (`SPARES_ONE_AT_A_TIME`); no waiting."""
         with self._lock:
             if self.pid is None:
                 self._replace()
-                self._request(1)
+                self._request(SPARES_ONE_AT_A_TIME)
 
     def stop(self) -> None:
         """End the fork server (it exits once its control socket is closed); supervisors still
@@ -225,15 +232,16 @@ class ForkServer:
 
     def ahead(self) -> None:
         """After the run of a supervisor from `supervisor` ended (once per run): ask for the
-        next runs' supervisors now, as many as runs were in progress with this one (at most
-        `SPARES_MOST`, counting those asked for already); none when no fork server runs (a
-        fork server gone now is replaced at the next run)."""
+        next runs' supervisors now, as many as runs were in progress with this one plus one
+        (at least `SPARES_ONE_AT_A_TIME`, at most `SPARES_MOST`, counting those asked for
+        already); none when no fork server runs (a fork server gone now is replaced at the next
+        run)."""
         with self._lock:
-            spares = min(self._running, SPARES_MOST)
+            spares = min(max(self._running + 1, SPARES_ONE_AT_A_TIME), SPARES_MOST)
             self._running = max(self._running - 1, 0)
             if self._control is not None and self.pid is not None:
                 with contextlib.suppress(OSError):
-                    self._request(max(spares, 1))
+                    self._request(spares)
 
     def _request(self, spares: int) -> None:
         """Ask the fork server for supervisors until `spares` are asked for and not taken yet
