@@ -21,12 +21,14 @@ from __future__ import annotations
 import base64
 import bisect
 import itertools
+import json
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
+import yaml
 from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
 
 from opscraft.execution.escape_codes import ANSI_BYTES_RE, ANSI_CUT_BYTES_RE, MAX_HELD_CHARS
@@ -125,7 +127,11 @@ def patterns_for(value: str) -> set[bytes]:
 
     A value not in Unicode's NFC (an accent as its own character: `e` + U+0301, as macOS file
     names and some pastes give) is masked in its NFC form too, in every form: Terraform (cty)
-    turns every string into NFC, so it printed such a secret composed, in clear."""
+    turns every string into NFC, so it printed such a secret composed, in clear.
+
+    A value that is a JSON or YAML document also has the strings inside it masked, each in every
+    form but wrapped base64 (`document_parts`): a tool printed one credential of it alone, in
+    clear."""
     if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
@@ -139,7 +145,56 @@ def patterns_for(value: str) -> set[bytes]:
         for reading in shell_readings(bare):
             if len(reading) >= MIN_LENGTH and reading.strip():  # never blanks only
                 forms |= _forms(reading, wrapped=False)
+    for part in document_parts(bare):
+        if part != bare:
+            forms |= _forms(part, wrapped=False)
     return forms
+
+
+# A value that is a JSON or YAML document (a credentials file, a kubeconfig, a JSON of a user and
+# password) also has each string inside it of at least `MIN_FRAGMENT` characters masked, at most
+# this many strings (the first in document order), each in every form but wrapped base64.
+MAX_PARTS = 64
+# Nodes of such a document read at most (a YAML alias is read once, however often it is used).
+_MAX_PART_NODES = 10_000
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def document_parts(value: str) -> list[str]:
+    """The strings inside `value` when it is a JSON document or a YAML mapping or sequence (a
+    service account's credentials JSON, a kubeconfig), each of at least `MIN_FRAGMENT` characters
+    without its blank edges, once, in document order, at most `MAX_PARTS`; [] for any other
+    value (a password, a key file, a YAML scalar) or one that does not parse. Mapping keys,
+    numbers and booleans are left out: a key names a credential, the strings are credentials.
+
+    A tool prints such a credential alone (`jq -r .private_key "$GOOGLE_APPLICATION_CREDENTIALS"`,
+    `kubectl config view --raw -o jsonpath='{..token}'`): it is neither the whole value nor one of
+    its lines (a service account's private key is one JSON line with `\\n` escapes)."""
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        if "\n" not in value.strip() or ":" not in value:
+            return []  # one line that is not JSON: a password with a colon, never a document
+        try:
+            document = yaml.load(value, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+        except (yaml.YAMLError, ValueError, RecursionError):
+            return []
+    if not isinstance(document, dict | list):
+        return []
+    found: dict[str, None] = {}
+    seen: set[int] = set()
+    todo: list[object] = [document]
+    read = 0
+    while todo and len(found) < MAX_PARTS and read < _MAX_PART_NODES:
+        node = todo.pop()
+        read += 1
+        if isinstance(node, str):
+            if len(node.strip()) >= MIN_FRAGMENT:
+                found.setdefault(node.strip())
+        elif isinstance(node, dict | list) and id(node) not in seen:
+            seen.add(id(node))
+            todo.extend(reversed(list(node.values()) if isinstance(node, dict) else node))
+    return list(found)
 
 
 def _forms(value: str, *, wrapped: bool = True) -> set[bytes]:
