@@ -129,9 +129,9 @@ def patterns_for(value: str) -> set[bytes]:
     names and some pastes give) is masked in its NFC form too, in every form: Terraform (cty)
     turns every string into NFC, so it printed such a secret composed, in clear.
 
-    A value that is a JSON or YAML document also has the strings inside it masked, each in every
-    form but wrapped base64 (`document_parts`): a tool printed one credential of it alone, in
-    clear."""
+    A value holding several credentials (a JSON or YAML document, a `.env` file) also has each
+    of them masked, in every form but wrapped base64 (`document_parts`): a tool printed one of
+    them alone, in clear."""
     if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
@@ -151,25 +151,44 @@ def patterns_for(value: str) -> set[bytes]:
     return forms
 
 
-# A value that is a JSON or YAML document (a credentials file, a kubeconfig, a JSON of a user and
-# password) also has each string inside it of at least `MIN_FRAGMENT` characters masked, at most
-# this many strings (the first in document order), each in every form but wrapped base64.
+# A value holding several credentials (a credentials JSON, a kubeconfig, a `.env` file) also has
+# each one of at least `MIN_FRAGMENT` characters masked (`document_parts`), at most this many (the
+# first in document order), each in every form but wrapped base64.
 MAX_PARTS = 64
 # Nodes of such a document read at most (a YAML alias is read once, however often it is used).
 _MAX_PART_NODES = 10_000
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# A line of a `.env`, INI or properties file: `NAME=value`, `export NAME="value"`, `name = value`.
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][\w.-]*\s*[=:]\s*(?P<value>.*?)\s*$")
+
+
 def document_parts(value: str) -> list[str]:
-    """The strings inside `value` when it is a JSON document or a YAML mapping or sequence (a
-    service account's credentials JSON, a kubeconfig), each of at least `MIN_FRAGMENT` characters
-    without its blank edges, once, in document order, at most `MAX_PARTS`; [] for any other
-    value (a password, a key file, a YAML scalar) or one that does not parse. Mapping keys,
-    numbers and booleans are left out: a key names a credential, the strings are credentials.
+    """The credentials inside `value` when it holds several (a service account's credentials
+    JSON, a kubeconfig, a `.env` file): the strings of a JSON document or of a YAML mapping or
+    sequence (mapping keys, numbers and booleans left out: a key names a credential), and the
+    values of the `NAME=value` (or `name = value`, `export NAME="value"`, quotes removed) lines
+    of a value of several lines. Each of at least `MIN_FRAGMENT` characters without its blank
+    edges, once, in document order, at most `MAX_PARTS`; [] for a value that is none of these
+    (a password, a key file).
 
     A tool prints such a credential alone (`jq -r .private_key "$GOOGLE_APPLICATION_CREDENTIALS"`,
-    `kubectl config view --raw -o jsonpath='{..token}'`): it is neither the whole value nor one of
-    its lines (a service account's private key is one JSON line with `\\n` escapes)."""
+    `kubectl config view --raw -o jsonpath='{..token}'`, `. ./app.env; echo "$DB_PASSWORD"`):
+    it is neither the whole value nor one of its lines (a service account's private key is one
+    JSON line with `\\n` escapes)."""
+    found: dict[str, None] = {}
+    for part in itertools.chain(_document_strings(value), _assigned(value)):
+        if len(part.strip()) >= MIN_FRAGMENT:
+            found.setdefault(part.strip())
+        if len(found) == MAX_PARTS:
+            break
+    return list(found)
+
+
+def _document_strings(value: str) -> list[str]:
+    """The strings of `value` read as a JSON document or a YAML mapping or sequence, in document
+    order (at most `_MAX_PART_NODES` nodes read; an alias once); [] when it is neither."""
     try:
         document = json.loads(value)
     except (ValueError, RecursionError):
@@ -181,20 +200,34 @@ def document_parts(value: str) -> list[str]:
             return []
     if not isinstance(document, dict | list):
         return []
-    found: dict[str, None] = {}
+    strings: list[str] = []
     seen: set[int] = set()
     todo: list[object] = [document]
-    read = 0
-    while todo and len(found) < MAX_PARTS and read < _MAX_PART_NODES:
+    for _ in range(_MAX_PART_NODES):
+        if not todo:
+            break
         node = todo.pop()
-        read += 1
         if isinstance(node, str):
-            if len(node.strip()) >= MIN_FRAGMENT:
-                found.setdefault(node.strip())
+            strings.append(node)
         elif isinstance(node, dict | list) and id(node) not in seen:
             seen.add(id(node))
             todo.extend(reversed(list(node.values()) if isinstance(node, dict) else node))
-    return list(found)
+    return strings
+
+
+def _assigned(value: str) -> list[str]:
+    """The values of the `NAME=value` lines of `value` when it has several lines (`_ASSIGNMENT`),
+    a pair of quotes around one removed."""
+    if "\n" not in value.strip():
+        return []
+    out = []
+    for line in value.splitlines():
+        if said := _ASSIGNMENT.match(line):
+            text = said.group("value")
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+                text = text[1:-1]
+            out.append(text)
+    return out
 
 
 def _forms(value: str, *, wrapped: bool = True) -> set[bytes]:
