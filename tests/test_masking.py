@@ -413,18 +413,19 @@ STRUCTURED = [
         "# app.env\nDB_USER=app\nexport DB_PASSWORD='Env-pw-x9y8z7'\n[api]\napi_key = ak_live_5f4e3d2c1b\n",
         ["Env-pw-x9y8z7", "ak_live_5f4e3d2c1b"],
     ),
+    ("postgresql://app:Url%2Fpw-5544@db.internal:5432/app", ["Url%2Fpw-5544", "Url/pw-5544"]),
 ]
 
 
 @pytest.mark.parametrize(("document", "parts"), STRUCTURED)
-def test_a_credential_inside_a_json_yaml_or_env_secret_is_masked(document: str, parts: list[str]) -> None:
-    """A secret that is a JSON or YAML document or a `.env` file holds its credentials as values
-    inside it; a script or tool prints one alone (`jq -r .private_key
+def test_a_credential_inside_a_structured_secret_is_masked(document: str, parts: list[str]) -> None:
+    """A secret that is a JSON or YAML document, a `.env` file or a connection URL holds its
+    credentials inside it; a script or tool prints one alone (`jq -r .private_key
     "$GOOGLE_APPLICATION_CREDENTIALS"`, `kubectl config view --raw -o jsonpath='{..token}'`, a DB
-    password read from a JSON env secret, `. ./app.env; echo "$DB_PASSWORD"`), and it was shown in
-    clear: it is neither the whole value nor one of its lines (the service account's key is one
-    JSON line with `\\n` escapes). Each of 8 characters or more is masked in every form; keys,
-    short strings and numbers are not."""
+    password read from a JSON env secret, `. ./app.env; echo "$DB_PASSWORD"`, a connection URL's
+    password taken out under `set -x`), and it was shown in clear: it is neither the whole value
+    nor one of its lines (the service account's key is one JSON line with `\\n` escapes). Each of
+    8 characters or more is masked in every form; keys, short strings and numbers are not."""
     masker = Masker([document])
     for part in (p.strip() for p in parts):  # printed as scripts print it, without its blank edges
         assert run(masker, [f"got {part}\n"]) == f"got {MASK}\n", part

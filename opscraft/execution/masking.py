@@ -26,7 +26,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import yaml
 from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
@@ -171,14 +171,15 @@ def document_parts(value: str) -> list[str]:
     values of the `NAME=value` (or `name = value`, `export NAME="value"`, quotes removed) lines
     of a value of several lines. Each of at least `MIN_FRAGMENT` characters without its blank
     edges, once, in document order, at most `MAX_PARTS`; [] for a value that is none of these
-    (a password, a key file).
+    (a password, a key file). And the password of each URL in it (`postgresql://app:PASSWORD@db/app`,
+    as written and percent-decoded).
 
     A tool prints such a credential alone (`jq -r .private_key "$GOOGLE_APPLICATION_CREDENTIALS"`,
     `kubectl config view --raw -o jsonpath='{..token}'`, `. ./app.env; echo "$DB_PASSWORD"`):
     it is neither the whole value nor one of its lines (a service account's private key is one
     JSON line with `\\n` escapes)."""
     found: dict[str, None] = {}
-    for part in itertools.chain(_document_strings(value), _assigned(value)):
+    for part in itertools.chain(_document_strings(value), _assigned(value), _url_passwords(value)):
         if len(part.strip()) >= MIN_FRAGMENT:
             found.setdefault(part.strip())
         if len(found) == MAX_PARTS:
@@ -213,6 +214,24 @@ def _document_strings(value: str) -> list[str]:
             seen.add(id(node))
             todo.extend(reversed(list(node.values()) if isinstance(node, dict) else node))
     return strings
+
+
+# A URL with a user and password (`scheme://user:password@host`), inside any text.
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@[^\s'\"<>]*")
+
+
+def _url_passwords(value: str) -> list[str]:
+    """The password of each URL with one in `value` (`_URL_WITH_PASSWORD`), as written and
+    percent-decoded: a script takes it out of a connection URL (`PGPASSWORD=$(...)` under
+    `set -x` prints it alone)."""
+    out = []
+    for url in _URL_WITH_PASSWORD.findall(value):
+        try:
+            written = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+        except ValueError:  # an invalid IPv6 host: no password read
+            continue
+        out += [written, unquote(written)]
+    return out
 
 
 def _assigned(value: str) -> list[str]:
