@@ -405,12 +405,14 @@ STRUCTURED = [
     ),
     (json.dumps({"user": "app", "password": "Pa55w0rd-xyz-77", "port": 5432}), ["Pa55w0rd-xyz-77"]),
     (
-        "apiVersion: v1\nkind: Config\nusers:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.k8s-tok\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n"
+        "  name: kubernetes-admin\nusers:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.k8s-tok\n"
         "    client-key-data: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n",
         ["eyJhbGciOiJSUzI1NiJ9.k8s-tok", "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t"],
     ),
     (
-        "# app.env\nDB_USER=app\nexport DB_PASSWORD='Env-pw-x9y8z7'\n[api]\napi_key = ak_live_5f4e3d2c1b\n",
+        "# app.env\nDB_USER=kubernetes-admin\nexport DB_PASSWORD='Env-pw-x9y8z7'\n"
+        "[api]\napi_key = ak_live_5f4e3d2c1b\n",
         ["Env-pw-x9y8z7", "ak_live_5f4e3d2c1b"],
     ),
     ("postgresql://app:Url%2Fpw-5544@db.internal:5432/app", ["Url%2Fpw-5544", "Url/pw-5544"]),
@@ -431,13 +433,16 @@ def test_a_credential_inside_a_structured_secret_is_masked(document: str, parts:
         assert run(masker, [f"got {part}\n"]) == f"got {MASK}\n", part
         assert run(masker, [json.dumps({"v": part}) + "\n"]) == f'{{"v": "{MASK}"}}\n', part
     assert run(masker, ["password user port 5432 type\n"]) == "password user port 5432 type\n"
+    # Under keys that name no credential: a kubeconfig's names and server, an account's email.
+    plain = "kubernetes-admin ci@demo.iam.gserviceaccount.com https://10.0.0.1:6443 service_account\n"
+    assert run(masker, [plain]) == plain
 
 
 def test_an_aliased_yaml_document_is_read_once() -> None:
-    """A YAML secret whose aliases would expand a billion times (`a: &a [x, x]`, `b: &b [*a, *a]`,
+    """A YAML secret whose aliases would expand a billion times (`t0: &a0 [x, x]`, `t1: [*a0, *a0]`,
     ...) is walked once per node: its masker builds at once, its strings masked."""
-    lines = ['a0: &a0 ["deep-credential-0001", "deep-credential-0001"]']
-    lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    lines = ['token0: &a0 ["deep-credential-0001", "deep-credential-0001"]']
+    lines += [f"token{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
     started = time.monotonic()
     masker = Masker(["\n".join(lines) + "\n"])
     assert time.monotonic() - started < 5

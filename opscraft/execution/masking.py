@@ -161,18 +161,24 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # A line of a `.env`, INI or properties file: `NAME=value`, `export NAME="value"`, `name = value`.
-_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?[A-Za-z_][\w.-]*\s*[=:]\s*(?P<value>.*?)\s*$")
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?(?P<name>[A-Za-z_][\w.-]*)\s*[=:]\s*(?P<value>.*?)\s*$")
+# The names of the keys (and variables) whose values are credentials: `password`, `DB_PASS`,
+# `token`, `client-key-data`, `private_key`, `aws_secret_access_key`, `auth`, `api_key`... A
+# value under another key (a kubeconfig's cluster name `kubernetes`, a server URL, a user name)
+# is left alone: masked wherever it shows, it blanked out ordinary output (`kubectl get svc`).
+_CREDENTIAL_NAME = re.compile(r"pass|pwd|secret|token|key|cred|auth|cert|private|sig|session|cookie", re.I)
 
 
 def document_parts(value: str) -> list[str]:
     """The credentials inside `value` when it holds several (a service account's credentials
     JSON, a kubeconfig, a `.env` file): the strings of a JSON document or of a YAML mapping or
-    sequence (mapping keys, numbers and booleans left out: a key names a credential), and the
-    values of the `NAME=value` (or `name = value`, `export NAME="value"`, quotes removed) lines
-    of a value of several lines. Each of at least `MIN_FRAGMENT` characters without its blank
-    edges, once, in document order, at most `MAX_PARTS`; [] for a value that is none of these
-    (a password, a key file). And the password of each URL in it (`postgresql://app:PASSWORD@db/app`,
-    as written and percent-decoded).
+    sequence under a key that names a credential (`_document_strings`: numbers and booleans
+    left out), and the values of the `NAME=value` (or `name = value`, `export NAME="value"`,
+    quotes removed) lines of a value of several lines whose name names one (`_assigned`), and
+    the password of each URL in it (`postgresql://app:PASSWORD@db/app`, as written and
+    percent-decoded: `_url_passwords`). Each of at least `MIN_FRAGMENT` characters without its
+    blank edges, once, in document order, at most `MAX_PARTS`; [] for a value that is none of
+    these (a password, a key file).
 
     A tool prints such a credential alone (`jq -r .private_key "$GOOGLE_APPLICATION_CREDENTIALS"`,
     `kubectl config view --raw -o jsonpath='{..token}'`, `. ./app.env; echo "$DB_PASSWORD"`):
@@ -188,8 +194,10 @@ def document_parts(value: str) -> list[str]:
 
 
 def _document_strings(value: str) -> list[str]:
-    """The strings of `value` read as a JSON document or a YAML mapping or sequence, in document
-    order (at most `_MAX_PART_NODES` nodes read; an alias once); [] when it is neither."""
+    """The credentials of `value` read as a JSON document or a YAML mapping or sequence: its
+    strings whose nearest key names a credential (`_CREDENTIAL_NAME`), or that no key names (a
+    list of tokens), in document order (at most `_MAX_PART_NODES` nodes read; an alias once);
+    [] when it is neither."""
     try:
         document = json.loads(value)
     except (ValueError, RecursionError):
@@ -203,16 +211,19 @@ def _document_strings(value: str) -> list[str]:
         return []
     strings: list[str] = []
     seen: set[int] = set()
-    todo: list[object] = [document]
+    todo: list[tuple[object, bool]] = [(document, True)]  # each node, and whether it is a credential
     for _ in range(_MAX_PART_NODES):
         if not todo:
             break
-        node = todo.pop()
-        if isinstance(node, str):
+        node, credential = todo.pop()
+        if isinstance(node, str) and credential:
             strings.append(node)
-        elif isinstance(node, dict | list) and id(node) not in seen:
+        elif isinstance(node, dict) and id(node) not in seen:
             seen.add(id(node))
-            todo.extend(reversed(list(node.values()) if isinstance(node, dict) else node))
+            todo.extend((v, bool(_CREDENTIAL_NAME.search(str(k)))) for k, v in reversed(node.items()))
+        elif isinstance(node, list) and id(node) not in seen:
+            seen.add(id(node))
+            todo.extend((item, credential) for item in reversed(node))
     return strings
 
 
@@ -235,13 +246,13 @@ def _url_passwords(value: str) -> list[str]:
 
 
 def _assigned(value: str) -> list[str]:
-    """The values of the `NAME=value` lines of `value` when it has several lines (`_ASSIGNMENT`),
-    a pair of quotes around one removed."""
+    """The values of the `NAME=value` lines of `value` when it has several lines (`_ASSIGNMENT`)
+    whose name names a credential (`_CREDENTIAL_NAME`), a pair of quotes around one removed."""
     if "\n" not in value.strip():
         return []
     out = []
     for line in value.splitlines():
-        if said := _ASSIGNMENT.match(line):
+        if (said := _ASSIGNMENT.match(line)) and _CREDENTIAL_NAME.search(said.group("name")):
             text = said.group("value")
             if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
                 text = text[1:-1]
