@@ -382,6 +382,73 @@ def test_key_file_printed_as_json_is_masked_whole_and_by_line() -> None:
     assert run(masker, [f"{lines[3]}\n{lines[7]}\n"]) == f"{MASK}\n{MASK}\n"
 
 
+PEM_KEY = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    + "\n".join(f"MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7h6{i:02d}XyZabcdefgh" for i in range(4))
+    + "\n-----END PRIVATE KEY-----\n"
+)
+# Secrets holding several credentials, as docs/secrets.md suggests storing them (a credentials
+# JSON, a kubeconfig as a `file` secret; a JSON document as an `env` secret), each with the
+# credential a tool or a script prints alone.
+STRUCTURED = [
+    (
+        json.dumps(
+            {
+                "type": "service_account",
+                "private_key_id": "9f8e7d6c5b4a39281706f5e4d3c2b1a0",
+                "private_key": PEM_KEY,
+                "client_email": "ci@demo.iam.gserviceaccount.com",
+            },
+            indent=2,
+        ),
+        [PEM_KEY, "9f8e7d6c5b4a39281706f5e4d3c2b1a0"],
+    ),
+    (json.dumps({"user": "app", "password": "Pa55w0rd-xyz-77", "port": 5432}), ["Pa55w0rd-xyz-77"]),
+    (
+        "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://10.0.0.1:6443\n"
+        "  name: kubernetes-admin\nusers:\n- name: ci\n  user:\n    token: eyJhbGciOiJSUzI1NiJ9.k8s-tok\n"
+        "    client-key-data: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t\n",
+        ["eyJhbGciOiJSUzI1NiJ9.k8s-tok", "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t"],
+    ),
+    (
+        "# app.env\nDB_USER=kubernetes-admin\nexport DB_PASSWORD='Env-pw-x9y8z7'\n"
+        "[api]\napi_key = ak_live_5f4e3d2c1b\n",
+        ["Env-pw-x9y8z7", "ak_live_5f4e3d2c1b"],
+    ),
+    ("postgresql://app:Url%2Fpw-5544@db.internal:5432/app", ["Url%2Fpw-5544", "Url/pw-5544"]),
+]
+
+
+@pytest.mark.parametrize(("document", "parts"), STRUCTURED)
+def test_a_credential_inside_a_structured_secret_is_masked(document: str, parts: list[str]) -> None:
+    """A secret that is a JSON or YAML document, a `.env` file or a connection URL holds its
+    credentials inside it; a script or tool prints one alone (`jq -r .private_key
+    "$GOOGLE_APPLICATION_CREDENTIALS"`, `kubectl config view --raw -o jsonpath='{..token}'`, a DB
+    password read from a JSON env secret, `. ./app.env; echo "$DB_PASSWORD"`, a connection URL's
+    password taken out under `set -x`), and it was shown in clear: it is neither the whole value
+    nor one of its lines (the service account's key is one JSON line with `\\n` escapes). Each of
+    8 characters or more is masked in every form; keys, short strings and numbers are not."""
+    masker = Masker([document])
+    for part in (p.strip() for p in parts):  # printed as scripts print it, without its blank edges
+        assert run(masker, [f"got {part}\n"]) == f"got {MASK}\n", part
+        assert run(masker, [json.dumps({"v": part}) + "\n"]) == f'{{"v": "{MASK}"}}\n', part
+    assert run(masker, ["password user port 5432 type\n"]) == "password user port 5432 type\n"
+    # Under keys that name no credential: a kubeconfig's names and server, an account's email.
+    plain = "kubernetes-admin ci@demo.iam.gserviceaccount.com https://10.0.0.1:6443 service_account\n"
+    assert run(masker, [plain]) == plain
+
+
+def test_an_aliased_yaml_document_is_read_once() -> None:
+    """A YAML secret whose aliases would expand a billion times (`t0: &a0 [x, x]`, `t1: [*a0, *a0]`,
+    ...) is walked once per node: its masker builds at once, its strings masked."""
+    lines = ['token0: &a0 ["deep-credential-0001", "deep-credential-0001"]']
+    lines += [f"token{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 30)]
+    started = time.monotonic()
+    masker = Masker(["\n".join(lines) + "\n"])
+    assert time.monotonic() - started < 5
+    assert run(masker, ["x deep-credential-0001\n"]) == f"x {MASK}\n"
+
+
 def test_a_64_kib_value_builds_its_masker_quickly() -> None:
     """A long value (a certificate bundle) skips the printed forms; the automaton is an NFA."""
     value = "pa'ss wörd-" * 6000

@@ -63,6 +63,35 @@ async def test_a_lost_worker_is_shown_lost_and_a_clean_stop_stopped(
     assert (await _states(client, admin))["killed"] == "stopped"
 
 
+async def test_a_late_worker_says_how_long_it_has_been_silent(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """Past OPSCRAFT_WORKER_LOST_SECONDS without a heartbeat and not yet declared lost (no live
+    process has watched the database that long: all of them restarted, or came out of a database
+    outage), a worker is `late`. It lost what `alive` said of it: `silent_seconds` went null and
+    the Workers page showed a bare "late", which neither the page nor the docs explain, for the
+    most silent worker of all."""
+    from opscraft.services import workers
+    from opscraft.ui.workers import _rows
+
+    await _step(store.register, WorkerInfo("frozen-long", "host", 1, 2), ["docker"])
+    silent = runtime.current().settings.worker_lost_seconds + 60
+    long_ago = utcnow() - timedelta(seconds=silent)
+    await _step(
+        lambda conn: conn.execute(
+            update(RegisteredWorker).where(RegisteredWorker.id == "frozen-long").values(heartbeat_at=long_ago)
+        )
+    )
+    r = await client.get("/api/v1/workers", headers=admin.headers)
+    late = next(w for w in r.json()["items"] if w["id"] == "frozen-long")
+    assert late["state"] == "late" and silent <= late["silent_seconds"] <= silent + 30, late
+    async with runtime.current().db.session() as session:
+        listed = [w for w in await workers.statuses(session) if w.id == "frozen-long"]
+    (row,) = _rows(listed)
+    assert row["state"].startswith(f"late, not answering: no heartbeat for {late['silent_seconds']}"), row
+    assert "not yet declared lost" in row["state"], row
+
+
 async def test_a_worker_may_not_start_under_the_id_of_another_live_worker(
     client: httpx.AsyncClient, admin: LoggedIn
 ) -> None:

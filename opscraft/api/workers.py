@@ -46,9 +46,10 @@ class WorkerOut(BaseModel):
     )
     silent_seconds: int | None = Field(
         default=None,
-        description="How long this alive worker has sent no heartbeat, once that is over two heartbeat "
-        "periods (killed, frozen or overloaded: it stays alive until declared lost after "
-        "OPSCRAFT_WORKER_LOST_SECONDS). None while it heartbeats",
+        description="How long this alive or late worker has sent no heartbeat, once that is over two "
+        "heartbeat periods (killed, frozen or overloaded: it stays alive until "
+        "OPSCRAFT_WORKER_LOST_SECONDS, then late until a live process declares it lost). None "
+        "while it heartbeats, and once it is lost or stopped",
     )
 
     model_config = {"from_attributes": True}

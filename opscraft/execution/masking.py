@@ -21,12 +21,14 @@ from __future__ import annotations
 import base64
 import bisect
 import itertools
+import json
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
+import yaml
 from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
 
 from opscraft.execution.escape_codes import ANSI_BYTES_RE, ANSI_CUT_BYTES_RE, MAX_HELD_CHARS
@@ -125,7 +127,11 @@ def patterns_for(value: str) -> set[bytes]:
 
     A value not in Unicode's NFC (an accent as its own character: `e` + U+0301, as macOS file
     names and some pastes give) is masked in its NFC form too, in every form: Terraform (cty)
-    turns every string into NFC, so it printed such a secret composed, in clear."""
+    turns every string into NFC, so it printed such a secret composed, in clear.
+
+    A value holding several credentials (a JSON or YAML document, a `.env` file) also has each
+    of them masked, in every form but wrapped base64 (`document_parts`): a tool printed one of
+    them alone, in clear."""
     if len(value) < MIN_LENGTH or not value.strip():
         return set()
     bare = value.strip()
@@ -139,7 +145,119 @@ def patterns_for(value: str) -> set[bytes]:
         for reading in shell_readings(bare):
             if len(reading) >= MIN_LENGTH and reading.strip():  # never blanks only
                 forms |= _forms(reading, wrapped=False)
+    for part in document_parts(bare):
+        if part != bare:
+            forms |= _forms(part, wrapped=False)
     return forms
+
+
+# A value holding several credentials (a credentials JSON, a kubeconfig, a `.env` file) also has
+# each one of at least `MIN_FRAGMENT` characters masked (`document_parts`), at most this many (the
+# first in document order), each in every form but wrapped base64.
+MAX_PARTS = 64
+# Nodes of such a document read at most (a YAML alias is read once, however often it is used).
+_MAX_PART_NODES = 10_000
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# A line of a `.env`, INI or properties file: `NAME=value`, `export NAME="value"`, `name = value`.
+_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?(?P<name>[A-Za-z_][\w.-]*)\s*[=:]\s*(?P<value>.*?)\s*$")
+# The names of the keys (and variables) whose values are credentials: `password`, `DB_PASS`,
+# `token`, `client-key-data`, `private_key`, `aws_secret_access_key`, `auth`, `api_key`... A
+# value under another key (a kubeconfig's cluster name `kubernetes`, a server URL, a user name)
+# is left alone: masked wherever it shows, it blanked out ordinary output (`kubectl get svc`).
+_CREDENTIAL_NAME = re.compile(r"pass|pwd|secret|token|key|cred|auth|cert|private|sig|session|cookie", re.I)
+
+
+def document_parts(value: str) -> list[str]:
+    """The credentials inside `value` when it holds several (a service account's credentials
+    JSON, a kubeconfig, a `.env` file): the strings of a JSON document or of a YAML mapping or
+    sequence under a key that names a credential (`_document_strings`: numbers and booleans
+    left out), and the values of the `NAME=value` (or `name = value`, `export NAME="value"`,
+    quotes removed) lines of a value of several lines whose name names one (`_assigned`), and
+    the password of each URL in it (`postgresql://app:PASSWORD@db/app`, as written and
+    percent-decoded: `_url_passwords`). Each of at least `MIN_FRAGMENT` characters without its
+    blank edges, once, in document order, at most `MAX_PARTS`; [] for a value that is none of
+    these (a password, a key file).
+
+    A tool prints such a credential alone (`jq -r .private_key "$GOOGLE_APPLICATION_CREDENTIALS"`,
+    `kubectl config view --raw -o jsonpath='{..token}'`, `. ./app.env; echo "$DB_PASSWORD"`):
+    it is neither the whole value nor one of its lines (a service account's private key is one
+    JSON line with `\\n` escapes)."""
+    found: dict[str, None] = {}
+    for part in itertools.chain(_document_strings(value), _assigned(value), _url_passwords(value)):
+        if len(part.strip()) >= MIN_FRAGMENT:
+            found.setdefault(part.strip())
+        if len(found) == MAX_PARTS:
+            break
+    return list(found)
+
+
+def _document_strings(value: str) -> list[str]:
+    """The credentials of `value` read as a JSON document or a YAML mapping or sequence: its
+    strings whose nearest key names a credential (`_CREDENTIAL_NAME`), or that no key names (a
+    list of tokens), in document order (at most `_MAX_PART_NODES` nodes read; an alias once);
+    [] when it is neither."""
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        if "\n" not in value.strip() or ":" not in value:
+            return []  # one line that is not JSON: a password with a colon, never a document
+        try:
+            document = yaml.load(value, Loader=_YAML_LOADER)  # noqa: S506 (a safe loader)
+        except (yaml.YAMLError, ValueError, RecursionError):
+            return []
+    if not isinstance(document, dict | list):
+        return []
+    strings: list[str] = []
+    seen: set[int] = set()
+    todo: list[tuple[object, bool]] = [(document, True)]  # each node, and whether it is a credential
+    for _ in range(_MAX_PART_NODES):
+        if not todo:
+            break
+        node, credential = todo.pop()
+        if isinstance(node, str) and credential:
+            strings.append(node)
+        elif isinstance(node, dict) and id(node) not in seen:
+            seen.add(id(node))
+            todo.extend((v, bool(_CREDENTIAL_NAME.search(str(k)))) for k, v in reversed(node.items()))
+        elif isinstance(node, list) and id(node) not in seen:
+            seen.add(id(node))
+            todo.extend((item, credential) for item in reversed(node))
+    return strings
+
+
+# A URL with a user and password (`scheme://user:password@host`), inside any text.
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@[^\s'\"<>]*")
+
+
+def _url_passwords(value: str) -> list[str]:
+    """The password of each URL with one in `value` (`_URL_WITH_PASSWORD`), as written and
+    percent-decoded: a script takes it out of a connection URL (`PGPASSWORD=$(...)` under
+    `set -x` prints it alone)."""
+    out = []
+    for url in _URL_WITH_PASSWORD.findall(value):
+        try:
+            written = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+        except ValueError:  # an invalid IPv6 host: no password read
+            continue
+        out += [written, unquote(written)]
+    return out
+
+
+def _assigned(value: str) -> list[str]:
+    """The values of the `NAME=value` lines of `value` when it has several lines (`_ASSIGNMENT`)
+    whose name names a credential (`_CREDENTIAL_NAME`), a pair of quotes around one removed."""
+    if "\n" not in value.strip():
+        return []
+    out = []
+    for line in value.splitlines():
+        if (said := _ASSIGNMENT.match(line)) and _CREDENTIAL_NAME.search(said.group("name")):
+            text = said.group("value")
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+                text = text[1:-1]
+            out.append(text)
+    return out
 
 
 def _forms(value: str, *, wrapped: bool = True) -> set[bytes]:

@@ -19,8 +19,8 @@ from opscraft.services import script_checks
 
 def sensitive_variables(content: str) -> set[str]:
     """The names of the `variable` blocks of the Terraform configuration `content` whose
-    `sensitive` is true (`true` or `"true"`, which Terraform converts); empty when `content` does
-    not parse as HCL (the syntax check reports that, `script_checks`)."""
+    `sensitive` is true as Terraform reads it (`_true`); empty when `content` does not parse as
+    HCL (the syntax check reports that, `script_checks`)."""
     return set(_sensitive_blocks(content))
 
 
@@ -39,8 +39,23 @@ def _sensitive_blocks(content: str) -> dict[str, dict[str, Any]]:
     return found
 
 
+# The strings Terraform (cty) converts to false (python-hcl2 8 gives them with their quotes).
+_FALSE_TEXT = ("false", "0")
+
+
 def _true(value: Any) -> bool:
-    return value is True or (isinstance(value, str) and value.strip('"') == "true")
+    """Whether a variable block's `sensitive`, as python-hcl2 reads it, marks it sensitive.
+
+    Terraform converts the strings `"true"` and `"1"` to true (cty) and evaluates a constant
+    expression (`!false`, `(true)`, `1 == 1`, `"${true}"`: python-hcl2 gives those as text); any
+    other value it refuses. So everything but false, `"false"`, `"0"` and no value (absent or
+    `null`) is taken as true: an expression Terraform reads as false (`!true`) then refuses a
+    parameter that would be harmless, never the reverse (reading only `true` and `"true"`, a
+    parameter could feed a variable written `sensitive = "1"`, its value stored with each run in
+    clear)."""
+    if value is None or value is False:
+        return False
+    return not (isinstance(value, str) and value.strip('"') in _FALSE_TEXT)
 
 
 def errors(content: str, parameter_names: list[str]) -> list[dict[str, str]]:

@@ -39,9 +39,10 @@ class WorkerStatus:
     read of the job queue failed: Redis stopped or not answering), None while they can;
     `docker_error` why its Docker engine does not answer or its warm containers cannot be created
     (as of its last heartbeat; its `docker` runner is then not offered or runs start cold), None
-    while they can; `silent_seconds` how long an `alive` worker has sent no heartbeat, once that
-    is longer than the cancel grace (`liveness.cancel_grace_seconds`: two heartbeat periods; a
-    SIGKILLed or frozen worker stays `alive` until it is declared lost), None otherwise.
+    while they can; `silent_seconds` how long an `alive` or `late` worker has sent no heartbeat,
+    once that is longer than the cancel grace (`liveness.cancel_grace_seconds`: two heartbeat
+    periods; a SIGKILLed or frozen worker stays `alive` for OPSCRAFT_WORKER_LOST_SECONDS, then
+    `late` until it is declared lost), None otherwise.
     """
 
     id: str
@@ -91,7 +92,7 @@ def _silent(worker: RegisteredWorker, state: str) -> int | None:
     """`WorkerStatus.silent_seconds` of `worker` in `state`."""
     silent = (clock.now() - worker.heartbeat_at).total_seconds()
     grace = liveness.cancel_grace_seconds(runtime.current().settings)
-    return round(silent) if state == "alive" and silent > grace else None
+    return round(silent) if state in ("alive", "late") and silent > grace else None
 
 
 def _status(worker: RegisteredWorker, running: dict[str, int], stale: datetime) -> WorkerStatus:

@@ -42,8 +42,9 @@ def _rows(statuses: list[workers.WorkerStatus]) -> list[dict[str, Any]]:
                 + ([f"takes no runs: {w.queue_error}"] if w.queue_error else [])
                 # Its engine gone (stopped, restarting) or warm containers failing: say why.
                 + ([f"Docker: {w.docker_error}"] if w.docker_error else [])
-                # Killed or frozen: alive on paper until declared lost, but not answering.
+                # Killed or frozen: alive on paper, then late, until declared lost, but not answering.
                 + ([f"not answering: no heartbeat for {w.silent_seconds} s"] if w.silent_seconds else [])
+                + (["not yet declared lost"] if w.state == "late" else [])
             ),
             "host": f"{w.host_name} ({w.pid})",
             "runners": ", ".join(w.runners) or "-",
@@ -68,7 +69,9 @@ async def workers_page(actor: Actor) -> None:
             "Processes that run executions: the worker inside `opscraft serve` and every "
             "`opscraft worker`. A worker without a heartbeat for `OPSCRAFT_WORKER_LOST_SECONDS` is "
             "declared lost and its running runs end as errors; until then one silent for over two "
-            "heartbeats says `not answering` under State. A worker that cannot read the job "
+            "heartbeats says `not answering` under State, and `late` once past that limit while no "
+            "live process has yet watched the database for as long (all of them restarted, or came "
+            "back from a database outage, since). A worker that cannot read the job "
             "queue (Redis stopped or not answering) says so under State and takes no runs until it can; "
             "so does one whose Docker engine does not answer or cannot create warm containers."
         ).classes("text-grey-7")

@@ -6,6 +6,8 @@ plan summary, stored plan); a run parameter, stored with each run in clear, may 
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -141,6 +143,44 @@ variable "d" {}
     assert terraform_variables.sensitive_variables('variable "a" { sensitive = true') == set()
     assert terraform_variables.errors(content, []) == []
     assert [e["field"] for e in terraform_variables.errors(content, ["b", "c", "d"])] == ["parameters.b"]
+
+
+# `sensitive` spelled as Terraform takes it: a literal, a string it converts ("1", "0") or a
+# constant expression it evaluates. Terraform refuses "TRUE", `null` and a number.
+SENSITIVE_SPELLINGS = [
+    "true",
+    '"true"',
+    '"1"',
+    "!false",
+    "(true)",
+    "1 == 1",
+    "true ? true : false",
+    '"${true}"',
+]
+PLAIN_SPELLINGS = ["false", '"false"', '"0"']
+
+
+@pytest.mark.parametrize("spelling", SENSITIVE_SPELLINGS + PLAIN_SPELLINGS)
+def test_sensitive_is_read_as_terraform_reads_it(
+    terraform_on_path: None, tmp_path: Path, spelling: str
+) -> None:
+    """Terraform marks a variable sensitive for any `sensitive` it reads as true: `"1"` (cty's
+    string-to-bool conversion) or a constant expression (`!false`, `1 == 1`); OpsCraft read only
+    `true` and `"true"`, so a parameter could feed such a variable, its value stored with each run
+    in clear. Terraform's own verdict (`terraform validate` refuses an output that is not marked
+    sensitive but shows a sensitive variable) is the rule: OpsCraft may take an expression Terraform
+    reads as false for true (it refuses a parameter that would be harmless), never the reverse."""
+    content = f'variable "x" {{\n  sensitive = {spelling}\n}}\noutput "o" {{\n  value = var.x\n}}\n'
+    (tmp_path / "main.tf").write_text(content)
+    said = subprocess.run(
+        ["terraform", "validate", "-no-color"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    verdict = said.stdout + said.stderr
+    terraform_sensitive = "Output refers to sensitive values" in verdict
+    assert terraform_sensitive or "Success" in verdict, verdict
+    assert terraform_sensitive == (spelling in SENSITIVE_SPELLINGS), verdict
+    assert (terraform_variables.sensitive_variables(content) == {"x"}) == terraform_sensitive
+    assert bool(terraform_variables.errors(content, ["x"])) == terraform_sensitive
 
 
 @pytest.mark.parametrize(
