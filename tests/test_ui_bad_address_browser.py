@@ -43,9 +43,9 @@ BAD_ADDRESSES = {
 }
 # Addresses that convert but that the history's service refuses: the results say why.
 REFUSED_FILTERS = {
-    "/executions?status=zzz": "status must be one of:",
-    "/executions?user_id=-5": "user_id must be between 1 and 2147483647",
-    "/executions?cursor=abc": "cursor is not a cursor from this API",
+    "/executions?status=zzz": "not valid: status: must be one of:",
+    "/executions?user_id=-5": "not valid: user_id: must be between 1 and 2147483647",
+    "/executions?cursor=abc": "not valid: cursor: not a cursor from this API",
 }
 
 

@@ -1195,7 +1195,7 @@ async def list_deliveries(
         conditions.append(col(NotificationDelivery.execution_id) == query.execution_id)
     if query.status:
         if query.status not in DeliveryStatus.__members__:
-            raise Invalid.at("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
+            raise Invalid.input("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
         conditions.append(await read_as.reading_as(session, col(NotificationDelivery.status), query.status))
     total = (
         await session.exec(select(func.count()).select_from(NotificationDelivery).where(*conditions))
