@@ -138,7 +138,7 @@ def test_a_stale_or_forged_cursor_says_so(page: Any, history: History) -> None:
     log_in(page, history.server, "admin")
     page.goto(f"{history.server.url}/executions?status=failed&cursor=bm90LWEtY3Vyc29y")
     # Said where the runs would be (not in a toast that fades): what is wrong, and the way out.
-    page.get_by_test_id("no-runs").get_by_text("cursor is not a cursor from this API").wait_for()
+    page.get_by_test_id("no-runs").get_by_text("cursor: not a cursor from this API").wait_for()
     page.get_by_test_id("runs-back-to-newest").click()
     _wait_for_rows(page, history.failed[:PAGE_SIZE])
     assert re.search(r"cursor=", page.evaluate("location.href")) is None

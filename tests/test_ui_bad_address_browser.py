@@ -22,8 +22,16 @@ tokens = journey_tokens()
 
 # address -> (status, the message shown, where the page's link leads)
 BAD_ADDRESSES = {
-    "/executions?script_id=abc": (400, "script_id must be a whole number.", "/executions?script_id=abc"),
-    "/executions?script_id=1&user_id=1.5": (400, "user_id must be a whole number.", None),
+    "/executions?script_id=abc": (
+        400,
+        "script_id must be a whole number (it is text).",
+        "/executions?script_id=abc",
+    ),
+    "/executions?script_id=1&user_id=1.5": (
+        400,
+        "user_id must be a whole number (it is a number with a decimal point).",
+        None,
+    ),
     "/executions?since=garbage": (400, "since must be a date written YYYY-MM-DD.", None),
     "/executions?until=0": (400, "until must be a date written YYYY-MM-DD.", None),
     # year 0: the API's words for a time outside the calendar (`instants.OUT_OF_RANGE`)
@@ -32,20 +40,32 @@ BAD_ADDRESSES = {
     # a five-digit or signed year: the same words (it was "must be a date written YYYY-MM-DD")
     "/audit?since=10000-01-01": (400, f"since {OUT_OF_RANGE}.", None),
     "/executions?until=%2B2026-12-31": (400, f"until {OUT_OF_RANGE}.", None),
-    "/executions/abc": (400, "execution_id must be a whole number.", "/executions"),
-    "/scripts/abc": (400, "script_id must be a whole number.", "/scripts"),
-    "/scripts/1.5/edit": (400, "script_id must be a whole number.", "/scripts"),
-    "/scripts/1.0/edit": (400, "script_id must be a whole number.", "/scripts"),
-    "/executions?script_id=1.0": (400, "script_id must be a whole number.", None),
+    "/executions/abc": (400, "execution_id must be a whole number (it is text).", "/executions"),
+    "/scripts/abc": (400, "script_id must be a whole number (it is text).", "/scripts"),
+    "/scripts/1.5/edit": (
+        400,
+        "script_id must be a whole number (it is a number with a decimal point).",
+        "/scripts",
+    ),
+    "/scripts/1.0/edit": (
+        400,
+        "script_id must be a whole number (it is a number with a decimal point).",
+        "/scripts",
+    ),
+    "/executions?script_id=1.0": (
+        400,
+        "script_id must be a whole number (it is a number with a decimal point).",
+        None,
+    ),
     # a percent-encoded byte that is no UTF-8 (it was searched for as U+FFFD: an empty list)
     "/scripts?search=%FF": (400, f"search {NOT_UTF8_MESSAGE}.", "/scripts?search=%FF"),
     "/users?search=caf%E9": (400, f"search {NOT_UTF8_MESSAGE}.", None),
 }
 # Addresses that convert but that the history's service refuses: the results say why.
 REFUSED_FILTERS = {
-    "/executions?status=zzz": "status must be one of:",
-    "/executions?user_id=-5": "user_id must be between 1 and 2147483647",
-    "/executions?cursor=abc": "cursor is not a cursor from this API",
+    "/executions?status=zzz": "not valid: status: must be one of:",
+    "/executions?user_id=-5": "not valid: user_id: must be between 1 and 2147483647",
+    "/executions?cursor=abc": "not valid: cursor: not a cursor from this API",
 }
 
 

@@ -32,6 +32,7 @@ from opscraft.api.errors import InternalErrorMiddleware, install_error_handlers
 from opscraft.api.methods import HeadAsGetMiddleware
 from opscraft.api.query_check import QUERY_CHECK, EmptyQueryMiddleware
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
+from opscraft.api.trailing_slash import TrailingSlashMiddleware
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
 
@@ -80,6 +81,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
     install_error_handlers(app, ROUTERS)
     app.add_middleware(EmptyQueryMiddleware)  # inside `HeadAsGetMiddleware`: sees a HEAD as its GET
     app.add_middleware(HeadAsGetMiddleware, routers=ROUTERS)
+    app.add_middleware(TrailingSlashMiddleware, routers=ROUTERS)  # no redirect loses a body
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body=settings.max_body_bytes,

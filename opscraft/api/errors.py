@@ -23,7 +23,7 @@ from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_disk_full, is_unreachable
 from opscraft.services.conflicts import GONE_MEANWHILE
-from opscraft.services.errors import RateLimited, ServiceError, Unavailable, input_message
+from opscraft.services.errors import RateLimited, ServiceError, Unavailable, input_message, input_summary
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"field": _loc(e.get("loc", ())), "message": input_message(e)} for e in exc.errors()]
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return JSONResponse({"detail": f"invalid input: {summary}", "errors": errors}, status_code=422)
+    return JSONResponse({"detail": input_summary(errors), "errors": errors}, status_code=422)
 
 
 # The WebSocket's close code for an address it cannot read (the HTTP status 422 in the 4000 range,

@@ -95,8 +95,7 @@ async def check_query(connection: HTTPConnection) -> None:
         taken = _taken.setdefault(key, _query_names(route))
     errors = query_errors(connection, taken)
     if errors:
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-        raise Invalid(f"invalid input: {summary}", details=errors[:20])
+        raise Invalid.inputs(errors)
 
 
 QUERY_CHECK = Depends(check_query)

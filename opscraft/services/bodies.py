@@ -52,7 +52,6 @@ BOOL_EXPECTED = "must be true or false"
 INT_EXPECTED = "must be a whole number"
 NUMBER_EXPECTED = "must be a number"
 DATETIME_EXPECTED = "must be an ISO 8601 date and time as text, e.g. 2030-01-31T12:00:00Z"
-TEXT_INT_MESSAGE = "must be a whole number, e.g. 42 (digits only: not 5.0)"
 DATETIME_MESSAGE = (
     "must be an ISO 8601 date and time, e.g. 2030-01-31T12:00:00Z (a bare number is not read as a Unix time)"
 )
@@ -84,7 +83,12 @@ def _kind(problem: str) -> str:
 
 def _wrong(expected: str, value: Any) -> str:
     """`expected`, and what `value` is instead (`errors.sent_kind`)."""
-    return f"{expected} (it is {sent_kind(value)})"
+    return _instead(expected, sent_kind(value))
+
+
+def _instead(expected: str, kind: str) -> str:
+    """`must be a whole number (it is text)`: what a value must be, and what was sent (`kind`)."""
+    return f"{expected} (it is {kind})"
 
 
 INT_MESSAGE = _wrong(INT_EXPECTED, 5.0)
@@ -189,11 +193,36 @@ def _bare(annotation: Any) -> Any:
     return annotation
 
 
+_WHOLE_TEXT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_EXPONENT_TEXT = re.compile(r"[+-]?[0-9]+[eE][+-]?[0-9]+")
+
+
+def text_kind(value: str) -> str:
+    """What the text of a path or query value that is no whole number is, in `sent_kind`'s words
+    for the JSON value a body would have sent (never the text itself: the one wording of every
+    integer's refusal, `must be a whole number (it is ...)`): `5.0` is "a number with a decimal
+    point" as a body's `5.0` is; `1e3` "a number with an exponent"; ` 5` "a number with spaces
+    around it"; `٣` (another script's digit, which `int()` reads) "digits other than 0-9"; empty
+    text "empty"; anything else "text"."""
+    if _DECIMAL_TEXT.fullmatch(value):
+        return sent_kind(float(value))
+    if _EXPONENT_TEXT.fullmatch(value):
+        return "a number with an exponent"
+    if value != value.strip() and _WHOLE_TEXT.fullmatch(value.strip()):
+        return "a number with spaces around it"
+    digits = value.lstrip("+-")
+    if digits and all(ch.isdigit() for ch in digits):
+        return "digits other than 0-9"
+    return "empty" if not value else sent_kind(value)
+
+
 def _whole_text(value: Any) -> Any:
     """An integer path or query parameter as sent: digits with an optional sign, nothing else
-    (pydantic's lax mode would read `5.0` as 5)."""
-    if isinstance(value, str) and not re.fullmatch(r"[+-]?[0-9]+", value):
-        raise PydanticCustomError("int_parsing", TEXT_INT_MESSAGE)
+    (pydantic's lax mode would read `5.0` as 5); refused in a body's words, naming what was sent
+    (`text_kind`)."""
+    if isinstance(value, str) and not _WHOLE_TEXT.fullmatch(value):
+        raise PydanticCustomError("int_parsing", _instead(INT_EXPECTED, text_kind(value)))
     return value
 
 

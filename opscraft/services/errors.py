@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -11,6 +11,20 @@ from pydantic import BaseModel, ValidationError
 from opscraft.services.input_words import worded
 
 M = TypeVar("M", bound=BaseModel)
+
+INVALID_INPUT = "invalid input: "
+"""How every refused request input starts (`input_summary`)."""
+SUMMED = 5  # problems an `input_summary` names (the `details` list them all, up to `LISTED`)
+LISTED = 20
+
+
+def input_summary(errors: Sequence[Mapping[str, Any]]) -> str:
+    """`invalid input: field: message; ...` for the first `SUMMED` of `errors` (`{field,
+    message}`): the one wording of a refused body, path or query value, whether FastAPI's model
+    refused it (api/errors.py), the query check (api/query_check.py) or a list's service (a
+    `?status=` none of the statuses, a free-text filter with a control character, a `cursor`
+    this API did not make: `Invalid.inputs`)."""
+    return INVALID_INPUT + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:SUMMED])
 
 
 class ServiceError(Exception):
@@ -35,6 +49,17 @@ class Invalid(ServiceError):
     def at(cls, field: str, message: str) -> Invalid:
         """`field: message`, with `details` naming `field` (the UI shows `message` under it)."""
         return cls(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+    @classmethod
+    def inputs(cls, errors: list[dict[str, str]]) -> Invalid:
+        """A refused query or path value (a list's filter, cursor or page bounds) in the words
+        FastAPI's refusals have (`input_summary`), `details` naming each field."""
+        return cls(input_summary(errors), details=errors[:LISTED])
+
+    @classmethod
+    def input(cls, field: str, message: str) -> Invalid:
+        """`inputs` of one field: `invalid input: status: must be one of: ...`."""
+        return cls.inputs([{"field": field, "message": message}])
 
 
 def unreadable(found: Mapping[str, str], under: str = "") -> list[dict[str, str]]:

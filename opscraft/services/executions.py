@@ -714,11 +714,7 @@ def _status_filter(status: str | None) -> ExecutionStatus | None:
     try:
         return ExecutionStatus(status)
     except ValueError:
-        allowed = ", ".join(STATUS_FILTERS)
-        raise Invalid(
-            f"status must be one of: {allowed}",
-            details=[{"field": "status", "message": f"must be one of: {allowed}"}],
-        ) from None
+        raise Invalid.input("status", f"must be one of: {', '.join(STATUS_FILTERS)}") from None
 
 
 @dataclass
@@ -765,20 +761,14 @@ async def list_executions(
     }
     for field, (value, low, high) in bounds.items():
         if value is not None and not low <= value <= high:
-            message = f"must be between {low} and {high}"
-            raise Invalid(f"{field} {message}", details=[{"field": field, "message": message}])
+            raise Invalid.input(field, f"must be between {low} and {high}")
     if cursor is not None and skip:
-        raise Invalid(
-            "pass either skip or cursor, not both",
-            details=[{"field": "skip", "message": "must be 0 (or absent) with a cursor"}],
+        raise Invalid.input(
+            "skip", "must be 0 (or absent) with a cursor: pass either skip or cursor, not both"
         )
     trigger = trigger or None  # `?trigger=` (an emptied filter) is no filter, as `?status=` is
     if trigger is not None and trigger not in Trigger.__members__:
-        allowed = ", ".join(Trigger.__members__)
-        raise Invalid(
-            f"trigger must be one of: {allowed}",
-            details=[{"field": "trigger", "message": f"must be one of: {allowed}"}],
-        )
+        raise Invalid.input("trigger", f"must be one of: {', '.join(Trigger.__members__)}")
     wanted = _status_filter(status)
     hosts = host_filter.of(host, host_status)
     since, until = instants.time_range(since, until)

@@ -104,7 +104,7 @@ def decode(cursor: str) -> Position:
         queued_at = queued_at.astimezone(UTC)
     except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         message = "not a cursor from this API: pass back the `next_cursor` of a previous page"
-        raise Invalid(f"cursor is {message}", details=[{"field": "cursor", "message": message}]) from None
+        raise Invalid.input("cursor", message) from None
     return Position(queued_at, execution_id, newer=NEWER in position[2:], stored=stored)
 
 

@@ -104,5 +104,5 @@ def of(host: str | None, host_status: str | None) -> HostFilter | None:
     elif host_status is not None and host is None:
         problem = NEEDS_HOST
     if problem:
-        raise Invalid(f"host_status {problem}", details=[{"field": "host_status", "message": problem}])
+        raise Invalid.input("host_status", problem)
     return HostFilter(host, host_status) if host is not None else None

@@ -80,7 +80,7 @@ def utc_instant(field: str, value: datetime | None) -> datetime | None:
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise Invalid.at(field, OUT_OF_RANGE) from None
+        raise Invalid.input(field, OUT_OF_RANGE) from None
 
 
 def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
@@ -88,6 +88,5 @@ def time_range(since: datetime | None, until: datetime | None) -> tuple[datetime
     `since` when it is later than `until`."""
     start, end = utc_instant("since", since), utc_instant("until", until)
     if start is not None and end is not None and start > end:
-        message = "must not be later than until"
-        raise Invalid(f"since {message}", details=[{"field": "since", "message": message}])
+        raise Invalid.input("since", "must not be later than until")
     return start, end

@@ -304,8 +304,7 @@ def check_filters(**filters: tuple[str | None, int]) -> None:
         if value is not None and (problem := filter_problem(value, max_length))
     ]
     if errors:
-        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise Invalid(f"invalid filter: {summary}", details=errors)
+        raise Invalid.inputs(errors)
 
 
 FilterText = Annotated[str, Field(json_schema_extra={"pattern": f"^[^{CONTROLS}]*$"})]

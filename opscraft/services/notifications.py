@@ -759,6 +759,8 @@ TITLES = {
     "recovery": "recovered",
     "approval_pending": "is waiting for approval",
 }
+# An event's title once the run's status has changed since (`_at_delivery`): a run no longer waits.
+TITLES_SINCE = {**TITLES, "approval_pending": "was waiting for approval"}
 
 
 def execution_url(execution_id: int) -> str | None:
@@ -782,8 +784,13 @@ async def _excerpt(session: AsyncSession, execution_id: int) -> str:
     return "\n".join(lines)[-EXCERPT_CHARS:]
 
 
-async def build_message(session: AsyncSession, event: str, execution: Execution) -> dict[str, Any]:
-    """The JSON facts of a run event, with a one-line `text` and a `subject` for people."""
+async def build_message(
+    session: AsyncSession, event: str, execution: Execution, status_at_event: str | None = None
+) -> dict[str, Any]:
+    """The JSON facts of a run event, with a one-line `text` and a `subject` for people.
+    `status_at_event`: the run's status when the event happened, when it has changed since (a
+    run held for approval and cancelled before the message went out): the subject says both
+    ("was waiting for approval, now cancelled") and the JSON keeps it (`status_at_event`)."""
     assert execution.id is not None
     duration = (
         round((execution.finished_at - execution.started_at).total_seconds(), 3)
@@ -793,7 +800,11 @@ async def build_message(session: AsyncSession, event: str, execution: Execution)
     url = execution_url(execution.id)
     # A test run of unsaved content is marked as everywhere else (README: "marked Test run").
     what = f"test run of {execution.script_name}" if execution.draft else execution.script_name
-    subject = f"[OpsCraft] {what} {TITLES[event]} (run #{execution.id})"
+    if status_at_event is None:
+        subject = f"[OpsCraft] {what} {TITLES[event]} (run #{execution.id})"
+    else:
+        now = str(execution.status).replace("_", " ")
+        subject = f"[OpsCraft] {what} {TITLES_SINCE[event]}, now {now} (run #{execution.id})"
     text = f"{subject}: status {execution.status}"
     if execution.exit_code is not None:
         text += f", exit code {execution.exit_code}"
@@ -802,7 +813,9 @@ async def build_message(session: AsyncSession, event: str, execution: Execution)
     if url:
         text += f"\n{url}"
     excerpt = await _excerpt(session, execution.id) if execution.status in FINAL_STATUSES else ""
+    since = {} if status_at_event is None else {"status_at_event": status_at_event}
     return {
+        **since,
         "event": event,
         "subject": subject,
         "text": text,
@@ -1103,6 +1116,22 @@ async def _claim(session: AsyncSession, now: datetime) -> list[int]:
     return claimed
 
 
+async def _at_delivery(session: AsyncSession, delivery: NotificationDelivery) -> dict[str, Any]:
+    """`delivery`'s message as its run stands now: built anew (`build_message`'s
+    `status_at_event`) when the run's status has changed since the event was queued (a run held
+    for approval, then cancelled, approved or rejected before the sender's round: it was
+    announced as still waiting), else as queued (a run deleted meanwhile, a channel's test)."""
+    queued = delivery.payload
+    facts = queued.get("execution")
+    then = facts.get("status") if isinstance(facts, dict) else None
+    execution = await session.get(Execution, delivery.execution_id) if delivery.execution_id else None
+    if execution is None or then is None or str(execution.status) == then or delivery.event not in TITLES:
+        return queued
+    return await build_message(
+        session, delivery.event, execution, status_at_event=str(queued.get("status_at_event", then))
+    )
+
+
 async def _deliver_one(db: Database, delivery_id: int) -> None:
     async with db.session() as session:
         delivery = await session.get(NotificationDelivery, delivery_id)
@@ -1117,7 +1146,10 @@ async def _deliver_one(db: Database, delivery_id: int) -> None:
             error = "the channel is disabled"
         else:
             try:
-                await send_to_channel(session, channel, delivery.payload)
+                payload = await _at_delivery(session, delivery)
+                if payload is not delivery.payload:
+                    delivery.payload = payload  # the log keeps what was sent
+                await send_to_channel(session, channel, payload)
             except PartlyDelivered as exc:  # delivered, not to everyone: said, not sent again
                 partly = str(exc)
             except SendError as exc:
@@ -1195,7 +1227,7 @@ async def list_deliveries(
         conditions.append(col(NotificationDelivery.execution_id) == query.execution_id)
     if query.status:
         if query.status not in DeliveryStatus.__members__:
-            raise Invalid.at("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
+            raise Invalid.input("status", f"must be one of: {', '.join(DeliveryStatus.__members__)}")
         conditions.append(await read_as.reading_as(session, col(NotificationDelivery.status), query.status))
     total = (
         await session.exec(select(func.count()).select_from(NotificationDelivery).where(*conditions))

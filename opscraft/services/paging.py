@@ -33,7 +33,7 @@ def check(skip: int, limit: int) -> None:
     1 <= `limit` <= MAX_PAGE."""
     for field, value, low, high in (("skip", skip, 0, MAX_ID), ("limit", limit, 1, MAX_PAGE)):
         if not low <= value <= high:
-            raise Invalid.at(field, f"must be between {low} and {high}")
+            raise Invalid.input(field, f"must be between {low} and {high}")
 
 
 async def page(session: AsyncSession, query: Select[Any], skip: int, limit: int) -> tuple[list[Any], int]:

@@ -69,6 +69,7 @@ from opscraft.services.parameters import ParameterValues
 from opscraft.services.partial import CHANGES, over_stored, three_way, unchanged
 from opscraft.services.permissions import Permission, require
 from opscraft.services.run_starter import OwnerRefused, start_for
+from opscraft.services.scripts import SCRIPT_DELETED
 from opscraft.services.storable import Text
 
 # What a refusal names (services/permissions.require; the routes' early check says the same).
@@ -809,16 +810,52 @@ def fired_as(cron: str, timezone: str) -> tuple[str, str]:
     return check_cron(cron), check_timezone(timezone.strip()).key
 
 
-async def _pause_refused(session: AsyncSession, rows: list[Schedule]) -> list[Schedule]:
-    """`rows` without the schedules whose stored cron expression or time zone today's rules
-    refuse (`_stored_refusal`): those are paused instead of fired at times croniter reads other
-    than as written, with the reason shown on the schedule and audited (`schedule.paused`); a
-    save with the expression fixed resumes them. In the caller's transaction (not committed)."""
-    kept = []
+async def _deleted_scripts(session: AsyncSession, rows: list[Schedule]) -> set[int]:
+    """The ids among `rows`' scripts that are deleted (or missing)."""
+    wanted = {row.script_id for row in rows}
+    live = await session.exec(
+        select(Script.id).where(col(Script.id).in_(wanted), col(Script.deleted_at).is_(None))
+    )
+    return wanted - set(live.all())
+
+
+def _unfireable(
+    row: Schedule, now: datetime, deleted: set[int]
+) -> tuple[str | None, tuple[datetime, datetime]]:
+    """(why `row` cannot be fired, or None; its (fire time, next fire time) by `_advance` when it
+    can): a stored cron expression or zone today's rules refuse (`stored_problem`), a stored value
+    of another shape (`stored_shapes.note`), a deleted script, or fire times that cannot be
+    computed from what is stored (a next fire time of year 1 raises `OverflowError` in the
+    schedule's zone). Any exception of that computation is a reason (logged with its trace): one
+    row must never fail the round of every schedule (module doc of tests/automation/
+    test_schedule_round_faults.py)."""
+    reason = stored_problem(row.cron, row.timezone) or stored_shapes.note(row)
+    if reason is None and row.script_id in deleted:
+        reason = SCRIPT_DELETED
+    if reason is not None:
+        return reason, (now, now)
+    try:
+        return None, _advance(row, now)
+    except Exception as exc:
+        log.exception("schedule %s: its next fire time cannot be computed", row.id)
+        problem = f"{type(exc).__name__}: {exc}"
+        return f"its next fire time cannot be computed: {problem} (save it to resume)", (now, now)
+
+
+async def _pause_unfireable(
+    session: AsyncSession, rows: list[Schedule], now: datetime
+) -> dict[int, tuple[Schedule, datetime, datetime]]:
+    """`rows` that can be fired at `now`, by id, each with its (fire time, next fire time); each
+    of the others (`_unfireable`) is paused instead, with the reason shown on the schedule and
+    audited (`schedule.paused`): a save resumes it. So a stored cron expression today's rules
+    refuse is not fired at times croniter reads other than as written. In the caller's
+    transaction (not committed)."""
+    deleted = await _deleted_scripts(session, rows)
+    kept = {}
     for row in rows:
-        reason = stored_problem(row.cron, row.timezone) or stored_shapes.note(row)
-        if reason is None:
-            kept.append(row)
+        reason, (latest, following) = _unfireable(row, now, deleted)
+        if reason is None and row.id is not None:
+            kept[row.id] = (row, latest, following)
             continue
         paused = await session.exec(
             update(Schedule)
@@ -854,17 +891,13 @@ async def _claim_batch(db: Database, now: datetime, me: str) -> list[Claimed]:
                 )
             ).all()
         )
-        rows = await _pause_refused(session, rows)
-        if not rows:
+        fireable = await _pause_unfireable(session, rows, now)
+        if not fireable:
             await session.commit()
             return []
         # Every process inserts and updates in schedule-id order: concurrent claims of the same
         # fires then wait on each other instead of deadlocking (PostgreSQL's unique-index waits).
-        plans = {
-            row.id: (row, *_advance(row, now))
-            for row in sorted(rows, key=lambda r: r.id or 0)
-            if row.id is not None
-        }
+        plans = dict(sorted(fireable.items()))
         dialect = session.bind.dialect.name if session.bind else "sqlite"
         insert = pg_insert if dialect == "postgresql" else sqlite_insert
         claimed_at = utcnow()

@@ -82,6 +82,7 @@ MAX_TAGS = 20
 MAX_TAG = 50
 MAX_NOTE = 500
 MAX_SEARCH = 200  # characters of a list's `search` filter
+SCRIPT_DELETED = "its script was deleted"  # why its schedules are paused (here, or at a fire: schedules)
 ANSIBLE_SETTINGS = ("inventory", "inventory_id", "ssh_user", "ssh_key_secret")
 RUN_SETTINGS = (
     "timeout_seconds",
@@ -1240,7 +1241,7 @@ async def _stop_triggers(session: AsyncSession, actor: Actor, script_id: int) ->
         await session.exec(
             sql_update(Schedule)
             .where(col(Schedule.id).in_(paused))
-            .values(enabled=False, next_fire_at=None, paused_reason="paused: its script was deleted")
+            .values(enabled=False, next_fire_at=None, paused_reason=f"paused: {SCRIPT_DELETED}")
         )
     for schedule_id in paused:
         audit.record(
@@ -1250,7 +1251,7 @@ async def _stop_triggers(session: AsyncSession, actor: Actor, script_id: int) ->
             "schedule",
             schedule_id,
             script_id=script_id,
-            reason="its script was deleted",
+            reason=SCRIPT_DELETED,
         )
     links = (
         await session.exec(
@@ -1304,7 +1305,7 @@ async def delete(session: AsyncSession, actor: Actor, script_id: int) -> None:
             hook.id,
             script_id=script_id,
             name=hook.name,
-            reason="its script was deleted",
+            reason=SCRIPT_DELETED,
         )
     # `script_tags` indexes live scripts only; the row keeps its `tags` for the record.
     await session.exec(sql_delete(ScriptTag).where(col(ScriptTag.script_id) == script_id))

@@ -24,11 +24,9 @@ from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.errors import input_message
 
 BAD_ADDRESS_STATUS = 400
-# pydantic error types -> what the part must be, for a person reading the address bar.
+# pydantic error types -> what the part must be, for a person reading the address bar (a whole
+# number is refused by `WHOLE_TEXT` in the API's words: "must be a whole number (it is text)").
 _EXPECTED = {
-    "int_parsing": "must be a whole number",
-    "int_type": "must be a whole number",
-    "int_from_float": "must be a whole number",
     "float_parsing": "must be a number",
     "bool_parsing": "must be true or false",
     "date_from_datetime_parsing": "must be a date written YYYY-MM-DD",
@@ -62,7 +60,7 @@ def exposed_parameters(
         if param.annotation in (str, str | None) or param.annotation is inspect.Parameter.empty:
             exposed.append(param)
             continue
-        whole = param.annotation in (int, int | None)  # digits only: `5.0` is no id (services/bodies.py)
+        whole = param.annotation in (int, int | None)  # `5.0` is no id (services/bodies.py)
         converters[param.name] = TypeAdapter(
             Annotated[param.annotation, WHOLE_TEXT] if whole else param.annotation
         )

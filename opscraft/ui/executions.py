@@ -14,7 +14,7 @@ from opscraft.db.models import Script
 from opscraft.db.models.executions import FINAL_STATUSES
 from opscraft.services import executions, instants, scripts
 from opscraft.services.actor import Actor
-from opscraft.services.errors import ServiceError
+from opscraft.services.errors import INVALID_INPUT, ServiceError
 from opscraft.services.host_filter import HOST_STATUSES
 from opscraft.services.permissions import Permission
 from opscraft.ui.address import Day
@@ -299,7 +299,10 @@ class RunHistory:
             if show_field_errors(self.fields, self.refused):  # a filter typed here: said under it
                 self._nothing("No runs shown: correct the filter above.")
                 return
-            self._newest_link(f"This link's page of runs is not valid: {self.refused.message}.")
+            problem = self.refused.message.removeprefix(
+                INVALID_INPUT
+            )  # "not valid: invalid input" said it twice
+            self._newest_link(f"This link's page of runs is not valid: {problem}.")
             return
         rows = page.rows
         self.live = _live(page)

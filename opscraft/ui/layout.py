@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -155,8 +156,11 @@ NAV_CSS = """
 
 def notify_error(message: str) -> None:
     """Show a red notification that stays until closed (`timeout=0`: Quasar's default took it
-    away after 5 s, while a person was still reading it or looking for the field it names)."""
-    ui.notify(message, type="negative", position="top", multi_line=True, close_button=True, timeout=0)
+    away after 5 s, while a person was still reading it or looking for the field it names), as
+    a sentence (`sentence`: a service's message is lower case, as the API's `detail`)."""
+    ui.notify(
+        sentence(message), type="negative", position="top", multi_line=True, close_button=True, timeout=0
+    )
 
 
 def notify_ok(message: str) -> None:
@@ -188,10 +192,24 @@ async def close_saved(
         await drafts.forget(draft.key)  # `Draft.clear` but its notice, which went with the dialog
 
 
+# A first word that is a word, not a name (`script_id`, `config.security`, `DB_PASSWORD`, `x-api`).
+_FIRST_WORD = re.compile(r"[a-z]+(?=[\s:,]|$)")
+
+
+def sentence(message: str) -> str:
+    """`message` as a sentence for a person, the one place the UI capitalises what services say
+    (they say it lower case, as the API's `detail`: "secret X is attached to 1 script(s)"
+    reads "Secret X is attached..."): its first letter in upper case when its first word is a
+    plain lower-case word; a name that keeps its case (`script_id: must be...`, `x-opscraft-
+    timestamp is missing`) is left as written."""
+    if _FIRST_WORD.match(message) is None:
+        return message
+    return message[:1].upper() + message[1:]
+
+
 def plain(message: str) -> str:
-    """A validator's message as a sentence for a person: no "Value error, " prefix, capitalised."""
-    text = str(message).removeprefix("Value error, ").strip()
-    return text[:1].upper() + text[1:]
+    """A validator's message as a sentence for a person: no "Value error, " prefix, `sentence`."""
+    return sentence(str(message).removeprefix("Value error, ").strip())
 
 
 def validation_message(exc: ValidationError) -> str:

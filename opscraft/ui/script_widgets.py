@@ -13,7 +13,7 @@ from opscraft.services.line_endings import Notice
 from opscraft.services.linters import LintFinding
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui.code_editor import CodeEditor
-from opscraft.ui.layout import editor_theme, notify_ok
+from opscraft.ui.layout import editor_theme, notify_ok, sentence
 from opscraft.ui.widgets import close_then, dialog_title, one_click
 
 T = TypeVar("T")
@@ -253,4 +253,6 @@ def show_kept_notices() -> None:
     if kept.get("done"):
         notify_ok(str(kept["done"]))
     for message in kept.get("notices", []):
-        ui.notify(message, type="info", position="top", multi_line=True, timeout=0, close_button="OK")
+        ui.notify(
+            sentence(str(message)), type="info", position="top", multi_line=True, timeout=0, close_button="OK"
+        )
