@@ -9,6 +9,7 @@ such a run held all of its ~10.9 M characters, and the catch-up read them in one
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -28,13 +29,19 @@ from tests.conftest import LoggedIn
 from tests.executions.conftest import make_script, start, wait_for
 
 LINES = 1_500_000
-# `seq 1 1500000`: 10,888,896 characters, more than two pages' worth.
-PRINTED = "".join(f"{n}\n" for n in range(1, LINES + 1))
+
+
+@functools.cache
+def printed() -> str:
+    """What `seq 1 1500000` prints: 10,888,896 characters, more than two pages' worth. Made at
+    its first use, not at import: every pytest process collects this module, and made at import
+    it cost each 0.26 s of CPU and 11 MB kept for the session (docs/benchmarks.md, session 53)."""
+    return "".join(f"{n}\n" for n in range(1, LINES + 1))
 
 
 @pytest.fixture
 async def big_run(client: httpx.AsyncClient, admin: LoggedIn) -> int:
-    """A finished local run that printed `PRINTED`."""
+    """A finished local run that printed `printed()`."""
     script_id = await make_script(client, admin, f"seq 1 {LINES}\n")
     execution_id = int((await start(client, admin, script_id, "local"))["id"])
     ended = await wait_for(client, admin, execution_id, timeout=120)
@@ -67,9 +74,9 @@ async def test_the_logs_api_pages_a_big_run_within_the_bound_every_character_onc
     assert [page["more"] for page in pages] == [True] * (len(pages) - 1) + [False]
     chunks = [chunk for page in pages for chunk in page["items"]]
     assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
-    assert "".join(c["content"] for c in chunks) == PRINTED
+    assert "".join(c["content"] for c in chunks) == printed()
     download = await client.get(f"/api/v1/executions/{big_run}/output.log", headers=admin.headers)
-    assert download.status_code == 200 and download.text == PRINTED
+    assert download.status_code == 200 and download.text == printed()
 
 
 async def test_the_catch_up_of_a_big_run_reads_bounded_pages_and_delivers_everything(
@@ -97,7 +104,7 @@ async def test_the_catch_up_of_a_big_run_reads_bounded_pages_and_delivers_everyt
             messages.append(json.loads(message))
     logs = [m for m in messages if m["type"] == "log"]
     assert [m["seq"] for m in logs] == list(range(1, len(logs) + 1))
-    assert "".join(m["content"] for m in logs) == PRINTED and messages[-1]["type"] == "end"
+    assert "".join(m["content"] for m in logs) == printed() and messages[-1]["type"] == "end"
     assert len(read) >= 3 and all(map(within_bound, read)), [sum(map(len, page)) for page in read]
 
     read.clear()
