@@ -77,7 +77,7 @@ def test_a_channel_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     page.get_by_test_id("channel-submit").click()
     # Refused naming both: the name under its field, the whole lot in a notice.
     notice = page.locator(".q-notification", has_text=STALE)
-    expect(notice).to_contain_text("name, config of the channel")
+    expect(notice).to_contain_text("Name, config of the channel")
     expect(_messages(page, "channel-name")).to_contain_text(STALE, ignore_case=True)
     stored = api(server, "GET", path, admin)
     assert (stored["name"], stored["config"]["host"], stored["config"]["to"]) == (

@@ -284,7 +284,7 @@ def test_a_rollback_asked_before_another_save_does_not_replace_it(
     _api(server, admin, "PUT", path, json={"content": "#!/bin/bash\necho fix\n"})  # another user
     page.get_by_test_id("rollback-confirm").click()
     # The page is an operator's: the admin's save is said as someone else's (partial.saved_by).
-    said = r"the script is at version 3 \(saved by someone else at \d\d:\d\d UTC\), the rollback was asked"
+    said = r"The script is at version 3 \(saved by someone else at \d\d:\d\d UTC\), the rollback was asked"
     page.locator(".q-notification", has_text=re.compile(said)).wait_for()
     page.get_by_test_id("rollback-2").wait_for()  # version 3 listed, the current one
     # the rest of the page follows the re-read, not only the table: header, tab count, content
