@@ -211,8 +211,8 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                 done = "Link added" if link is None else "Link saved"
                 saved = await run_action(lambda: top_level_fields(save), fields=fields)
                 if saved is not None:
-                    await close_saved(dialog, done, draft)
                     await update()
+                    await close_saved(dialog, done, draft)
 
             dialog_buttons(
                 dialog, "Add" if link is None else "Save", "chain-submit", submit, on_cancel=draft.clear

@@ -195,8 +195,8 @@ async def inventories_page(actor: Actor) -> None:
                             )
                     saved = await run_action(lambda: _save(current, inventory, data), fields=fields)
                     if saved is not None:
-                        await close_saved(dialog, "Inventory saved", draft)
                         await update()
+                        await close_saved(dialog, "Inventory saved", draft)
 
                 dialog_buttons(dialog, "Save", "inventory-save", submit, on_cancel=draft.clear)
             dialog.open()

@@ -180,7 +180,10 @@ async def close_saved(
     `run_action(..., done)` does) and followed by the draft's round trip, the notice told a person
     the form was saved while the dialog still held the keyboard's focus (a modal dialog takes it
     back), and what they typed next, e.g. the search of the list behind, went into the dialog's
-    field and was lost with it (a busy machine makes the round trip long)."""
+    field and was lost with it (a busy machine makes the round trip long). A caller whose list
+    behind the dialog shows the change redraws it first (the dialog is the page's, `page_dialog`):
+    said before the redraw, the notice sent a person (and a test) to a row's button that the
+    redraw then replaced, and their click on it was lost."""
     dismiss(dialog)
     if done:
         notify_ok(done)

@@ -379,8 +379,8 @@ async def notifications_page(actor: Actor) -> None:
                         "Channel",
                         fields,
                     ):
-                        await close_saved(dialog, done, draft)
                         await update()
+                        await close_saved(dialog, done, draft)
 
                 verb = "Add" if stored is None else "Save"
                 dialog_buttons(dialog, verb, "channel-submit", submit, on_cancel=draft.clear)
@@ -446,8 +446,8 @@ async def notifications_page(actor: Actor) -> None:
                         "Rule",
                         fields,
                     ):
-                        await close_saved(dialog, done, draft)
                         await update()
+                        await close_saved(dialog, done, draft)
 
                 verb = "Add" if stored is None else "Save"
                 dialog_buttons(dialog, verb, "rule-submit", submit, on_cancel=draft.clear)

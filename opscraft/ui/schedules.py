@@ -316,8 +316,8 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
 
                 done = "Schedule added" if stored is None else "Schedule saved"
                 if await run_action(save, fields=fields) is not None:
-                    await close_saved(dialog, done, draft)
                     await update()
+                    await close_saved(dialog, done, draft)
 
             dialog_buttons(
                 dialog, "Add" if stored is None else "Save", "schedule-submit", submit, on_cancel=draft.clear

@@ -263,8 +263,8 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                 saved = await run_action(lambda: top_level_fields(save), fields=fields)
                 if saved is None:
                     return
-                await close_saved(dialog, done, draft)
                 await update()
+                await close_saved(dialog, done, draft)
                 if hook is None:
                     created, token = saved
                     base = runtime.current().settings.public_url or origin
