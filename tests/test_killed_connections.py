@@ -34,14 +34,18 @@ def backend() -> str:
 
 
 async def _terminate_every_other_backend() -> None:
-    """`pg_terminate_backend` of every connection to the test's database but the admin's own; it
-    returns once each is signalled, before the backends have gone."""
+    """`pg_terminate_backend` of every client connection to the test's database but the admin's
+    own; it returns once each is signalled, before the backends have gone. PostgreSQL's own
+    processes on that database are left alone: an autovacuum worker runs as the bootstrap
+    superuser, which the test's role may not signal (a CI run's "must be a superuser to
+    terminate superuser process")."""
     assert PG_URL
     admin = await asyncpg.connect(make_url(PG_URL).set(drivername="postgresql").render_as_string(False))
     try:
         killed = await admin.fetch(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND backend_type = 'client backend' AND usename = current_user"
         )
         assert killed, "no connection to terminate"
     finally:

@@ -458,6 +458,43 @@ def test_a_64_kib_value_builds_its_masker_quickly() -> None:
     assert run(masker, [f"x {value} y\n"]) == f"x {MASK} y\n"
 
 
+# Values of the largest size (64 KiB) shaped against the regular expressions that read a secret's
+# parts (`masking.document_parts`): each took seconds to build a run's masker, and a script with
+# fifteen of them sat "running" for a minute before its first line (a CI run's budget test).
+ADVERSE_SHAPES = {
+    # A run of letters: each one started a URL's scheme scanned to the run's end.
+    "letters": "A" * 65536,
+    "a scheme before a user": "a://b:" + "c" * 65530,
+    # Blanks inside a `NAME=value` line: a lazy value before trailing blanks backtracked over them.
+    "blanks inside an assignment": "X=1\nPASSWORD=x" + " " * 65500 + "y",
+    "an export's blanks": "X=1\nexport" + " " * 65500 + "TOKEN=y",
+    "colons": "a:\n" * 21845,
+    "schemes": "a://" * 16384,
+}
+
+
+def _build_seconds(value: str) -> float:
+    started = time.perf_counter()
+    Masker([value])
+    return time.perf_counter() - started
+
+
+@pytest.mark.parametrize("shape", list(ADVERSE_SHAPES))
+def test_a_largest_value_of_any_shape_builds_its_masker_in_linear_time(shape: str) -> None:
+    """Against a value of the same size built in the same run (random words: milliseconds): a shape
+    that makes a regular expression backtrack takes hundreds of times as long."""
+    rng = random.Random(7)
+    words = (rng.randbytes(4).hex() for _ in range(65536 // 9))
+    baseline = _build_seconds(" ".join(words))
+    took = _build_seconds(ADVERSE_SHAPES[shape])
+    assert took < max(1.0, 25 * baseline), f"{took:.2f} s against {baseline:.3f} s for a random value"
+
+
+def test_an_assignment_with_blanks_inside_its_value_masks_the_value_whole() -> None:
+    masker = Masker(["X=1\nDB_PASSWORD =  pass word  with blanks  \n"])
+    assert run(masker, ["pass word  with blanks\n"]) == f"{MASK}\n"
+
+
 # Nested printing, as real programs do it: `python3 -c PROGRAM` prints `PROGRAM`'s expressions of
 # the value in `S`, NUL-separated.
 NESTED_PYTHON = r"""

@@ -161,7 +161,9 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # A line of a `.env`, INI or properties file: `NAME=value`, `export NAME="value"`, `name = value`.
-_ASSIGNMENT = re.compile(r"^\s*(?:export\s+)?(?P<name>[A-Za-z_][\w.-]*)\s*[=:]\s*(?P<value>.*?)\s*$")
+# The value is taken whole and stripped after: a lazy `.*?` before `\s*$` backtracked over every
+# run of blanks inside it (a 64 KiB value took seconds to build a run's masker).
+_ASSIGNMENT = re.compile(r"\s*(?:export\s+)?(?P<name>[A-Za-z_][\w.-]*)\s*[=:](?P<value>.*)")
 # The names of the keys (and variables) whose values are credentials: `password`, `DB_PASS`,
 # `token`, `client-key-data`, `private_key`, `aws_secret_access_key`, `auth`, `api_key`... A
 # value under another key (a kubeconfig's cluster name `kubernetes`, a server URL, a user name)
@@ -227,8 +229,14 @@ def _document_strings(value: str) -> list[str]:
     return strings
 
 
-# A URL with a user and password (`scheme://user:password@host`), inside any text.
-_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/@:]*:[^\s/@]+@[^\s'\"<>]*")
+# A URL with a user and password (`scheme://user:password@host`), inside any text. A scheme is
+# read as at most `_MAX_SCHEME` characters (RFC 3986 sets no limit; registered ones are far
+# shorter): unbounded, each letter of a long run started a scheme scanned to the run's end
+# (seconds for a 64 KiB value).
+_MAX_SCHEME = 32
+_URL_WITH_PASSWORD = re.compile(
+    rf"[A-Za-z][A-Za-z0-9+.-]{{0,{_MAX_SCHEME - 1}}}://[^\s/@:]*:[^\s/@]+@[^\s'\"<>]*"
+)
 
 
 def _url_passwords(value: str) -> list[str]:
@@ -253,7 +261,7 @@ def _assigned(value: str) -> list[str]:
     out = []
     for line in value.splitlines():
         if (said := _ASSIGNMENT.match(line)) and _CREDENTIAL_NAME.search(said.group("name")):
-            text = said.group("value")
+            text = said.group("value").strip()
             if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
                 text = text[1:-1]
             out.append(text)
