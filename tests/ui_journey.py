@@ -148,11 +148,12 @@ def signed_in(page: Any, server: LiveServer, username: str, then: str = "/") -> 
 
 
 def signed_in_blank(page: Any, server: LiveServer, username: str) -> None:
-    """`page` on `about:blank` holding `username`'s session, no page of the server's left open in
-    it: for a test whose next load must be the only document asking the server for anything
-    (its routes then see that document's requests alone). The cookies `signed_in` kept are added
-    without opening a page (not checked: a kept session that has ended sends the next load to
-    the login page); without kept ones, `signed_in` signs in and the page it leaves is left."""
+    """`page` (a fresh context's, on `about:blank`) left on `about:blank` holding `username`'s
+    session, no page of the server's open in it: for a test whose next load must be the only
+    document asking the server for anything (its routes then see that document's requests
+    alone). The cookies `signed_in` kept are added without opening a page (not checked: a kept
+    session that has ended sends the next load to the login page); without kept ones, `signed_in`
+    signs in, then the page it opened is left."""
     key = (str(server.data_dir), username)
     if key in _SESSIONS:
         page.context.add_cookies(_SESSIONS[key])
