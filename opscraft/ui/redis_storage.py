@@ -21,10 +21,13 @@ That subscription (`follow_changes`) carries what other web processes change in 
 sign-out served by another process after a fail-over, the display preference). NiceGUI's ended
 at the first connection error, with tracebacks at ERROR in the log: after a Redis restart every
 storage of the process stopped following changes until the process restarted. It now
-subscribes again once Redis answers (every `RESUBSCRIBE_SECONDS`), with one warning per
-process when Redis goes away and one line when it is back. A change published while it was away
-is not replayed; the storage's next change, which publishes it whole, brings it up to date (it is
-not read again from a Redis that may have lost it: the process's copy is then the only one).
+subscribes again once Redis answers (every `RESUBSCRIBE_SECONDS`; a Redis still loading its data
+takes a `SUBSCRIBE`), with one warning per process when Redis goes away and one line when it is
+back. A storage closed while it waited (NiceGUI closes the user storage of a session with no page
+open 10-20 s after its last use) no longer counts as waiting: it kept the process from ever
+saying that Redis came back, or went away again. A change published while Redis was away is not
+replayed; the storage's next change, which publishes it whole, brings it up to date (it is not
+read again from a Redis that may have lost it: the process's copy is then the only one).
 
 NiceGUI's `general` storage is loaded as NiceGUI is imported, before this can be installed;
 OpsCraft does not use it, but it follows changes too: `install` gives it the same subscription.
@@ -54,7 +57,7 @@ MESSAGE = "Redis, which keeps the browser sessions, does not answer: try again o
 RESUBSCRIBE_SECONDS = 1.0
 """How long a storage's subscription to its changes waits before it subscribes again after Redis
 went away."""
-_LOST: set[str] = set()  # keys of the storages whose subscription waits for Redis: one warning for all
+_LOST: set[asyncio.Task[None]] = set()  # the subscriptions waiting for Redis: one warning for all
 _ASSETS = "/_nicegui/"  # NiceGUI's scripts, styles and fonts: no storage is read
 
 
@@ -122,20 +125,20 @@ def follow_changes(storage: RedisPersistentDict) -> None:
     channel = storage.key + "changes"
 
     async def listen() -> None:
-        lost = False
-        while True:
-            try:
-                await storage.pubsub.subscribe(channel)
-                if lost:
-                    _LOST.discard(storage.key)
-                    if not _LOST:
-                        log.info("session storages: following their changes again")
-                    lost = False
-                async for message in storage.pubsub.listen():
-                    if message["type"] == "message":
-                        _take(storage, nicegui_json.loads(message["data"]))
-            except (redis.RedisError, OSError) as exc:
-                if not lost:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            while True:
+                try:
+                    await storage.pubsub.subscribe(channel)
+                    if task in _LOST:
+                        _LOST.discard(task)
+                        if not _LOST:
+                            log.info("session storages: following their changes again")
+                    async for message in storage.pubsub.listen():
+                        if message["type"] == "message":
+                            _take(storage, nicegui_json.loads(message["data"]))
+                except (redis.RedisError, OSError) as exc:
                     if not _LOST:
                         reason = " ".join(str(exc).split()) or type(exc).__name__
                         log.warning(
@@ -143,10 +146,11 @@ def follow_changes(storage: RedisPersistentDict) -> None:
                             "processes make to them reach this one once it does",
                             reason,
                         )
-                    _LOST.add(storage.key)
-                    lost = True
-                await storage.pubsub.aclose()  # a new connection at the next subscribe
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+                    _LOST.add(task)
+                    await storage.pubsub.aclose()  # a new connection at the next subscribe
+                    await asyncio.sleep(RESUBSCRIBE_SECONDS)
+        finally:  # the storage was closed (its task cancelled): it no longer waits for Redis
+            _LOST.discard(task)
 
     previous = storage._listener_task
     if previous is not None and not previous.done():
