@@ -27,7 +27,10 @@ back. A storage closed while it waited (NiceGUI closes the user storage of a ses
 open 10-20 s after its last use) no longer counts as waiting: it kept the process from ever
 saying that Redis came back, or went away again. A change published while Redis was away is not
 replayed; the storage's next change, which publishes it whole, brings it up to date (it is not
-read again from a Redis that may have lost it: the process's copy is then the only one).
+read again from a Redis that may have lost it: the process's copy is then the only one). A
+change made here while Redis does not answer is not written back: a warning naming the storage
+(NiceGUI's write-back ended at ERROR with a traceback, per change), and the next change writes
+all of it.
 
 NiceGUI's `general` storage is loaded as NiceGUI is imported, before this can be installed;
 OpsCraft does not use it, but it follows changes too: `install` gives it the same subscription.
@@ -37,14 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nicegui.storage
 from nicegui import app, background_tasks
 from nicegui import json as nicegui_json
-from nicegui.persistence import RedisPersistentDict
+from nicegui.persistence import PersistentDict, RedisPersistentDict
+from nicegui.persistence.serialization import dumps
 from nicegui.storage import USER_PREFIX, RequestTrackingMiddleware, request_contextvar
+from redis.exceptions import RedisError
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
@@ -114,6 +119,42 @@ class BoundedRedisPersistentDict(RedisPersistentDict):
 
     def _start_listening(self) -> None:
         follow_changes(self)
+
+    def publish(self) -> None:
+        """Write the whole storage back to Redis and publish it to the other web processes, on a
+        task (NiceGUI's `publish`, called at every change); while Redis does not answer, a warning
+        (NiceGUI's ended at ERROR with a traceback) and the next change writes it all."""
+
+        async def backup() -> None:
+            if not await self.redis_client.exists(self.key) and not self:
+                return
+            data = dumps(self, self.key)
+            pipeline = self.redis_client.pipeline()
+            pipeline.set(self.key, data, ex=self.ttl)
+            pipeline.publish(self.key + "changes", data)
+            await pipeline.execute()
+
+        background_tasks.create_lazy_or_defer(self._unsaved_warned(backup()), name=f"redis-{self.key}")
+
+    def clear(self) -> None:
+        """Empty the storage and delete its Redis key on a task (NiceGUI's `clear`, as a sign-out
+        does); while Redis does not answer, a warning, as `publish`."""
+        PersistentDict.clear(self)
+        deleted = self._unsaved_warned(self.redis_client.delete(self.key))
+        background_tasks.create_lazy_or_defer(deleted, name=f"redis-delete-{self.key}")
+
+    async def _unsaved_warned(self, write: Awaitable[Any]) -> None:
+        """Await `write`, a Redis write of this storage; a Redis error is one warning line."""
+        try:
+            await write
+        except (RedisError, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            log.warning(
+                "session storage %s not saved to Redis (%s): other web processes see it at its "
+                "next change once Redis answers",
+                self.key,
+                reason,
+            )
 
 
 def follow_changes(storage: RedisPersistentDict) -> None:

@@ -211,6 +211,37 @@ async def test_a_storage_closed_while_redis_was_away_silences_no_later_outage(
         await kept.close()
 
 
+async def test_a_change_made_while_redis_is_away_is_a_warning_and_the_next_one_saves_it(
+    private_redis: RedisServer, nicegui_loop: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A change to a session storage (the display preference; a sign-out clears it) while Redis
+    does not answer: NiceGUI's write-back failed with an ERROR and a traceback per change. It is
+    a warning naming the storage; the next change once Redis answers writes all of it."""
+    caplog.set_level(logging.INFO)
+    ours, _ = _storages(private_redis.url)
+    await ours.initialize()
+    try:
+        await until(lambda: _subscribed(private_redis, ours), "the storage to subscribe", 30)
+        await asyncio.to_thread(private_redis.stop)
+        try:
+            ours["dark"] = True  # written back on a task of its own
+            ours.clear()  # as a sign-out does: the Redis key deleted on a task of its own
+            unsaved = f"session storage {ours.key} not saved"
+            await until(lambda: caplog.text.count(unsaved) >= 2, "a warning per change", 30)
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+        finally:
+            await asyncio.to_thread(private_redis.start)
+        await until(lambda: _subscribed(private_redis, ours), "the storage to subscribe again", 30)
+        ours["dark"] = False
+
+        def saved() -> bool:
+            return _client(private_redis).get(ours.key) == b'{"dark":false}'
+
+        await until(lambda: asyncio.to_thread(saved), "the next change to be written", 30)
+    finally:
+        await ours.close()
+
+
 @pytest.mark.parametrize("outage", OUTAGES)
 def test_a_cancel_reaches_the_watching_worker_after_each_kind_of_outage(
     private_redis: RedisServer, outage: str
