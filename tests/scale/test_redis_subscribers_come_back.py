@@ -8,7 +8,8 @@ live output: `XREAD`; the job queue: `BRPOP`) and are tested across restarts in
 The outages: a restart; Redis down for several resubscription periods (each attempt refused); a
 restart where Redis loads its data for seconds (every command but a few, `SUBSCRIBE` among them,
 answers `LOADING` meanwhile: `--key-load-delay` slows the load of each key, a Redis test setting);
-a freeze (SIGSTOP: connections stay open, nothing answers) that ends in a restart.
+a freeze (SIGSTOP: connections stay open, nothing answers) that ends in a restart. Also: a
+storage closed while it waited for Redis, and a change made to one while Redis was away.
 """
 
 from __future__ import annotations
