@@ -21,10 +21,16 @@ That subscription (`follow_changes`) carries what other web processes change in 
 sign-out served by another process after a fail-over, the display preference). NiceGUI's ended
 at the first connection error, with tracebacks at ERROR in the log: after a Redis restart every
 storage of the process stopped following changes until the process restarted. It now
-subscribes again once Redis answers (every `RESUBSCRIBE_SECONDS`), with one warning per
-process when Redis goes away and one line when it is back. A change published while it was away
-is not replayed; the storage's next change, which publishes it whole, brings it up to date (it is
-not read again from a Redis that may have lost it: the process's copy is then the only one).
+subscribes again once Redis answers (every `RESUBSCRIBE_SECONDS`; a Redis still loading its data
+takes a `SUBSCRIBE`), with one warning per process when Redis goes away and one line when it is
+back. A storage closed while it waited (NiceGUI closes the user storage of a session with no page
+open 10-20 s after its last use) no longer counts as waiting: it kept the process from ever
+saying that Redis came back, or went away again. A change published while Redis was away is not
+replayed; the storage's next change, which publishes it whole, brings it up to date (it is not
+read again from a Redis that may have lost it: the process's copy is then the only one). A
+change made here while Redis does not answer is not written back: a warning naming the storage
+(NiceGUI's write-back ended at ERROR with a traceback, per change), and the next change writes
+all of it.
 
 NiceGUI's `general` storage is loaded as NiceGUI is imported, before this can be installed;
 OpsCraft does not use it, but it follows changes too: `install` gives it the same subscription.
@@ -34,14 +40,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nicegui.storage
 from nicegui import app, background_tasks
 from nicegui import json as nicegui_json
-from nicegui.persistence import RedisPersistentDict
+from nicegui.persistence import PersistentDict, RedisPersistentDict
+from nicegui.persistence.serialization import dumps
 from nicegui.storage import USER_PREFIX, RequestTrackingMiddleware, request_contextvar
+from redis.exceptions import RedisError
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,7 +62,7 @@ MESSAGE = "Redis, which keeps the browser sessions, does not answer: try again o
 RESUBSCRIBE_SECONDS = 1.0
 """How long a storage's subscription to its changes waits before it subscribes again after Redis
 went away."""
-_LOST: set[str] = set()  # keys of the storages whose subscription waits for Redis: one warning for all
+_LOST: set[asyncio.Task[None]] = set()  # the subscriptions waiting for Redis: one warning for all
 _ASSETS = "/_nicegui/"  # NiceGUI's scripts, styles and fonts: no storage is read
 
 
@@ -112,6 +120,42 @@ class BoundedRedisPersistentDict(RedisPersistentDict):
     def _start_listening(self) -> None:
         follow_changes(self)
 
+    def publish(self) -> None:
+        """Write the whole storage back to Redis and publish it to the other web processes, on a
+        task (NiceGUI's `publish`, called at every change); while Redis does not answer, a warning
+        (NiceGUI's ended at ERROR with a traceback) and the next change writes it all."""
+
+        async def backup() -> None:
+            if not await self.redis_client.exists(self.key) and not self:
+                return
+            data = dumps(self, self.key)
+            pipeline = self.redis_client.pipeline()
+            pipeline.set(self.key, data, ex=self.ttl)
+            pipeline.publish(self.key + "changes", data)
+            await pipeline.execute()
+
+        background_tasks.create_lazy_or_defer(self._unsaved_warned(backup()), name=f"redis-{self.key}")
+
+    def clear(self) -> None:
+        """Empty the storage and delete its Redis key on a task (NiceGUI's `clear`, as a sign-out
+        does); while Redis does not answer, a warning, as `publish`."""
+        PersistentDict.clear(self)
+        deleted = self._unsaved_warned(self.redis_client.delete(self.key))
+        background_tasks.create_lazy_or_defer(deleted, name=f"redis-delete-{self.key}")
+
+    async def _unsaved_warned(self, write: Awaitable[Any]) -> None:
+        """Await `write`, a Redis write of this storage; a Redis error is one warning line."""
+        try:
+            await write
+        except (RedisError, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            log.warning(
+                "session storage %s not saved to Redis (%s): other web processes see it at its "
+                "next change once Redis answers",
+                self.key,
+                reason,
+            )
+
 
 def follow_changes(storage: RedisPersistentDict) -> None:
     """Follow the changes other web processes publish to `storage` (its `<key>changes` channel)
@@ -122,20 +166,20 @@ def follow_changes(storage: RedisPersistentDict) -> None:
     channel = storage.key + "changes"
 
     async def listen() -> None:
-        lost = False
-        while True:
-            try:
-                await storage.pubsub.subscribe(channel)
-                if lost:
-                    _LOST.discard(storage.key)
-                    if not _LOST:
-                        log.info("session storages: following their changes again")
-                    lost = False
-                async for message in storage.pubsub.listen():
-                    if message["type"] == "message":
-                        _take(storage, nicegui_json.loads(message["data"]))
-            except (redis.RedisError, OSError) as exc:
-                if not lost:
+        task = asyncio.current_task()
+        assert task is not None
+        try:
+            while True:
+                try:
+                    await storage.pubsub.subscribe(channel)
+                    if task in _LOST:
+                        _LOST.discard(task)
+                        if not _LOST:
+                            log.info("session storages: following their changes again")
+                    async for message in storage.pubsub.listen():
+                        if message["type"] == "message":
+                            _take(storage, nicegui_json.loads(message["data"]))
+                except (redis.RedisError, OSError) as exc:
                     if not _LOST:
                         reason = " ".join(str(exc).split()) or type(exc).__name__
                         log.warning(
@@ -143,10 +187,11 @@ def follow_changes(storage: RedisPersistentDict) -> None:
                             "processes make to them reach this one once it does",
                             reason,
                         )
-                    _LOST.add(storage.key)
-                    lost = True
-                await storage.pubsub.aclose()  # a new connection at the next subscribe
-                await asyncio.sleep(RESUBSCRIBE_SECONDS)
+                    _LOST.add(task)
+                    await storage.pubsub.aclose()  # a new connection at the next subscribe
+                    await asyncio.sleep(RESUBSCRIBE_SECONDS)
+        finally:  # the storage was closed (its task cancelled): it no longer waits for Redis
+            _LOST.discard(task)
 
     previous = storage._listener_task
     if previous is not None and not previous.done():
