@@ -125,6 +125,10 @@ def test_live_server_api_has_no_ui_session_and_pages_keep_theirs(tmp_path: Path)
             unauthenticated = client.get("/api/v1/executions")
             assert unauthenticated.status_code == 401
             assert "set-cookie" not in unauthenticated.headers
+            # Prometheus scrapes without a cookie: each scrape made a session and its storage.
+            scrape = httpx.get(f"{server.url}/metrics", timeout=30)
+            assert scrape.status_code == 401 and "set-cookie" not in scrape.headers
+            assert scrape.headers["x-content-type-options"] == "nosniff"
             page = client.get("/login")
             assert page.status_code in (200, 303)  # 303: to the first-admin set-up page
             assert "session=" in page.headers.get("set-cookie", "")

@@ -16,9 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from opscraft.api.lean_path import LEAN_PREFIXES
+from opscraft.api.lean_path import is_lean
 from opscraft.api.methods import API_PREFIX, NOT_FOUND_MESSAGE, allowed_methods, not_allowed_message
-from opscraft.api.metrics import METRICS_PATH
 from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_disk_full, is_unreachable
@@ -135,13 +134,13 @@ async def _gone_meanwhile(_request: Request, _exc: Exception) -> JSONResponse:
 
 
 def _api_first(previous: Any, api_handler: Handler) -> Handler:
-    """Use `api_handler` under /api/ and /ws/ (`LEAN_PREFIXES`: no page can be built there, outside
-    the UI's middlewares) and on `/metrics` (read by Prometheus, not a person: it got NiceGUI's
-    bare "Internal Server Error"), and the handler already installed (NiceGUI's pages) elsewhere."""
+    """Use `api_handler` on the lean paths (`lean_path.is_lean`: /api/, /ws/, where no page can be
+    built outside the UI's middlewares, and `/metrics`, read by Prometheus, not a person: it got
+    NiceGUI's bare "Internal Server Error"), and the handler already installed (NiceGUI's pages) elsewhere."""
 
     async def handler(request: Request, exc: Exception) -> Response:
         path = request.url.path
-        if previous is None or path.startswith(LEAN_PREFIXES) or path == METRICS_PATH:
+        if previous is None or is_lean(path):
             return await api_handler(request, exc)
         result = previous(request, exc)
         return await result if inspect.isawaitable(result) else result

@@ -1,4 +1,4 @@
-"""The API's own middleware stack: `/api/` and `/ws/` requests skip the web UI's middlewares.
+"""The API's own middleware stack: `/api/`, `/ws/` and `/metrics` requests skip the web UI's middlewares.
 
 NiceGUI wraps every request in middlewares that only its pages use: a signed session cookie
 (`SessionMiddleware`), per-browser storage created for each new session (`RequestTrackingMiddleware`,
@@ -29,9 +29,14 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opscraft.api.client_gone import ClientGoneMiddleware
+from opscraft.api.metrics import METRICS_PATH
 from opscraft.security.http import SecureCookiesMiddleware
 
 LEAN_PREFIXES = ("/api/", "/ws/")
+# Paths outside those prefixes that only API clients ask for: Prometheus scrapes `/metrics` without
+# a cookie, and each scrape made a NiceGUI session and its per-browser storage (on a team service a
+# Redis subscription), closed again 10-20 s later.
+LEAN_PATHS = frozenset({METRICS_PATH})
 UI_ONLY_MIDDLEWARE = frozenset(
     {
         "SessionMiddleware",
@@ -80,8 +85,13 @@ class VersionedFileHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def is_lean(path: str) -> bool:
+    """Whether a request for `path` takes the lean stack: under `LEAN_PREFIXES` or in `LEAN_PATHS`."""
+    return path.startswith(LEAN_PREFIXES) or path in LEAN_PATHS
+
+
 class PathDispatch:
-    """Send HTTP and WebSocket requests under `LEAN_PREFIXES` to `lean`, those under
+    """Send HTTP and WebSocket requests for lean paths (`is_lean`) to `lean`, those under
     `versioned_prefix` but not `per_request_prefix` (NiceGUI's files) to `versioned`, everything
     else (pages, NiceGUI's socket and dynamic resources, the lifespan) to `full`."""
 
@@ -107,7 +117,7 @@ class PathDispatch:
             await self.full(scope, receive, send)
             return
         path = scope["path"]
-        if path.startswith(LEAN_PREFIXES):
+        if is_lean(path):
             await self.lean(scope, receive, send)
         elif path.startswith(self.versioned_prefix) and not path.startswith(self.per_request_prefix):
             await self.versioned(scope, receive, send)
