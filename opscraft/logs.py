@@ -87,6 +87,8 @@ _PAGE_IDS = "|".join(_spelled(name) for name in ("client", "old_tab", "tab", "do
 # Where a credential's prefix starts a word: not inside one (`epoch_`), but after any escape
 # (`%2F`, `%3D`, `%20`: a URL or `Bearer ` in a parameter), whose last hex digit is no letter of it.
 _WORD_START = r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))"
+# Where an access or refresh token (a JWT: base64url of `{"...`) starts.
+_JWT_START = rf"{_WORD_START}{_spelled('eyJ')}"
 
 
 class RedactCredentials(logging.Filter):
@@ -110,11 +112,15 @@ class RedactCredentials(logging.Filter):
     On uvicorn's access and error loggers and on the root handler (the API's "unhandled error in
     POST <path>")."""
 
-    # Each pattern with what replaces its match: the part before the credential is kept.
+    # Each pattern with what replaces its match: the part before the credential is kept. Each reads
+    # a request line in time linear in its length (a client sends it before signing in): a name
+    # is read whole once it holds a secret word, and a JWT from the last `eyJ` starting a word
+    # before its first dot. `?` and 64 KiB of `token`, or of `eyJ%3F`, took minutes, read again
+    # from each word.
     _patterns = (
         (
             re.compile(
-                rf"({_PARAM_START}{_NAME_CHAR}*?(?:{_SECRET_WORDS}){_NAME_CHAR}*?{_spelled('=')})[^&\s\"']+",
+                rf"({_PARAM_START}(?={_NAME_CHAR}*?(?:{_SECRET_WORDS})){_NAME_CHAR}*+{_spelled('=')})[^&\s\"']+",
                 re.I,
             ),
             r"\1***",
@@ -124,7 +130,7 @@ class RedactCredentials(logging.Filter):
         (re.compile(rf"{_WORD_START}({_spelled('och_')}|{_spelled('ocp_')}){_TOKEN_CHAR}{{8,}}"), r"\1***"),
         (
             re.compile(
-                rf"{_WORD_START}{_spelled('eyJ')}{_TOKEN_CHAR}+(?:\.|%2[Ee]){_TOKEN_CHAR}+(?:\.|%2[Ee]){_TOKEN_CHAR}*"
+                rf"{_JWT_START}(?:(?!{_JWT_START}){_TOKEN_CHAR})+(?:\.|%2[Ee]){_TOKEN_CHAR}+(?:\.|%2[Ee]){_TOKEN_CHAR}*"
             ),
             "***",
         ),

@@ -24,6 +24,7 @@ from opscraft import logs
 from opscraft.api import ROUTERS
 from opscraft.api.methods import NOT_FOUND_MESSAGE
 from tests.conftest import LiveServer, start_server, stop_server
+from tests.linear_time import assert_linear
 from tests.waiting import wait_until
 
 SEED_REGISTER_ADMIN = """curl -X POST http://localhost:8000/api/v1/auth/register \\
@@ -382,6 +383,24 @@ def test_redaction_of_a_long_line_of_escapes_takes_no_time() -> None:
     started = time.perf_counter()
     assert logs.RedactCredentials.redact(line) == line
     assert time.perf_counter() - started < 0.25
+
+
+# Request lines of the largest size uvicorn takes (with httptools, a little under 64 KiB; any
+# client may send one before signing in) shaped against the redacting patterns: a parameter's
+# name was read again to its end from each secret word in it, a JWT's first part from each `eyJ`
+# starting a word (12 s and 8 s for 16 KiB, growing with the square of the length).
+REQUEST_LINE_CHARS = 64000
+REQUEST_LINE_SHAPES = {
+    "secret words in a name": "?" + "token" * (REQUEST_LINE_CHARS // 5),
+    "JWT starts after escapes": "?q=" + "eyJ%3F" * (REQUEST_LINE_CHARS // 6),
+    "a JWT's first part without a dot": "?q=%20eyJ" + "a" * REQUEST_LINE_CHARS,
+}
+
+
+@pytest.mark.parametrize("shape", list(REQUEST_LINE_SHAPES))
+def test_a_largest_request_line_of_any_shape_is_redacted_in_linear_time(shape: str) -> None:
+    line = f'"GET /x{REQUEST_LINE_SHAPES[shape]} HTTP/1.1" 404'
+    assert_linear(logs.RedactCredentials.redact, line)
 
 
 def test_redaction_leaves_other_paths_alone() -> None:

@@ -24,6 +24,7 @@ from opscraft.db.models import AppSetting
 from opscraft.services.bodies import DATETIME_MESSAGE, Body
 from opscraft.services.errors import input_message
 from tests.conftest import LoggedIn
+from tests.linear_time import assert_linear
 
 
 def _models(annotation: Any) -> list[type[BaseModel]]:
@@ -373,3 +374,26 @@ async def test_a_body_sent_to_a_route_that_reads_none_is_422_and_nothing_happens
                 headers=admin.headers,
             )
             schedule = f"/api/v1/scripts/{ids['script_id']}/schedules/{made.json()['id']}"
+
+
+MAX_BODY_CHARS = load_settings().max_body_bytes - 64  # room for the rest of the body
+
+# Date-and-time text at the body's largest size (1 MiB, OPSCRAFT_MAX_BODY_BYTES), shaped against
+# the pattern that tells a number sent as a time (`bodies._NUMERIC_TEXT`): digits before a letter
+# took 65 s per 64 KiB on the event loop, their time growing with the square of their length.
+TIME_SHAPES = {
+    "digits": "1" * (MAX_BODY_CHARS - 1) + "x",
+    "a sign and digits": "-" + "1" * (MAX_BODY_CHARS - 2) + "x",
+    "blanks around digits": " " * (MAX_BODY_CHARS // 2) + "1" * (MAX_BODY_CHARS // 2 - 1) + "x",
+}
+
+
+@pytest.mark.parametrize("shape", list(TIME_SHAPES))
+def test_a_largest_time_text_of_any_shape_is_read_in_linear_time(shape: str) -> None:
+    from opscraft.api.tokens import TokenCreate
+
+    def read(text: str) -> None:
+        with pytest.raises(ValidationError):
+            TokenCreate.model_validate({"name": "ci", "expires_at": text})
+
+    assert_linear(read, TIME_SHAPES[shape])

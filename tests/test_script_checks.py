@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from opscraft.config import load_settings
 from opscraft.db.models.scripts import ScriptType
 from opscraft.services import line_endings, linters
 from opscraft.services.script_checks import RULES, check, lint, syntax_errors
 from tests.conftest import require_service
+from tests.linear_time import assert_linear
 
 pytestmark = pytest.mark.usefixtures("patient_linters")
 
@@ -426,3 +428,52 @@ async def test_linters_get_none_of_the_servers_environment(monkeypatch: pytest.M
     monkeypatch.setenv("OPSCRAFT_MASTER_KEY", "must-not-leak")
     result = await linters._exec(["/usr/bin/env"], Path(tempfile.gettempdir()))
     assert "must-not-leak" not in result.stdout and "HOME=" in result.stdout
+
+
+# Lines of the largest script (OPSCRAFT_MAX_SCRIPT_BYTES, 256 KiB by default) shaped against the
+# patterns that read one: a rule's run read from every start of a long line to its end (a 64 KiB
+# line of `dd ` took a minute to lint), `^\s*module` every blank line after each line start.
+SCRIPT_CHARS = load_settings().max_script_bytes
+SCRIPT_SHAPES = {
+    "dd": "dd " * (SCRIPT_CHARS // 3),
+    "cat": "cat " * (SCRIPT_CHARS // 4),
+    "curl": "curl " * (SCRIPT_CHARS // 5),
+    "a subshell's iptables": "(iptables " * (SCRIPT_CHARS // 10),
+    "sudo iptables": "sudo iptables " * (SCRIPT_CHARS // 14),
+}
+
+
+@pytest.mark.parametrize("shape", list(SCRIPT_SHAPES))
+def test_a_largest_line_of_any_shape_is_linted_in_linear_time(shape: str) -> None:
+    assert_linear(lambda text: lint(ScriptType.bash, text), SCRIPT_SHAPES[shape])
+
+
+def test_a_largest_script_of_blank_lines_is_searched_for_modules_in_linear_time() -> None:
+    assert_linear(linters.TERRAFORM_MODULE.search, "\n" * SCRIPT_CHARS, "x\n" * (SCRIPT_CHARS // 2))
+
+
+# Terraform's error output as far as a linter reads it (`linters.MAX_OUTPUT_BYTES`, 1 MiB).
+ERROR_SHAPES = {
+    "errors": "Error: " * (linters.MAX_OUTPUT_BYTES // 7),
+    "blank lines after an error": "Error: a\n" + "\n" * linters.MAX_OUTPUT_BYTES,
+}
+
+
+@pytest.mark.parametrize("shape", list(ERROR_SHAPES))
+def test_a_largest_terraform_error_output_of_any_shape_is_read_in_linear_time(shape: str) -> None:
+    assert_linear(linters.TF_ERROR.findall, ERROR_SHAPES[shape])
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "dd if=x.img dd of=/dev/sda",
+        "cat a cat.txt /dev/sda",
+        "curl -s https://x | curl -s https://y | sudo -E bash",
+        "wget -O- https://x | python3",
+        "sudo iptables -L iptables x -F",
+        "(iptables -t nat -F)",
+    ],
+)
+def test_a_rule_reads_its_command_from_the_last_start_before_what_it_looks_for(line: str) -> None:
+    assert lint(ScriptType.bash, line), line

@@ -19,6 +19,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import NotFound
 from opscraft.services.linters import find_tool
 from tests.conftest import IN_MODULE_LOOP, LoggedIn, Reader, make_user, require_service
+from tests.linear_time import assert_linear
 
 PATH = "/api/v1/inventories"
 PLAYBOOK = "- hosts: all\n  gather_facts: false\n  tasks:\n    - debug: msg=hi\n"
@@ -565,6 +566,8 @@ RANGE_BOMBS = [
         "(h[a:z][0:999] alone is 26,000)",
     ),
     ("[web]\nweb[01:50]\n[db]\ndb[1:3]\nlb-[0:99].x[0:99]\n", "(lb-[0:99].x[0:99] alone is 10,000)"),
+    # A number of 6,000 digits, which Python refuses to write out: a 500.
+    ("[web]\nh" + "[0:99]" * 3000 + "\n", "alone is more than 1,000,000,000,000)"),
 ]
 
 
@@ -601,6 +604,19 @@ async def test_host_ranges_that_expand_beyond_the_limit_are_refused_before_ansib
 )
 def test_host_ranges_are_counted_as_ansible_expands_them(text: str, hosts: int) -> None:
     assert inventory_ranges.ini_host_count(text) == hosts
+
+
+# Host names of the largest inventory (`inventories.MAX_INVENTORY_BYTES`, 64 KiB) shaped against
+# the pattern reading a range: a run of colons was split at each one and read to its end (95 s).
+RANGE_SHAPES = {
+    "colons": "[" + ":" * (inventories.MAX_INVENTORY_BYTES - 1),
+    "colons in a section": "[web]\nh[" + ":" * (inventories.MAX_INVENTORY_BYTES - 9),
+}
+
+
+@pytest.mark.parametrize("shape", list(RANGE_SHAPES))
+def test_a_largest_host_name_of_any_shape_is_counted_in_linear_time(shape: str) -> None:
+    assert_linear(inventory_ranges.ini_host_count, RANGE_SHAPES[shape])
 
 
 async def test_every_content_is_kept_as_a_version_a_run_can_be_traced_to(

@@ -19,6 +19,7 @@ from opscraft.services import keyring, terraform_plans
 from opscraft.services.terraform_plans import VaultPlanStore
 from opscraft.ui import terraform_panel
 from tests.conftest import LoggedIn
+from tests.linear_time import assert_linear, ordinary_text
 
 
 def _plan_file(serial: int, lineage: str) -> bytes:
@@ -128,6 +129,24 @@ def test_the_shown_plan_is_summarized_piece_by_piece_as_a_whole() -> None:
     for bad in (b"[]", b'{"resource_changes": [1, ', b'{"a" 1}', b"", b'{"output_changes": {"a": }}'):
         with pytest.raises(ValueError):
             terraform_plans.summarize_shown(bad)
+
+
+# A shown plan of 1 MiB (the file is written in the run's work directory, up to
+# `terraform_plan.MAX_JSON_BYTES`) shaped against the pattern skipping strings: an open string's
+# every escaped quote started another string read to the end (17 s for 64 KiB).
+PLAN_CHARS = 1024 * 1024
+PLAN_SHAPES = {
+    "escaped quotes in an open string": '{"prior_state": ["' + '\\"' * (PLAN_CHARS // 2),
+}
+
+
+@pytest.mark.parametrize("shape", list(PLAN_SHAPES))
+def test_a_largest_shown_plan_of_any_shape_is_read_in_linear_time(shape: str) -> None:
+    def read(text: str) -> None:
+        with pytest.raises(ValueError):
+            terraform_plans.summarize_shown(text.encode())
+
+    assert_linear(read, PLAN_SHAPES[shape], '{"prior_state": [' + json.dumps(ordinary_text(PLAN_CHARS)))
 
 
 def test_prior_state_is_read_from_the_plan_file() -> None:

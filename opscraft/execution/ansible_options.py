@@ -181,7 +181,8 @@ EXIT_MEANINGS = {
 
 
 # ansible-playbook's error line on stderr: `ERROR! ...` (ansible-core up to 2.18), `[ERROR]: ...` (2.19).
-_ERROR_LINE = re.compile(r"^(?:ERROR!|\[ERROR\]:)\s*(?P<text>\S.*?)\s*$")
+# Its text is taken to the line's end and stripped after (`terraform_errors._ERROR`).
+_ERROR_LINE = re.compile(r"(?:ERROR!|\[ERROR\]:)\s*(?P<text>\S.*)")
 MAX_ERROR = 200
 
 
@@ -193,7 +194,7 @@ def last_error(stderr: str) -> str | None:
     for line in ansible_recap.without_colours(stderr).splitlines():
         match = _ERROR_LINE.match(line)
         if match:
-            found = match.group("text")
+            found = match.group("text").rstrip()
     if found is None:
         return None
     return found if len(found) <= MAX_ERROR else found[: MAX_ERROR - 3] + "..."

@@ -26,7 +26,9 @@ from opscraft.execution.escape_codes import ANSI_RE
 TAIL_CHARS = 64 * 1024
 MAX_SUMMARY = 200
 
-_ERROR = re.compile(r"^\s*(?:│\s*)?Error: (?P<summary>\S.*?)\s*$")
+# The summary is taken to the line's end and stripped after: a lazy `\S.*?` before `\s*$` read
+# every run of blanks inside it again at each of its characters (a 64 KiB line took a minute).
+_ERROR = re.compile(r"\s*(?:│\s*)?Error: (?P<summary>\S.*)")
 _PROVIDER = (
     "Failed to query available provider packages",
     "Failed to install provider",
@@ -90,7 +92,7 @@ def _diagnostics(stderr: str) -> dict[str, str]:
     reading = False  # its detail's lines
     for line in ANSI_RE.sub("", stderr).splitlines():
         if match := _ERROR.match(line):
-            current, reading = match.group("summary")[:MAX_SUMMARY], False
+            current, reading = match.group("summary").rstrip()[:MAX_SUMMARY], False
             found.setdefault(current, "")
         elif current is not None:
             text = _BOX.sub("", line, count=1).strip()

@@ -134,15 +134,16 @@ def _refuse_what_ansible_must_not_read(text: str, field: str) -> None:
         names = list(inventory_ranges.yaml_host_names(data))
     else:
         names = list(inventory_ranges.ini_host_names(text))
-    hosts = sum(inventory_ranges.host_count(name) for name in names)
+    hosts = min(sum(inventory_ranges.host_count(name) for name in names), inventory_ranges.COUNT_CAP)
     if hosts > MAX_HOSTS:
         # The name of the most hosts is named: among many lines, "use smaller ranges" left the
         # operator to count each range.
         largest = max(names, key=inventory_ranges.host_count)
         shown = largest if len(largest) <= MAX_NAME_SHOWN else largest[: MAX_NAME_SHOWN - 1] + "…"
+        alone = inventory_ranges.said(inventory_ranges.host_count(largest))
         raise _invalid(
-            f"names {hosts:,} hosts once its host ranges (web[01:50]) are written out, more than "
-            f"{MAX_HOSTS:,} ({shown} alone is {inventory_ranges.host_count(largest):,}): use "
+            f"names {inventory_ranges.said(hosts)} hosts once its host ranges (web[01:50]) are written "
+            f"out, more than {MAX_HOSTS:,} ({shown} alone is {alone}): use "
             "smaller ranges",
             field,
         )

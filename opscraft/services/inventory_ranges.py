@@ -13,8 +13,13 @@ import re
 import string
 from collections.abc import Iterator
 
-_RANGE = re.compile(r"\[([^\[\]]*:[^\[\]]*)\]")
+# A range `[a:z]`, `[01:50:2]`: its bounds split at their first `:` (`[^\[\]]*:` split a run of
+# colons at each one and read the rest to its end: a minute for a 64 KiB host name of them).
+_RANGE = re.compile(r"\[([^\[\]:]*:[^\[\]]*)\]")
 _SECTION = re.compile(r"^\[([^\]]+)\]")
+COUNT_CAP = 10**12
+"""Where a count stops: a name's ranges multiply (64 KiB of `[0:99]` is a number of 21,000
+digits, which Python refuses to write out past 4,300: a 500 instead of the refusal)."""
 
 
 def range_size(bounds: str) -> int:
@@ -36,11 +41,16 @@ def range_size(bounds: str) -> int:
 
 
 def host_count(pattern: str) -> int:
-    """Hosts one host name of an inventory stands for (1 without a range)."""
+    """Hosts one host name of an inventory stands for (1 without a range), at most `COUNT_CAP`."""
     count = 1
     for bounds in _RANGE.findall(pattern):
-        count *= range_size(bounds)
+        count = min(count * range_size(bounds), COUNT_CAP)
     return count
+
+
+def said(count: int) -> str:
+    """A count as a refusal writes it: `1,000,000`; `more than 1,000,000,000,000` at `COUNT_CAP`."""
+    return f"more than {COUNT_CAP:,}" if count >= COUNT_CAP else f"{count:,}"
 
 
 def ini_host_names(text: str) -> Iterator[str]:

@@ -75,7 +75,8 @@ ANSIBLE_FILE_KEYS = frozenset(
 JINJA = ("{{", "{%", "{#", "#jinja2:")
 # Terraform's filesystem functions (https://developer.hashicorp.com/terraform/language/functions).
 TERRAFORM_FILE_FUNCTIONS = re.compile(r"\b(?:file\w*|templatefile|abspath|pathexpand)\b")
-TERRAFORM_MODULE = re.compile(r"^\s*module\s", re.M)
+# Indented with blanks of its own line: `^\s*` read every blank line after each line start again.
+TERRAFORM_MODULE = re.compile(r"^[^\S\n]*module\s", re.M)
 
 Severity = Literal["error", "warning", "info", "style"]
 Status = Literal["ran", "missing", "skipped", "timeout", "failed"]
@@ -322,7 +323,10 @@ async def _ansible(tool: str, folder: Path, content: str) -> LintReport:
 
 # --- terraform ----------------------------------------------------------------------------
 
-TF_ERROR = re.compile(r"Error: (.+?)\n\n\s*on \S+ line (\d+)", re.S)
+# A diagnostic (`-no-color`): "Error: <summary>", a blank line, "  on main.tf line 3...". The
+# summary is its line's rest, read from a line's start: `Error: (.+?)\n\n` across lines read the
+# rest of the output from every "Error: " in it (seconds for 64 KiB of them).
+TF_ERROR = re.compile(r"^[^\S\n]*Error: ([^\n]+)\n\n\s*on \S+ line (\d+)", re.M)
 
 
 async def _terraform_fmt(tool: str, folder: Path, content: str) -> LintReport:

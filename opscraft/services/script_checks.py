@@ -284,6 +284,13 @@ def _chmod_root(line: str) -> bool:
     )
 
 
+def _run_after(start: str, chars: str) -> str:
+    """A pattern: `start`, then a run of `chars` that passes no other `start` (a match is read
+    from the last `start` before what follows it: the same lines match). Unbounded, a run read
+    from every `start` of a long line to its end: a 64 KiB line of `dd ` took a minute to lint."""
+    return rf"{start}(?:(?!{start}){chars})*"
+
+
 def _regex(pattern: str) -> Callable[[str], bool]:
     compiled = re.compile(pattern)
     return lambda line: compiled.search(line) is not None
@@ -298,6 +305,14 @@ class Rule:
     matches: Callable[[str], bool]
 
 
+# One command's characters: not a line's end nor what ends a command (`;`, `|`, `&`).
+_IN_COMMAND = r"[^\n;|&]"
+# A download command and the rest of its pipeline up to the last `|` (the `pipe-to-shell` rule).
+_DOWNLOAD = _run_after(r"\b(?:curl|wget)\b", r"[^\n;&]")
+_DD = _run_after(r"\bdd\b", _IN_COMMAND)
+_COPY = _run_after(r"\b(?:tee|cp|cat|shred)\b", _IN_COMMAND)
+_IPTABLES = _run_after(rf"{COMMAND_START}ip6?tables\b", _IN_COMMAND)
+
 RULES: tuple[Rule, ...] = (
     Rule("rm-rf-root", "recursive delete of / , $HOME or a system directory", _rm_root),
     Rule(
@@ -310,11 +325,11 @@ RULES: tuple[Rule, ...] = (
         "shutil.rmtree of / , ~ or a system directory",
         _regex(rf"shutil\.rmtree\(\s*[\"'](?:/|~/?|/{CRITICAL_DIRS}/?)[\"']\s*[,)]"),
     ),
-    Rule("dd-to-device", "dd writing to a disk device", _regex(rf"\bdd\b[^\n;|&]*\bof={DISK_DEVICE}")),
+    Rule("dd-to-device", "dd writing to a disk device", _regex(rf"{_DD}\bof={DISK_DEVICE}")),
     Rule(
         "raw-device-write",
         "output redirected or copied onto a disk device",
-        _regex(rf"(?:>\s*|\b(?:tee|cp|cat|shred)\b[^\n;|&]*\s){DISK_DEVICE}"),
+        _regex(rf"(?:>\s*|{_COPY}\s){DISK_DEVICE}"),
     ),
     Rule(
         "make-filesystem",
@@ -332,8 +347,8 @@ RULES: tuple[Rule, ...] = (
         "pipe-to-shell",
         "downloads code and runs it unseen (curl | sh, wget | bash, sh <(curl ...))",
         _regex(
-            r"\b(?:curl|wget)\b[^\n;&]*\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:env\s+)?"
-            r"(?:ba|da|z|k|fi)?sh\b|\b(?:curl|wget)\b[^\n;&]*\|\s*(?:sudo\s+)?(?:python[\d.]*|perl|ruby)\b"
+            rf"{_DOWNLOAD}\|\s*(?:sudo\s+(?:-\S+\s+)*)?(?:env\s+)?(?:ba|da|z|k|fi)?sh\b"
+            rf"|{_DOWNLOAD}\|\s*(?:sudo\s+)?(?:python[\d.]*|perl|ruby)\b"
             r"|\b(?:ba|da|z|k)?sh\s+(?:-c\s+)?[\"']?(?:<\(|\$\()\s*(?:curl|wget)\b"
         ),
     ),
@@ -350,7 +365,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "firewall-flush",
         "flushes every firewall rule",
-        _regex(rf"{COMMAND_START}(?:ip6?tables\b[^\n;|&]*\s(?:-F|--flush)\b|nft\s+flush\s+ruleset\b)"),
+        _regex(rf"{_IPTABLES}\s(?:-F|--flush)\b|{COMMAND_START}nft\s+flush\s+ruleset\b"),
     ),
 )
 

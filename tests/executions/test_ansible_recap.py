@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from opscraft.execution import ansible_options, ansible_recap
 from opscraft.execution.ansible_recap import HostCounts
+from tests.linear_time import assert_linear
 
 RECAPS = Path(__file__).parent / "ansible_recaps"
 
@@ -158,3 +161,34 @@ def test_host_names_the_masker_replaced_are_not_held_to_ansibles_order() -> None
     line = "{} : ok=1 changed=0 unreachable=0 failed=0 skipped=0 rescued=0 ignored=0\n"
     text = "PLAY RECAP ****\n" + "".join(line.format(h) for h in ("***", "***", "db")) + "\n"
     assert [h.host for h in ansible_recap.read(text).hosts] == ["***", "***", "db"]
+
+
+# Lines of the largest output read (`ansible_recap.TAIL_CHARS`, the last 1 MiB of each stream)
+# shaped against the patterns reading a recap's host lines and the error line: a lazy name or text
+# before a run of blanks read the run again at each of its characters (21 s and 67 s per 64 KiB).
+RECAP_CHARS = ansible_recap.TAIL_CHARS
+
+
+def _recap_shapes() -> dict[str, str]:
+    size = RECAP_CHARS - 64
+    host = "PLAY RECAP ***\na : ok=1 changed=0 unreachable=0 failed=0"
+    return {
+        "blanks inside a host line": "PLAY RECAP ***\na" + " " * size + "b\n",
+        "blanks after a host line": host + " " * size + "x\n",
+        "blanks inside an error": "ERROR! a" + " " * size + "b\n",
+        "blanks after an error's prefix": "[ERROR]:" + " " * size + "\n",
+    }
+
+
+@pytest.mark.parametrize("shape", list(_recap_shapes()))
+def test_a_largest_output_of_any_shape_is_read_in_linear_time(shape: str) -> None:
+    def read(text: str) -> None:
+        ansible_recap.summary(text, ended=True, output_cut=False)
+        ansible_options.exit_message(1, text, text)
+
+    assert_linear(read, _recap_shapes()[shape])
+
+
+def test_an_error_line_is_told_without_its_trailing_blanks() -> None:
+    said = ansible_options.last_error("ERROR! the role 'x' was not found \t \n")
+    assert said == "the role 'x' was not found"

@@ -27,6 +27,7 @@ import pytest
 
 from opscraft.execution import terraform_backend, terraform_errors
 from tests.conftest import free_port, require_service
+from tests.linear_time import assert_linear
 
 MAIN_TF = 'terraform {\n  backend "http" {}\n}\n\noutput "o" {\n  value = "x"\n}\n'
 HOLDER = b'{"ID": "held-1", "Operation": "OperationTypeApply", "Info": "OpsCraft execution 12 (network)"}'
@@ -163,4 +164,30 @@ def test_variables_nothing_set_are_named_with_the_ways_a_run_sets_them(tmp_path:
         "variables db_host, region have no default and no value: declare a parameter of that name, "
         "or attach a secret named TF_VAR_<name> to the script (Terraform's -var is not how a run gets "
         "values: docs/executions.md, Parameters and secrets)"
+    )
+
+
+# Error output of the largest size read (`terraform_errors.TAIL_CHARS`, the last 64 KiB of
+# standard error) shaped against the pattern reading an error's summary: a lazy summary before
+# trailing blanks read each run of blanks inside it again at each of its characters (67 s).
+ERROR_CHARS = terraform_errors.TAIL_CHARS
+
+
+def _error_shapes() -> dict[str, str]:
+    size = ERROR_CHARS - 64
+    return {
+        "blanks inside a summary": "│ Error: a" + " " * size + "b\n",
+        "blanks after the box": "│" + " " * size + "Error: a\n",
+        "blanks inside a detail": "Error: a\n│ Error message: b" + " " * size + "c\n",
+    }
+
+
+@pytest.mark.parametrize("shape", list(_error_shapes()))
+def test_a_largest_error_output_of_any_shape_is_read_in_linear_time(shape: str) -> None:
+    assert_linear(lambda text: terraform_errors.exit_message(1, text), _error_shapes()[shape])
+
+
+def test_a_summary_is_told_without_its_trailing_blanks() -> None:
+    assert terraform_errors.exit_message(1, "│ Error: Invalid reference \t \n") == (
+        "the script exited with code 1: Terraform's error: Invalid reference"
     )
