@@ -112,10 +112,16 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     check_accessibility(page, "script-versions-side-by-side")
     page.get_by_test_id("rollback-1").click()
     assert "adds version 3" in page.get_by_test_id("rollback-dialog").inner_text()
-    with _database_locked(live_server):
-        page.get_by_test_id("rollback-confirm").click()
-        page.get_by_test_id("rollback-dialog").wait_for(state="detached")
-    page.wait_for_url(f"{live_server.url}/scripts/{script_id}?tab=versions")  # the tab's: kept
+    # The rollback opens the page again on the Versions tab (the tab's: kept). The address was
+    # that already (the tab was opened above): waiting for it waited for nothing, and the clicks
+    # below could reach the page being left while the new one loaded (a busy server).
+    kept = f"{live_server.url}/scripts/{script_id}?tab=versions"
+    page.evaluate("window.leftByRollback = true")  # gone with this page
+    with page.expect_navigation(url=kept, wait_until="load"):
+        with _database_locked(live_server):
+            page.get_by_test_id("rollback-confirm").click()
+            page.get_by_test_id("rollback-dialog").wait_for(state="detached")
+    assert page.evaluate("window.leftByRollback") is None  # a new page, not the address replaced
     page.get_by_test_id("script-version").filter(has_text="version 3").wait_for()
     page.get_by_test_id("tab-content").click()
     assert "echo bye" not in _code(page, "script-content")
@@ -182,8 +188,7 @@ def _viewer_reads_without_edit_controls(
         headers=tokens["operator"],
     )
 
-    log_in(page, live_server, "viewer")
-    page.goto(f"{live_server.url}/scripts")
+    log_in(page, live_server, "viewer", then="/scripts")  # straight to the list: no dashboard built
     page.get_by_test_id("script-link-nightly-report").wait_for()
     assert page.get_by_test_id("new-script").count() == 0
     page.get_by_test_id("script-link-nightly-report").click()
