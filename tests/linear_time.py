@@ -4,7 +4,7 @@ modules that test a parser against input shaped to make a regular expression bac
 The shaped text is timed against ordinary text of the same length built in the same test
 (random words: milliseconds for every parser here), so a busy machine slows both alike. A
 backtracking pattern takes hundreds to millions of times as long on its shape at the sizes the
-product accepts (docs/security.md "Text a user controls"); a linear one stays within a small
+product accepts (docs/architecture.md, Protection: "Text a user controls"); a linear one stays within a small
 factor of the ordinary text's time.
 """
 
