@@ -70,13 +70,12 @@ TAKEN_MESSAGES = {"another script has this name", INT_MESSAGE}
 
 
 class Admin:
-    """The admin's token; logged in again when a fuzzed request ended its sessions (reset-password,
-    logout and change-password are fuzzed too)."""
+    """The admin's token (`token`: the seeding's sign-in); logged in again when a fuzzed request
+    ended its sessions (reset-password, logout and change-password are fuzzed too)."""
 
-    def __init__(self, server: LiveServer) -> None:
+    def __init__(self, server: LiveServer, token: str) -> None:
         self.server = server
-        self.token = ""
-        self.login()
+        self.token = token
 
     def login(self) -> None:
         r = httpx.post(
@@ -92,15 +91,17 @@ class Admin:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-def _seed(server: LiveServer) -> None:
-    """An admin, and a few rows of each kind so that generated ids 1..3 often exist."""
+def _seed(server: LiveServer) -> str:
+    """An admin, and a few rows of each kind so that generated ids 1..3 often exist; returns the
+    admin's access token (one sign-in: each is an argon2 check at the server's real cost)."""
     url = server.url
     body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD}
     assert httpx.post(f"{url}/api/v1/auth/register", json=body, timeout=30).status_code == 201
     login = httpx.post(
         f"{url}/api/v1/auth/login", json={"username": "admin", "password": PASSWORD}, timeout=30
     )
-    headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    token = str(login.json()["access_token"])
+    headers = {"Authorization": f"Bearer {token}"}
     for i in range(1, 4):
         # Drafts: an execution of a generated request is refused (409) instead of running a container.
         script = {"name": f"seed-{i}", "script_type": "bash", "content": f"echo {i}\n", "tags": ["seed"]}
@@ -113,21 +114,22 @@ def _seed(server: LiveServer) -> None:
         )
         user = {"username": f"seed{i}", "email": f"seed{i}@example.com", "password": PASSWORD}
         assert httpx.post(f"{url}/api/v1/users", json=user, headers=headers, timeout=30).status_code == 201
+    return token
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def admin_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Admin]:
+    """The module's server, seeded (`_seed`), and its admin's session from the seeding."""
     server = start_server(tmp_path_factory.mktemp("fuzz") / "server")
     try:
-        _seed(server)
-        yield server
+        yield Admin(server, _seed(server))
     finally:
         stop_server(server)
 
 
 @pytest.fixture(scope="module")
-def admin_session(fuzz_server: LiveServer) -> Admin:
-    return Admin(fuzz_server)
+def fuzz_server(admin_session: Admin) -> LiveServer:
+    return admin_session.server
 
 
 @functools.cache

@@ -57,8 +57,31 @@ def token(server: LiveServer, username: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
-def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
-    """The first registration makes the admin; the admin adds an operator and a viewer."""
+class Tokens(dict[str, dict[str, str]]):
+    """Bearer headers by user name on `server`, each signed in (`token`) at its first use: a
+    sign-in is an argon2 check at the live server's real cost (0.25 s of its CPU), and most
+    modules use one or two of `make_users`' three people (docs/benchmarks.md, session 54)."""
+
+    def __init__(self, server: LiveServer, **known: dict[str, str]) -> None:
+        super().__init__(known)
+        self.server = server
+
+    def __missing__(self, username: str) -> dict[str, str]:
+        self[username] = token(self.server, username)
+        return self[username]
+
+    def __or__(self, other: Mapping[str, dict[str, str]]) -> Tokens:
+        """These and `other`'s, still signed in at their first use (a plain dict's `|` is a
+        plain dict: the people not signed in yet would be missing from it)."""
+        joined = Tokens(self.server, **self)
+        joined.update(other)
+        return joined
+
+
+def make_users(server: LiveServer) -> Tokens:
+    """The first registration makes the admin; the admin adds an operator and a viewer. Returns
+    their bearer headers by user name (`Tokens`: the admin's from this sign-in, the others' made
+    at their first use)."""
     body = {"username": "admin", "email": "admin@example.com", "password": PASSWORD, "full_name": "Ada Admin"}
     response = httpx.post(f"{server.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT)
     assert response.status_code == 201, (response.status_code, response.text)
@@ -67,7 +90,7 @@ def make_users(server: LiveServer) -> dict[str, dict[str, str]]:
         body = {"username": role, "email": f"{role}@example.com", "password": PASSWORD, "role": role}
         response = httpx.post(f"{server.url}/api/v1/users", json=body, headers=admin, timeout=API_TIMEOUT)
         assert response.status_code == 201, response.text
-    return {name: token(server, name) for name in ("admin", "operator", "viewer")}
+    return Tokens(server, admin=admin)
 
 
 def cli_user(server: LiveServer, username: str, role: str) -> None:

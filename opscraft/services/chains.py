@@ -779,11 +779,19 @@ async def recover_lost(db: Database) -> int:
 
 async def run_starter(db: Database, *, idle_seconds: float = 2.0) -> None:
     """Start pending chained runs until cancelled; woken at once by `wake()` in this process,
-    else polls every `idle_seconds` (rows written by other processes)."""
+    else polls every `idle_seconds` (rows written by other processes).
+
+    The first round comes at the first wake-up or after `idle_seconds`, not at the start (as
+    `notifications.run_sender`'s): rows left `starting` by a stopped process are only taken back
+    `LOST_AFTER` after their start anyway, and pending ones wait at most `idle_seconds`."""
     global _wakeup
     _wakeup = asyncio.Event()
     failures = RoundFailures(log, "starting chained runs")
     while True:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(idle_seconds):
+                await _wakeup.wait()
+        _wakeup.clear()
         try:
             await recover_lost(db)
             await start_due(db)
@@ -792,10 +800,6 @@ async def run_starter(db: Database, *, idle_seconds: float = 2.0) -> None:
             raise
         except Exception as exc:
             failures.failed(exc)
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(idle_seconds):
-                await _wakeup.wait()
-        _wakeup.clear()
 
 
 # --- reading ---------------------------------------------------------------------------------

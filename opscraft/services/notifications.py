@@ -1259,23 +1259,30 @@ def wake() -> None:
 
 async def run_sender(db: Database, *, idle_seconds: float = 2.0) -> None:
     """Deliver due notifications until cancelled; woken at once by `wake()` in this process,
-    else polls every `idle_seconds` (rows written by other processes, retries coming due)."""
+    else polls every `idle_seconds` (rows written by other processes, retries coming due).
+
+    The first round comes at the first wake-up or after `idle_seconds`, not at the start: what
+    is due then (retries, deliveries a stopped process left) waits at most `idle_seconds`, as
+    any row another process writes does, and a start (or a test's runtime) that is over before
+    pays no round (docs/benchmarks.md, session 54). The wake-up is registered at the task's first
+    step, the event loop's next turn after `automation.start`: before any request can write a
+    delivery (that takes a database round trip)."""
     wakeup = asyncio.Event()
     _wakeups.add(wakeup)
     failures = RoundFailures(log, "notification delivery round")
+    sent = 0
     try:
         while True:
+            if not sent:  # a round that sent something is followed by the next one at once
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(idle_seconds):
+                        await wakeup.wait()
+                wakeup.clear()
             try:
                 sent = await deliver_due(db)
                 failures.succeeded()
             except Exception as exc:
                 failures.failed(exc)
                 sent = 0
-            if sent:
-                continue
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(idle_seconds):
-                    await wakeup.wait()
-            wakeup.clear()
     finally:
         _wakeups.discard(wakeup)

@@ -263,11 +263,19 @@ async def _audit(db: Database, done: RetentionRound, days: int, cap_gb: float, d
 
 
 async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
-    """Until cancelled: refresh the dashboard's tally, apply retention, delete the previous
-    values of secrets whose rotation window is over (`secrets.drop_ended_previous_values`), sleep
-    `interval` seconds."""
+    """Until cancelled, every `interval` seconds: refresh the dashboard's tally, apply retention,
+    delete the previous values of secrets whose rotation window is over
+    (`secrets.drop_ended_previous_values`).
+
+    The first round comes `interval` seconds after the start, not at it: none of the three is
+    due at a start (the dashboard's count is exact with any tally, `execution_counts`; retention
+    and the rotation windows are kept to within `interval` anyway, and an ended window's value
+    is refused at its use, `secrets.live_previous`), and the recount, a full pass over the runs,
+    no longer competes with the start itself. A start that is over before (a one-off test's
+    runtime) pays no round (docs/benchmarks.md, session 54)."""
     failures = RoundFailures(log, "history upkeep")
     while True:
+        await asyncio.sleep(interval)
         try:
             await execution_counts.refresh_tally(db)
             done = await run_once(db)
@@ -284,4 +292,3 @@ async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
             raise
         except Exception as exc:
             failures.failed(exc)
-        await asyncio.sleep(interval)

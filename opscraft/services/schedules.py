@@ -1186,11 +1186,22 @@ async def seconds_to_next(db: Database, most: float) -> float:
 async def run_scheduler(db: Database, idle_seconds: float) -> None:
     """Fire schedules (and expire approval requests) until cancelled: a tick, then sleep until
     the next fire time, at most `idle_seconds` (`OPSCRAFT_SCHEDULER_IDLE_SECONDS`), so that
-    schedules saved elsewhere are seen quickly."""
+    schedules saved elsewhere are seen quickly.
+
+    The first tick comes at the first fire time, at most `idle_seconds` after the start, not at
+    the start (one query, `seconds_to_next`, instead of a tick): a fire missed while no process
+    ran is due, and ticked `MIN_IDLE_SECONDS` after the start; approval requests that expired
+    meanwhile are expired by that first tick (a decision on one checks its deadline itself). A
+    start that is over before (a one-off test's runtime) pays no tick (docs/benchmarks.md,
+    session 54)."""
     me = process_name()
     failures = RoundFailures(log, "scheduler tick")
+    first = True
     while True:
         try:
+            if first:
+                first = False
+                await asyncio.sleep(await seconds_to_next(db, idle_seconds))
             await tick(db, me=me)
             await approvals.expire_due(db)
             pause = await seconds_to_next(db, idle_seconds)
