@@ -47,6 +47,9 @@ on a loaded machine (200 runs at the 50 MiB output cap are 10 GB), and the runs 
 meanwhile waited for it."""
 GB = app_settings.GB
 INTERVAL_SECONDS = 600.0
+FIRST_ROUND_SECONDS = 60.0
+"""How long after a start the upkeep's first round comes: not at the start (which it would slow,
+and which a one-off test's runtime is over before), yet within a short desktop session."""
 # Between two batches: other writers (runs storing output) get the database.
 PAUSE_SECONDS = 0.02
 ACTOR = Actor.on_behalf_of(None, "retention")
@@ -262,20 +265,26 @@ async def _audit(db: Database, done: RetentionRound, days: int, cap_gb: float, d
         await s.commit()
 
 
-async def run_upkeep(db: Database, interval: float = INTERVAL_SECONDS) -> None:
+async def run_upkeep(
+    db: Database, interval: float = INTERVAL_SECONDS, first: float = FIRST_ROUND_SECONDS
+) -> None:
     """Until cancelled, every `interval` seconds: refresh the dashboard's tally, apply retention,
     delete the previous values of secrets whose rotation window is over
     (`secrets.drop_ended_previous_values`).
 
-    The first round comes `interval` seconds after the start, not at it: none of the three is
+    The first round comes `first` seconds after the start (or `interval`, when shorter), not at
+    it, and not a whole `interval` later (a desktop window opened for a few minutes would never
+    apply retention): none of the three is
     due at a start (the dashboard's count is exact with any tally, `execution_counts`; retention
     and the rotation windows are kept to within `interval` anyway, and an ended window's value
     is refused at its use, `secrets.live_previous`), and the recount, a full pass over the runs,
     no longer competes with the start itself. A start that is over before (a one-off test's
     runtime) pays no round (docs/benchmarks.md, session 54)."""
     failures = RoundFailures(log, "history upkeep")
+    pause = min(first, interval)
     while True:
-        await asyncio.sleep(interval)
+        await asyncio.sleep(pause)
+        pause = interval
         try:
             await execution_counts.refresh_tally(db)
             done = await run_once(db)

@@ -1,7 +1,7 @@
 """The automation loops' first rounds (services/automation.py): none runs at a runtime's start.
 The sender and the chains' starter take theirs at their first wake-up or idle period, the
-scheduler at the first fire time (at most its idle period away), the history upkeep after its
-interval; a fire missed while no process ran still fires at once after a start."""
+scheduler at the first fire time (at most its idle period away), the history upkeep a minute
+after the start; a fire missed while no process ran still fires at once after a start."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ async def test_no_loop_round_runs_at_the_start(backend: str, tmp_path: Path) -> 
         finally:
             await lifecycle.stop()
     assert all(first[table] >= idle for table, idle in IDLE.items()), first
-    assert not first.keys() & set(UPKEEP), "the upkeep's first round comes after its interval"
+    assert not first.keys() & set(UPKEEP), "the upkeep's first round comes a minute after the start"
 
 
 @pytest.mark.parametrize(
