@@ -21,8 +21,7 @@ from sqlmodel import SQLModel
 from opscraft import runtime
 from opscraft.db.engine import Database
 from opscraft.db.migrate import upgrade
-from opscraft.db.models import User
-from opscraft.db.types import utcnow
+from opscraft.db.models import BrowserSignIn, User
 from opscraft.services import auth
 from opscraft.services.errors import Unauthorized
 from tests.conftest import PASSWORD, LoggedIn
@@ -36,7 +35,8 @@ async def _create_user(client: httpx.AsyncClient, admin: LoggedIn, username: str
 
 
 async def _victim(client: httpx.AsyncClient, admin: LoggedIn) -> tuple[int, dict[str, str], User]:
-    """The newest user, logged in: (id, its access/refresh/API tokens, its row as it was)."""
+    """The newest user, logged in: (id, its access/refresh/API tokens and browser sign-in, its row
+    as it was)."""
     victim_id = await _create_user(client, admin, "victimold", "viewer")
     login = await client.post("/api/v1/auth/login", json={"username": "victimold", "password": PASSWORD})
     assert login.status_code == 200, login.text
@@ -48,6 +48,7 @@ async def _victim(client: httpx.AsyncClient, admin: LoggedIn) -> tuple[int, dict
     async with runtime.current().db.session() as session:
         row = await session.get(User, victim_id)
         assert row is not None
+        tokens["browser"] = (await auth.start_browser_sign_in(session, row)).id  # a browser signed in
     deleted = await client.delete(f"/api/v1/users/{victim_id}", headers=admin.headers)
     assert deleted.status_code in (200, 204), deleted.text
     return victim_id, tokens, row
@@ -62,7 +63,7 @@ async def _refused_everywhere(client: httpx.AsyncClient, tokens: dict[str, str],
     assert old.id is not None
     async with runtime.current().db.session() as session:  # the browser session's check
         with pytest.raises(Unauthorized):
-            await auth.user_for_session(session, old.id, old.token_version, old.account_key, utcnow())
+            await auth.user_for_session(session, tokens["browser"], None)
 
 
 async def test_a_deleted_newest_users_id_goes_to_no_one_else(
@@ -100,8 +101,23 @@ async def test_an_id_given_again_inherits_no_token_or_session(
     )
     assert me.status_code == 200 and me.json()["id"] == victim_id, me.text
     async with runtime.current().db.session() as session:
-        user = await auth.user_for_session(session, victim_id, heir.token_version, heir.account_key, utcnow())
-        assert user.username == "newadmin"
+        own = await auth.start_browser_sign_in(session, heir)
+        actor = await auth.user_for_session(session, own.id, None)
+        assert actor.user is not None and actor.user.username == "newadmin"
+        # The old account's browser sign-in, as a database that kept it would have it (its row
+        # went with the account): it names the old account's key, which is not the heir's.
+        session.add(
+            BrowserSignIn(
+                id=tokens["browser"],
+                user_id=victim_id,
+                signed_in_at=own.signed_in_at,
+                token_version=old.token_version,
+                account_key=old.account_key,
+            )
+        )
+        await session.commit()
+        with pytest.raises(Unauthorized):
+            await auth.user_for_session(session, tokens["browser"], None)
 
 
 async def test_deleted_newest_rows_ids_are_not_given_again(

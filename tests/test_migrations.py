@@ -34,6 +34,7 @@ from opscraft.db.engine import Database, create_engine
 from opscraft.db.migrate import alembic_config, current_revision, upgrade
 from opscraft.db.migration_error import MigrationError
 from opscraft.db.models import (
+    BrowserSignIn,
     Execution,
     ExecutionHost,
     ExecutionLog,
@@ -43,6 +44,7 @@ from opscraft.db.models import (
     ScriptSecret,
     Secret,
     SecretPreviousValue,
+    User,
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
@@ -1194,3 +1196,39 @@ async def test_0045_adds_the_previous_values_of_secrets_and_downgrades_keeping_t
         tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
         assert "secret_previous_values" not in tables
         assert (await conn.execute(text("SELECT name FROM secrets"))).scalars().all() == ["KEPT"]
+
+
+async def test_0046_adds_browser_sign_ins_gone_with_their_user_and_downgrades_keeping_the_users(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """0046 adds `browser_sign_ins` (no sign-in was recorded before: a browser session from
+    before ends at its next request); a sign-in goes with its user (ON DELETE CASCADE); the
+    downgrade drops the table and keeps the users."""
+    scratch = await at_revision("0045")
+    async with scratch.session() as session:
+        rows = [
+            User(username=name, email=f"{name}@example.com", hashed_password="h", role="viewer")
+            for name in ("kept", "gone")
+        ]
+        session.add_all(rows)
+        await session.commit()
+        ids = [row.id for row in rows]
+        keys = [row.account_key for row in rows]
+    await upgrade(scratch.engine, "0046")
+    async with scratch.session() as session:
+        for user_id, key, sign_in in zip(ids, keys, ("a" * 32, "b" * 32), strict=True):
+            assert user_id is not None
+            at = datetime(2026, 1, 1, 1)
+            session.add(
+                BrowserSignIn(id=sign_in, user_id=user_id, signed_in_at=at, token_version=0, account_key=key)
+            )
+        await session.commit()
+    async with scratch.session() as session:
+        await session.exec(sql_delete(User).where(col(User.id) == ids[1]))
+        await session.commit()
+        assert (await session.exec(select(BrowserSignIn.id))).all() == ["a" * 32]
+    await _downgrade(scratch, "0045")
+    async with scratch.engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert "browser_sign_ins" not in tables
+        assert (await conn.execute(text("SELECT username FROM users"))).scalars().all() == ["kept"]

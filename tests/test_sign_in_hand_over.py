@@ -15,6 +15,7 @@ from starlette.requests import Request
 from opscraft.ui import session
 
 TICKET = "t" * 43
+SIGN_IN = "s" * 32  # a `BrowserSignIn` id
 
 
 @pytest.fixture
@@ -32,7 +33,7 @@ async def _handed_over(until: float) -> str:
     """The session id of TICKET, holding a sign-in handed over until `until` (epoch seconds)."""
     handed_id = session._storage_id_of(TICKET)
     await app.storage._create_user_storage(handed_id)
-    app.storage._users[handed_id].update({"user_id": 7, session._HAND_OVER_UNTIL: until})
+    app.storage._users[handed_id].update({session._SIGN_IN: SIGN_IN, session._HAND_OVER_UNTIL: until})
     return handed_id
 
 
@@ -53,7 +54,7 @@ async def test_a_hand_over_in_time_gives_its_id_once(file_storage: None) -> None
     request = _request()
     assert await session.take_over(request, TICKET)
     assert request.session == {"id": handed_id}
-    assert dict(app.storage._users[handed_id]) == {"user_id": 7}
+    assert dict(app.storage._users[handed_id]) == {session._SIGN_IN: SIGN_IN}
     assert not await session.take_over(_request(), TICKET)
 
 

@@ -31,5 +31,5 @@ def install(secret: OneTimeSecret) -> None:
             except ServiceError:
                 return RedirectResponse(session.login_url(), status_code=303, headers=session.NO_STORE)
         await session.new_session_id()
-        session.log_in(user)
+        await session.log_in(user)
         return RedirectResponse("/", status_code=303, headers=session.NO_STORE)

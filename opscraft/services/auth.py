@@ -9,7 +9,10 @@ Rules:
   4.14.2). A token revoked by a logout or a password change is only refused;
 - a sign-in has an absolute lifetime, `OPSCRAFT_SESSION_MAX_AGE_DAYS` (default 7, as the seed's
   refresh tokens) from the password sign-in, however active it is since: a browser session
-  (`user_for_session`) and a refresh-token family (no token of it expires later) alike.
+  (`user_for_session`) and a refresh-token family (no token of it expires later) alike;
+- a browser's sign-in is a row (`BrowserSignIn`) its session storage names, ended there by a
+  sign-out (`logout`): the session storage's copies (another web process's, Redis's when it did
+  not answer at the sign-out) never bring an ended sign-in back.
 """
 
 from __future__ import annotations
@@ -19,12 +22,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
-from sqlmodel import col, select, update
+from sqlalchemy import func, or_
+from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
-from opscraft.db.models import RefreshToken, User
+from opscraft.db.models import BrowserSignIn, RefreshToken, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import Match, hash_password, needs_rehash, password_match
 from opscraft.security.ratelimit import address_key
@@ -268,7 +271,10 @@ async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None)
     with a personal access token (logging out does not end it: it is revoked on the API tokens
     page or with `DELETE /api/v1/tokens/{id}`); `Invalid` (422 naming `refresh_token`) for a
     `refresh_token` that is not one of the caller's (malformed, another key's or user's, an access
-    token), which would otherwise stay valid for days."""
+    token), which would otherwise stay valid for days.
+
+    A browser's sign-out (the actor `user_for_session` gave: `Actor.sign_in` is its
+    `BrowserSignIn`) ends that sign-in in the database, and no other of the user's."""
     settings = runtime.current().settings
     if actor.token_id is not None:
         raise Forbidden(
@@ -301,6 +307,15 @@ async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None)
                 col(RefreshToken.revoked_at).is_(None),
             )
             .values(revoked_at=utcnow())
+        )
+        await session.exec(
+            update(BrowserSignIn)
+            .where(
+                col(BrowserSignIn.id) == actor.sign_in,
+                col(BrowserSignIn.user_id) == actor.user_id,
+                col(BrowserSignIn.ended_at).is_(None),
+            )
+            .values(ended_at=utcnow())
         )
     audit.record(session, actor, "auth.logout", "user", actor.user_id)
     await session.commit()
@@ -339,17 +354,55 @@ async def actor_for_bearer(session: AsyncSession, token: str, client_ip: str | N
     return Actor(user, client_ip, sign_in=_access_claims(token).sign_in or None)
 
 
-async def user_for_session(
-    session: AsyncSession, user_id: int, version: int, account_key: str, signed_in_at: datetime | None
-) -> User:
-    """The user behind a UI session, if it is still valid: the same account (`account_key`: a
-    deleted account's id may name a later one), active, same token version, signed in at
-    `signed_in_at` less than `OPSCRAFT_SESSION_MAX_AGE_DAYS` ago. Raises `SignInOver` past that age,
-    `Unauthorized` otherwise (a session from before sign-in times were kept: its age is unknown)."""
-    if signed_in_at is None:
+async def start_browser_sign_in(session: AsyncSession, user: User) -> BrowserSignIn:
+    """Record a password sign-in of a browser as `user` (committed): the row whose `id` (a random
+    32-character token) the browser's session storage keeps, with the account's `token_version`
+    and `account_key` as they are now (`user_for_session` compares them). The user's sign-ins that
+    ended, or were made over twice `OPSCRAFT_SESSION_MAX_AGE_DAYS` ago, are deleted on the way (a
+    browser coming back within that time is still told its sign-in reached its age: `SignInOver`;
+    after it, that its session ended)."""
+    assert user.id is not None
+    now = utcnow()
+    too_old = now - 2 * timedelta(days=runtime.current().settings.session_max_age_days)
+    await session.exec(
+        delete(BrowserSignIn).where(
+            col(BrowserSignIn.user_id) == user.id,
+            or_(col(BrowserSignIn.ended_at).is_not(None), col(BrowserSignIn.signed_in_at) <= too_old),
+        )
+    )
+    row = BrowserSignIn(
+        id=secrets.token_urlsafe(24),
+        user_id=user.id,
+        signed_in_at=now,
+        token_version=user.token_version,
+        account_key=user.account_key,
+    )
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def user_for_session(session: AsyncSession, sign_in_id: str, client_ip: str | None) -> Actor:
+    """The actor (from `client_ip`) behind a browser session holding the sign-in `sign_in_id`
+    (`start_browser_sign_in`),
+    if it still holds: not ended by a sign-out (`logout`), younger than `OPSCRAFT_SESSION_MAX_AGE_DAYS`,
+    and its account the same (`account_key`: a deleted account's id may name a later one), active,
+    at the same token version (a password change moves it on). The actor's `sign_in` is the row's
+    id (a sign-out ends it). One query. Raises `SignInOver` past that age, `Unauthorized`
+    otherwise."""
+    found = (
+        await session.exec(
+            select(BrowserSignIn, User)
+            .join(User, col(User.id) == col(BrowserSignIn.user_id))
+            .where(col(BrowserSignIn.id) == sign_in_id)
+        )
+    ).first()
+    if found is None or found[0].ended_at is not None:
         raise Unauthorized("your session has ended: log in again")
-    check_sign_in_age(signed_in_at)
-    return _valid_user(await session.get(User, user_id), version, account_key)
+    sign_in, user = found
+    check_sign_in_age(sign_in.signed_in_at)
+    valid = _valid_user(user, sign_in.token_version, sign_in.account_key)
+    return Actor(valid, client_ip, sign_in=sign_in.id)
 
 
 def _still_valid(user: User | None, version: int, account_key: str) -> bool:

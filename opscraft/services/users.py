@@ -13,7 +13,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import stored_shapes
-from opscraft.db.models import AppSetting, RefreshToken, Role, User
+from opscraft.db.models import AppSetting, BrowserSignIn, RefreshToken, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
 from opscraft.services import (
@@ -350,6 +350,11 @@ async def _revoke_sessions(session: AsyncSession, user: User) -> None:
         update(RefreshToken)
         .where(col(RefreshToken.user_id) == user.id, col(RefreshToken.revoked_at).is_(None))
         .values(revoked_at=utcnow())
+    )
+    await session.exec(
+        update(BrowserSignIn)
+        .where(col(BrowserSignIn.user_id) == user.id, col(BrowserSignIn.ended_at).is_(None))
+        .values(ended_at=utcnow())
     )
 
 

@@ -8,7 +8,6 @@ import json
 import secrets
 import time
 import uuid
-from datetime import datetime
 from urllib.parse import quote
 
 from nicegui import app, context, storage, ui
@@ -16,7 +15,6 @@ from starlette.requests import Request
 
 from opscraft import runtime
 from opscraft.db.models import User
-from opscraft.db.types import utcnow
 from opscraft.services import auth
 from opscraft.services.actor import Actor
 from opscraft.services.auth import SignInOver
@@ -36,24 +34,26 @@ def client_ip() -> str | None:
 _ENDED = "ended_because"
 
 
-def _sign_in_of(user: User) -> dict[str, object]:
-    """What a session remembers of a sign-in: the account (id and `account_key`, so the session
-    never passes to a later account given the same id), its token version and when the password
-    was typed (the session ends `OPSCRAFT_SESSION_MAX_AGE_DAYS` later, however active)."""
-    return {
-        "user_id": user.id,
-        "account_key": user.account_key,
-        "token_version": user.token_version,
-        "signed_in_at": utcnow().isoformat(),
-    }
+# The key under which a session holds its sign-in: a `BrowserSignIn` id (`_sign_in_of`).
+_SIGN_IN = "sign_in"
 
 
-def log_in(user: User) -> None:
-    """Remember `user` in this browser's session (`_sign_in_of`). Only while an HTTP request is
+async def _sign_in_of(user: User) -> dict[str, object]:
+    """What a session remembers of a sign-in of `user`: the id of the sign-in recorded in the
+    database (`auth.start_browser_sign_in`), which holds the account, when the password was typed
+    and whether a sign-out ended it; nothing else, so no copy of the session storage can outlive
+    a sign-out."""
+    async with runtime.current().db.session() as s:
+        sign_in = await auth.start_browser_sign_in(s, user)
+    return {_SIGN_IN: sign_in.id}
+
+
+async def log_in(user: User) -> None:
+    """Sign this browser's session in as `user` (`_sign_in_of`). Only while an HTTP request is
     answered under an id `new_session_id` gave (the desktop window's sign-in); a page signs in
     with `hand_over`."""
     app.storage.user.pop(_ENDED, None)
-    app.storage.user.update(_sign_in_of(user))
+    app.storage.user.update(await _sign_in_of(user))
 
 
 # Storage keys a new session id takes over from the old one (`new_session_id`, `hand_over`):
@@ -135,7 +135,7 @@ async def hand_over(user: User, target: str) -> None:
     kept = _kept_preferences()
     await app.storage._create_user_storage(new_id)
     app.storage._users[new_id].update(
-        {**kept, **_sign_in_of(user), _HAND_OVER_UNTIL: time.time() + HAND_OVER_SECONDS}
+        {**kept, **await _sign_in_of(user), _HAND_OVER_UNTIL: time.time() + HAND_OVER_SECONDS}
     )
     fields = json.dumps({"ticket": ticket, "next": target})
     ui.run_javascript(f"{_POST_JS}({json.dumps(HAND_OVER_PATH)}, {fields})")
@@ -151,7 +151,7 @@ async def take_over(request: Request, ticket: str) -> bool:
         await app.storage._create_user_storage(new_id)  # handed over by another web process
     handed = app.storage._users[new_id]
     until = handed.pop(_HAND_OVER_UNTIL, None)
-    if not isinstance(until, (int, float)) or "user_id" not in handed:
+    if not isinstance(until, (int, float)) or _SIGN_IN not in handed:
         return False
     if time.time() > until:
         handed.clear()
@@ -166,7 +166,8 @@ def log_out() -> None:
 
 
 async def sign_out() -> None:
-    """End this browser's sign-in (audited as `auth.logout`) and go to the login page. Called from
+    """End this browser's sign-in in the database (`auth.logout`, audited), forget it here and go to
+    the login page. Called from
     a click on the page (over NiceGUI's socket), never by loading an address: `GET /logout` only
     asks (a link or a redirect from another site would otherwise end the session: logout CSRF)."""
     actor = await current_actor()
@@ -177,38 +178,31 @@ async def sign_out() -> None:
     ui.navigate.to(login_url(notice="logout"))
 
 
-def _signed_in_at() -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(app.storage.user["signed_in_at"]))
-    except (KeyError, ValueError):
-        return None
-
-
 async def current_actor() -> Actor | None:
-    """The logged-in user if the session is still valid (active user, unchanged password, signed
-    in less than `OPSCRAFT_SESSION_MAX_AGE_DAYS` ago), else None; a session that reached that age
-    is ended and remembers so for the login page's notice (`ended_notice`)."""
-    user_id = app.storage.user.get("user_id")
-    if user_id is None:
+    """The logged-in user if the session's sign-in still holds (`auth.user_for_session`: not
+    signed out, active user, unchanged password, signed in less than
+    `OPSCRAFT_SESSION_MAX_AGE_DAYS` ago), else None; a session whose sign-in no longer holds is
+    ended and remembers why for the login page's notice (`ended_notice`). A session from before
+    sign-ins were recorded (it holds a `user_id`, no sign-in) has ended too."""
+    sign_in = app.storage.user.get(_SIGN_IN)
+    if sign_in is None:
+        if "user_id" in app.storage.user:
+            _end("ended")
         return None
     async with runtime.current().db.session() as session:
         try:
-            user = await auth.user_for_session(
-                session,
-                int(user_id),
-                int(app.storage.user.get("token_version", -1)),
-                str(app.storage.user.get("account_key", "")),
-                _signed_in_at(),
-            )
+            return await auth.user_for_session(session, str(sign_in), client_ip())
         except SignInOver:
-            log_out()
-            app.storage.user[_ENDED] = "expired"
-            return None
+            _end("expired")
         except Unauthorized:
-            log_out()
-            app.storage.user[_ENDED] = "ended"
-            return None
-    return Actor(user, client_ip())
+            _end("ended")
+    return None
+
+
+def _end(why: str) -> None:
+    """Forget the session's sign-in and remember `why` ("expired", "ended") for `ended_notice`."""
+    log_out()
+    app.storage.user[_ENDED] = why
 
 
 def ended_notice() -> str | None:

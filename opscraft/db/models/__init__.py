@@ -37,7 +37,7 @@ from opscraft.db.models.scripts import Script, ScriptStatus, ScriptTag, ScriptTy
 from opscraft.db.models.secrets import ScriptSecret, Secret, SecretPreviousValue
 from opscraft.db.models.settings import AppSetting
 from opscraft.db.models.terraform import TerraformPlan, TerraformState, TerraformStateVersion
-from opscraft.db.models.users import RefreshToken, Role, User
+from opscraft.db.models.users import BrowserSignIn, RefreshToken, Role, User
 from opscraft.db.models.workers import RegisteredWorker, RunEvent, RunEventDelivery
 from opscraft.db.stored_shapes import OneOf, Shape, expect, expect_times
 
@@ -48,6 +48,7 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalRequest",
     "AuditEvent",
+    "BrowserSignIn",
     "ChainLink",
     "ChainRun",
     "Execution",

@@ -1,4 +1,4 @@
-"""Accounts and refresh tokens."""
+"""Accounts, refresh tokens and browser sign-ins."""
 
 from __future__ import annotations
 
@@ -68,3 +68,22 @@ class RefreshToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     rotated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class BrowserSignIn(SQLModel, table=True):
+    """One row per password sign-in of a browser (the web UI, the desktop window): the browser's
+    session storage holds its `id`, and the sign-in holds while the row has no `ended_at`. A
+    sign-out ends it here, in the database every web process reads, so it holds whatever became
+    of the session storage's copies (Redis away at the sign-out, another web process's copy):
+    services/auth.py (`start_browser_sign_in`, `user_for_session`, `logout`)."""
+
+    __tablename__ = "browser_sign_ins"
+
+    id: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    signed_in_at: datetime = Field(sa_type=UTCDateTime)
+    # The account as it was at the sign-in: a password change moves `User.token_version` on, and a
+    # deleted account's id may name a later account (`User.account_key`).
+    token_version: int
+    account_key: str = Field(max_length=16)
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
