@@ -50,6 +50,14 @@ def test_plain_value_is_masked() -> None:
     assert run(Masker([SECRET]), [f"user=admin pass={SECRET}\n"]) == f"user=admin pass={MASK}\n"
 
 
+def test_a_value_holding_a_nul_byte_is_masked_whole() -> None:
+    """Hyperscan's binding reads a literal up to its first NUL byte: a key holding one would be
+    found where its start is not (`masking._Literals` builds an automaton for such keys)."""
+    value = "ab\0cd-secret\0ef"
+    masker = Masker([value])
+    assert run(masker, [f"x {value} y\n", "ab\0cd\n", "\0\0\0\0\n"]) == f"x {MASK} y\nab\0cd\n\0\0\0\0\n"
+
+
 @pytest.mark.parametrize(
     "encoded",
     [

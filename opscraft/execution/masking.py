@@ -464,12 +464,15 @@ class _Visible:
 class _Literals:
     """Finds every occurrence (overlapping ones too) of a list of byte strings (`keys`) in a
     buffer. Built with Hyperscan (SIMD, several GB/s), whose compilation runs without the GIL;
-    where it has no wheel (Linux on ARM), with an Aho-Corasick automaton, whose construction
-    holds the GIL (`ahocorasick_rs` 1.0.3's `BytesAhoCorasick`)."""
+    where it has no wheel (Linux on ARM), or for keys holding a NUL byte (the binding reads a
+    literal up to its first NUL; the vault refuses such values, a process's environment cannot
+    hold them), with an Aho-Corasick automaton, whose construction holds the GIL (`ahocorasick_rs`
+    1.0.3's `BytesAhoCorasick`)."""
 
     def __init__(self, keys: list[bytes]) -> None:
         self._lengths = list(map(len, keys))
-        if hyperscan is None:
+        self._automaton: BytesAhoCorasick | None = None
+        if hyperscan is None or any(b"\0" in key for key in keys):
             small = sum(self._lengths) <= _DFA_MAX_PATTERN_BYTES
             dfa = Implementation.DFA if small else Implementation.ContiguousNFA
             self._automaton = BytesAhoCorasick(keys, implementation=dfa)
@@ -479,7 +482,7 @@ class _Literals:
 
     def starts(self, data: bytes) -> list[tuple[int, int]]:
         """(index of the key, its start offset in `data`) of each occurrence, by start offset."""
-        if hyperscan is None:
+        if self._automaton is not None:
             matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
             return sorted(((i, s) for i, s, _ in matches), key=lambda match: match[1])
         found: list[tuple[int, int]] = []
