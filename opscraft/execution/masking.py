@@ -6,14 +6,18 @@ write it, JSON, Python literals, YAML, HTML), as its base64 forms (standard and 
 alphabet, padded or not, the parts of it that survive inside a longer encoded blob, and those
 broken into lines as `base64` and `openssl base64` write a blob: `WRAP_WIDTHS`) and as its
 URL-encoded forms. Matching runs on UTF-8 bytes: a Hyperscan scan (SIMD,
-several GB/s, without the GIL) tells whether a chunk holds anything at all; only then does an
-Aho-Corasick automaton find every occurrence. Where Hyperscan has no wheel (Linux on ARM), a DFA
-automaton does the first pass (slower, same result). Per stream, the end of a chunk that could be
-the beginning of a value is held back until the next chunk (or `flush`), so a value split across
-two chunks is still found. Escape sequences (colours, `ESC[K`, hyperlinks: `escape_codes`) are
-invisible where the output is read (the run page's terminal, the log download, a notification's
-excerpt), so a value is also found in the text without them and masked with the sequences
-inside it (`grep --color=always HOST` colours a host name inside a connection URL).
+several GB/s) finds each pattern's first bytes (`_key`), and the whole pattern is compared
+there. Hyperscan compiles its database without the GIL: a run's masker, built on a thread of the
+web process (its worker), no longer stops the server's event loop for the seconds a build of
+many or large secrets takes (`bench/bench_masker_loop_stall.py`); an Aho-Corasick automaton,
+which the earlier design built, held it throughout. Where Hyperscan has no wheel (Linux on ARM),
+an Aho-Corasick automaton finds the keys (same result; its build holds the GIL). Per stream, the
+end of a chunk that could be the beginning of a value is held back until the next chunk (or
+`flush`), so a value split across two chunks is still found. Escape sequences (colours, `ESC[K`,
+hyperlinks: `escape_codes`) are invisible where the output is read (the run page's terminal, the
+log download, a notification's excerpt), so a value is also found in the text without them and
+masked with the sequences inside it (`grep --color=always HOST` colours a host name inside a
+connection URL).
 """
 
 from __future__ import annotations
@@ -24,12 +28,11 @@ import itertools
 import json
 import re
 import unicodedata
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 import yaml
-from ahocorasick_rs import BytesAhoCorasick, Implementation, MatchKind
+from ahocorasick_rs import BytesAhoCorasick, Implementation
 
 from opscraft.execution.escape_codes import ANSI_BYTES_RE, ANSI_CUT_BYTES_RE, MAX_HELD_CHARS
 from opscraft.execution.printed_forms import printed_forms, shell_readings
@@ -60,8 +63,8 @@ MAX_PRINTED_FORMS_LENGTH = 4096
 # long patterns, as a 64 KiB key file with its printed forms makes): only for usual sizes; above,
 # a contiguous NFA builds in milliseconds and scans a little slower.
 _DFA_MAX_PATTERN_BYTES = 16 * 1024
-# Hyperscan limits literal lengths; a prefix of every pattern is enough to tell "maybe here".
-_PREFILTER_BYTES = 256
+# Hyperscan limits literal lengths: a pattern is looked for by its first bytes (`_key`).
+_KEY_BYTES = 256
 _ENCODING = "utf-8"
 _ERRORS = "surrogatepass"
 _ESC = b"\x1b"
@@ -290,20 +293,28 @@ class Masker:
     """Masks secret values in the text of several streams (`stdout`, `stderr`) of one execution."""
 
     def __init__(self, values: list[str]) -> None:
-        patterns = sorted(set().union(*(patterns_for(v) for v in values)), key=len, reverse=True)
+        """Build the matchers of every form of `values` (`patterns_for`). Their compilation, most
+        of the time (seconds for megabytes of patterns), runs without the GIL where Hyperscan
+        has a wheel (`_Literals`): another thread of the process (the web server's event loop)
+        runs meanwhile. The rest is Python code, which hands the GIL over between bytecodes."""
+        patterns: set[bytes] = set()
+        for value in values:  # one union per value: a union of them all held the GIL throughout
+            patterns |= patterns_for(value)
         self._active = bool(patterns)
         self._pending: dict[str, _Pending] = {}
         if not self._active:
             return
-        self._max_len = len(patterns[0])
-        small = sum(map(len, patterns)) <= _DFA_MAX_PATTERN_BYTES
-        dfa = Implementation.DFA if small else Implementation.ContiguousNFA
-        self._maybe = _prefilter(patterns, dfa)
-        self._all = BytesAhoCorasick(patterns, implementation=dfa)
+        self._max_len = max(map(len, patterns))
+        keyed: dict[bytes, list[tuple[int, bytes]]] = {}
+        for pattern in patterns:
+            key, offset = _key(pattern)
+            keyed.setdefault(key, []).append((offset, pattern))
+        self._candidates = list(keyed.values())
+        self._keys = _Literals(list(keyed))
         self._by_head: dict[bytes, list[bytes]] = {}
         for pattern in patterns:
             self._by_head.setdefault(pattern[:_HEAD], []).append(pattern)
-        self._heads = BytesAhoCorasick(list(self._by_head), implementation=dfa)
+        self._heads = _Literals(list(self._by_head))
         self._short = {p[:k] for p in patterns for k in range(1, _HEAD)}
         # Output mostly arrives in whole lines: a tail ending in a newline starts no pattern
         # unless a pattern (a multi-line value) holds a newline itself.
@@ -349,10 +360,15 @@ class Masker:
         return _render(pending.data, spans, pending.emitted, size)
 
     def _spans(self, buf: bytes) -> list[tuple[int, int]]:
-        """Merged byte ranges covered by any pattern (overlaps included), in order."""
-        if not self._maybe(buf):
-            return []
-        return _merged([(s, e) for _, s, e in self._all.find_matches_as_indexes(buf, overlapping=True)])
+        """Merged byte ranges covered by any pattern (overlaps included), in order: each
+        occurrence of a pattern's key (`_key`) is checked against the patterns of that key."""
+        found = []
+        for index, at in self._keys.starts(buf):
+            for offset, pattern in self._candidates[index]:
+                start = at - offset
+                if start >= 0 and buf.startswith(pattern, start):
+                    found.append((start, start + len(pattern)))
+        return _merged(found)
 
     def _seen_spans(self, buf: bytes, seen: _Visible) -> list[tuple[int, int]]:
         """`_spans` of `buf`, and of its text without escape sequences (`seen`) mapped back onto
@@ -368,7 +384,7 @@ class Masker:
         if self._line_safe and buf.endswith(b"\n"):
             return size
         low = max(0, size - self._max_len + 1)
-        for _, s, _ in self._heads.find_matches_as_indexes(buf[low:], overlapping=True):
+        for _, s in self._heads.starts(buf[low:]):
             rest = buf[low + s :]
             if any(len(p) > len(rest) and p.startswith(rest) for p in self._by_head[rest[:_HEAD]]):
                 return low + s
@@ -445,39 +461,52 @@ class _Visible:
             window *= 4
 
 
-def _prefilter(patterns: list[bytes], dfa: Implementation) -> Callable[[bytes], bool]:
-    """A fast test for "some pattern may occur here" (never a false no)."""
-    if hyperscan is None:
-        finder = BytesAhoCorasick(patterns, matchkind=MatchKind.LeftmostLongest, implementation=dfa)
-        return lambda data: bool(finder.find_matches_as_indexes(data))
-    keys = sorted({_prefilter_key(p) for p in patterns})
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    database.compile(expressions=keys, ids=list(range(len(keys))), elements=len(keys), literal=True)
+class _Literals:
+    """Finds every occurrence (overlapping ones too) of a list of byte strings (`keys`) in a
+    buffer. Built with Hyperscan (SIMD, several GB/s), whose compilation runs without the GIL;
+    where it has no wheel (Linux on ARM), or for keys holding a NUL byte (the binding reads a
+    literal up to its first NUL; the vault refuses such values, a process's environment cannot
+    hold them), with an Aho-Corasick automaton, whose construction holds the GIL (`ahocorasick_rs`
+    1.0.3's `BytesAhoCorasick`)."""
 
-    def maybe(data: bytes) -> bool:
-        try:
-            database.scan(data, match_event_handler=_stop)
-        except hyperscan.ScanTerminated:
-            return True
-        return False
+    def __init__(self, keys: list[bytes]) -> None:
+        self._lengths = list(map(len, keys))
+        self._automaton: BytesAhoCorasick | None = None
+        if hyperscan is None or any(b"\0" in key for key in keys):
+            small = sum(self._lengths) <= _DFA_MAX_PATTERN_BYTES
+            dfa = Implementation.DFA if small else Implementation.ContiguousNFA
+            self._automaton = BytesAhoCorasick(keys, implementation=dfa)
+            return
+        self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self._database.compile(expressions=keys, ids=list(range(len(keys))), elements=len(keys), literal=True)
 
-    return maybe
+    def starts(self, data: bytes) -> list[tuple[int, int]]:
+        """(index of the key, its start offset in `data`) of each occurrence, by start offset."""
+        if self._automaton is not None:
+            matches = self._automaton.find_matches_as_indexes(data, overlapping=True)
+            return sorted(((i, s) for i, s, _ in matches), key=lambda match: match[1])
+        found: list[tuple[int, int]] = []
+
+        def on_match(index: int, _start: int, end: int, _flags: int, _context: object) -> None:
+            found.append((index, end - self._lengths[index]))
+
+        self._database.scan(data, match_event_handler=on_match)
+        return sorted(found, key=lambda match: match[1])
 
 
-def _prefilter_key(pattern: bytes) -> bytes:
-    """A part of `pattern` that is in the output wherever it is: for a pattern of several lines
-    the first `MIN_FRAGMENT` bytes of its first line that long, so the many line-broken forms of
-    one base64 form (`_wrapped`) share a few keys (Hyperscan's compile time grows with their
-    number); else its first `_PREFILTER_BYTES`."""
+def _key(pattern: bytes) -> tuple[bytes, int]:
+    """The part of `pattern` looked for in the output, and its offset in the pattern: for a
+    pattern of several lines the first `MIN_FRAGMENT` bytes of its first line that long, so
+    the many line-broken forms of one base64 form (`_wrapped`) share a few keys (Hyperscan's
+    compile time grows with their number); else its first `_KEY_BYTES` (Hyperscan limits a
+    literal's length; the rest is compared where the key is found)."""
     if b"\n" in pattern:
-        line = next((line for line in pattern.split(b"\n") if len(line) >= MIN_FRAGMENT), b"")
-        if line:
-            return line[:MIN_FRAGMENT]
-    return pattern[:_PREFILTER_BYTES]
-
-
-def _stop(*_: object) -> bool:
-    return True  # one match is enough: end the scan
+        at = 0
+        for line in pattern.split(b"\n"):
+            if len(line) >= MIN_FRAGMENT:
+                return line[:MIN_FRAGMENT], at
+            at += len(line) + 1
+    return pattern[:_KEY_BYTES], 0
 
 
 def _render(buf: bytes, spans: list[tuple[int, int]], start: int, end: int) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy import event
 
 from opscraft import lifecycle, runtime
 from opscraft.app import WS_PROTOCOL
-from opscraft.db.models import Execution
+from opscraft.db.models import Execution, Role
 from opscraft.db.models.executions import ExecutionStatus
 from opscraft.db.types import utcnow
 from opscraft.execution import terraform_backend
@@ -132,6 +132,16 @@ def statements_on(target: Any, keep: Callable[[str], bool]) -> Iterator[list[str
         yield seen
     finally:
         event.remove(target, "before_cursor_execute", on_execute)
+
+
+async def first_admin(client: httpx.AsyncClient) -> LoggedIn:
+    """Register the first account of a fresh live server (`tests.conftest.start_server`: an
+    admin) and log it in."""
+    account = {"username": "admin", "email": "admin@example.com", "password": "Correct-Horse-9"}
+    assert (await client.post("/api/v1/auth/register", json=account)).status_code == 201
+    credentials = {k: account[k] for k in ("username", "password")}
+    token = (await client.post("/api/v1/auth/login", json=credentials)).json()["access_token"]
+    return LoggedIn(1, "admin", Role.admin, {"Authorization": f"Bearer {token}"})
 
 
 async def make_script(client: httpx.AsyncClient, who: LoggedIn, content: str, **fields: Any) -> int:

@@ -18,10 +18,9 @@ from sqlalchemy.pool import QueuePool
 
 from opscraft import runtime
 from opscraft.api import token_watch
-from opscraft.db.models import Role
 from opscraft.services import user_cache
 from tests.conftest import LoggedIn, start_server, stop_server
-from tests.executions.conftest import make_script, output, wait_for
+from tests.executions.conftest import first_admin, make_script, output, wait_for
 from tests.executions.test_secrets_injection import VALUE, assert_no_value, secret_with_script
 
 
@@ -302,11 +301,7 @@ async def test_a_stopping_server_ends_an_open_stream_with_an_error_event(tmp_pat
     server = start_server(tmp_path / "server", {"OPSCRAFT_LOCAL_RUNNER": "true"})
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
-            account = {"username": "admin", "email": "admin@example.com", "password": "Correct-Horse-9"}
-            assert (await client.post("/api/v1/auth/register", json=account)).status_code == 201
-            credentials = {k: account[k] for k in ("username", "password")}
-            token = (await client.post("/api/v1/auth/login", json=credentials)).json()["access_token"]
-            who = LoggedIn(1, "admin", Role.admin, {"Authorization": f"Bearer {token}"})
+            who = await first_admin(client)
             script_id = await make_script(client, who, "echo up\nsleep 600\n")
             body = {"script_id": script_id, "runner": "local"}
             seen: list[tuple[str, dict[str, Any] | None, str | None]] = []
