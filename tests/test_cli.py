@@ -1,4 +1,6 @@
-"""The `opscraft` command line, run as a real process: version, user create, db upgrade, errors."""
+"""The `opscraft` command line, each command a process of its own (forked from one that imported
+OpsCraft once, tests/cli_forks.py; a real start where the process is what is tested): version,
+user create, db upgrade, errors."""
 
 from __future__ import annotations
 
@@ -66,6 +68,24 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 def test_version(tmp_path: Path) -> None:
     result = cli_runs.opscraft(tmp_path, "--version")
     assert result.returncode == 0 and result.stdout.strip() == f"opscraft {__version__}"
+
+
+def test_a_forked_command_says_what_a_started_one_says(opscraft: CommandForks, tmp_path: Path) -> None:
+    """The module's commands run forked (tests/cli_forks.py): a fork and `python -m opscraft`
+    started afresh end alike, for argparse's refusal (exit 2), a configuration error (a
+    `sys.exit` message, exit 1) and a command's normal end (exit 0)."""
+    for args, env in ((("--bogus",), {}), (("db", "upgrade"), {"ENVIRONMENT": "production"})):
+        forked = opscraft(tmp_path, *args, **env)
+        started = cli_runs.opscraft(tmp_path, *args, **env)
+        assert (forked.returncode, forked.stdout, forked.stderr) == (
+            started.returncode,
+            started.stdout,
+            started.stderr,
+        ), args
+    migrated_sqlite.seed(tmp_path)
+    forked, started = opscraft(tmp_path, "db", "upgrade"), cli_runs.opscraft(tmp_path, "db", "upgrade")
+    assert forked.returncode == started.returncode == 0, forked.stderr + started.stderr
+    assert forked.stdout == started.stdout and forked.stdout.startswith("database is at revision ")
 
 
 def test_user_create_reads_the_password_from_stdin(opscraft: CommandForks, tmp_path: Path) -> None:
