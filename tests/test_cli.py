@@ -1,4 +1,6 @@
-"""The `opscraft` command line, run as a real process: version, user create, db upgrade, errors."""
+"""The `opscraft` command line, each command a process of its own (forked from one that imported
+OpsCraft once, tests/cli_forks.py; a real start where the process is what is tested): version,
+user create, db upgrade, errors."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ import httpx
 import pytest
 
 from opscraft import __version__
-from tests import migrated_sqlite
-from tests.cli_runs import opscraft
+from tests import cli_runs, migrated_sqlite
+from tests.cli_forks import CommandForks
 from tests.conftest import (
     PG_URL,
     ROOT,
@@ -31,6 +33,18 @@ from tests.conftest import (
     start_server,
     stop_server,
 )
+
+
+@pytest.fixture(scope="module")
+def opscraft() -> Iterator[CommandForks]:
+    """`python -m opscraft ...` in a process of its own, forked from one that imported OpsCraft
+    once (tests/cli_forks.py): a start with its imports is about 1 s of CPU per command. The
+    tests of the process itself (Ctrl-C, a terminal, `--version`, no command) start real ones."""
+    forks = CommandForks()
+    try:
+        yield forks
+    finally:
+        forks.close()
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +66,29 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 
 def test_version(tmp_path: Path) -> None:
-    result = opscraft(tmp_path, "--version")
+    result = cli_runs.opscraft(tmp_path, "--version")
     assert result.returncode == 0 and result.stdout.strip() == f"opscraft {__version__}"
 
 
-def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
+def test_a_forked_command_says_what_a_started_one_says(opscraft: CommandForks, tmp_path: Path) -> None:
+    """The module's commands run forked (tests/cli_forks.py): a fork and `python -m opscraft`
+    started afresh end alike, for argparse's refusal (exit 2), a configuration error (a
+    `sys.exit` message, exit 1) and a command's normal end (exit 0)."""
+    for args, env in ((("--bogus",), {}), (("db", "upgrade"), {"ENVIRONMENT": "production"})):
+        forked = opscraft(tmp_path, *args, **env)
+        started = cli_runs.opscraft(tmp_path, *args, **env)
+        assert (forked.returncode, forked.stdout, forked.stderr) == (
+            started.returncode,
+            started.stdout,
+            started.stderr,
+        ), args
+    migrated_sqlite.seed(tmp_path)
+    forked, started = opscraft(tmp_path, "db", "upgrade"), cli_runs.opscraft(tmp_path, "db", "upgrade")
+    assert forked.returncode == started.returncode == 0, forked.stderr + started.stderr
+    assert forked.stdout == started.stdout and forked.stdout.startswith("database is at revision ")
+
+
+def test_user_create_reads_the_password_from_stdin(opscraft: CommandForks, tmp_path: Path) -> None:
     migrated_sqlite.seed(tmp_path)  # a database at the head, as after a first start
     result = opscraft(tmp_path, "user", "create", "root1", "--role", "admin", stdin="Admin-Pass-123\n")
     assert result.returncode == 0, result.stderr
@@ -75,7 +107,7 @@ def test_user_create_reads_the_password_from_stdin(tmp_path: Path) -> None:
     assert spaced.returncode == 0 and "created viewer 'carol'" in spaced.stdout, spaced.stderr
 
 
-def test_created_user_can_log_in(served: LiveServer) -> None:
+def test_created_user_can_log_in(opscraft: CommandForks, served: LiveServer) -> None:
     made = opscraft(
         served.data_dir,
         "user",
@@ -97,7 +129,7 @@ def test_created_user_can_log_in(served: LiveServer) -> None:
     assert me.json()["role"] == "operator", me.text
 
 
-def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
+def test_db_upgrade_on_sqlite(opscraft: CommandForks, tmp_path: Path) -> None:
     result = opscraft(tmp_path, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("database is at revision ")
@@ -105,7 +137,7 @@ def test_db_upgrade_on_sqlite(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-async def test_db_upgrade_on_postgresql(tmp_path: Path) -> None:
+async def test_db_upgrade_on_postgresql(opscraft: CommandForks, tmp_path: Path) -> None:
     require_service(bool(PG_URL), "PostgreSQL (OPSCRAFT_TEST_PG_URL)")
     async with postgres_scratch_database() as url:
         plain = url.replace("postgresql+asyncpg://", "postgresql://")
@@ -116,7 +148,7 @@ async def test_db_upgrade_on_postgresql(tmp_path: Path) -> None:
     assert not (tmp_path / "queue.db").exists(), "a one-shot command starts no job queue"
 
 
-def test_one_shot_commands_open_the_database_and_vault_only(tmp_path: Path) -> None:
+def test_one_shot_commands_open_the_database_and_vault_only(opscraft: CommandForks, tmp_path: Path) -> None:
     """`db upgrade`, `user create`, `user reset-password` and `secrets rotate-key` started the
     whole runtime (job queue, event bus, execution client, clock measure) to write a row or two:
     0.7-0.9 s of CPU each, and a `queue.db` made in the data directory by the first of them. Now
@@ -142,7 +174,7 @@ def test_one_shot_commands_open_the_database_and_vault_only(tmp_path: Path) -> N
     assert events == [("user.create", "cli"), ("user.reset_password", "cli"), ("vault.rotate_key", "cli")]
 
 
-def test_configuration_error_exits_with_one_line(tmp_path: Path) -> None:
+def test_configuration_error_exits_with_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     result = opscraft(tmp_path, "db", "upgrade", ENVIRONMENT="production")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
@@ -198,7 +230,7 @@ SETTING_FAULTS = [
 
 @pytest.mark.parametrize(("variable", "value", "said"), SETTING_FAULTS)
 def test_a_refused_setting_stops_serve_saying_what_is_wrong_given_and_accepted(
-    tmp_path: Path, variable: str, value: str, said: str
+    opscraft: CommandForks, tmp_path: Path, variable: str, value: str, said: str
 ) -> None:
     """`opscraft serve` with a setting it refuses exits 1 with one line in OpsCraft's words (no
     "Input should be a valid integer"), naming the variable, what it accepts and what was
@@ -212,7 +244,9 @@ def test_a_refused_setting_stops_serve_saying_what_is_wrong_given_and_accepted(
     assert "configuration error" not in "".join(lines[:-1]) and "hunter2" not in result.stderr
 
 
-def test_a_data_directory_that_cannot_be_made_stops_serve_saying_so(tmp_path: Path) -> None:
+def test_a_data_directory_that_cannot_be_made_stops_serve_saying_so(
+    opscraft: CommandForks, tmp_path: Path
+) -> None:
     """A path setting: OPSCRAFT_DATA_DIR under a regular file cannot be created."""
     (tmp_path / "file").write_text("x")
     result = opscraft(tmp_path, "serve", "--port", "1", OPSCRAFT_DATA_DIR=str(tmp_path / "file" / "data"))
@@ -223,7 +257,9 @@ def test_a_data_directory_that_cannot_be_made_stops_serve_saying_so(tmp_path: Pa
     ]
 
 
-def test_a_data_directory_given_with_the_option_is_named_as_the_option(tmp_path: Path) -> None:
+def test_a_data_directory_given_with_the_option_is_named_as_the_option(
+    opscraft: CommandForks, tmp_path: Path
+) -> None:
     """`--data-dir` that cannot be made was said as OPSCRAFT_DATA_DIR, a variable nobody set."""
     (tmp_path / "file").write_text("x")
     result = opscraft(tmp_path, "db", "upgrade", "--data-dir", str(tmp_path / "file"))
@@ -277,7 +313,7 @@ MISUSED = [
 ]
 
 
-def test_a_misused_option_is_named(tmp_path: Path) -> None:
+def test_a_misused_option_is_named(opscraft: CommandForks, tmp_path: Path) -> None:
     """`opscraft --bogus` said `the following arguments are required: command`, `--data-dir DIR`
     before the command that DIR is no command, and an empty `--data-dir` was ignored (the default
     data directory served); an empty `--host`, `--workers`/`--slots` out of range and a bad
@@ -290,7 +326,7 @@ def test_a_misused_option_is_named(tmp_path: Path) -> None:
         assert result.stderr.startswith(f"usage: {command} "), (argv, result.stderr)
 
 
-def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+def test_unreachable_database_is_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     url = "postgresql://nobody:secret-pw@127.0.0.1:1/none"
     for args in (("db", "upgrade"), ("serve", "--port", "1")):
         result = opscraft(tmp_path, *args, DATABASE_URL=url)
@@ -300,7 +336,7 @@ def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
         assert "secret-pw" not in result.stderr
 
 
-def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
+def test_a_database_from_a_newer_version_is_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     """An older OpsCraft started on a database a newer one upgraded: one line saying so (it was
     Alembic's traceback, "Can't locate revision identified by '0099'"), from every command."""
     migrated_sqlite.seed(tmp_path)  # at the head (`db upgrade` of an empty one: test_db_upgrade_on_sqlite)
@@ -317,7 +353,7 @@ def test_a_database_from_a_newer_version_is_one_line(tmp_path: Path) -> None:
         ), lines
 
 
-def test_a_damaged_database_file_is_one_line(tmp_path: Path) -> None:
+def test_a_damaged_database_file_is_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     """A damaged SQLite file whose damage Python cannot decode (not UTF-8) was a traceback
     (UnicodeDecodeError) from every command; it is now SQLite's kind of error, one line, and the
     file is left as it was."""
@@ -332,7 +368,7 @@ def test_a_damaged_database_file_is_one_line(tmp_path: Path) -> None:
     assert (tmp_path / migrated_sqlite.DATABASE_FILE).read_bytes() == damaged
 
 
-def test_a_damaged_job_queue_file_is_one_line(tmp_path: Path) -> None:
+def test_a_damaged_job_queue_file_is_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     """A `queue.db` that is not an SQLite database (damaged; a full disk fails the same way, as
     SQLite's "disk I/O error") stopped `serve` and `worker` with Huey's traceback. Now one last
     line names the file and SQLite's reason, and the file is left as it was."""
@@ -433,7 +469,9 @@ def test_no_command_without_a_display_prints_the_usage(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_a_second_serve_on_the_same_data_directory_is_refused(served: LiveServer) -> None:
+def test_a_second_serve_on_the_same_data_directory_is_refused(
+    opscraft: CommandForks, served: LiveServer
+) -> None:
     """Both would be the same worker (its id is kept in the data directory): the second one's
     start recovered "its" crash, ending the first one's runs as "interrupted by server restart"
     and removing their containers while they ran. It now stops with one line instead."""
@@ -450,7 +488,7 @@ def test_a_second_serve_on_the_same_data_directory_is_refused(served: LiveServer
     assert served.log().count("recovered") == 1 and served.process.poll() is None
 
 
-def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
+def test_a_port_out_of_range_or_taken_is_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     """The kernel takes a port modulo 65536: `--port 99999` served on 34463 while saying 99999.
     A taken port was found only after the whole start (migrations, runtime), in uvicorn's words."""
     for port in ("99999", "0", "http"):
@@ -468,7 +506,9 @@ def test_a_port_out_of_range_or_taken_is_one_line(tmp_path: Path) -> None:
     ]
 
 
-def test_user_reset_password_lets_a_locked_out_admin_back_in(served: LiveServer) -> None:
+def test_user_reset_password_lets_a_locked_out_admin_back_in(
+    opscraft: CommandForks, served: LiveServer
+) -> None:
     """The only admin lost their password: no admin is left to reset it in the app. `opscraft
     user reset-password` sets it from the machine, beside the running server, ends the old
     password's sessions, and is audited; the password rules hold there too."""
