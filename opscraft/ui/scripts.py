@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     WRAPPED,
     call,
     format_time,
+    joined,
     opens_dialog,
     options_read_on_open,
 )
@@ -58,7 +59,7 @@ COLUMNS: list[dict[str, Any]] = [
         "label": "Tags",
         "field": "tags",
         "align": "left",
-        **NARROW_HIDDEN,
+        **joined(NARROW_HIDDEN, WRAPPED),
     },
     {
         "name": "version",
