@@ -143,3 +143,37 @@ def test_the_audit_logs_details_are_readable_on_a_phone(
         assert widths and min(widths) >= 12 * 16, widths
     finally:
         context.close()
+
+
+# The width in px of each visible button whose data-testid is in the list.
+BUTTON_WIDTHS_JS = """ids => ids.map(id => [id, document.querySelector(`[data-testid=${id}]`)])
+    .filter(([, b]) => b && b.offsetParent).map(([id, b]) => [id, b.getBoundingClientRect().width])"""
+
+
+def test_the_add_buttons_are_as_wide_as_their_label(
+    browser: Any, server: LiveServer, rows: dict[str, int]
+) -> None:
+    """Notifications' Add channel and Add rule and Inventories' New inventory stood straight in
+    the page's column, which stretched them into bars 996 px wide at 1280 px, unlike every other
+    page's Add button (a script's Add schedule, New secret...). Each is as wide as its label."""
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    try:
+        pages = (
+            ("/notifications", ["channel-add", "rule-add"]),
+            ("/inventories", ["inventory-new"]),
+            ("/secrets", ["new-secret"]),
+            ("/users", ["new-user"]),
+            ("/tokens", ["token-add"]),
+            (f"/scripts/{rows['script']}?tab=schedules", ["schedule-add"]),
+            (f"/scripts/{rows['script']}?tab=webhooks", ["webhook-add"]),
+            (f"/scripts/{rows['script']}?tab=chains", ["chain-add"]),
+        )
+        for path, buttons in pages:
+            signed_in(page, server, "admin", path)
+            for testid in buttons:
+                page.get_by_test_id(testid).wait_for()
+            widths = page.evaluate(BUTTON_WIDTHS_JS, buttons)
+            assert len(widths) == len(buttons) and all(width < 300 for _, width in widths), (path, widths)
+    finally:
+        context.close()
