@@ -335,3 +335,35 @@ def test_an_empty_delivery_log_says_so(page: Any, site: tuple[LiveServer, dict[s
     log = page.get_by_test_id("deliveries")
     log.get_by_text("No deliveries yet: a rule's event sends one").wait_for()
     assert "No data available" not in log.inner_text()
+
+
+# The height in px of the element and of one line of its text.
+LINES_JS = "el => [el.getBoundingClientRect().height, parseFloat(getComputedStyle(el).lineHeight)]"
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_short_parameters_are_not_broken_across_lines(
+    browser: Any, site: tuple[LiveServer, dict[str, str]], device: str
+) -> None:
+    """With short values, a run's Parameters grid was as narrow as its text and its names' column
+    40% of that: "REGION" and "TARGET" showed as "REGIO / N" and "TARGE / T" at any window size
+    (a Terraform plan's changes alike: "+ / create"). The grid spans its container, so 40% is of
+    the page's width."""
+    server, _ = site
+    admin = token(server, "admin")
+    body = [{"name": "REGION", "type": "string", "default": "eu"}, {"name": "TARGET", "type": "string"}]
+    script = create_script(server, admin, f"short-{device}", "echo hi\n", parameters=body, status="active")
+    run_id = start_run(server, admin, script["id"], TARGET="web1")
+    wait_run(server, admin, run_id)
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    try:
+        signed_in(page, server, "admin", f"/executions/{run_id}")
+        for name in ("REGION", "TARGET"):
+            value = page.get_by_test_id(f"param-value-{name}")
+            value.wait_for()
+            for label in (value, value.locator("xpath=preceding-sibling::*[1]")):
+                height, line = label.evaluate(LINES_JS)
+                assert height < 1.5 * line, (name, label.inner_text(), height, line)
+    finally:
+        context.close()

@@ -83,8 +83,10 @@ NAME_VALUE_COLUMNS = "fit-content(40%) minmax(0, 1fr)"
 
 def name_value_grid(classes: str = "") -> ui.grid:
     """A two-column grid of names and values (labels classed `break-all`) that stays within its
-    container's width however long a name or value (see `NAME_VALUE_COLUMNS`)."""
-    return ui.grid(columns=NAME_VALUE_COLUMNS).classes(f"gap-x-6 gap-y-1 {classes}".strip())
+    container's width however long a name or value (see `NAME_VALUE_COLUMNS`). It spans that
+    width: sized to its text, its names' 40% was of the text's own width, and short names and
+    values broke mid-word ("REGIO" over "N", "e" over "u")."""
+    return ui.grid(columns=NAME_VALUE_COLUMNS).classes(f"w-full gap-x-6 gap-y-1 {classes}".strip())
 
 
 def format_duration(seconds: float | None) -> str:
