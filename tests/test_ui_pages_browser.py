@@ -367,3 +367,28 @@ def test_short_parameters_are_not_broken_across_lines(
                 assert height < 1.5 * line, (name, label.inner_text(), height, line)
     finally:
         context.close()
+
+
+# The cells of the script page's parameters table, row by row.
+PARAMETER_ROWS_JS = """() => [...document.querySelectorAll('[data-testid="parameters-table"] tbody tr')]
+    .map(tr => [...tr.cells].map(td => td.innerText.trim()))"""
+
+
+def test_the_overview_writes_defaults_as_the_run_page_and_the_api_do(
+    page: Any, site: tuple[LiveServer, dict[str, str]]
+) -> None:
+    """A boolean default showed as Python writes it, "False", on the script's Overview, where the
+    run page's Parameters and the API say `false`."""
+    server, _ = site
+    admin = token(server, "admin")
+    body = [
+        {"name": "DRY", "type": "boolean", "default": False},
+        {"name": "FORCE", "type": "boolean", "default": True},
+        {"name": "RATIO", "type": "number", "default": 0.5},
+        {"name": "REGION", "type": "choice", "options": ["eu", "us"], "default": "eu"},
+    ]
+    script = create_script(server, admin, "defaults-shown", "echo hi\n", parameters=body, status="active")
+    signed_in(page, server, "admin", f"/scripts/{script['id']}")
+    page.get_by_test_id("parameters-table").wait_for()
+    defaults = {row[0]: row[2] for row in page.evaluate(PARAMETER_ROWS_JS)}
+    assert defaults == {"DRY": "false", "FORCE": "true", "RATIO": "0.5", "REGION": "eu"}, defaults

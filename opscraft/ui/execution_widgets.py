@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
@@ -10,6 +11,7 @@ from nicegui import ui
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
+from opscraft.services.invisible import visible
 from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, WRAPPED, data_table, format_time, joined
 
 T = TypeVar("T")
@@ -87,6 +89,13 @@ def name_value_grid(classes: str = "") -> ui.grid:
     width: sized to its text, its names' 40% was of the text's own width, and short names and
     values broke mid-word ("REGIO" over "N", "e" over "u")."""
     return ui.grid(columns=NAME_VALUE_COLUMNS).classes(f"w-full gap-x-6 gap-y-1 {classes}".strip())
+
+
+def parameter_text(value: Any) -> str:
+    """A parameter's value (a run's, a script's default) as the API writes it: text with its
+    invisible characters shown (`<U+200B>`), anything else as JSON (`false`, `0.5`), never as
+    Python writes it (`False`)."""
+    return visible(value) if isinstance(value, str) else json.dumps(value)
 
 
 def format_duration(seconds: float | None) -> str:
