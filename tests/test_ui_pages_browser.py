@@ -335,3 +335,60 @@ def test_an_empty_delivery_log_says_so(page: Any, site: tuple[LiveServer, dict[s
     log = page.get_by_test_id("deliveries")
     log.get_by_text("No deliveries yet: a rule's event sends one").wait_for()
     assert "No data available" not in log.inner_text()
+
+
+# The height in px of the element and of one line of its text.
+LINES_JS = "el => [el.getBoundingClientRect().height, parseFloat(getComputedStyle(el).lineHeight)]"
+
+
+@pytest.mark.parametrize("device", ["desktop", "phone"])
+def test_short_parameters_are_not_broken_across_lines(
+    browser: Any, site: tuple[LiveServer, dict[str, str]], device: str
+) -> None:
+    """With short values, a run's Parameters grid was as narrow as its text and its names' column
+    40% of that: "REGION" and "TARGET" showed as "REGIO / N" and "TARGE / T" at any window size
+    (a Terraform plan's changes alike: "+ / create"). The grid spans its container, so 40% is of
+    the page's width."""
+    server, _ = site
+    admin = token(server, "admin")
+    body = [{"name": "REGION", "type": "string", "default": "eu"}, {"name": "TARGET", "type": "string"}]
+    script = create_script(server, admin, f"short-{device}", "echo hi\n", parameters=body, status="active")
+    run_id = start_run(server, admin, script["id"], TARGET="web1")
+    wait_run(server, admin, run_id)
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    page = context.new_page()
+    try:
+        signed_in(page, server, "admin", f"/executions/{run_id}")
+        for name in ("REGION", "TARGET"):
+            value = page.get_by_test_id(f"param-value-{name}")
+            value.wait_for()
+            for label in (value, value.locator("xpath=preceding-sibling::*[1]")):
+                height, line = label.evaluate(LINES_JS)
+                assert height < 1.5 * line, (name, label.inner_text(), height, line)
+    finally:
+        context.close()
+
+
+# The cells of the script page's parameters table, row by row.
+PARAMETER_ROWS_JS = """() => [...document.querySelectorAll('[data-testid="parameters-table"] tbody tr')]
+    .map(tr => [...tr.cells].map(td => td.innerText.trim()))"""
+
+
+def test_the_overview_writes_defaults_as_the_run_page_and_the_api_do(
+    page: Any, site: tuple[LiveServer, dict[str, str]]
+) -> None:
+    """A boolean default showed as Python writes it, "False", on the script's Overview, where the
+    run page's Parameters and the API say `false`."""
+    server, _ = site
+    admin = token(server, "admin")
+    body = [
+        {"name": "DRY", "type": "boolean", "default": False},
+        {"name": "FORCE", "type": "boolean", "default": True},
+        {"name": "RATIO", "type": "number", "default": 0.5},
+        {"name": "REGION", "type": "choice", "options": ["eu", "us"], "default": "eu"},
+    ]
+    script = create_script(server, admin, "defaults-shown", "echo hi\n", parameters=body, status="active")
+    signed_in(page, server, "admin", f"/scripts/{script['id']}")
+    page.get_by_test_id("parameters-table").wait_for()
+    defaults = {row[0]: row[2] for row in page.evaluate(PARAMETER_ROWS_JS)}
+    assert defaults == {"DRY": "false", "FORCE": "true", "RATIO": "0.5", "REGION": "eu"}, defaults

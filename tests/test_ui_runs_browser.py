@@ -82,6 +82,25 @@ def test_draft_activate_run_from_list_and_run_again(
     assert last.get_attribute("href") == f"/executions/{first + 1}"
 
 
+def test_the_scripts_list_offers_activation_only_to_those_who_may_activate(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A draft's row told a viewer "draft: activate to run", an action their role does not have
+    (the script's page says "An operator or an admin can activate it"); an operator is still
+    told to activate it. Deprecated scripts alike."""
+    scripts = (("list-draft", "draft"), ("list-deprecated", "deprecated"))
+    for name, status in scripts:
+        create_script(server, tokens["admin"], name, GREET, status=status)
+    told = {"viewer": "an operator or an admin can activate it", "operator": "activate to run"}
+    for role, words in told.items():
+        page.context.clear_cookies()  # another person
+        signed_in(page, server, role, "/scripts?search=list-")
+        for name, status in scripts:
+            row = page.get_by_test_id(f"activate-{name}")
+            row.wait_for()
+            assert row.inner_text().strip() == f"{status}: {words}", (role, row.inner_text())
+
+
 def test_rerun_api_keeps_parameters_and_follows_the_rules(
     server: LiveServer, tokens: dict[str, dict[str, str]]
 ) -> None:

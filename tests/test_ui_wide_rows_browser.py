@@ -4,8 +4,11 @@ script's description of two sentences (shown cut to 28rem under its name) made t
 button was right of the table's edge until it was scrolled sideways; a 128-character name (no
 space) did the same there, to the secrets table's Delete (4,455 px: a 300-character
 description), the users table's columns (a 200-character full name) and the runs table's.
-Each table is made once by `widgets.data_table`; the text columns wrap (`WRAPPED`) and the
-columns of a row's buttons stay at the table's right edge (`STICKY_ACTIONS`)."""
+So did a cell of chips, never wrapped: a script's 20 tags made the scripts table 2,540 px wide
+(its Version and Updated columns out of view), and a secret attached to five scripts pushed its
+Last used and Updated columns under the row's buttons. Each table is made once by
+`widgets.data_table`; the text and chip columns wrap (`WRAPPED`) and the columns of a row's
+buttons stay at the table's right edge (`STICKY_ACTIONS`)."""
 
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ SENTENCES = (
 )
 SECRET = "S" * 128
 USER = "u" * 64
+TAGS = [f"tag-{n:02d}-" + "t" * 43 for n in range(20)]  # the most tags, each of the longest
+ATTACHED = [f"attached-{n}-" + "a" * 100 for n in range(5)]  # scripts the secret is attached to
 
 # How much wider than its visible part the table `testid`'s scroll area is, in px.
 WIDER_JS = """id => { const m = document.querySelector(`[data-testid=${id}] .q-table__middle`);
@@ -40,11 +45,13 @@ SHOWN_AT_CENTRE_JS = """([x, y, id]) => !!document.elementFromPoint(x, y)?.close
 
 @pytest.fixture(scope="module")
 def rows(server: LiveServer, tokens: dict[str, dict[str, str]]) -> dict[str, int]:
-    """A script of the longest name with two sentences of description, a version note of 500
-    characters and a run; a secret of the longest name and a long description; a user of the
-    longest username and full name."""
+    """A script of the longest name with two sentences of description, 20 long tags, a version
+    note of 500 characters and a run; a secret of the longest name and a long description,
+    attached to 5 scripts of long names; a user of the longest username and full name."""
     operator = tokens["operator"]
-    script = create_script(server, operator, SCRIPT, "echo hi\n", description=SENTENCES, status="active")
+    script = create_script(
+        server, operator, SCRIPT, "echo hi\n", description=SENTENCES, status="active", tags=TAGS
+    )
     api = f"{server.url}/api/v1"
     note = {"content": "echo hello\n", "change_note": "n" * 500}
     r = httpx.put(f"{api}/scripts/{script['id']}", json=note, headers=operator, timeout=API_TIMEOUT)
@@ -53,6 +60,13 @@ def rows(server: LiveServer, tokens: dict[str, dict[str, str]]) -> dict[str, int
     secret = {"name": SECRET, "value": "wide-rows-1", "description": "D" * 300}
     r = httpx.post(f"{api}/secrets", json=secret, headers=operator, timeout=API_TIMEOUT)
     assert r.status_code == 201, r.text
+    secret_id = r.json()["id"]
+    for name in ATTACHED:
+        attached = create_script(server, operator, name, "echo hi\n")
+        r = httpx.post(
+            f"{api}/scripts/{attached['id']}/secrets/{secret_id}", headers=operator, timeout=API_TIMEOUT
+        )
+        assert r.status_code == 201, r.text
     user = {"username": USER, "email": f"{'e' * 60}@example.com", "password": "Wide-rows-9x"}
     user["full_name"] = "F" * 200
     r = httpx.post(f"{api}/users", json=user, headers=tokens["admin"], timeout=API_TIMEOUT)
@@ -127,5 +141,39 @@ def test_the_audit_logs_details_are_readable_on_a_phone(
         page.get_by_test_id("audit-table").locator("tbody tr").first.wait_for()
         widths = page.evaluate(COLUMN_WIDTHS_JS, ["audit-table", "Details"])
         assert widths and min(widths) >= 12 * 16, widths
+    finally:
+        context.close()
+
+
+# The width in px of each visible button whose data-testid is in the list.
+BUTTON_WIDTHS_JS = """ids => ids.map(id => [id, document.querySelector(`[data-testid=${id}]`)])
+    .filter(([, b]) => b && b.offsetParent).map(([id, b]) => [id, b.getBoundingClientRect().width])"""
+
+
+def test_the_add_buttons_are_as_wide_as_their_label(
+    browser: Any, server: LiveServer, rows: dict[str, int]
+) -> None:
+    """Notifications' Add channel and Add rule and Inventories' New inventory stood straight in
+    the page's column, which stretched them into bars 996 px wide at 1280 px, unlike every other
+    page's Add button (a script's Add schedule, New secret...). Each is as wide as its label."""
+    context = browser.new_context(viewport=VIEWPORTS["desktop"])
+    page = context.new_page()
+    try:
+        pages = (
+            ("/notifications", ["channel-add", "rule-add"]),
+            ("/inventories", ["inventory-new"]),
+            ("/secrets", ["new-secret"]),
+            ("/users", ["new-user"]),
+            ("/tokens", ["token-add"]),
+            (f"/scripts/{rows['script']}?tab=schedules", ["schedule-add"]),
+            (f"/scripts/{rows['script']}?tab=webhooks", ["webhook-add"]),
+            (f"/scripts/{rows['script']}?tab=chains", ["chain-add"]),
+        )
+        for path, buttons in pages:
+            signed_in(page, server, "admin", path)
+            for testid in buttons:
+                page.get_by_test_id(testid).wait_for()
+            widths = page.evaluate(BUTTON_WIDTHS_JS, buttons)
+            assert len(widths) == len(buttons) and all(width < 300 for _, width in widths), (path, widths)
     finally:
         context.close()

@@ -24,7 +24,7 @@ def test_settings_page_shows_and_sets_the_warm_pool(live_server: LiveServer, pag
     line.wait_for(timeout=60_000)
     text = line.inner_text()
     assert " warm (2 per profile in use, up to 4 under demand), " in text, text
-    assert "warm starts" in text and "cold starts" in text
+    assert " warm start" in text and " cold start" in text
 
     size = page.get_by_test_id("setting-warm_pool_size")
     size.fill("17")

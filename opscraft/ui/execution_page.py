@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from fastapi import Response
@@ -16,7 +15,6 @@ from opscraft.execution.events import LogEvent
 from opscraft.services import executions, host_summaries, log_text, runs, shared_inventories, workers
 from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError
-from opscraft.services.invisible import visible
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import execute_dialog, session
 from opscraft.ui.approvals import approval_panel
@@ -27,6 +25,7 @@ from opscraft.ui.execution_widgets import (
     elapsed,
     format_duration,
     name_value_grid,
+    parameter_text,
     status_badge,
     trigger_label,
 )
@@ -275,9 +274,9 @@ class ExecutionView:
                 with name_value_grid("px-4 pb-2"):
                     for name, value in run.parameters.items():
                         ui.label(name).classes("font-mono text-grey-8 break-all")
-                        ui.label(json.dumps(value) if not isinstance(value, str) else visible(value)).classes(
-                            "font-mono break-all"
-                        ).props(f'data-testid="param-value-{name}"')
+                        ui.label(parameter_text(value)).classes("font-mono break-all").props(
+                            f'data-testid="param-value-{name}"'
+                        )
             else:
                 ui.label("No parameters.").classes("text-grey-7 px-4 pb-2")
         if self.ran_content is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any, NamedTuple, TypeVar
 
@@ -10,6 +11,7 @@ from nicegui import ui
 from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
+from opscraft.services.invisible import visible
 from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, WRAPPED, data_table, format_time, joined
 
 T = TypeVar("T")
@@ -83,8 +85,17 @@ NAME_VALUE_COLUMNS = "fit-content(40%) minmax(0, 1fr)"
 
 def name_value_grid(classes: str = "") -> ui.grid:
     """A two-column grid of names and values (labels classed `break-all`) that stays within its
-    container's width however long a name or value (see `NAME_VALUE_COLUMNS`)."""
-    return ui.grid(columns=NAME_VALUE_COLUMNS).classes(f"gap-x-6 gap-y-1 {classes}".strip())
+    container's width however long a name or value (see `NAME_VALUE_COLUMNS`). It spans that
+    width: sized to its text, its names' 40% was of the text's own width, and short names and
+    values broke mid-word ("REGIO" over "N", "e" over "u")."""
+    return ui.grid(columns=NAME_VALUE_COLUMNS).classes(f"w-full gap-x-6 gap-y-1 {classes}".strip())
+
+
+def parameter_text(value: Any) -> str:
+    """A parameter's value (a run's, a script's default) as the API writes it: text with its
+    invisible characters shown (`<U+200B>`), anything else as JSON (`false`, `0.5`), never as
+    Python writes it (`False`)."""
+    return visible(value) if isinstance(value, str) else json.dumps(value)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -201,10 +201,10 @@ async def inventories_page(actor: Actor) -> None:
                 dialog_buttons(dialog, "Save", "inventory-save", submit, on_cancel=draft.clear)
             dialog.open()
 
-        if edit:
+        if edit:  # as wide as its label: the page's column stretches what stands in it
             ui.button("New inventory", icon="add", on_click=opens_dialog(lambda: open_form(None))).props(
                 'unelevated no-caps data-testid="inventory-new"'
-            )
+            ).classes("self-start")
         shown = Redrawn(draw, await load(), _picture)
 
         async def update() -> None:

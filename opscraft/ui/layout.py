@@ -125,6 +125,11 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
    table's right edge over the cells (`widgets.STICKY_ACTIONS`): a description of two sentences
    made the scripts table 1,230 px wide, its Run buttons out of view in a 1280 px window. */
 .q-table td.oc-cell-wrap { white-space: normal; overflow-wrap: anywhere; min-width: 8rem; max-width: 24rem; }
+/* Its chips (a script's tags, the scripts a secret is attached to) go to the next line, and a
+   chip's label breaks too: kept on one line, 20 tags made the scripts table 2,540 px wide and a
+   50-character tag alone still widened it past a 1280 px window. */
+.q-table td.oc-cell-wrap .q-chip { height: auto; max-width: 100%; }
+.q-table td.oc-cell-wrap .q-chip .ellipsis { white-space: normal; overflow-wrap: anywhere; }
 .oc-sticky-actions { position: sticky; right: 0; z-index: 1; background: var(--oc-sticky-bg, #fff); }
 .body--dark .oc-sticky-actions { --oc-sticky-bg: var(--q-dark, #1d1d1d); }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */

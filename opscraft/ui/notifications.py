@@ -454,9 +454,10 @@ async def notifications_page(actor: Actor) -> None:
             dialog.open()
 
         ui.label("Channels").classes("text-lg font-semibold")
+        # As wide as its label ("self-start"): the page's column stretches what stands in it.
         ui.button("Add channel", icon="add", on_click=opens_dialog(channel_form)).props(
             'unelevated data-testid="channel-add"'
-        )
+        ).classes("self-start")
         first: Shown = await run_action(lambda: read_page(actor)) or ([], [], ("", []))
         channels_view = Rows(
             channel_row,
@@ -468,7 +469,7 @@ async def notifications_page(actor: Actor) -> None:
         ui.label("Rules").classes("text-lg font-semibold mt-4")
         ui.button("Add rule", icon="add", on_click=opens_dialog(rule_form)).props(
             'unelevated data-testid="rule-add"'
-        )
+        ).classes("self-start")
         rules_view = Rows(
             rule_row,
             first[1],

@@ -21,6 +21,7 @@ from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.services.scripts import RUN_SETTINGS
 from opscraft.ui import address, approval_policy, layout, side_by_side
+from opscraft.ui.execution_widgets import parameter_text
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
 from opscraft.ui.paged import KeptPage
@@ -136,7 +137,7 @@ def _overview(script: Script, facts: OverviewFacts, on_approval: Callable[[], An
                 {
                     "name": p["name"],
                     "type": p["type"] + (f" ({', '.join(p['options'])})" if p.get("options") else ""),
-                    "default": "" if p.get("default") is None else str(p["default"]),
+                    "default": "" if p.get("default") is None else parameter_text(p["default"]),
                     "required": "yes" if p.get("required") else "",
                     "description": p.get("description") or "",
                 }

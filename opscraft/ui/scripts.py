@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     WRAPPED,
     call,
     format_time,
+    joined,
     opens_dialog,
     options_read_on_open,
 )
@@ -58,7 +59,7 @@ COLUMNS: list[dict[str, Any]] = [
         "label": "Tags",
         "field": "tags",
         "align": "left",
-        **NARROW_HIDDEN,
+        **joined(NARROW_HIDDEN, WRAPPED),
     },
     {
         "name": "version",
@@ -109,7 +110,7 @@ RUN_CELL = """
            @click="$parent.$emit('run', props.row.id)" />
     <a v-else :href="'/scripts/' + props.row.id" class="text-caption"
        :data-testid="'activate-' + props.row.name">
-      {{ props.row.status }}: activate to run</a>
+      {{ props.row.status }}: {{ props.row.not_active }}</a>
   </template>
 </q-td>"""
 TAGS_CELL = """
@@ -118,12 +119,16 @@ TAGS_CELL = """
 </q-td>"""
 
 
-def _row(script: Script, last: Execution | None, can_run: bool) -> dict[str, Any]:
+def _row(script: Script, last: Execution | None, can_run: bool, can_activate: bool) -> dict[str, Any]:
+    """One row of the table; `can_run`: the reader may run scripts (a Run button, or why not);
+    `can_activate`: they may also activate one that is not active (edit_scripts), so its row
+    tells them to, and a viewer's says who can, as the script's page does."""
     return {
         "last_run": {"id": last.id, "status": str(last.status), "time": format_time(last.queued_at)}
         if last
         else None,
         "can_run": can_run,
+        "not_active": "activate to run" if can_activate else "an operator or an admin can activate it",
         "id": script.id,
         "name": script.name,
         "description": script.description,
@@ -251,7 +256,8 @@ class ScriptList(PagedTable):
         rows, total = result
         last = await call(runs.last_runs, actor, [s.id for s in rows if s.id is not None])
         can_run = can(actor.user, Permission.execute_scripts)
-        self.show_rows([_row(s, last.get(s.id or 0), can_run) for s in rows])
+        can_activate = can(actor.user, Permission.edit_scripts)
+        self.show_rows([_row(s, last.get(s.id or 0), can_run, can_activate) for s in rows])
         self.table.set_visibility(total > 0)
         self._render_empty(total)
         self.show_total(total, "script", " match" if self._filtered() else "")

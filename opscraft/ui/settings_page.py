@@ -10,6 +10,7 @@ from opscraft import __version__, runtime
 from opscraft.services import app_settings, partial, retention, warm_pools
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
+from opscraft.services.warm_pools import WorkerPool
 from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
 from opscraft.ui.widgets import ErrorLine, call_all, one_click, one_shot, whole
@@ -225,12 +226,18 @@ async def settings_page(actor: Actor) -> None:
             if not pools:
                 ui.label("No live worker.").classes("text-caption text-grey-7")
             for pool in pools:
-                ui.label(
-                    f"{pool.worker_id}: {pool.warm} warm ({pool.size} per profile in use"
-                    f"{f', up to {pool.burst} under demand' if pool.burst > pool.size else ''}), "
-                    f"{pool.warm_starts} warm starts, {pool.cold_starts} cold starts"
-                ).classes("text-caption break-all").props('data-testid="warm-pool"')
+                ui.label(pool_text(pool)).classes("text-caption oc-wrap").props('data-testid="warm-pool"')
                 if pool.error:  # the engine gone or creations failing: the pool is not refilled
                     ui.label(f"{pool.worker_id}: {pool.error}").classes(
                         "text-caption text-negative break-all"
                     ).props('data-testid="warm-pool-error"')
+
+
+def pool_text(pool: WorkerPool) -> str:
+    """One worker's warm pool in a line of the Settings page: `vm-1: 2 warm (2 per profile in
+    use, up to 4 under demand), 8 warm starts, 1 cold start` (a count of one in the singular:
+    "1 cold starts" it said)."""
+    burst = f", up to {pool.burst} under demand" if pool.burst > pool.size else ""
+    counts = ((pool.warm_starts, "warm"), (pool.cold_starts, "cold"))
+    starts = [f"{n} {kind} start{'s' if n != 1 else ''}" for n, kind in counts]
+    return f"{pool.worker_id}: {pool.warm} warm ({pool.size} per profile in use{burst}), {', '.join(starts)}"
