@@ -203,6 +203,33 @@ def test_a_dialog_opened_while_the_reloaded_pages_draft_comes_back_is_the_only_o
     _add_and_submit(page, server, tokens["admin"], script_id, "after-reload")
 
 
+def test_what_is_typed_once_a_restored_draft_shows_is_what_is_saved(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A restore set the field on the server, and NiceGUI followed that with a separate message
+    putting the server's value back into the browser's field (`updateValue`), which may reach a
+    busy page after the person, seeing the restored draft, typed over it: the typing was replaced
+    (on screen and on the server) and the webhook saved as "before-reload". Whatever the server
+    sends once the restored draft shows is held here until the person has typed."""
+    script_id = _script(server, tokens["admin"], "hooked-typed-over")
+    socket = SocketHold(page, toward_page=True)
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("before-reload")
+    socket.hold_after("draft-restored")
+    reload_keeping(page, f"webhook:{script_id}:new", "before-reload")
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("webhook-name").input_value() == "before-reload"
+    page.get_by_test_id("webhook-name").fill("after-reload")
+    socket.release()
+    socket.wait_delivered()
+    assert page.get_by_test_id("webhook-name").input_value() == "after-reload"
+    page.get_by_test_id("webhook-submit").click()
+    page.get_by_test_id("webhook-url").wait_for()
+    stored = api(server, "GET", f"/scripts/{script_id}/webhooks", tokens["admin"])["items"]
+    assert [hook["name"] for hook in stored] == ["after-reload"]
+
+
 def test_add_pressed_as_the_reloaded_pages_draft_check_comes_back_opens_one_dialog(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

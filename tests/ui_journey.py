@@ -219,15 +219,23 @@ class SocketHold:
 
     `hold(words)`: from then on, every message holding `words` waits (an editor's change set:
     "sections"; a JavaScript answer: "javascript_response"; toward the page, the question a form's
-    draft asks: "ocDrafts.take"); `wait_held(words)` until one holding `words` is held;
-    `release()` sends the held ones in their order and holds no more; `stop()` drops them.
+    draft asks: "ocDrafts.take"); `hold_after(words)`: the first message holding `words` goes
+    through and every message after it waits (toward the page, whatever the server sends once
+    something is shown: NiceGUI's browser drops a message older than one it already has, so a
+    message held alone there would be lost); `wait_held(words)` until one holding `words` is
+    held; `release()` sends the held ones in their order and holds no more; `stop()` drops them;
+    `wait_delivered()` (toward the page) until the page has taken every message released.
     """
 
     def __init__(self, page: Any, *, toward_page: bool = False) -> None:
         self.page = page
         self.toward_page = toward_page
         self.words: str | None = None
+        # `hold_after`'s words, until the message holding them went through (then `words` is "").
+        self.after: str | None = None
         self.held: list[tuple[Any, str | bytes]] = []
+        # NiceGUI's number (`_id`) of the last message released toward the page, -1 before any.
+        self.released_id = -1
         page.route_web_socket(re.compile(r".*/_nicegui_ws/.*"), self._route)
 
     def _route(self, ws: Any) -> None:
@@ -237,14 +245,20 @@ class SocketHold:
         def forward(message: str | bytes) -> None:
             if self.words is not None and self.words in str(message):
                 self.held.append((receiver, message))
-            else:
-                receiver.send(message)
+                return
+            receiver.send(message)
+            if self.after is not None and self.after in str(message):
+                self.after, self.words = None, ""
 
         sender.on_message(forward)
 
     def hold(self, words: str) -> None:
         """Hold every message holding `words` from now on."""
         self.words = words
+
+    def hold_after(self, words: str) -> None:
+        """Let the first message holding `words` through, then hold every message after it."""
+        self.after = words
 
     def wait_held(self, words: str, timeout: float = 30.0) -> None:
         """Until a held message holds `words` (Playwright calls deliver the socket's messages)."""
@@ -255,15 +269,24 @@ class SocketHold:
 
     def stop(self) -> None:
         """Hold nothing more; the held messages are dropped (their page is being left)."""
-        self.words = None
+        self.words = self.after = None
         self.held.clear()
 
     def release(self) -> None:
         """Send the held messages in their order; hold nothing more."""
-        self.words = None
+        self.words = self.after = None
         for receiver, message in self.held:
             receiver.send(message)
+            numbered = re.search(r'"_id":\s*(\d+)', str(message))
+            if numbered:
+                self.released_id = max(self.released_id, int(numbered.group(1)))
         self.held.clear()
+
+    def wait_delivered(self) -> None:
+        """Toward the page: until the page has taken the last message released (NiceGUI's
+        `window.nextMessageId` is past its `_id`); its handler has run by the next Playwright
+        call (a run_javascript's code, an update's redraw: the browser's microtasks)."""
+        self.page.wait_for_function("(last) => window.nextMessageId > last", arg=self.released_id)
 
 
 def code(page: Any, testid: str = "script-editor") -> str:

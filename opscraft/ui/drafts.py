@@ -35,12 +35,15 @@ from opscraft.services.partial import saved_by
 from opscraft.ui.session import current_actor
 from opscraft.ui.widgets import one_shot, opening_dialog
 
-# Browser side. `take` hands the stored draft to the server and only then arms capturing of the
-# whole form, so the freshly rendered (empty) form never overwrites the draft it is about to
-# restore; before that, only the fields the person changed are kept (`early`).
+# Browser side. `take` hands the stored draft to the server, and capturing of the whole form is
+# armed only once the server has put it back (`arm`; at once when there is none), so the freshly
+# rendered (empty) form never overwrites the draft it is about to restore; before that, only the
+# fields the person changed are kept (`early`).
 DRAFTS_JS = """<script>
 window.ocDrafts = window.ocDrafts || {
   armed: {},
+  // Forms taken (`take`) whose draft the server has not put back yet (`arm`): kept as `early`.
+  restoring: {},
   key(form) { return "oc-draft:" + form; },
   read(el) {
     if (el.querySelector(".cm-editor")) {
@@ -81,7 +84,7 @@ window.ocDrafts = window.ocDrafts || {
   capture() {
     document.querySelectorAll("[data-draft-form]").forEach((container) => {
       const form = container.dataset.draftForm;
-      if (!this.armed[form]) return this.early(form, container);
+      if (!this.armed[form] || this.restoring[form]) return this.early(form, container);
       const values = this.values(container);
       values.__origin = this.origins[form] || null;
       try { sessionStorage.setItem(this.key(form), JSON.stringify(values)); } catch (e) { /* full */ }
@@ -103,8 +106,8 @@ window.ocDrafts = window.ocDrafts || {
   touch(event) {
     const el = event.target && event.target.closest ? event.target.closest("[data-draft]") : null;
     const container = el ? el.closest("[data-draft-form]") : null;
-    if (!container || this.armed[container.dataset.draftForm]) return;
-    const form = container.dataset.draftForm;
+    const form = container ? container.dataset.draftForm : null;
+    if (!container || (this.armed[form] && !this.restoring[form])) return;
     (this.touched[form] = this.touched[form] || new Set()).add(el.dataset.draft);
   },
   take(form, origin) {
@@ -119,7 +122,15 @@ window.ocDrafts = window.ocDrafts || {
     }
     // The values the form was built with when the draft began (kept across reloads).
     this.origins[form] = (stored && stored.__origin) || origin;
+    // A draft to put back is captured whole only once the server has (`arm`): a reload before
+    // that (a busy server, a reconnect) wrote the form as built over it, and the typing was lost.
+    if (stored) this.restoring[form] = true;
     return stored;
+  },
+  // The server has put the draft of `form` back (`Draft.restore`): capture the whole form.
+  arm(form) {
+    delete this.restoring[form];
+    delete this.touched[form];
   },
   // Whether the tab's draft of `form` holds something typed: a value other than the one the form
   // was built with (`__origin`, in the form the field shows it: Draft.shown). A dialog closed
@@ -136,8 +147,23 @@ window.ocDrafts = window.ocDrafts || {
     return Object.entries(values).some(([name, v]) =>
       origin ? !same(v, origin[name]) : v !== "" && v !== false);
   },
+  // Put restored values (NiceGUI element id -> value) into text fields (`ui.input`, `ui.textarea`)
+  // as typing would: each field's own component takes its value and sends it to the server, in
+  // order with whatever is typed next (`Draft._put`). A field typed into since the server last
+  // set it (what it shows is not its `value` prop) keeps what was typed: the newer input wins.
+  // Resolves once the values are on their way to the server.
+  put(values) {
+    for (const [id, value] of Object.entries(values)) {
+      const field = getElement(id);
+      if (field && field.$data && "inputValue" in field.$data && field.inputValue === field.value) {
+        field.inputValue = value;
+      }
+    }
+    return Vue.nextTick().then(() => true);
+  },
   clear(form) {
     this.armed[form] = false;
+    delete this.restoring[form];
     delete this.touched[form];
     sessionStorage.removeItem(this.key(form));
   },
@@ -274,7 +300,10 @@ class Draft:
         draft came back) keeps what was typed: the newer input wins over the stored one. A draft
         holding nothing typed (every field as when it began: left by a save of a form that stayed
         open, `restart`, or by a dialog closed untouched) is no edit: it begins again from the
-        form as built, its held base with it (the row may have been saved since: no warning)."""
+        form as built, its held base with it (the row may have been saved since: no warning), and
+        so does one that is no draft at all (the tab's storage is the browser's to change). The
+        tab captures the whole form again once the draft is put back (`ocDrafts.arm`); a tab that
+        does not answer within 10 seconds keeps only the fields changed from then on (`early`)."""
         try:
             stored = await ui.run_javascript(
                 f"return ocDrafts.take({json.dumps(self.key)}, {self._origin(built=True)})", timeout=10
@@ -282,6 +311,8 @@ class Draft:
         except TimeoutError:
             return False
         if not isinstance(stored, dict):
+            if stored is not None:
+                await self._begin(self._origin(built=True))
             return False
         # A field the user did not change keeps what the form shows now: the page may have been
         # reloaded after someone else changed it (another tab set a script's tags or status), and
@@ -300,16 +331,47 @@ class Draft:
         if not typed.keys() - self.always:
             await self._begin(self._origin(built=True))
             return False
-        changed = False
-        for name, value in typed.items():
-            element, _, built = self.fields[name]
-            if element.value == built and value != element.value:
-                element.value = value
-                changed = True
+        changed = await self._put(typed)
+        with contextlib.suppress(TimeoutError):
+            await ui.run_javascript(f"ocDrafts.arm({json.dumps(self.key)})", timeout=5)
         if changed:
             self._show_notice()
         actor = await current_actor()
         self._warn_if_base_moved(saved_by(self._row, actor.user.id if actor and actor.user else None))
+        return changed
+
+    async def _put(self, values: Mapping[str, Any]) -> bool:
+        """Put `values` (field name -> value, converted) into the fields not changed since the
+        form was built (a field typed into meanwhile keeps what was typed); whether any changed.
+
+        A text field (`ui.input`, `ui.textarea`) takes its value in the browser, as typing would
+        (`ocDrafts.put`), awaited: NiceGUI follows a set on the server (`.value = ...`) with a
+        separate `updateValue` message putting the server's value into the browser's field, which
+        reached a busy page after the restored value showed and the person typed over it, and
+        replaced the typing on screen and on the server (Save stored the restored text). The
+        other fields are set on the server, whose value reaches the browser in the same update
+        and nothing follows it (a select, a checkbox, a number, chips; the code editor applies it
+        from that update). A text field the tab did not put (no answer within 10 seconds, not
+        found, or disabled: its event is ignored) is set on the server too."""
+        wanted = {
+            name: value
+            for name, value in values.items()
+            if self.fields[name][0].value == self.fields[name][2] and value != self.fields[name][0].value
+        }
+        texts = {
+            self.fields[name][0].id: value
+            for name, value in wanted.items()
+            if isinstance(self.fields[name][0], ui.input)
+        }
+        if texts:
+            with contextlib.suppress(TimeoutError):
+                await ui.run_javascript(f"return ocDrafts.put({json.dumps(texts)})", timeout=10)
+        changed = False
+        for name, value in wanted.items():
+            element, _, built = self.fields[name]
+            if element.value == built and element.value != value:
+                element.value = value
+            changed = changed or element.value == value
         return changed
 
     def hold_base(self, base: Mapping[str, Any], row: object | None = None) -> None:
