@@ -148,6 +148,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(
                 ("page", f"url {page.url}\nnotifications and field errors: {shown}\nconsole:\n{console}")
             )
+            if hasattr(page, "socket_tail"):
+                report.sections.append(("page's socket (trace_socket)", "\n".join(page.socket_tail)))
         except Exception as exc:  # a closed or hung page: the report still says what it could
             report.sections.append(("page", f"unreadable: {exc}"))
 
@@ -707,6 +709,46 @@ def watch(page: Any) -> None:
         page.console_tail.append(f"requestfailed: {request.url} {failure}")
 
     page.on("requestfailed", failed)
+
+
+# How many of a traced page's last socket messages a failure's report shows (`trace_socket`), and
+# how much of each (characters).
+SOCKET_TAIL = 120
+SOCKET_MESSAGE_CHARS = 240
+
+
+# The NiceGUI element id (`c<id>`: the socket's events name `<id>`) of each element with a test id.
+SOCKET_IDS_JS = """Array.from(document.querySelectorAll("[data-testid]"), (el) =>
+  `${(el.closest("[id^=c]") || el.querySelector("[id^=c]") || {}).id}=${el.dataset.testid}`).join(" ")"""
+
+
+def trace_socket(page: Any) -> None:
+    """Keep `page`'s last `SOCKET_TAIL` NiceGUI socket messages, each way (`>` to the server: its
+    events, with the element id and arguments; `<` from it: updates with the props, JavaScript
+    calls), for a failure's report (`socket_tail`): the order of a page's events and the server's
+    updates is what a lost input needs read (a CI run saved a choice parameter's default as None,
+    not reproduced in 70 runs under load). Set up before the page is opened; opt-in, as each
+    message then crosses into the test process."""
+    page.socket_tail = deque(maxlen=SOCKET_TAIL)
+
+    def opened(socket: Any) -> None:
+        def kept(way: str) -> Callable[[Any], None]:
+            def keep(message: Any) -> None:
+                page.socket_tail.append(f"{time.monotonic():.3f} {way} {str(message)[:SOCKET_MESSAGE_CHARS]}")
+
+            return keep
+
+        socket.on("framesent", kept(">"))
+        socket.on("framereceived", kept("<"))
+        socket.on("close", lambda _: page.socket_tail.append(f"{time.monotonic():.3f} closed"))
+
+    page.on("websocket", opened)
+
+
+def note_element_ids(page: Any) -> None:
+    """Add to a `trace_socket`ed page's trace the NiceGUI id of each element with a test id shown
+    now (the socket's events name elements by id alone; updates drawn later carry test ids)."""
+    page.socket_tail.append(f"{time.monotonic():.3f} element ids: {page.evaluate(SOCKET_IDS_JS)}")
 
 
 def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> None:
