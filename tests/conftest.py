@@ -148,6 +148,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.sections.append(
                 ("page", f"url {page.url}\nnotifications and field errors: {shown}\nconsole:\n{console}")
             )
+            if hasattr(page, "socket_tail"):
+                report.sections.append(("page's socket (trace_socket)", "\n".join(page.socket_tail)))
         except Exception as exc:  # a closed or hung page: the report still says what it could
             report.sections.append(("page", f"unreadable: {exc}"))
 
@@ -688,8 +690,10 @@ DEFAULT_WAIT_MS = 30_000
 
 def watch(page: Any) -> None:
     """Give `page` (a Playwright page) `console_tail`, the browser's last 40 console lines (NiceGUI
-    logs why it reloads a page) for a failure's report, and `network_changed`, how many of its
-    requests failed with `NETWORK_CHANGED` (`network_changed_seen`: as many as `settle` handled).
+    logs why it reloads a page) and failed requests (every document's, whatever its failure: a
+    navigation that failed says why, and whether the server answered; any other request's lost to
+    `NETWORK_CHANGED`) for a failure's report, and `network_changed`, how many of its requests
+    failed with `NETWORK_CHANGED` (`network_changed_seen`: as many as `settle` handled).
     Every page of the `browser` fixture is watched from its start (`steady`)."""
     page.console_tail = deque(maxlen=40)
     page.on("console", lambda message: page.console_tail.append(f"{message.type}: {message.text}"))
@@ -697,11 +701,54 @@ def watch(page: Any) -> None:
     page.network_changed = page.network_changed_seen = 0
 
     def failed(request: Any) -> None:
-        if NETWORK_CHANGED in (request.failure or ""):
+        failure = request.failure or ""
+        if NETWORK_CHANGED in failure:
             page.network_changed += 1
-            page.console_tail.append(f"requestfailed: {request.url} {request.failure}")
+        elif request.resource_type != "document":
+            return
+        page.console_tail.append(f"requestfailed: {request.url} {failure}")
 
     page.on("requestfailed", failed)
+
+
+# How many of a traced page's last socket messages a failure's report shows (`trace_socket`), and
+# how much of each (characters).
+SOCKET_TAIL = 120
+SOCKET_MESSAGE_CHARS = 240
+
+
+# The NiceGUI element id (`c<id>`: the socket's events name `<id>`) of each element with a test id.
+SOCKET_IDS_JS = """Array.from(document.querySelectorAll("[data-testid]"), (el) =>
+  `${(el.closest("[id^=c]") || el.querySelector("[id^=c]") || {}).id}=${el.dataset.testid}`).join(" ")"""
+
+
+def trace_socket(page: Any) -> None:
+    """Keep `page`'s last `SOCKET_TAIL` NiceGUI socket messages, each way (`>` to the server: its
+    events, with the element id and arguments; `<` from it: updates with the props, JavaScript
+    calls), for a failure's report (`socket_tail`): the order of a page's events and the server's
+    updates is what a lost input needs read (a CI run saved a choice parameter's default as None,
+    not reproduced in 70 runs under load). Set up before the page is opened; opt-in, as each
+    message then crosses into the test process."""
+    page.socket_tail = deque(maxlen=SOCKET_TAIL)
+
+    def opened(socket: Any) -> None:
+        def kept(way: str) -> Callable[[Any], None]:
+            def keep(message: Any) -> None:
+                page.socket_tail.append(f"{time.monotonic():.3f} {way} {str(message)[:SOCKET_MESSAGE_CHARS]}")
+
+            return keep
+
+        socket.on("framesent", kept(">"))
+        socket.on("framereceived", kept("<"))
+        socket.on("close", lambda _: page.socket_tail.append(f"{time.monotonic():.3f} closed"))
+
+    page.on("websocket", opened)
+
+
+def note_element_ids(page: Any) -> None:
+    """Add to a `trace_socket`ed page's trace the NiceGUI id of each element with a test id shown
+    now (the socket's events name elements by id alone; updates drawn later carry test ids)."""
+    page.socket_tail.append(f"{time.monotonic():.3f} element ids: {page.evaluate(SOCKET_IDS_JS)}")
 
 
 def settle(page: Any, expression: str = CONNECTED_JS, timeout: float = 30.0) -> None:
@@ -770,16 +817,16 @@ def steady(pg: Any) -> Any:
         return reload(**options)
 
     def reload_again(**options: Any) -> Any:
-        return _tried_again(lambda: reload(**options), lambda: reload_error_page(**options))
+        return _tried_again(pg, lambda: reload(**options), lambda: reload_error_page(**options))
 
     def navigation(first: Callable[..., Any]) -> Callable[..., Any]:
         # A failed document leaves Chromium's error page in the history entry it was going to:
         # a reload of that entry is the navigation again (a second `go_back` would go further).
         def navigate(*args: Any, **options: Any) -> Any:
             if first is goto:
-                response = _tried_again(lambda: goto(*args, **options), lambda: goto(*args, **options))
+                response = _tried_again(pg, lambda: goto(*args, **options), lambda: goto(*args, **options))
             else:
-                response = _tried_again(lambda: first(**options), lambda: reload_error_page(**options))
+                response = _tried_again(pg, lambda: first(**options), lambda: reload_error_page(**options))
             settle(pg)
             return response
 
@@ -798,34 +845,47 @@ def steady(pg: Any) -> Any:
                     raise
                 lost = pg.url == ERROR_PAGE and pg.network_changed > pg.network_changed_seen
             except PlaywrightError as error:  # the navigation it waited for failed
-                if NETWORK_CHANGED not in str(error):
+                if not _lost_to_network_change(pg, error, pg.network_changed_seen):
                     raise
                 lost = True
             if lost:
                 pg.network_changed_seen = pg.network_changed
                 pg.console_tail.append(f"test: reloaded the error page after {NETWORK_CHANGED}")
-                _tried_again(reload_error_page, reload_error_page)
+                _tried_again(pg, reload_error_page, reload_error_page)
 
     pg.reload_again, pg.wait_for_url = reload_again, wait_for_url
     pg.goto, pg.reload, pg.go_back, pg.go_forward = map(navigation, (goto, reload, go_back, go_forward))
     return pg
 
 
-def _tried_again(navigation: Callable[[], Any], again: Callable[[], Any]) -> Any:
-    """`navigation()`'s result (a Playwright navigation); when it raised a Playwright error naming
-    `NETWORK_CHANGED`, `again()`'s, tried up to `NETWORK_CHANGED_RELOADS` times. Other errors, and
-    the last attempt's, are raised as they are."""
+def _tried_again(page: Any, navigation: Callable[[], Any], again: Callable[[], Any]) -> Any:
+    """`navigation()`'s result (a Playwright navigation of `page`, a `watch`ed page); when it
+    raised a Playwright error lost to a network change (`_lost_to_network_change`), `again()`'s,
+    tried up to `NETWORK_CHANGED_RELOADS` times. Other errors, and the last attempt's, are raised
+    as they are."""
     from playwright.sync_api import Error as PlaywrightError
 
     attempt = navigation
     for _ in range(NETWORK_CHANGED_RELOADS):
+        seen = page.network_changed
         try:
             return attempt()
         except PlaywrightError as error:
-            if NETWORK_CHANGED not in str(error):
+            if not _lost_to_network_change(page, error, seen):
                 raise
         attempt = again
     return attempt()
+
+
+def _lost_to_network_change(page: Any, error: Exception, seen: int) -> bool:
+    """Whether `error` (a Playwright error of a navigation of `page`) is a loss to a network
+    change: it names `NETWORK_CHANGED`, or a request of the page failed with it since the
+    navigation began (`seen`: `page.network_changed` then). A CI run's `goto` failed with
+    "interrupted by another navigation to chrome-error://chromewebdata/": its page lost a file
+    to a network change and loaded itself again (ui/lost_resources.py), and that reload lost its
+    document. A failure without a network change (the server down, refusing, closing) is raised:
+    never hidden; one coinciding with a change is met again by the navigation tried again."""
+    return NETWORK_CHANGED in str(error) or page.network_changed > seen
 
 
 def _steady_pages(browser: Any) -> None:

@@ -15,11 +15,14 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 
+from opscraft.ui.lost_resources import RELOAD_JS
 from tests.conftest import NETWORK_CHANGED, require_service, settle
 from tests.waiting import wait_until
 
@@ -27,6 +30,12 @@ pytestmark = pytest.mark.browser
 
 HELD = 6  # Chromium's connections per host for HTTP/1.1
 ADDRESS = "192.0.2.77/32"  # TEST-NET-1: routes nowhere
+# A stylesheet added while the page's parser waits for its held scripts: its request waits in
+# Chromium's queue, and its loss is seen at once (a parser-blocking script's only when reached).
+LATE_STYLESHEET_JS = """setTimeout(() => {
+  const sheet = Object.assign(document.createElement("link"), {rel: "stylesheet", href: "/late.css"});
+  document.head.append(sheet);
+}, 300);"""
 
 
 class _Site:
@@ -44,9 +53,14 @@ class _Site:
             def do_GET(self) -> None:
                 if self.path.startswith("/first"):
                     body, kind = "<html><body><script>window.first = true</script>", "text/html"
-                elif self.path == "/page":
+                elif self.path in ("/page", "/reloading"):
+                    # `/reloading` loads itself again when it lost a file, as the product's pages do
+                    # (lost_resources), and asks for a stylesheet once the held scripts block it.
+                    reloading = self.path == "/reloading"
+                    head = f"{RELOAD_JS}<script>{LATE_STYLESHEET_JS}</script>" if reloading else ""
                     held = "".join(f'<script src="/held{i}.js"></script>' for i in range(HELD))
-                    body, kind = f"<html><body>{held}<script src='/last.js'></script>", "text/html"
+                    body = f"<html><head>{head}</head><body>{held}<script src='/last.js'></script>"
+                    kind = "text/html"
                 elif self.path.startswith("/held"):
                     with site.lock:
                         site.held += 1
@@ -167,6 +181,41 @@ def _navigation_losing_its_document(
     assert f"requestfailed: {url} {NETWORK_CHANGED}" in page.console_tail
 
 
+@contextmanager
+def _changing_until_lost(page: Any, address_change: Callable[[], None], url: str) -> Iterator[None]:
+    """Change the machine's addresses once a second, from the first request of `page` on, until
+    its request of `url` failed with `NETWORK_CHANGED` (asserted) or the block ends."""
+    lost, done = threading.Event(), threading.Event()
+    changes: list[threading.Thread] = []
+
+    def change_until_lost() -> None:
+        while not done.is_set():
+            address_change()
+            if lost.wait(1.0):
+                return
+
+    def started(request: Any) -> None:
+        if not changes:
+            changes.append(threading.Thread(target=change_until_lost, daemon=True))
+            changes[0].start()
+
+    def failed(request: Any) -> None:
+        if request.url == url and NETWORK_CHANGED in (request.failure or ""):
+            lost.set()
+
+    page.on("request", started)
+    page.on("requestfailed", failed)
+    try:
+        yield
+    finally:
+        done.set()
+        for change in changes:
+            change.join()
+        page.remove_listener("request", started)
+        page.remove_listener("requestfailed", failed)
+    assert lost.is_set(), f"{url} was never lost to a network change"
+
+
 def _page_held(page: Any, site: _Site) -> None:
     """`page` on the site's page, its six scripts held by the site: every connection of the
     page's browser context to the site is taken."""
@@ -212,3 +261,41 @@ def test_a_page_whose_script_navigation_lost_its_document_is_loaded_where_it_was
 
     page.wait_for_function("window.first === true")
     assert "test: reloaded the error page after net::ERR_NETWORK_CHANGED" in page.console_tail
+
+
+def test_a_goto_whose_page_reloaded_itself_onto_the_error_page_is_tried_again(
+    page: Any, site: _Site, address_change: Callable[[], None]
+) -> None:
+    # A CI run's `goto` failed with "interrupted by another navigation to chrome-error://
+    # chromewebdata/", naming no NETWORK_CHANGED: its page lost a file to a network change and
+    # loaded itself again (lost_resources), and that reload's document was lost too, to the next
+    # change of the burst (a container's veth changes the addresses more than once); here that
+    # second loss is the reload's document refused (Chromium's error page either way).
+    url, late = f"{site.url}/reloading", f"{site.url}/late.css"
+    documents: list[str] = []
+
+    def document(route: Any) -> None:
+        documents.append(route.request.url)
+        if len(documents) == 2:
+            site.release.set()
+            route.abort("failed")
+        else:
+            route.continue_()
+
+    page.route(url, document)
+    with _changing_until_lost(page, address_change, late):
+        page.goto(url)
+
+    page.wait_for_function("window.loaded === true")
+    assert len(documents) == 3  # the goto, the page's reload of itself, the goto tried again
+    assert f"requestfailed: {url} net::ERR_FAILED" in page.console_tail
+
+
+def test_a_goto_the_server_refused_is_not_tried_again_and_says_why(page: Any, site: _Site) -> None:
+    # Only a loss to a network change is tried again: a server down or refusing is the test's
+    # failure, and the report says what the document's request met.
+    url = f"{site.url}/first"
+    page.route(url, lambda route: route.abort("connectionrefused"))
+    with pytest.raises(PlaywrightError, match="ERR_CONNECTION_REFUSED"):
+        page.goto(url)
+    assert f"requestfailed: {url} net::ERR_CONNECTION_REFUSED" in page.console_tail

@@ -12,7 +12,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -287,6 +287,31 @@ class SocketHold:
         `window.nextMessageId` is past its `_id`); its handler has run by the next Playwright
         call (a run_javascript's code, an update's redraw: the browser's microtasks)."""
         self.page.wait_for_function("(last) => window.nextMessageId > last", arg=self.released_id)
+
+
+# Held at its attempt to reconnect (socket.io's manager `open`, which its reconnection timer calls):
+# `ocReopen()` lets that attempt go on.
+HOLD_RECONNECT_JS = """() => {
+  const manager = window.socket.io;
+  const open = manager.open;
+  manager.open = function (callback) {
+    window.ocReopen = () => { manager.open = open; delete window.ocReopen; open.call(manager, callback); };
+    return manager;
+  };
+  manager.engine.close();
+}"""
+
+
+def dropped_connection(page: Any, meanwhile: Callable[[], Any]) -> None:
+    """Drop `page`'s NiceGUI socket as when the server gave up on a ping the page answered late (a
+    busy machine: NiceGUI pings every 8 s and waits 4 s), run `meanwhile` (typing, a click) while
+    the page's own reconnection is held at its first attempt, then let it reconnect and wait for
+    the handshake (`wait_connected`)."""
+    page.evaluate(HOLD_RECONNECT_JS)
+    page.wait_for_function("typeof window.ocReopen === 'function'")  # disconnected, trying again
+    meanwhile()
+    page.evaluate("window.ocReopen()")
+    wait_connected(page)
 
 
 def code(page: Any, testid: str = "script-editor") -> str:
