@@ -9,12 +9,14 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, LiveServer
-from tests.ui_journey import serving
+from tests.ui_journey import API_TIMEOUT, serving
 
 pytestmark = pytest.mark.browser
 
 ADMIN = ("admin", "Admin-Pass-123")
 OPERATOR = ("oscar", "Oscar-Pass-123")
+# The operator of the redirects test (its own name: the first test's operator is on the same server).
+TRAVELLER = ("otto", "Otto-Pass-123")
 
 
 class Journey:
@@ -66,8 +68,17 @@ class Journey:
         assert not [m for m in self.console_errors if "Content Security Policy" in m], self.console_errors
 
 
-def test_first_admin_operator_and_password_change(page: Any, live_server: LiveServer) -> None:
-    j = Journey(page, live_server, "journey")
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The module's one server (the defaults, as `live_server`), fresh for the first test, which
+    sets it up through the set-up page; the later tests use it through `server`, with users of
+    their own names. A server's start is about 2.5 s of CPU (docs/benchmarks.md, session 48)."""
+    with serving(tmp_path_factory, "journey", {}) as live:
+        yield live
+
+
+def test_first_admin_operator_and_password_change(page: Any, fresh: LiveServer) -> None:
+    j = Journey(page, fresh, "journey")
     # A fresh server sends the first visitor to the set-up page.
     j.goto("/")
     j.wait_path("/setup")
@@ -109,7 +120,7 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
     assert page.get_by_test_id("nav-scripts").count() == 1
     for admin_only in ("nav-users", "nav-audit", "nav-settings"):
         assert page.get_by_test_id(admin_only).count() == 0, admin_only
-    response = page.goto(f"{live_server.url}/users")
+    response = page.goto(f"{fresh.url}/users")
     assert response is not None and response.status == 403
     j.expect_text("forbidden", "may not open this page")
     assert page.get_by_test_id("users-table").count() == 0
@@ -142,7 +153,7 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
     # The admin pages, on the two users above (the admin and the operator): once a test of its own
     # with a server of its own (a server's start is about 5 s of CPU).
     j.logout()
-    j = Journey(page, live_server, "admin")
+    j = Journey(page, fresh, "admin")
     j.goto("/login?next=/users")
     j.login(*ADMIN)
     j.wait_path("/users")
@@ -198,7 +209,7 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
     j.notification("Settings saved")
     j.shot("settings")
     body = {"username": "selfie", "email": "s@example.com", "password": "Selfie-Pass-1", "full_name": ""}
-    assert httpx.post(f"{live_server.url}/api/v1/auth/register", json=body).status_code == 201
+    assert httpx.post(f"{fresh.url}/api/v1/auth/register", json=body).status_code == 201
 
     # Dark mode is a per-user preference that survives a reload.
     page.get_by_test_id("dark-toggle").click()
@@ -210,13 +221,16 @@ def test_first_admin_operator_and_password_change(page: Any, live_server: LiveSe
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One server (the defaults, as `live_server`) with its first admin made through the API, for
-    the tests that need no fresh server: each makes users of its own names."""
-    with serving(tmp_path_factory, "journey-api-users", {}) as live:
+def server(fresh: LiveServer) -> LiveServer:
+    """The module's server with its first admin (`ADMIN`): the one the first test set up through
+    the set-up page, or, while none is (the test was left out or failed before), registered
+    through the API. The server still sends a visitor to /setup (303) while it has no user."""
+    setup = httpx.get(f"{fresh.url}/login", timeout=API_TIMEOUT)
+    if setup.status_code == 303 and setup.headers["location"] == "/setup":
         body = {"username": ADMIN[0], "email": "a@example.com", "password": ADMIN[1], "full_name": "Ada"}
-        assert httpx.post(f"{live.url}/api/v1/auth/register", json=body).status_code == 201
-        yield live
+        response = httpx.post(f"{fresh.url}/api/v1/auth/register", json=body, timeout=API_TIMEOUT)
+        assert response.status_code == 201, response.text
+    return fresh
 
 
 def _admin(server: LiveServer) -> dict[str, str]:
@@ -230,9 +244,9 @@ def _api_users(server: LiveServer) -> dict[str, str]:
     api = f"{server.url}/api/v1"
     headers = _admin(server)
     operator = {
-        "username": OPERATOR[0],
-        "email": "o@example.com",
-        "password": OPERATOR[1],
+        "username": TRAVELLER[0],
+        "email": "otto@example.com",
+        "password": TRAVELLER[1],
         "role": "operator",
     }
     assert httpx.post(f"{api}/users", json=operator, headers=headers).status_code == 201
@@ -244,27 +258,27 @@ def test_login_redirects_only_to_local_paths_and_sessions_end(page: Any, server:
     j = Journey(page, server, "redirects")
     j.goto("/profile")
     j.wait_path("/login")
-    j.login(*OPERATOR)
+    j.login(*TRAVELLER)
     j.wait_path("/profile")
     j.logout()
     for hostile in ("//evil.example/x", "https://evil.example/", "/\\evil.example", "/%09/evil.example"):
         j.goto(f"/login?next={hostile}")
-        j.login(*OPERATOR)
+        j.login(*TRAVELLER)
         j.wait_path("/")
         assert page.url.startswith(server.url), hostile
         j.logout()
-    j.login(*OPERATOR)
+    j.login(*TRAVELLER)
     j.wait_path("/")
 
     # An admin deactivates the operator: the open browser session ends on its next request.
-    users = httpx.get(f"{server.url}/api/v1/users", params={"search": "oscar"}, headers=headers).json()
+    users = httpx.get(f"{server.url}/api/v1/users", params={"search": TRAVELLER[0]}, headers=headers).json()
     user_id = users["items"][0]["id"]
     r = httpx.put(f"{server.url}/api/v1/users/{user_id}", json={"is_active": False}, headers=headers)
     assert r.status_code == 200
     j.goto("/profile")
     j.wait_path("/login")
     j.expect_text("login-notice", "Your session has ended")
-    j.login(*OPERATOR)
+    j.login(*TRAVELLER)
     j.expect_text("login-error", "deactivated")
     j.shot("deactivated")
     j.assert_no_csp_violation()

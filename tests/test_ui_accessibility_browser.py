@@ -12,11 +12,11 @@ from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
     UNMARKED_TABLES_JS,
+    api_user,
     check_accessibility,
     create_script,
     journey_server,
     journey_tokens,
-    log_in,
     paste_code,
     signed_in,
     start_run,
@@ -27,6 +27,16 @@ pytestmark = pytest.mark.browser
 
 server = journey_server("a11y-ui")
 tokens = journey_tokens()
+
+
+@pytest.fixture(scope="module")
+def night(server: LiveServer, tokens: dict[str, dict[str, str]]) -> str:
+    """An operator of the dark colour scheme's tests: they may turn dark mode on, a choice NiceGUI
+    keeps in the browser's session, so their kept session (`signed_in`) is not the operator's,
+    which the light ones share with the rest."""
+    api_user(server, tokens["admin"], "night-owl", "operator")
+    return "night-owl"
+
 
 # Keywords (`if`, `then`, `fi`) on a line the dangerous-pattern lint marks, and a byte order mark
 # that saving removes (a notice in the problem list).
@@ -50,7 +60,7 @@ def _dark(page: Any) -> None:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_marked_editor_lines_keep_their_text_readable(
-    server: LiveServer, tokens: dict[str, dict[str, str]], browser: Any, scheme: str
+    server: LiveServer, tokens: dict[str, dict[str, str]], browser: Any, scheme: str, night: str
 ) -> None:
     """A line the lint marked had a tinted background: the editor theme's keywords on it fell to
     4.2:1 (light) and 4.4:1 (dark), under WCAG's 4.5:1; the notice of what saving normalises was
@@ -58,8 +68,7 @@ def test_marked_editor_lines_keep_their_text_readable(
     context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     try:
-        log_in(page, server, "operator", then="/scripts/new")
-        wait_connected(page)
+        signed_in(page, server, night if scheme == "dark" else "operator", then="/scripts/new")
         if scheme == "dark":
             _dark(page)
         paste_code(page, MARKED)
@@ -324,7 +333,7 @@ def test_a_table_wider_than_a_phone_scrolls_with_the_keyboard(
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_a_hovered_or_focused_button_keeps_its_text_readable(
-    server: LiveServer, tokens: dict[str, dict[str, str]], browser: Any, scheme: str
+    server: LiveServer, tokens: dict[str, dict[str, str]], browser: Any, scheme: str, night: str
 ) -> None:
     """Under the mouse (and with the keyboard's focus) Quasar tints a button with 15% of its text
     colour: a filled primary button went to #387cc9 under white text (4.29:1), a green one
@@ -333,7 +342,7 @@ def test_a_hovered_or_focused_button_keeps_its_text_readable(
     context = browser.new_context(viewport={"width": 1400, "height": 900}, color_scheme=scheme)
     page = context.new_page()
     try:
-        log_in(page, server, "operator", then=f"/scripts/{script['id']}")
+        signed_in(page, server, night if scheme == "dark" else "operator", then=f"/scripts/{script['id']}")
         if scheme == "dark":
             _dark(page)
         for testid in ("execute-button", "edit-script", "delete-script"):
@@ -357,8 +366,7 @@ def test_the_loading_bar_is_named_while_it_shows(
     """Quasar's loading bar (shown while a request of the page is under way) became a
     `progressbar` without a name (axe-core's aria-progressbar-name, serious). Started here
     through Quasar's own LoadingBar plugin, as NiceGUI's page does for its requests."""
-    log_in(page, server, "viewer", then="/scripts")
-    wait_connected(page)
+    signed_in(page, server, "viewer", then="/scripts")
     # The bar's width grows in steps, each a transition: with less motion asked for they end at
     # once and the checker (which waits for running animations to end) looks at it right away.
     page.emulate_media(reduced_motion="reduce")

@@ -21,7 +21,6 @@ from tests.ui_journey import (
     journey_server,
     make_users,
     signed_in,
-    token,
     wait_connected,
 )
 
@@ -31,13 +30,20 @@ server = journey_server("list-address-ui", env={})  # the default settings, as `
 
 
 @pytest.fixture(scope="module")
-def site(server: LiveServer) -> LiveServer:
-    """The module's server with its people (`make_users`: the admin, then user.create of the
-    operator and the viewer, user 3) and one secret, DB_PASS, that the searches find."""
-    admin = make_users(server)["admin"]
+def admin(server: LiveServer) -> dict[str, str]:
+    """The admin's bearer headers, once the module's server has its people (`make_users`: the
+    admin, then user.create of the operator and the viewer, user 3) and one secret, DB_PASS,
+    that the searches find."""
+    made = make_users(server)["admin"]
     body = {"name": "DB_PASS", "value": "x"}
-    created = httpx.post(f"{server.url}/api/v1/secrets", json=body, headers=admin, timeout=API_TIMEOUT)
+    created = httpx.post(f"{server.url}/api/v1/secrets", json=body, headers=made, timeout=API_TIMEOUT)
     assert created.status_code == 201, created.text
+    return made
+
+
+@pytest.fixture(scope="module")
+def site(server: LiveServer, admin: dict[str, str]) -> LiveServer:
+    """The module's server with its people and DB_PASS (`admin`)."""
     return server
 
 
@@ -194,12 +200,12 @@ LISTS = [
 
 @pytest.mark.parametrize(("listed", "first_row"), LISTS)
 def test_the_page_survives_back_a_reload_and_a_shared_link(
-    site: LiveServer, page: Any, listed: str, first_row: str
+    site: LiveServer, admin: dict[str, str], page: Any, listed: str, first_row: str
 ) -> None:
     """Page 2 of a list stays page 2 after Back from another page and a reload, `?page=2` opens it
     (with the list's filters: `/tokens?all=true&page=2`), and a page past the last
     (`?page=99`, rows deleted since the link was shared) shows the last."""
-    path = _fill_two_pages(site, token(site, "admin"), listed)
+    path = _fill_two_pages(site, admin, listed)
     second_page = f"{site.url}{path}{'&' if '?' in path else '?'}page=2"
     signed_in(page, site, "admin", then=path)
     page.locator(".q-pagination").get_by_role("button", name="1").wait_for()
@@ -229,10 +235,10 @@ def test_the_page_survives_back_a_reload_and_a_shared_link(
     page.wait_for_url(f"{site.url}{path}")
 
 
-def test_the_script_page_keeps_the_tab_opened(site: LiveServer, page: Any) -> None:
+def test_the_script_page_keeps_the_tab_opened(site: LiveServer, admin: dict[str, str], page: Any) -> None:
     """The tab opened is put in the address (a reload showed the tab the page was opened on, and
     a Versions page kept there outlived a switch to another tab)."""
-    script = create_script(site, token(site, "admin"), "tabbed", "echo hi\n")
+    script = create_script(site, admin, "tabbed", "echo hi\n")
     opened = f"{site.url}/scripts/{script['id']}"
     signed_in(page, site, "admin", then=f"/scripts/{script['id']}")
     page.get_by_test_id("tab-content").click()
@@ -246,11 +252,13 @@ def test_the_script_page_keeps_the_tab_opened(site: LiveServer, page: Any) -> No
     page.wait_for_url(opened)
 
 
-def test_a_scripts_executions_tab_keeps_its_filters_in_the_address(site: LiveServer, page: Any) -> None:
+def test_a_scripts_executions_tab_keeps_its_filters_in_the_address(
+    site: LiveServer, admin: dict[str, str], page: Any
+) -> None:
     """The tab's filters were lost on a reload, Back or a shared link (the full history at
     /executions kept them): they are kept as `/scripts/N?tab=executions&status=...`, also when
     another tab was opened in between; given with another tab open, they are named as ignored."""
-    script = create_script(site, token(site, "admin"), "filtered-runs", "echo hi\n")
+    script = create_script(site, admin, "filtered-runs", "echo hi\n")
     opened = f"{site.url}/scripts/{script['id']}"
     signed_in(page, site, "admin", then=f"/scripts/{script['id']}?tab=executions")
     page.get_by_test_id("no-runs").get_by_text("Nothing has run yet.").wait_for()

@@ -19,7 +19,7 @@ from opscraft.ui import labels
 from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import PASSWORD, LiveServer
 from tests.cron_times import far_yearly_cron
-from tests.ui_journey import RUN_ENV, log_in, log_out, serving, signed_in, token
+from tests.ui_journey import RUN_ENV, Tokens, serving, signed_in, token
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
@@ -29,6 +29,9 @@ pytestmark = pytest.mark.browser
 class Env:
     server: LiveServer
     admin: dict[str, str]
+    # Bearer headers by user name, each signed in at its first use (`Tokens`: a sign-in is an
+    # argon2 check at the server's real cost).
+    tokens: Tokens
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(method, f"{self.server.url}{path}", headers=self.admin, timeout=30, **kwargs)
@@ -42,7 +45,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     # of CPU a minute for the whole module (docs/benchmarks.md, session 51).
     settings = {**RUN_ENV, **LOOPBACK_RECEIVERS}
     with serving(tmp_path_factory, "automation-ui", settings, users=users, through_api=True) as server:
-        yield Env(server, token(server, "admin"))
+        admin = token(server, "admin")
+        yield Env(server, admin, Tokens(server, admin=admin))
 
 
 def bring_forward(env: Env, schedule_id: int) -> None:
@@ -158,7 +162,7 @@ def test_an_expired_token_can_be_revoked_to_reuse_its_name(page: Any, env: Env) 
 def test_a_demoted_owners_token_says_the_role_it_acts_as(page: Any, env: Env) -> None:
     """A token acts with the lower of its role and its owner's current role: the page said only
     "operator" for the token of an owner demoted to viewer."""
-    second = token(env.server, "second")
+    second = env.tokens["second"]
     created = httpx.post(f"{env.server.url}/api/v1/tokens", json={"name": "deploy-bot"}, headers=second)
     assert created.status_code == 201, created.text
     (second_id,) = [
@@ -277,7 +281,7 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": 1})
     assert r.status_code == 200, r.text
     # the admin requests the run in the UI
-    log_in(page, env.server, "admin", then=f"/scripts/{script_id}")
+    signed_in(page, env.server, "admin", then=f"/scripts/{script_id}")
     page.get_by_test_id("execute-button").click()
     page.get_by_test_id("execute-submit").click()
     page.wait_for_url(f"{env.server.url}/executions/*")
@@ -288,8 +292,8 @@ def test_a_run_waits_until_a_second_user_approves(page: Any, env: Env) -> None:
     assert env.api("GET", f"/api/v1/executions/{run_id}").json()["status"] == "awaiting_approval"
 
     # a second user sees the badge, opens the pending list and approves
-    log_out(page, env.server)
-    log_in(page, env.server, "second")
+    page.context.clear_cookies()  # another person, in the same tab
+    signed_in(page, env.server, "second")
     page.get_by_test_id("nav-badge-approvals").wait_for()
     assert page.get_by_test_id("nav-badge-approvals").inner_text() == "1"
     page.get_by_test_id("nav-approvals").click()
@@ -313,9 +317,7 @@ def _waiting_run(
     needs `required` approvals, and a run of it submitted by `requester`, awaiting approval:
     (script id, run id)."""
     body = {"name": name, "script_type": "python", "status": "active", "content": content}
-    made = httpx.post(
-        f"{env.server.url}/api/v1/scripts", json=body, headers=token(env.server, author), timeout=30
-    )
+    made = httpx.post(f"{env.server.url}/api/v1/scripts", json=body, headers=env.tokens[author], timeout=30)
     assert made.status_code == 201, made.text
     script_id = made.json()["id"]
     r = env.api("PUT", f"/api/v1/scripts/{script_id}/approval", json={"required": required})
@@ -323,7 +325,7 @@ def _waiting_run(
     r = httpx.post(
         f"{env.server.url}/api/v1/executions",
         json={"script_id": script_id},
-        headers=token(env.server, requester),
+        headers=env.tokens[requester],
         timeout=30,
     )
     assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
@@ -361,9 +363,7 @@ def test_a_run_you_approved_waits_for_the_others_without_your_buttons_or_badge(p
     page.get_by_test_id(f"approval-own-{run_id}").wait_for()
     assert page.get_by_test_id(f"approve-{run_id}").count() == 0, "the run page too"
     assert page.get_by_test_id("nav-badge-approvals").is_hidden(), "nothing waits for this user"
-    second = httpx.get(f"{env.server.url}/api/v1/approvals", headers=token(env.server, "second")).json()[
-        "items"
-    ]
+    second = httpx.get(f"{env.server.url}/api/v1/approvals", headers=env.tokens["second"]).json()["items"]
     (mine,) = [p for p in second if p["execution"]["id"] == run_id]
     assert mine["decided_by_you"] is True and mine["approvals"] == 1
     (theirs,) = [
@@ -851,7 +851,7 @@ def test_pausing_a_schedule_keeps_what_another_tab_saved_since(page: Any, env: E
 def test_the_tokens_page_pages_as_the_api_does(page: Any, env: Env) -> None:
     """`GET /api/v1/tokens` pages (`{items, total, skip, limit}`) and the page with it: 20 tokens a
     page, newest first, the total said, a pager to the older ones (it listed every token at once)."""
-    second = token(env.server, "second")
+    second = env.tokens["second"]
     for n in range(25):
         made = httpx.post(f"{env.server.url}/api/v1/tokens", json={"name": f"page-{n:02}"}, headers=second)
         assert made.status_code == 201, made.text
