@@ -31,6 +31,17 @@ tokens = journey_tokens()
 CONTENT = '#!/bin/bash\nset -eu\necho "deploying $TARGET"\n'
 
 
+def _whole_draft_kept(page: Any, script_id: int) -> str:
+    """The sessionStorage key of the script editor's draft, once it holds the whole form (its
+    base with it), not only the field typed ("typed before ...") before the page asked."""
+    key = f"oc-draft:script:{script_id}"
+    page.wait_for_function(
+        "(k) => ['typed before', '__base'].every((s) => (sessionStorage.getItem(k) || '').includes(s))",
+        arg=key,
+    )
+    return key
+
+
 def test_new_script_survives_offline_and_reload(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
@@ -110,12 +121,7 @@ def test_a_draft_whose_base_version_is_not_ascii_digits_warns_instead_of_failing
     script = create_script(server, tokens["operator"], "odd-base", CONTENT)
     signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.get_by_test_id("script-description").fill("typed before a reload")
-    key = f"oc-draft:script:{script['id']}"
-    # The whole form's draft (its base with it), not only the field typed before the page asked.
-    page.wait_for_function(
-        "(k) => ['typed before', '__base'].every((s) => (sessionStorage.getItem(k) || '').includes(s))",
-        arg=key,
-    )
+    key = _whole_draft_kept(page, script["id"])
     # Disarmed first: the page's own capture (on leaving it) would write the field's value back.
     page.evaluate(
         "(k) => { ocDrafts.armed[k.slice(9)] = false; const d = JSON.parse(sessionStorage.getItem(k));"
@@ -171,11 +177,7 @@ def test_a_held_base_survives_a_reload_before_the_server_puts_it_back(
     signed_in(page, server, "operator", then=f"/scripts/{script['id']}/edit")
     page.wait_for_function("() => window.ocTakeAsked")
     page.get_by_test_id("script-description").fill("typed before a reload")
-    key = f"oc-draft:script:{script['id']}"
-    page.wait_for_function(
-        "(k) => ['typed before', '__base'].every((s) => (sessionStorage.getItem(k) || '').includes(s))",
-        arg=key,
-    )
+    key = _whole_draft_kept(page, script["id"])
     page.evaluate(
         "(k) => { const d = JSON.parse(sessionStorage.getItem(k)); const base = JSON.parse(d.__base);"
         " base.current_version = 0; d.__base = JSON.stringify(base);"
