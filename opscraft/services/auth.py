@@ -299,26 +299,24 @@ async def logout(session: AsyncSession, actor: Actor, refresh_token: str | None)
                 update(RefreshToken).where(col(RefreshToken.jti) == claims.jti).values(revoked_at=utcnow())
             )
     elif not refresh_token and actor.sign_in and actor.user_id is not None:
-        await session.exec(
-            update(RefreshToken)
-            .where(
-                col(RefreshToken.family_id) == actor.sign_in,
-                col(RefreshToken.user_id) == actor.user_id,
-                col(RefreshToken.revoked_at).is_(None),
-            )
-            .values(revoked_at=utcnow())
-        )
-        await session.exec(
-            update(BrowserSignIn)
-            .where(
-                col(BrowserSignIn.id) == actor.sign_in,
-                col(BrowserSignIn.user_id) == actor.user_id,
-                col(BrowserSignIn.ended_at).is_(None),
-            )
-            .values(ended_at=utcnow())
-        )
+        await end_sign_ins(session, actor.user_id, actor.sign_in)
     audit.record(session, actor, "auth.logout", "user", actor.user_id)
     await session.commit()
+
+
+async def end_sign_ins(session: AsyncSession, user_id: int, sign_in: str | None = None) -> None:
+    """End (not committed) the sign-ins of user `user_id` still going: the one named `sign_in` (a
+    refresh-token family or a `BrowserSignIn` id), or every one of them when None. Their refresh
+    tokens are revoked and their browser sign-ins ended, so no copy of a token or a session
+    storage carries them on."""
+    now = utcnow()
+    tokens = [col(RefreshToken.user_id) == user_id, col(RefreshToken.revoked_at).is_(None)]
+    browsers = [col(BrowserSignIn.user_id) == user_id, col(BrowserSignIn.ended_at).is_(None)]
+    if sign_in is not None:
+        tokens.append(col(RefreshToken.family_id) == sign_in)
+        browsers.append(col(BrowserSignIn.id) == sign_in)
+    await session.exec(update(RefreshToken).where(*tokens).values(revoked_at=now))
+    await session.exec(update(BrowserSignIn).where(*browsers).values(ended_at=now))
 
 
 async def user_for_access_token(session: AsyncSession, token: str) -> User:

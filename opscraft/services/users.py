@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import func, or_
-from sqlmodel import col, select, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft.db import stored_shapes
-from opscraft.db.models import AppSetting, BrowserSignIn, RefreshToken, Role, User
+from opscraft.db.models import AppSetting, Role, User
 from opscraft.db.types import utcnow
 from opscraft.security.passwords import hash_password, normal_form, verify_password
 from opscraft.services import (
@@ -346,16 +346,8 @@ async def _revoke_sessions(session: AsyncSession, user: User) -> None:
     """End every JWT (access and refresh) and UI session of `user` (password change,
     deactivation, reset): all carry `token_version`, which moves on."""
     user.token_version += 1
-    await session.exec(
-        update(RefreshToken)
-        .where(col(RefreshToken.user_id) == user.id, col(RefreshToken.revoked_at).is_(None))
-        .values(revoked_at=utcnow())
-    )
-    await session.exec(
-        update(BrowserSignIn)
-        .where(col(BrowserSignIn.user_id) == user.id, col(BrowserSignIn.ended_at).is_(None))
-        .values(ended_at=utcnow())
-    )
+    assert user.id is not None
+    await auth.end_sign_ins(session, user.id)
 
 
 # What an admin may not do to their own account (`update_user`, `delete`), by the field or action a
