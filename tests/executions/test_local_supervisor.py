@@ -245,11 +245,12 @@ def test_a_hung_fork_server_is_replaced(runner: LocalRunner, monkeypatch: pytest
     assert old is not None
     os.kill(old, signal.SIGSTOP)
     try:
-        # The first run may take the supervisor forked for it before the hang (forked ahead);
-        # the second needs a fork from the hung server, which is then replaced.
-        for text in ("after\n", "again\n"):
-            result, output = run(runner, spec(f"echo {text}"))
-            assert result.exit_code == 0 and output.text() == text
+        # The first runs may take the supervisors forked for them before the hang (forked ahead:
+        # as many as `SPARES_ONE_AT_A_TIME`); the next needs a fork from the hung server, which
+        # is then replaced.
+        for number in range(fork_server.SPARES_ONE_AT_A_TIME + 1):
+            result, output = run(runner, spec(f"echo run {number}\n"))
+            assert result.exit_code == 0 and output.text() == f"run {number}\n"
         assert runner.forks.pid not in (None, old)
     finally:
         with contextlib.suppress(ProcessLookupError):
