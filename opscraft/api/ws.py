@@ -19,7 +19,9 @@ refresh, then reconnect), 4403 your role may not view executions, 4404 no such e
 4422 a parameter that does not convert (`?after=-1`, an id outside 1-2147483647: the reason
 names it, `api/errors.py`), or one it does not take or sent twice (`?afterr=5`, as every
 REST route's query: `api/query_check.py`),
-4429 past the per-user rate limit. An open stream lives no longer than its token: the token is
+4429 past the per-user rate limit. An address no WebSocket route has (`/ws/executions/7/`,
+`/api/v1/ws/executions/7`) is closed with 4404 too, saying where the stream is (`install_not_found`).
+An open stream lives no longer than its token: the token is
 checked again every `token_watch.RECHECK_SECONDS`, and the stream closes with 4401 once it is
 expired or revoked, or its user deactivated, deleted or signed out everywhere (a password change).
 """
@@ -28,11 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Query, WebSocket, WebSocketDisconnect
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketState
 
 from opscraft import runtime
@@ -54,6 +58,8 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE_LIMITED = 4429
 QUERY = frozenset({"token", "after"})  # the query parameters the stream takes
+NO_STREAM_HERE = "no WebSocket at this address: a run's live output is at /ws/executions/{id}"
+WITHOUT_SLASH = "no WebSocket at this address: connect to it without the trailing slash"
 
 
 @router.websocket("/ws/executions/{execution_id}")
@@ -137,3 +143,35 @@ async def _until_disconnect(websocket: WebSocket) -> None:
     """Read (and ignore) client messages until the client goes away."""
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
+
+
+def no_stream_reason(path: str, routers: Sequence[APIRouter]) -> str:
+    """The close reason for a WebSocket handshake to `path`, which no route takes:
+    `WITHOUT_SLASH` when a WebSocket route of `routers` takes it without its trailing slashes,
+    else `NO_STREAM_HERE`. Never the path itself (at most 123 bytes fit in a close reason)."""
+    bare = path.rstrip("/")
+    slash = bare != path and any(
+        isinstance(route, WebSocketRoute) and route.path_regex.match(bare)
+        for router in routers
+        for route in router.routes
+    )
+    return WITHOUT_SLASH if slash else NO_STREAM_HERE
+
+
+def install_not_found(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Make a WebSocket handshake to an address no route of `app` takes accepted, then closed
+    with `CLOSE_NOT_FOUND` and `no_stream_reason` (`routers`: the API's). Starlette's router
+    (`Router.not_found`) closed it before accepting, which a client sees as a bare HTTP 403
+    ("server rejected WebSocket connection: HTTP 403"), read as a refused token (module doc).
+    HTTP requests keep the router's default (the API's JSON 404, the web UI's page)."""
+    http_default = app.router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await http_default(scope, receive, send)
+            return
+        websocket = WebSocket(scope, receive, send)
+        await websocket.accept()
+        await websocket.close(CLOSE_NOT_FOUND, no_stream_reason(scope["path"], routers))
+
+    app.router.default = default
