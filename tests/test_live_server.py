@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from websockets.sync.client import connect
 
 from opscraft import logs
-from opscraft.api import ROUTERS
+from opscraft.api import ROUTERS, ws
 from opscraft.api.methods import NOT_FOUND_MESSAGE
 from tests.conftest import LiveServer, start_server, stop_server
 from tests.linear_time import assert_linear
@@ -229,10 +229,16 @@ def test_api_errors_stay_json_next_to_pages(server: LiveServer) -> None:
     r = httpx.get(f"{server.url}/api/v1/missing")
     assert r.status_code == 404 and r.json() == {"detail": NOT_FOUND_MESSAGE, "errors": []}
     # A WebSocket address fetched as a page (a browser tab, curl without the upgrade): JSON too,
-    # it was a 500 with a traceback (no page can be built outside the UI's middlewares).
-    for path in ("/ws/executions/1", "/ws/executions/abc", "/ws/nothing"):
-        r = httpx.get(f"{server.url}{path}")
-        assert r.status_code == 404 and r.json() == {"detail": "Not Found", "errors": []}, path
+    # it was a 500 with a traceback (no page can be built outside the UI's middlewares). Then a
+    # bare 404 "Not Found" of a run that exists (a CI job's curl of the stream's address): a 426
+    # saying how to connect, and where plain HTTP follows a run.
+    for path in ("/ws/executions/1", "/ws/executions/abc"):
+        r = httpx.get(f"{server.url}{path}?token=x")
+        assert r.status_code == 426 and r.json() == {"detail": ws.UPGRADE_NEEDED, "errors": []}, path
+        assert r.headers["upgrade"] == "websocket", path
+    for path in ("/ws/nothing", "/ws/executions/1/"):
+        r = httpx.post(f"{server.url}{path}")
+        assert r.status_code == 404 and r.json() == {"detail": ws.NO_STREAM_HERE, "errors": []}, path
     assert "Traceback" not in server.log()
     page = httpx.get(f"{server.url}/missing-page")
     assert page.status_code == 404 and "text/html" in page.headers["content-type"]

@@ -79,6 +79,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         router.strict_content_type = False
         app.include_router(router, responses=error_responses(*REQUEST_CHECKS), dependencies=[QUERY_CHECK])
     install_error_handlers(app, ROUTERS)
+    ws.install_not_found(app, ROUTERS)  # a WebSocket to an address without one: 4404, not a bare 403
     app.add_middleware(EmptyQueryMiddleware)  # inside `HeadAsGetMiddleware`: sees a HEAD as its GET
     app.add_middleware(HeadAsGetMiddleware, routers=ROUTERS)
     app.add_middleware(TrailingSlashMiddleware, routers=ROUTERS)  # no redirect loses a body

@@ -19,7 +19,9 @@ refresh, then reconnect), 4403 your role may not view executions, 4404 no such e
 4422 a parameter that does not convert (`?after=-1`, an id outside 1-2147483647: the reason
 names it, `api/errors.py`), or one it does not take or sent twice (`?afterr=5`, as every
 REST route's query: `api/query_check.py`),
-4429 past the per-user rate limit. An open stream lives no longer than its token: the token is
+4429 past the per-user rate limit. An address no WebSocket route has (`/ws/executions/7/`,
+`/api/v1/ws/executions/7`) is closed with 4404 too, saying where the stream is (`install_not_found`).
+An open stream lives no longer than its token: the token is
 checked again every `token_watch.RECHECK_SECONDS`, and the stream closes with 4401 once it is
 expired or revoked, or its user deactivated, deleted or signed out everywhere (a password change).
 """
@@ -28,11 +30,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Annotated
 
 import orjson
-from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, FastAPI, Query, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from starlette.routing import WebSocketRoute
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketState
 
 from opscraft import runtime
@@ -54,6 +60,14 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_RATE_LIMITED = 4429
 QUERY = frozenset({"token", "after"})  # the query parameters the stream takes
+NO_STREAM_HERE = "no WebSocket at this address: a run's live output is at /ws/executions/{id}"
+WITHOUT_SLASH = "no WebSocket at this address: connect to it without the trailing slash"
+UPGRADE_NEEDED = (
+    "this address is a WebSocket: connect with ws:// (wss:// behind HTTPS), which sends "
+    "'Upgrade: websocket'; over plain HTTP, POST /api/v1/executions/stream starts a run and "
+    "follows it, and GET /api/v1/executions/{id}/logs reads a run's output"
+)
+WS_PREFIX = "/ws/"
 
 
 @router.websocket("/ws/executions/{execution_id}")
@@ -137,3 +151,56 @@ async def _until_disconnect(websocket: WebSocket) -> None:
     """Read (and ignore) client messages until the client goes away."""
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
+
+
+def _takes(routers: Sequence[APIRouter], path: str) -> bool:
+    """Whether a WebSocket route of `routers` has `path`."""
+    return any(
+        isinstance(route, WebSocketRoute) and route.path_regex.match(path)
+        for router in routers
+        for route in router.routes
+    )
+
+
+def no_stream_reason(path: str, routers: Sequence[APIRouter]) -> str:
+    """The close reason for a WebSocket handshake to `path`, which no route takes:
+    `WITHOUT_SLASH` when a WebSocket route of `routers` takes it without its trailing slashes,
+    else `NO_STREAM_HERE`. Never the path itself (at most 123 bytes fit in a close reason)."""
+    bare = path.rstrip("/")
+    return WITHOUT_SLASH if bare != path and _takes(routers, bare) else NO_STREAM_HERE
+
+
+def install_not_found(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """Answer what no route of `app` takes, where the router's default misled (`routers`: the
+    API's):
+
+    - a WebSocket handshake: accepted, then closed with `CLOSE_NOT_FOUND` and
+      `no_stream_reason`. Starlette's router (`Router.not_found`) closed it before accepting,
+      which a client sees as a bare HTTP 403 ("server rejected WebSocket connection: HTTP 403"),
+      read as a refused token (module doc);
+    - an HTTP request under `WS_PREFIX`: `426` (RFC 9110, 15.5.22: `Upgrade: websocket`) with
+      `UPGRADE_NEEDED` at a WebSocket route's address, else `404` with `NO_STREAM_HERE`, in the
+      API's error shape. Both were a bare `404` "Not Found", also for a run that exists (a CI
+      job's `curl` of the stream's address).
+
+    Other HTTP requests keep the router's default (the API's JSON 404, the web UI's page)."""
+    http_default = app.router.default
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if scope["type"] == "websocket":
+            websocket = WebSocket(scope, receive, send)
+            await websocket.accept()
+            await websocket.close(CLOSE_NOT_FOUND, no_stream_reason(path, routers))
+        elif scope["type"] == "http" and path.startswith(WS_PREFIX):
+            upgrade = _takes(routers, path)
+            answer = JSONResponse(
+                {"detail": UPGRADE_NEEDED if upgrade else NO_STREAM_HERE, "errors": []},
+                status_code=HTTPStatus.UPGRADE_REQUIRED if upgrade else HTTPStatus.NOT_FOUND,
+                headers={"Upgrade": "websocket"} if upgrade else None,
+            )
+            await answer(scope, receive, send)
+        else:
+            await http_default(scope, receive, send)
+
+    app.router.default = default

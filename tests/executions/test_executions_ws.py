@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from opscraft import runtime
+from opscraft.api import ws
 from opscraft.db.models import Role
 from opscraft.security.tokens import issue_token
 from opscraft.services import permissions
@@ -138,6 +139,19 @@ async def test_a_bad_address_is_refused_with_a_close_code_saying_what_to_fix(
     assert code == 4422 and reason == "execution_id: must be a whole number (it is text)"
     code, reason = await close_code(url(live_api, final["id"], "x" * 5000))
     assert code == 4422 and reason.startswith("token: "), reason
+
+
+async def test_an_address_without_a_websocket_is_closed_saying_where_the_stream_is(live_api: str) -> None:
+    """Field report (a CI job following a run with websocat, a Python client): an address no
+    WebSocket route has, such as the stream's with a trailing slash (`/ws/executions/7/`), under
+    the API's prefix like every other address (`/api/v1/ws/executions/7`) or misspelt, was refused
+    at the handshake with a bare HTTP 403, which reads as a refused token: the job's author
+    checked the token, not the address. It is closed with 4404 and a reason saying where to
+    connect, as an address whose parameters do not convert is closed with 4422."""
+    slash = await close_code(f"ws://{live_api}/ws/executions/7/?token=x")
+    assert slash == (4404, "no WebSocket at this address: connect to it without the trailing slash")
+    for path in ("/api/v1/ws/executions/7", "/ws/execution/7", "/ws/executions", "/ws", "/api/v1/scripts/"):
+        assert await close_code(f"ws://{live_api}{path}?token=x") == (4404, ws.NO_STREAM_HERE), path
 
 
 async def test_replay_of_a_finished_execution(
