@@ -147,6 +147,7 @@ class ParameterFields:
     ) -> None:
         self.elements: dict[str, ui.element] = {}
         self.kinds = {spec["name"]: ParamType(spec["type"]) for spec in schema}
+        self.filled = filled
         stored = stored or {}
         misfits = parameters.stored_misfits(schema, stored)
         for spec in schema:
@@ -180,7 +181,8 @@ class ParameterFields:
         ]
 
     def values(self) -> dict[str, Any]:
-        """The values to send; empty optional fields are left out so the script's defaults apply.
+        """The values to send; empty optional fields are left out so the script's defaults apply
+        (an empty text field too when not `filled`: a webhook's fixed value left empty).
 
         A number is sent as its typed text (trimmed), never through a float, unless the
         service's conversion reads it (`parameters.convert`, exact): then as that number, so a
@@ -194,7 +196,7 @@ class ParameterFields:
                     continue
                 if element.validate():
                     value = parameters.convert(self.kinds[name], value)
-            elif value is None or (value == "" and not isinstance(element, ui.input)):
-                continue
+            elif value is None or (value == "" and (not self.filled or not isinstance(element, ui.input))):
+                continue  # not `filled`: an empty text is no fixed value, the default applies
             values[name] = value
         return values
