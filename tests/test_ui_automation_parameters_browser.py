@@ -165,3 +165,30 @@ def test_a_webhooks_fixed_values_are_typed_fields(
     page.keyboard.press("Escape")
     page.get_by_test_id(f"webhook-edit-{made['id']}").click()
     assert page.get_by_test_id("param-COUNT").input_value() == "4"
+
+
+def test_a_then_run_links_fixed_values_are_the_chosen_scripts_fields(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """A "then run" link's fixed parameters were a JSON box as well: the fields are those of the
+    script chosen to start, built when it is chosen, its stored values in them on an edit."""
+    admin = tokens["admin"]
+    source = create_script(server, admin, "chain-source", "#!/bin/bash\ntrue\n", status="active")
+    _typed_script(server, admin, "chain-target-typed")
+    path = f"/scripts/{source['id']}/chains"
+    signed_in(page, server, "operator", f"/scripts/{source['id']}?tab=chains")
+    page.get_by_test_id("chain-add").click()
+    assert page.get_by_test_id("param-COUNT").count() == 0, "no script chosen: no fields"
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="chain-target-typed").click()
+    page.get_by_test_id("param-COUNT").fill("x")
+    page.get_by_test_id("chain-submit").click()
+    _messages(page, "param-COUNT").get_by_text("must be an integer").wait_for()
+    assert api(server, "GET", path, admin)["items"] == []
+    page.get_by_test_id("param-COUNT").fill("2")
+    page.get_by_test_id("chain-submit").click()
+    page.locator(".q-notification", has_text="Link added").wait_for()
+    (made,) = api(server, "GET", path, admin)["items"]
+    assert made["parameters"] == {"COUNT": 2}
+    page.get_by_test_id(f"chain-edit-{made['id']}").click()
+    assert page.get_by_test_id("param-COUNT").input_value() == "2"

@@ -172,6 +172,13 @@ class ParameterFields:
         `layout.run_action` and a dialog's draft."""
         return {f"parameters.{name}": element for name, element in self.elements.items()}
 
+    def problem_inputs(self) -> dict[str, ui.element]:
+        """`inputs` for `layout.run_action`, and `parameters` (a problem of them all: their total
+        size, a change saved meanwhile elsewhere, 409 `partial.three_way`) under the first field;
+        none when there are no fields."""
+        first = next(iter(self.elements.values()), None)
+        return self.inputs() | ({"parameters": first} if first is not None else {})
+
     def invalid(self) -> list[str]:
         """The names of the fields whose value their validation refuses (each says why under it)."""
         return [

@@ -292,7 +292,7 @@ async def open_form(
                 return await call(schedules.update_schedule, current, stored.id, data, script_id, base=base)
 
             done = "Schedule added" if stored is None else "Schedule saved"
-            if await run_action(save, fields=fields) is not None:
+            if await run_action(save, fields=fields | params.problem_inputs()) is not None:
                 await on_saved()
                 await close_saved(dialog, done, draft)
 

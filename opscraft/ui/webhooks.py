@@ -265,7 +265,8 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 done = "Webhook added" if hook is None else "Webhook saved"
-                saved = await run_action(lambda: top_level_fields(save, fixed.inputs()), fields=fields)
+                problems = fields | fixed.problem_inputs()
+                saved = await run_action(lambda: top_level_fields(save, fixed.inputs()), fields=problems)
                 if saved is None:
                     return
                 await update()
