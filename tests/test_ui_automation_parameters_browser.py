@@ -195,3 +195,12 @@ def test_a_then_run_links_fixed_values_are_the_chosen_scripts_fields(
     assert made["parameters"] == {"COUNT": 2}
     page.get_by_test_id(f"chain-edit-{made['id']}").click()
     assert page.get_by_test_id("param-COUNT").input_value() == "2"
+
+
+def test_the_approvals_page_says_where_a_script_is_made_to_require_approval(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The list of waiting runs has nothing to add (a run waits when its script requires
+    approval), but it did not say where that is set: a user looking for it was stuck there."""
+    signed_in(page, server, "operator", "/approvals")
+    page.get_by_test_id("approvals-how").get_by_text("on its page: Overview, Require approval").wait_for()
