@@ -9,7 +9,14 @@ import pytest
 
 from opscraft.execution.param_env import to_env
 from opscraft.services.errors import Invalid
-from opscraft.services.parameters import FROM_REQUEST_BODY, check_preset, normalize, resolve
+from opscraft.services.parameters import (
+    FROM_REQUEST_BODY,
+    NO_LONGER_DECLARED,
+    check_preset,
+    normalize,
+    resolve,
+    stored_misfits,
+)
 from tests.conftest import LoggedIn
 
 
@@ -347,3 +354,20 @@ def test_a_preset_must_map_or_give_each_required_parameter() -> None:
     check_preset(SCHEMA, {"TARGET": "/ref"}, {}, FROM_REQUEST_BODY)  # mapped
     check_preset(SCHEMA, {}, {"TARGET": "t"}, FROM_REQUEST_BODY)  # fixed
     check_preset(SCHEMA, None, {}, FROM_REQUEST_BODY)  # the mapping was refused: not known
+
+
+def test_stored_misfits_name_each_value_the_declaration_no_longer_takes() -> None:
+    """What a schedule's or webhook's form shows and explains (`ui/parameter_fields.py`): a value
+    of a parameter no longer declared, one the new type refuses; a null or one that still
+    converts ("yes" of a parameter now boolean) fits."""
+    schema = normalize(
+        [
+            {"name": "COUNT", "type": "integer"},
+            {"name": "LOUD", "type": "boolean"},
+            {"name": "MODE", "type": "choice", "options": ["a", "b"]},
+        ]
+    )
+    stored = {"COUNT": "lots", "LOUD": "yes", "MODE": None, "OLD": 1}
+    said = {"COUNT": "must be an integer, e.g. 42", "OLD": NO_LONGER_DECLARED}
+    assert stored_misfits(schema, stored) == said
+    assert stored_misfits(schema, {"MODE": "c"}) == {"MODE": "must be one of: a, b"}

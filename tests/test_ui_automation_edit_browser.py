@@ -48,7 +48,7 @@ def test_a_schedule_is_edited_in_its_dialog_keeping_what_changed_elsewhere(
     assert page.get_by_test_id("schedule-name").input_value() == "nightly"
     assert page.get_by_test_id("schedule-cron").input_value() == "0 3 * * *"
     assert page.get_by_test_id("schedule-tz").input_value() == "Europe/Paris"
-    assert page.get_by_test_id("schedule-params").input_value() == '{"WHO": "ops"}'
+    assert page.get_by_test_id("param-WHO").input_value() == "ops"
     # A bad cron expression is said under the Cron field; nothing is saved.
     page.get_by_test_id("schedule-cron").fill("61 * * * *")
     page.get_by_test_id("schedule-submit").click()

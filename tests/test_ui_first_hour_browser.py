@@ -202,10 +202,10 @@ def test_a_logout_in_another_tab_says_so_and_leads_back_to_the_page(
 def test_the_empty_schedules_page_says_where_schedules_are_added(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    """The page lists every script's schedules and has no Add button: it said only "No schedules yet."."""
+    """The page lists every script's schedules: it said only "No schedules yet."."""
     signed_in(page, server, "viewer", "/schedules")
     empty = page.get_by_test_id("schedules-empty")
-    expect(empty).to_have_text(re.compile(r"add them on a script's page, in its Schedules tab"))
+    expect(empty).to_have_text(re.compile(r"Add schedule here, or on a script's page, in its Schedules tab"))
 
 
 def test_the_overview_says_whether_a_scripts_runs_need_approval(

@@ -54,16 +54,25 @@ def test_a_pasted_line_break_is_refused_in_a_name_and_kept_in_a_json_box(
     _paste(page, name, "nightly")  # one line: pasted, and the note goes
     expect(name).to_have_value("nightly")
     expect(page.get_by_test_id("pasted-lines")).to_have_count(0)
-    params = page.get_by_test_id("schedule-params")
-    params.fill("")
-    _paste(page, params, "{\n}")
-    expect(params).to_have_value("{\n}")
-    expect(page.get_by_test_id("pasted-lines")).to_have_count(0)
     page.get_by_test_id("schedule-cron").fill("0 3 * * *")
     page.get_by_test_id("schedule-submit").click()
     page.locator(".q-notification", has_text="Schedule added").wait_for()
     listed = httpx.get(schedules, headers=tokens["admin"], timeout=API_TIMEOUT).json()["items"]
     assert [(s["name"], s["parameters"]) for s in listed] == [("nightly", {})]
+    # A JSON box (a webhook's mapping; a schedule's parameters are fields) keeps a pasted line break.
+    page.goto(f"{server.url}/scripts/{script['id']}?tab=webhooks")
+    page.get_by_test_id("webhook-add").click()
+    page.get_by_test_id("webhook-name").fill("on-push")
+    mapping = page.get_by_test_id("webhook-mapping")
+    mapping.fill("")
+    _paste(page, mapping, "{\n}")
+    expect(mapping).to_have_value("{\n}")
+    expect(page.get_by_test_id("pasted-lines")).to_have_count(0)
+    page.get_by_test_id("webhook-submit").click()
+    page.get_by_test_id("webhook-url").wait_for()
+    webhooks = schedules.replace("schedules", "webhooks")
+    hooks = httpx.get(webhooks, headers=tokens["admin"], timeout=API_TIMEOUT)
+    assert [(h["name"], h["mapping"]) for h in hooks.json()["items"]] == [("on-push", {})]
 
 
 def test_a_secret_description_keeps_its_pasted_lines_as_the_api_does(

@@ -29,7 +29,7 @@ def _save_in_two_tabs(
         signed_in(tab, server, "operator", url)
         tab.get_by_test_id(edit).click()
         tab.get_by_test_id(field).wait_for()
-    prefix = field.split("-")[0]
+    prefix = edit.split("-")[0]
     second.get_by_test_id(field).fill(first)
     second.get_by_test_id(f"{prefix}-submit").click()
     second.get_by_test_id(f"{prefix}-submit").wait_for(state="detached")
@@ -87,6 +87,6 @@ def test_a_then_run_links_parameters_saved_in_two_tabs_are_refused_in_the_later_
     made = api(server, "POST", path, admin, json={"target_script_id": target["id"]})
     second = page.context.new_page()
     url = f"/scripts/{source['id']}?tab=chains"
-    first, later = '{"NOTE": "from the second tab"}', '{"NOTE": "from the first tab"}'
-    _save_in_two_tabs(server, page, second, url, f"chain-edit-{made['id']}", "chain-params", first, later)
+    first, later = "from the second tab", "from the first tab"
+    _save_in_two_tabs(server, page, second, url, f"chain-edit-{made['id']}", "param-NOTE", first, later)
     assert api(server, "GET", f"{path}/{made['id']}", admin)["parameters"] == {"NOTE": "from the second tab"}

@@ -666,6 +666,32 @@ def check_preset(
         raise _fail("invalid parameter values", errors)
 
 
+NO_LONGER_DECLARED = "the script no longer declares this parameter: saving leaves it out"
+
+
+def stored_misfits(schema: list[dict[str, Any]], values: Mapping[str, Any]) -> dict[str, str]:
+    """The values a schedule, webhook or "then run" link stored (`values`, name -> value) that no
+    longer fit the script's declaration (`schema`, normalized), changed since they were saved:
+    name -> why (`NO_LONGER_DECLARED`; a declared one that `convert` refuses, its message, e.g.
+    "must be an integer"). The forms show each one with its reason rather than drop it unsaid;
+    the services refuse a save that keeps one (`resolve`, `check_preset`), so the UI and the API
+    judge them alike. Null values are no value (`resolve`) and fit."""
+    known = {spec["name"]: spec for spec in schema}
+    misfits: dict[str, str] = {}
+    for name, value in values.items():
+        spec = known.get(name)
+        if spec is None:
+            misfits[name] = NO_LONGER_DECLARED
+            continue
+        if value is None:
+            continue
+        try:
+            convert(ParamType(spec["type"]), value, spec.get("options"))
+        except _Bad as exc:
+            misfits[name] = str(exc)
+    return misfits
+
+
 def defaults(schema: list[dict[str, Any]]) -> dict[str, Any]:
     """The seed's simple form of a schema: NAME -> default (null when there is none)."""
     return {spec["name"]: spec.get("default") for spec in schema}

@@ -156,8 +156,9 @@ async def approvals_page(actor: Actor) -> None:
     """
     with frame(actor, "Approvals"):
         ui.label(
-            "Runs of scripts that require approval wait here until enough other people approve."
-        ).classes("text-grey-7")
+            "Runs of scripts that require approval wait here until enough other people approve. "
+            "Operators and admins make a script require approval on its page: Overview, Require approval."
+        ).classes("text-grey-7").props('data-testid="approvals-how"')  # the list has nothing to add
 
         reads = OneRead()  # the page's reads of both lists, one at a time (`follow`)
         comments: dict[int, str] = {}  # what is typed in each row's comment: a redrawn row keeps it

@@ -11,12 +11,14 @@ from nicegui import ui
 from opscraft.db import stored_shapes
 from opscraft.db.models import ChainLink, Execution, Script
 from opscraft.db.models.chains import ChainOutcome
-from opscraft.services import chains
+from opscraft.services import chains, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.chains import ExecutionChain
+from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
 from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
+from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
     OneRead,
@@ -132,7 +134,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                 "target_script_id": link.target_script_id,
                 "outcome": str(link.outcome),
                 "mapping": stored_json_text(link, "mapping"),
-                "parameters": stored_json_text(link, "parameters"),
+                "parameters": stored_values(link),
                 "enabled": link.enabled,
             } | automation_terraform.loaded(link.terraform_action, link.terraform_workspace)
             loaded["run_options"] = link.run_options
@@ -140,7 +142,6 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             "target_script_id": None,
             "outcome": ChainOutcome.success.value,
             "mapping": "{}",
-            "parameters": "{}",
             "enabled": True,
         } | automation_terraform.loaded(None, None)
         with (
@@ -166,10 +167,37 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                 "chain-mapping",
                 value=start["mapping"],
             )
-            fixed = prose_input("Fixed parameters (JSON object)", "chain-params", value=start["parameters"])
+            # The fixed values, one field per parameter of the script chosen to start (`ParameterFields`,
+            # as a webhook's: none required, empty ones left to the defaults); built for each choice.
+            params_box = ui.column().classes("w-full gap-1")
+            fixed: dict[str, ParameterFields] = {}
+
+            async def show_parameters() -> None:
+                params_box.clear()
+                fixed.clear()
+                if target.value is None:
+                    return
+                try:
+                    chosen = await call(scripts.get, actor, target.value)
+                except ServiceError as exc:
+                    with params_box:
+                        ui.label(exc.message).classes("text-caption text-negative")
+                    return
+                same = link is not None and target.value == link.target_script_id  # its stored values
+                with params_box:
+                    if chosen.parameters:
+                        ui.label("Fixed parameters (a mapped value replaces one)").classes(
+                            "text-subtitle2 text-grey-8"
+                        )
+                    fixed["fields"] = ParameterFields(
+                        chosen.parameters, stored_values(link) if same else None, required=False, filled=False
+                    )
+
+            await show_parameters()
+            target.on_value_change(show_parameters)
             enabled = ui.switch("Enabled", value=start["enabled"]).props('data-testid="chain-enabled"')
             terraform = automation_terraform.terraform_fields("chain", start, "if the script to start is one")
-            fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping, "parameters": fixed}
+            fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping}
             with ui.column().classes("w-full gap-0") as ansible_box:
                 ansible = ansible_fields.ansible_fields("chain-ansible", loaded and loaded["run_options"])
 
@@ -190,18 +218,22 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                 if current is None:
                     return
 
+                shown = fixed.get("fields")
+                params = shown.inputs() if shown else {}
+                problems = fields | (shown.problem_inputs() if shown else {})
+
                 async def save() -> Any:
                     values = {
                         "target_script_id": target.value,
                         "outcome": outcome.value,
                         "mapping": mapping.value or "{}",
-                        "parameters": fixed.value or "{}",
+                        "parameters": shown.values() if shown else {},
                         "enabled": enabled.value,
                     } | terraform.values()
                     if loaded is not None or ansible_box.visible:
                         values["run_options"] = ansible.values() if ansible_box.visible else None
                     # checked by the service as a whole
-                    data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
+                    data = changed_with_boxes(values, loaded, ("mapping",))
                     if link is None:
                         return await call(chains.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
@@ -209,7 +241,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
-                saved = await run_action(lambda: top_level_fields(save), fields=fields)
+                saved = await run_action(lambda: top_level_fields(save, params), fields=problems)
                 if saved is not None:
                     await update()
                     await close_saved(dialog, done, draft)

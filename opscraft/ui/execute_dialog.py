@@ -19,7 +19,6 @@ from opscraft.execution import terraform_backend
 from opscraft.services import (
     draft_runs,
     executions,
-    parameters,
     run_option_rights,
     scripts,
     shared_inventories,
@@ -27,13 +26,13 @@ from opscraft.services import (
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, ServiceError
 from opscraft.services.executions import RunnerOptions
-from opscraft.services.parameters import ParamType
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts
 from opscraft.ui.ansible_fields import AnsibleFields, ansible_fields
 from opscraft.ui.drafts import Draft
 from opscraft.ui.execution_widgets import banner, sentence
 from opscraft.ui.layout import guard, notify_error, run_action
+from opscraft.ui.parameter_fields import ParameterFields
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
 from opscraft.ui.widgets import (
@@ -50,97 +49,7 @@ from opscraft.ui.widgets import (
 
 # Per browser tab (NiceGUI client): its run form, None while it is being built (`open_dialog`).
 _FORMS: weakref.WeakKeyDictionary[Client, ui.dialog | None] = weakref.WeakKeyDictionary()
-# A required boolean without a default: true or false, neither chosen at first.
-BOOLEAN_CHOICES = {True: "true", False: "false"}
 TERRAFORM_ACTIONS = {"plan": "Plan (no changes)", "apply": "Apply (-auto-approve)", "destroy": "Destroy"}
-
-
-def _validator(spec: dict[str, Any]) -> Any:
-    """Inline validation with the service's own conversion rules, so the form and the API agree."""
-    kind = ParamType(spec["type"])
-
-    def validate(value: Any) -> str | None:
-        if value is None or (value == "" and kind is not ParamType.string):
-            return "Required" if spec.get("required") else None
-        if value == "" and spec.get("required"):
-            return "Required"
-        if parameters.blank_required(spec, value):
-            return f"Value {parameters.BLANK_REQUIRED}"
-        try:
-            parameters.convert(kind, value, spec.get("options"))
-        except ValueError as exc:
-            return f"Value {exc}"
-        return None
-
-    return validate
-
-
-def _field(spec: dict[str, Any]) -> ui.element:
-    """One input for one parameter: switch (a boolean with a default), select (a boolean without
-    one: true/false, empty until chosen; a choice), number or text. An optional select can be
-    cleared back to no value, which the run leaves out as the API does (`_values`)."""
-    kind = ParamType(spec["type"])
-    required = bool(spec.get("required"))
-    label = spec["name"] + (" *" if required else "")
-    default = spec.get("default")
-    testid = f'data-testid="param-{spec["name"]}"'
-    if kind is ParamType.boolean and default is None:  # a required one never has a default
-        # Chosen by whoever runs it, or left out: a switch is never "not chosen", and sent false
-        # untouched where the API says "is required" or leaves an optional one out.
-        element: ui.element = ui.select(
-            BOOLEAN_CHOICES, label=label, value=None, clearable=not required, validation=_validator(spec)
-        ).props("outlined dense")
-    elif kind is ParamType.boolean:
-        return ui.switch(label, value=bool(default)).props(testid)
-    elif kind is ParamType.choice:
-        element = ui.select(
-            spec.get("options") or [],
-            label=label,
-            value=default,
-            clearable=not required,
-            validation=_validator(spec),
-        ).props("outlined dense options-dense")
-    elif kind in (ParamType.integer, ParamType.number):
-        text = "" if default is None else str(default)
-        element = NumberText(label, value=text, validation=_validator(spec))
-    else:
-        element = ui.input(label, value="" if default is None else str(default), validation=_validator(spec))
-    if isinstance(element, ui.input):  # a number is typed as text too (`NumberText`)
-        element.props(f"outlined dense {carried(parameters.MAX_VALUE_CHARS)}")
-    if spec.get("description"):
-        element.props["hint"] = spec["description"]
-    return element.props(testid).classes("w-full")
-
-
-class NumberText(ui.input):
-    """A number parameter's field: a text box whose digits are sent as typed.
-
-    A browser number field (`ui.number`) goes through a JavaScript double, which rounds integers
-    beyond 2**53 (`9007199254740993` became `...992`); the service converts the typed text itself
-    (`parameters.convert`: exact 64-bit integers, finite floats) or refuses it under the field.
-    """
-
-    def __init__(self, label: str, value: str, validation: Callable[[Any], str | None]) -> None:
-        super().__init__(label, value=value, validation=validation)
-        self.props('inputmode="decimal" autocomplete="off"')
-
-
-def _values(fields: dict[str, ui.element]) -> dict[str, Any]:
-    """The submitted values; empty optional fields are left out so the script's defaults apply.
-
-    Numbers are sent as the typed text (trimmed), never through a float.
-    """
-    values: dict[str, Any] = {}
-    for name, element in fields.items():
-        value = element.value  # type: ignore[attr-defined]
-        if isinstance(element, NumberText):
-            value = value.strip() if isinstance(value, str) else value
-            if value in (None, ""):
-                continue
-        elif value is None or (value == "" and not isinstance(element, ui.input)):
-            continue
-        values[name] = value
-    return values
 
 
 def _workspace_input() -> ui.input | None:
@@ -259,7 +168,6 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
     except ServiceError as exc:
         notify_error(exc.message)
         return None
-    fields: dict[str, ui.element] = {}
     with (
         ui.dialog().props(FORM_DIALOG_PROPS) as dialog,
         ui.card().classes("w-[34rem] max-w-full gap-3").props('data-testid="execute-dialog"') as card,
@@ -284,12 +192,14 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             )
         if schema:
             ui.label("Parameters").classes("text-subtitle2 text-grey-8 mt-2")
-            for spec in schema:
-                fields[spec["name"]] = draft.field(spec["name"], _field(spec))
-            # Typing goes to the first parameter as soon as the form shows (layout.py's dialog focus).
-            next(iter(fields.values())).props("autofocus")
         else:
             ui.label("This script takes no parameters.").classes("text-grey-7")
+        params = ParameterFields(schema)
+        fields = params.elements
+        for name, element in fields.items():
+            draft.field(name, element)
+        if fields:  # typing goes to the first parameter as soon as the form shows (layout.py's dialog focus)
+            next(iter(fields.values())).props("autofocus")
         action = None
         workspace = _workspace_input() if script_type == ScriptType.terraform else None
         if script_type == ScriptType.terraform and test_run:
@@ -324,9 +234,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 return False
             if action is not None and action.value == "destroy" and not await confirm_destroy(script.name):
                 return False
-            invalid = [
-                name for name, el in fields.items() if isinstance(el, ValidationElement) and not el.validate()
-            ]
+            invalid = params.invalid()
             if invalid:
                 notify_error(f"Fix the highlighted parameters: {', '.join(invalid)}")
                 return False
@@ -342,7 +250,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                         test_run.content,
                         script_type=test_run.script_type,
                         parameter_schema=test_run.schema,
-                        parameters_in=_values(fields),
+                        parameters_in=params.values(),
                         terraform_workspace=_workspace_value(workspace),
                         runner=runner.value if runner else None,
                         trigger=executions.Trigger.ui,
@@ -354,7 +262,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                         executions.create,
                         current,
                         script_id,
-                        _values(fields),
+                        params.values(),
                         terraform_action=action.value if action else None,
                         terraform_workspace=_workspace_value(workspace),
                         runner=runner.value if runner else None,

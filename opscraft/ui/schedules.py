@@ -3,6 +3,7 @@ fire times in the browser's time zone; last result) and the Schedules overview p
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,13 +13,22 @@ from nicegui import ui
 from opscraft.db.models import Script
 from opscraft.db.models.automation import MissedPolicy, OverlapPolicy, Schedule
 from opscraft.db.types import utcnow
-from opscraft.services import schedules
+from opscraft.services import schedules, scripts
 from opscraft.services.actor import Actor
-from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
-from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
+from opscraft.ui.choices import first_choices, script_search, searched_select
+from opscraft.ui.layout import (
+    close_saved,
+    follow,
+    frame,
+    guard,
+    protected_page,
+    reread,
+    run_action,
+)
+from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
     OneRead,
@@ -34,9 +44,7 @@ from opscraft.ui.widgets import (
     one_shot,
     opens_dialog,
     page_dialog,
-    prose_input,
     stored_base,
-    stored_json_text,
     text_input,
 )
 
@@ -90,9 +98,10 @@ def _last(view: ScheduleView) -> None:
         ui.label(text).props(f'data-testid="schedule-last-{s.id}"')
 
 
-# The empty /schedules page: where a schedule is added.
+# The empty /schedules page: where a schedule is added (its Add button, for those who may).
 SCHEDULES_EMPTY_ALL = (
-    "No schedules yet. Operators and admins add them on a script's page, in its Schedules tab."
+    "No schedules yet. Operators and admins add them with Add schedule here, or on a script's page, "
+    "in its Schedules tab."
 )
 
 
@@ -100,8 +109,8 @@ def schedule_rows(
     views: list[ScheduleView], zone: ZoneInfo, *, with_script: bool, on_change: Any = None
 ) -> None:
     """One card per schedule; `on_change(view, action)` for toggle/delete buttons (None: read-only).
-    The page of every script's schedules (`with_script`) has no Add button: its empty state says
-    where schedules are added (a new team looked for one there)."""
+    The empty page of every script's schedules (`with_script`) says where schedules are added
+    (a new team looked for a way there: its Add schedule button, `add_schedule`)."""
     if not views:
         empty = SCHEDULES_EMPTY_ALL if with_script else "No schedules yet."
         ui.label(empty).props('data-testid="schedules-empty"')
@@ -183,11 +192,121 @@ def _draft_key(script_id: int, schedule: Schedule | None) -> str:
     return f"schedule:{script_id}:{'new' if schedule is None else schedule.id}"
 
 
+async def open_form(
+    actor: Actor,
+    script_id: int,
+    view: ScheduleView | None,
+    zone: ZoneInfo,
+    on_saved: Callable[[], Awaitable[None]],
+) -> None:
+    """The schedule dialog of script `script_id` (the script tab's and the /schedules page's):
+    empty to add one (its time zone `zone`, the browser's), filled with `view`'s settings to
+    edit it (Save then sends only the fields changed here: `widgets.changed`); `on_saved` after
+    a save. The parameters are one field per declared parameter (`ParameterFields`, as the run
+    form's), showing the stored values and explaining those the script no longer takes."""
+    script = await run_action(lambda: call(scripts.get, actor, script_id))
+    if script is None:
+        return
+    stored = view.schedule if view is not None else None
+    loaded = None
+    stored_action = stored.terraform_action if stored is not None else None
+    with_terraform = automation_terraform.shown_for(script.script_type, stored_action)
+    stored_options = stored.run_options if stored is not None else None
+    with_ansible = ansible_fields.shown_for(script.script_type, stored_options)
+    stored_params = stored_values(stored)
+    if stored is not None:
+        loaded = {
+            "name": stored.name,
+            "cron": stored.cron,
+            "timezone": stored.timezone,
+            "parameters": stored_params,
+            "missed_policy": MissedPolicy(stored.missed_policy).value,
+            "overlap_policy": OverlapPolicy(stored.overlap_policy).value,
+        }
+        if with_terraform:
+            loaded |= automation_terraform.loaded(stored_action, stored.terraform_workspace)
+        if with_ansible:
+            loaded["run_options"] = stored_options
+    start = loaded or {
+        "name": "",
+        "cron": "0 3 * * *",
+        "timezone": zone.key,
+        "missed_policy": MissedPolicy.run_once.value,
+        "overlap_policy": OverlapPolicy.skip.value,
+    } | (automation_terraform.loaded(None, None) if with_terraform else {})
+    title = f"Add a schedule to {script.name}" if stored is None else f"Edit the schedule {stored.name}"
+    with page_dialog() as dialog, dialog_card(title) as card:  # the overview's rows are redrawn live
+        name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
+        cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
+        tz = text_input(
+            "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
+        )
+        if script.parameters:
+            ui.label("Parameters").classes("text-subtitle2 text-grey-8")
+        # A schedule saved switched off may lack a required value (`parameters.resolve`); a save
+        # of one the system paused resumes it (`schedules.update_schedule`).
+        required = stored is None or stored.enabled or stored.paused_reason is not None
+        params = ParameterFields(script.parameters, stored_params, required=required)
+        missed = ui.select(labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime").props(
+            'outlined dense data-testid="schedule-missed"'
+        )
+        overlap = ui.select(
+            labels.OVERLAP_POLICY, value=start["overlap_policy"], label="While the previous run goes"
+        ).props('outlined dense data-testid="schedule-overlap"')
+        terraform = automation_terraform.terraform_fields("schedule", start) if with_terraform else None
+        ansible = None
+        if with_ansible:
+            ansible = ansible_fields.ansible_fields("schedule-ansible", stored_options)
+        fields = {"name": name, "cron": cron, "timezone": tz} | params.inputs()
+        fields |= terraform.inputs() if terraform else {}
+        fields |= ansible.inputs() if ansible else {}
+        draft = drafts.dialog_draft(
+            _draft_key(script_id, stored),
+            card,
+            fields | {"missed_policy": missed, "overlap_policy": overlap},
+            None if stored is None else stored_base(stored, EDITED_AS_STORED),
+            stored,
+        )
+
+        async def submit() -> None:
+            current = await guard(Permission.edit_scripts)
+            if current is None:
+                return
+
+            async def save() -> Any:
+                values = {
+                    "name": name.value or "",
+                    "cron": cron.value or "",
+                    "timezone": tz.value or "",  # "empty: UTC", the label says, as the API
+                    "parameters": params.values(),
+                    "missed_policy": missed.value,
+                    "overlap_policy": overlap.value,
+                } | (terraform.values() if terraform else {})
+                if ansible is not None:
+                    values["run_options"] = ansible.values()
+                data = changed(values, loaded)  # checked by the service as a whole
+                if stored is None:
+                    return await call(schedules.create, current, script_id, data)
+                # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                base = draft.held_base()
+                return await call(schedules.update_schedule, current, stored.id, data, script_id, base=base)
+
+            done = "Schedule added" if stored is None else "Schedule saved"
+            if await run_action(save, fields=fields | params.problem_inputs()) is not None:
+                await on_saved()
+                await close_saved(dialog, done, draft)
+
+        dialog_buttons(
+            dialog, "Add" if stored is None else "Save", "schedule-submit", submit, on_cancel=draft.clear
+        )
+    dialog.open()
+
+
 @script_tab("schedules", "Schedules", "schedule", order=60)
 async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> None:
     """The script page's Schedules tab: the script's schedules, editable with edit_scripts."""
     assert script.id is not None
-    script_id, script_type = script.id, script.script_type
+    script_id = script.id
     edit = can(actor.user, Permission.edit_scripts)
     ui.label(
         "Runs start on their own at each fire time, on behalf of the schedule's owner (who last saved it)."
@@ -213,7 +332,7 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
         s = view.schedule
         assert s.id is not None
         if action == "edit":
-            await open_form(view)
+            await open_form(actor, script_id, view, zone_box["zone"], update)
             return
         if action == "delete":
             if await delete_schedule(current, view) is not None:  # a failed one too: maybe gone already
@@ -228,104 +347,14 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
         if saved is not None:
             await update()
 
-    async def open_form(view: ScheduleView | None = None) -> None:
-        """The schedule dialog: empty to add one, filled with `view`'s settings to edit it (Save
-        then sends only the fields changed here: `widgets.changed`)."""
-        stored = view.schedule if view is not None else None
-        loaded = None
-        stored_action = stored.terraform_action if stored is not None else None
-        with_terraform = automation_terraform.shown_for(script_type, stored_action)
-        stored_options = stored.run_options if stored is not None else None
-        with_ansible = ansible_fields.shown_for(script_type, stored_options)
-        if stored is not None:
-            loaded = {
-                "name": stored.name,
-                "cron": stored.cron,
-                "timezone": stored.timezone,
-                "parameters": stored_json_text(stored, "parameters"),
-                "missed_policy": MissedPolicy(stored.missed_policy).value,
-                "overlap_policy": OverlapPolicy(stored.overlap_policy).value,
-            }
-            if with_terraform:
-                loaded |= automation_terraform.loaded(stored_action, stored.terraform_workspace)
-            if with_ansible:
-                loaded["run_options"] = stored_options
-        start = loaded or {
-            "name": "",
-            "cron": "0 3 * * *",
-            "timezone": zone_box["zone"].key,
-            "parameters": "{}",
-            "missed_policy": MissedPolicy.run_once.value,
-            "overlap_policy": OverlapPolicy.skip.value,
-        } | (automation_terraform.loaded(None, None) if with_terraform else {})
-        title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
-        with page_dialog() as dialog, dialog_card(title) as card:  # the overview's rows are redrawn live
-            name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
-            cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
-            tz = text_input(
-                "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
-            )
-            params = prose_input("Parameters (JSON object)", "schedule-params", value=start["parameters"])
-            missed = ui.select(
-                labels.MISSED_POLICY, value=start["missed_policy"], label="After downtime"
-            ).props('outlined dense data-testid="schedule-missed"')
-            overlap = ui.select(
-                labels.OVERLAP_POLICY, value=start["overlap_policy"], label="While the previous run goes"
-            ).props('outlined dense data-testid="schedule-overlap"')
-            terraform = automation_terraform.terraform_fields("schedule", start) if with_terraform else None
-            ansible = None
-            if with_ansible:
-                ansible = ansible_fields.ansible_fields("schedule-ansible", stored_options)
-            fields = {"name": name, "cron": cron, "timezone": tz, "parameters": params}
-            fields |= terraform.inputs() if terraform else {}
-            fields |= ansible.inputs() if ansible else {}
-            draft = drafts.dialog_draft(
-                _draft_key(script_id, stored),
-                card,
-                fields | {"missed_policy": missed, "overlap_policy": overlap},
-                None if stored is None else stored_base(stored, EDITED_AS_STORED),
-                stored,
-            )
+    async def add() -> None:
+        await open_form(actor, script_id, None, zone_box["zone"], update)
 
-            async def submit() -> None:
-                current = await guard(Permission.edit_scripts)
-                if current is None:
-                    return
-
-                async def save() -> Any:
-                    values = {
-                        "name": name.value or "",
-                        "cron": cron.value or "",
-                        "timezone": tz.value or "",  # "empty: UTC", the label says, as the API
-                        "parameters": params.value or "{}",
-                        "missed_policy": missed.value,
-                        "overlap_policy": overlap.value,
-                    } | (terraform.values() if terraform else {})
-                    if ansible is not None:
-                        values["run_options"] = ansible.values()
-                    data = changed(values, loaded)  # checked by the service as a whole
-                    if "parameters" in data:
-                        data["parameters"] = json_from_text(data["parameters"])
-                    if stored is None:
-                        return await call(schedules.create, current, script_id, data)
-                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = draft.held_base()
-                    return await call(
-                        schedules.update_schedule, current, stored.id, data, script_id, base=base
-                    )
-
-                done = "Schedule added" if stored is None else "Schedule saved"
-                if await run_action(save, fields=fields) is not None:
-                    await update()
-                    await close_saved(dialog, done, draft)
-
-            dialog_buttons(
-                dialog, "Add" if stored is None else "Save", "schedule-submit", submit, on_cancel=draft.clear
-            )
-        dialog.open()
+    async def reopened(view: ScheduleView | None) -> None:
+        await open_form(actor, script_id, view, zone_box["zone"], update)
 
     if edit:
-        ui.button("Add schedule", icon="add", on_click=opens_dialog(open_form)).props(
+        ui.button("Add schedule", icon="add", on_click=opens_dialog(add)).props(
             'unelevated data-testid="schedule-add"'
         )
     body = Rows(
@@ -347,12 +376,35 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
 
     async def resume_draft() -> None:
         """Reopen the dialog whose typing a reload interrupted (the tab's draft of it)."""
-        await drafts.reopen(f"schedule:{script_id}:", open_form, lambda _: listed())
+        await drafts.reopen(f"schedule:{script_id}:", reopened, lambda _: listed())
 
     one_shot(0.1, localize)
     if edit:
         one_shot(0, resume_draft)
     follow(read, body.show, Permission.view_scripts, reads=reads)
+
+
+async def add_schedule(actor: Actor, zone: ZoneInfo, on_saved: Callable[[], Awaitable[None]]) -> None:
+    """The /schedules page's Add: choose the script the schedule runs, then the script tab's
+    schedule dialog (`open_form`) for it. Users of Semaphore or Rundeck add a schedule from
+    the list of schedules; a schedule belongs to one script, whose parameters its form shows,
+    so the script comes first."""
+    first = await first_choices(script_search(actor))
+    with page_dialog() as dialog, dialog_card("Add a schedule"):
+        ui.label(
+            "A schedule runs one script: choose it. Its schedules are also on its page, in the Schedules tab."
+        ).classes("text-grey-7")
+        chosen = searched_select("Script", "schedule-script", first)
+
+        async def next_step() -> None:
+            if not chosen.value:
+                chosen.error = "Choose the script to run"
+                return
+            dialog.close()
+            await open_form(actor, int(chosen.value), None, zone, on_saved)
+
+        dialog_buttons(dialog, "Next", "schedule-script-next", next_step)
+    dialog.open()
 
 
 @protected_page("/schedules", Permission.view_scripts, "Schedules")
@@ -376,6 +428,14 @@ async def schedules_page(actor: Actor) -> None:
                 await update()
 
         on_change = change if can(actor.user, Permission.edit_scripts) else None
+
+        async def add() -> None:
+            await add_schedule(actor, zone_box["zone"], update)
+
+        if on_change is not None:
+            ui.button("Add schedule", icon="add", on_click=opens_dialog(add)).props(
+                'unelevated data-testid="schedule-add"'
+            )
         shown = Redrawn(
             lambda data: schedule_rows(*data, with_script=True, on_change=on_change),
             await read(actor),

@@ -10,13 +10,14 @@ from nicegui import context, ui
 
 from opscraft import runtime
 from opscraft.db.models import Script, SignatureScheme, WebhookTrigger
-from opscraft.services import secrets, webhooks
+from opscraft.services import scripts, secrets, webhooks
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui import secrets as ui_secrets
 from opscraft.ui.choices import first_choices, searched_select, secret_search
 from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
+from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
     OneRead,
@@ -169,8 +170,12 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
         current = await guard(Permission.edit_scripts)
         if current is None:
             return
+        fresh = await run_action(lambda: call(scripts.get, current, script_id))  # its parameters now
+        if fresh is None:
+            return
         loaded = None
         chosen = None
+        stored_params = stored_values(hook)
         stored_action = hook.terraform_action if hook is not None else None
         with_terraform = automation_terraform.shown_for(script_type, stored_action)
         stored_options = hook.run_options if hook is not None else None
@@ -179,7 +184,7 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             loaded = {
                 "name": hook.name,
                 "mapping": stored_json_text(hook, "mapping"),
-                "parameters": stored_json_text(hook, "parameters"),
+                "parameters": stored_params,
                 "secret_id": hook.secret_id,
                 "signature_scheme": hook.signature_scheme,
             }
@@ -195,7 +200,6 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
         start = loaded or {
             "name": "",
             "mapping": "{}",
-            "parameters": "{}",
             "secret_id": None,
             "signature_scheme": SignatureScheme.opscraft.value,
         } | (automation_terraform.loaded(None, None) if with_terraform else {})
@@ -206,7 +210,13 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
             )
-            fixed = prose_input("Fixed parameters (JSON object)", "webhook-params", value=start["parameters"])
+            if fresh.parameters:
+                ui.label("Fixed parameters (a mapped value from the body replaces one)").classes(
+                    "text-subtitle2 text-grey-8"
+                )
+            # None required: the body may give it (`parameters.check_preset` says when nothing does);
+            # an empty one is the script's default at each call, never stored as fixed.
+            fixed = ParameterFields(fresh.parameters, stored_params, required=False, filled=False)
             secret = searched_select(
                 "Signing secret (vault, optional)",
                 "webhook-secret",
@@ -221,13 +231,8 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             ansible = None
             if with_ansible:
                 ansible = ansible_fields.ansible_fields("webhook-ansible", stored_options)
-            fields = {
-                "name": name,
-                "mapping": mapping,
-                "parameters": fixed,
-                "secret_id": secret,
-                "signature_scheme": scheme,
-            }
+            fields = {"name": name, "mapping": mapping} | fixed.inputs()
+            fields |= {"secret_id": secret, "signature_scheme": scheme}
             fields |= terraform.inputs() if terraform else {}
             fields |= ansible.inputs() if ansible else {}
             # Not the signing secret: a searched select's label names no option the form holds.
@@ -245,14 +250,14 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                     values = {
                         "name": name.value or "",
                         "mapping": mapping.value or "{}",
-                        "parameters": fixed.value or "{}",
+                        "parameters": fixed.values(),
                         "secret_id": secret.value or None,
                         "signature_scheme": scheme.value,
                     } | (terraform.values() if terraform else {})
                     if ansible is not None:
                         values["run_options"] = ansible.values()
                     # checked by the service as a whole
-                    data = changed_with_boxes(values, loaded, ("mapping", "parameters"))
+                    data = changed_with_boxes(values, loaded, ("mapping",))
                     if hook is None:
                         return await call(webhooks.create, current, script_id, data)
                     # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
@@ -260,7 +265,8 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                     return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
 
                 done = "Webhook added" if hook is None else "Webhook saved"
-                saved = await run_action(lambda: top_level_fields(save), fields=fields)
+                problems = fields | fixed.problem_inputs()
+                saved = await run_action(lambda: top_level_fields(save, fixed.inputs()), fields=problems)
                 if saved is None:
                     return
                 await update()

@@ -8,7 +8,7 @@ import json
 import re
 import weakref
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar
@@ -570,19 +570,20 @@ def changed_with_boxes(
     return data
 
 
-async def top_level_fields(action: Callable[[], Awaitable[Any]]) -> Any:
+async def top_level_fields(action: Callable[[], Awaitable[Any]], own: Collection[str] = ()) -> Any:
     """Run `action` (a save of a webhook's or a "then run" link's form); a problem with
     `mapping.NAME` or `parameters.NAME` is said under the mapping or parameters box, with the
     parameter's name in the message, never under an input the parameter is named like (a
     parameter `name` or `enabled`: `layout.show_field_errors` tries the last part first).
-    `run_options.limit` stays: its own input."""
+    `run_options.limit` stays: its own input; so do the fields in `own` (a parameter's own
+    field, `ParameterFields.inputs`: `parameters.NAME`)."""
     try:
         return await action()
     except Invalid as exc:
         details = []
         for detail in exc.details or []:
             field = str(detail.get("field", ""))
-            if field.split(".", 1)[0] in ("mapping", "parameters") and "." in field:
+            if field.split(".", 1)[0] in ("mapping", "parameters") and "." in field and field not in own:
                 top, name = field.split(".", 1)
                 detail = {"field": top, "message": f"{name}: {detail['message']}"}
             details.append(detail)

@@ -632,9 +632,10 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
 def field_message(page: Any, testid: str, expected: str = "") -> str:
     """The message under the input `testid` once it holds `expected` (any message when empty),
     in lower case; AssertionError when it does not come. Waited for: the form's previous message
-    may still be shown, its removal (the value changed) on its way from the server."""
+    may still be shown, its removal (the value changed) on its way from the server. The last
+    messages block: while a hint gives way to an error, Quasar shows both, the leaving one first."""
     field = page.get_by_test_id(testid).locator("xpath=ancestor::label[contains(@class, 'q-field')]")
-    messages = field.locator(".q-field__messages")
+    messages = field.locator(".q-field__messages").last
 
     def shown() -> str:
         text = messages.inner_text().strip().lower()
@@ -747,22 +748,20 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("on\tpush")
     page.get_by_test_id("webhook-mapping").fill('{"NOPE": "/ref"}')
-    page.get_by_test_id("webhook-params").fill('{"N": "abc"}')
+    page.get_by_test_id("param-N").fill("abc")
     page.get_by_test_id("webhook-submit").click()
     field_message(page, "webhook-name", "control characters")
     field_message(page, "webhook-mapping", "nope: unknown parameter")
-    field_message(page, "webhook-params", "n: must be an integer")
+    field_message(page, "param-N", "must be an integer")
     page.keyboard.press("Escape")
     page.get_by_test_id("webhook-name").wait_for(state="hidden")  # closed before the next tab
 
     page.get_by_test_id("tab-chains").click()
     page.get_by_test_id("chain-add").click()
     page.get_by_test_id("chain-mapping").fill("{not json")
-    page.get_by_test_id("chain-params").fill("[1]")
     page.get_by_test_id("chain-submit").click()
     field_message(page, "chain-target", "choose a script to start")
     field_message(page, "chain-mapping", "must be a json object")
-    field_message(page, "chain-params", "must be a json object")
     page.keyboard.press("Escape")
     page.get_by_test_id("chain-mapping").wait_for(state="hidden")
 
@@ -770,20 +769,20 @@ def test_webhook_link_and_schedule_forms_show_every_problem_at_once(page: Any, e
     page.get_by_test_id("schedule-add").click()
     page.get_by_test_id("schedule-name").fill("   ")
     page.get_by_test_id("schedule-cron").fill("61 * * * *")
-    page.get_by_test_id("schedule-params").fill('{"N": 1.5}')
+    page.get_by_test_id("param-N").fill("1.5")
     page.get_by_test_id("schedule-submit").click()
     field_message(page, "schedule-name", "must not be empty or only spaces")
     field_message(page, "schedule-cron", "minute field '61'")
-    field_message(page, "schedule-params", "n: must be an integer")
+    field_message(page, "param-N", "must be an integer")
     for kind in ("webhooks", "chains", "schedules"):
         assert env.api("GET", f"/api/v1/scripts/{script_id}/{kind}").json()["items"] == [], kind
 
 
 def test_a_required_parameter_left_out_is_said_under_the_fixed_parameters(page: Any, env: Env) -> None:
     """A webhook or "then run" link that neither maps nor gives a required parameter was saved,
-    and every call or chained run then failed "is required". The dialog says it under the fixed
-    parameters box with what to do, for a parameter named like one of the form's inputs (`name`)
-    too; mapped, it saves."""
+    and every call or chained run then failed "is required". The dialog says it under the
+    parameter's field with what to do, for a
+    parameter named like one of the form's inputs (`name`) too; mapped, it saves."""
     body = {
         "name": "needs-both",
         "script_type": "bash",
@@ -804,9 +803,9 @@ def test_a_required_parameter_left_out_is_said_under_the_fixed_parameters(page: 
     page.get_by_test_id("webhook-name").fill("push")
     page.get_by_test_id("webhook-mapping").fill('{"BRANCH": "/ref"}')
     page.get_by_test_id("webhook-submit").click()
-    said = field_message(page, "webhook-params", "name: is required")
-    assert said == "name: is required: map it from the request body or give it a fixed value", said
-    page.get_by_test_id("webhook-params").fill('{"name": "x"}')
+    said = field_message(page, "param-name", "is required")  # not under the webhook's Name
+    assert said == "is required: map it from the request body or give it a fixed value", said
+    page.get_by_test_id("param-name").fill("x")
     page.get_by_test_id("webhook-submit").click()
     page.get_by_test_id("webhook-url").wait_for()
     (hook,) = env.api("GET", f"/api/v1/scripts/{script_id}/webhooks").json()["items"]
@@ -816,10 +815,10 @@ def test_a_required_parameter_left_out_is_said_under_the_fixed_parameters(page: 
     page.get_by_test_id("chain-add").click()
     page.get_by_test_id("chain-target").click()
     page.get_by_role("option", name="needs-both").click()
-    page.get_by_test_id("chain-params").fill('{"BRANCH": "main"}')
+    page.get_by_test_id("param-BRANCH").fill("main")  # the fields of the script chosen to start
     page.get_by_test_id("chain-submit").click()
-    said = field_message(page, "chain-params", "name: is required")
-    assert said == "name: is required: map it from the source run or give it a fixed value", said
+    said = field_message(page, "param-name", "is required")
+    assert said == "is required: map it from the source run or give it a fixed value", said
     assert env.api("GET", f"/api/v1/scripts/{source_id}/chains").json()["items"] == []
 
 
