@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, LiveServer
-from tests.ui_journey import API_TIMEOUT, serving
+from tests.ui_journey import API_TIMEOUT, held_reloads, serving
 
 pytestmark = pytest.mark.browser
 
@@ -290,6 +290,7 @@ def test_event_handlers_recheck_the_role(page: Any, server: LiveServer) -> None:
     second = {"username": "root2", "email": "r2@example.com", "password": "Root2-Pass-123", "role": "admin"}
     created = httpx.post(f"{api}/users", json=second, headers=headers)
     assert created.status_code == 201
+    held_reloads(page)  # the click's handler refuses, not the page's periodic re-check
     j = Journey(page, server, "recheck")
     j.goto("/login?next=/users")
     j.login("root2", "Root2-Pass-123")

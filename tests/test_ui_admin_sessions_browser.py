@@ -18,6 +18,7 @@ from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
     SocketHold,
+    held_reloads,
     journey_server,
     log_in,
     make_users,
@@ -92,6 +93,7 @@ def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
     )
     assert made.status_code == 201, made.text
     boss = _person(server, admin, "boss-tokens", "admin")
+    held_reloads(page)  # the switch's handler refuses, not the page's periodic re-check (1 s here)
     log_in(page, server, "boss-tokens", then="/tokens")
     page.get_by_test_id("tokens-empty").wait_for()
 

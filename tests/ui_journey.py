@@ -289,6 +289,20 @@ class SocketHold:
         self.page.wait_for_function("(last) => window.nextMessageId > last", arg=self.released_id)
 
 
+def held_reloads(page: Any) -> SocketHold:
+    """Set up before the page is opened: the page never reloads on the server's word (NiceGUI's
+    `ui.navigate.reload`, "history.go(0)"), which is how the page's own periodic re-check
+    (`layout.guard(ticking=True)`, every `OPSCRAFT_LIVE_SECONDS`) redraws a page drawn for a role
+    the user no longer has. A test that demotes the signed-in user and then clicks is thereby
+    refused by the click's handler's own re-check, whenever the periodic one comes: under load
+    that one could redraw the page as "may not open this page" first, and the click then found
+    no dialog or no button (its own refusal is `test_ui_admin_sessions_browser`'s). Returns the
+    hold (`stop()` it to let later reloads through)."""
+    hold = SocketHold(page, toward_page=True)
+    hold.hold("history.go(0)")
+    return hold
+
+
 # Held at its attempt to reconnect (socket.io's manager `open`, which its reconnection timer calls):
 # `ocReopen()` lets that attempt go on.
 HOLD_RECONNECT_JS = """() => {
