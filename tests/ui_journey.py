@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -287,6 +288,19 @@ class SocketHold:
         `window.nextMessageId` is past its `_id`); its handler has run by the next Playwright
         call (a run_javascript's code, an update's redraw: the browser's microtasks)."""
         self.page.wait_for_function("(last) => window.nextMessageId > last", arg=self.released_id)
+
+
+@contextmanager
+def database_locked(server: LiveServer) -> Iterator[None]:
+    """Hold SQLite's write lock on the server's database while the block runs: its writers wait
+    (up to their busy timeout, `db.engine.SQLITE_BUSY_TIMEOUT_MS`: 10 s), as on a busy database."""
+    connection = sqlite3.connect(server.data_dir / "opscraft.db", timeout=10, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
 
 
 def held_reloads(page: Any) -> SocketHold:
