@@ -13,7 +13,15 @@ import pytest
 
 from opscraft.services.errors import GONE_WHY
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, signed_in, wait_connected
+from tests.ui_journey import (
+    create_script,
+    database_locked,
+    journey_server,
+    journey_tokens,
+    log_in,
+    signed_in,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -141,6 +149,27 @@ def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
     assert page.get_by_test_id("profile-email").input_value() == "ops-team@example.com", "the page shows it"
     page.get_by_test_id("profile-save").click()
     page.locator(".q-notification", has_text="Nothing changed").wait_for()
+
+
+def test_a_name_retyped_while_the_profile_saves_is_kept(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Once saved, the Profile page put the saved email and name back into the fields on the
+    server: a name retyped while the save was on its way (a busy database) was replaced by the
+    saved one. A field typed into since the click keeps what was typed."""
+    signed_in(page, server, "admin", then="/profile")
+    name, save = page.get_by_test_id("profile-full-name"), page.get_by_test_id("profile-save")
+    name.fill("Ada, first typed")
+    with database_locked(server):  # the save waits
+        save.click()
+        page.wait_for_function("() => document.querySelector('[data-testid=\"profile-save\"]').disabled")
+        name.fill("Ada, typed while saving")
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    assert _api(server, tokens["admin"], "GET", "/auth/me")["full_name"] == "Ada, first typed"
+    assert name.input_value() == "Ada, typed while saving"
+    save.click()  # Quasar counts a repeated notification on the first ("Profile saved 2")
+    page.locator(".q-notification", has_text="Profile saved").filter(has_text="2").wait_for()
+    assert _api(server, tokens["admin"], "GET", "/auth/me")["full_name"] == "Ada, typed while saving"
 
 
 def test_a_profile_edit_survives_a_reload(
