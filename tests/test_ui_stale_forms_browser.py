@@ -61,6 +61,25 @@ def test_a_settings_save_keeps_a_setting_changed_since_the_page_opened(
     assert (stored["output_retention_days"], stored["registration_open"]) == (30, True)
 
 
+def test_a_setting_typed_while_the_settings_save_is_kept(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Once saved, the settings page put every stored setting back into its field: a number typed
+    while the save was on its way (a busy database) was replaced by the stored one."""
+    admin = tokens["admin"]
+    _api(server, admin, "PUT", "/settings", json={"output_retention_days": 0, "warm_pool_size": 0})
+    signed_in(page, server, "admin", then="/settings")
+    pool = page.get_by_test_id("setting-warm_pool_size")
+    page.get_by_test_id("setting-output_retention_days").fill("30")
+    with database_locked(server):  # the save waits
+        page.get_by_test_id("settings-save").click()
+        page.wait_for_function("() => document.querySelector('[data-testid=\"settings-save\"]').disabled")
+        pool.fill("3")
+    page.locator(".q-notification", has_text="Settings saved").wait_for()
+    assert _api(server, admin, "GET", "/settings")["output_retention_days"] == 30
+    assert pool.input_value() == "3"
+
+
 def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
