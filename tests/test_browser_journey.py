@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import ARTIFACTS, LiveServer
-from tests.ui_journey import API_TIMEOUT, serving
+from tests.ui_journey import API_TIMEOUT, held_reloads, serving
 
 pytestmark = pytest.mark.browser
 
@@ -270,7 +270,11 @@ def test_login_redirects_only_to_local_paths_and_sessions_end(page: Any, server:
     j.login(*TRAVELLER)
     j.wait_path("/")
 
-    # An admin deactivates the operator: the open browser session ends on its next request.
+    # An admin deactivates the operator: the browser's session ends on its next request. No page
+    # of it is open meanwhile: an open page's own periodic re-check (its end said there too:
+    # test_ui_admin_sessions_browser) could end the session first, and the request then found
+    # it ended already and said nothing.
+    page.goto("about:blank")
     users = httpx.get(f"{server.url}/api/v1/users", params={"search": TRAVELLER[0]}, headers=headers).json()
     user_id = users["items"][0]["id"]
     r = httpx.put(f"{server.url}/api/v1/users/{user_id}", json={"is_active": False}, headers=headers)
@@ -290,6 +294,7 @@ def test_event_handlers_recheck_the_role(page: Any, server: LiveServer) -> None:
     second = {"username": "root2", "email": "r2@example.com", "password": "Root2-Pass-123", "role": "admin"}
     created = httpx.post(f"{api}/users", json=second, headers=headers)
     assert created.status_code == 201
+    held_reloads(page)  # the click's handler refuses, not the page's periodic re-check
     j = Journey(page, server, "recheck")
     j.goto("/login?next=/users")
     j.login("root2", "Root2-Pass-123")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sqlite3
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -13,7 +10,7 @@ import pytest
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
-from tests.ui_journey import check_accessibility, log_in, make_users, type_code
+from tests.ui_journey import check_accessibility, database_locked, log_in, make_users, type_code
 
 pytestmark = pytest.mark.browser
 
@@ -38,18 +35,6 @@ def _save_and_wait(page: Any, server: LiveServer) -> int:
     page.get_by_test_id("save-script").click()
     page.wait_for_url(re.compile(rf"{re.escape(server.url)}/scripts/\d+$"))
     return int(page.url.rsplit("/", 1)[1])
-
-
-@contextlib.contextmanager
-def _database_locked(server: LiveServer) -> Iterator[None]:
-    """Hold SQLite's write lock on the server's database (its writers wait, up to their busy timeout)."""
-    connection = sqlite3.connect(server.data_dir / "opscraft.db", timeout=10, isolation_level=None)
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        yield
-    finally:
-        connection.execute("ROLLBACK")
-        connection.close()
 
 
 def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer, page: Any) -> None:
@@ -95,7 +80,7 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     assert "pipe-to-shell" in dialog.inner_text() and "Line 3" in dialog.inner_text()
     # The save outlives the dialog (as on a busy machine): another writer holds the database
     # until the dialog is gone; the save then finishes, notifies and navigates all the same.
-    with _database_locked(live_server):
+    with database_locked(live_server):
         page.get_by_test_id("risk-confirm").click()
         dialog.wait_for(state="detached")
     page.wait_for_url(f"{live_server.url}/scripts/{script_id}")
@@ -118,7 +103,7 @@ def test_operator_creates_edits_compares_and_rolls_back(live_server: LiveServer,
     kept = f"{live_server.url}/scripts/{script_id}?tab=versions"
     page.evaluate("window.leftByRollback = true")  # gone with this page
     with page.expect_navigation(url=kept, wait_until="load"):
-        with _database_locked(live_server):
+        with database_locked(live_server):
             page.get_by_test_id("rollback-confirm").click()
             page.get_by_test_id("rollback-dialog").wait_for(state="detached")
     assert page.evaluate("window.leftByRollback") is None  # a new page, not the address replaced

@@ -21,6 +21,7 @@ from tests.ui_journey import (
     api,
     api_user,
     create_script,
+    held_reloads,
     journey_server,
     signed_in,
     wait_for_output,
@@ -180,6 +181,7 @@ def test_a_secret_audit_log_longer_than_a_page_is_paged(
         assert api.delete(f"/scripts/{script_id}/secrets/{secret_id}").status_code == 204
     total = AUDIT_PAGE_SIZE + 1
 
+    held_reloads(page)  # the pager's handler refuses, not the page's periodic re-check
     signed_in(page, server, "pager", "/secrets")
     page.get_by_test_id("audit-BUSY_SECRET").click()
     summary = page.get_by_test_id("secret-audit-summary")

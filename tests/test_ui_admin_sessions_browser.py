@@ -18,6 +18,8 @@ from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
     API_TIMEOUT,
     SocketHold,
+    database_locked,
+    held_reloads,
     journey_server,
     log_in,
     make_users,
@@ -92,6 +94,7 @@ def test_a_demoted_admin_cannot_list_everyones_tokens_from_an_open_page(
     )
     assert made.status_code == 201, made.text
     boss = _person(server, admin, "boss-tokens", "admin")
+    held_reloads(page)  # the switch's handler refuses, not the page's periodic re-check (1 s here)
     log_in(page, server, "boss-tokens", then="/tokens")
     page.get_by_test_id("tokens-empty").wait_for()
 
@@ -191,4 +194,33 @@ def test_a_password_typed_right_after_enter_in_the_username_goes_into_the_passwo
     assert page.get_by_test_id("login-password").input_value() == PASSWORD
     socket.release()
     page.keyboard.press("Enter")
+    page.wait_for_url(f"{server.url}/")
+
+
+def test_a_password_retyped_while_a_failed_sign_in_is_checked_is_kept(
+    server: LiveServer, admin: dict[str, str], page: Any
+) -> None:
+    """A failed sign-in emptied the password field on the server once checked: a password retyped
+    meanwhile (a busy database) still showed its dots, but the next click said "Enter your
+    username and password". Only the password that failed is emptied."""
+    _person(server, admin, "viewer-retyper", "viewer")
+    page.goto(f"{server.url}/login")
+    wait_connected(page)
+    page.get_by_test_id("login-username").fill("viewer-retyper")
+    password, submit = page.get_by_test_id("login-password"), page.get_by_test_id("login-submit")
+    password.fill("not-the-password")
+    submit.click()
+    page.get_by_test_id("login-error").get_by_text("Incorrect username or password").wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"login-password\"]').value === ''"
+    )  # the password that failed is emptied
+
+    password.fill("not-it-either")
+    with database_locked(server):  # the failed attempt's audit waits
+        submit.click()
+        page.wait_for_function("() => document.querySelector('[data-testid=\"login-submit\"]').disabled")
+        password.fill(PASSWORD)
+    page.get_by_test_id("login-error").get_by_text("Incorrect username or password").wait_for()
+    assert password.input_value() == PASSWORD
+    submit.click()
     page.wait_for_url(f"{server.url}/")

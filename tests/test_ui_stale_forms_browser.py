@@ -13,7 +13,15 @@ import pytest
 
 from opscraft.services.errors import GONE_WHY
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, log_in, signed_in, wait_connected
+from tests.ui_journey import (
+    create_script,
+    database_locked,
+    journey_server,
+    journey_tokens,
+    log_in,
+    signed_in,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -51,6 +59,25 @@ def test_a_settings_save_keeps_a_setting_changed_since_the_page_opened(
     page.locator(".q-notification", has_text="Settings saved").wait_for()
     stored = _api(server, admin, "GET", "/settings")
     assert (stored["output_retention_days"], stored["registration_open"]) == (30, True)
+
+
+def test_a_setting_typed_while_the_settings_save_is_kept(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Once saved, the settings page put every stored setting back into its field: a number typed
+    while the save was on its way (a busy database) was replaced by the stored one."""
+    admin = tokens["admin"]
+    _api(server, admin, "PUT", "/settings", json={"output_retention_days": 0, "warm_pool_size": 0})
+    signed_in(page, server, "admin", then="/settings")
+    pool = page.get_by_test_id("setting-warm_pool_size")
+    page.get_by_test_id("setting-output_retention_days").fill("30")
+    with database_locked(server):  # the save waits
+        page.get_by_test_id("settings-save").click()
+        page.wait_for_function("() => document.querySelector('[data-testid=\"settings-save\"]').disabled")
+        pool.fill("3")
+    page.locator(".q-notification", has_text="Settings saved").wait_for()
+    assert _api(server, admin, "GET", "/settings")["output_retention_days"] == 30
+    assert pool.input_value() == "3"
 
 
 def test_a_user_edit_keeps_a_role_changed_since_the_page_opened(
@@ -141,6 +168,27 @@ def test_a_profile_save_keeps_an_email_changed_since_the_page_opened(
     assert page.get_by_test_id("profile-email").input_value() == "ops-team@example.com", "the page shows it"
     page.get_by_test_id("profile-save").click()
     page.locator(".q-notification", has_text="Nothing changed").wait_for()
+
+
+def test_a_name_retyped_while_the_profile_saves_is_kept(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Once saved, the Profile page put the saved email and name back into the fields on the
+    server: a name retyped while the save was on its way (a busy database) was replaced by the
+    saved one. A field typed into since the click keeps what was typed."""
+    signed_in(page, server, "admin", then="/profile")
+    name, save = page.get_by_test_id("profile-full-name"), page.get_by_test_id("profile-save")
+    name.fill("Ada, first typed")
+    with database_locked(server):  # the save waits
+        save.click()
+        page.wait_for_function("() => document.querySelector('[data-testid=\"profile-save\"]').disabled")
+        name.fill("Ada, typed while saving")
+    page.locator(".q-notification", has_text="Profile saved").wait_for()
+    assert _api(server, tokens["admin"], "GET", "/auth/me")["full_name"] == "Ada, first typed"
+    assert name.input_value() == "Ada, typed while saving"
+    save.click()  # Quasar counts a repeated notification on the first ("Profile saved 2")
+    page.locator(".q-notification", has_text="Profile saved").filter(has_text="2").wait_for()
+    assert _api(server, tokens["admin"], "GET", "/auth/me")["full_name"] == "Ada, typed while saving"
 
 
 def test_a_profile_edit_survives_a_reload(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -287,6 +288,33 @@ class SocketHold:
         `window.nextMessageId` is past its `_id`); its handler has run by the next Playwright
         call (a run_javascript's code, an update's redraw: the browser's microtasks)."""
         self.page.wait_for_function("(last) => window.nextMessageId > last", arg=self.released_id)
+
+
+@contextmanager
+def database_locked(server: LiveServer) -> Iterator[None]:
+    """Hold SQLite's write lock on the server's database while the block runs: its writers wait
+    (up to their busy timeout, `db.engine.SQLITE_BUSY_TIMEOUT_MS`: 10 s), as on a busy database."""
+    connection = sqlite3.connect(server.data_dir / "opscraft.db", timeout=10, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        connection.execute("ROLLBACK")
+        connection.close()
+
+
+def held_reloads(page: Any) -> SocketHold:
+    """Set up before the page is opened: the page never reloads on the server's word (NiceGUI's
+    `ui.navigate.reload`, "history.go(0)"), which is how the page's own periodic re-check
+    (`layout.guard(ticking=True)`, every `OPSCRAFT_LIVE_SECONDS`) redraws a page drawn for a role
+    the user no longer has. A test that demotes the signed-in user and then clicks is thereby
+    refused by the click's handler's own re-check, whenever the periodic one comes: under load
+    that one could redraw the page as "may not open this page" first, and the click then found
+    no dialog or no button (its own refusal is `test_ui_admin_sessions_browser`'s). Returns the
+    hold (`stop()` it to let later reloads through)."""
+    hold = SocketHold(page, toward_page=True)
+    hold.hold("history.go(0)")
+    return hold
 
 
 # Held at its attempt to reconnect (socket.io's manager `open`, which its reconnection timer calls):

@@ -15,7 +15,16 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import Problems, ServiceError
 from opscraft.ui import session
 from opscraft.ui.layout import LANGUAGE, RESPONSE_TIMEOUT_SECONDS, run_action, theme
-from opscraft.ui.widgets import enter_presses, form, one_click, password_hint, password_input, text_input
+from opscraft.ui.widgets import (
+    enter_presses,
+    form,
+    note_submitted,
+    one_click,
+    password_hint,
+    password_input,
+    put_unless_typed,
+    text_input,
+)
 
 
 async def _no_users() -> bool:
@@ -134,7 +143,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
                 error.text = exc.message[:1].upper() + exc.message[1:] + "."
                 error_box.set_visibility(True)
                 notice_box.set_visibility(False)
-                password.value = ""
+                await put_unless_typed({password: ""})  # a password retyped meanwhile is kept
                 return False
             await session.hand_over(user, target)
             return True
@@ -148,6 +157,7 @@ async def login_page(next: str | None = None, notice: str | None = None) -> Resp
         to_password = f'() => document.getElementById("{password.html_id}").focus()'
         username.on("keydown.enter", js_handler=to_password)
         login_button = ui.button("Log in", on_click=one_click(submit))
+        note_submitted(login_button, [password])
         enter_presses(password, login_button.props('unelevated data-testid="login-submit"').classes("w-full"))
     return None
 

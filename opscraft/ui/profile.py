@@ -16,10 +16,12 @@ from opscraft.ui.widgets import (
     enter_presses,
     form,
     format_time,
+    note_submitted,
     one_click,
     one_shot,
     password_hint,
     password_input,
+    put_unless_typed,
     text_input,
 )
 
@@ -72,14 +74,15 @@ async def profile_page(actor: Actor) -> None:
                     "Profile saved",
                     {"email": email, "full_name": full_name},
                 )
-                if saved is not None:
-                    email.value, full_name.value = saved.email, saved.full_name
+                if saved is not None:  # as stored (the email trimmed), in fields not typed into since
+                    await put_unless_typed({email: saved.email, full_name: saved.full_name})
                     shown.update(email=saved.email, full_name=saved.full_name)
                     await draft.clear()
 
             save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
             )
+            note_submitted(save_button, [email, full_name])
             enter_presses(account, save_button)
             one_shot(0, draft.restore)
 

@@ -190,6 +190,8 @@ async def settings_page(actor: Actor) -> None:
                 current = await guard(Permission.manage_settings)
                 if current is None:
                     return
+                elements = {**switches, **numbers, "local_runner_role": role}
+                submitted = {key: element.value for key, element in elements.items()}
                 changes: dict[str, Any] = {key: bool(switch.value) for key, switch in switches.items()}
                 changes |= {key: _number(key, field.value) for key, field in numbers.items()}
                 changes["local_runner_role"] = role.value
@@ -207,9 +209,11 @@ async def settings_page(actor: Actor) -> None:
                 if saved is not None:
                     values.update(saved)
                     await draft.clear()
-                    for key, element in {**switches, **numbers}.items():
-                        element.value = saved[key]
-                    role.value = saved["local_runner_role"]
+                    # As stored (another tab's changes too), in fields not changed since the
+                    # click: a number typed while the save was on its way was replaced.
+                    for key, element in elements.items():
+                        if element.value == submitted[key]:
+                            element.value = saved[key]
 
             ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="settings-save"'

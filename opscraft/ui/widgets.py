@@ -9,7 +9,7 @@ import re
 import weakref
 from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -634,6 +634,48 @@ def form() -> ui.element:
     submitting it does nothing by itself, the page's button or Enter handler does the work."""
     element = ui.element("form").props('onsubmit="return false" novalidate')
     return element.classes("w-full column no-wrap gap-3")
+
+
+def note_submitted(button: ui.button, fields: Sequence[ui.input]) -> None:
+    """Each click of `button` (an Enter that presses it too: `enter_presses`) notes in the browser
+    what each text field of `fields` shows at that moment, for `put_unless_typed` once the
+    click's work is done. Nothing is sent: a password noted stays where it was typed."""
+    ids = json.dumps([field.id for field in fields])
+    button.on("click", js_handler=NOTE_SUBMITTED_JS % ids)
+
+
+NOTE_SUBMITTED_JS = """() => {
+  for (const id of %s) {
+    const field = getElement(id);
+    if (field) field.$el.ocSubmitted = field.inputValue;
+  }
+}"""
+
+PUT_UNLESS_TYPED_JS = """return ((values) => {
+  for (const [id, value] of Object.entries(values)) {
+    const field = getElement(id);
+    if (!field) continue;
+    if (field.$el.ocSubmitted === field.inputValue) field.inputValue = value;
+    delete field.$el.ocSubmitted;
+  }
+  return Vue.nextTick().then(() => true);
+})(%s)"""
+
+
+async def put_unless_typed(values: Mapping[ui.input, str]) -> None:
+    """After the work of a click noted by `note_submitted`: put each value (a failed password's
+    "", a saved email as stored) into its text field, in the browser, as typing would (the field
+    sends it to the server, in order with what is typed next), unless the field shows something
+    else than at the click: typed meanwhile, it keeps what was typed.
+
+    Set on the server after the work's await, a value replaced what the person typed meanwhile,
+    on screen or only on the server (the browser kept showing it when its copy of the server's
+    value was the same): the login page emptied a password retyped during a failed attempt, and
+    the next click said "Enter your username and password". A page that does not answer within
+    10 seconds (gone, or its connection lost) keeps what it shows."""
+    code = PUT_UNLESS_TYPED_JS % json.dumps({str(field.id): value for field, value in values.items()})
+    with suppress(TimeoutError):
+        await ui.run_javascript(code, timeout=10)
 
 
 def password_input(label: str, testid: str, *, autocomplete: str = "new-password") -> ui.input:
