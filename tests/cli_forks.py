@@ -9,14 +9,15 @@ standard streams (files: stdin holding what is typed in, stdout and stderr read 
 `python -m opscraft` does (`runpy`), exiting as the interpreter exits (a traceback and status 1
 for an uncaught exception, `sys.exit`'s status or message). What is not the same: the modules are
 already imported, so a command's own import-time work happened before its environment was set
-(none of `PRELOADED` reads the environment when imported; the settings are read when a command
-runs). Tests about the process itself (signals, terminals, the interpreter's start) start real
-ones instead (`tests.cli_runs.opscraft`).
+(OpsCraft's settings are read when a command runs; but NiceGUI's `Storage` reads `NICEGUI_*`
+when imported, so a forked `serve` that got as far as serving pages would keep its session
+storages local whatever `REDIS_URL` says). Tests about the process itself (signals, terminals,
+the interpreter's start) start real ones instead (`tests.cli_runs.opscraft`).
 
 Protocol, one JSON object a line: the client writes `{"argv", "env", "cwd", "stdin", "stdout",
-"stderr"}` (the last three: file paths); the server answers `{"pid": ...}` once the child is
-forked and `{"returncode": ...}` once it has ended (`os.waitstatus_to_exitcode`: minus the signal
-for a child a signal ended).
+"stderr"}` (the last three: file paths), and `"code"` for `python -c code *argv`; the server
+answers `{"pid": ...}` once the child is forked and `{"returncode": ...}` once it has ended
+(`os.waitstatus_to_exitcode`: minus the signal for a child a signal ended).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ PRELOADED = (
 
 def _child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> None:
     """In the forked child: the command's directory, environment and streams, then
-    `python -m opscraft <argv>`; returns only when the command returned (the caller exits 0).
+    `python -m opscraft <argv>` (or `python -c <code> <argv>` for a request with `code`); returns
+    only when the command returned (the caller exits 0).
     SIGINT's handling is the server's: Python's own, or ignored when the test run ignores it, as
     for a process the test process starts."""
     for channel in channels:
@@ -65,14 +67,17 @@ def _child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    for fd, (key, flags) in enumerate(
-        (("stdin", os.O_RDONLY), ("stdout", os.O_WRONLY), ("stderr", os.O_WRONLY))
-    ):
+    written = os.O_WRONLY | os.O_APPEND  # stdout and stderr may be one file (a log): both append
+    for fd, (key, flags) in enumerate((("stdin", os.O_RDONLY), ("stdout", written), ("stderr", written))):
         opened = os.open(request[key], flags)
         os.dup2(opened, fd)
         os.close(opened)
-    sys.argv = ["opscraft", *request["argv"]]
-    runpy.run_module("opscraft", run_name="__main__", alter_sys=True)
+    if request.get("code") is None:
+        sys.argv = ["opscraft", *request["argv"]]
+        runpy.run_module("opscraft", run_name="__main__", alter_sys=True)
+    else:  # `python -c code *argv`
+        sys.argv = ["-c", *request["argv"]]
+        exec(compile(request["code"], "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102 (a test's own code)
 
 
 def serve() -> None:
@@ -112,7 +117,8 @@ class CommandForks:
     """The client: `forks(data_dir, *args, stdin=..., **env)` runs one command as
     `tests.cli_runs.opscraft` does (same environment, same `CompletedProcess`, at most `timeout`
     seconds, then the child is killed and `subprocess.TimeoutExpired` raised), in a child of one
-    fork server. One command at a time (a lock); `close()` ends the server."""
+    fork server; with `code=...`, `python -c code *args` instead. One command at a time (a lock);
+    `close()` ends the server."""
 
     def __init__(self, timeout: float = 120) -> None:
         # Imported here: the server (this module run as a program) imports none of the tests'.
@@ -145,7 +151,7 @@ class CommandForks:
         return json.loads(line)
 
     def __call__(
-        self, data_dir: Path, *args: str, stdin: str = "", **env: str
+        self, data_dir: Path, *args: str, stdin: str = "", code: str | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
         with self._lock, tempfile.TemporaryDirectory(dir=self._files.name) as scratch:
             files = {name: Path(scratch) / name for name in ("stdin", "stdout", "stderr")}
@@ -156,6 +162,7 @@ class CommandForks:
                 "argv": list(args),
                 "env": self._environ(data_dir, **env),
                 "cwd": str(self._root),
+                "code": code,
                 **{name: str(path) for name, path in files.items()},
             }
             assert self._server.stdin is not None
