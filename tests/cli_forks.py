@@ -81,8 +81,18 @@ def _child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> None:
 
 
 def serve() -> None:
-    """The server's loop: preload, then a forked child per request line until stdin ends. The
-    channels move off fds 0 and 1, which each child points at its own files."""
+    """The server's loop: preload, then a forked child per request line until stdin ends."""
+    requests, replies = preloaded_channels()
+    for line in requests:
+        pid = fork_child(json.loads(line), (requests, replies))
+        status = os.waitpid(pid, 0)[1]
+        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        replies.flush()
+
+
+def preloaded_channels() -> tuple[IO[str], IO[str]]:
+    """A server's start: its request and reply channels (returned) moved off fds 0 and 1, which
+    each child points at its own files; `PRELOADED` imported and frozen; `{"ready"}` answered."""
     requests = os.fdopen(os.dup(0), "r")
     replies = os.fdopen(os.dup(1), "w")
     nothing = os.open(os.devnull, os.O_RDONLY)
@@ -98,19 +108,33 @@ def serve() -> None:
     gc.freeze()
     replies.write(json.dumps({"ready": True}) + "\n")
     replies.flush()
-    for line in requests:
-        request = json.loads(line)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(request, (requests, replies))
-            sys.exit(0)
-        replies.write(json.dumps({"pid": pid}) + "\n")
-        replies.flush()
-        status = os.waitpid(pid, 0)[1]
-        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
-        replies.flush()
+    return requests, replies
+
+
+def fork_child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> int:
+    """Fork a child that runs `request` (`_child`) and exits; in the server, answer its
+    `{"pid"}` on the reply channel (`channels[1]`) and return the pid."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(request, channels)
+        sys.exit(0)
+    channels[1].write(json.dumps({"pid": pid}) + "\n")
+    channels[1].flush()
+    return pid
+
+
+def end_server(server: subprocess.Popen[str]) -> None:
+    """End a fork server: its stdin closed (its loop ends), waited for 30 s, then killed."""
+    with contextlib.suppress(OSError):
+        assert server.stdin is not None
+        server.stdin.close()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 class CommandForks:
@@ -180,15 +204,8 @@ class CommandForks:
             )
 
     def close(self) -> None:
-        """End the server (its stdin closed: its loop ends) and remove the files."""
-        with contextlib.suppress(OSError):
-            assert self._server.stdin is not None
-            self._server.stdin.close()
-        try:
-            self._server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._server.kill()
-            self._server.wait()
+        """End the server (`end_server`) and remove the files."""
+        end_server(self._server)
         assert self._server.stdout is not None
         self._server.stdout.close()
         self._files.cleanup()

@@ -20,8 +20,6 @@ reads one request at a time (the client waits for each `pid` before the next req
 from __future__ import annotations
 
 import contextlib
-import gc
-import importlib
 import json
 import os
 import select
@@ -30,16 +28,16 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO
 
-from tests.cli_forks import PRELOADED, _child
+from tests.cli_forks import end_server, fork_child, preloaded_channels
 
 #: How often (seconds) the server looks for ended children between requests: the latest a
 #: `Forked.wait` learns of an end.
 REAP_SECONDS = 0.1
 
 
-def _reap(replies: Any) -> None:
+def _reap(replies: IO[str]) -> None:
     """Answer `{"ended", "returncode"}` for every child that has ended since the last call."""
     while True:
         try:
@@ -55,19 +53,8 @@ def _reap(replies: Any) -> None:
 def serve() -> None:
     """The server's loop: preload, then a forked child per request line, each reaped when it
     ends, until stdin ends (the children still running are left running: the client stops them
-    first). The channels move off fds 0 and 1, which each child points at its own files."""
-    requests = os.fdopen(os.dup(0), "r")
-    replies = os.fdopen(os.dup(1), "w")
-    nothing = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(nothing, 0)
-    os.close(nothing)
-    os.dup2(2, 1)
-    for name in PRELOADED:
-        importlib.import_module(name)
-    assert threading.active_count() == 1, threading.enumerate()  # forking copies no other thread
-    gc.freeze()  # as in tests/cli_forks.py: the children's collections copy no shared page
-    replies.write(json.dumps({"ready": True}) + "\n")
-    replies.flush()
+    first)."""
+    requests, replies = preloaded_channels()
     while True:
         readable, _, _ = select.select([requests], [], [], REAP_SECONDS)
         _reap(replies)
@@ -76,15 +63,7 @@ def serve() -> None:
         line = requests.readline()
         if not line:
             return
-        request = json.loads(line)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(request, (requests, replies))
-            sys.exit(0)
-        replies.write(json.dumps({"pid": pid}) + "\n")
-        replies.flush()
+        fork_child(json.loads(line), (requests, replies))
 
 
 class Forked:
@@ -208,15 +187,8 @@ class ProcessForks:
             return self._ended.get(pid)
 
     def close(self) -> None:
-        """End the server (its stdin closed: its loop ends)."""
-        with contextlib.suppress(OSError):
-            assert self._server.stdin is not None
-            self._server.stdin.close()
-        try:
-            self._server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._server.kill()
-            self._server.wait()
+        """End the server (`tests.cli_forks.end_server`) once its answers are all read."""
+        end_server(self._server)
         self._reader.join(timeout=30)
         assert self._server.stdout is not None
         self._server.stdout.close()
