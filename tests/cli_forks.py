@@ -9,14 +9,15 @@ standard streams (files: stdin holding what is typed in, stdout and stderr read 
 `python -m opscraft` does (`runpy`), exiting as the interpreter exits (a traceback and status 1
 for an uncaught exception, `sys.exit`'s status or message). What is not the same: the modules are
 already imported, so a command's own import-time work happened before its environment was set
-(none of `PRELOADED` reads the environment when imported; the settings are read when a command
-runs). Tests about the process itself (signals, terminals, the interpreter's start) start real
-ones instead (`tests.cli_runs.opscraft`).
+(OpsCraft's settings are read when a command runs; but NiceGUI's `Storage` reads `NICEGUI_*`
+when imported, so a forked `serve` that got as far as serving pages would keep its session
+storages local whatever `REDIS_URL` says). Tests about the process itself (signals, terminals,
+the interpreter's start) start real ones instead (`tests.cli_runs.opscraft`).
 
 Protocol, one JSON object a line: the client writes `{"argv", "env", "cwd", "stdin", "stdout",
-"stderr"}` (the last three: file paths); the server answers `{"pid": ...}` once the child is
-forked and `{"returncode": ...}` once it has ended (`os.waitstatus_to_exitcode`: minus the signal
-for a child a signal ended).
+"stderr"}` (the last three: file paths), and `"code"` for `python -c code *argv`; the server
+answers `{"pid": ...}` once the child is forked and `{"returncode": ...}` once it has ended
+(`os.waitstatus_to_exitcode`: minus the signal for a child a signal ended).
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ PRELOADED = (
 
 def _child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> None:
     """In the forked child: the command's directory, environment and streams, then
-    `python -m opscraft <argv>`; returns only when the command returned (the caller exits 0).
+    `python -m opscraft <argv>` (or `python -c <code> <argv>` for a request with `code`); returns
+    only when the command returned (the caller exits 0).
     SIGINT's handling is the server's: Python's own, or ignored when the test run ignores it, as
     for a process the test process starts."""
     for channel in channels:
@@ -65,19 +67,32 @@ def _child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> None:
     os.chdir(request["cwd"])
     os.environ.clear()
     os.environ.update(request["env"])
-    for fd, (key, flags) in enumerate(
-        (("stdin", os.O_RDONLY), ("stdout", os.O_WRONLY), ("stderr", os.O_WRONLY))
-    ):
+    written = os.O_WRONLY | os.O_APPEND  # stdout and stderr may be one file (a log): both append
+    for fd, (key, flags) in enumerate((("stdin", os.O_RDONLY), ("stdout", written), ("stderr", written))):
         opened = os.open(request[key], flags)
         os.dup2(opened, fd)
         os.close(opened)
-    sys.argv = ["opscraft", *request["argv"]]
-    runpy.run_module("opscraft", run_name="__main__", alter_sys=True)
+    if request.get("code") is None:
+        sys.argv = ["opscraft", *request["argv"]]
+        runpy.run_module("opscraft", run_name="__main__", alter_sys=True)
+    else:  # `python -c code *argv`
+        sys.argv = ["-c", *request["argv"]]
+        exec(compile(request["code"], "<string>", "exec"), {"__name__": "__main__"})  # noqa: S102 (a test's own code)
 
 
 def serve() -> None:
-    """The server's loop: preload, then a forked child per request line until stdin ends. The
-    channels move off fds 0 and 1, which each child points at its own files."""
+    """The server's loop: preload, then a forked child per request line until stdin ends."""
+    requests, replies = preloaded_channels()
+    for line in requests:
+        pid = fork_child(json.loads(line), (requests, replies))
+        status = os.waitpid(pid, 0)[1]
+        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
+        replies.flush()
+
+
+def preloaded_channels() -> tuple[IO[str], IO[str]]:
+    """A server's start: its request and reply channels (returned) moved off fds 0 and 1, which
+    each child points at its own files; `PRELOADED` imported and frozen; `{"ready"}` answered."""
     requests = os.fdopen(os.dup(0), "r")
     replies = os.fdopen(os.dup(1), "w")
     nothing = os.open(os.devnull, os.O_RDONLY)
@@ -93,26 +108,41 @@ def serve() -> None:
     gc.freeze()
     replies.write(json.dumps({"ready": True}) + "\n")
     replies.flush()
-    for line in requests:
-        request = json.loads(line)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            _child(request, (requests, replies))
-            sys.exit(0)
-        replies.write(json.dumps({"pid": pid}) + "\n")
-        replies.flush()
-        status = os.waitpid(pid, 0)[1]
-        replies.write(json.dumps({"returncode": os.waitstatus_to_exitcode(status)}) + "\n")
-        replies.flush()
+    return requests, replies
+
+
+def fork_child(request: dict[str, Any], channels: tuple[IO[str], IO[str]]) -> int:
+    """Fork a child that runs `request` (`_child`) and exits; in the server, answer its
+    `{"pid"}` on the reply channel (`channels[1]`) and return the pid."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        _child(request, channels)
+        sys.exit(0)
+    channels[1].write(json.dumps({"pid": pid}) + "\n")
+    channels[1].flush()
+    return pid
+
+
+def end_server(server: subprocess.Popen[str]) -> None:
+    """End a fork server: its stdin closed (its loop ends), waited for 30 s, then killed."""
+    with contextlib.suppress(OSError):
+        assert server.stdin is not None
+        server.stdin.close()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 class CommandForks:
     """The client: `forks(data_dir, *args, stdin=..., **env)` runs one command as
     `tests.cli_runs.opscraft` does (same environment, same `CompletedProcess`, at most `timeout`
     seconds, then the child is killed and `subprocess.TimeoutExpired` raised), in a child of one
-    fork server. One command at a time (a lock); `close()` ends the server."""
+    fork server; with `code=...`, `python -c code *args` instead. One command at a time (a lock);
+    `close()` ends the server."""
 
     def __init__(self, timeout: float = 120) -> None:
         # Imported here: the server (this module run as a program) imports none of the tests'.
@@ -145,7 +175,7 @@ class CommandForks:
         return json.loads(line)
 
     def __call__(
-        self, data_dir: Path, *args: str, stdin: str = "", **env: str
+        self, data_dir: Path, *args: str, stdin: str = "", code: str | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
         with self._lock, tempfile.TemporaryDirectory(dir=self._files.name) as scratch:
             files = {name: Path(scratch) / name for name in ("stdin", "stdout", "stderr")}
@@ -156,6 +186,7 @@ class CommandForks:
                 "argv": list(args),
                 "env": self._environ(data_dir, **env),
                 "cwd": str(self._root),
+                "code": code,
                 **{name: str(path) for name, path in files.items()},
             }
             assert self._server.stdin is not None
@@ -173,15 +204,8 @@ class CommandForks:
             )
 
     def close(self) -> None:
-        """End the server (its stdin closed: its loop ends) and remove the files."""
-        with contextlib.suppress(OSError):
-            assert self._server.stdin is not None
-            self._server.stdin.close()
-        try:
-            self._server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self._server.kill()
-            self._server.wait()
+        """End the server (`end_server`) and remove the files."""
+        end_server(self._server)
         assert self._server.stdout is not None
         self._server.stdout.close()
         self._files.cleanup()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import secrets
 import shutil
 import subprocess
@@ -48,6 +47,7 @@ from opscraft.db.models import (
     WebhookTrigger,
 )
 from opscraft.db.types import utcnow
+from tests.cli_forks import CommandForks
 from tests.conftest import PG_URL, ROOT, _drop_database, drop_databases, postgres_scratch_database
 
 SCRIPTS = ScriptDirectory.from_config(alembic_config())
@@ -403,6 +403,18 @@ async def test_a_database_at_the_oldest_revision_upgrades_in_one_call_keeping_it
     assert tuple(row) == ("old", "admin", 3)
 
 
+@pytest.fixture(scope="module")
+def command_forks() -> Iterator[CommandForks]:
+    """The upgrades of `test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_completes`,
+    each a process of its own forked from one that imported OpsCraft once (tests/cli_forks.py):
+    started afresh, each paid Python's start and the imports, about 1 s of CPU."""
+    forks = CommandForks(timeout=300)
+    try:
+        yield forks
+    finally:
+        forks.close()
+
+
 # `opscraft db upgrade`, killed (SIGKILL) as the statement starting with argv[1] is sent.
 _UPGRADE_KILLED_AT = """
 import os, signal, sys
@@ -420,7 +432,10 @@ main(["db", "upgrade"])
 
 @pytest.mark.parametrize("start", [None, "0015"])
 async def test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_completes(
-    at_revision: Callable[[str | None], Awaitable[Database]], tmp_path: Path, start: str | None
+    at_revision: Callable[[str | None], Awaitable[Database]],
+    tmp_path: Path,
+    start: str | None,
+    command_forks: CommandForks,
 ) -> None:
     """`opscraft db upgrade` (or a first start) killed midway, here in 0027, by `docker stop`,
     Ctrl-C or a power cut: on SQLite each CREATE, ALTER and DROP had committed on its own
@@ -442,23 +457,18 @@ async def test_an_upgrade_killed_midway_changes_nothing_and_the_next_one_complet
     async with scratch.engine.connect() as conn:
         tables = await conn.run_sync(lambda c: sorted(inspect(c).get_table_names()))
     await scratch.dispose()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSCRAFT_")}
-    environ.update(DATABASE_URL=url, OPSCRAFT_NO_BOOTSTRAP="1", OPSCRAFT_DATA_DIR=str(tmp_path / "data"))
+    data_dir = tmp_path / "data"
 
-    def opscraft_db_upgrade(*code: str) -> subprocess.CompletedProcess[str]:
-        command = (
-            [sys.executable, "-c", *code] if code else [sys.executable, "-m", "opscraft", "db", "upgrade"]
-        )
-        return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
-
-    killed = opscraft_db_upgrade(_UPGRADE_KILLED_AT, "CREATE TABLE inventory_versions")
+    killed = command_forks(
+        data_dir, "CREATE TABLE inventory_versions", code=_UPGRADE_KILLED_AT, DATABASE_URL=url
+    )
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert await current_revision(scratch.engine) == start
     async with scratch.engine.connect() as conn:
         assert await conn.run_sync(lambda c: sorted(inspect(c).get_table_names())) == tables
     await scratch.dispose()
 
-    done = opscraft_db_upgrade()
+    done = command_forks(data_dir, "db", "upgrade", DATABASE_URL=url)
     assert (done.returncode, done.stdout) == (0, f"database is at revision {HEAD}\n"), done.stderr[-2000:]
     if start:
         async with scratch.engine.connect() as conn:

@@ -25,6 +25,7 @@ import httpx
 
 from tests import migrated_sqlite, ports
 from tests.conftest import PASSWORD, ROOT, free_port, require_service
+from tests.process_forks import Forked, ProcessForks
 from tests.waiting import wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -142,16 +143,21 @@ class PostgresCluster:
 
 @dataclass
 class Proc:
-    """One OpsCraft process (web or worker) and its log file."""
+    """One OpsCraft process (web or worker) and its log file: started afresh, or forked by
+    `forks` (tests/process_forks.py: its imports spared) when given."""
 
     name: str
     args: list[str]
     env: dict[str, str]
     log_path: Path
     url: str | None = None
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | Forked | None = None
+    forks: ProcessForks | None = None
 
     def start(self) -> None:
+        if self.forks is not None:
+            self.process = self.forks.start(self.args, self.env, self.log_path)
+            return
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "opscraft", *self.args],
@@ -196,6 +202,13 @@ class Cluster:
     procs: dict[str, Proc] = field(default_factory=dict)
     token: str | None = None
     clients: dict[str, httpx.Client] = field(default_factory=dict)
+    forks: ProcessForks | None = None  # forks the workers that can be (`forks_for`), if given
+
+    def forks_for(self, env: dict[str, str], real: bool) -> ProcessForks | None:
+        """The fork server for a worker of environment `env`, or None for a real start: when
+        `real` (a test about the start itself), or when `env` preloads a library into the new
+        interpreter (`LD_PRELOAD`: libfaketime), which a fork cannot give."""
+        return None if real or "LD_PRELOAD" in env else self.forks
 
     def env(self, name: str) -> dict[str, str]:
         data_dir = self.root / name
@@ -218,7 +231,9 @@ class Cluster:
         return env
 
     def web(self, name: str = "web", env: dict[str, str] | None = None) -> Proc:
-        """Start a web-only `opscraft serve --workers 0` (with `env` added to its environment)."""
+        """Start a web-only `opscraft serve --workers 0` (with `env` added to its environment),
+        always afresh: NiceGUI reads its environment when imported (`NICEGUI_REDIS_URL`, the
+        session storages' Redis), so a `serve` forked from `forks` would keep its storages local."""
         port = free_port()
         proc = Proc(
             name,
@@ -243,11 +258,19 @@ class Cluster:
         wait_for(healthy, timeout, f"{proc.name} to become healthy", every=0.2)
 
     def worker(
-        self, name: str, slots: int = 4, runner: str | None = None, env: dict[str, str] | None = None
+        self,
+        name: str,
+        slots: int = 4,
+        runner: str | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        real: bool = False,
     ) -> Proc:
-        """Start `opscraft worker --name name` (with `env` added to its environment)."""
+        """Start `opscraft worker --name name` (with `env` added to its environment); `real`: a
+        fresh interpreter even where the cluster forks (`forks_for`)."""
         args = ["worker", "--slots", str(slots), "--name", name] + (["--runner", runner] if runner else [])
-        proc = Proc(name, args, {**self.env(name), **(env or {})}, self.root / f"{name}.log")
+        environ = {**self.env(name), **(env or {})}
+        proc = Proc(name, args, environ, self.root / f"{name}.log", forks=self.forks_for(environ, real))
         self.procs[name] = proc
         proc.start()
         return proc
@@ -327,9 +350,10 @@ class Cluster:
 
 
 @contextmanager
-def private_cluster(root: Path, env: dict[str, str]) -> Iterator[Cluster]:
+def private_cluster(root: Path, env: dict[str, str], forks: ProcessForks | None = None) -> Iterator[Cluster]:
     """A `Cluster` on a private Redis (`cluster.redis`) and PostgreSQL cluster (`cluster.pg`), both
-    started here with no process yet; every process, PostgreSQL and Redis stopped on leaving."""
+    started here with no process yet; every process, PostgreSQL and Redis stopped on leaving.
+    `forks`: the fork server its workers are forked from where they can be (`Cluster.forks`)."""
     redis = RedisServer(root / "redis")
     pg = PostgresCluster()
     redis.start()
@@ -340,7 +364,7 @@ def private_cluster(root: Path, env: dict[str, str]) -> Iterator[Cluster]:
         redis.stop()
         pg.remove()
         require_service(False, f"a private PostgreSQL cluster ({exc})")
-    c = Cluster(root, pg.url, redis.url, env)
+    c = Cluster(root, pg.url, redis.url, env, forks=forks)
     c.redis, c.pg = redis, pg  # type: ignore[attr-defined]
     try:
         yield c

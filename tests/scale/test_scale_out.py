@@ -1,6 +1,8 @@
 """Scale-out with real processes: one web-only `opscraft serve --workers 0`, two `opscraft worker`
 processes, a private PostgreSQL cluster and a private Redis (both started here, so restarting
-them disturbs nobody else), local and Docker runners.
+them disturbs nobody else), local and Docker runners. The workers are forked from one process that
+imported OpsCraft once (tests/process_forks.py), but for the start-up test's and those whose clock
+libfaketime moves, which start afresh, as the web processes do (`Cluster.web`).
 
 The tests share one cluster (module scope) and run in file order; the destructive ones (killing a
 worker, restarting Redis and PostgreSQL) come last and leave the cluster working.
@@ -32,6 +34,7 @@ from tests import migrated_sqlite
 from tests.automation.test_webhooks import signed
 from tests.conftest import ROOT, require_service
 from tests.executions.conftest import IMAGES, require_docker
+from tests.process_forks import ProcessForks
 from tests.scale.cluster import (
     FINAL,
     Cluster,
@@ -59,12 +62,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": "5",
         **IMAGES,
     }
-    with private_cluster(tmp_path_factory.mktemp("scale"), env) as c:
-        web = c.web("web")
-        c.worker(WA)
-        c.worker(WB)
-        c.wait_workers_alive(web, {WA, WB})
-        yield c
+    forks = ProcessForks()  # the imports spared at each of the module's dozen worker starts
+    try:
+        with private_cluster(tmp_path_factory.mktemp("scale"), env, forks) as c:
+            web = c.web("web")
+            c.worker(WA)
+            c.worker(WB)
+            c.wait_workers_alive(web, {WA, WB})
+            yield c
+    finally:
+        forks.close()
 
 
 def _web(c: Cluster) -> Proc:
@@ -111,7 +118,7 @@ def test_worker_imports_no_nicegui_and_starts_fast(cluster: Cluster) -> None:
     web = _web(cluster)
     name = f"wc-{SUFFIX}"
     started = time.monotonic()
-    proc = cluster.worker(name, slots=1)
+    proc = cluster.worker(name, slots=1, real=True)  # its interpreter's start is what is measured
     try:
         cluster.wait_workers_alive(web, {name})
         wall = time.monotonic() - started
@@ -310,7 +317,13 @@ def test_a_worker_of_another_installation_under_the_same_name_spares_this_ones_r
     for name in names:
         env = {k: v for k, v in cluster.env(f"other-{name}").items() if k not in OTHER_INSTALLATION}
         migrated_sqlite.seed(Path(env["OPSCRAFT_DATA_DIR"]))  # an installation that started before
-        other = Proc(f"other-{name}", ["worker", "--name", name], env, cluster.root / f"other-{name}.log")
+        other = Proc(
+            f"other-{name}",
+            ["worker", "--name", name],
+            env,
+            cluster.root / f"other-{name}.log",
+            forks=cluster.forks_for(env, real=False),
+        )
         other.start()
         try:
             wait_for(lambda: started_or_ended(other), 120, "the other installation's worker to start")  # noqa: B023
