@@ -19,8 +19,6 @@ from opscraft.ui.widgets import OneRead, Rows, call, call_all, format_time, one_
 
 
 async def _badge_count(actor: Actor) -> int:
-    if not can(actor.user, Permission.approve_executions):
-        return 0
     async with runtime.current().db.session() as session:
         return await approvals.pending_count(session, actor)
 
