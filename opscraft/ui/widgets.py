@@ -775,22 +775,61 @@ the button that opened it (landing on the backdrop once the form is up), closed 
 dropped what was typed. Escape and Cancel still close it."""
 
 
+COPIED = "Copied to the clipboard."
+PRESS_TO_COPY = "Selected: press Ctrl+C (⌘C on a Mac) to copy it."
+# The Copy button's click, in the browser: the value is written to the clipboard from the field
+# the browser holds (it never goes back to the server, nor into a log or an address); where the
+# Clipboard API is missing (a page on plain http from another machine: not a secure context)
+# or refused, the field's text is selected for the user's own Ctrl+C. Only which happened is
+# sent to the server (`copied` or `selected`), which says so under the field.
+_COPY_JS = """async (event) => {
+  const box = document.querySelector('[data-testid="%s"]');
+  const field = box && (box.matches('input') ? box : box.querySelector('input'));
+  if (!field) return;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    emit('copied');
+  } catch (error) {
+    field.focus();
+    field.select();
+    emit('selected');
+  }
+}"""
+
+
 def shown_once(
     title: str, warning: str, testid: str, done_testid: str | None = None
 ) -> tuple[ui.dialog, ui.input]:
     """A dialog showing a value once (a new API token, a webhook's URL holding its token): the
-    value in a read-only field (`testid`) to copy, `warning` above it, a Done button. Closed by
-    Done or Escape, the field is emptied: the value leaves the page. Returns (dialog, field);
-    the caller sets the field's value and opens the dialog."""
+    value in a read-only field (`testid`) with a Copy button (`<testid>-copy`: to the clipboard,
+    or, where the browser offers none, the text selected for Ctrl+C: `_COPY_JS`) whose outcome
+    is said under it (`<testid>-copied`: `COPIED` or `PRESS_TO_COPY`), `warning` above it, a
+    Done button. Closed by Done or Escape, the field is emptied: the value leaves the page.
+    Returns (dialog, field); the caller sets the field's value and opens the dialog."""
     with ui.dialog() as dialog, dialog_card(title):
         ui.label(warning).classes("text-warning")
-        field = (
-            ui.input().props(f'readonly outlined dense data-testid="{testid}"').classes("w-full font-mono")
+        with ui.row().classes("w-full items-center no-wrap gap-2"):
+            field = (
+                ui.input()
+                .props(f'readonly outlined dense data-testid="{testid}"')
+                .classes("col min-w-0 font-mono")
+            )
+            copy = ui.button("Copy", icon="content_copy").props(f'no-caps flat data-testid="{testid}-copy"')
+        said = ui.label("").classes("text-caption").props(f'role="status" data-testid="{testid}-copied"')
+        copy.on(
+            "click",
+            lambda e: said.set_text(COPIED if e.args == "copied" else PRESS_TO_COPY),
+            js_handler=_COPY_JS % testid,
         )
         done = ui.button("Done", on_click=dialog.close).props("unelevated")
         if done_testid is not None:
             done.props(f'data-testid="{done_testid}"')
-    forget_on_close(field, lambda: field.set_value(""))
+
+    def forget() -> None:
+        field.set_value("")
+        said.set_text("")
+
+    forget_on_close(field, forget)
     return dialog, field
 
 
