@@ -723,6 +723,16 @@ def bound_text_fields() -> None:
         element.default_props(f"maxlength={MAX_CARRIED_UNITS}")
 
 
+def sentence_case_buttons() -> None:
+    """Show every button's words as written (Quasar's `no-caps`; NiceGUI default props, called
+    before any page is built): the labels are written in sentence case ("Add channel", "New
+    inventory"), and Quasar's default upper case showed only the buttons that said `no-caps`
+    so, the rest as "ADD CHANNEL". Also the choices of a button toggle (`ui.toggle`) and the
+    tabs (`ui.tabs`), drawn as buttons."""
+    for element in (ui.button, ui.toggle, ui.tabs):
+        element.default_props("no-caps")
+
+
 NARROW_HIDDEN: dict[str, str] = {"classes": "gt-sm", "headerClasses": "gt-sm"}
 """A table column's props that drop it below 1024 px (Quasar's `gt-sm` breakpoint): on a phone a
 table keeps the columns that say which row it is, its state and its actions, and fits the screen
