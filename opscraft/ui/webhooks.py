@@ -66,7 +66,9 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
     origin = _page_origin()  # read while the page is built: the creation dialog is gone by the URL's turn
     ui.label(
         "POST JSON to a webhook's URL to start this script; map body fields to parameters with JSON "
-        "pointers. Runs start on behalf of the webhook's owner. See docs/automation.md for signing."
+        "pointers. Runs start on behalf of the webhook's owner. To accept only calls signed by the "
+        "sender, choose a signing secret: its value is the key the sender signs with, in the "
+        "signature form chosen (OpsCraft's, GitHub's or GitLab's)."
     ).classes("text-grey-7")
 
     reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)

@@ -66,8 +66,9 @@ async def workers_page(actor: Actor) -> None:
     """Page /workers (needs view_system): the worker processes, their state and slots, refreshed live."""
     with frame(actor, "Workers"):
         ui.markdown(
-            "Processes that run executions: the worker inside `opscraft serve` and every "
-            "`opscraft worker`. A worker without a heartbeat for `OPSCRAFT_WORKER_LOST_SECONDS` is "
+            "Processes that run executions: the worker inside the web server and every worker "
+            "started on its own (on this machine or another). A worker without a heartbeat for "
+            f"{runtime.current().settings.worker_lost_seconds:g} seconds is "
             "declared lost and its running runs end as errors; until then one silent for over two "
             "heartbeats says `not answering` under State, and `late` once past that limit while no "
             "live process has yet watched the database for as long (all of them restarted, or came "
