@@ -6,6 +6,8 @@ server with a row of each kind; each test walks every main page (`PAGES`) as the
   button's words in upper case unless it says `no-caps`, and half of them did. Every button,
   button toggle and tab now shows its words as written (`widgets.sentence_case_buttons`), in
   sentence case: the first word capitalised, the others not, but for names (`PROPER`).
+- `/users` broke an e-mail address in the middle of its domain at 1280 px: a table's cell of an
+  identifier (e-mail, user name, host) keeps it on one line, cut with "…", whole in its tooltip.
 - The Webhooks tab said "See docs/automation.md for signing", the Then run tab pointed at the same
   file, the Settings page named environment variables an admin in the UI cannot set
   ("OPSCRAFT_LOCAL_RUNNER=1 allows ..."), the Workers page `OPSCRAFT_WORKER_LOST_SECONDS` and the
@@ -21,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import LiveServer
+from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import RUN_ENV, create_script, make_users, serving, signed_in, wait_connected
 
 pytestmark = pytest.mark.browser
@@ -34,6 +36,11 @@ INTERNAL = re.compile(
     r"\bdocs/|\b[\w/-]+\.(?:md|py)\b|\bopscraft\.\w|\bservices/|\bui/\w|OPSCRAFT_\w+"
     r"|\bopscraft (?:serve|worker)\b"
 )
+
+# Identifiers a table shows (`widgets.IDENTIFIER`): longer than their column at 1280 px.
+LONG_EMAIL = "marie-claire.vandenberghe@infrastructure-operations.example.com"
+LONG_USERNAME = "marie-claire.vandenberghe-infrastructure-operations"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 
 # Words a button may capitalise after its first: names, and abbreviations said letter by letter.
 PROPER = {"API", "URL", "UTC", "OpsCraft", "GitHub", "GitLab", "JSON", "SSH", "Ctrl+C", "ID", "CSV", "I"}
@@ -55,6 +62,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         ):
             r = httpx.post(base + path, json=body, headers=admin, timeout=60)
             assert r.status_code == 201, r.text
+        person = {"username": LONG_USERNAME, "email": LONG_EMAIL, "password": PASSWORD, "role": "operator"}
+        r = httpx.post(f"{server.url}/api/v1/users", json=person, headers=admin, timeout=60)
+        assert r.status_code == 201, r.text
         secret = {"name": "API_TOKEN", "value": "s3cr3t-value", "description": "deploy token"}
         assert httpx.post(f"{server.url}/api/v1/secrets", json=secret, headers=admin).status_code == 201
         hosts = {"name": "web-hosts", "content": "[web]\nweb1 ansible_host=192.0.2.10\n"}
@@ -192,3 +202,44 @@ def test_no_help_text_names_a_file_a_module_or_a_variable(
         if named:
             found[name] = named
     assert not found, found
+
+
+# For each table cell showing one of `values`: the number of lines its text takes, its text, and
+# the tooltip (`title`) of the element holding the text or of one around it.
+IDENTIFIER_CELLS_JS = """values => [...document.querySelectorAll('.q-table tbody td')]
+    .filter(td => td.offsetParent !== null && values.some(v => td.textContent.includes(v)))
+    .map(td => {
+        const walker = document.createTreeWalker(td, NodeFilter.SHOW_TEXT);
+        const tops = new Set();
+        for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+            const range = document.createRange();
+            range.selectNodeContents(node);
+            [...range.getClientRects()].forEach(r => r.width > 0 && tops.add(Math.round(r.top)));
+        }
+        const holder = td.querySelector('[title]') || td;
+        const cut = [td, ...td.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1);
+        return {text: td.textContent.trim(), lines: tops.size, title: holder.getAttribute('title'), cut};
+    })"""
+
+
+@pytest.mark.parametrize("device", list(VIEWPORTS))
+def test_an_identifier_in_a_table_stays_on_one_line_whole_in_its_tooltip(
+    browser: Any, site: tuple[LiveServer, dict[str, str]], device: str
+) -> None:
+    """The users table (e-mail and user name; the phone hides the e-mail column) at 1280 and
+    390 px: each identifier on one line; cut, it is whole in its tooltip."""
+    server, paths = site
+    context = browser.new_context(viewport=VIEWPORTS[device])
+    context.set_default_timeout(30_000)
+    page = context.new_page()
+    try:
+        signed_in(page, server, "admin", paths["users"])
+        page.get_by_text(LONG_USERNAME).first.wait_for()
+        cells = page.evaluate(IDENTIFIER_CELLS_JS, [LONG_EMAIL, LONG_USERNAME])
+        shown = {c["text"] for c in cells}
+        assert LONG_USERNAME in shown and (device == "phone" or LONG_EMAIL in shown), cells
+        for cell in cells:
+            assert cell["lines"] == 1, cell
+            assert not cell["cut"] or cell["title"] == cell["text"], cell
+    finally:
+        context.close()

@@ -15,6 +15,7 @@ from opscraft.ui import drafts, labels
 from opscraft.ui.layout import close_saved, frame, guard, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
+    IDENTIFIER,
     NARROW_HIDDEN,
     STICKY_ACTIONS,
     WRAPPED,
@@ -37,7 +38,7 @@ DRAFTS = "user:"
 A password is never kept."""
 
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "username", "label": "Username", "field": "username", "align": "left", **WRAPPED},
+    {"name": "username", "label": "Username", "field": "username", "align": "left", **IDENTIFIER},
     {
         "name": "full_name",
         "label": "Full name",
@@ -45,7 +46,13 @@ COLUMNS: list[dict[str, Any]] = [
         "align": "left",
         **joined(NARROW_HIDDEN, WRAPPED),
     },
-    {"name": "email", "label": "Email", "field": "email", "align": "left", **joined(NARROW_HIDDEN, WRAPPED)},
+    {
+        "name": "email",
+        "label": "Email",
+        "field": "email",
+        "align": "left",
+        **joined(NARROW_HIDDEN, IDENTIFIER),
+    },
     {"name": "role", "label": "Role", "field": "role", "align": "left"},
     {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
     {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left", **NARROW_HIDDEN},
@@ -74,7 +81,7 @@ OWN_NOTE = (
 )
 USERNAME_CELL = """
 <q-td :props="props">
-  <span class="oc-username">{{ props.value }}</span>
+  <span class="oc-username oc-ident" :title="props.value">{{ props.value }}</span>
   <div v-if="props.row.own_note" class="text-caption text-grey-8"
        style="white-space: normal; max-width: min(24rem, calc(100vw - 13rem))"
        :data-testid="'user-own-note-' + props.row.username">{{ props.row.own_note }}</div>

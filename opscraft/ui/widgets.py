@@ -464,6 +464,12 @@ class _Table(ui.table):
             self._props["pagination"] = value
 
 
+IDENTIFIER_CELL = (
+    '<q-td :props="props"><div class="oc-ident" :title="props.value">{{ props.value }}</div></q-td>'
+)
+"""The cell of an `IDENTIFIER` column: its value on one line (`oc-ident`), whole as its tooltip."""
+
+
 def data_table(
     columns: list[dict[str, Any]], rows: list[dict[str, Any]], row_key: str, label: str
 ) -> ui.table:
@@ -473,9 +479,14 @@ def data_table(
     phone) takes the keyboard's focus and is a region of that name (`layout.A11Y_JS`), so rows
     with no link or button in them can still be scrolled with the arrow keys (WCAG 2.1.1;
     axe-core's `scrollable-region-focusable`). Every table of the pages is made here; it sends
-    no copy of itself when the browser reports the pagination it already has (`_Table`)."""
+    no copy of itself when the browser reports the pagination it already has (`_Table`). A
+    column of `IDENTIFIER`s shows each cell's whole value as its tooltip (a page may give the
+    column a slot of its own, which then does so)."""
     made = _Table(columns=columns, rows=rows, row_key=row_key).classes("w-full")
     made.props["pagination"] = dict(SHOWN_PAGINATION)
+    for column in columns:
+        if column.get("classes") and IDENTIFIER["classes"] in column["classes"].split():
+            made.add_slot(f"body-cell-{column['name']}", IDENTIFIER_CELL)
     return made.props(f'data-a11y-label="{label}"')
 
 
@@ -744,6 +755,13 @@ WRAPPED: dict[str, str] = {"classes": "oc-cell-wrap"}
 description, a full name): its cells wrap at 24rem (`layout.THEME_CSS`). Unwrapped, one such value
 made its table wider than the window, and the columns right of it (a row's buttons) were out of
 view until the table was scrolled sideways."""
+IDENTIFIER: dict[str, str] = {"classes": "oc-cell-id"}
+"""A table column's props for an identifier (an e-mail address, a user name, a host name): its
+cells keep it on one line, cut with "…" past 12rem (`oc-ident` in `layout.THEME_CSS`), the whole
+value in its tooltip (`title`; `data_table`'s `IDENTIFIER_CELL`) and in its text for assistive
+technology. As
+`WRAPPED` text it broke anywhere, in the middle of a word ("ops@example-corpo|ration.com" at
+1280 px), where a reader looks for the whole name."""
 STICKY_ACTIONS: dict[str, str] = {"classes": "oc-sticky-actions", "headerClasses": "oc-sticky-actions"}
 """A table column's props for a row's buttons: kept at the table's right edge, in view, over the
 cells, however wide the table (a phone's 375 px, a table of many columns: `layout.THEME_CSS`)."""

@@ -11,7 +11,7 @@ from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page
-from opscraft.ui.widgets import NARROW_HIDDEN, data_table, live_timer
+from opscraft.ui.widgets import IDENTIFIER, NARROW_HIDDEN, data_table, joined, live_timer
 
 REFRESH_SECONDS = 3.0
 # Workers the table shows at most: the alive ones, then those that heartbeated last.
@@ -19,7 +19,13 @@ SHOWN = workers.HISTORY_LIMIT
 COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "Worker", "field": "id", "align": "left"},
     {"name": "state", "label": "State", "field": "state", "align": "left"},
-    {"name": "host", "label": "Host (pid)", "field": "host", "align": "left", **NARROW_HIDDEN},
+    {
+        "name": "host",
+        "label": "Host (pid)",
+        "field": "host",
+        "align": "left",
+        **joined(NARROW_HIDDEN, IDENTIFIER),
+    },
     {"name": "runners", "label": "Runners", "field": "runners", "align": "left", **NARROW_HIDDEN},
     {"name": "load", "label": "Running / slots", "field": "load", "align": "right"},
     {
