@@ -16,7 +16,7 @@ from opscraft.services import schedules
 from opscraft.services.actor import Actor
 from opscraft.services.parameters import json_from_text
 from opscraft.services.permissions import Permission, can
-from opscraft.services.schedules import PREVIEW, ScheduleView
+from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
 from opscraft.ui.script_tabs import TabAddress, script_tab
@@ -30,6 +30,7 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    longest,
     once_per_double_click,
     one_shot,
     opens_dialog,
@@ -260,8 +261,19 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
         } | (automation_terraform.loaded(None, None) if with_terraform else {})
         title = "Add a schedule" if stored is None else f"Edit the schedule {stored.name}"
         with page_dialog() as dialog, dialog_card(title) as card:  # the overview's rows are redrawn live
-            name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
-            cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
+            name = text_input(
+                "Name",
+                "schedule-name",
+                value=start["name"],
+                autofocus=True,
+                limit=longest(ScheduleIn, "name"),
+            )
+            cron = text_input(
+                "Cron (minute hour day month weekday)",
+                "schedule-cron",
+                value=start["cron"],
+                limit=longest(ScheduleIn, "cron"),
+            )
             tz = text_input(
                 "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
             )

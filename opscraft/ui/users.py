@@ -26,6 +26,7 @@ from opscraft.ui.widgets import (
     form,
     format_time,
     joined,
+    longest,
     opens_dialog,
     password_hint,
     password_input,
@@ -178,9 +179,13 @@ class UsersView(PagedTable):
     def open_create(self) -> None:
         """Open the dialog creating a user with an initial password."""
         with ui.dialog() as dialog, dialog_card("New user") as card:
-            username = text_input("Username", "create-username", autofocus=True)
+            username = text_input(
+                "Username", "create-username", autofocus=True, limit=longest(users.Registration, "username")
+            )
             email = text_input("Email", "create-email")
-            full_name = text_input("Full name", "create-fullname")
+            full_name = text_input(
+                "Full name", "create-fullname", limit=longest(users.Registration, "full_name")
+            )
             role = ui.select(labels.ROLE, value=Role.viewer.value, label="Role").props(
                 'outlined dense data-testid="create-role"'
             )
@@ -222,7 +227,12 @@ class UsersView(PagedTable):
         """
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}") as card:
             email = text_input("Email", "edit-email", value=row["email"])
-            full_name = text_input("Full name", "edit-fullname", value=row["full_name"])
+            full_name = text_input(
+                "Full name",
+                "edit-fullname",
+                value=row["full_name"],
+                limit=longest(users.Registration, "full_name"),
+            )
             role = ui.select(labels.ROLE, value=row["role"], label="Role").props(
                 'outlined dense data-testid="edit-role"'
             )

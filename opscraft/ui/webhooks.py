@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     dialog_buttons,
     dialog_card,
     format_time,
+    longest,
     once_per_double_click,
     one_shot,
     opens_dialog,
@@ -204,7 +205,13 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
         secrets_first = await first_choices(secret_search(actor))
         with page_dialog() as dialog, dialog_card(title) as card:  # the rows are redrawn live
-            name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
+            name = text_input(
+                "Name",
+                "webhook-name",
+                value=start["name"],
+                autofocus=True,
+                limit=longest(webhooks.WebhookIn, "name"),
+            )
             mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
             )

@@ -13,7 +13,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from annotated_types import MaxLen
 from nicegui import binding, context, events, ui
+from pydantic import BaseModel
 
 from opscraft import runtime
 from opscraft.db import stored_shapes
@@ -619,8 +621,42 @@ def stored_json_text(row: object, column: str) -> str:
     return json.dumps(getattr(row, column), ensure_ascii=False)
 
 
-def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = False) -> ui.input:
-    """A full-width outlined text field showing `value`.
+def longest(model: type[BaseModel], name: str) -> int:
+    """The most characters field `name` of the service's request `model` accepts (its
+    `max_length`), for the page's field of it (`text_input(limit=...)`): the limit has one
+    source, the service's. KeyError for a field with no such limit."""
+    for rule in model.model_fields[name].metadata:
+        if isinstance(rule, MaxLen):
+            return int(rule.max_length)
+    raise KeyError(f"{model.__name__}.{name} has no max_length")
+
+
+TextField = TypeVar("TextField", ui.input, ui.textarea)
+
+
+def says_limit(field: TextField, limit: int) -> TextField:
+    """`field`, whose service accepts at most `limit` characters, says so under it while one
+    types: "12 of 1000 characters", "1012 of 1000 characters: 12 too many" (the limit was said
+    only by the refusal, after Create). The browser holds up to `carried(limit)` (a longer
+    value still reaches the server, which refuses it under the field). Characters as the
+    service counts them (code points)."""
+
+    def say() -> None:
+        count = len(field.value or "")
+        over = f": {count - limit} too many" if count > limit else ""
+        field.props(f'hint="{count} of {limit} characters{over}"')
+
+    field.props(carried(limit))
+    say()
+    field.on_value_change(say)
+    return field
+
+
+def text_input(
+    label: str, testid: str, *, value: str = "", autofocus: bool = False, limit: int | None = None
+) -> ui.input:
+    """A full-width outlined text field showing `value`; with `limit` (the service's most
+    characters: `longest`), it says the count and the limit under it while one types (`says_limit`).
 
     Give a field its first value here, never by setting `.value` after it is built: NiceGUI
     follows such a set with an `updateValue` call that puts the server's value back into the
@@ -628,15 +664,23 @@ def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = Fa
     person typed meanwhile was replaced (on screen and on the server) by the value the page was
     built with."""
     props = f'outlined dense data-testid="{testid}"' + (" autofocus" if autofocus else "")
-    return ui.input(label, value=value).props(props).classes("w-full")
+    field = ui.input(label, value=value).props(props).classes("w-full")
+    return field if limit is None else says_limit(field, limit)
 
 
-def prose_input(label: str, testid: str, *, value: str = "") -> ui.textarea:
+def prose_input(label: str, testid: str, *, value: str = "", limit: int | None = None) -> ui.textarea:
     """`text_input` for text that may hold line breaks the API keeps (a description, a JSON box):
-    one line high, growing with what is typed or pasted, so a pasted line break is kept, not
-    refused as in a one-line field (`one_line`). Enter starts a new line here."""
-    props = f'outlined dense autogrow rows=1 data-testid="{testid}"'
-    return ui.textarea(label, value=value).props(props).classes("w-full")
+    one line high, growing with what is typed or pasted up to `PROSE_HEIGHT`, then scrolling (a
+    long description grew its dialog past the window's bottom, Create out of reach), so a pasted
+    line break is kept, not refused as in a one-line field (`one_line`). Enter starts a new line
+    here. `limit`: as `text_input`'s."""
+    props = f'outlined dense autogrow rows=1 input-style="max-height: {PROSE_HEIGHT}" data-testid="{testid}"'
+    field = ui.textarea(label, value=value).props(props).classes("w-full")
+    return field if limit is None else says_limit(field, limit)
+
+
+PROSE_HEIGHT = "30vh"
+"""The most a `prose_input` grows to: a dialog with two of them still fits the window."""
 
 
 def form() -> ui.element:
