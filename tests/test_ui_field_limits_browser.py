@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from opscraft.services import api_tokens, notifications, secrets, shared_inventories, users, webhooks
+from opscraft.services import api_tokens, notifications, scripts, secrets, shared_inventories, users, webhooks
 from opscraft.services.schedules import ScheduleIn
 from opscraft.ui.widgets import longest
 from tests.conftest import LiveServer
@@ -21,8 +21,9 @@ pytestmark = pytest.mark.browser
 server = journey_server("field-limits-ui")
 tokens = journey_tokens()
 
-# (page, the button opening the dialog, the field, its service's limit, the dialog's submit button)
-FIELDS = [
+# (page, the button opening the dialog (None: a page's field), the field, its service's limit,
+# the dialog's submit button)
+FIELDS: list[tuple[str, str | None, str, int, str | None]] = [
     (
         "/secrets",
         "new-secret",
@@ -62,6 +63,8 @@ FIELDS = [
         longest(ScheduleIn, "cron"),
         "schedule-submit",
     ),
+    ("/scripts/new", None, "script-description", longest(scripts.ScriptCreate, "description"), None),
+    ("/scripts/new", None, "change-note", longest(scripts.ScriptCreate, "change_note"), None),
     (
         "{script}?tab=webhooks",
         "webhook-add",
@@ -93,14 +96,17 @@ def test_a_limited_field_says_its_limit_while_typing_and_a_long_value_keeps_the_
 
     signed_in(page, server, "admin", path.format(script=script_path))
     wait_connected(page)
-    page.get_by_test_id(opener).click()
+    if opener is not None:
+        page.get_by_test_id(opener).click()
     field = page.get_by_test_id(testid)
     field.fill("abc")
-    hint = page.locator(".q-dialog .q-field", has=field).locator(".q-field__messages").last
+    hint = page.locator(".q-field", has=field).locator(".q-field__messages").last
     expect(hint).to_have_text(f"3 of {limit} characters")
     long = ("word " * (limit * 2))[: limit + 40]
     field.fill(long)
     expect(hint).to_have_text(f"{limit + 40} of {limit} characters: 40 too many")
+    if submit is None:
+        return
     box = page.get_by_test_id(submit).bounding_box()
     height = page.viewport_size["height"]
     assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (box, height)
