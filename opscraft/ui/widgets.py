@@ -636,27 +636,19 @@ TextField = TypeVar("TextField", ui.input, ui.textarea)
 
 def says_limit(field: TextField, limit: int) -> TextField:
     """`field`, whose service accepts at most `limit` characters, says so under it while one
-    types: "12 of 1000 characters", "1012 of 1000 characters: 12 too many" (the limit was said
-    only by the refusal, after Create). The browser holds up to `carried(limit)` (a longer
-    value still reaches the server, which refuses it under the field). Characters as the
-    service counts them (code points)."""
-
-    def say() -> None:
-        count = len(field.value or "")
-        over = f": {count - limit} too many" if count > limit else ""
-        field.props(f'hint="{count} of {limit} characters{over}"')
-
-    field.props(carried(limit))
-    say()
-    field.on_value_change(say)
-    return field
+    types: "At most 1000 characters" (the limit was said only by the refusal, after Create).
+    Said once, not counted at each key: Quasar animates a changed hint (one leaving, one
+    coming), which flickered at every key. Characters as the service counts them (code
+    points); a longer value still reaches the server (`bound_text_fields`), which refuses it
+    under the field, the hint's place."""
+    return field.props(f'hint="At most {limit} characters"')
 
 
 def text_input(
     label: str, testid: str, *, value: str = "", autofocus: bool = False, limit: int | None = None
 ) -> ui.input:
     """A full-width outlined text field showing `value`; with `limit` (the service's most
-    characters: `longest`), it says the count and the limit under it while one types (`says_limit`).
+    characters: `longest`), it says the limit under it (`says_limit`).
 
     Give a field its first value here, never by setting `.value` after it is built: NiceGUI
     follows such a set with an `updateValue` call that puts the server's value back into the
