@@ -464,14 +464,16 @@ async def test_content_size_limit(
     r = await client.post("/api/v1/scripts", json={**SEED_BODY, "content": big}, headers=operator.headers)
     assert r.status_code == 422, r.text
     assert r.json()["detail"].startswith(
-        "content is 262145 bytes, larger than the limit of 256 KiB: split the script"
+        "invalid input: content is 262145 bytes, larger than the limit of 256 KiB: split the script"
     ), r.text
     assert r.json()["errors"] == [{"field": "content", "message": "must be at most 262144 bytes, not 262145"}]
     monkeypatch.setattr(runtime.current().settings, "max_script_bytes", 1000)
     over = {**SEED_BODY, "content": "#" * 1001}
     r = await client.post("/api/v1/scripts", json=over, headers=operator.headers)
     assert r.status_code == 422, r.text
-    assert r.json()["detail"].startswith("content is 1001 bytes, larger than the limit of 1000 bytes"), r.text
+    assert r.json()["detail"].startswith(
+        "invalid input: content is 1001 bytes, larger than the limit of 1000 bytes"
+    ), r.text
     assert (await client.get("/api/v1/scripts", headers=operator.headers)).json()["total"] == 0
 
 

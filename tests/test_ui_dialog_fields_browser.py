@@ -215,7 +215,7 @@ def test_a_new_user_form_restored_after_a_reload_keeps_the_chosen_role(
 def test_help_texts_show_code_as_code(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:
-    for path, code in (("/tokens", "Authorization: Bearer <token>"), ("/workers", "opscraft worker")):
+    for path, code in (("/tokens", "Authorization: Bearer <token>"), ("/workers", "not answering")):
         signed_in(page, server, "admin", path)
         page.locator("main code", has_text=code).first.wait_for()
         assert "`" not in page.locator("main").inner_text(), path

@@ -35,6 +35,7 @@ from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.api.trailing_slash import TrailingSlashMiddleware
 from opscraft.config import Settings
 from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
+from opscraft.services.errors import input_summary
 
 # Health first: FastAPI builds an included router's routes when a request is first matched
 # against it, so a health probe after start-up builds only this one (docs/benchmarks.md). Then
@@ -89,6 +90,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         max_state=settings.max_state_bytes,
         max_depth=settings.max_json_depth,
         max_keys=settings.max_json_keys,
+        summary=input_summary,
     )
     # Inside CORS and the security headers, so a 500 carries them too.
     app.add_middleware(InternalErrorMiddleware, handlers=app.exception_handlers)

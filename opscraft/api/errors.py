@@ -22,7 +22,14 @@ from opscraft.db import unreachable
 from opscraft.db.engine import is_busy
 from opscraft.db.unreachable import brief, is_disk_full, is_unreachable
 from opscraft.services.conflicts import GONE_MEANWHILE
-from opscraft.services.errors import RateLimited, ServiceError, Unavailable, input_message, input_summary
+from opscraft.services.errors import (
+    Invalid,
+    RateLimited,
+    ServiceError,
+    Unavailable,
+    input_message,
+    input_summary,
+)
 
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 log = logging.getLogger(__name__)
@@ -38,8 +45,9 @@ async def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited | Unavailable) else None
     if exc.status_code == 401:
         headers = {"WWW-Authenticate": "Bearer"}
+    detail = exc.detail if isinstance(exc, Invalid) else exc.message
     return JSONResponse(
-        {"detail": exc.message, "errors": exc.details}, status_code=exc.status_code, headers=headers
+        {"detail": detail, "errors": exc.details}, status_code=exc.status_code, headers=headers
     )
 
 

@@ -275,10 +275,23 @@ class RequestLimitsMiddleware:
     (gzip, ...) is a 415 with `Accept-Encoding: identity` (RFC 9110, 15.5.16); a body sent as
     another type than JSON is a 415 saying which header to send (`curl -d` sends form data by
     default), except to the routes that read raw bodies (inbound webhooks, the Terraform state
-    backend). The query's own rules (unknown or repeated parameters) are api/query_check.py's."""
+    backend). The query's own rules (unknown or repeated parameters) are api/query_check.py's.
 
-    def __init__(self, app: ASGIApp, max_body: int, max_depth: int, max_keys: int, max_state: int) -> None:
+    Every 422 names its fields (`{field, message}`; `body` for the body as a whole) and its
+    `detail` is `summary` of them: the API's one wording of refused input
+    (`services.errors.input_summary`, given by api/__init__.py: this layer may not import it)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body: int,
+        max_depth: int,
+        max_keys: int,
+        max_state: int,
+        summary: Callable[[list[dict[str, str]]], str],
+    ) -> None:
         self.app = app
+        self.summary = summary
         self.max_body = max_body
         self.max_state = max_state
         self.max_depth = max_depth
@@ -343,23 +356,22 @@ class RequestLimitsMiddleware:
             except RecursionError:  # deeper than the parser goes: far beyond any limit
                 depth, keys = self.max_depth + 1, 0
             except RepeatedKey as repeated:
-                field, message = repeated.key, REPEATED_KEY
-                detail = f"invalid input: {field}: {message}"
-                await _reject(send, 422, detail, [{"field": field, "message": message}])
+                await self._refuse(send, [{"field": repeated.key, "message": REPEATED_KEY}])
                 return
             except ValueError as error:
                 await _reject(send, 400, f"request body is not valid JSON: {not_json_reason(error)}")
                 return
             if depth > self.max_depth:
-                await _reject(send, 422, f"JSON body nested too deeply: at most {self.max_depth} levels")
+                message = f"nested too deeply: at most {self.max_depth} levels (OPSCRAFT_MAX_JSON_DEPTH)"
+                await self._refuse(send, [{"field": "body", "message": message}])
                 return
             if keys > self.max_keys:
-                await _reject(send, 422, f"JSON body has too many keys: at most {self.max_keys}")
+                message = f"too many keys: at most {self.max_keys} (OPSCRAFT_MAX_JSON_KEYS)"
+                await self._refuse(send, [{"field": "body", "message": message}])
                 return
         errors = unstorable_in_request(scope, document)
         if errors:
-            summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-            await _reject(send, 422, f"invalid input: {summary}", errors)
+            await self._refuse(send, errors)
             return
         replayed = False
 
@@ -371,6 +383,10 @@ class RequestLimitsMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _refuse(self, send: Send, errors: list[dict[str, str]]) -> None:
+        """Answer 422 naming `errors` (`{field, message}`), in `summary`'s words."""
+        await _reject(send, 422, self.summary(errors), errors)
 
 
 STARTING_RETRY_SECONDS = 2

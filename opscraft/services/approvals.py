@@ -323,18 +323,25 @@ async def state_of(session: AsyncSession, actor: Actor, execution_id: int) -> Pe
 
 
 async def pending_count(session: AsyncSession, actor: Actor) -> int:
-    """How many runs wait for a decision this user could give (the navigation badge): not their
-    own requests, nor those they have approved already."""
-    if actor.user is None or not actor.user.is_active:
+    """How many runs wait for a decision this user can still give (the navigation badge): none
+    for a user whose role may not decide (`approve_executions`), or who is inactive; of the
+    waiting runs, not their own requests, nor those they have decided on already (one approved,
+    waiting for another approver), nor those past their expiry (a decision would only end
+    them: `_end_if_expired`). The author of the version a run executes may still reject it: it
+    counts for them."""
+    user = actor.user
+    if user is None or not user.is_active or not can(user, Permission.approve_executions):
         return 0
     total = await session.exec(
         select(func.count())
         .select_from(Execution)
+        .join(ApprovalRequest, col(ApprovalRequest.execution_id) == col(Execution.id))
         .where(
             col(Execution.status) == ExecutionStatus.awaiting_approval,
+            col(ApprovalRequest.expires_at) > utcnow(),
             # a run whose requester was deleted (NULL) is anyone's to reject
-            or_(col(Execution.triggered_by).is_(None), col(Execution.triggered_by) != actor.user.id),
-            ~_decided_by(actor.user.id),
+            or_(col(Execution.triggered_by).is_(None), col(Execution.triggered_by) != user.id),
+            ~_decided_by(user.id),
         )
     )
     return int(total.one())

@@ -20,11 +20,15 @@ LISTED = 20
 
 def input_summary(errors: Sequence[Mapping[str, Any]]) -> str:
     """`invalid input: field: message; ...` for the first `SUMMED` of `errors` (`{field,
-    message}`): the one wording of a refused body, path or query value, whether FastAPI's model
-    refused it (api/errors.py), the query check (api/query_check.py) or a list's service (a
-    `?status=` none of the statuses, a free-text filter with a control character, a `cursor`
-    this API did not make: `Invalid.inputs`)."""
-    return INVALID_INPUT + "; ".join(f"{e['field']}: {e['message']}" for e in errors[:SUMMED])
+    message}`; a problem with an empty field is said by its message alone): the one wording of a
+    refused body, path or query value, whichever part refused it: FastAPI's model
+    (api/errors.py), the query check (api/query_check.py), the request limits at the door
+    (security/http.py, given this function by api/__init__.py), a service's field checks
+    (`Invalid.at`, `Invalid.inputs`, `Problems`), or the check of text the databases cannot
+    store (services/storable.py). Every 422 that names fields says them this way."""
+    return INVALID_INPUT + "; ".join(
+        f"{e['field']}: {e['message']}" if e["field"] else str(e["message"]) for e in errors[:SUMMED]
+    )
 
 
 class ServiceError(Exception):
@@ -47,13 +51,28 @@ class Invalid(ServiceError):
 
     @classmethod
     def at(cls, field: str, message: str) -> Invalid:
-        """`field: message`, with `details` naming `field` (the UI shows `message` under it)."""
+        """`field: message`, with `details` naming `field` (the UI shows `message` under it; the
+        API says `detail`)."""
         return cls(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+    @property
+    def detail(self) -> str:
+        """What the API's 422 says (its `detail`): when the `details` name fields' problems
+        (`{field, message}` each), the `message` starting `invalid input: ` as every refused
+        input's does (`input_summary`: FastAPI's, the door's, `Invalid.at`'s, `Problems`'), so a
+        client reads one shape from every endpoint, in the service's own words, which may say
+        more than the field's message ("content is 262145 bytes, larger than the limit of 256
+        KiB: split the script"); the `message` as it is when there are no details, or when they
+        are a report of their own (dangerous-pattern findings with a `rule`, a script's errors
+        at a `line`), whose `message` says what to do with them (`acknowledge_risks`)."""
+        if not self.details or any(set(d) != {"field", "message"} for d in self.details):
+            return self.message
+        return self.message if self.message.startswith(INVALID_INPUT) else INVALID_INPUT + self.message
 
     @classmethod
     def inputs(cls, errors: list[dict[str, str]]) -> Invalid:
-        """A refused query or path value (a list's filter, cursor or page bounds) in the words
-        FastAPI's refusals have (`input_summary`), `details` naming each field."""
+        """Refused values (`errors`: `{field, message}`) in the words FastAPI's refusals have
+        (`input_summary`), `details` naming each field (up to `LISTED`)."""
         return cls(input_summary(errors), details=errors[:LISTED])
 
     @classmethod
@@ -253,7 +272,4 @@ class Problems:
     def raise_if_any(self) -> None:
         """Raise Invalid (422) with every collected problem when there is any."""
         if self.details:
-            summary = "; ".join(
-                f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in self.details
-            )
-            raise Invalid(summary, details=self.details)
+            raise Invalid(input_summary(self.details), details=self.details)

@@ -65,6 +65,7 @@ from opscraft.services.errors import (
     Problems,
     ServiceError,
     input_message,
+    input_summary,
     unreadable,
 )
 from opscraft.services.line_endings import Notice
@@ -396,10 +397,6 @@ class Diff:
     changed: list[str]
 
 
-def _summary(details: list[dict[str, Any]]) -> str:
-    return "invalid input: " + "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
-
-
 def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
     """Validate a dict from the UI the way the API validates a body: `Invalid` naming each field."""
     if isinstance(data, model):
@@ -414,7 +411,7 @@ def parse(model: type[M], data: M | Mapping[str, Any]) -> M:
             }
             for e in exc.errors()
         ]
-        raise Invalid(_summary(errors), details=errors) from None
+        raise Invalid(input_summary(errors), details=errors) from None
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -744,7 +741,7 @@ async def _all_checks(problems: Problems, name_taken: bool, *checks: Callable[[]
     with a `rule`) are raised only when nothing else is wrong: they ask for an acknowledgement,
     which makes sense once the content is otherwise acceptable."""
     results: list[Any] = []
-    messages = [_summary(problems.details)] if problems.details else []
+    messages = [input_summary(problems.details)] if problems.details else []
     risks: Invalid | None = None
     for check in checks:
         try:

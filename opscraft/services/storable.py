@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from opscraft.db.text import find_unstorable, problem
 from opscraft.services.errors import Invalid
 
-MAX_REPORTED = 20
 # ECMA-262 (JSON Schema) form of "no NUL"; a lone surrogate cannot be sent as UTF-8 at all.
 NO_NUL_PATTERN = "^[^\\u0000]*$"
 
@@ -54,11 +53,6 @@ def limited(text: Any, max_length: int) -> Any:
     validation" (items, of a text); here the string's limit comes first and says "String should
     have at most 500 characters", as for a field that cannot be None."""
     return Annotated[str, Field(max_length=max_length), *get_args(text)[1:]]
-
-
-def _invalid(errors: list[dict[str, str]]) -> Invalid:
-    summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
-    return Invalid(f"invalid input: {summary}", details=errors[:MAX_REPORTED])
 
 
 # Values that hold no text, skipped without a walk (their exact types: a `str` enum is checked).
@@ -94,7 +88,7 @@ def _check(rows: Iterable[tuple[object, bool]]) -> None:
                 continue
             errors += ({"field": path, "message": message} for path, message in find_unstorable(value, key))
     if errors:
-        raise _invalid(errors)
+        raise Invalid.inputs(errors)
 
 
 def _before_flush(session: Session, _context: object, _instances: object) -> None:
@@ -121,7 +115,7 @@ def _before_cursor_execute(
     for text in _texts(parameters):
         message = problem(text)
         if message:
-            raise _invalid([{"field": "query", "message": message}])
+            raise Invalid.inputs([{"field": "query", "message": message}])
 
 
 def install(engine: Engine) -> None:

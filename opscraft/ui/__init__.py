@@ -35,14 +35,16 @@ def register_pages() -> None:
     """Import the page modules (their decorators register the routes) and hold every request with
     a 503 + Retry-After until start-up has finished (NiceGUI runs start-up handlers as background
     tasks, so the server listens before the database is ready). Every text field gets a length
-    ceiling first (`widgets.bound_text_fields`)."""
+    ceiling first (`widgets.bound_text_fields`), every button shows its words as written
+    (`widgets.sentence_case_buttons`)."""
     from nicegui import app
 
     from opscraft import runtime
     from opscraft.security.http import StartupGateMiddleware
-    from opscraft.ui.widgets import bound_text_fields
+    from opscraft.ui.widgets import bound_text_fields, sentence_case_buttons
 
     bound_text_fields()
+    sentence_case_buttons()
     for name in PAGE_MODULES:
         importlib.import_module(f"opscraft.ui.{name}")
     importlib.import_module("opscraft.ui.not_found").install()

@@ -15,12 +15,10 @@ from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
 from opscraft.ui.execution_widgets import run_title, trigger_label
 from opscraft.ui.layout import NAV_BADGES, follow, frame, guard, protected_page, reread, run_action
-from opscraft.ui.widgets import OneRead, Rows, call, call_all, format_time, one_click
+from opscraft.ui.widgets import OneRead, Rows, call, call_all, format_time, one_click, says_limit
 
 
 async def _badge_count(actor: Actor) -> int:
-    if not can(actor.user, Permission.approve_executions):
-        return 0
     async with runtime.current().db.session() as session:
         return await approvals.pending_count(session, actor)
 
@@ -67,10 +65,11 @@ def _decision_buttons(
     assert execution.id is not None
     execution_id = execution.id
     kept = typed if typed is not None else {}
-    comment = (
+    comment = says_limit(
         ui.input("Comment", value=kept.get(execution_id, ""))
         .props(f'outlined dense data-testid="approval-comment-{execution_id}"')
-        .classes("w-72")
+        .classes("w-72"),
+        approvals.COMMENT_MAX,
     )
     comment.on_value_change(lambda event: kept.__setitem__(execution_id, event.value or ""))
 

@@ -67,7 +67,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
     edit = can(actor.user, Permission.edit_scripts)
     ui.label(
         "When a run of this script ends, start another script. Map its parameters from this run's "
-        "parameters and from lines it prints as ::set-output name=NAME::VALUE (docs/automation.md)."
+        "parameters and from lines it prints as ::set-output name=NAME::VALUE (one line per value)."
     ).classes("text-grey-7")
 
     reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)

@@ -12,7 +12,15 @@ from opscraft.db.models import Execution
 from opscraft.db.models.executions import ExecutionStatus, Trigger
 from opscraft.db.types import utcnow
 from opscraft.services.invisible import visible
-from opscraft.ui.widgets import NARROW_HIDDEN, PHONE_HIDDEN, WRAPPED, data_table, format_time, joined
+from opscraft.ui.widgets import (
+    IDENTIFIER,
+    NARROW_HIDDEN,
+    PHONE_HIDDEN,
+    WRAPPED,
+    data_table,
+    format_time,
+    joined,
+)
 
 T = TypeVar("T")
 
@@ -142,7 +150,7 @@ RUN_COLUMNS: list[dict[str, Any]] = [
         "label": "Triggered by",
         "field": "user",
         "align": "left",
-        **joined(NARROW_HIDDEN, WRAPPED),
+        **joined(NARROW_HIDDEN, IDENTIFIER),
     },
     {"name": "trigger", "label": "Trigger", "field": "trigger", "align": "left", **NARROW_HIDDEN},
     {"name": "runner", "label": "Runner", "field": "runner", "align": "left", **NARROW_HIDDEN},

@@ -28,6 +28,7 @@ from opscraft.ui.widgets import (
     live_seconds,
     live_timer,
     long_text,
+    longest,
     one_shot,
     opens_dialog,
     page_dialog,
@@ -156,7 +157,10 @@ async def inventories_page(actor: Actor) -> None:
                     "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
                 )
                 description = prose_input(
-                    "Description", "inventory-description", value=inventory.description if inventory else ""
+                    "Description",
+                    "inventory-description",
+                    value=inventory.description if inventory else "",
+                    limit=longest(shared_inventories.InventoryIn, "description"),
                 )
                 content = (
                     ui.textarea(

@@ -130,6 +130,11 @@ body:not(.body--dark) .nicegui-code { background-color: #fff; }
    50-character tag alone still widened it past a 1280 px window. */
 .q-table td.oc-cell-wrap .q-chip { height: auto; max-width: 100%; }
 .q-table td.oc-cell-wrap .q-chip .ellipsis { white-space: normal; overflow-wrap: anywhere; }
+/* An identifier in a table's cell (`widgets.IDENTIFIER`: an e-mail address, a user name) stays on
+   one line, cut with an ellipsis, whole in its tooltip: broken anywhere, an address split mid-domain. */
+.oc-ident {
+  display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; max-width: min(12rem, 45vw);
+}
 .oc-sticky-actions { position: sticky; right: 0; z-index: 1; background: var(--oc-sticky-bg, #fff); }
 .body--dark .oc-sticky-actions { --oc-sticky-bg: var(--q-dark, #1d1d1d); }
 /* A select in a form dialog is as wide as the dialog's inputs: sized to its value, its label was cut. */

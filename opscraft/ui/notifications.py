@@ -30,6 +30,7 @@ from opscraft.ui.widgets import (
     dialog_buttons,
     dialog_card,
     format_time,
+    longest,
     once_per_double_click,
     one_shot,
     opens_dialog,
@@ -304,7 +305,13 @@ async def notifications_page(actor: Actor) -> None:
             secrets_first = await first_choices(secret_search(actor))
             title = "Add a channel" if stored is None else f"Edit the channel {stored.name}"
             with page_dialog() as dialog, dialog_card(title) as card:
-                name = text_input("Name", "channel-name", value=stored.name if stored else "", autofocus=True)
+                name = text_input(
+                    "Name",
+                    "channel-name",
+                    value=stored.name if stored else "",
+                    autofocus=True,
+                    limit=longest(notifications.ChannelIn, "name"),
+                )
                 kind = ui.select(
                     labels.CHANNEL_KIND, value=stored.kind if stored else "slack", label="Kind"
                 ).props('outlined dense data-testid="channel-kind"')

@@ -16,6 +16,7 @@ from opscraft.ui.widgets import (
     enter_presses,
     form,
     format_time,
+    longest,
     note_submitted,
     one_click,
     one_shot,
@@ -46,7 +47,12 @@ async def profile_page(actor: Actor) -> None:
                     ui.label(label).classes("text-grey-7")
                     ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
             email = text_input("Email", "profile-email", value=user.email)
-            full_name = text_input("Full name", "profile-full-name", value=user.full_name)
+            full_name = text_input(
+                "Full name",
+                "profile-full-name",
+                value=user.full_name,
+                limit=longest(users.Registration, "full_name"),
+            )
             # Kept in the tab (drafts.py) under this user's id: a session that ended while typing
             # (signed out elsewhere, password reset, a long idle) lost the edit; another user
             # signing in on the tab gets none of it.

@@ -16,7 +16,7 @@ from opscraft.db.types import utcnow
 from opscraft.services import schedules, scripts
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
-from opscraft.services.schedules import PREVIEW, ScheduleView
+from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select
 from opscraft.ui.layout import (
@@ -40,6 +40,7 @@ from opscraft.ui.widgets import (
     confirm,
     dialog_buttons,
     dialog_card,
+    longest,
     once_per_double_click,
     one_shot,
     opens_dialog,
@@ -236,8 +237,15 @@ async def open_form(
     } | (automation_terraform.loaded(None, None) if with_terraform else {})
     title = f"Add a schedule to {script.name}" if stored is None else f"Edit the schedule {stored.name}"
     with page_dialog() as dialog, dialog_card(title) as card:  # the overview's rows are redrawn live
-        name = text_input("Name", "schedule-name", value=start["name"], autofocus=True)
-        cron = text_input("Cron (minute hour day month weekday)", "schedule-cron", value=start["cron"])
+        name = text_input(
+            "Name", "schedule-name", value=start["name"], autofocus=True, limit=longest(ScheduleIn, "name")
+        )
+        cron = text_input(
+            "Cron (minute hour day month weekday)",
+            "schedule-cron",
+            value=start["cron"],
+            limit=longest(ScheduleIn, "cron"),
+        )
         tz = text_input(
             "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
         )

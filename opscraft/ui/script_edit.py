@@ -43,8 +43,10 @@ from opscraft.ui.widgets import (
     call_all,
     changed,
     live_timer,
+    longest,
     one_click,
     one_shot,
+    says_limit,
     whole,
 )
 
@@ -322,8 +324,11 @@ class ScriptForm:
                 on_change=self._type_changed,
             ).props('outlined dense data-testid="script-type"')
             self.script_type.classes("w-40")
-        self.description = ui.textarea("Description", value=s.description if s else "").props(
-            'outlined dense autogrow data-testid="script-description"'
+        self.description = says_limit(
+            ui.textarea("Description", value=s.description if s else "").props(
+                'outlined dense autogrow data-testid="script-description"'
+            ),
+            longest(scripts.ScriptCreate, "description"),
         )
         self.description.classes("w-full")
         self.editor = editor(
@@ -413,8 +418,9 @@ class ScriptForm:
             value=s.viewers_choose_run_options if s else True,
         ).props('data-testid="viewers-choose-run-options"')
         self.viewers_options.bind_visibility_from(self.script_type, "value", value="ansible")
-        self.change_note = ui.input("Change note (optional)").props(
-            'outlined dense data-testid="change-note"'
+        self.change_note = says_limit(
+            ui.input("Change note (optional)").props('outlined dense data-testid="change-note"'),
+            longest(scripts.ScriptCreate, "change_note"),
         )
         self.change_note.classes("w-full")
         with ui.row().classes("w-full justify-end gap-2 mt-2"):

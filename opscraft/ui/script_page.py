@@ -37,6 +37,7 @@ from opscraft.ui.script_widgets import (
     type_badge,
 )
 from opscraft.ui.widgets import (
+    IDENTIFIER,
     NARROW_HIDDEN,
     STICKY_ACTIONS,
     WRAPPED,
@@ -62,7 +63,7 @@ VERSION_COLUMNS: list[dict[str, Any]] = [
         "label": "Author",
         "field": "author",
         "align": "left",
-        **joined(NARROW_HIDDEN, WRAPPED),
+        **joined(NARROW_HIDDEN, IDENTIFIER),
     },
     {"name": "time", "label": "Saved", "field": "time", "align": "left"},
     {"name": "actions", "label": "", "field": "number", "align": "right", **STICKY_ACTIONS},

@@ -36,6 +36,7 @@ from opscraft.ui.widgets import (
     forget_on_close,
     format_time,
     joined,
+    longest,
     opens_dialog,
     prose_input,
     text_input,
@@ -341,7 +342,10 @@ class SecretsView(PagedTable):
         """Open the dialog creating a secret (an environment variable or a file secret)."""
         with ui.dialog() as dialog, dialog_card("New secret") as card:
             name = text_input(
-                "Name (environment variable, e.g. DATABASE_PASSWORD)", "create-name", autofocus=True
+                "Name (environment variable, e.g. DATABASE_PASSWORD)",
+                "create-name",
+                autofocus=True,
+                limit=longest(secrets.SecretCreate, "name"),
             )
             kind = ui.toggle(
                 {"env": "Environment variable", "file": "File (key, kubeconfig, ...)"}, value="env"
@@ -351,7 +355,9 @@ class SecretsView(PagedTable):
                 "A file secret is written into the run (mode 0400, removed afterwards); the variable "
                 "holds its path."
             ).classes("text-caption text-grey-7").bind_visibility_from(kind, "value", value="file")
-            description = prose_input("Description", "create-description")
+            description = prose_input(
+                "Description", "create-description", limit=longest(secrets.SecretCreate, "description")
+            )
             draft = drafts.dialog_draft(f"{DRAFTS}new", card, {"name": name, "description": description})
             # A problem of the kind (a name Ansible reads a file's path from must be a file
             # secret) goes under the name: the toggle shows no message of its own.
@@ -390,7 +396,12 @@ class SecretsView(PagedTable):
         another tab or user changed it since the edit started: the draft holds it)."""
         shown = {"description": row["description"]}
         with ui.dialog() as dialog, dialog_card(f"Edit {row['name']}") as card:
-            description = prose_input("Description", "edit-description", value=row["description"])
+            description = prose_input(
+                "Description",
+                "edit-description",
+                value=row["description"],
+                limit=longest(secrets.SecretCreate, "description"),
+            )
             draft = drafts.dialog_draft(f"{DRAFTS}{row['id']}", card, {"description": description}, shown)
             dialog_buttons(
                 dialog,

@@ -15,6 +15,11 @@ from opscraft.ui.drafts import Draft
 from opscraft.ui.layout import frame, guard, notify_ok, protected_page, run_action
 from opscraft.ui.widgets import ErrorLine, call_all, one_click, one_shot, whole
 
+FIXED_AT_START = "Fixed by this server's start-up configuration (whoever runs the server can change it)"
+"""The start of the note under a setting that the server's environment decides (`Settings`:
+`local_runner`, `local_runner_role`, `warm_pool_size`): it named the variable, which an admin in
+the UI cannot set; docs/configuration.md names them for whoever runs the server."""
+
 SWITCHES = {
     "registration_open": (
         "Open self-registration",
@@ -146,9 +151,9 @@ async def settings_page(actor: Actor) -> None:
                     ui.label(help_text).classes("text-caption text-grey-7 pl-12")
                     _stored_note(unread, key)
             if forced_local:
-                ui.label(
-                    "OPSCRAFT_LOCAL_RUNNER=1 allows the local runner on this server whatever the switch says."
-                ).classes("text-caption text-warning")
+                ui.label(f"{FIXED_AT_START}: the local runner is allowed whatever the switch says.").classes(
+                    "text-caption text-warning"
+                )
             with ui.column().classes("gap-0"):
                 role = (
                     ui.select(
@@ -166,9 +171,10 @@ async def settings_page(actor: Actor) -> None:
                     "you would trust with them."
                 ).classes("text-caption text-grey-7")
                 if forced_role:
-                    ui.label(
-                        f"OPSCRAFT_LOCAL_RUNNER_ROLE={forced_role} decides this on this server."
-                    ).classes("text-caption text-warning")
+                    who = LOCAL_RUNNER_ROLES[forced_role].lower()
+                    ui.label(f"{FIXED_AT_START}: {who}, whatever is chosen here.").classes(
+                        "text-caption text-warning"
+                    )
             ui.separator()
             ui.label("Warm containers").classes("text-subtitle1 font-medium")
             pool_size = (
@@ -180,7 +186,7 @@ async def settings_page(actor: Actor) -> None:
             _stored_note(unread, "warm_pool_size")
             if forced_pool is not None:
                 ui.label(
-                    f"OPSCRAFT_WARM_POOL_SIZE={forced_pool} decides this for this server's worker."
+                    f"{FIXED_AT_START}: {forced_pool} for this server's worker, whatever is set here."
                 ).classes("text-caption text-warning")
 
             numbers, switch_error = _retention_fields(draft, values, switches, unread)

@@ -170,7 +170,7 @@ async def tokens_page(actor: Actor, page: int = 1, all: bool = False) -> None:
 
         async def open_create(_: None = None) -> None:
             with page_dialog() as dialog, dialog_card("Create a token") as card:
-                name = text_input("Name", "token-name", autofocus=True)
+                name = text_input("Name", "token-name", autofocus=True, limit=api_tokens.NAME_MAX)
                 roles = list(labels.ROLE)
                 assert actor.user is not None
                 allowed = {r: labels.ROLE[r] for r in roles[: roles.index(actor.user.role) + 1]}

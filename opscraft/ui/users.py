@@ -15,6 +15,7 @@ from opscraft.ui import drafts, labels
 from opscraft.ui.layout import close_saved, frame, guard, plain, protected_page
 from opscraft.ui.paged import PagedTable
 from opscraft.ui.widgets import (
+    IDENTIFIER,
     NARROW_HIDDEN,
     STICKY_ACTIONS,
     WRAPPED,
@@ -25,6 +26,7 @@ from opscraft.ui.widgets import (
     form,
     format_time,
     joined,
+    longest,
     opens_dialog,
     password_hint,
     password_input,
@@ -37,7 +39,7 @@ DRAFTS = "user:"
 A password is never kept."""
 
 COLUMNS: list[dict[str, Any]] = [
-    {"name": "username", "label": "Username", "field": "username", "align": "left", **WRAPPED},
+    {"name": "username", "label": "Username", "field": "username", "align": "left", **IDENTIFIER},
     {
         "name": "full_name",
         "label": "Full name",
@@ -45,7 +47,13 @@ COLUMNS: list[dict[str, Any]] = [
         "align": "left",
         **joined(NARROW_HIDDEN, WRAPPED),
     },
-    {"name": "email", "label": "Email", "field": "email", "align": "left", **joined(NARROW_HIDDEN, WRAPPED)},
+    {
+        "name": "email",
+        "label": "Email",
+        "field": "email",
+        "align": "left",
+        **joined(NARROW_HIDDEN, IDENTIFIER),
+    },
     {"name": "role", "label": "Role", "field": "role", "align": "left"},
     {"name": "is_active", "label": "Status", "field": "is_active", "align": "left"},
     {"name": "last_login", "label": "Last login", "field": "last_login", "align": "left", **NARROW_HIDDEN},
@@ -74,7 +82,7 @@ OWN_NOTE = (
 )
 USERNAME_CELL = """
 <q-td :props="props">
-  <span class="oc-username">{{ props.value }}</span>
+  <span class="oc-username oc-ident" :title="props.value">{{ props.value }}</span>
   <div v-if="props.row.own_note" class="text-caption text-grey-8"
        style="white-space: normal; max-width: min(24rem, calc(100vw - 13rem))"
        :data-testid="'user-own-note-' + props.row.username">{{ props.row.own_note }}</div>
@@ -171,9 +179,13 @@ class UsersView(PagedTable):
     def open_create(self) -> None:
         """Open the dialog creating a user with an initial password."""
         with ui.dialog() as dialog, dialog_card("New user") as card:
-            username = text_input("Username", "create-username", autofocus=True)
+            username = text_input(
+                "Username", "create-username", autofocus=True, limit=longest(users.Registration, "username")
+            )
             email = text_input("Email", "create-email")
-            full_name = text_input("Full name", "create-fullname")
+            full_name = text_input(
+                "Full name", "create-fullname", limit=longest(users.Registration, "full_name")
+            )
             role = ui.select(labels.ROLE, value=Role.viewer.value, label="Role").props(
                 'outlined dense data-testid="create-role"'
             )
@@ -215,7 +227,12 @@ class UsersView(PagedTable):
         """
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}") as card:
             email = text_input("Email", "edit-email", value=row["email"])
-            full_name = text_input("Full name", "edit-fullname", value=row["full_name"])
+            full_name = text_input(
+                "Full name",
+                "edit-fullname",
+                value=row["full_name"],
+                limit=longest(users.Registration, "full_name"),
+            )
             role = ui.select(labels.ROLE, value=row["role"], label="Role").props(
                 'outlined dense data-testid="edit-role"'
             )

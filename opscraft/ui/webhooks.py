@@ -29,6 +29,7 @@ from opscraft.ui.widgets import (
     dialog_buttons,
     dialog_card,
     format_time,
+    longest,
     once_per_double_click,
     one_shot,
     opens_dialog,
@@ -67,7 +68,9 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
     origin = _page_origin()  # read while the page is built: the creation dialog is gone by the URL's turn
     ui.label(
         "POST JSON to a webhook's URL to start this script; map body fields to parameters with JSON "
-        "pointers. Runs start on behalf of the webhook's owner. See docs/automation.md for signing."
+        "pointers. Runs start on behalf of the webhook's owner. To accept only calls signed by the "
+        "sender, choose a signing secret: its value is the key the sender signs with, in the "
+        "signature form chosen (OpsCraft's, GitHub's or GitLab's)."
     ).classes("text-grey-7")
 
     reads = OneRead()  # the tab's reads of its list, one at a time (`follow`)
@@ -206,7 +209,13 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
         title = "Add a webhook" if hook is None else f"Edit the webhook {hook.name}"
         secrets_first = await first_choices(secret_search(actor))
         with page_dialog() as dialog, dialog_card(title) as card:  # the rows are redrawn live
-            name = text_input("Name", "webhook-name", value=start["name"], autofocus=True)
+            name = text_input(
+                "Name",
+                "webhook-name",
+                value=start["name"],
+                autofocus=True,
+                limit=longest(webhooks.WebhookIn, "name"),
+            )
             mapping = prose_input(
                 'Mapping (JSON: {"PARAM": "/json/pointer"})', "webhook-mapping", value=start["mapping"]
             )

@@ -13,7 +13,9 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from annotated_types import MaxLen
 from nicegui import binding, context, events, ui
+from pydantic import BaseModel
 
 from opscraft import runtime
 from opscraft.db import stored_shapes
@@ -464,6 +466,12 @@ class _Table(ui.table):
             self._props["pagination"] = value
 
 
+IDENTIFIER_CELL = (
+    '<q-td :props="props"><div class="oc-ident" :title="props.value">{{ props.value }}</div></q-td>'
+)
+"""The cell of an `IDENTIFIER` column: its value on one line (`oc-ident`), whole as its tooltip."""
+
+
 def data_table(
     columns: list[dict[str, Any]], rows: list[dict[str, Any]], row_key: str, label: str
 ) -> ui.table:
@@ -473,9 +481,14 @@ def data_table(
     phone) takes the keyboard's focus and is a region of that name (`layout.A11Y_JS`), so rows
     with no link or button in them can still be scrolled with the arrow keys (WCAG 2.1.1;
     axe-core's `scrollable-region-focusable`). Every table of the pages is made here; it sends
-    no copy of itself when the browser reports the pagination it already has (`_Table`)."""
+    no copy of itself when the browser reports the pagination it already has (`_Table`). A
+    column of `IDENTIFIER`s shows each cell's whole value as its tooltip (a page may give the
+    column a slot of its own, which then does so)."""
     made = _Table(columns=columns, rows=rows, row_key=row_key).classes("w-full")
     made.props["pagination"] = dict(SHOWN_PAGINATION)
+    for column in columns:
+        if column.get("classes") and IDENTIFIER["classes"] in column["classes"].split():
+            made.add_slot(f"body-cell-{column['name']}", IDENTIFIER_CELL)
     return made.props(f'data-a11y-label="{label}"')
 
 
@@ -609,8 +622,34 @@ def stored_json_text(row: object, column: str) -> str:
     return json.dumps(getattr(row, column), ensure_ascii=False)
 
 
-def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = False) -> ui.input:
-    """A full-width outlined text field showing `value`.
+def longest(model: type[BaseModel], name: str) -> int:
+    """The most characters field `name` of the service's request `model` accepts (its
+    `max_length`), for the page's field of it (`text_input(limit=...)`): the limit has one
+    source, the service's. KeyError for a field with no such limit."""
+    for rule in model.model_fields[name].metadata:
+        if isinstance(rule, MaxLen):
+            return int(rule.max_length)
+    raise KeyError(f"{model.__name__}.{name} has no max_length")
+
+
+TextField = TypeVar("TextField", ui.input, ui.textarea)
+
+
+def says_limit(field: TextField, limit: int) -> TextField:
+    """`field`, whose service accepts at most `limit` characters, says so under it while one
+    types: "At most 1000 characters" (the limit was said only by the refusal, after Create).
+    Said once, not counted at each key: Quasar animates a changed hint (one leaving, one
+    coming), which flickered at every key. Characters as the service counts them (code
+    points); a longer value still reaches the server (`bound_text_fields`), which refuses it
+    under the field, the hint's place."""
+    return field.props(f'hint="At most {limit} characters"')
+
+
+def text_input(
+    label: str, testid: str, *, value: str = "", autofocus: bool = False, limit: int | None = None
+) -> ui.input:
+    """A full-width outlined text field showing `value`; with `limit` (the service's most
+    characters: `longest`), it says the limit under it (`says_limit`).
 
     Give a field its first value here, never by setting `.value` after it is built: NiceGUI
     follows such a set with an `updateValue` call that puts the server's value back into the
@@ -618,15 +657,23 @@ def text_input(label: str, testid: str, *, value: str = "", autofocus: bool = Fa
     person typed meanwhile was replaced (on screen and on the server) by the value the page was
     built with."""
     props = f'outlined dense data-testid="{testid}"' + (" autofocus" if autofocus else "")
-    return ui.input(label, value=value).props(props).classes("w-full")
+    field = ui.input(label, value=value).props(props).classes("w-full")
+    return field if limit is None else says_limit(field, limit)
 
 
-def prose_input(label: str, testid: str, *, value: str = "") -> ui.textarea:
+def prose_input(label: str, testid: str, *, value: str = "", limit: int | None = None) -> ui.textarea:
     """`text_input` for text that may hold line breaks the API keeps (a description, a JSON box):
-    one line high, growing with what is typed or pasted, so a pasted line break is kept, not
-    refused as in a one-line field (`one_line`). Enter starts a new line here."""
-    props = f'outlined dense autogrow rows=1 data-testid="{testid}"'
-    return ui.textarea(label, value=value).props(props).classes("w-full")
+    one line high, growing with what is typed or pasted up to `PROSE_HEIGHT`, then scrolling (a
+    long description grew its dialog past the window's bottom, Create out of reach), so a pasted
+    line break is kept, not refused as in a one-line field (`one_line`). Enter starts a new line
+    here. `limit`: as `text_input`'s."""
+    props = f'outlined dense autogrow rows=1 input-style="max-height: {PROSE_HEIGHT}" data-testid="{testid}"'
+    field = ui.textarea(label, value=value).props(props).classes("w-full")
+    return field if limit is None else says_limit(field, limit)
+
+
+PROSE_HEIGHT = "30vh"
+"""The most a `prose_input` grows to: a dialog with two of them still fits the window."""
 
 
 def form() -> ui.element:
@@ -766,6 +813,16 @@ def bound_text_fields() -> None:
         element.default_props(f"maxlength={MAX_CARRIED_UNITS}")
 
 
+def sentence_case_buttons() -> None:
+    """Show every button's words as written (Quasar's `no-caps`; NiceGUI default props, called
+    before any page is built): the labels are written in sentence case ("Add channel", "New
+    inventory"), and Quasar's default upper case showed only the buttons that said `no-caps`
+    so, the rest as "ADD CHANNEL". Also the choices of a button toggle (`ui.toggle`) and the
+    tabs (`ui.tabs`), drawn as buttons."""
+    for element in (ui.button, ui.toggle, ui.tabs):
+        element.default_props("no-caps")
+
+
 NARROW_HIDDEN: dict[str, str] = {"classes": "gt-sm", "headerClasses": "gt-sm"}
 """A table column's props that drop it below 1024 px (Quasar's `gt-sm` breakpoint): on a phone a
 table keeps the columns that say which row it is, its state and its actions, and fits the screen
@@ -777,6 +834,13 @@ WRAPPED: dict[str, str] = {"classes": "oc-cell-wrap"}
 description, a full name): its cells wrap at 24rem (`layout.THEME_CSS`). Unwrapped, one such value
 made its table wider than the window, and the columns right of it (a row's buttons) were out of
 view until the table was scrolled sideways."""
+IDENTIFIER: dict[str, str] = {"classes": "oc-cell-id"}
+"""A table column's props for an identifier (an e-mail address, a user name, a host name): its
+cells keep it on one line, cut with "…" past 12rem (`oc-ident` in `layout.THEME_CSS`), the whole
+value in its tooltip (`title`; `data_table`'s `IDENTIFIER_CELL`) and in its text for assistive
+technology. As
+`WRAPPED` text it broke anywhere, in the middle of a word ("ops@example-corpo|ration.com" at
+1280 px), where a reader looks for the whole name."""
 STICKY_ACTIONS: dict[str, str] = {"classes": "oc-sticky-actions", "headerClasses": "oc-sticky-actions"}
 """A table column's props for a row's buttons: kept at the table's right edge, in view, over the
 cells, however wide the table (a phone's 375 px, a table of many columns: `layout.THEME_CSS`)."""
@@ -818,22 +882,61 @@ the button that opened it (landing on the backdrop once the form is up), closed 
 dropped what was typed. Escape and Cancel still close it."""
 
 
+COPIED = "Copied to the clipboard."
+PRESS_TO_COPY = "Selected: press Ctrl+C (⌘C on a Mac) to copy it."
+# The Copy button's click, in the browser: the value is written to the clipboard from the field
+# the browser holds (it never goes back to the server, nor into a log or an address); where the
+# Clipboard API is missing (a page on plain http from another machine: not a secure context)
+# or refused, the field's text is selected for the user's own Ctrl+C. Only which happened is
+# sent to the server (`copied` or `selected`), which says so under the field.
+_COPY_JS = """async (event) => {
+  const box = document.querySelector('[data-testid="%s"]');
+  const field = box && (box.matches('input') ? box : box.querySelector('input'));
+  if (!field) return;
+  try {
+    await navigator.clipboard.writeText(field.value);
+    emit('copied');
+  } catch (error) {
+    field.focus();
+    field.select();
+    emit('selected');
+  }
+}"""
+
+
 def shown_once(
     title: str, warning: str, testid: str, done_testid: str | None = None
 ) -> tuple[ui.dialog, ui.input]:
     """A dialog showing a value once (a new API token, a webhook's URL holding its token): the
-    value in a read-only field (`testid`) to copy, `warning` above it, a Done button. Closed by
-    Done or Escape, the field is emptied: the value leaves the page. Returns (dialog, field);
-    the caller sets the field's value and opens the dialog."""
+    value in a read-only field (`testid`) with a Copy button (`<testid>-copy`: to the clipboard,
+    or, where the browser offers none, the text selected for Ctrl+C: `_COPY_JS`) whose outcome
+    is said under it (`<testid>-copied`: `COPIED` or `PRESS_TO_COPY`), `warning` above it, a
+    Done button. Closed by Done or Escape, the field is emptied: the value leaves the page.
+    Returns (dialog, field); the caller sets the field's value and opens the dialog."""
     with ui.dialog() as dialog, dialog_card(title):
         ui.label(warning).classes("text-warning")
-        field = (
-            ui.input().props(f'readonly outlined dense data-testid="{testid}"').classes("w-full font-mono")
+        with ui.row().classes("w-full items-center no-wrap gap-2"):
+            field = (
+                ui.input()
+                .props(f'readonly outlined dense data-testid="{testid}"')
+                .classes("col min-w-0 font-mono")
+            )
+            copy = ui.button("Copy", icon="content_copy").props(f'no-caps flat data-testid="{testid}-copy"')
+        said = ui.label("").classes("text-caption").props(f'role="status" data-testid="{testid}-copied"')
+        copy.on(
+            "click",
+            lambda e: said.set_text(COPIED if e.args == "copied" else PRESS_TO_COPY),
+            js_handler=_COPY_JS % testid,
         )
         done = ui.button("Done", on_click=dialog.close).props("unelevated")
         if done_testid is not None:
             done.props(f'data-testid="{done_testid}"')
-    forget_on_close(field, lambda: field.set_value(""))
+
+    def forget() -> None:
+        field.set_value("")
+        said.set_text("")
+
+    forget_on_close(field, forget)
     return dialog, field
 
 

@@ -11,7 +11,7 @@ from opscraft.services import workers
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui.layout import frame, guard, protected_page
-from opscraft.ui.widgets import NARROW_HIDDEN, data_table, live_timer
+from opscraft.ui.widgets import IDENTIFIER, NARROW_HIDDEN, data_table, joined, live_timer
 
 REFRESH_SECONDS = 3.0
 # Workers the table shows at most: the alive ones, then those that heartbeated last.
@@ -19,7 +19,13 @@ SHOWN = workers.HISTORY_LIMIT
 COLUMNS: list[dict[str, Any]] = [
     {"name": "id", "label": "Worker", "field": "id", "align": "left"},
     {"name": "state", "label": "State", "field": "state", "align": "left"},
-    {"name": "host", "label": "Host (pid)", "field": "host", "align": "left", **NARROW_HIDDEN},
+    {
+        "name": "host",
+        "label": "Host (pid)",
+        "field": "host",
+        "align": "left",
+        **joined(NARROW_HIDDEN, IDENTIFIER),
+    },
     {"name": "runners", "label": "Runners", "field": "runners", "align": "left", **NARROW_HIDDEN},
     {"name": "load", "label": "Running / slots", "field": "load", "align": "right"},
     {
@@ -66,8 +72,9 @@ async def workers_page(actor: Actor) -> None:
     """Page /workers (needs view_system): the worker processes, their state and slots, refreshed live."""
     with frame(actor, "Workers"):
         ui.markdown(
-            "Processes that run executions: the worker inside `opscraft serve` and every "
-            "`opscraft worker`. A worker without a heartbeat for `OPSCRAFT_WORKER_LOST_SECONDS` is "
+            "Processes that run executions: the worker inside the web server and every worker "
+            "started on its own (on this machine or another). A worker without a heartbeat for "
+            f"{runtime.current().settings.worker_lost_seconds:g} seconds is "
             "declared lost and its running runs end as errors; until then one silent for over two "
             "heartbeats says `not answering` under State, and `late` once past that limit while no "
             "live process has yet watched the database for as long (all of them restarted, or came "

@@ -464,6 +464,29 @@ async def test_the_badge_counts_what_waits_for_your_decision(
     assert await badge(admin) == 1, "a deleted requester's run still waits for a decision"
 
 
+async def test_the_badge_counts_only_what_you_can_still_decide(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Two approvers, two required: the badge (`pending_count`) of each counts the run until
+    they approve it, never for a viewer (who may not decide: the rule was the page's alone, so
+    the service counted every waiting run for them), and no longer once the request is past
+    its expiry (a decision then only ends it), before the sweep has ended it."""
+    requester = await make_user(client, "operator", "requester")
+    _, run_id = await held_run(client, requester, admin, required=2)
+
+    async def badges() -> tuple[int, ...]:
+        async with runtime.current().db.session() as session:
+            people = [await session.get(User, who.id) for who in (admin, operator, viewer)]
+            return tuple([await approvals.pending_count(session, Actor(user)) for user in people])
+
+    assert await badges() == (1, 1, 0), "a viewer may not decide"
+    assert (await decide(client, admin, run_id, "approve")).status_code == 200
+    assert await badges() == (0, 1, 0), "the admin approved: it waits for the operator"
+    await expire_requests()
+    assert await badges() == (0, 0, 0), "past its expiry, no decision can be given"
+    assert await status_of(client, admin, run_id) == "awaiting_approval", "not swept yet"
+
+
 async def test_the_last_two_approvals_at_once_queue_the_run(
     client: httpx.AsyncClient, admin: LoggedIn, viewer: LoggedIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -632,8 +632,9 @@ def test_a_notification_rule_and_a_webhook_name_their_script_and_secret(page: An
 def field_message(page: Any, testid: str, expected: str = "") -> str:
     """The message under the input `testid` once it holds `expected` (any message when empty),
     in lower case; AssertionError when it does not come. Waited for: the form's previous message
-    may still be shown, its removal (the value changed) on its way from the server. The last
-    messages block: while a hint gives way to an error, Quasar shows both, the leaving one first."""
+    may still be shown, its removal (the value changed) on its way from the server. The last of
+    the field's messages: while Quasar animates a change (the limit said under the field giving
+    way to an error: `widgets.says_limit`) the one leaving is still there, before it."""
     field = page.get_by_test_id(testid).locator("xpath=ancestor::label[contains(@class, 'q-field')]")
     messages = field.locator(".q-field__messages").last
 
