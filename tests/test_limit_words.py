@@ -26,6 +26,11 @@ OPTIONS = [str(n) for n in range(parameters.MAX_OPTIONS + 1)]
             "timeout_seconds",
             "must be at most 86400 (OPSCRAFT_MAX_TIMEOUT_SECONDS), not 1000000",
         ),
+        (  # JSON numbers have no length limit: the refusal does not write 401 digits back
+            {"timeout_seconds": 10**400},
+            "timeout_seconds",
+            "must be at most 86400 (OPSCRAFT_MAX_TIMEOUT_SECONDS), not a number of 401 digits",
+        ),
         (
             {
                 "parameters": [
@@ -49,6 +54,8 @@ async def test_a_script_field_past_its_limit_says_the_limit_and_what_was_sent(
     assert r.status_code == 422, r.text
     said = {e["field"]: e["message"] for e in r.json()["errors"]}
     assert message in said[field], said
+    detail = r.json()["detail"]
+    assert detail.startswith("invalid input: ") and f"{field}: {said[field]}" in detail, r.text
 
 
 async def test_a_password_change_past_a_limit_says_it_as_the_set_up_page_does(

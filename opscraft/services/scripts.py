@@ -882,12 +882,20 @@ async def _check_ansible_settings(
             )
 
 
+# The longest number a refusal repeats back; past it the message says how many digits were sent
+# (JSON allows any length: `10**400` was written back whole, 401 digits in `detail` and `errors`).
+ECHOED_DIGITS_MOST = 15
+
+
 def _check_timeout(seconds: int) -> None:
+    """Invalid (422, field `timeout_seconds`) past `OPSCRAFT_MAX_TIMEOUT_SECONDS`, saying the
+    value sent when it has at most `ECHOED_DIGITS_MOST` digits, else how many it has."""
     limit = runtime.current().settings.max_timeout_seconds
     if seconds > limit:
-        message = f"must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS), not {seconds}"
-        raise Invalid(
-            f"timeout_seconds {message}", details=[{"field": "timeout_seconds", "message": message}]
+        digits = str(seconds)
+        sent = digits if len(digits) <= ECHOED_DIGITS_MOST else f"a number of {len(digits)} digits"
+        raise Invalid.at(
+            "timeout_seconds", f"must be at most {limit} (OPSCRAFT_MAX_TIMEOUT_SECONDS), not {sent}"
         )
 
 
