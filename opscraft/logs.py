@@ -25,6 +25,10 @@ QUIET_LOGGERS = ("httpx", "httpcore", "aiosqlite", "websockets")
 log the URLs of outgoing requests (a Slack webhook's URL is a secret); aiosqlite logs every SQL
 statement with its bound values at DEBUG (password hashes, sealed secrets, token ids); websockets
 logs every header and frame at DEBUG (`NoWireDebug`)."""
+CHATTY_LOGGERS = ("alembic.runtime.plugins",)
+"""Libraries whose INFO lines say nothing an operator acts on: WARNING and up unless `LOG_LEVEL` is
+DEBUG. Alembic's plugin registry logs `setup plugin alembic.autogenerate...` seven times on each
+start that migrates (Alembic 1.17+), before the `Running upgrade` lines that matter."""
 _context: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
     "opscraft_log_context", default=None
 )
@@ -249,3 +253,5 @@ def configure(level: str, log_format: str = "text") -> None:
     # aiosqlite logs each statement's bound values at DEBUG.
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING if root.level > logging.DEBUG else logging.NOTSET)
