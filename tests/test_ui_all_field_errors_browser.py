@@ -14,6 +14,7 @@ from tests.ui_journey import (
     API_TIMEOUT,
     api_user,
     create_script,
+    field_error,
     journey_server,
     make_users,
     signed_in,
@@ -42,10 +43,6 @@ def tokens(server: LiveServer) -> dict[str, dict[str, str]]:
     return {name: token(server, name) for name in ("admin", "operator", "viewer")}
 
 
-def _messages(page: Any, testid: str) -> Any:
-    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
-
-
 def test_the_setup_form_shows_every_problem_at_once(server: LiveServer, page: Any) -> None:
     """On the module's server before any user (the module's first test, before `tokens`)."""
     page.goto(f"{server.url}/setup")
@@ -62,7 +59,7 @@ def test_the_setup_form_shows_every_problem_at_once(server: LiveServer, page: An
         "setup-repeat": "Differs from the password",
     }
     for testid, text in expected.items():
-        _messages(page, testid).get_by_text(text).wait_for()
+        field_error(page, testid).get_by_text(text).wait_for()
     assert page.locator(".q-notification").count() == 0
     assert page.url == f"{server.url}/setup"
     # Fixed, the administrator is created and the dashboard opens.
@@ -103,14 +100,14 @@ def test_the_schedule_dialog_shows_every_problem_at_once(
         "param-N": "must be an integer",
     }
     for testid, text in expected.items():
-        _messages(page, testid).get_by_text(text).wait_for()
+        field_error(page, testid).get_by_text(text).wait_for()
     assert page.locator(".q-notification").count() == 0
     listed = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}/schedules", headers=tokens["admin"])
     assert listed.json()["items"] == []
     # A zero-width space pasted with a value is named under its field, as the API names it.
     page.get_by_test_id("param-N").fill("1\u200b")
     page.get_by_test_id("schedule-submit").click()
-    _messages(page, "param-N").get_by_text("U+200B").wait_for()
+    field_error(page, "param-N").get_by_text("U+200B").wait_for()
     # Fixed, the schedule is added; the time zone's box blanked is UTC, as its label says
     # ("empty: UTC"): spaces left in it were refused as an unknown zone.
     page.get_by_test_id("schedule-name").fill("nightly")
@@ -159,7 +156,7 @@ def test_the_script_editor_shows_name_memory_and_parameter_errors_together(
         "param-name-0": "name must be an environment variable identifier",
     }
     for testid, text in expected.items():
-        _messages(page, testid).get_by_text(text).wait_for()
+        field_error(page, testid).get_by_text(text).wait_for()
     assert page.url == f"{server.url}/scripts/{script['id']}/edit"
     stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
     assert (stored["name"], stored["current_version"]) == ("two-rounds", 1)
@@ -177,7 +174,7 @@ def test_a_default_on_a_required_parameter_is_said_under_the_default(
     wait_connected(page)
     page.get_by_test_id("param-required-0").click()
     page.get_by_test_id("save-script").click()
-    _messages(page, "param-default-0").get_by_text("default not allowed on a required parameter").wait_for()
+    field_error(page, "param-default-0").get_by_text("default not allowed on a required parameter").wait_for()
     assert page.locator(".q-field--error", has=page.get_by_test_id("param-name-0")).count() == 0
 
 
@@ -196,7 +193,7 @@ def test_text_no_database_stores_in_a_parameter_is_said_under_its_field(
     field = page.get_by_test_id(f"param-{part}-0")
     field.fill("a\x00b")
     field.press("Control+s")  # saves from any field of the form
-    _messages(page, f"param-{part}-0").get_by_text(f"{part} must not contain NUL characters").wait_for()
+    field_error(page, f"param-{part}-0").get_by_text(f"{part} must not contain NUL characters").wait_for()
     assert page.locator(".q-field--error", has=page.get_by_test_id("param-name-0")).count() == 0
     stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
     assert stored["current_version"] == 1
@@ -219,7 +216,7 @@ def test_the_change_password_form_shows_every_problem_at_once(
         "repeat-password": "Differs from the new password",
     }
     for testid, text in expected.items():
-        _messages(page, testid).get_by_text(text).wait_for()
+        field_error(page, testid).get_by_text(text).wait_for()
     assert page.url == f"{server.url}/profile"
 
 
@@ -237,7 +234,7 @@ def test_a_paste_longer_than_the_connection_carries_is_refused_under_its_field(
     wait_connected(page)
     page.get_by_test_id("script-description").fill(pasted)
     page.get_by_test_id("save-script").click()
-    _messages(page, "script-description").get_by_text("at most 2000 characters").wait_for()
+    field_error(page, "script-description").get_by_text("at most 2000 characters").wait_for()
     stored = httpx.get(f"{server.url}/api/v1/scripts/{script['id']}", headers=tokens["admin"]).json()
     assert (stored["description"], stored["current_version"]) == ("kept", 1)
 
@@ -245,7 +242,7 @@ def test_a_paste_longer_than_the_connection_carries_is_refused_under_its_field(
     wait_connected(page)
     page.get_by_test_id("profile-full-name").fill(pasted)
     page.get_by_test_id("profile-save").click()
-    _messages(page, "profile-full-name").get_by_text("at most 200 characters").wait_for()
+    field_error(page, "profile-full-name").get_by_text("at most 200 characters").wait_for()
 
     page.goto(f"{server.url}/secrets")
     wait_connected(page)
@@ -254,7 +251,7 @@ def test_a_paste_longer_than_the_connection_carries_is_refused_under_its_field(
     page.get_by_test_id("create-value").fill("v")
     page.get_by_test_id("create-description").fill(pasted)
     page.get_by_test_id("create-submit").click()
-    _messages(page, "create-description").get_by_text("at most 1000 characters").wait_for()
+    field_error(page, "create-description").get_by_text("at most 1000 characters").wait_for()
     secrets = httpx.get(f"{server.url}/api/v1/secrets", headers=tokens["admin"]).json()
     assert "LONG_PASTE" not in str(secrets)
 
@@ -276,7 +273,7 @@ def test_a_token_name_with_a_nul_is_refused_in_the_apis_words_and_an_nfc_name_fi
     page.get_by_test_id("token-name").fill("a\x00b")
     page.get_by_test_id("token-submit").click()
     # The same words, in the sentence case every field message has.
-    _messages(page, "token-name").get_by_text(said[0].upper() + said[1:], exact=True).wait_for()
+    field_error(page, "token-name").get_by_text(said[0].upper() + said[1:], exact=True).wait_for()
     page.get_by_test_id("token-name").fill("e\u0301" * 40)
     page.get_by_test_id("token-submit").click()
     page.get_by_text("\u00e9" * 40, exact=True).wait_for()
@@ -295,7 +292,7 @@ def test_empty_and_too_long_say_the_api_words_under_the_field(
     wait_connected(page)
     page.get_by_test_id("channel-add").click()
     page.get_by_test_id("channel-submit").click()
-    _messages(page, "channel-name").get_by_text("Must not be empty or only spaces").wait_for()
+    field_error(page, "channel-name").get_by_text("Must not be empty or only spaces").wait_for()
     assert "String should" not in page.content()
     page.goto(f"{server.url}/inventories")
     wait_connected(page)
@@ -305,7 +302,7 @@ def test_empty_and_too_long_say_the_api_words_under_the_field(
     page.get_by_test_id("inventory-content").fill("[web]\nweb1\n")
     page.get_by_test_id("inventory-save").click()
     said = "Must be at most 2000 characters, not 10000"
-    _messages(page, "inventory-description").get_by_text(said).wait_for()
+    field_error(page, "inventory-description").get_by_text(said).wait_for()
     assert page.get_by_test_id("inventory-description").input_value() == "d" * 10_000  # nothing lost
     api = httpx.post(
         f"{server.url}/api/v1/inventories",
@@ -323,4 +320,4 @@ def test_empty_and_too_long_say_the_api_words_under_the_field(
     ):
         page.get_by_test_id("inventory-content").fill(content)
         page.get_by_test_id("inventory-save").click()
-        _messages(page, "inventory-content").get_by_text(said).wait_for()
+        field_error(page, "inventory-content").get_by_text(said).wait_for()

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
-from tests.ui_journey import api, create_script, journey_server, journey_tokens, signed_in
+from tests.ui_journey import api, create_script, field_messages, journey_server, journey_tokens, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -23,11 +23,6 @@ TYPED = [
     {"name": "MODE", "type": "choice", "options": ["fast", "safe"], "default": "safe"},
     {"name": "DRY", "type": "boolean", "default": True},
 ]
-
-
-def _messages(page: Any, testid: str) -> Any:
-    """The messages under the field of `testid` (its error, its hint)."""
-    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
 
 
 def _typed_script(server: LiveServer, admin: dict[str, str], name: str) -> dict[str, Any]:
@@ -43,7 +38,7 @@ def _refused_then_saved(
     `path` (API); then COUNT is typed 2 and the form is sent again (its `submit` button)."""
     page.get_by_test_id("param-COUNT").fill(bad)
     page.get_by_test_id(submit).click()
-    _messages(page, "param-COUNT").get_by_text("must be an integer").wait_for()
+    field_messages(page, "param-COUNT").get_by_text("must be an integer").wait_for()
     assert api(server, "GET", path, admin)["items"] == []
     page.get_by_test_id("param-COUNT").fill("2")
     page.get_by_test_id(submit).click()
@@ -94,10 +89,10 @@ def test_a_schedules_parameters_are_typed_fields_with_the_problem_under_each(
     assert page.get_by_test_id("param-DRY").get_attribute("aria-checked") == "true"
     page.get_by_test_id("param-COUNT").fill("many")
     page.get_by_test_id("schedule-submit").click()
-    _messages(page, "param-COUNT").get_by_text("must be an integer").wait_for()
+    field_messages(page, "param-COUNT").get_by_text("must be an integer").wait_for()
     # A value only the service refuses (beyond 64 bits) is said under its field too.
     page.get_by_test_id("param-COUNT").fill("9" * 30)
-    _messages(page, "param-COUNT").get_by_text("64-bit").wait_for()
+    field_messages(page, "param-COUNT").get_by_text("64-bit").wait_for()
     assert api(server, "GET", f"/scripts/{script['id']}/schedules", admin)["items"] == []
     page.get_by_test_id("param-COUNT").fill("12")
     page.get_by_test_id("param-DRY").click()
@@ -134,7 +129,7 @@ def test_stored_values_show_in_the_fields_and_misfits_are_explained(
     signed_in(page, server, "operator", f"/scripts/{script['id']}?tab=schedules")
     page.get_by_test_id(f"schedule-edit-{made['id']}").click()
     assert page.get_by_test_id("param-COUNT").input_value() == "lots"
-    _messages(page, "param-COUNT").get_by_text("The stored value must be an integer").wait_for()
+    field_messages(page, "param-COUNT").get_by_text("The stored value must be an integer").wait_for()
     unknown = page.get_by_test_id("param-unknown-OLD")
     unknown.get_by_text("OLD = x: the script no longer declares this parameter").wait_for()
     page.get_by_test_id("param-COUNT").fill("7")
@@ -160,10 +155,10 @@ def test_a_webhooks_fixed_values_are_typed_fields(
     page.get_by_test_id("webhook-add").click()
     page.get_by_test_id("webhook-name").fill("on-push")
     # Empty at first, each saying the default it leaves to the script.
-    _messages(page, "param-MODE").get_by_text("Empty: the default, safe").wait_for()
-    _messages(page, "param-DRY").get_by_text("Empty: the default, true").wait_for()
+    field_messages(page, "param-MODE").get_by_text("Empty: the default, safe").wait_for()
+    field_messages(page, "param-DRY").get_by_text("Empty: the default, true").wait_for()
     page.get_by_test_id("webhook-submit").click()
-    _messages(page, "param-COUNT").get_by_text(
+    field_messages(page, "param-COUNT").get_by_text(
         "map it from the request body or give it a fixed value"
     ).wait_for()
     _refused_then_saved(page, server, admin, path, "webhook-submit", "1.5")

@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from opscraft.ui import labels
 from tests.conftest import LiveServer
-from tests.ui_journey import api, journey_server, journey_tokens, signed_in
+from tests.ui_journey import api, field_error, journey_server, journey_tokens, signed_in
 
 pytestmark = pytest.mark.browser
 
@@ -31,11 +31,6 @@ def _mail_channel(server: LiveServer, admin: dict[str, str], name: str) -> dict[
     """A new email channel `name` (`MAIL`), as the API answers it."""
     body = {"name": name, "kind": "email", "config": MAIL}
     return dict(api(server, "POST", "/notifications/channels", admin, json=body))
-
-
-def _messages(page: Any, testid: str) -> Any:
-    """What is said under the dialog's input `testid`."""
-    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
 
 
 def _cancel(page: Any) -> None:
@@ -78,7 +73,7 @@ def test_a_channel_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     # Refused naming both: the name under its field, the whole lot in a notice.
     notice = page.locator(".q-notification", has_text=STALE)
     expect(notice).to_contain_text("Name, config of the channel")
-    expect(_messages(page, "channel-name")).to_contain_text(STALE, ignore_case=True)
+    expect(field_error(page, "channel-name")).to_contain_text(STALE, ignore_case=True)
     stored = api(server, "GET", path, admin)
     assert (stored["name"], stored["config"]["host"], stored["config"]["to"]) == (
         "mail-api",
@@ -125,7 +120,7 @@ def test_a_webhook_url_changed_meanwhile_on_the_same_host_is_not_overwritten(
     moved = api(server, "PUT", path, admin, json={"config": {"url": "https://hooks.example/t/two"}})
     page.get_by_test_id("channel-url").fill("https://hooks.example/t/three")
     page.get_by_test_id("channel-submit").click()
-    expect(_messages(page, "channel-url")).to_contain_text(STALE, ignore_case=True)
+    expect(field_error(page, "channel-url")).to_contain_text(STALE, ignore_case=True)
     assert api(server, "GET", path, admin)["url_fingerprint"] == moved["url_fingerprint"]
     assert page.get_by_test_id("channel-url").input_value() == "https://hooks.example/t/three"
 
@@ -151,7 +146,7 @@ def test_a_rule_changed_meanwhile_is_not_overwritten_by_its_edit_dialog(
     api(server, "PUT", path, admin, json={"events": ["failure", "recovery"]})
     _add_success(page)
     page.get_by_test_id("rule-submit").click()
-    expect(_messages(page, "rule-events")).to_contain_text(STALE, ignore_case=True)
+    expect(field_error(page, "rule-events")).to_contain_text(STALE, ignore_case=True)
     assert _events(server, admin, rule["id"]) == ["failure", "recovery"]
     # The dialog stays open with what was chosen.
     expect(events.locator("xpath=ancestor::label")).to_contain_text("Success")

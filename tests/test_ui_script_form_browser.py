@@ -17,6 +17,7 @@ from tests.ui_journey import (
     code,
     create_script,
     dropped_connection,
+    field_error,
     journey_server,
     journey_tokens,
     signed_in,
@@ -28,10 +29,6 @@ pytestmark = pytest.mark.browser
 
 server = journey_server("script-form-ui")
 tokens = journey_tokens()
-
-
-def _messages(page: Any, testid: str) -> Any:
-    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages")
 
 
 def _parameters(server: LiveServer, headers: dict[str, str], script_id: int) -> dict[str, Any]:
@@ -124,8 +121,8 @@ def test_tags_and_change_note_problems_show_under_their_fields(
     page.get_by_test_id("script-tags").fill("a\u202eb")
     page.keyboard.press("Enter")
     page.get_by_test_id("save-script").click()
-    _messages(page, "script-tags").get_by_text("U+202E").wait_for()
-    _messages(page, "change-note").get_by_text("at most 500 characters").wait_for()
+    field_error(page, "script-tags").get_by_text("U+202E").wait_for()
+    field_error(page, "change-note").get_by_text("at most 500 characters").wait_for()
     assert page.locator(".q-notification").count() == 0
     assert page.url == f"{server.url}/scripts/{script['id']}/edit"
 

@@ -130,6 +130,21 @@ def api_user(server: LiveServer, admin: dict[str, str], username: str, role: str
     assert response.status_code == 201, response.text
 
 
+def field_messages(page: Any, testid: str) -> Any:
+    """The newest messages block under the input `testid` (a hint, a length limit said under the
+    field: `widgets.says_limit`, or an error). While Quasar animates a change of the field's
+    messages (the limit giving way to an error, one error to another) the leaving block is still
+    in the page, before the entering one: a locator of every block matched both."""
+    return page.locator(".q-field", has=page.get_by_test_id(testid)).locator(".q-field__messages").last
+
+
+def field_error(page: Any, testid: str) -> Any:
+    """The error shown under the input `testid` (Quasar's `role="alert"` message in the newest
+    block, `field_messages`): never the field's hint, whose words an error may share ("At most
+    500 characters" under the field, "must be at most 500 characters, not 501" once refused)."""
+    return field_messages(page, testid).get_by_role("alert")
+
+
 def log_in(page: Any, server: LiveServer, username: str, then: str | None = None) -> None:
     """Sign in on the login page, which goes to the dashboard, or with `then` (a path, query
     allowed) straight to that page (`/login?next=...`), connected (`wait_connected`): a test
