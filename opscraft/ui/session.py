@@ -169,12 +169,17 @@ async def sign_out() -> None:
     """End this browser's sign-in in the database (`auth.logout`, audited), forget it here and go to
     the login page. Called from
     a click on the page (over NiceGUI's socket), never by loading an address: `GET /logout` only
-    asks (a link or a redirect from another site would otherwise end the session: logout CSRF)."""
+    asks (a link or a redirect from another site would otherwise end the session: logout CSRF).
+
+    The sign-in is forgotten here before its row is ended: the other tabs of this browser share
+    the session storage, and one whose periodic check ran between the row's end and the storage's
+    clearing found a sign-in that had ended and told its user "Your session has ended" (a CI run)
+    instead of "You are logged out"."""
     actor = await current_actor()
+    log_out()
     if actor is not None:
         async with runtime.current().db.session() as s:
             await auth.logout(s, actor, None)
-    log_out()
     ui.navigate.to(login_url(notice="logout"))
 
 
