@@ -68,6 +68,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.text import find_unreadable_numbers, find_unstorable, read_float, read_int
 from opscraft.db.turns import read_held, take_write_turn
 from opscraft.db.types import GE, LT, MAX_ID, compared, utc_text, utcnow
+from opscraft.security import ratelimit
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, not_json_reason, unique_keys
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
@@ -838,14 +839,16 @@ async def receive(session: AsyncSession, call: Call) -> Execution | None:
             # Counted against the caller's address, not the webhook: calls without its token
             # used up its limit, so anyone who knew an id (they are sequential) kept it at 429
             # for its real caller.
-            retry = await rt.limiter.hit(f"hook:ip:{address_key(call.client_ip)}", limit)
-            if retry:
-                raise RateLimited("too many calls to unknown webhooks from this address", retry_after=retry)
+            quota = await ratelimit.count(rt.limiter, f"hook:ip:{address_key(call.client_ip)}", limit)
+            if quota.exceeded:
+                raise RateLimited(
+                    "too many calls to unknown webhooks from this address", retry_after=quota.reset
+                )
             raise NotFound("no such webhook (or it is disabled)")
         with_token = True
-        retry = await rt.limiter.hit(f"hook:{hook.id}", limit)
-        if retry:
-            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
+        quota = await ratelimit.count(rt.limiter, f"hook:{hook.id}", limit)
+        if quota.exceeded:
+            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=quota.reset)
         key = await _check_proof(session, hook, call) if hook.secret_id is not None else None
         if call.headers.get(GITHUB_EVENT_HEADER) == "ping":
             hook.last_called_at = utcnow()

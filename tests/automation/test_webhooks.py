@@ -538,9 +538,16 @@ async def test_rate_limit_and_owner_checks(
     assert r.status_code == 403 and "deactivated" in r.json()["detail"]
     _, other = await setup_hook(client, admin)
     monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 1)
-    assert (await client.post(other["url_path"], json={"ref": "a"})).status_code == 202
+    r = await client.post(other["url_path"], json={"ref": "a"})
+    assert r.status_code == 202 and (r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"]) == (
+        "1",
+        "0",
+    )
     r = await client.post(other["url_path"], json={"ref": "b"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert (
+        r.headers["RateLimit-Reset"] == r.headers["Retry-After"] and r.headers["RateLimit-Remaining"] == "0"
+    )
 
 
 @pytest.mark.usefixtures("one_rate_window")
