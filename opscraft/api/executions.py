@@ -119,6 +119,7 @@ async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) 
         runner=body.runner,
         run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
         confirm_destroy=body.confirm_destroy,
+        script_field="script_id",
     )
     return ExecutionOut.of(execution)
 
