@@ -685,14 +685,56 @@ def _check_shape(document: Any) -> None:
 
 
 def _values(hook: WebhookTrigger, call: Call) -> dict[str, Any]:
+    """The run's parameter values: the webhook's fixed ones, overridden by what its mapping's
+    pointers find in the call's JSON body (an empty body counts as `{}`). `Invalid` (field
+    `body`) for a body that is not JSON (`_document`) or whose kind no pointer can read in
+    (`_check_kind`)."""
     body = call.body
     document: Any = _document(body, call.headers.get("content-type", "")) if body.strip() else {}
+    _check_kind(hook.mapping, document)
     values = dict(hook.parameters)
     for name, pointer in hook.mapping.items():
         found = resolve_pointer(document, pointer)
         if found is not _MISSING:
             values[name] = found
     return values
+
+
+def _json_kind(document: Any) -> str:
+    """What a JSON value that is not an object is, as a refusal names it (`a JSON array`)."""
+    if document is None:
+        return "JSON null"
+    if isinstance(document, bool):  # before numbers: a bool is an int
+        return "a JSON boolean"
+    if isinstance(document, str):
+        return "JSON text"
+    return "a JSON array" if isinstance(document, list) else "a JSON number"
+
+
+def _is_index(token: str) -> bool:
+    """Whether a JSON pointer's token can name an array item (RFC 6901 section 4: ASCII digits,
+    no leading zero)."""
+    return token.isascii() and token.isdigit() and (token == "0" or not token.startswith("0"))
+
+
+def _check_kind(mapping: Mapping[str, str], document: Any) -> None:
+    """`Invalid` (field `body`) when `document`, a call's JSON body, is of a kind the mapping's
+    pointers cannot read in: a pointer whose first token is a key (`/ref`) needs an object; one
+    whose first is an index (`/0/ref`) an object or an array; the whole body (`""`) any value.
+    A JSON array, text, number, boolean or null then started a run with the fixed values and
+    defaults, as an object without the mapped keys does: the sender never learned that it sent
+    the wrong thing. A webhook whose mapping is empty does not read its body: any JSON passes."""
+    if isinstance(document, dict):
+        return
+    for name, pointer in sorted(mapping.items()):
+        tokens = check_pointer(pointer)
+        if not tokens or (isinstance(document, list) and _is_index(tokens[0])):
+            continue
+        needed = "a JSON object" if not _is_index(tokens[0]) else "a JSON object or array"
+        sent = _json_kind(document)
+        raise Invalid.at(
+            "body", f"must be {needed}: the webhook maps {name} from {pointer}, and the body is {sent}"
+        )
 
 
 async def _refused_without_token(session: AsyncSession, call: Call, reason: str) -> None:
