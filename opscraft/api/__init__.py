@@ -80,6 +80,7 @@ EXPOSED_HEADERS = [
     "RateLimit-Limit",
     "RateLimit-Remaining",
     "RateLimit-Reset",
+    "Idempotent-Replayed",
 ]
 
 
@@ -117,7 +118,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             # NiceGUI client id driving a page's socket) and a run's `output.log`.
             allow_credentials=False,
             allow_methods=["*"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             # Not CORS-safelisted: without this a page on another origin cannot read how long a
             # 429 says to wait, nor a 401's or 415's hint (docs/api.md, Errors).
             expose_headers=EXPOSED_HEADERS,
