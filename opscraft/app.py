@@ -14,11 +14,12 @@ from typing import Any
 from opscraft import collector, lifecycle
 from opscraft.config import Settings
 from opscraft.logs import NoWireDebug, RedactCredentials
+from opscraft.server_protocol import JsonErrorHTTPProtocol
 
 log = logging.getLogger(__name__)
 
 # uvicorn's WebSocket implementation for every socket the server accepts: the API's `/ws/` and
-# NiceGUI's socket.io connection (`/_nicegui_ws/`). See `websocket_protocol`.
+# NiceGUI's socket.io connection (`/_nicegui_ws/`). See `server_protocols`.
 WS_PROTOCOL = "websockets-sansio"
 # Answers shorter than this are sent as they are, also to a client that accepts gzip: one that
 # fits a TCP segment takes no fewer packets compressed, and compressing it (level 9) cost about
@@ -117,11 +118,13 @@ def configure(settings: Settings) -> list[Exception]:
 
 
 @contextlib.contextmanager
-def websocket_protocol(name: str = WS_PROTOCOL) -> Iterator[None]:
+def server_protocols(name: str = WS_PROTOCOL) -> Iterator[None]:
     """While inside, NiceGUI's `ui.run` builds its uvicorn config with `ws=name` (a key of
     `uvicorn.config.WS_PROTOCOLS`) instead of the `ws='wsproto'` it hard-codes
     (nicegui/ui_run.py, `config = CustomServerConfig(..., ws='wsproto', **kwargs)`, NiceGUI 3.18;
-    passing `ws=` to `ui.run` is a duplicate keyword, hence this seam).
+    passing `ws=` to `ui.run` is a duplicate keyword, hence this seam), and with
+    `http=JsonErrorHTTPProtocol`: uvicorn's own HTTP protocol, whose `400` for a request it cannot
+    read has the API's `{detail, errors}` body (`opscraft.server_protocol`).
 
     Why: wsproto is uvicorn's pure-Python implementation (the handshake is parsed again by h11,
     every frame built in Python); `websockets-sansio` runs the `websockets` package's sans-I/O
@@ -141,7 +144,7 @@ def websocket_protocol(name: str = WS_PROTOCOL) -> Iterator[None]:
 
     class ServerConfig(nicegui_config):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **{**kwargs, "ws": name})
+            super().__init__(*args, **{**kwargs, "ws": name, "http": JsonErrorHTTPProtocol})
 
     ui_run.CustomServerConfig = ServerConfig
     try:
@@ -153,7 +156,7 @@ def websocket_protocol(name: str = WS_PROTOCOL) -> Iterator[None]:
 def serve(settings: Settings, host: str, port: int) -> None:
     """Run the app until stopped (the desktop window, when there is one, was started before by
     opscraft.desktop.launch and talks to this server like a browser). Every WebSocket is served by
-    uvicorn's `WS_PROTOCOL` implementation (`websocket_protocol`). On SIGTERM, answers still open
+    uvicorn's `WS_PROTOCOL` implementation (`server_protocols`). On SIGTERM, answers still open
     after `SERVER_STOP_SECONDS` (event streams of runs) are cut, so a stop is not held by them.
     Raises what the runtime's start raised (`configure`), once the server has stopped.
 
@@ -165,7 +168,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from opscraft.api.sse import SERVER_STOP_SECONDS  # here: the desktop launcher imports this module
 
-    with websocket_protocol():
+    with server_protocols():
         ui.run(
             host=host,
             port=port,

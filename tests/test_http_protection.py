@@ -447,7 +447,13 @@ async def test_cors_from_config(tmp_path: Path) -> None:
         answer = await c.get("/api/v1/auth/me", headers={"Origin": "https://ui.example"})
         assert answer.status_code == 401
         exposed = {h.strip().lower() for h in answer.headers["access-control-expose-headers"].split(",")}
-        assert {"retry-after", "www-authenticate", "accept-encoding", "allow"} <= exposed
+        assert {
+            "retry-after",
+            "www-authenticate",
+            "accept-encoding",
+            "allow",
+            "ratelimit-remaining",
+        } <= exposed
 
 
 @pytest.mark.parametrize("origins", ['["https://ui.example"]', "*"])

@@ -37,6 +37,7 @@ from opscraft.db.models import (
     Execution,
     ExecutionHost,
     ExecutionLog,
+    IdempotencyKey,
     NotificationChannel,
     Schedule,
     Script,
@@ -1241,4 +1242,38 @@ async def test_0046_adds_browser_sign_ins_gone_with_their_user_and_downgrades_ke
     async with scratch.engine.connect() as conn:
         tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
         assert "browser_sign_ins" not in tables
+        assert (await conn.execute(text("SELECT username FROM users"))).scalars().all() == ["kept"]
+
+
+async def test_0047_adds_idempotency_keys_gone_with_their_user_and_downgrades_keeping_the_users(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """0047 adds `idempotency_keys` (no key was kept before); a key goes with its user (ON DELETE
+    CASCADE); the downgrade drops the table and keeps the users."""
+    scratch = await at_revision("0046")
+    async with scratch.session() as session:
+        rows = [
+            User(username=name, email=f"{name}@example.com", hashed_password="h", role="viewer")
+            for name in ("kept", "gone")
+        ]
+        session.add_all(rows)
+        await session.commit()
+        ids = [row.id for row in rows]
+    await upgrade(scratch.engine, "0047")
+    async with scratch.session() as session:
+        at = datetime(2026, 1, 1, 1)
+        for user_id in ids:
+            assert user_id is not None
+            session.add(
+                IdempotencyKey(user_id=user_id, key="k", fingerprint="f" * 64, created_at=at, expires_at=at)
+            )
+        await session.commit()
+    async with scratch.session() as session:
+        await session.exec(sql_delete(User).where(col(User.id) == ids[1]))
+        await session.commit()
+        assert (await session.exec(select(IdempotencyKey.user_id))).all() == [ids[0]]
+    await _downgrade(scratch, "0046")
+    async with scratch.engine.connect() as conn:
+        tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
+        assert "idempotency_keys" not in tables
         assert (await conn.execute(text("SELECT username FROM users"))).scalars().all() == ["kept"]

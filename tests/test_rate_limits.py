@@ -180,6 +180,38 @@ async def test_api_limit_per_user(clients: Clients) -> None:
     assert (await client.get("/api/v1/auth/me", headers=bob.headers)).status_code == 200, "per user"
 
 
+def _quota(response: httpx.Response) -> tuple[int, int, int]:
+    """(RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset) of an answer, as ints."""
+    return tuple(int(response.headers[f"RateLimit-{name}"]) for name in ("Limit", "Remaining", "Reset"))  # type: ignore[return-value]
+
+
+async def test_rate_limited_answers_tell_the_quota_before_the_429(clients: Clients) -> None:
+    """A 429 said when to retry, but nothing before it let a client pace itself: every answer of a
+    rate-limited route now carries RateLimit-Limit/-Remaining/-Reset (draft-06), the 429 too, for
+    the limit closest to its end (a sign-in counts three ways); a route counting none, none."""
+    client = clients(_ip())
+    seen = []
+    for i in range(6):
+        r = await client.post("/api/v1/auth/login", json={"username": "same", "password": f"nope-{i}"})
+        seen.append((r.status_code, *_quota(r)[:2]))
+        assert 1 <= _quota(r)[2] <= 60
+    assert seen == [(401, 5, 4), (401, 5, 3), (401, 5, 2), (401, 5, 1), (401, 5, 0), (429, 5, 0)]
+    assert _quota(r)[2] == int(r.headers["Retry-After"])
+    health = await client.get("/api/v1/health")
+    assert not any(h.lower().startswith("ratelimit-") for h in health.headers), "no limit counted"
+    alice = await make_user(clients(_ip()), "viewer", f"alice{secrets.token_hex(3)}")
+    answers = [await client.get("/api/v1/auth/me", headers=alice.headers) for _ in range(4)]
+    assert [(a.status_code, *_quota(a)[:2]) for a in answers] == [
+        (200, 3, 2),
+        (200, 3, 1),
+        (200, 3, 0),
+        (429, 3, 0),
+    ]
+    bob = await make_user(clients(_ip()), "viewer", f"bob{secrets.token_hex(3)}")
+    missing = await client.get("/api/v1/scripts/999999", headers=bob.headers)
+    assert missing.status_code == 404 and _quota(missing)[:2] == (3, 2), "a refusal counted too"
+
+
 @pytest.mark.redis
 @pytest.mark.usefixtures("one_rate_window")
 async def test_redis_holds_the_counts(tmp_path: Path) -> None:
@@ -192,12 +224,12 @@ async def test_redis_holds_the_counts(tmp_path: Path) -> None:
     store = redis.from_url(REDIS_URL)
     key = f"test:{secrets.token_hex(4)}"
     try:
-        assert [await limiter.hit(key, 2) for _ in range(3)][:2] == [0, 0]
+        assert [(await limiter.hit(key, 2)).remaining for _ in range(3)] == [1, 0, 0]
         names = [name async for name in store.scan_iter(f"{prefix}:rl:{key}:*")]
         assert len(names) == 1 and int(await store.get(names[0])) == 3
         assert 0 < await store.ttl(names[0]) <= 120
         shared = RedisRateLimiter(REDIS_URL, prefix)  # a second process sees the same count
-        assert await shared.hit(key, 2) > 0
+        assert (await shared.hit(key, 2)).exceeded
         await shared.close()
     finally:
         await limiter.close()
@@ -215,8 +247,8 @@ async def test_installations_sharing_a_redis_count_apart(tmp_path: Path) -> None
     first = RedisRateLimiter(REDIS_URL, f"rl-a-{secrets.token_hex(4)}")
     second = RedisRateLimiter(REDIS_URL, f"rl-b-{secrets.token_hex(4)}")
     try:
-        assert [await first.hit(key, 2) for _ in range(3)][2] > 0, "the first installation is limited"
-        assert await second.hit(key, 2) == 0, "the second one's count starts at its own zero"
+        assert [(await first.hit(key, 2)).exceeded for _ in range(3)][2], "the first installation is limited"
+        assert not (await second.hit(key, 2)).exceeded, "the second one's count starts at its own zero"
     finally:
         await first.close()
         await second.close()
@@ -235,12 +267,12 @@ async def test_a_redis_that_does_not_answer_delays_one_request_per_retry_window(
         limiter = RedisRateLimiter(f"redis://127.0.0.1:{silent.getsockname()[1]}/0", "rl-frozen")
         try:
             started_at = time.monotonic()
-            assert await limiter.hit("k", 3) == 0
+            assert not (await limiter.hit("k", 3)).exceeded
             assert time.monotonic() - started_at >= ratelimit.REDIS_TIMEOUT_SECONDS * 0.9  # it asked
             started_at = time.monotonic()
-            answers = [await limiter.hit("k", 3) for _ in range(30)]
+            answers = [(await limiter.hit("k", 3)).exceeded for _ in range(30)]
             assert time.monotonic() - started_at < 1.0, "Redis was asked again within the window"
-            assert answers[:2] == [0, 0] and all(a > 0 for a in answers[2:]), answers  # limited in memory
+            assert answers[:2] == [False, False] and all(answers[2:]), answers  # limited in memory
             while time.monotonic() < limiter._retry_at:  # the window ends: Redis is asked again
                 await asyncio.sleep(0.05)
             started_at = time.monotonic()
@@ -270,11 +302,13 @@ async def test_memory_window_and_retry_after() -> None:
     now = time.time()
     if now % 2 > 1.5:
         await asyncio.sleep(0.6)
-    assert await limiter.hit("k", 1) == 0
-    assert 1 <= await limiter.hit("k", 1) <= 2
-    assert await limiter.hit("other", 1) == 0
+    first = await limiter.hit("k", 1)
+    assert (first.limit, first.remaining, first.exceeded) == (1, 0, False) and 1 <= first.reset <= 2
+    second = await limiter.hit("k", 1)
+    assert (second.remaining, second.exceeded, second.reset) == (0, True, first.reset)
+    assert not (await limiter.hit("other", 1)).exceeded
     await asyncio.sleep(2.05)
-    assert await limiter.hit("k", 1) == 0, "a new window starts from zero"
+    assert not (await limiter.hit("k", 1)).exceeded, "a new window starts from zero"
 
 
 async def test_personal_token_shares_its_owners_limit(clients: Clients, limiter_backend: str) -> None:

@@ -307,7 +307,9 @@ async def test_an_integer_past_64_bits_is_422_and_a_stored_one_never_breaks_a_li
         ("GET", "/api/v1/scripts?search=%FF", "search"),
         ("GET", "/api/v1/users?search=caf%E9", "search"),  # é sent as Latin-1
         ("GET", "/api/v1/audit?actor_name=%ED%A0%80", "actor_name"),  # a surrogate's UTF-8 form
-        ("GET", "/api/v1/scripts?%FF=1", "\ufffd"),
+        ("GET", "/api/v1/scripts?%FF=1", "%FF"),  # a name: as sent (it was U+FFFD, found nowhere)
+        ("GET", "/api/v1/scripts?caf%E9=1&x=%C3%A9", "caf%E9"),  # x=é is UTF-8: not named
+        ("GET", "/api/v1/scripts?100%25%FE=1", "100%25%FE"),  # a sent "%" is %25: never a byte's
         ("GET", "/api/v1/scripts/1/terraform/states/%FF/versions", "path"),
         ("POST", "/api/v1/hooks/1/och_%FE%FF", "path"),
     ],

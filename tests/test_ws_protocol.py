@@ -1,5 +1,5 @@
 """Every WebSocket of `opscraft serve` runs on uvicorn's `websockets-sansio` implementation, not the
-`wsproto` NiceGUI's `ui.run` hard-codes (opscraft.app.websocket_protocol, issue 15)."""
+`wsproto` NiceGUI's `ui.run` hard-codes (opscraft.app.server_protocols, issue 15)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from opscraft.app import WS_PROTOCOL, websocket_protocol
+from opscraft.app import WS_PROTOCOL, server_protocols
 from tests.conftest import start_server, stop_server
 
 # uvicorn 0.54's sans-I/O protocol answers a permessage-deflate offer with 12-bit windows;
@@ -27,7 +27,7 @@ def test_ui_run_config_gets_the_chosen_protocol_and_is_restored() -> None:
     ui_run = importlib.import_module("nicegui.ui_run")
     nicegui_config = ui_run.CustomServerConfig
     assert "ws='wsproto'" in inspect.getsource(ui_run.run), "NiceGUI no longer hard-codes wsproto"
-    with websocket_protocol():
+    with server_protocols():
         config = ui_run.CustomServerConfig(asgi_app, ws="wsproto", log_level="warning")
         assert isinstance(config, nicegui_config), "NiceGUI's Server asserts its own config class"
         config.load()

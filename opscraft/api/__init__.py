@@ -34,7 +34,11 @@ from opscraft.api.query_check import QUERY_CHECK, EmptyQueryMiddleware
 from opscraft.api.schemas import REQUEST_CHECKS, error_responses
 from opscraft.api.trailing_slash import TrailingSlashMiddleware
 from opscraft.config import Settings
-from opscraft.security.http import RequestLimitsMiddleware, SecurityHeadersMiddleware
+from opscraft.security.http import (
+    RateLimitHeadersMiddleware,
+    RequestLimitsMiddleware,
+    SecurityHeadersMiddleware,
+)
 from opscraft.services.errors import input_summary
 
 # Health first: FastAPI builds an included router's routes when a request is first matched
@@ -68,7 +72,16 @@ ROUTERS: list[APIRouter] = [
 
 
 # Response headers a cross-origin page may read besides the safelisted ones (Content-Type...).
-EXPOSED_HEADERS = ["Retry-After", "WWW-Authenticate", "Accept-Encoding", "Allow"]
+EXPOSED_HEADERS = [
+    "Retry-After",
+    "WWW-Authenticate",
+    "Accept-Encoding",
+    "Allow",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotent-Replayed",
+]
 
 
 def install_api(app: FastAPI, settings: Settings) -> None:
@@ -92,6 +105,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
         max_keys=settings.max_json_keys,
         summary=input_summary,
     )
+    app.add_middleware(RateLimitHeadersMiddleware)  # outside the error handlers: a 429 carries them
     # Inside CORS and the security headers, so a 500 carries them too.
     app.add_middleware(InternalErrorMiddleware, handlers=app.exception_handlers)
     if settings.cors_origins:
@@ -104,7 +118,7 @@ def install_api(app: FastAPI, settings: Settings) -> None:
             # NiceGUI client id driving a page's socket) and a run's `output.log`.
             allow_credentials=False,
             allow_methods=["*"],
-            allow_headers=["Authorization", "Content-Type"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             # Not CORS-safelisted: without this a page on another origin cannot read how long a
             # 429 says to wait, nor a 401's or 415's hint (docs/api.md, Errors).
             expose_headers=EXPOSED_HEADERS,

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from opscraft import runtime
 from opscraft.api import token_watch
+from opscraft.security import ratelimit
 from opscraft.services import auth
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Invalid, RateLimited, Unauthorized
@@ -49,9 +50,11 @@ async def current_actor(
         raise Unauthorized(token_watch.missing_token(request.headers))
     actor = await auth.actor_for_bearer(session, credentials.credentials, client_ip(request))
     rt = runtime.current()
-    retry_after = await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute)
-    if retry_after:
-        raise RateLimited("rate limit exceeded", retry_after=retry_after)
+    quota = await ratelimit.count(
+        rt.limiter, f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute
+    )
+    if quota.exceeded:
+        raise RateLimited("rate limit exceeded", retry_after=quota.reset)
     return actor
 
 

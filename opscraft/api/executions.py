@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from opscraft import runtime
 from opscraft.api import sse, token_watch
 from opscraft.api.deps import NO_BODY, CurrentActor, Session, client_ip
 from opscraft.api.executions_schemas import (
@@ -21,9 +23,10 @@ from opscraft.api.executions_schemas import (
     RerunCreate,
 )
 from opscraft.api.schemas import AUTHED, MAX_ID, IdPath, IdQuery, Limit, Skip, error_responses
-from opscraft.db.models.executions import Trigger
+from opscraft.db.models.executions import Execution, Trigger
 from opscraft.execution.ansible_recap import MAX_HOST_CHARS, MAX_HOSTS
-from opscraft.services import executions, history_cursor, host_summaries, log_text, runs, workers
+from opscraft.services import executions, history_cursor, host_summaries, idempotency, log_text, runs, workers
+from opscraft.services.actor import Actor
 from opscraft.services.bodies import ISO_TEXT, ISO_UNTIL, WHOLE_TEXT
 from opscraft.services.executions import MAX_LOG_PAGE, STATUS_FILTERS
 from opscraft.services.host_filter import HOST_STATUSES
@@ -31,22 +34,81 @@ from opscraft.services.invisible import FilterText
 
 router = APIRouter(prefix="/api/v1/executions", tags=["executions"])
 
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias=idempotency.HEADER,
+        description="Optional: a key of yours (a UUID, say; 1 to 255 visible ASCII characters). The "
+        "same request sent again with it within 24 hours answers the run the first one started "
+        "(`Idempotent-Replayed: true`) instead of starting another; with another body, 422. "
+        "docs/executions.md, *Sending a request again*.",
+    ),
+]
+REPLAYED_HEADER = "Idempotent-Replayed"  # Stripe's name: the answer repeats an earlier request's
+
+
+async def _keyed(
+    request: Request,
+    session: Session,
+    actor: Actor,
+    key_header: str | None,
+    body: Any,
+    start: Callable[[], Awaitable[Execution]],
+) -> tuple[ExecutionOut, bool]:
+    """The run `start` starts, or, with an `Idempotency-Key` this user sent before with the same
+    request (method, path, `body`: a JSON-like value), the run that one started, without starting
+    another (`services.idempotency.once`); and whether it is that earlier one's."""
+    key = idempotency.read_key(key_header)
+    if key is None or actor.user_id is None:
+        return ExecutionOut.of(await start()), False
+    started: list[Execution] = []
+
+    async def run() -> int:
+        started.append(await start())
+        return started[0].id
+
+    request_print = idempotency.fingerprint(request.method, request.scope["path"], body)
+    outcome = await idempotency.once(runtime.current().db, actor.user_id, key, request_print, run)
+    if started:
+        return ExecutionOut.of(started[0]), False
+    return ExecutionOut.of(await executions.get(session, actor, outcome.execution_id)), True
+
 
 @router.post(
     "",
     response_model=ExecutionOut,
     status_code=202,
     summary="Run a script: queued at once; follow it over the WebSocket",
-    responses=error_responses(*AUTHED, 404, 409),
+    responses=error_responses(*AUTHED, 400, 404, 409),
 )
-async def create_execution(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
+async def create_execution(
+    body: ExecutionCreate,
+    session: Session,
+    actor: CurrentActor,
+    request: Request,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ExecutionOut:
     """Needs execute_scripts (every role). The script must be active (409 otherwise);
     the parameters are checked against its declarations (422 naming each). A Terraform `destroy`
     needs `confirm_destroy` and an operator or admin (403). A script with an approval policy
     answers `awaiting_approval` instead of `queued`, and a run a worker of this process took in
     its submission (SQLite, a free consumer thread) `running`. 409 also when no runner can take it (Docker
-    unreachable, local runner disabled, no worker). Audited as `execution.create`."""
-    return await _create(body, session, actor)
+    unreachable, local runner disabled, no worker). Audited as `execution.create`. With an
+    `Idempotency-Key` sent before with the same body, the run that request started
+    (`Idempotent-Replayed: true`); 422 with another body, 409 while that request is still
+    starting it, 400 for a malformed key."""
+    created, replayed = await _keyed(
+        request,
+        session,
+        actor,
+        idempotency_key,
+        body.model_dump(mode="json"),
+        lambda: _create(body, session, actor),
+    )
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return created
 
 
 @router.post(
@@ -66,11 +128,15 @@ async def create_execution(body: ExecutionCreate, session: Session, actor: Curre
             "description": "The run's events, as they happen",
             "content": {sse.MEDIA_TYPE: {"schema": {"type": "string"}}},
         },
-        **error_responses(*AUTHED, 404, 406, 409),
+        **error_responses(*AUTHED, 400, 404, 406, 409),
     },
 )
 async def create_execution_stream(
-    body: ExecutionCreate, session: Session, actor: CurrentActor, request: Request
+    body: ExecutionCreate,
+    session: Session,
+    actor: CurrentActor,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
 ) -> sse.EventStreamResponse:
     """Start a run like POST /executions, then stream its events as Server-Sent Events.
 
@@ -84,14 +150,22 @@ async def create_execution_stream(
             f"this answer is an event stream ({sse.MEDIA_TYPE}): accept it, or start the run "
             "with POST /api/v1/executions for a JSON answer; no run was started",
         )
-    created = await _create(body, session, actor)
+    created, replayed = await _keyed(
+        request,
+        session,
+        actor,
+        idempotency_key,
+        body.model_dump(mode="json"),
+        lambda: _create(body, session, actor),
+    )
     # The answer may last hours: give the request's database connection back now, not at its end.
     await session.close()
     events = executions.follow(actor, created.id)
     stream = sse.run_stream(
         created.model_dump(mode="json"), events, token_watch.bearer(request.headers), client_ip(request)
     )
-    return sse.EventStreamResponse(stream, headers=sse.HEADERS)
+    headers = {**sse.HEADERS, REPLAYED_HEADER: "true"} if replayed else sse.HEADERS
+    return sse.EventStreamResponse(stream, headers=headers)
 
 
 @router.get("/stream", include_in_schema=False)
@@ -107,9 +181,9 @@ async def stream_is_post_only() -> None:
     )
 
 
-async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) -> ExecutionOut:
-    """A run of `body` (every rule of `executions.create`), as the API shows it."""
-    execution = await executions.create(
+async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) -> Execution:
+    """A run of `body` (every rule of `executions.create`)."""
+    return await executions.create(
         session,
         actor,
         body.script_id,
@@ -119,8 +193,8 @@ async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) 
         runner=body.runner,
         run_options=body.run_options.model_dump(exclude_defaults=True) if body.run_options else None,
         confirm_destroy=body.confirm_destroy,
+        script_field="script_id",
     )
-    return ExecutionOut.of(execution)
 
 
 @router.get(
@@ -334,14 +408,32 @@ async def cancel_execution(execution_id: IdPath, session: Session, actor: Curren
     response_model=ExecutionOut,
     status_code=202,
     summary="Run again: a new run of the same script with the same parameters, action and runner",
-    responses=error_responses(*AUTHED, 404, 409, 422),
+    responses=error_responses(*AUTHED, 400, 404, 409, 422),
 )
 async def rerun_execution(
-    execution_id: IdPath, session: Session, actor: CurrentActor, body: RerunCreate | None = None
+    execution_id: IdPath,
+    session: Session,
+    actor: CurrentActor,
+    request: Request,
+    response: Response,
+    body: RerunCreate | None = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> ExecutionOut:
     """Needs execute_scripts. Every rule of `POST /executions` applies again: the script
     must still be active (409), the stored parameters must fit its current declarations (422),
     a `destroy` needs `confirm_destroy` in the body again (422) and an operator or admin (403).
-    A test run of unsaved content cannot be rerun (409). 404 when the execution is unknown."""
+    A test run of unsaved content cannot be rerun (409). 404 when the execution is unknown.
+    `Idempotency-Key` as for `POST /executions`."""
     confirm = body.confirm_destroy if body is not None else False
-    return ExecutionOut.of(await runs.rerun(session, actor, execution_id, confirm_destroy=confirm))
+    sent = body.model_dump(mode="json") if body is not None else None
+    created, replayed = await _keyed(
+        request,
+        session,
+        actor,
+        idempotency_key,
+        sent,
+        lambda: runs.rerun(session, actor, execution_id, confirm_destroy=confirm),
+    )
+    if replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return created

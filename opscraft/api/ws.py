@@ -46,6 +46,7 @@ from opscraft.api import token_watch
 from opscraft.api.errors import CLOSE_INVALID
 from opscraft.api.query_check import query_errors
 from opscraft.api.schemas import MAX_ID, IdPath
+from opscraft.security import ratelimit
 from opscraft.services import auth, executions
 from opscraft.services.bodies import WHOLE_TEXT
 from opscraft.services.errors import Forbidden, NotFound, Unauthorized, retry_text
@@ -126,9 +127,11 @@ async def _events_or_refusal(
     async with rt.db.session() as session:
         try:
             actor = await auth.actor_for_bearer(session, token, client_ip)
-            retry = await rt.limiter.hit(f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute)
-            if retry:
-                return CLOSE_RATE_LIMITED, f"rate limit exceeded: try again in {retry_text(retry)}"
+            quota = await ratelimit.count(
+                rt.limiter, f"api:user:{actor.user_id}", rt.settings.rate_limit_api_per_minute
+            )
+            if quota.exceeded:
+                return CLOSE_RATE_LIMITED, f"rate limit exceeded: try again in {retry_text(quota.reset)}"
             return executions.follow(actor, execution_id, after)
         except Unauthorized as exc:
             return CLOSE_UNAUTHORIZED, exc.message

@@ -50,14 +50,23 @@ _ESCAPED_BYTE = re.compile("[\udc80-\udcff]")  # a byte that is no UTF-8, as sur
 
 def not_utf8_parameters(scope: Mapping[str, Any]) -> list[str]:
     """The query parameters of the ASGI `scope` whose percent-decoded name or value is no UTF-8
-    text (`?search=%FF`, `caf%E9`), each once, a bad byte of a name shown as U+FFFD. Servers
-    decode such a byte as U+FFFD, so `?search=%FF` searched for that and found nothing."""
+    text (`?search=%FF`, `caf%E9`), each once, by `escaped_name`. Servers decode such a byte as
+    U+FFFD, so `?search=%FF` searched for that and found nothing."""
     raw = bytes(scope.get("query_string") or b"").decode("latin-1")
     names: dict[str, None] = {}
     for key, value in parse_qsl(raw, keep_blank_values=True, errors="surrogateescape"):
         if _ESCAPED_BYTE.search(key + value):
-            names[_ESCAPED_BYTE.sub(REPLACEMENT, key)] = None
+            names[escaped_name(key)] = None
     return list(names)
+
+
+def escaped_name(key: str) -> str:
+    """A decoded query parameter name (bytes that are no UTF-8 kept by `surrogateescape`) as a
+    refusal names it: its text as it is, each byte that is no UTF-8 percent-encoded as it was
+    sent (`caf%E9`, `%FF`), and `%` itself as `%25` so the two never read alike. As U+FFFD, which
+    every such byte was shown as, two names differing only by such bytes read the same and
+    none could be found in the address that sent it."""
+    return _ESCAPED_BYTE.sub(lambda byte: f"%{ord(byte.group()) - 0xDC00:02X}", key.replace("%", "%25"))
 
 
 def not_utf8_path(scope: Mapping[str, Any]) -> bool:

@@ -24,6 +24,7 @@ from opscraft.db.text import (
     read_float,
     read_int,
 )
+from opscraft.security import ratelimit
 
 MAX_REPORTED = 20
 
@@ -36,6 +37,30 @@ CONTENT_SECURITY_POLICY = (
     "connect-src 'self'; worker-src 'self' blob:; frame-ancestors 'none'; "
     "base-uri 'self'; form-action 'self'; object-src 'none'"
 )
+
+
+class RateLimitHeadersMiddleware:
+    """`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` on every HTTP answer whose
+    request counted against a rate limit (`ratelimit.count`: sign-in, every authenticated API
+    call, inbound webhook calls), a 429 included, so a client can pace itself before it is
+    refused (`ratelimit.headers`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry: collect the request's counted quotas; add their headers when the answer starts."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with ratelimit.reported() as counted:
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start" and counted:
+                    message["headers"] = [*message.get("headers", []), *ratelimit.headers(counted)]
+                await send(message)
+
+            await self.app(scope, receive, send_with_headers)
 
 
 class SecurityHeadersMiddleware:

@@ -1,4 +1,5 @@
-"""Fixed-window rate limits: in memory by default, in Redis when REDIS_URL is set."""
+"""Fixed-window rate limits: in memory by default, in Redis when REDIS_URL is set; each counted hit
+is a `Quota`, which the HTTP answer reports in RateLimit headers (`count`, `reported`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from opscraft.config import Settings
@@ -47,11 +52,23 @@ def address_key(client_ip: str | None) -> str:
     return str(address)
 
 
+@dataclass(frozen=True)
+class Quota:
+    """Where one counted hit leaves its key: `limit` hits a window, `remaining` hits allowed after
+    this one (0 when this one was refused too), `reset` whole seconds until the window ends (1 to
+    the window's length), `exceeded` when this hit was over the limit (answered 429)."""
+
+    limit: int
+    remaining: int
+    reset: int
+    exceeded: bool
+
+
 class RateLimiter(Protocol):
     """Counts hits per key in fixed windows of WINDOW_SECONDS seconds."""
 
-    async def hit(self, key: str, limit: int) -> int:
-        """Count one hit on `key`; return 0 if allowed, else the seconds until the window resets."""
+    async def hit(self, key: str, limit: int) -> Quota:
+        """Count one hit on `key` against `limit` hits a window; its `Quota`."""
         ...
 
     async def close(self) -> None:
@@ -68,10 +85,8 @@ class MemoryRateLimiter:
         self._counts: dict[tuple[str, int], int] = {}
         self._lock = threading.Lock()
 
-    async def hit(self, key: str, limit: int) -> int:
-        """Count one hit on `key`; 0 if within `limit` for this window, else the seconds until the window
-        ends.
-        """
+    async def hit(self, key: str, limit: int) -> Quota:
+        """Count one hit on `key` against `limit` hits a window; its `Quota`."""
         now = clock.now().timestamp()  # the database's clock: every process counts in one window
         bucket = int(now // self._window)
         with self._lock:
@@ -79,7 +94,7 @@ class MemoryRateLimiter:
                 self._counts = {k: v for k, v in self._counts.items() if k[1] >= bucket}
             count = self._counts.get((key, bucket), 0) + 1
             self._counts[(key, bucket)] = count
-        return _retry_after(count, limit, bucket, self._window, now)
+        return _quota(count, limit, bucket, self._window, now)
 
     async def close(self) -> None:
         """Nothing to release."""
@@ -104,9 +119,9 @@ class RedisRateLimiter:
         self._degraded = False
         self._retry_at = 0.0  # monotonic: while degraded, Redis is not asked before this
 
-    async def hit(self, key: str, limit: int) -> int:
-        """Count one hit on `key` in Redis (shared by every process); 0 if within `limit` for this window,
-        else the seconds until it ends.
+    async def hit(self, key: str, limit: int) -> Quota:
+        """Count one hit on `key` in Redis (shared by every process) against `limit` hits a window;
+        its `Quota`.
 
         While Redis fails, counts in this process instead (logged once) and tries Redis again after a pause.
         """
@@ -131,18 +146,61 @@ class RedisRateLimiter:
         if self._degraded:
             log.warning("rate limits: Redis reachable again")
             self._degraded = False
-        return _retry_after(int(count), limit, bucket, self._window, now)
+        return _quota(int(count), limit, bucket, self._window, now)
 
     async def close(self) -> None:
         """Close the Redis connection."""
         await self._redis.aclose()
 
 
-def _retry_after(count: int, limit: int, bucket: int, window: int, now: float) -> int:
-    """0 while `count` is within `limit`, else whole seconds until the window ends (at least 1)."""
-    if count <= limit:
-        return 0
-    return max(1, math.ceil((bucket + 1) * window - now))
+def _quota(count: int, limit: int, bucket: int, window: int, now: float) -> Quota:
+    """The `Quota` of the `count`th hit in window number `bucket` (of `window` seconds) at `now`
+    (seconds since the epoch): the reset in whole seconds, rounded up, at least 1."""
+    reset = max(1, math.ceil((bucket + 1) * window - now))
+    return Quota(limit=limit, remaining=max(0, limit - count), reset=reset, exceeded=count > limit)
+
+
+# The quotas counted while answering the current HTTP request (`reported`), None outside one.
+_counted: ContextVar[list[Quota] | None] = ContextVar("rate_limit_quotas", default=None)
+
+
+async def count(limiter: RateLimiter, key: str, limit: int) -> Quota:
+    """Count one hit on `key` with `limiter` (`RateLimiter.hit`) and keep its quota for the RateLimit
+    headers of the HTTP answer being made (`reported`); every rate-limited route counts this way."""
+    quota = await limiter.hit(key, limit)
+    if (counted := _counted.get()) is not None:
+        counted.append(quota)
+    return quota
+
+
+@contextmanager
+def reported() -> Iterator[list[Quota]]:
+    """While answering one HTTP request: the list that `count` fills with the quotas the request
+    counted (a list, not a value set in the context: FastAPI's dependencies and handlers may run in
+    a copy of the context, whose own settings the middleware would not see)."""
+    counted: list[Quota] = []
+    token = _counted.set(counted)
+    try:
+        yield counted
+    finally:
+        _counted.reset(token)
+
+
+def headers(counted: list[Quota]) -> list[tuple[bytes, bytes]]:
+    """The RateLimit header fields of draft-ietf-httpapi-ratelimit-headers-06 (December 2022: the
+    last version with one field per value; -07 on folds them into one `RateLimit` field) for the
+    quotas a request counted: `RateLimit-Limit` (hits a window), `RateLimit-Remaining` (hits left
+    in it) and `RateLimit-Reset` (seconds until it ends). With several limits (a sign-in counts by
+    address, by username and address, and by username), those of the one closest to its limit, as
+    the draft asks (the fewest remaining; the one exceeded on a 429). None without a quota."""
+    if not counted:
+        return []
+    closest = min(counted, key=lambda quota: (quota.remaining, -quota.reset))
+    return [
+        (b"ratelimit-limit", str(closest.limit).encode()),
+        (b"ratelimit-remaining", str(closest.remaining).encode()),
+        (b"ratelimit-reset", str(closest.reset).encode()),
+    ]
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter:

@@ -29,6 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from opscraft import runtime
 from opscraft.db.models import BrowserSignIn, RefreshToken, User
 from opscraft.db.types import utcnow
+from opscraft.security import ratelimit
 from opscraft.security.passwords import Match, hash_password, needs_rehash, password_match
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import TokenClaims, TokenError, decode_token, is_personal_token, issue_token
@@ -74,9 +75,9 @@ async def check_auth_rate(client_ip: str | None, username: str | None) -> None:
             (f"auth:user:{name}", limit * USERNAME_LIMIT_FACTOR),
         ]
     for key, key_limit in keys:
-        retry_after = await rt.limiter.hit(key, key_limit)
-        if retry_after:
-            raise RateLimited("too many authentication attempts", retry_after=retry_after)
+        quota = await ratelimit.count(rt.limiter, key, key_limit)
+        if quota.exceeded:
+            raise RateLimited("too many authentication attempts", retry_after=quota.reset)
 
 
 class SignInOver(Unauthorized):

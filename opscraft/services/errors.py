@@ -112,14 +112,17 @@ class NotFound(ServiceError):
     status_code = 404
 
     @classmethod
-    def gone(cls, kind: str) -> NotFound:
+    def gone(cls, kind: str, field: str | None = None) -> NotFound:
         """The refusal of a request for a `kind` ("user", "API token", ...) the caller cannot
         have: deleted since their page or list showed it (in another tab, by another user), or
         never there, or not theirs to see. It says the kind and that it was not found, in the
         UI's message and the API's 404 detail alike; it names no id (the UI showed "user 8 not
         found", an id the user never saw) and tells nothing the caller may not know (a row they
-        may not see reads as one deleted)."""
-        return cls(f"this {kind} was not found: {GONE_WHY}")
+        may not see reads as one deleted). `field`: the request body's field that gave the id
+        (`script_id` of `POST /api/v1/executions`), named in `details` as every refused body
+        value is; None when the address gave it."""
+        message = f"this {kind} was not found: {GONE_WHY}"
+        return cls(message, details=[{"field": field, "message": message}] if field else None)
 
     @classmethod
     def no_version(cls, kind: str, number: int, first: int | None, last: int | None, count: int) -> NotFound:

@@ -511,8 +511,11 @@ async def create(
     saved_plan: TerraformPlan | None = None,
     draft: DraftRun | None = None,
     rerun_of: int | None = None,
+    script_field: str | None = None,
 ) -> Execution:
     """Queue a run of an active script with validated parameters; returns the `queued` row.
+    `NotFound` when the script is missing or deleted, naming `script_field` (the request body's
+    field that gave `script_id`: `POST /api/v1/executions`) when there is one.
 
     `saved_plan` (from `terraform_plans.apply`, which has checked it) makes the run an apply of
     exactly that plan: the plan run's script version and parameters, action `apply_plan`.
@@ -537,7 +540,7 @@ async def create(
     found = await approvals.script_with_policy(session, script_id)
     script, policy = found.script, found.policy
     if script is None or script.deleted_at is not None:
-        raise NotFound.gone("script")
+        raise NotFound.gone("script", script_field)
     if draft is None and script.problems:  # a test run brings its own type and declarations
         stored = stored_shapes.worded(script.problems)
         said = f"the stored settings of script {script.name!r} cannot be read: {stored}: edit the script"

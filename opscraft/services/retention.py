@@ -33,7 +33,7 @@ from opscraft.db.models import Execution, ExecutionLog
 from opscraft.db.models.executions import OUTPUT_KEPT
 from opscraft.db.types import LT, compared, utcnow
 from opscraft.db.unreachable import RoundFailures
-from opscraft.services import app_settings, audit, execution_counts, metrics, secrets
+from opscraft.services import app_settings, audit, execution_counts, idempotency, metrics, secrets
 from opscraft.services.actor import Actor
 
 log = logging.getLogger(__name__)
@@ -270,7 +270,7 @@ async def run_upkeep(
 ) -> None:
     """Until cancelled, every `interval` seconds: refresh the dashboard's tally, apply retention,
     delete the previous values of secrets whose rotation window is over
-    (`secrets.drop_ended_previous_values`).
+    (`secrets.drop_ended_previous_values`) and the expired idempotency keys (`idempotency.sweep`).
 
     The first round comes `first` seconds after the start (or `interval`, when shorter), not at
     it, and not a whole `interval` later (a desktop window opened for a few minutes would never
@@ -289,6 +289,7 @@ async def run_upkeep(
             await execution_counts.refresh_tally(db)
             done = await run_once(db)
             await secrets.drop_ended_previous_values(db)
+            await idempotency.sweep(db)
             failures.succeeded()
             if done.changed:
                 log.info(

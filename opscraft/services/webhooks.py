@@ -68,6 +68,7 @@ from opscraft.db.models.executions import Trigger
 from opscraft.db.text import find_unreadable_numbers, find_unstorable, read_float, read_int
 from opscraft.db.turns import read_held, take_write_turn
 from opscraft.db.types import GE, LT, MAX_ID, compared, utc_text, utcnow
+from opscraft.security import ratelimit
 from opscraft.security.http import REPEATED_KEY, RepeatedKey, json_shape, not_json_reason, unique_keys
 from opscraft.security.ratelimit import address_key
 from opscraft.security.tokens import hash_personal_token, same_secret
@@ -684,14 +685,56 @@ def _check_shape(document: Any) -> None:
 
 
 def _values(hook: WebhookTrigger, call: Call) -> dict[str, Any]:
+    """The run's parameter values: the webhook's fixed ones, overridden by what its mapping's
+    pointers find in the call's JSON body (an empty body counts as `{}`). `Invalid` (field
+    `body`) for a body that is not JSON (`_document`) or whose kind no pointer can read in
+    (`_check_kind`)."""
     body = call.body
     document: Any = _document(body, call.headers.get("content-type", "")) if body.strip() else {}
+    _check_kind(hook.mapping, document)
     values = dict(hook.parameters)
     for name, pointer in hook.mapping.items():
         found = resolve_pointer(document, pointer)
         if found is not _MISSING:
             values[name] = found
     return values
+
+
+def _json_kind(document: Any) -> str:
+    """What a JSON value that is not an object is, as a refusal names it (`a JSON array`)."""
+    if document is None:
+        return "JSON null"
+    if isinstance(document, bool):  # before numbers: a bool is an int
+        return "a JSON boolean"
+    if isinstance(document, str):
+        return "JSON text"
+    return "a JSON array" if isinstance(document, list) else "a JSON number"
+
+
+def _is_index(token: str) -> bool:
+    """Whether a JSON pointer's token can name an array item (RFC 6901 section 4: ASCII digits,
+    no leading zero)."""
+    return token.isascii() and token.isdigit() and (token == "0" or not token.startswith("0"))
+
+
+def _check_kind(mapping: Mapping[str, str], document: Any) -> None:
+    """`Invalid` (field `body`) when `document`, a call's JSON body, is of a kind the mapping's
+    pointers cannot read in: a pointer whose first token is a key (`/ref`) needs an object; one
+    whose first is an index (`/0/ref`) an object or an array; the whole body (`""`) any value.
+    A JSON array, text, number, boolean or null then started a run with the fixed values and
+    defaults, as an object without the mapped keys does: the sender never learned that it sent
+    the wrong thing. A webhook whose mapping is empty does not read its body: any JSON passes."""
+    if isinstance(document, dict):
+        return
+    for name, pointer in sorted(mapping.items()):
+        tokens = check_pointer(pointer)
+        if not tokens or (isinstance(document, list) and _is_index(tokens[0])):
+            continue
+        needed = "a JSON object" if not _is_index(tokens[0]) else "a JSON object or array"
+        sent = _json_kind(document)
+        raise Invalid.at(
+            "body", f"must be {needed}: the webhook maps {name} from {pointer}, and the body is {sent}"
+        )
 
 
 async def _refused_without_token(session: AsyncSession, call: Call, reason: str) -> None:
@@ -838,14 +881,16 @@ async def receive(session: AsyncSession, call: Call) -> Execution | None:
             # Counted against the caller's address, not the webhook: calls without its token
             # used up its limit, so anyone who knew an id (they are sequential) kept it at 429
             # for its real caller.
-            retry = await rt.limiter.hit(f"hook:ip:{address_key(call.client_ip)}", limit)
-            if retry:
-                raise RateLimited("too many calls to unknown webhooks from this address", retry_after=retry)
+            quota = await ratelimit.count(rt.limiter, f"hook:ip:{address_key(call.client_ip)}", limit)
+            if quota.exceeded:
+                raise RateLimited(
+                    "too many calls to unknown webhooks from this address", retry_after=quota.reset
+                )
             raise NotFound("no such webhook (or it is disabled)")
         with_token = True
-        retry = await rt.limiter.hit(f"hook:{hook.id}", limit)
-        if retry:
-            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=retry)
+        quota = await ratelimit.count(rt.limiter, f"hook:{hook.id}", limit)
+        if quota.exceeded:
+            raise RateLimited("rate limit exceeded for this webhook: slow down", retry_after=quota.reset)
         key = await _check_proof(session, hook, call) if hook.secret_id is not None else None
         if call.headers.get(GITHUB_EVENT_HEADER) == "ping":
             hook.last_called_at = utcnow()

@@ -145,6 +145,40 @@ async def test_call_maps_payload_to_parameters(
     assert "payload-secret-123" not in str(event.details) and "refs/heads" not in str(event.details)
 
 
+async def test_a_body_that_is_no_json_object_is_refused_when_the_mapping_reads_keys(
+    client: httpx.AsyncClient, admin: LoggedIn
+) -> None:
+    """A body that is a JSON array, text, number, boolean or null started a run with the fixed
+    values and defaults, as though the caller had sent an object without the mapped keys: a
+    sender posting the wrong thing never learned it. A mapping that reads keys of the body now
+    refuses any but an object (422 naming `body`); a mapping that reads a list's items takes an
+    array; a webhook that maps nothing takes any JSON (its body is not read), an empty body
+    counts as `{}` as before."""
+    _, keyed = await setup_hook(client, admin, parameters={"BRANCH": "main"})
+    as_json = {"Content-Type": "application/json"}
+    for body in (b'["refs/heads/main"]', b'"refs/heads/main"', b"3", b"true", b"null"):
+        r = await client.post(keyed["url_path"], content=body, headers=as_json)
+        assert r.status_code == 422, (body, r.text)
+        (error,) = r.json()["errors"]
+        assert error["field"] == "body" and error["message"].startswith("must be a JSON object"), r.text
+        assert "/ref" in error["message"], "it says which pointer reads a key"
+    for body in (b'{"other": 1}', b""):
+        r = await client.post(keyed["url_path"], content=body, headers=as_json)
+        assert r.status_code == 202, (body, r.text)
+    _, listed = await setup_hook(client, admin, mapping={"BRANCH": "/0/ref"})
+    r = await client.post(listed["url_path"], json=[{"ref": "v1"}])
+    assert r.status_code == 202, r.text
+    async with runtime.current().db.session() as session:
+        run = await session.get(Execution, r.json()["execution_id"])
+        assert run is not None and run.parameters["BRANCH"] == "v1"
+    r = await client.post(listed["url_path"], json="v1")
+    assert r.status_code == 422 and "JSON object or array" in r.json()["detail"], r.text
+    _, unmapped = await setup_hook(client, admin, mapping={}, parameters={"BRANCH": "main"})
+    for body in (b"[1]", b'"x"', b"null"):
+        r = await client.post(unmapped["url_path"], content=body, headers=as_json)
+        assert r.status_code == 202, (body, r.text)
+
+
 async def test_a_body_with_a_byte_order_mark_is_read(client: httpx.AsyncClient, admin: LoggedIn) -> None:
     """Windows PowerShell 5 sends JSON after a UTF-8 byte order mark, which RFC 8259 (8.1) lets a
     parser ignore: it was refused as "must be JSON". A signed call signs the bytes as sent."""
@@ -538,9 +572,16 @@ async def test_rate_limit_and_owner_checks(
     assert r.status_code == 403 and "deactivated" in r.json()["detail"]
     _, other = await setup_hook(client, admin)
     monkeypatch.setattr(runtime.current().settings, "rate_limit_api_per_minute", 1)
-    assert (await client.post(other["url_path"], json={"ref": "a"})).status_code == 202
+    r = await client.post(other["url_path"], json={"ref": "a"})
+    assert r.status_code == 202 and (r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"]) == (
+        "1",
+        "0",
+    )
     r = await client.post(other["url_path"], json={"ref": "b"})
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    assert (
+        r.headers["RateLimit-Reset"] == r.headers["Retry-After"] and r.headers["RateLimit-Remaining"] == "0"
+    )
 
 
 @pytest.mark.usefixtures("one_rate_window")

@@ -30,6 +30,7 @@ from opscraft.db.models.executions import (
     ExecutionLog,
     ExecutionStatus,
     ExecutionTally,
+    IdempotencyKey,
     RetiredExecutions,
 )
 from opscraft.db.models.inventories import Inventory, InventoryVersion
@@ -57,6 +58,7 @@ __all__ = [
     "ExecutionHostSummary",
     "ExecutionLog",
     "ExecutionTally",
+    "IdempotencyKey",
     "Inventory",
     "InventoryVersion",
     "NotificationChannel",

@@ -267,3 +267,22 @@ class ExecutionHost(SQLModel, table=True):
     changed: int = Field(default=0)
     unreachable: int = Field(default=0)
     failed: int = Field(default=0)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A request that started a run under an `Idempotency-Key` header (services/idempotency.py):
+    per user, the key names one request (its `fingerprint`: method, path and body) and, once the
+    run is written, the run it started (`execution_id`), which a retry with the same key gets
+    back instead of a second run. A row without `execution_id` is a request still starting its
+    run. Swept once `expires_at` has passed (`retention.run_upkeep`); deleted with its run or its
+    user."""
+
+    __tablename__ = "idempotency_keys"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True, ondelete="CASCADE")
+    key: str = Field(primary_key=True, max_length=255)
+    # hex SHA-256 of the request's method, path and canonical JSON body
+    fingerprint: str = Field(max_length=64)
+    execution_id: int | None = Field(default=None, foreign_key="executions.id", ondelete="CASCADE")
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime, index=True)
