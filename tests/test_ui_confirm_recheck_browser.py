@@ -1,10 +1,11 @@
-"""A deletion asked for in a confirmation acts as the person is when they answer, not as they were
-when they clicked Delete: the page's handlers re-check the session and the role after the answer
+"""What a confirmation asks for is done as the person is when they answer, not as they were when
+they clicked: the page's handlers re-check the session and the role after the answer
 (`layout.confirmed`). They checked before the question only, so an operator demoted to viewer (or
 deactivated, or signed out) while the question was open still deleted a webhook, a "then run"
-link, an inventory or a schedule with the answer, and a demoted admin a notification channel or
-rule; a person who keeps the page's socket open (and skips the reload the new role causes)
-keeps that answer for as long as the page lives."""
+link, an inventory or a schedule with the answer, or started a Terraform destroy (which viewers
+may not), and a demoted admin deleted a notification channel or rule; a person who keeps the
+page's socket open (and skips the reload the new role causes) keeps that answer for as long as
+the page lives."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import pytest
 
 from tests.automation.conftest import LOOPBACK_RECEIVERS
 from tests.conftest import LiveServer
-from tests.ui_journey import API_TIMEOUT, RUN_ENV, api_user, log_in, serving, token
+from tests.ui_journey import API_TIMEOUT, RUN_ENV, api_user, log_in, serving, token, wait_run
 
 
 @dataclass
@@ -164,3 +165,39 @@ def test_a_deletion_confirmed_after_a_demotion_or_deactivation_deletes_nothing(
         page.wait_for_url(lambda url: "/login" in url)
     # ... and the object is still there.
     assert target.exists()
+
+
+def _operator(env: Env) -> tuple[str, int]:
+    username = f"operator-{secrets.token_hex(4)}"
+    api_user(env.server, env.admin, username, "operator")
+    (user,) = env.api("GET", "/api/v1/users", params={"search": username}).json()["items"]
+    return username, int(user["id"])
+
+
+@pytest.mark.parametrize("door", ["run form", "run again"])
+def test_a_destroy_confirmed_after_a_deactivation_starts_nothing(page: Any, env: Env, door: str) -> None:
+    """The Destroy question of the run form and of Run again: answered after the account was
+    deactivated, it started the destroy as the operator the page had checked before asking."""
+    body = {"name": f"tf-{secrets.token_hex(4)}", "script_type": "terraform", "content": "terraform {}\n"}
+    script_id = env.made("/api/v1/scripts", {**body, "status": "active"})["id"]
+    username, user_id = _operator(env)
+    if door == "run form":
+        log_in(page, env.server, username, then=f"/scripts/{script_id}")
+        page.get_by_test_id("execute-button").click()
+        page.get_by_test_id("terraform-action").get_by_text("Destroy").click()
+        page.get_by_test_id("execute-submit").click()
+    else:
+        run = {"script_id": script_id, "terraform_action": "destroy", "confirm_destroy": True}
+        r = env.api("POST", "/api/v1/executions", json=run)
+        assert r.status_code == 202, r.text
+        wait_run(env.server, env.admin, r.json()["id"])
+        log_in(page, env.server, username, then=f"/executions/{r.json()['id']}")
+        page.get_by_test_id("run-again").click()
+    page.get_by_test_id("confirm-destroy").wait_for()
+    runs_before = env.api("GET", "/api/v1/executions", params={"script_id": script_id}).json()["total"]
+    r = env.api("PUT", f"/api/v1/users/{user_id}", json={"is_active": False})
+    assert r.status_code == 200, r.text
+    page.get_by_test_id("confirm-destroy").click()
+    page.wait_for_url(lambda url: "/login" in url)
+    runs = env.api("GET", "/api/v1/executions", params={"script_id": script_id}).json()
+    assert runs["total"] == runs_before, runs
