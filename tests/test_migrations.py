@@ -1277,3 +1277,52 @@ async def test_0047_adds_idempotency_keys_gone_with_their_user_and_downgrades_ke
         tables = await conn.run_sync(lambda sync: inspect(sync).get_table_names())
         assert "idempotency_keys" not in tables
         assert (await conn.execute(text("SELECT username FROM users"))).scalars().all() == ["kept"]
+
+
+async def test_0048_gives_started_chained_runs_their_links_author_and_downgrades(
+    at_revision: Callable[[str], Awaitable[Database]],
+) -> None:
+    """0048 adds `chain_runs.author_id` (who may not approve the run: services/approvals.py): a
+    firing from before that started a run takes its link's author, one that started nothing
+    has none; the author's deletion empties it (ON DELETE SET NULL); the downgrade drops the
+    column and keeps the firings."""
+    scratch = await at_revision("0047")
+    source, started, later = await _finished_runs(scratch, ["bash", "bash", "bash"])
+    now = datetime(2026, 1, 1)
+    async with scratch.engine.begin() as conn:
+        await _add_user(conn, "linker")
+        owner = (await conn.execute(text("SELECT id FROM users WHERE username = 'linker'"))).scalar_one()
+        script = await conn.execute(text("SELECT script_id FROM executions WHERE id = :id"), {"id": source})
+        script_id = script.scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO chain_links (script_id, target_script_id, outcome, mapping, parameters,"
+                " enabled, owner_id, created_at, updated_at)"
+                " VALUES (:s, :s, 'success', '{}', '{}', :yes, :o, :now, :now)"
+            ),
+            {"s": script_id, "o": owner, "yes": True, "now": now},
+        )
+        link = (await conn.execute(text("SELECT id FROM chain_links"))).scalar_one()
+        for src, execution_id, status in ((source, started, "started"), (later, None, "pending")):
+            await conn.execute(
+                text(
+                    "INSERT INTO chain_runs (link_id, source_execution_id, target_script_id, execution_id,"
+                    " status, parameters, depth, created_at) VALUES (:l, :src, :s, :e, :st, '{}', 1, :now)"
+                ),
+                {"l": link, "src": src, "s": script_id, "e": execution_id, "st": status, "now": now},
+            )
+    await upgrade(scratch.engine, "0048")
+    authors = "SELECT status, author_id FROM chain_runs ORDER BY id"
+    async with scratch.engine.begin() as conn:
+        rows = [tuple(r) for r in await conn.execute(text(authors))]
+        assert rows == [("started", owner), ("pending", None)]
+    async with scratch.session() as session:
+        await session.exec(sql_delete(User).where(col(User.id) == owner))
+        await session.commit()
+    async with scratch.engine.begin() as conn:
+        assert [tuple(r) for r in await conn.execute(text(authors))] == [("started", None), ("pending", None)]
+    await _downgrade(scratch, "0047")
+    async with scratch.engine.connect() as conn:
+        columns = await conn.run_sync(lambda c: {col["name"] for col in inspect(c).get_columns("chain_runs")})
+        assert "author_id" not in columns
+        assert (await conn.execute(text("SELECT count(*) FROM chain_runs"))).scalar_one() == 2

@@ -15,7 +15,9 @@ Rules:
   never approve it: an operator who edits a script and approves a run of his own edit would be
   the only pair of eyes on it (four-eyes, as GitLab's "prevent approvals by users who add
   commits" and GitHub's "approval of the most recent push"); a version whose author was deleted
-  has no author to refuse;
+  has no author to refuse; likewise the author of the "then run" link that started a chained
+  run (`ChainRun.author_id`, recorded as it started: a later save or deletion of the link does
+  not change it), who chose its target and values while its requester is the first run's user;
 - a policy whose `required` is above what the team can give (`reach_warning`: the active
   operators and admins, less a run's requester) is saved with a warning, not refused: a rule may
   be set before the approvers are invited (GitHub and GitLab accept a reviewer count above the
@@ -50,6 +52,7 @@ from opscraft.db.models import (
     ApprovalDecision,
     ApprovalPolicy,
     ApprovalRequest,
+    ChainRun,
     Execution,
     Role,
     RunEvent,
@@ -449,7 +452,8 @@ async def _out_of_reach(session: AsyncSession, execution: Execution) -> str | No
     decided = select(ApprovalDecision.user_id).where(
         col(ApprovalDecision.execution_id) == run_id, col(ApprovalDecision.user_id).is_not(None)
     )
-    excluded = [i for i in (execution.triggered_by, await version_author(session, execution)) if i]
+    authors = (await version_author(session, execution), await link_author(session, execution))
+    excluded = [i for i in (execution.triggered_by, *authors) if i]
     undecided = await session.exec(
         select(func.count())
         .select_from(User)
@@ -604,6 +608,11 @@ async def approve(session: AsyncSession, actor: Actor, execution_id: int, commen
             f"you wrote version {execution.script_version} of this script, which this run executes: "
             "someone else must approve it (you may still reject it)"
         )
+    if actor.user.id is not None and actor.user.id == await link_author(session, execution):
+        raise Forbidden(
+            'you saved the "then run" link that started this run, which chose what it runs: '
+            "someone else must approve it (you may still reject it)"
+        )
     await _still_startable(session, execution)
     await _record_decision(session, actor, execution_id, "approve", comment)
     request = await session.get(ApprovalRequest, execution_id)
@@ -644,6 +653,15 @@ async def version_author(session: AsyncSession, execution: Execution) -> int | N
             col(ScriptVersion.number) == execution.script_version,
         )
     )
+    return found.first()
+
+
+async def link_author(session: AsyncSession, execution: Execution) -> int | None:
+    """The user id of who saved the "then run" link that started `execution` when it started it
+    (`ChainRun.author_id`), None for a run no link started or whose link's author was deleted."""
+    if execution.id is None:
+        return None
+    found = await session.exec(select(ChainRun.author_id).where(col(ChainRun.execution_id) == execution.id))
     return found.first()
 
 

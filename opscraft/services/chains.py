@@ -23,7 +23,9 @@ Rules:
 - the chained run starts on behalf of the source run's user (the requester, as Rundeck job
   references and AWX workflow nodes run as the user who launched the parent), by the system
   actor `execution:<source id>` (its `trigger_ref`; `trigger` is `chain`), with that user's
-  permissions now; the link's author must also still be active. Approvals apply as to any run;
+  permissions now; the link's author must also still be active. Approvals apply as to any run,
+  and the link's author (recorded with the run: `ChainRun.author_id`) may reject it, never
+  approve it: they chose its target and values;
 - exactly once: the `chains` run-event subscriber writes one `chain_runs` row per (link, source
   run), unique, inside the outbox delivery's transaction; the starter loop in each process claims
   a `pending` row with a conditional update in the same transaction that creates the run.
@@ -690,6 +692,9 @@ async def _start_one(session: AsyncSession, chain_run_id: int) -> int:
             raise OwnerRefused(
                 "the link's author is deactivated or deleted: someone must save the link again"
             )
+        assert author is not None
+        # Committed with the run: who chose what it runs may not approve it (services/approvals.py).
+        row.author_id = author.id
         execution = await start_for(
             session,
             source.triggered_by,

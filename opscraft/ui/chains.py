@@ -17,7 +17,7 @@ from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
-from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
+from opscraft.ui.layout import close_saved, confirmed, guard, reread, run_action, show_and_follow
 from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
@@ -26,7 +26,6 @@ from opscraft.ui.widgets import (
     call,
     call_all,
     changed_with_boxes,
-    confirm,
     dialog_buttons,
     dialog_card,
     live_timer,
@@ -113,10 +112,11 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             stored_note(link, f"chain-stored-{link.id}")
 
     async def remove(link: ChainLink) -> None:
-        current = await guard(Permission.edit_scripts)
-        if current is None or link.id is None:
+        if await guard(Permission.edit_scripts) is None or link.id is None:
             return
-        if not await confirm("Delete this link?", "Runs of this script no longer start the other one."):
+        consequence = "Runs of this script no longer start the other one."
+        current = await confirmed(Permission.edit_scripts, "Delete this link?", consequence)
+        if current is None:
             return
         await run_action(lambda: call(chains.delete, current, link.id, script_id), "Link deleted")
         await update()

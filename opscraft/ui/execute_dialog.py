@@ -31,7 +31,7 @@ from opscraft.ui import drafts
 from opscraft.ui.ansible_fields import AnsibleFields, ansible_fields
 from opscraft.ui.drafts import Draft
 from opscraft.ui.execution_widgets import banner, sentence
-from opscraft.ui.layout import guard, notify_error, run_action
+from opscraft.ui.layout import confirmed, guard, notify_error, run_action
 from opscraft.ui.parameter_fields import ParameterFields
 from opscraft.ui.script_tabs import script_action
 from opscraft.ui.script_widgets import findings_of, risk_dialog
@@ -40,7 +40,6 @@ from opscraft.ui.widgets import (
     call,
     carried,
     click_opening,
-    confirm,
     dialog_title,
     enter_presses,
     one_click,
@@ -229,11 +228,14 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
 
         async def submit(acknowledge: bool = False) -> bool:
             """True once the run has started (the dialog is done)."""
-            current = await guard(Permission.edit_scripts if test_run else Permission.execute_scripts)
+            needed = Permission.edit_scripts if test_run else Permission.execute_scripts
+            current = await guard(needed)
             if current is None:
                 return False
-            if action is not None and action.value == "destroy" and not await confirm_destroy(script.name):
-                return False
+            if action is not None and action.value == "destroy":
+                current = await confirm_destroy(script.name, needed)
+                if current is None:
+                    return False
             invalid = params.invalid()
             if invalid:
                 notify_error(f"Fix the highlighted parameters: {', '.join(invalid)}")
@@ -332,9 +334,12 @@ def _ansible_options(network_missing: bool, may_choose: bool, diff_refused: bool
     return fields
 
 
-async def confirm_destroy(name: str) -> bool:
-    """Destroy always asks: it removes every resource the state holds."""
-    return await confirm(
+async def confirm_destroy(name: str, permission: Permission) -> Actor | None:
+    """Destroy always asks: it removes every resource the state holds. The actor to start it as,
+    checked with `permission` as the answer comes (`layout.confirmed`: the role needed to destroy
+    is the service's to check, on that actor), or None."""
+    return await confirmed(
+        permission,
         f"Destroy every resource of {name}?",
         "terraform destroy removes everything this script's state holds.",
         "Destroy",

@@ -411,8 +411,12 @@ class ExecutionView:
         if actor is None:
             return False
         destroy = self.execution.terraform_action == "destroy"
-        if destroy and not await execute_dialog.confirm_destroy(self.execution.script_name):
-            return False
+        if destroy:
+            actor = await execute_dialog.confirm_destroy(
+                self.execution.script_name, Permission.execute_scripts
+            )
+            if actor is None:
+                return False
         execution = await run_action(
             lambda: call(
                 runs.rerun, actor, self.execution.id, confirm_destroy=destroy, trigger=executions.Trigger.ui

@@ -15,13 +15,12 @@ from opscraft.services.inventory_errors import syntax
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts
 from opscraft.ui.inventory_versions import version_url
-from opscraft.ui.layout import close_saved, frame, guard, protected_page, run_action
+from opscraft.ui.layout import close_saved, confirmed, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
     Redrawn,
     call,
     call_all,
-    confirm,
     dialog_buttons,
     dialog_card,
     format_time,
@@ -121,13 +120,14 @@ async def inventories_page(actor: Actor) -> None:
                 long_text(inventory.content, syntax(inventory.content), "Show the inventory")
 
         async def remove(inventory: Inventory) -> None:
-            current = await guard(Permission.edit_scripts)
-            if current is None or inventory.id is None:
+            if await guard(Permission.edit_scripts) is None or inventory.id is None:
                 return
-            if not await confirm(
+            current = await confirmed(
+                Permission.edit_scripts,
                 f"Delete the inventory {inventory.name}?",
                 "It is removed for good (one a script uses is refused).",
-            ):
+            )
+            if current is None:
                 return
             done = await run_action(
                 lambda: _delete(current, inventory.id or 0), f"Inventory {inventory.name} deleted"

@@ -20,7 +20,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, one_line, session, stable_slots
-from opscraft.ui.widgets import OneRead, dismiss, live_seconds, live_timer, one_shot
+from opscraft.ui.widgets import OneRead, confirm, dismiss, live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
 # before dropping it; a browser that comes back within it carries on where it was.
@@ -335,6 +335,23 @@ async def guard(permission: Permission | None = None, *, ticking: bool = False) 
             notify_error(f"your role ({actor.user.role if actor.user else '-'}) may not do this")
         return None
     return actor
+
+
+async def confirmed(
+    permission: Permission | None,
+    question: str,
+    consequence: str,
+    verb: str = "Delete",
+    testid: str = "confirm-delete",
+) -> Actor | None:
+    """Ask `question` (`widgets.confirm`); on its `verb`, the actor to act as, checked as the
+    answer comes (`guard`: the session and `permission` then), else None. A handler that checked
+    before asking and acted with that actor after the answer let an operator demoted, deactivated
+    or signed out while the question was open delete with it (a webhook, a "then run" link...),
+    for as long as the page lived for one who kept its socket and skipped the reload."""
+    if not await confirm(question, consequence, verb, testid):
+        return None
+    return await guard(permission)
 
 
 def _drawn_for_another_role(actor: Actor) -> bool:

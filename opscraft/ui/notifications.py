@@ -17,7 +17,16 @@ from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
-from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
+from opscraft.ui.layout import (
+    close_saved,
+    confirmed,
+    follow,
+    frame,
+    guard,
+    protected_page,
+    reread,
+    run_action,
+)
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     OneRead,
@@ -25,7 +34,6 @@ from opscraft.ui.widgets import (
     call,
     call_all,
     changed,
-    confirm,
     data_table,
     dialog_buttons,
     dialog_card,
@@ -264,9 +272,10 @@ async def notifications_page(actor: Actor) -> None:
                 await update()
 
         async def remove(channel: NotificationChannel) -> None:
-            current = await guard(ADMIN)
-            question, consequence = f"Delete the channel {channel.name}?", "Its rules go with it."
-            if current is not None and channel.id is not None and await confirm(question, consequence):
+            if await guard(ADMIN) is None or channel.id is None:
+                return
+            current = await confirmed(ADMIN, f"Delete the channel {channel.name}?", "Its rules go with it.")
+            if current is not None:
                 await run_action(
                     lambda: call(notifications.delete_channel, current, channel.id), "Channel deleted"
                 )
@@ -283,9 +292,10 @@ async def notifications_page(actor: Actor) -> None:
                 await update()
 
         async def remove_rule(rule_id: int | None) -> None:
-            current = await guard(ADMIN)
-            question, consequence = "Delete this rule?", "Its events are no longer sent."
-            if current is not None and rule_id is not None and await confirm(question, consequence):
+            if await guard(ADMIN) is None or rule_id is None:
+                return
+            current = await confirmed(ADMIN, "Delete this rule?", "Its events are no longer sent.")
+            if current is not None:
                 await run_action(lambda: call(notifications.delete_rule, current, rule_id), "Rule deleted")
                 await update()
 

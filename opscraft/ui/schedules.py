@@ -21,6 +21,7 @@ from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select
 from opscraft.ui.layout import (
     close_saved,
+    confirmed,
     follow,
     frame,
     guard,
@@ -37,7 +38,6 @@ from opscraft.ui.widgets import (
     call,
     call_all,
     changed,
-    confirm,
     dialog_buttons,
     dialog_card,
     longest,
@@ -165,11 +165,15 @@ def schedule_row(view: ScheduleView, zone: ZoneInfo, *, with_script: bool, on_ch
             )
 
 
-async def delete_schedule(actor: Actor, view: ScheduleView) -> bool | None:
-    """Ask, then delete `view`'s schedule (`schedules.delete`: its rules, the audit); None when
-    the person cancelled, else whether it was deleted (a failure is said by `run_action`)."""
+async def delete_schedule(view: ScheduleView) -> bool | None:
+    """Ask, then delete `view`'s schedule (`schedules.delete`: its rules, the audit) as the person
+    is when they answer (`confirmed`); None when they cancelled or may no longer delete it, else
+    whether it was deleted (a failure is said by `run_action`)."""
     s = view.schedule
-    if not await confirm(f"Delete the schedule {s.name}?", "It no longer starts runs."):
+    actor = await confirmed(
+        Permission.edit_scripts, f"Delete the schedule {s.name}?", "It no longer starts runs."
+    )
+    if actor is None:
         return None
     done = await run_action(lambda: call(schedules.delete, actor, s.id, s.script_id), "Schedule deleted")
     return done is not None
@@ -343,7 +347,7 @@ async def schedules_tab(actor: Actor, script: Script, _address: TabAddress) -> N
             await open_form(actor, script_id, view, zone_box["zone"], update)
             return
         if action == "delete":
-            if await delete_schedule(current, view) is not None:  # a failed one too: maybe gone already
+            if await delete_schedule(view) is not None:  # a failed one too: maybe gone already
                 await update()
             return
         # Only the switch: the page's copy of the other fields may be older than another tab's
@@ -429,10 +433,9 @@ async def schedules_page(actor: Actor) -> None:
 
         async def change(view: ScheduleView, action: str) -> None:
             """Delete (the only button here: on a schedule of a deleted script), then show the list."""
-            current = await guard(Permission.edit_scripts)
-            if current is None or action != "delete":
+            if action != "delete" or await guard(Permission.edit_scripts) is None:
                 return
-            if await delete_schedule(current, view) is not None:
+            if await delete_schedule(view) is not None:
                 await update()
 
         on_change = change if can(actor.user, Permission.edit_scripts) else None

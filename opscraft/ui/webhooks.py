@@ -16,7 +16,7 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui import secrets as ui_secrets
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
+from opscraft.ui.layout import close_saved, confirmed, guard, reread, run_action, show_and_follow
 from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
@@ -25,7 +25,6 @@ from opscraft.ui.widgets import (
     call,
     call_all,
     changed_with_boxes,
-    confirm,
     dialog_buttons,
     dialog_card,
     format_time,
@@ -136,10 +135,13 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             stored_note(hook, f"webhook-stored-{hook.id}")
 
     async def remove(hook: WebhookTrigger) -> None:
-        current = await guard(Permission.edit_scripts)
-        if current is None or hook.id is None:
+        if await guard(Permission.edit_scripts) is None or hook.id is None:
             return
-        if not await confirm(f"Delete the webhook {hook.name}?", "Callers of its URL get 404 from then on."):
+        question = f"Delete the webhook {hook.name}?"
+        current = await confirmed(
+            Permission.edit_scripts, question, "Callers of its URL get 404 from then on."
+        )
+        if current is None:
             return
         await run_action(lambda: call(webhooks.delete, current, hook.id, script_id), "Webhook deleted")
         await update()

@@ -18,7 +18,7 @@ from opscraft.db.types import utcnow
 from opscraft.execution.run_events import RunEventDispatcher, RunEventMessage
 from opscraft.services import chains
 from opscraft.services.run_starter import start_for
-from tests.conftest import LoggedIn
+from tests.conftest import LoggedIn, make_user
 from tests.executions.conftest import make_script, start, wait_for
 from tests.waiting import until
 
@@ -412,8 +412,10 @@ async def test_approval_and_rbac_of_chained_runs(
         f"/api/v1/executions/{held['id']}/approve", json={"comment": ""}, headers=viewer.headers
     )
     assert r.status_code == 403
+    # the link's author chose what it starts: someone else approves (`test_the_author_of_a_link...`)
+    approver = await make_user(client, "operator")
     r = await client.post(
-        f"/api/v1/executions/{held['id']}/approve", json={"comment": "ok"}, headers=operator.headers
+        f"/api/v1/executions/{held['id']}/approve", json={"comment": "ok"}, headers=approver.headers
     )
     assert r.status_code == 200, r.text
     assert (await wait_for(client, viewer, held["id"]))["status"] == "success"
@@ -424,6 +426,56 @@ async def test_approval_and_rbac_of_chained_runs(
     (step,) = await wait_chained(client, admin, second["id"])
     assert step["status"] == "refused" and "author" in step["error"] and step["execution_id"] is None
     assert len(await audit_actions("chain_run.refused")) == 1
+
+
+async def test_the_author_of_a_link_may_reject_but_not_approve_a_run_it_started(
+    client: httpx.AsyncClient, admin: LoggedIn, operator: LoggedIn, viewer: LoggedIn
+) -> None:
+    """Four eyes: the operator who links a script to one that needs approval chose the run's
+    target and values, with the first run's user (a viewer, a schedule's owner) as its requester;
+    approving it alone ran `prod-db` with no second pair of eyes. Refused as for the author of the
+    version a run executes, also once the link is deleted or saved by someone else since."""
+    await allow_local(client, admin)
+    a = await make_script(client, admin, "echo first\n")
+    b = await make_script(
+        client, admin, 'echo "deleting $TARGET"\n', parameters=[{"name": "TARGET", "type": "string"}]
+    )
+    r = await client.put(f"/api/v1/scripts/{b}/approval", json={"required": 1}, headers=admin.headers)
+    assert r.status_code == 200, r.text
+    r = await add_link(client, operator, a, b, parameters={"TARGET": "prod-db"})
+    assert r.status_code == 201, r.text
+    link = r.json()["id"]
+    first = await start(client, viewer, a, "local")
+    (step,) = await wait_chained(client, viewer, first["id"])
+    held = await wait_for(client, viewer, step["execution_id"], {"awaiting_approval"})
+    assert held["triggered_by_name"] == viewer.username and held["parameters"] == {"TARGET": "prod-db"}
+    # another operator saves the link, then deletes it: its author at the firing stays refused
+    other = await make_user(client, "operator")
+    r = await client.put(f"{links_path(a)}/{link}", json={"enabled": False}, headers=other.headers)
+    assert r.status_code == 200 and r.json()["owner_name"] == other.username, r.text
+    assert (await client.delete(f"{links_path(a)}/{link}", headers=other.headers)).status_code == 204
+    approve = f"/api/v1/executions/{held['id']}/approve"
+    r = await client.post(approve, json={"comment": "lgtm"}, headers=operator.headers)
+    assert r.status_code == 403, r.text
+    assert r.json()["detail"] == (
+        'you saved the "then run" link that started this run, which chose what it runs: '
+        "someone else must approve it (you may still reject it)"
+    )
+    r = await client.get(f"/api/v1/executions/{held['id']}", headers=viewer.headers)
+    assert r.json()["status"] == "awaiting_approval", r.text
+    r = await client.post(approve, json={"comment": "ok"}, headers=other.headers)
+    assert r.status_code == 200, r.text
+    assert (await wait_for(client, viewer, held["id"]))["status"] == "success"
+    # ... and may reject one: a second firing, the link saved again by its first author
+    r = await add_link(client, operator, a, b, parameters={"TARGET": "prod-db"})
+    assert r.status_code == 201, r.text
+    second = await start(client, viewer, a, "local")
+    (step,) = await wait_chained(client, viewer, second["id"])
+    await wait_for(client, viewer, step["execution_id"], {"awaiting_approval"})
+    r = await client.post(
+        f"/api/v1/executions/{step['execution_id']}/reject", json={"comment": "no"}, headers=operator.headers
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
 
 
 async def wait_rows(source_id: int, count: int, timeout: float = 60) -> list[ChainRun]:

@@ -70,7 +70,9 @@ class ChainRun(SQLModel, table=True):
     """One firing of a link for one finished source run (unique: a run fires a link once).
 
     `parameters` are the target's parameter values computed from the source run when it ended;
-    `depth` counts the links from the chain's first run (a guard against runaway chains)."""
+    `depth` counts the links from the chain's first run (a guard against runaway chains);
+    `author_id`: the link's author (`ChainLink.owner_id`) when it started the run, who chose what
+    runs and so may not approve it (services/approvals.py; migration 0048)."""
 
     __tablename__ = "chain_runs"
     __table_args__ = (UniqueConstraint("link_id", "source_execution_id", name="uq_chain_runs_link_source"),)
@@ -85,6 +87,7 @@ class ChainRun(SQLModel, table=True):
     status: str = Field(default=ChainRunStatus.pending.value, max_length=16, index=True)  # a ChainRunStatus
     parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     depth: int = Field(default=1)
+    author_id: int | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
     error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
