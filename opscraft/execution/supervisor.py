@@ -20,7 +20,8 @@ A forked supervisor (`Supervisor`)
 
 1. becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4+, see prctl(2)): a process orphaned anywhere
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
-   every process the script starts stays its descendant; and readies, while it waits for a job,
+   every process the script starts stays its descendant; leads a new session, the run's (no
+   terminal, none of the server's or the fork server's); and readies, while it waits for a job,
    what does not depend on one (see `Supervisor`), so that only the job's own steps are on the
    run's path;
 2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of a
@@ -36,13 +37,15 @@ A forked supervisor (`Supervisor`)
    15, docs/benchmarks.md, session 50);
 3. starts the program with `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`, no copy of
    the supervisor's pages; a fork and exec of this Python process cost 2-3 ms more per run):
-   in a session of its own, stdin `/dev/null`, the job's directory, the rlimits (soft = hard = n,
-   kept within the current hard limit), default signal dispositions, an empty signal mask, no
-   descriptor but 0-2, exactly the job's environment (the program's path, found by the runner
-   on the run's PATH). posix_spawn(3) cannot change directory or limits in the child, so the
-   supervisor, a process of this run only, takes the job's directory and limits itself first
-   and the program inherits them (the supervisor itself needs little: no file, a few MiB, no
-   fork, milliseconds of CPU);
+   in a process group of its own in the run's session (step 1: a session made at the start,
+   on a kernel with autogroup scheduling, sched(7), is a new scheduling group, which a busy
+   machine ran 1.5-3 ms later: docs/benchmarks.md, session 57), stdin `/dev/null`, the job's
+   directory, the rlimits (soft = hard = n, kept within the current hard limit), default signal
+   dispositions, an empty signal mask, no descriptor but 0-2, exactly the job's environment
+   (the program's path, found by the runner on the run's PATH). posix_spawn(3) cannot change
+   directory or limits in the child, so the supervisor, a process of this run only, takes the
+   job's directory and limits itself first and the program inherits them (the supervisor itself
+   needs little: no file, a few MiB, no fork, milliseconds of CPU);
 4. waits until the program exits, or until it is told to stop: a byte on the channel, the channel
    closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP. The
    byte `i` (`INTERRUPT`) instead sends SIGINT to the program's process group and goes on
@@ -246,7 +249,7 @@ def _spawn(job: dict[str, Any]) -> int:
             value = min(value, hard)
         resource.setrlimit(limit, (value, value))
     return os.posix_spawn(
-        job["program"], job["argv"], job["env"], setsid=True, setsigmask=(), setsigdef=DEFAULT_SIGNALS
+        job["program"], job["argv"], job["env"], setpgroup=0, setsigmask=(), setsigdef=DEFAULT_SIGNALS
     )
 
 
