@@ -84,11 +84,11 @@ class RunSupervisor:
             job["remove"] = remove
         self._removes = files is not None and remove
         data = marshal.dumps(job)
-        try:
-            socket.send_fds(
-                self.channel, [len(data).to_bytes(supervisor.HEADER_BYTES, "big")], [stdout, stderr]
-            )
-            self.channel.sendall(data)
+        message = len(data).to_bytes(supervisor.HEADER_BYTES, "big") + data
+        try:  # in one message with its descriptors: read at once (`supervisor.receive_job`)
+            sent = socket.send_fds(self.channel, [message], [stdout, stderr])
+            if sent < len(message):  # interrupted part way
+                self.channel.sendall(memoryview(message)[sent:])
         except OSError as exc:
             raise RunnerError(f"the run's supervisor ended before it started the script: {exc}") from exc
 

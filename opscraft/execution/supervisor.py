@@ -93,6 +93,11 @@ CANNOT_START = 127
 HEADER_BYTES = 8
 # The longest job accepted: far above what execve(2) takes for a command and its environment.
 MAX_JOB_BYTES = 64 * 1024 * 1024
+# A job's first read (`receive_job`): its header and, but for large files, its body (a buffer
+# below malloc's threshold for a mapping of its own, 128 KiB: no mmap and munmap per run).
+JOB_READ_BYTES = 64 * 1024
+_FD_BYTES = 4  # a descriptor in an SCM_RIGHTS message: a C int
+_FDS_SPACE = socket.CMSG_SPACE(2 * _FD_BYTES)
 #: The packaged binary has no Python to start this file with: its entry point
 #: (packaging/opscraft_main.py) runs `main` when this is its first argument.
 FROZEN_FLAG = "--opscraft-fork-server"
@@ -146,26 +151,44 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _read_exactly(channel: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = channel.recv(min(size - len(data), 1 << 20))
+def _read_exactly(channel: socket.socket, size: int, data: bytes = b"") -> bytes:
+    """`data` and what follows it on `channel` until `size` bytes in all."""
+    got = bytearray(data)
+    while len(got) < size:
+        chunk = channel.recv(min(size - len(got), 1 << 20))
         if not chunk:
             raise EOFError("the runner closed the channel before sending the whole job")
-        data += chunk
-    return bytes(data)
+        got += chunk
+    return bytes(got)
 
 
 def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """The job and the descriptors sent with it (see the module docstring, step 2)."""
-    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2)  # inheritable: closed after dup2
-    if not header:
+    """The job and the descriptors sent with it (see the module docstring, step 2).
+
+    One `recvmsg` of up to `JOB_READ_BYTES` takes the header, the descriptors and, for a job
+    the runner sent in one message (`fork_server.RunSupervisor.start`), its whole body: a single
+    wake-up and system call where the header and the body read apart cost two of each (issue 15,
+    docs/benchmarks.md, session 57); the rest of a longer job is read after it, byte for byte.
+    That read never takes a stop request sent after the job (`INTERRUPT` or any other byte):
+    Linux ends a read of an AF_UNIX stream socket with the message that carried descriptors
+    (unix(7): ancillary data is a barrier), and the job's descriptors came with its first
+    bytes. Raises EOFError (the channel closed first) or ValueError (not a job: too long, not 2
+    descriptors, or more bytes than the job read with it)."""
+    data, ancillary, _, _ = channel.recvmsg(JOB_READ_BYTES, _FDS_SPACE)
+    fds = [  # inheritable (no MSG_CMSG_CLOEXEC): closed after dup2
+        fd
+        for level, kind, payload in ancillary
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+        for fd in memoryview(payload)[: len(payload) - len(payload) % _FD_BYTES].cast("i")
+    ]
+    if not data:
         raise EOFError("the runner closed the channel without sending a job")
-    header += _read_exactly(channel, HEADER_BYTES - len(header))
+    header = _read_exactly(channel, HEADER_BYTES, data[:HEADER_BYTES])
     size = int.from_bytes(header, "big")
-    if size > MAX_JOB_BYTES or len(fds) != 2:
-        raise ValueError(f"not a job: {size} bytes, {len(fds)} descriptors")
-    return marshal.loads(_read_exactly(channel, size)), fds  # noqa: S302 (from our own runner: step 2)
+    if size > MAX_JOB_BYTES or len(fds) != 2 or len(data) > HEADER_BYTES + size:
+        raise ValueError(f"not a job: {size} bytes, {len(fds)} descriptors, {len(data)} bytes read")
+    body = _read_exactly(channel, size, data[HEADER_BYTES:])
+    return marshal.loads(body), fds  # noqa: S302 (from our own runner: step 2)
 
 
 def _cannot_make(exc: OSError) -> int:

@@ -639,6 +639,71 @@ def test_the_runners_ends_of_a_supervisor_are_not_inherited_by_its_other_childre
             told.close()
 
 
+@contextlib.contextmanager
+def _channel() -> Iterator[tuple[fork_server.RunSupervisor, socket.socket, list[int]]]:
+    """A `RunSupervisor` on one end of a socket pair (no process: the test reads its other end as
+    the supervisor does) and the two ends of a pipe for its job's output, closed afterwards."""
+    ours, theirs = socket.socketpair()
+    pipe = list(os.pipe())
+    try:
+        yield fork_server.RunSupervisor(0, ours, None), theirs, pipe
+    finally:
+        for end in (ours, theirs):
+            end.close()
+        for fd in pipe:
+            os.close(fd)
+
+
+def _send(told: fork_server.RunSupervisor, pipe: list[int], files: dict[str, bytes]) -> None:
+    """`told.start` of `true` in /tmp with `files` and a run's limits."""
+    told.start("/bin/true", ["true"], {"A": "b"}, "/tmp", local_runner._limits(spec("true")), *pipe, files)
+
+
+def test_a_job_comes_in_one_message_read_at_once() -> None:
+    """`RunSupervisor.start` sends the job's header, body and descriptors in one message, which
+    one `recvmsg` reads whole (docs/benchmarks.md, session 57: one wake-up of the supervisor and
+    one system call, where a header sent apart from its body cost two of each)."""
+    with _channel() as (told, theirs, pipe):
+        _send(told, pipe, {"script.sh": b"echo hi\n"})
+        data, ancillary, _, _ = theirs.recvmsg(1 << 16, socket.CMSG_SPACE(8))
+        fds = [fd for _, _, payload in ancillary for fd in memoryview(payload).cast("i")]
+        for fd in fds:
+            os.close(fd)
+        size = int.from_bytes(data[: supervisor.HEADER_BYTES], "big")
+        assert len(data) == supervisor.HEADER_BYTES + size, "the header and the whole body at once"
+        assert len(fds) == 2
+
+
+def test_a_stop_sent_right_after_a_job_is_left_for_the_supervisor() -> None:
+    """The job's read (`supervisor.receive_job`, one `recvmsg` of up to `JOB_READ_BYTES`) never
+    takes a stop request the runner sent right after the job: the supervisor reads it once it
+    started the script, and stops the run at once."""
+    with _channel() as (told, theirs, pipe):
+        files = {"script.sh": b"true\n"}
+        _send(told, pipe, files)
+        told.stop()
+        job, fds = supervisor.receive_job(theirs)
+        for fd in fds:
+            os.close(fd)
+        assert job["files"] == files and len(fds) == 2
+        assert theirs.recv(16) == b"s"
+
+
+@pytest.mark.parametrize("size", [300 * 1024, 6 * 1024 * 1024])
+def test_a_long_job_is_read_whole(size: int) -> None:
+    """A job longer than a socket's buffer and than `JOB_READ_BYTES` (a script's files up to
+    `local_runner.FILES_IN_JOB_MOST`) is sent and read whole, its descriptors with it."""
+    with _channel() as (told, theirs, pipe):
+        files = {"script.sh": os.urandom(size)}
+        sender = threading.Thread(target=_send, args=(told, pipe, files))  # it waits for the reads
+        sender.start()
+        job, fds = supervisor.receive_job(theirs)
+        sender.join()
+        for fd in fds:
+            os.close(fd)
+        assert job["files"] == files and len(fds) == 2
+
+
 def test_a_runs_work_directory_is_named_for_its_worker_and_removed_when_it_ends(runner: LocalRunner) -> None:
     result, output = run(runner, spec('pwd; echo kept > "$HOME/note"', execution_id=41))
     work = Path(output.text().splitlines()[0])
