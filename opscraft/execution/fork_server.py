@@ -10,7 +10,6 @@ The wire format is in `supervisor.py`'s docstring.
 from __future__ import annotations
 
 import contextlib
-import marshal
 import os
 import select
 import signal
@@ -83,8 +82,7 @@ class RunSupervisor:
             job["files"] = files
             job["remove"] = remove
         self._removes = files is not None and remove
-        data = marshal.dumps(job)
-        message = len(data).to_bytes(supervisor.HEADER_BYTES, "big") + data
+        message = supervisor.job_message(job)
         try:  # in one message with its descriptors: read at once (`supervisor.receive_job`)
             sent = socket.send_fds(self.channel, [message], [stdout, stderr])
             if sent < len(message):  # interrupted part way

@@ -22,19 +22,20 @@ A forked supervisor (`Supervisor`)
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
    every process the script starts stays its descendant; leads a new session, the run's (no
    terminal, none of the server's or the fork server's); and readies, while it waits for a job,
-   what does not depend on one (see `Supervisor`), so that only the job's own steps are on the
-   run's path;
+   what does not depend on one (see `Supervisor`; and `rehearse`: a job's decoding once), so
+   that only the job's own steps are on the run's path;
 2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of a
    `marshal`led dict `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits":
    {"RLIMIT_CPU": n, ...}}` (not JSON: the runner and the fork server are the same Python,
    `sys.executable`, and the channel a private socket pair; decoding JSON cost each forked
    supervisor about 0.2 ms more CPU, most of it copying the pages it touched), with the
-   run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS); they become its fd 1
-   and 2. With `"files": {name: bytes}`, the supervisor makes the directory `cwd` itself (it
-   must not exist) and writes those files into it (`make_work`) before anything else of the
-   job: the server's thread then makes no directory and writes no file on the run's path, where
-   each of those system calls gave the GIL to the event loop and waited to get it back (issue
-   15, docs/benchmarks.md, session 50);
+   run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS), all in one message
+   (`job_message`, read by `receive_job`); they become its fd 1 and 2. With `"files": {name:
+   bytes}`, the supervisor makes the directory `cwd` itself (it must not exist) and writes those
+   files into it (`make_work`) before anything else of the job: the server's thread then makes
+   no directory and writes no file on the run's path, where each of those system calls gave
+   the GIL to the event loop and waited to get it back (issue 15, docs/benchmarks.md, session
+   50);
 3. starts the program with `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`, no copy of
    the supervisor's pages; a fork and exec of this Python process cost 2-3 ms more per run):
    in a process group of its own in the run's session (step 1: a session made at the start,
@@ -189,6 +190,44 @@ def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
         raise ValueError(f"not a job: {size} bytes, {len(fds)} descriptors, {len(data)} bytes read")
     body = _read_exactly(channel, size, data[HEADER_BYTES:])
     return marshal.loads(body), fds  # noqa: S302 (from our own runner: step 2)
+
+
+def job_message(job: dict[str, Any]) -> bytes:
+    """`job` as the runner sends it (step 2): its length as `HEADER_BYTES` big-endian bytes, then
+    the `marshal`led dict."""
+    data = marshal.dumps(job)
+    return len(data).to_bytes(HEADER_BYTES, "big") + data
+
+
+# A job of a run's shape, with nothing of any run (`rehearse`): made once, by the fork server.
+_REHEARSAL = job_message(
+    {
+        "program": "/bin/sh",
+        "argv": ["sh", "script.sh"],
+        "env": {f"VARIABLE_{n}": "value" * n for n in range(12)},
+        "cwd": "/nonexistent/opscraft-work-rehearsal",
+        "limits": dict.fromkeys(
+            ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE"), 1
+        ),
+        "files": {"script.sh": b"true\n"},
+        "remove": True,
+    }
+)
+
+
+def rehearse() -> None:
+    """Receive `_REHEARSAL` (with two copies of descriptor 0, closed at once) through
+    `receive_job` on a socket pair of its own, as a waiting supervisor will receive its job. In
+    a forked process each page first written is copied from the fork server's (the allocator's
+    free lists, the counts of the objects and functions used): done while the supervisor waits,
+    those copies are off the run's path, where they were most of its work between the job's
+    arrival and its decoded dict (80 minor faults and 0.48 ms of CPU, 28 and 0.29 after this,
+    at load 15-18: docs/benchmarks.md, session 57). Nothing of a run is involved."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendmsg([_REHEARSAL], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(2 * _FD_BYTES))])
+        for fd in receive_job(theirs)[1]:
+            os.close(fd)
 
 
 def _cannot_make(exc: OSError) -> int:
@@ -400,6 +439,7 @@ def _supervise(channel: socket.socket) -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.setsid()
     supervisor = Supervisor(channel)
+    rehearse()
     try:
         job, (stdout, stderr) = receive_job(channel)
     except (OSError, EOFError, ValueError):
