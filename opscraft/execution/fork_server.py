@@ -10,7 +10,6 @@ The wire format is in `supervisor.py`'s docstring.
 from __future__ import annotations
 
 import contextlib
-import marshal
 import os
 import select
 import signal
@@ -83,12 +82,11 @@ class RunSupervisor:
             job["files"] = files
             job["remove"] = remove
         self._removes = files is not None and remove
-        data = marshal.dumps(job)
-        try:
-            socket.send_fds(
-                self.channel, [len(data).to_bytes(supervisor.HEADER_BYTES, "big")], [stdout, stderr]
-            )
-            self.channel.sendall(data)
+        message = supervisor.job_message(job)
+        try:  # in one message with its descriptors: read at once (`supervisor.receive_job`)
+            sent = socket.send_fds(self.channel, [message], [stdout, stderr])
+            if sent < len(message):  # interrupted part way
+                self.channel.sendall(memoryview(message)[sent:])
         except OSError as exc:
             raise RunnerError(f"the run's supervisor ended before it started the script: {exc}") from exc
 

@@ -20,29 +20,33 @@ A forked supervisor (`Supervisor`)
 
 1. becomes a child subreaper (`PR_SET_CHILD_SUBREAPER`, Linux 3.4+, see prctl(2)): a process orphaned anywhere
    below it, e.g. by `setsid cmd &` or a double fork, is re-parented to it instead of to init, so
-   every process the script starts stays its descendant; and readies, while it waits for a job,
-   what does not depend on one (see `Supervisor`), so that only the job's own steps are on the
-   run's path;
+   every process the script starts stays its descendant; leads a new session, the run's (no
+   terminal, none of the server's or the fork server's); and readies, while it waits for a job,
+   what does not depend on one (see `Supervisor`; and `rehearse`: a job's decoding once), so
+   that only the job's own steps are on the run's path;
 2. reads its job from the channel: an 8-byte big-endian length, then that many bytes of a
    `marshal`led dict `{"program": "/path", "argv": [...], "env": {...}, "cwd": "...", "limits":
    {"RLIMIT_CPU": n, ...}}` (not JSON: the runner and the fork server are the same Python,
    `sys.executable`, and the channel a private socket pair; decoding JSON cost each forked
    supervisor about 0.2 ms more CPU, most of it copying the pages it touched), with the
-   run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS); they become its fd 1
-   and 2. With `"files": {name: bytes}`, the supervisor makes the directory `cwd` itself (it
-   must not exist) and writes those files into it (`make_work`) before anything else of the
-   job: the server's thread then makes no directory and writes no file on the run's path, where
-   each of those system calls gave the GIL to the event loop and waited to get it back (issue
-   15, docs/benchmarks.md, session 50);
+   run's stdout and stderr pipes passed alongside the length (SCM_RIGHTS), all in one message
+   (`job_message`, read by `receive_job`); they become its fd 1 and 2. With `"files": {name:
+   bytes}`, the supervisor makes the directory `cwd` itself (it must not exist) and writes those
+   files into it (`make_work`) before anything else of the job: the server's thread then makes
+   no directory and writes no file on the run's path, where each of those system calls gave
+   the GIL to the event loop and waited to get it back (issue 15, docs/benchmarks.md, session
+   50);
 3. starts the program with `posix_spawn` (glibc: `clone(CLONE_VM | CLONE_VFORK)`, no copy of
    the supervisor's pages; a fork and exec of this Python process cost 2-3 ms more per run):
-   in a session of its own, stdin `/dev/null`, the job's directory, the rlimits (soft = hard = n,
-   kept within the current hard limit), default signal dispositions, an empty signal mask, no
-   descriptor but 0-2, exactly the job's environment (the program's path, found by the runner
-   on the run's PATH). posix_spawn(3) cannot change directory or limits in the child, so the
-   supervisor, a process of this run only, takes the job's directory and limits itself first
-   and the program inherits them (the supervisor itself needs little: no file, a few MiB, no
-   fork, milliseconds of CPU);
+   in a process group of its own in the run's session (step 1: a session made at the start,
+   on a kernel with autogroup scheduling, sched(7), is a new scheduling group, which a busy
+   machine ran 1.5-3 ms later: docs/benchmarks.md, session 57), stdin `/dev/null`, the job's
+   directory, the rlimits (soft = hard = n, kept within the current hard limit), default signal
+   dispositions, an empty signal mask, no descriptor but 0-2, exactly the job's environment
+   (the program's path, found by the runner on the run's PATH). posix_spawn(3) cannot change
+   directory or limits in the child, so the supervisor, a process of this run only, takes the
+   job's directory and limits itself first and the program inherits them (the supervisor itself
+   needs little: no file, a few MiB, no fork, milliseconds of CPU);
 4. waits until the program exits, or until it is told to stop: a byte on the channel, the channel
    closed (the runner is gone: stopped, or its process died), or SIGTERM, SIGINT or SIGHUP. The
    byte `i` (`INTERRUPT`) instead sends SIGINT to the program's process group and goes on
@@ -90,6 +94,11 @@ CANNOT_START = 127
 HEADER_BYTES = 8
 # The longest job accepted: far above what execve(2) takes for a command and its environment.
 MAX_JOB_BYTES = 64 * 1024 * 1024
+# A job's first read (`receive_job`): its header and, but for large files, its body (a buffer
+# below malloc's threshold for a mapping of its own, 128 KiB: no mmap and munmap per run).
+JOB_READ_BYTES = 64 * 1024
+_FD_BYTES = 4  # a descriptor in an SCM_RIGHTS message: a C int
+_FDS_SPACE = socket.CMSG_SPACE(2 * _FD_BYTES)
 #: The packaged binary has no Python to start this file with: its entry point
 #: (packaging/opscraft_main.py) runs `main` when this is its first argument.
 FROZEN_FLAG = "--opscraft-fork-server"
@@ -143,26 +152,82 @@ def _descendants(root: int) -> list[int]:
     return found
 
 
-def _read_exactly(channel: socket.socket, size: int) -> bytes:
-    data = bytearray()
-    while len(data) < size:
-        chunk = channel.recv(min(size - len(data), 1 << 20))
+def _read_exactly(channel: socket.socket, size: int, data: bytes = b"") -> bytes:
+    """`data` and what follows it on `channel` until `size` bytes in all."""
+    got = bytearray(data)
+    while len(got) < size:
+        chunk = channel.recv(min(size - len(got), 1 << 20))
         if not chunk:
             raise EOFError("the runner closed the channel before sending the whole job")
-        data += chunk
-    return bytes(data)
+        got += chunk
+    return bytes(got)
 
 
 def receive_job(channel: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """The job and the descriptors sent with it (see the module docstring, step 2)."""
-    header, fds, _, _ = socket.recv_fds(channel, HEADER_BYTES, 2)  # inheritable: closed after dup2
-    if not header:
+    """The job and the descriptors sent with it (see the module docstring, step 2).
+
+    One `recvmsg` of up to `JOB_READ_BYTES` takes the header, the descriptors and, for a job
+    the runner sent in one message (`fork_server.RunSupervisor.start`), its whole body: a single
+    wake-up and system call where the header and the body read apart cost two of each (issue 15,
+    docs/benchmarks.md, session 57); the rest of a longer job is read after it, byte for byte.
+    That read never takes a stop request sent after the job (`INTERRUPT` or any other byte):
+    Linux ends a read of an AF_UNIX stream socket with the message that carried descriptors
+    (unix(7): ancillary data is a barrier), and the job's descriptors came with its first
+    bytes. Raises EOFError (the channel closed first) or ValueError (not a job: too long, not 2
+    descriptors, or more bytes than the job read with it)."""
+    data, ancillary, _, _ = channel.recvmsg(JOB_READ_BYTES, _FDS_SPACE)
+    fds = [  # inheritable (no MSG_CMSG_CLOEXEC): closed after dup2
+        fd
+        for level, kind, payload in ancillary
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+        for fd in memoryview(payload)[: len(payload) - len(payload) % _FD_BYTES].cast("i")
+    ]
+    if not data:
         raise EOFError("the runner closed the channel without sending a job")
-    header += _read_exactly(channel, HEADER_BYTES - len(header))
+    header = _read_exactly(channel, HEADER_BYTES, data[:HEADER_BYTES])
     size = int.from_bytes(header, "big")
-    if size > MAX_JOB_BYTES or len(fds) != 2:
-        raise ValueError(f"not a job: {size} bytes, {len(fds)} descriptors")
-    return marshal.loads(_read_exactly(channel, size)), fds  # noqa: S302 (from our own runner: step 2)
+    if size > MAX_JOB_BYTES or len(fds) != 2 or len(data) > HEADER_BYTES + size:
+        raise ValueError(f"not a job: {size} bytes, {len(fds)} descriptors, {len(data)} bytes read")
+    body = _read_exactly(channel, size, data[HEADER_BYTES:])
+    return marshal.loads(body), fds  # noqa: S302 (from our own runner: step 2)
+
+
+def job_message(job: dict[str, Any]) -> bytes:
+    """`job` as the runner sends it (step 2): its length as `HEADER_BYTES` big-endian bytes, then
+    the `marshal`led dict."""
+    data = marshal.dumps(job)
+    return len(data).to_bytes(HEADER_BYTES, "big") + data
+
+
+# A job of a run's shape, with nothing of any run (`rehearse`): made once, by the fork server.
+_REHEARSAL = job_message(
+    {
+        "program": "/bin/sh",
+        "argv": ["sh", "script.sh"],
+        "env": {f"VARIABLE_{n}": "value" * n for n in range(12)},
+        "cwd": "/nonexistent/opscraft-work-rehearsal",
+        "limits": dict.fromkeys(
+            ("RLIMIT_CPU", "RLIMIT_AS", "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_CORE"), 1
+        ),
+        "files": {"script.sh": b"true\n"},
+        "remove": True,
+    }
+)
+
+
+def rehearse() -> None:
+    """Receive `_REHEARSAL` (with two copies of descriptor 0, closed at once) through
+    `receive_job` on a socket pair of its own, as a waiting supervisor will receive its job. In
+    a forked process each page first written is copied from the fork server's (the allocator's
+    free lists, the counts of the objects and functions used): done while the supervisor waits,
+    those copies are off the run's path, where they were most of its work between the job's
+    arrival and its decoded dict (80 minor faults and 0.48 ms of CPU, 28 and 0.29 after this,
+    at load 15-18: docs/benchmarks.md, session 57). Nothing of a run is involved."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        ours.sendmsg([_REHEARSAL], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(2 * _FD_BYTES))])
+        for fd in receive_job(theirs)[1]:
+            os.close(fd)
 
 
 def _cannot_make(exc: OSError) -> int:
@@ -246,7 +311,7 @@ def _spawn(job: dict[str, Any]) -> int:
             value = min(value, hard)
         resource.setrlimit(limit, (value, value))
     return os.posix_spawn(
-        job["program"], job["argv"], job["env"], setsid=True, setsigmask=(), setsigdef=DEFAULT_SIGNALS
+        job["program"], job["argv"], job["env"], setpgroup=0, setsigmask=(), setsigdef=DEFAULT_SIGNALS
     )
 
 
@@ -374,6 +439,7 @@ def _supervise(channel: socket.socket) -> None:
     _prctl(PR_SET_CHILD_SUBREAPER, 1)
     os.setsid()
     supervisor = Supervisor(channel)
+    rehearse()
     try:
         job, (stdout, stderr) = receive_job(channel)
     except (OSError, EOFError, ValueError):

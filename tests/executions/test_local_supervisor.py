@@ -140,7 +140,6 @@ print(json.dumps({{
     "cwd": os.getcwd(),
     "fds": [fd for fd in sorted(int(n) for n in os.listdir("/proc/self/fd"))
             if os.path.exists(f"/proc/self/fd/{{fd}}")],  # the listing's own descriptor is gone
-    "session": os.getsid(0) == os.getpid(),
     "supervisor": supervisor,
     "supervisor_environ": read(f"/proc/{{supervisor}}/environ"),
     "supervisor_cmdline": read(f"/proc/{{supervisor}}/cmdline"),
@@ -203,13 +202,32 @@ def test_consecutive_runs_on_one_fork_server_share_nothing(runner: LocalRunner) 
     reserved = set(range(1, signal.NSIG)) - set(signal.valid_signals())
     assert ignored - reserved <= {signal.SIGPIPE, signal.SIGXFSZ}, "only what Python itself ignores"
     assert seen["fds"] == [0, 1, 2]
-    assert seen["session"], "the script leads a session of its own"
 
     # The supervisor got nothing of a run through its command line or its environment.
     for text in (seen["supervisor_environ"], seen["supervisor_cmdline"]):
         assert secret_a not in text and secret_b not in text and SERVER_ONLY not in text, text
     assert seen["supervisor_environ"] == "", "the fork server starts with an empty environment"
     assert secret_b not in Path(f"/proc/{server_pid}/cmdline").read_text()
+
+
+def test_a_script_leads_a_process_group_of_its_own_in_the_session_its_supervisor_made(
+    runner: LocalRunner,
+) -> None:
+    """The script leads its own process group (what an interrupt signals: `Supervisor.interrupt`)
+    in the session its supervisor made for the run (none of the server's or the fork server's),
+    and makes no session of its own at its start: on a kernel with autogroup scheduling a new
+    session is a new scheduling group, which a busy machine ran 1.5-3 ms later (docs/benchmarks.md,
+    session 57)."""
+    # /proc/PID/stat after the command's name: state, parent, process group, session
+    fields = 'read -r stat < /proc/$$/stat; set -- ${stat##*) }; echo "$$ $2 $3 $4"\n'
+    result, output = run(runner, spec(fields))
+    assert result.exit_code == 0, output.chunks
+    pid, parent, group, session = (int(field) for field in output.text().split())
+    assert group == pid, "a process group of its own"
+    assert session == parent != pid, "in the session its supervisor made, not one of its own"
+    fork_server_pid = runner.forks.pid
+    assert fork_server_pid is not None
+    assert session not in (os.getsid(0), os.getsid(fork_server_pid)), "not the server's or the fork server's"
 
 
 def test_a_dead_fork_server_is_replaced_and_its_runs_go_on(runner: LocalRunner, tmp_path: Path) -> None:
@@ -609,6 +627,33 @@ def test_a_waiting_supervisor_is_ready_before_its_job_and_a_stop_signal_still_en
         wait_until(lambda: process_gone(waiting), "the waiting supervisor to end")
 
 
+def _minor_faults(pid: int) -> int:
+    """The minor page faults of process `pid` so far (proc(5): `minflt`, field 10 of its stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[7])
+
+
+def test_a_waiting_supervisor_rehearses_its_job_so_few_pages_are_copied_on_the_runs_path() -> None:
+    """A supervisor forked ahead decodes a job of a run's shape while it waits
+    (`supervisor.rehearse`), so the pages of the fork server that decoding writes are copied
+    then: from its job's arrival to the script's start it copies about 62 (session 57, Python
+    3.11; `main` 108-115: docs/benchmarks.md). The script reads its supervisor's count."""
+    with _forked_ahead() as (ahead, _, waiting):
+        counts: dict[int, int] = {}
+        sums: list[int] = []
+
+        def settled() -> bool:  # the waiting supervisors' counts no longer grow
+            counts.update({pid: _minor_faults(pid) for pid in waiting})
+            sums.append(sum(counts.values()))
+            return len(sums) > 1 and sums[-1] == sums[-2]
+
+        wait_until(settled, "the waiting supervisors to be idle")
+        faults = 'read -r stat < /proc/$PPID/stat; set -- ${stat##*) }; echo "$PPID $8"\n'
+        result, output = run(ahead, spec(faults))
+        used, at_start = (int(field) for field in output.text().split())
+        assert result.exit_code == 0 and used in waiting
+        assert at_start - counts[used] <= 85, f"{at_start - counts[used]} pages copied on the run's path"
+
+
 def test_the_runners_ends_of_a_supervisor_are_not_inherited_by_its_other_children() -> None:
     """The channel and the pidfd the fork server passes (SCM_RIGHTS) are close-on-exec in the
     server, as every descriptor Python opens: a process the server starts gets neither."""
@@ -619,6 +664,71 @@ def test_the_runners_ends_of_a_supervisor_are_not_inherited_by_its_other_childre
             assert not any(os.get_inheritable(fd) for fd in fds)
         finally:
             told.close()
+
+
+@contextlib.contextmanager
+def _channel() -> Iterator[tuple[fork_server.RunSupervisor, socket.socket, list[int]]]:
+    """A `RunSupervisor` on one end of a socket pair (no process: the test reads its other end as
+    the supervisor does) and the two ends of a pipe for its job's output, closed afterwards."""
+    ours, theirs = socket.socketpair()
+    pipe = list(os.pipe())
+    try:
+        yield fork_server.RunSupervisor(0, ours, None), theirs, pipe
+    finally:
+        for end in (ours, theirs):
+            end.close()
+        for fd in pipe:
+            os.close(fd)
+
+
+def _send(told: fork_server.RunSupervisor, pipe: list[int], files: dict[str, bytes]) -> None:
+    """`told.start` of `true` in /tmp with `files` and a run's limits."""
+    told.start("/bin/true", ["true"], {"A": "b"}, "/tmp", local_runner._limits(spec("true")), *pipe, files)
+
+
+def test_a_job_comes_in_one_message_read_at_once() -> None:
+    """`RunSupervisor.start` sends the job's header, body and descriptors in one message, which
+    one `recvmsg` reads whole (docs/benchmarks.md, session 57: one wake-up of the supervisor and
+    one system call, where a header sent apart from its body cost two of each)."""
+    with _channel() as (told, theirs, pipe):
+        _send(told, pipe, {"script.sh": b"echo hi\n"})
+        data, ancillary, _, _ = theirs.recvmsg(1 << 16, socket.CMSG_SPACE(8))
+        fds = [fd for _, _, payload in ancillary for fd in memoryview(payload).cast("i")]
+        for fd in fds:
+            os.close(fd)
+        size = int.from_bytes(data[: supervisor.HEADER_BYTES], "big")
+        assert len(data) == supervisor.HEADER_BYTES + size, "the header and the whole body at once"
+        assert len(fds) == 2
+
+
+def test_a_stop_sent_right_after_a_job_is_left_for_the_supervisor() -> None:
+    """The job's read (`supervisor.receive_job`, one `recvmsg` of up to `JOB_READ_BYTES`) never
+    takes a stop request the runner sent right after the job: the supervisor reads it once it
+    started the script, and stops the run at once."""
+    with _channel() as (told, theirs, pipe):
+        files = {"script.sh": b"true\n"}
+        _send(told, pipe, files)
+        told.stop()
+        job, fds = supervisor.receive_job(theirs)
+        for fd in fds:
+            os.close(fd)
+        assert job["files"] == files and len(fds) == 2
+        assert theirs.recv(16) == b"s"
+
+
+@pytest.mark.parametrize("size", [300 * 1024, 6 * 1024 * 1024])
+def test_a_long_job_is_read_whole(size: int) -> None:
+    """A job longer than a socket's buffer and than `JOB_READ_BYTES` (a script's files up to
+    `local_runner.FILES_IN_JOB_MOST`) is sent and read whole, its descriptors with it."""
+    with _channel() as (told, theirs, pipe):
+        files = {"script.sh": os.urandom(size)}
+        sender = threading.Thread(target=_send, args=(told, pipe, files))  # it waits for the reads
+        sender.start()
+        job, fds = supervisor.receive_job(theirs)
+        sender.join()
+        for fd in fds:
+            os.close(fd)
+        assert job["files"] == files and len(fds) == 2
 
 
 def test_a_runs_work_directory_is_named_for_its_worker_and_removed_when_it_ends(runner: LocalRunner) -> None:
