@@ -7,39 +7,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests import migrated_sqlite
-from tests.cli_forks import CommandForks
 from tests.conftest import ROOT, free_port
 from tests.waiting import wait_until
-
-
-def command_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """A command's environment: only `data_dir`, no bootstrap of `.venv` and the system's PATH,
-    plus `extra`."""
-    return {
-        "OPSCRAFT_DATA_DIR": str(data_dir),
-        "OPSCRAFT_NO_BOOTSTRAP": "1",
-        "PATH": "/usr/bin:/bin",
-        **extra,
-    }
-
-
-@pytest.fixture(scope="module")
-def opscraft() -> Iterator[CommandForks]:
-    """The module's refused commands, each a process forked from one that imported OpsCraft once
-    (tests/cli_forks.py): a start with its imports was about 1 s of CPU for each of the seven.
-    The worker that starts and runs (the last test) starts afresh."""
-    forks = CommandForks(environ=command_env)
-    try:
-        yield forks
-    finally:
-        forks.close()
 
 
 @pytest.mark.parametrize(
@@ -52,19 +27,37 @@ def opscraft() -> Iterator[CommandForks]:
         (["serve", "--workers", "-1"], "argument --workers: must be from 0 to 64; given '-1'"),
     ],
 )
-def test_bad_values_are_one_line(
-    opscraft: CommandForks, tmp_path: Path, args: list[str], message: str
-) -> None:
-    done = opscraft(tmp_path, *args, "--data-dir", str(tmp_path))
+def test_bad_values_are_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    env = {"OPSCRAFT_DATA_DIR": str(tmp_path), "OPSCRAFT_NO_BOOTSTRAP": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "opscraft", *args, "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2, done.stderr  # a usage error, as argparse's own
     assert message in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_a_worker_named_like_a_live_one_elsewhere_is_refused(opscraft: CommandForks, tmp_path: Path) -> None:
+def test_a_worker_named_like_a_live_one_elsewhere_is_refused(tmp_path: Path) -> None:
     """`opscraft worker --name build-1` while a worker of that name heartbeats on another host:
     one line saying so (it used to start, end that worker's running runs as interrupted and
     remove its containers)."""
+    env = {"OPSCRAFT_DATA_DIR": str(tmp_path), "OPSCRAFT_NO_BOOTSTRAP": "1", "PATH": "/usr/bin:/bin"}
+
+    def opscraft(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "opscraft", *args, "--data-dir", str(tmp_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     migrated_sqlite.seed(tmp_path)  # a database at the head, as after a first start
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     with sqlite3.connect(tmp_path / "opscraft.db") as db:
@@ -73,22 +66,29 @@ def test_a_worker_named_like_a_live_one_elsewhere_is_refused(opscraft: CommandFo
             " VALUES ('build-1', 'other-host', 4242, '[]', 2, ?, ?, 0)",
             (now, now),
         )
-    done = opscraft(tmp_path, "worker", "--name", "build-1", "--data-dir", str(tmp_path))
+    done = opscraft("worker", "--name", "build-1")
     assert done.returncode != 0
     assert "worker id 'build-1' is in use by a live worker on other-host (pid 4242" in done.stderr
     assert "Traceback" not in done.stderr
 
 
-def test_a_worker_that_cannot_reach_redis_is_refused(opscraft: CommandForks, tmp_path: Path) -> None:
+def test_a_worker_that_cannot_reach_redis_is_refused(tmp_path: Path) -> None:
     """A mistyped REDIS_URL: one line (it used to start, say "ready" and show as `alive` with free
     slots while it could never take a run from the queue)."""
     port = free_port()  # nothing listens there
-    done = opscraft(
-        tmp_path,
-        "worker",
-        "--data-dir",
-        str(tmp_path),
-        REDIS_URL=f"redis://:hunter2secret@127.0.0.1:{port}/0",
+    env = {
+        "OPSCRAFT_DATA_DIR": str(tmp_path),
+        "OPSCRAFT_NO_BOOTSTRAP": "1",
+        "PATH": "/usr/bin:/bin",
+        "REDIS_URL": f"redis://:hunter2secret@127.0.0.1:{port}/0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "opscraft", "worker", "--data-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode != 0
     assert done.stderr.startswith("opscraft: cannot reach Redis (REDIS_URL): "), done.stderr
