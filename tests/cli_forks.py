@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -142,14 +143,15 @@ class CommandForks:
     `tests.cli_runs.opscraft` does (same environment, same `CompletedProcess`, at most `timeout`
     seconds, then the child is killed and `subprocess.TimeoutExpired` raised), in a child of one
     fork server; with `code=...`, `python -c code *args` instead. One command at a time (a lock);
-    `close()` ends the server."""
+    `close()` ends the server. `environ(data_dir, **env)`: a command's environment, when a module
+    gives its commands another than `tests.cli_runs.cli_env`'s."""
 
-    def __init__(self, timeout: float = 120) -> None:
+    def __init__(self, timeout: float = 120, environ: Callable[..., dict[str, str]] | None = None) -> None:
         # Imported here: the server (this module run as a program) imports none of the tests'.
         from tests.cli_runs import cli_env
         from tests.conftest import ROOT
 
-        self._environ, self._root = cli_env, ROOT
+        self._environ, self._root = environ or cli_env, ROOT
         self.timeout = timeout
         self._lock = threading.Lock()
         self._files = tempfile.TemporaryDirectory(prefix="cli-forks-")

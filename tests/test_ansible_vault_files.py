@@ -43,21 +43,34 @@ def _encrypted(tmp_path: Path, text: str) -> str:
     return encrypted
 
 
+@pytest.fixture(scope="module")
+def vaulted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """What the real `ansible-vault` writes, made once for the module's tests, which only read
+    it (each run of the tool is most of a second of CPU; they were ten): `PLAYBOOK` and
+    `INVENTORY` encrypted whole, and `db_pass` encrypted alone (`encrypt_string`)."""
+    folder = tmp_path_factory.mktemp("vault")
+    return {
+        "playbook": _encrypted(folder, PLAYBOOK),
+        "inventory": _encrypted(folder, INVENTORY),
+        "db_pass": _vault(folder, "encrypt_string", "s3cret", "--name", "db_pass"),
+    }
+
+
 @pytest.mark.parametrize("blank", ["", "\n\n"])
 async def test_a_playbook_or_inventory_encrypted_whole_is_refused_naming_the_field_and_why(
-    client: httpx.AsyncClient, operator: LoggedIn, tmp_path: Path, blank: str
+    client: httpx.AsyncClient, operator: LoggedIn, vaulted: dict[str, str], blank: str
 ) -> None:
     body = {"name": "vaulted", "script_type": "ansible", "acknowledge_risks": True}
     r = await client.post(
         "/api/v1/scripts",
-        json={**body, "content": blank + _encrypted(tmp_path, PLAYBOOK)},
+        json={**body, "content": blank + vaulted["playbook"]},
         headers=operator.headers,
     )
     assert r.status_code == 422, r.text
     assert r.json()["errors"][0]["field"] == "content" and REASON in r.json()["detail"], r.text
     assert "ANSIBLE_VAULT_PASSWORD_FILE" in r.json()["detail"]
 
-    whole = blank + _encrypted(tmp_path, INVENTORY)
+    whole = blank + vaulted["inventory"]
     r = await client.post(
         "/api/v1/scripts", json={**body, "content": PLAYBOOK, "inventory": whole}, headers=operator.headers
     )
@@ -73,9 +86,9 @@ async def test_a_playbook_or_inventory_encrypted_whole_is_refused_naming_the_fie
 
 
 async def test_values_encrypted_one_by_one_are_accepted(
-    client: httpx.AsyncClient, operator: LoggedIn, tmp_path: Path
+    client: httpx.AsyncClient, operator: LoggedIn, vaulted: dict[str, str]
 ) -> None:
-    value = _vault(tmp_path, "encrypt_string", "s3cret", "--name", "db_pass")
+    value = vaulted["db_pass"]
     assert value.startswith("db_pass: !vault |")
     indented = "".join(f"      {line}\n" for line in value.splitlines())
     inventory = f"all:\n  hosts:\n    web1:\n      ansible_host: 192.0.2.10\n{indented}"

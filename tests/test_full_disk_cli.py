@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests import migrated_sqlite
-from tests.cli_runs import cli_env, opscraft
+from tests.cli_forks import CommandForks
+from tests.cli_runs import cli_env
 from tests.conftest import ROOT, require_service
 from tests.waiting import wait_until
 
@@ -30,6 +31,19 @@ DIR_FULL = (
     "opscraft: cannot write to the data directory {}: No space left on device: the disk is full: "
     "free space there, then try again"
 )
+
+
+@pytest.fixture(scope="module")
+def opscraft() -> Iterator[CommandForks]:
+    """`python -m opscraft ...` in a process of its own, forked from one that imported OpsCraft
+    once (tests/cli_forks.py): a start with its imports was about 1 s of CPU for each of the
+    module's ten commands. The worker and the desktop, whose process is what their tests watch
+    (a log written as it runs, a display), start afresh."""
+    forks = CommandForks()
+    try:
+        yield forks
+    finally:
+        forks.close()
 
 
 @pytest.fixture
@@ -60,7 +74,7 @@ def fill(disk: Path) -> Path:
     return filler
 
 
-def test_every_command_on_a_full_disk_is_one_line_naming_it(small_disk: Path) -> None:
+def test_every_command_on_a_full_disk_is_one_line_naming_it(opscraft: CommandForks, small_disk: Path) -> None:
     data = small_disk / "data"
     migrated_sqlite.seed(data)  # at the head: the first start's migrations are not this test's
     made = opscraft(data, "user", "create", "ann", "--role", "admin", stdin="Ops-Pass-1234\n")
@@ -82,7 +96,9 @@ def test_every_command_on_a_full_disk_is_one_line_naming_it(small_disk: Path) ->
         )
 
 
-def test_a_first_start_on_a_full_disk_leaves_no_half_written_key(small_disk: Path) -> None:
+def test_a_first_start_on_a_full_disk_leaves_no_half_written_key(
+    opscraft: CommandForks, small_disk: Path
+) -> None:
     data = small_disk / "data"
     data.mkdir()
     filler = fill(small_disk)
@@ -141,7 +157,9 @@ def test_a_full_disk_reason_names_what_to_do() -> None:
     assert write_failure(OSError(errno.EACCES, "Permission denied")) == "Permission denied"
 
 
-def test_the_desktop_on_a_full_disk_says_its_log_file_cannot_be_written(small_disk: Path) -> None:
+def test_the_desktop_on_a_full_disk_says_its_log_file_cannot_be_written(
+    opscraft: CommandForks, small_disk: Path
+) -> None:
     """The desktop's log file (docs/desktop.md) on a full disk: logging's "--- Logging error ---"
     traceback came with the refusal; now one line says the file cannot be written and why, and the
     refusal follows, on standard error only."""

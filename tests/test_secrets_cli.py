@@ -1,11 +1,11 @@
-"""`opscraft secrets generate-key|rotate-key` and the one-line refusal of a wrong key, as real processes."""
+"""`opscraft secrets generate-key|rotate-key` and the one-line refusal of a wrong key, each command
+a process of its own (forked from one that imported OpsCraft once: tests/cli_forks.py)."""
 
 from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,28 +19,36 @@ from opscraft.services import keyring, secrets, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Conflict
 from opscraft.services.users import UserCreate
-from tests.conftest import PASSWORD, ROOT, make_settings
+from tests.cli_forks import CommandForks
+from tests.conftest import PASSWORD, make_settings
 
 VALUES = {"DB_PASSWORD": "cli-rotation-value-1", "API_TOKEN": "cli-rotation-value-2"}
 
 
-def opscraft(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def command_env(data_dir: Path, **env: str) -> dict[str, str]:
+    """A command's environment: the test process's without its `OPSCRAFT_*` settings, on
+    `data_dir`, with a `SECRET_KEY` of the module's, plus `env`."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("OPSCRAFT_")}
-    environ = {
+    return {
         **base,
         "OPSCRAFT_NO_BOOTSTRAP": "1",
         "OPSCRAFT_DATA_DIR": str(data_dir),
         "SECRET_KEY": "cli-test-secret-key-" + "z" * 32,
         **env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "opscraft", *args],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+
+
+@pytest.fixture(scope="module")
+def opscraft() -> Iterator[CommandForks]:
+    """`python -m opscraft ...` (or `python -c`) in a process of its own, forked from one that
+    imported OpsCraft once (tests/cli_forks.py; tests/test_cli.py shows a forked command saying
+    what a started one says): a start with its imports was about 1 s of CPU for each of the
+    module's 13 commands. What they check is what a command does and says, not its start."""
+    forks = CommandForks(environ=command_env)
+    try:
+        yield forks
+    finally:
+        forks.close()
 
 
 async def seed(data_dir: Path, **env: str) -> None:
@@ -70,13 +78,13 @@ async def readable_with(data_dir: Path, **env: str) -> dict[str, str]:
         await lifecycle.stop()
 
 
-def test_generate_key_prints_a_fresh_key(tmp_path: Path) -> None:
+def test_generate_key_prints_a_fresh_key(opscraft: CommandForks, tmp_path: Path) -> None:
     first, second = (opscraft(tmp_path, "secrets", "generate-key") for _ in range(2))
     assert first.returncode == 0 and len(base64.b64decode(first.stdout.strip())) == 32
     assert first.stdout != second.stdout
 
 
-async def test_wrong_key_refuses_to_serve_with_one_line(tmp_path: Path) -> None:
+async def test_wrong_key_refuses_to_serve_with_one_line(opscraft: CommandForks, tmp_path: Path) -> None:
     await seed(tmp_path)
     wrong = base64.b64encode(os.urandom(32)).decode()
     done = opscraft(tmp_path, "serve", "--port", "1", OPSCRAFT_MASTER_KEY=wrong)
@@ -92,7 +100,7 @@ async def test_wrong_key_refuses_to_serve_with_one_line(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "must be the base64 encoding of exactly 32 bytes" in bad.stderr
 
 
-async def test_rotate_key_file_setup(tmp_path: Path) -> None:
+async def test_rotate_key_file_setup(opscraft: CommandForks, tmp_path: Path) -> None:
     await seed(tmp_path)
     key_file = tmp_path / "master.key"
     old = key_file.read_text().strip()
@@ -119,6 +127,7 @@ main(["secrets", "rotate-key"])
 
 async def test_a_rotation_killed_before_renaming_its_key_is_finished_by_the_next_command(
     tmp_path: Path,
+    opscraft: CommandForks,
 ) -> None:
     """`rotate-key` killed between its commit and the rename of master.key.new: every start and
     the rotation's re-run said "this is not the master key ... set the original key", with the
@@ -127,16 +136,7 @@ async def test_a_rotation_killed_before_renaming_its_key_is_finished_by_the_next
     await seed(tmp_path)
     key_file, staged = tmp_path / "master.key", tmp_path / "master.key.new"
     old = key_file.read_text()
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("OPSCRAFT_")}
-    environ.update(OPSCRAFT_NO_BOOTSTRAP="1", OPSCRAFT_DATA_DIR=str(tmp_path), SECRET_KEY="k" * 40)
-    killed = subprocess.run(
-        [sys.executable, "-c", _ROTATE_KILLED_AT_RENAME],
-        cwd=ROOT,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    killed = opscraft(tmp_path, code=_ROTATE_KILLED_AT_RENAME, SECRET_KEY="k" * 40)
     assert killed.returncode == -9, killed.stderr
     assert key_file.read_text() == old and staged.exists()  # the database needs the staged key
     new = staged.read_text()
@@ -156,7 +156,7 @@ async def test_a_rotation_killed_before_renaming_its_key_is_finished_by_the_next
     assert await readable_with(tmp_path) == VALUES
 
 
-async def test_rotate_key_environment_setup(tmp_path: Path) -> None:
+async def test_rotate_key_environment_setup(opscraft: CommandForks, tmp_path: Path) -> None:
     old = base64.b64encode(os.urandom(32)).decode()
     await seed(tmp_path, OPSCRAFT_MASTER_KEY=old)
     refused = opscraft(tmp_path, "secrets", "rotate-key", OPSCRAFT_MASTER_KEY=old)
@@ -173,7 +173,9 @@ async def test_rotate_key_environment_setup(tmp_path: Path) -> None:
         await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=old)
 
 
-async def test_rotate_key_from_a_key_file(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_rotate_key_from_a_key_file(
+    opscraft: CommandForks, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     old = base64.b64encode(os.urandom(32)).decode()
     await seed(tmp_path, OPSCRAFT_MASTER_KEY=old)
     # Outside the data directory: every start makes what is in there private (data_dir.py), which
@@ -193,7 +195,9 @@ async def test_rotate_key_from_a_key_file(tmp_path: Path, tmp_path_factory: pyte
     assert await readable_with(tmp_path, OPSCRAFT_MASTER_KEY=new_file.read_text().strip()) == VALUES
 
 
-async def test_a_process_started_before_a_rotation_writes_no_secret_under_the_old_key(tmp_path: Path) -> None:
+async def test_a_process_started_before_a_rotation_writes_no_secret_under_the_old_key(
+    opscraft: CommandForks, tmp_path: Path
+) -> None:
     """`rotate-key` run beside a server (its help says to stop OpsCraft first; nothing stops it):
     the server still holds the old key, and a secret it saved afterwards was sealed under it.
     The old key file is replaced, so after the restart that secret never decrypted again. Such a

@@ -31,9 +31,10 @@ HEARTBEAT, LOST = 1.0, 60.0
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One private cluster for the module's tests (PostgreSQL's initdb and the first start's
-    migrations are seconds of CPU); each test says what it needs of it (`_only_the_web`)."""
+    migrations are seconds of CPU); each test says what it needs of it (`_only_the_web`). Its
+    five workers are forked (`forked_workers`): what they check is what they do once started."""
     env = {"OPSCRAFT_WORKER_HEARTBEAT_SECONDS": str(HEARTBEAT), "OPSCRAFT_WORKER_LOST_SECONDS": str(LOST)}
-    with private_cluster(tmp_path_factory.mktemp("queue-restart"), env) as c:
+    with private_cluster(tmp_path_factory.mktemp("queue-restart"), env, forked_workers=True) as c:
         yield c
 
 

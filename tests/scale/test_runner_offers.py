@@ -37,7 +37,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": "5",
         **IMAGES,
     }
-    with private_cluster(tmp_path_factory.mktemp("offers"), env) as c:
+    # Both workers forked: their engine and runners are read from the environment after the fork.
+    with private_cluster(tmp_path_factory.mktemp("offers"), env, forked_workers=True) as c:
         web = c.web("web")
         # Its engine's socket: absent until the last test links it to the real engine's.
         blind = {"DOCKER_HOST": f"unix://{_blind_socket(c)}", "OPSCRAFT_LOCAL_RUNNER": "0"}

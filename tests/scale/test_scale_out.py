@@ -34,7 +34,6 @@ from tests import migrated_sqlite
 from tests.automation.test_webhooks import signed
 from tests.conftest import ROOT, require_service
 from tests.executions.conftest import IMAGES, require_docker
-from tests.process_forks import ProcessForks
 from tests.scale.cluster import (
     FINAL,
     Cluster,
@@ -62,16 +61,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "OPSCRAFT_SHUTDOWN_GRACE_SECONDS": "5",
         **IMAGES,
     }
-    forks = ProcessForks()  # the imports spared at each of the module's dozen worker starts
-    try:
-        with private_cluster(tmp_path_factory.mktemp("scale"), env, forks) as c:
-            web = c.web("web")
-            c.worker(WA)
-            c.worker(WB)
-            c.wait_workers_alive(web, {WA, WB})
-            yield c
-    finally:
-        forks.close()
+    # The imports spared at each of the module's dozen worker starts.
+    with private_cluster(tmp_path_factory.mktemp("scale"), env, forked_workers=True) as c:
+        web = c.web("web")
+        c.worker(WA)
+        c.worker(WB)
+        c.wait_workers_alive(web, {WA, WB})
+        yield c
 
 
 def _web(c: Cluster) -> Proc:
