@@ -116,8 +116,12 @@ def test_the_focus_returns_to_the_opener_after_cancel_save_or_an_answer(
     operator_page: Any, server: LiveServer
 ) -> None:
     """Cancel, Save and a confirmation's answer deleted the dialog at once: the browser never
-    closed it, and the focus fell to the page's body (Escape alone gave it back)."""
+    closed it, and the focus fell to the page's body (Escape alone gave it back). The inventory it
+    answers a deletion for is its own (it read the one the test before made: run alone, it failed)."""
     page = operator_page
+    body = {"name": "answered", "content": INVENTORY}
+    url = f"{server.url}/api/v1/inventories"
+    assert httpx.post(url, json=body, headers=token(server, "other"), timeout=API_TIMEOUT).status_code == 201
     _open_inventories(page, server)
     page.get_by_test_id("inventory-new").focus()
     page.keyboard.press("Enter")
@@ -133,12 +137,12 @@ def test_the_focus_returns_to_the_opener_after_cancel_save_or_an_answer(
     page.get_by_test_id("inventory-web").wait_for()
     _focus_back_on(page, "inventory-new")
 
-    page.get_by_test_id("inventory-delete-db").focus()
+    page.get_by_test_id("inventory-delete-answered").focus()
     page.keyboard.press("Enter")
     page.get_by_role("dialog").get_by_role("button", name="Cancel").focus()
     page.keyboard.press("Enter")
-    _focus_back_on(page, "inventory-delete-db")
-    assert page.get_by_test_id("inventory-db").count() == 1
+    _focus_back_on(page, "inventory-delete-answered")
+    assert page.get_by_test_id("inventory-answered").count() == 1
 
 
 def test_the_inventories_list_follows_other_users_and_keeps_an_open_dialog(
