@@ -7,7 +7,9 @@ while the connection to the server is down. When
 the form is built again (after NiceGUI reloads the page on reconnect, or a manual reload), the
 server asks the tab for the stored values, puts them back and shows a "restored unsaved changes"
 notice with a Discard button. A successful save or a Cancel clears the draft; a form that stays
-open after its save (the script editor) begins a new one at once (`Draft.restart`).
+open after its save begins a new one at once, from what it saved: the script editor, under the
+saved script's key (`Draft.restart`), the Profile and Settings pages (`Draft.saved`: what was
+typed while the save was on its way stays in the draft).
 
 An edit also keeps the `base` it started from (`Draft.hold_base`: the row's fields as stored when
 the form opened) in its draft: a form restored after a reload reads the row again, and saving the
@@ -473,14 +475,27 @@ class Draft:
             self.hold_base(base, row)
         await self._begin(self._origin(built=False))
 
-    def _origin(self, *, built: bool) -> str:
+    async def saved(self, values: Mapping[str, Any]) -> None:
+        """After a save of a form that stays open on what it saved (the Profile and Settings
+        pages): the tab's draft begins again with `values` (field name -> the value stored, as
+        the page is built with it after a reload) as its origin. A field typed into while the save
+        was on its way (it shows something else than what was saved) stays in the draft, and a
+        reload puts it back; the fields showing what was saved are no edit. A `clear` there lost
+        that typing at the next reload (the draft was dropped after the typing it held, and the
+        form was no longer kept). Returns once the tab has begun it (a tab that does not answer
+        within 5 seconds keeps its draft as it was)."""
+        self.notice.set_visibility(False)
+        await self._begin(self._origin(built=False, values=values))
+
+    def _origin(self, *, built: bool, values: Mapping[str, Any] | None = None) -> str:
         """The fields' values as JSON, as the tab stores each (`_shown`): those the form was built
-        with (`built`), else those it shows now; the origin of a draft (`ocDrafts.take`)."""
-        values = {
-            name: _shown(element, first if built else element.value)
+        with (`built`), else `values` (field name -> value), by default those it shows now; the
+        origin of a draft (`ocDrafts.take`)."""
+        shown = {
+            name: _shown(element, first if built else (values or {}).get(name, element.value))
             for name, (element, _, first) in self.fields.items()
         }
-        return json.dumps(values, default=str)
+        return json.dumps(shown, default=str)
 
     async def _begin(self, origin: str) -> None:
         """Begin the tab's draft of this form afresh from `origin` (`_origin`): any it holds is

@@ -83,7 +83,7 @@ async def profile_page(actor: Actor) -> None:
                 if saved is not None:  # as stored (the email trimmed), in fields not typed into since
                     await put_unless_typed({email: saved.email, full_name: saved.full_name})
                     shown.update(email=saved.email, full_name=saved.full_name)
-                    await draft.clear()
+                    await draft.saved(shown)  # what was typed while saving stays in the tab
 
             save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
