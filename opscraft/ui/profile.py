@@ -120,7 +120,7 @@ async def profile_page(actor: Actor) -> None:
 
                 fields = {"current_password": current, "new_password": new, "repeat_password": repeat}
                 if await run_action(do_change, fields=fields):
-                    session.log_out()
+                    session.log_out("password")  # the browser's other tabs say so too
                     ui.navigate.to(session.login_url(notice="password"))
 
             change_button = ui.button("Change password", on_click=one_click(change)).props(
