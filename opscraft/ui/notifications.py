@@ -18,6 +18,7 @@ from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
 from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
+from opscraft.ui.plain_words import without_internal_names
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     OneRead,
@@ -237,7 +238,7 @@ async def notifications_page(actor: Actor) -> None:
                     "run": d.execution_id,
                     "status": d.status,
                     "attempts": d.attempts,
-                    "error": d.last_error or "",
+                    "error": without_internal_names(d.last_error or ""),
                     # a failed attempt left for a retry: when, and which of how many (a "pending"
                     # row with an error said neither whether nor when it would be sent again)
                     "retry": _retry(d),

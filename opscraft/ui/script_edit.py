@@ -24,7 +24,7 @@ from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui import execute_dialog, labels
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, notify_error, protected_page, show_field_errors
+from opscraft.ui.layout import frame, guard, notify_error, protected_page, sentence, show_field_errors
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import (
     LANGUAGES,
@@ -565,7 +565,7 @@ class ScriptForm:
                 .props('data-testid="content-refused"')
             ):
                 ui.icon("error").props('aria-hidden="true"')
-                ui.label(message[:1].upper() + message[1:])
+                ui.label(sentence(message))
 
     def _show_checks(
         self,
