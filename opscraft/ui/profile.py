@@ -5,7 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft import runtime
-from opscraft.services import partial, users
+from opscraft.services import email_addresses, partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileBase, ProfileUpdate
 from opscraft.ui import session
@@ -46,7 +46,7 @@ async def profile_page(actor: Actor) -> None:
                 with ui.row().classes("w-full justify-between"):
                     ui.label(label).classes("text-grey-7")
                     ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
-            email = text_input("Email", "profile-email", value=user.email)
+            email = text_input("Email", "profile-email", value=user.email, limit=email_addresses.MAX_LENGTH)
             full_name = text_input(
                 "Full name",
                 "profile-full-name",

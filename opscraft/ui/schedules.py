@@ -247,7 +247,10 @@ async def open_form(
             limit=longest(ScheduleIn, "cron"),
         )
         tz = text_input(
-            "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
+            "Time zone (IANA, e.g. Europe/Paris; empty: UTC)",
+            "schedule-tz",
+            value=start["timezone"],
+            limit=longest(ScheduleIn, "timezone"),
         )
         if script.parameters:
             ui.label("Parameters").classes("text-subtitle2 text-grey-8")
