@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from opscraft.ui.layout import sentence
-from opscraft.ui.plain_words import VARIABLE, without_internal_names
+from opscraft.ui.plain_words import COMMAND, VARIABLE, without_internal_names
 from tests.conftest import ROOT
 
 # Where the messages a page may show are written (a refusal, a run's error, a delivery's error).
@@ -68,7 +68,7 @@ def _messages() -> Iterator[tuple[str, str]]:
                 text = _text(node)
                 if text is None or id(node) in docstrings or id(node) in parts:
                     continue
-                if (VARIABLE.search(text) or "docs/" in text) and " " in text:
+                if (VARIABLE.search(text) or COMMAND.search(text) or "docs/" in text) and " " in text:
                     yield f"{Path(path).relative_to(ROOT)}:{node.lineno}", text
 
 
@@ -85,7 +85,8 @@ def test_the_messages_naming_a_variable_are_found() -> None:
 @pytest.mark.parametrize(("where", "message"), MESSAGES, ids=[where for where, _ in MESSAGES])
 def test_a_service_message_names_no_variable_nor_file_in_the_ui(where: str, message: str) -> None:
     said = sentence(message)
-    assert VARIABLE.search(said) is None and "docs/" not in said and ".md" not in said, said
+    assert VARIABLE.search(said) is None and COMMAND.search(said) is None, said
+    assert "docs/" not in said and ".md" not in said, said
     assert "a setting of the server" not in said, f"no rule of plain_words reads it: {said}"
 
 
@@ -107,6 +108,10 @@ def test_a_service_message_names_no_variable_nor_file_in_the_ui(where: str, mess
             "The local runner is off (an admin enables it under Settings)",
         ),
         ("choose another (see docs/scripts.md)", "Choose another (see the documentation's scripts page)"),
+        (
+            "no live worker offers the local runner: start `opscraft serve` or an execution worker",
+            "No live worker offers the local runner: start the server or an execution worker",
+        ),
     ],
 )
 def test_a_message_says_the_limit_and_what_to_do_in_words(message: str, said: str) -> None:

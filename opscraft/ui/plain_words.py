@@ -1,4 +1,4 @@
-"""A service's message as the UI says it: no environment variable, documentation file or module
+"""A service's message as the UI says it: no environment variable, documentation file or command
 named (the people reading it set none of them; the API's `detail` may name the setting, as its
 docs do). `layout.sentence`, the one place the UI turns a service's message into a sentence,
 passes every message through `without_internal_names`.
@@ -18,6 +18,8 @@ or a file after them):
 - "over OPSCRAFT_X": "over the server's limit"; "OPSCRAFT_X allows": "this server allows";
   "within OPSCRAFT_X_SECONDS": "within seconds";
 - "docs/NAME.md": "the documentation's NAME page";
+- "`opscraft serve`": "the server", "`opscraft worker`": "an execution worker", "after `opscraft
+  secrets rotate-key`": "after a key rotation", any other command: "the server's command line";
 - any other variable: "a setting of the server"."""
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ VARIABLE = re.compile(r"OPSCRAFT_[A-Z0-9_]+")
 """An environment variable of OpsCraft's settings (not the `OPSCRAFT_` prefix alone, which a
 secret's name rule says it may not take)."""
 _VARIABLE = VARIABLE.pattern
+COMMAND = re.compile(r"`opscraft [a-z][a-z -]*`")
+"""A command of OpsCraft's command line, as a message quotes it."""
 
 RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
     (re.compile(pattern), replacement)
@@ -43,6 +47,10 @@ RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (rf"\b{_VARIABLE} allows\b", "this server allows"),
         (rf"\bwithin {_VARIABLE}_SECONDS\b", "within seconds"),
         (r"\bdocs/([a-z_]+)\.md\b", r"the documentation's \1 page"),
+        (r"`opscraft serve`", "the server"),
+        (r"`opscraft worker`", "an execution worker"),
+        (r"after `opscraft secrets rotate-key`", "after a key rotation"),
+        (COMMAND.pattern, "the server's command line"),
         (rf"\b{_VARIABLE}\b", "a setting of the server"),
     )
 )
