@@ -208,9 +208,12 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                         draft.field(name, element)
 
             async def fixed_for_draft(stored: dict[str, Any]) -> None:
-                """Before a restore: the fixed fields of the script the draft chose, for its values."""
+                """Before a restore: the fixed fields of the script the draft chose (one the
+                dialog offers: the draft's label of it read back), for its values."""
                 if "target_script_id" in stored:
-                    await show_parameters(draft.fields["target_script_id"][1](stored["target_script_id"]))
+                    chosen = draft.fields["target_script_id"][1](stored["target_script_id"])
+                    if chosen in choices:
+                        await show_parameters(chosen)
 
             await show_parameters()
             target.on_value_change(lambda: show_parameters())
