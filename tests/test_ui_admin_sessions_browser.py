@@ -118,6 +118,37 @@ def test_any_open_page_of_a_deactivated_user_goes_to_the_login(
     page.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
 
 
+def test_every_tab_of_an_ended_session_says_why_on_the_login_page(
+    server: LiveServer, admin: dict[str, str], page: Any
+) -> None:
+    """The reason a check found the session over was said once: the first tab there took it, a
+    second tab (its own check later) said "You are logged out.", and a page opened afterwards said
+    nothing. Each says why, until the next sign-in; a logout is said the same way."""
+    user = _person(server, admin, "viewer-two-tabs", "viewer")
+    log_in(page, server, "viewer-two-tabs", then="/profile")
+    other = page.context.new_page()
+    other.goto(f"{server.url}/scripts")
+    wait_connected(other)
+
+    _change(server, admin, user, is_active=False)
+    for tab in (page, other):
+        tab.wait_for_url(f"{server.url}/login**", timeout=25_000)  # within a badge refresh (2 s)
+        tab.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
+    other.goto(f"{server.url}/executions")
+    other.get_by_test_id("login-notice").get_by_text("Your session has ended").wait_for()
+
+    _change(server, admin, user, is_active=True)
+    log_in(page, server, "viewer-two-tabs", then="/profile")
+    other.goto(f"{server.url}/scripts")
+    wait_connected(other)
+    page.goto(f"{server.url}/logout")
+    page.get_by_test_id("logout-confirm").click()
+    other.wait_for_url(f"{server.url}/login**", timeout=25_000)
+    other.get_by_test_id("login-notice").get_by_text("You are logged out.").wait_for()
+    other.goto(f"{server.url}/executions")
+    other.get_by_test_id("login-notice").get_by_text("You are logged out.").wait_for()
+
+
 def test_an_open_page_follows_a_role_change_both_ways(
     server: LiveServer, admin: dict[str, str], page: Any
 ) -> None:

@@ -293,6 +293,55 @@ def test_a_then_run_link_typed_before_a_reload_comes_back(
     assert page.get_by_test_id("chain-mapping").input_value() == '{"WHO": "/parameters/WHO"}'
 
 
+def test_a_then_run_links_fixed_values_come_back_after_a_reload(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The fixed values of the script chosen to start were not in the dialog's draft (the
+    schedule's and webhook's are): the link came back with its script, its values empty."""
+    script_id = _script(server, tokens["admin"], "build-then")
+    _script(server, tokens["admin"], "greet-after")
+    signed_in(page, server, "operator", then=f"/scripts/{script_id}?tab=chains")
+    page.get_by_test_id("chain-add").click()
+    page.get_by_test_id("chain-target").click()
+    page.get_by_role("option", name="greet-after").click()
+    page.get_by_test_id("param-WHO").fill("fixed-who")
+    reload_keeping(page, f"chain:{script_id}:new", "fixed-who")
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("chain-target").input_value() == "greet-after"
+    assert page.get_by_test_id("param-WHO").input_value() == "fixed-who"
+    page.get_by_test_id("chain-submit").click()
+    page.locator(".q-notification", has_text="Link added").wait_for()
+    (made,) = api(server, "GET", f"/scripts/{script_id}/chains", tokens["admin"])["items"]
+    assert made["parameters"] == {"WHO": "fixed-who"}
+
+
+def test_a_schedule_begun_on_the_schedules_page_comes_back_there(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """Its dialog was not opened again after a reload of /schedules: only the script's own
+    Schedules tab, visited later, opened it."""
+    script_id = _script(server, tokens["admin"], "listed-report")
+    signed_in(page, server, "operator", then="/schedules")
+    page.get_by_test_id("schedule-add").click()
+    page.get_by_test_id("schedule-script").click()
+    page.get_by_role("option", name="listed-report").click()
+    page.get_by_test_id("schedule-script-next").click()
+    page.get_by_test_id("schedule-name").fill("from-the-list")
+    page.wait_for_function(  # a draft holds it (its key is the page's business)
+        "(typed) => Object.keys(sessionStorage).some((k) => sessionStorage.getItem(k).includes(typed))",
+        arg="from-the-list",
+    )
+    page.reload()
+    wait_connected(page)
+    page.get_by_text("Add a schedule to listed-report").wait_for()
+    page.get_by_test_id("draft-restored").wait_for()
+    assert page.get_by_test_id("schedule-name").input_value() == "from-the-list"
+    page.get_by_test_id("schedule-submit").click()
+    page.locator(".q-notification", has_text="Schedule added").wait_for()
+    (made,) = api(server, "GET", f"/scripts/{script_id}/schedules", tokens["admin"])["items"]
+    assert made["name"] == "from-the-list"
+
+
 def test_a_token_shown_once_leaves_the_page_when_its_dialog_is_closed_with_escape(
     server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
 ) -> None:

@@ -10,11 +10,29 @@ from typing import Any
 
 import pytest
 
-from opscraft.services import api_tokens, notifications, scripts, secrets, shared_inventories, users, webhooks
+from opscraft.services import (
+    api_tokens,
+    email_addresses,
+    notification_senders,
+    notifications,
+    scripts,
+    secrets,
+    shared_inventories,
+    users,
+    webhooks,
+)
 from opscraft.services.schedules import ScheduleIn
+from opscraft.ui import labels
 from opscraft.ui.widgets import longest
 from tests.conftest import LiveServer
-from tests.ui_journey import create_script, journey_server, journey_tokens, signed_in, wait_connected
+from tests.ui_journey import (
+    create_script,
+    field_messages,
+    journey_server,
+    journey_tokens,
+    signed_in,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -72,6 +90,19 @@ FIELDS: list[tuple[str, str | None, str, int, str | None]] = [
         longest(webhooks.WebhookIn, "name"),
         "webhook-submit",
     ),
+    # Said by no field before (session 57): names, labels, addresses, zones.
+    ("/scripts/new", None, "script-name", scripts.MAX_NAME, None),
+    ("/scripts/new", None, "script-version", scripts.MAX_VERSION_LABEL, None),
+    ("/profile", None, "profile-email", email_addresses.MAX_LENGTH, None),
+    ("/users", "new-user", "create-email", email_addresses.MAX_LENGTH, "create-submit"),
+    (
+        "{script}?tab=schedules",
+        "schedule-add",
+        "schedule-tz",
+        longest(ScheduleIn, "timezone"),
+        "schedule-submit",
+    ),
+    ("/inventories", "inventory-new", "inventory-name", scripts.MAX_NAME, "inventory-save"),
 ]
 
 
@@ -110,3 +141,34 @@ def test_a_limited_field_says_its_limit_while_typing_and_a_long_value_keeps_the_
     box = page.get_by_test_id(submit).bounding_box()
     height = page.viewport_size["height"]
     assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= height, (box, height)
+
+
+def test_the_tag_box_says_how_many_tags_of_how_many_characters(
+    server: LiveServer, script_path: str, page: Any
+) -> None:
+    """The script's Tags said neither limit: each was said only by the refusal after Save."""
+    from playwright.sync_api import expect
+
+    signed_in(page, server, "admin", script_path + "/edit")
+    wait_connected(page)
+    hint = page.get_by_test_id("script-tags").locator(".q-field__messages").last
+    expect(hint).to_have_text(f"At most {scripts.MAX_TAGS} tags of at most {scripts.MAX_TAG} characters each")
+
+
+def test_an_email_channels_fields_say_their_limits(server: LiveServer, page: Any) -> None:
+    """An e-mail channel's From, SMTP host and SMTP username said no limit (shown once the kind
+    is chosen)."""
+    from playwright.sync_api import expect
+
+    signed_in(page, server, "admin", "/notifications")
+    wait_connected(page)
+    page.get_by_test_id("channel-add").click()
+    page.get_by_test_id("channel-kind").click()
+    page.get_by_role("option", name=labels.CHANNEL_KIND["email"]).click()
+    for testid, limit in (
+        ("channel-from", email_addresses.MAX_LENGTH),
+        ("channel-host", notification_senders.MAX_HOST_NAME_CHARS),
+        ("channel-username", notifications.MAX_SMTP_USERNAME),
+    ):
+        page.get_by_test_id(testid).fill("abc")
+        expect(field_messages(page, testid)).to_have_text(f"At most {limit} characters")

@@ -24,12 +24,22 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, LiveServer
-from tests.ui_journey import RUN_ENV, create_script, make_users, serving, signed_in, wait_connected
+from tests.ui_journey import (
+    RUN_ENV,
+    create_script,
+    field_error,
+    make_users,
+    paste_code,
+    serving,
+    signed_in,
+    wait_connected,
+)
 
 pytestmark = pytest.mark.browser
 
-# The server's environment fixes two of the settings the Settings page offers (their notes show).
-ENV = {**RUN_ENV, "OPSCRAFT_WARM_POOL_SIZE": "0"}
+# The server's environment fixes two of the settings the Settings page offers (their notes show),
+# and a script's content takes at most 1 KiB (a refusal of its size is quick to reach).
+ENV = {**RUN_ENV, "OPSCRAFT_WARM_POOL_SIZE": "0", "OPSCRAFT_MAX_SCRIPT_BYTES": "1024"}
 
 # A file path or name, a Python module, an environment variable, the CLI's commands.
 INTERNAL = re.compile(
@@ -202,6 +212,28 @@ def test_no_help_text_names_a_file_a_module_or_a_variable(
         if named:
             found[name] = named
     assert not found, found
+
+
+def test_a_refusal_says_the_servers_limit_in_words_and_what_to_do(
+    page: Any, site: tuple[LiveServer, dict[str, str]]
+) -> None:
+    """The editor said "split the script or raise OPSCRAFT_MAX_SCRIPT_BYTES" under a script past
+    the content limit, and "Must be at most 86400 (OPSCRAFT_MAX_TIMEOUT_SECONDS), not 1000000"
+    under the timeout: the services' messages name the settings for the API (as its docs do),
+    the UI says them in words (`ui.plain_words`)."""
+    server, paths = site
+    signed_in(page, server, "admin", paths["script-new"])
+    page.get_by_test_id("script-name").fill("words-too-long")
+    paste_code(page, "#!/bin/bash\n" + "echo 0123456789abcdef\n" * 60)
+    refused = page.get_by_test_id("content-refused")
+    refused.get_by_text("larger than the limit of 1 KiB").wait_for()
+    said = refused.inner_text()
+    assert INTERNAL.search(said) is None, said
+    assert "split the script or ask the server's administrator to raise that limit" in said, said
+    paste_code(page, "#!/bin/bash\necho short\n")
+    page.get_by_test_id("timeout").fill("1000000")
+    page.get_by_test_id("save-script").click()
+    field_error(page, "timeout").get_by_text("Must be at most 86400, not 1000000", exact=True).wait_for()
 
 
 # For each table cell showing one of `values`: the number of lines its text takes, its text, and

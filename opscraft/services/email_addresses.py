@@ -10,8 +10,13 @@ refused every message to it (an account's address, a channel's recipient or send
 from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import EMAIL_MAX_LENGTH
 
 from opscraft.services.names import trimmed
+
+MAX_LENGTH = EMAIL_MAX_LENGTH
+"""The most characters of an address email-validator takes (254: RFC 5321's path of 256 octets
+less its angle brackets), for a form's field to say (`ui.widgets.says_limit`)."""
 
 
 def normalized(address: str) -> str:
@@ -38,4 +43,4 @@ def checked(address: str) -> str:
         raise ValueError(f"must be an email address: {exc}") from None
 
 
-__all__ = ["EmailNotValidError", "checked", "normalized"]
+__all__ = ["MAX_LENGTH", "EmailNotValidError", "checked", "normalized"]

@@ -287,6 +287,10 @@ def shown_config(channel: NotificationChannel) -> dict[str, Any]:
     return {**channel.config, "host": host.rpartition("@")[2]}
 
 
+MAX_SMTP_USERNAME = 255
+"""The most characters of an e-mail channel's SMTP user name."""
+
+
 def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Problems) -> dict[str, Any]:
     host = config.get("host")
     host = host.strip() if isinstance(host, str) else ""
@@ -313,8 +317,10 @@ def _clean_email_config(config: dict[str, Any], has_secret: bool, problems: Prob
     username = config.get("username") or None
     if username is not None and not isinstance(username, str):
         problems.add("config.username", f"must be text (it is {sent_kind(username)})")
-    elif username is not None and len(username) > 255:
-        problems.add("config.username", f"must be at most 255 characters, not {len(username)}")
+    elif username is not None and len(username) > MAX_SMTP_USERNAME:
+        problems.add(
+            "config.username", f"must be at most {MAX_SMTP_USERNAME} characters, not {len(username)}"
+        )
     if username and not has_secret:
         problems.add("secret_id", "a login needs the vault secret holding the SMTP password")
     if username and security == "none" and not runtime.current().settings.smtp_plaintext_login:

@@ -76,8 +76,12 @@ from opscraft.services.permissions import Permission, require
 from opscraft.services.script_checks import Checks, Finding
 from opscraft.services.storable import Text, limited
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-VERSION_LABEL_RE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.+_-]{0,31}$")
+MAX_NAME = 128
+"""The most characters of a script's (and a shared inventory's) name (`NAME_RE`)."""
+MAX_VERSION_LABEL = 32
+"""The most characters of a version label (`VERSION_LABEL_RE`)."""
+NAME_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9._-]{{0,{MAX_NAME - 1}}}$")
+VERSION_LABEL_RE = re.compile(rf"^[0-9A-Za-z][0-9A-Za-z.+_-]{{0,{MAX_VERSION_LABEL - 1}}}$")
 MAX_DESCRIPTION = 2000
 MAX_TAGS = 20
 MAX_TAG = 50

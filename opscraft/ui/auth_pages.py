@@ -10,7 +10,7 @@ from nicegui import app, ui
 
 from opscraft import runtime
 from opscraft.db.models import User
-from opscraft.services import auth, users
+from opscraft.services import auth, email_addresses, users
 from opscraft.services.actor import Actor
 from opscraft.services.errors import Problems, ServiceError
 from opscraft.ui import session
@@ -18,6 +18,7 @@ from opscraft.ui.layout import LANGUAGE, RESPONSE_TIMEOUT_SECONDS, run_action, t
 from opscraft.ui.widgets import (
     enter_presses,
     form,
+    longest,
     note_submitted,
     one_click,
     password_hint,
@@ -57,9 +58,13 @@ async def setup_page() -> Response | None:
         return RedirectResponse("/login", status_code=303)
     with _card("Create the first administrator", "OpsCraft has no users yet: this account manages it."):
         with form():
-            username = text_input("Username", "setup-username", autofocus=True)
-            email = text_input("Email", "setup-email")
-            full_name = text_input("Full name", "setup-fullname")
+            username = text_input(
+                "Username", "setup-username", autofocus=True, limit=longest(users.Registration, "username")
+            )
+            email = text_input("Email", "setup-email", limit=email_addresses.MAX_LENGTH)
+            full_name = text_input(
+                "Full name", "setup-fullname", limit=longest(users.Registration, "full_name")
+            )
             password = password_input("Password", "setup-password")
             repeat = password_input("Repeat password", "setup-repeat")
             password_hint(users.MIN_PASSWORD)

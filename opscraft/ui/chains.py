@@ -171,19 +171,30 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             # as a webhook's: none required, empty ones left to the defaults); built for each choice.
             params_box = ui.column().classes("w-full gap-1")
             fixed: dict[str, ParameterFields] = {}
+            # The script the fixed fields are built for, and the dialog's draft once made: the
+            # fields are kept in it as the other dialogs' are (their typing was lost to a reload).
+            built: dict[str, Any] = {"target": None, "draft": None}
 
-            async def show_parameters() -> None:
+            async def show_parameters(chosen_id: int | None = None) -> None:
+                """The fixed fields of `chosen_id` (by default the script chosen), once per script."""
+                chosen_id = target.value if chosen_id is None else chosen_id
+                if fixed and built["target"] == chosen_id:
+                    return
                 params_box.clear()
+                draft = built["draft"]
+                if draft is not None and "fields" in fixed:
+                    draft.forget_fields(fixed["fields"].inputs())
                 fixed.clear()
-                if target.value is None:
+                built["target"] = chosen_id
+                if chosen_id is None:
                     return
                 try:
-                    chosen = await call(scripts.get, actor, target.value)
+                    chosen = await call(scripts.get, actor, chosen_id)
                 except ServiceError as exc:
                     with params_box:
                         ui.label(exc.message).classes("text-caption text-negative")
                     return
-                same = link is not None and target.value == link.target_script_id  # its stored values
+                same = link is not None and chosen_id == link.target_script_id  # its stored values
                 with params_box:
                     if chosen.parameters:
                         ui.label("Fixed parameters (a mapped value replaces one)").classes(
@@ -192,9 +203,20 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                     fixed["fields"] = ParameterFields(
                         chosen.parameters, stored_values(link) if same else None, required=False, filled=False
                     )
+                if draft is not None:
+                    for name, element in fixed["fields"].inputs().items():
+                        draft.field(name, element)
+
+            async def fixed_for_draft(stored: dict[str, Any]) -> None:
+                """Before a restore: the fixed fields of the script the draft chose (one the
+                dialog offers: the draft's label of it read back), for its values."""
+                if "target_script_id" in stored:
+                    chosen = draft.fields["target_script_id"][1](stored["target_script_id"])
+                    if chosen in choices:
+                        await show_parameters(chosen)
 
             await show_parameters()
-            target.on_value_change(show_parameters)
+            target.on_value_change(lambda: show_parameters())
             enabled = ui.switch("Enabled", value=start["enabled"]).props('data-testid="chain-enabled"')
             terraform = automation_terraform.terraform_fields("chain", start, "if the script to start is one")
             fields = {"target_script_id": target, "outcome": outcome, "mapping": mapping}
@@ -211,7 +233,11 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             fields |= {"enabled": enabled} | terraform.inputs() | ansible.inputs()
             edited = ("target_script_id", "outcome", "mapping", "parameters", "enabled")
             base = None if link is None else stored_base(link, edited)
-            draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields, base, link)
+            kept = fields | (fixed["fields"].inputs() if "fields" in fixed else {})
+            draft = drafts.dialog_draft(
+                _draft_key(script_id, link), card, kept, base, link, on_restore=fixed_for_draft
+            )
+            built["draft"] = draft
 
             async def submit() -> None:
                 current = await guard(Permission.edit_scripts)

@@ -7,7 +7,9 @@ while the connection to the server is down. When
 the form is built again (after NiceGUI reloads the page on reconnect, or a manual reload), the
 server asks the tab for the stored values, puts them back and shows a "restored unsaved changes"
 notice with a Discard button. A successful save or a Cancel clears the draft; a form that stays
-open after its save (the script editor) begins a new one at once (`Draft.restart`).
+open after its save begins a new one at once, from what it saved: the script editor, under the
+saved script's key (`Draft.restart`), the Profile and Settings pages (`Draft.saved`: what was
+typed while the save was on its way stays in the draft).
 
 An edit also keeps the `base` it started from (`Draft.hold_base`: the row's fields as stored when
 the form opened) in its draft: a form restored after a reload reads the row again, and saving the
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from nicegui import context, ui
@@ -260,8 +263,9 @@ class Draft:
             self.notice = ui.row().classes("w-full")
         self.notice.set_visibility(False)
         # Called with the stored draft before it is put back: a hook may build the fields it
-        # names (parameter rows) or drop the entries the form must keep as they are now.
-        self.on_restore: list[Callable[[dict[str, Any]], None]] = []
+        # names (parameter rows, a "then run" link's fixed values of the script it chose: then
+        # awaited) or drop the entries the form must keep as they are now.
+        self.on_restore: list[Callable[[dict[str, Any]], Awaitable[None] | None]] = []
         # `hold_base`: the hidden field holding the base the edit started from, the base as the
         # form was built (the row as stored now), and where a restored older base is warned of.
         self._held: tuple[ui.input, dict[str, Any], ui.row] | None = None
@@ -293,6 +297,12 @@ class Draft:
         self.fields[name] = (element, convert, element.value)
         return element
 
+    def forget_fields(self, names: Iterable[str]) -> None:
+        """Unmark the fields `names` (a form that replaced them: a "then run" link's fixed values
+        when another script is chosen); the tab keeps only the fields the form shows."""
+        for name in names:
+            self.fields.pop(name, None)
+
     async def restore(self) -> bool:
         """Ask the tab for this form's draft and apply what differs; True when something came back.
 
@@ -319,7 +329,9 @@ class Draft:
         # the draft's copy of the old value would undo that change on save.
         origin = stored.pop("__origin", None)
         for hook in self.on_restore:
-            hook(stored)  # e.g. add the parameter rows the draft has, so their fields exist
+            built = hook(stored)  # e.g. add the parameter rows the draft has, so their fields exist
+            if inspect.isawaitable(built):
+                await built
         typed: dict[str, Any] = {}
         for name, raw in stored.items():
             if name in self.fields:
@@ -473,14 +485,27 @@ class Draft:
             self.hold_base(base, row)
         await self._begin(self._origin(built=False))
 
-    def _origin(self, *, built: bool) -> str:
+    async def saved(self, values: Mapping[str, Any]) -> None:
+        """After a save of a form that stays open on what it saved (the Profile and Settings
+        pages): the tab's draft begins again with `values` (field name -> the value stored, as
+        the page is built with it after a reload) as its origin. A field typed into while the save
+        was on its way (it shows something else than what was saved) stays in the draft, and a
+        reload puts it back; the fields showing what was saved are no edit. A `clear` there lost
+        that typing at the next reload (the draft was dropped after the typing it held, and the
+        form was no longer kept). Returns once the tab has begun it (a tab that does not answer
+        within 5 seconds keeps its draft as it was)."""
+        self.notice.set_visibility(False)
+        await self._begin(self._origin(built=False, values=values))
+
+    def _origin(self, *, built: bool, values: Mapping[str, Any] | None = None) -> str:
         """The fields' values as JSON, as the tab stores each (`_shown`): those the form was built
-        with (`built`), else those it shows now; the origin of a draft (`ocDrafts.take`)."""
-        values = {
-            name: _shown(element, first if built else element.value)
+        with (`built`), else `values` (field name -> value), by default those it shows now; the
+        origin of a draft (`ocDrafts.take`)."""
+        shown = {
+            name: _shown(element, first if built else (values or {}).get(name, element.value))
             for name, (element, _, first) in self.fields.items()
         }
-        return json.dumps(values, default=str)
+        return json.dumps(shown, default=str)
 
     async def _begin(self, origin: str) -> None:
         """Begin the tab's draft of this form afresh from `origin` (`_origin`): any it holds is
@@ -542,18 +567,22 @@ def dialog_draft(
     fields: Mapping[str, Any],
     base: Mapping[str, Any] | None = None,
     row: object | None = None,
+    on_restore: Callable[[dict[str, Any]], Awaitable[None] | None] | None = None,
 ) -> Draft:
     """The draft of a dialog's form (`key`, e.g. `schedule:7`): `fields` (name -> element) marked,
     the tab's draft put back once the dialog is up. The caller clears it on Cancel
     (`dialog_buttons(on_cancel=draft.clear)`) and after a save; a page reopens the dialog of a
     draft left by a reload (`reopen`). `base` (an edit: the row's fields as stored when the
     dialog opened) is held in the draft (`Draft.hold_base`, with the `row` it was read from):
-    the save sends `draft.held_base()`."""
+    the save sends `draft.held_base()`. `on_restore`: a hook run with the stored draft before it
+    is put back (`Draft.on_restore`)."""
     draft = Draft(key, card)
     for name, element in fields.items():
         draft.field(name, element)
     if base is not None:
         draft.hold_base(base, row)
+    if on_restore is not None:
+        draft.on_restore.append(on_restore)
     with card:
         one_shot(0, draft.restore)
     return draft

@@ -33,6 +33,7 @@ from opscraft.ui.host_summary import host_summary
 from opscraft.ui.inventory_versions import version_url
 from opscraft.ui.layout import frame, guard, notify_error, notify_ok, protected_page, run_action
 from opscraft.ui.not_found import missing
+from opscraft.ui.plain_words import without_internal_names
 from opscraft.ui.script_widgets import LANGUAGES
 from opscraft.ui.terminal import MAX_LINE_CHARS, SCROLLBACK_LINES, LiveTerminal
 from opscraft.ui.terraform_panel import TerraformPanel
@@ -225,7 +226,7 @@ class ExecutionView:
             banner(
                 "info" if expected else "error",
                 "orange" if expected else "red",
-                run.error_message,
+                without_internal_names(run.error_message),
                 "error-message",
             )
 

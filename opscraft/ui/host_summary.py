@@ -21,6 +21,7 @@ from opscraft.execution.ansible_recap import COUNTS
 from opscraft.execution.masking import MASK
 from opscraft.services import host_summaries
 from opscraft.ui.execution_widgets import banner
+from opscraft.ui.plain_words import without_internal_names
 
 SHOWN = 100
 """Hosts drawn on the page (the failed and unreachable ones come first); the API lists up to 1,000."""
@@ -89,7 +90,7 @@ def host_summary(summary: ExecutionHostSummary | None) -> None:
         return
     note = host_summaries.note_of(summary)
     if note is not None:
-        banner("info", "grey", f"No per-host summary: {note}.", "host-summary-note")
+        banner("info", "grey", f"No per-host summary: {without_internal_names(note)}.", "host-summary-note")
         return
     ui.add_css(CSS)
     with (

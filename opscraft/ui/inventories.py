@@ -9,7 +9,7 @@ from nicegui import ui
 from opscraft import runtime
 from opscraft.db.models import Inventory
 from opscraft.db.models.inventories import content_sha256
-from opscraft.services import partial, shared_inventories
+from opscraft.services import partial, scripts, shared_inventories
 from opscraft.services.actor import Actor
 from opscraft.services.inventory_errors import syntax
 from opscraft.services.permissions import Permission, can
@@ -154,7 +154,11 @@ async def inventories_page(actor: Actor) -> None:
             title = f"Edit {inventory.name}" if inventory else "New inventory"
             with page_dialog() as dialog, dialog_card(title).classes("w-[48rem]") as card:
                 name = text_input(
-                    "Name", "inventory-name", value=inventory.name if inventory else "", autofocus=True
+                    "Name",
+                    "inventory-name",
+                    value=inventory.name if inventory else "",
+                    autofocus=True,
+                    limit=scripts.MAX_NAME,
                 )
                 description = prose_input(
                     "Description",

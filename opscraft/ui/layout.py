@@ -20,6 +20,7 @@ from opscraft.services.actor import Actor
 from opscraft.services.errors import ServiceError, input_message
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, one_line, session, stable_slots
+from opscraft.ui.plain_words import without_internal_names
 from opscraft.ui.widgets import OneRead, confirm, dismiss, live_seconds, live_timer, one_shot
 
 # How long the server keeps a page whose browser lost its connection (laptop lid, flaky VPN)
@@ -214,7 +215,10 @@ def sentence(message: str) -> str:
     (they say it lower case, as the API's `detail`: "secret X is attached to 1 script(s)"
     reads "Secret X is attached..."): its first letter in upper case when its first word is a
     plain lower-case word; a name that keeps its case (`script_id: must be...`, `x-opscraft-
-    timestamp is missing`) is left as written."""
+    timestamp is missing`) is left as written. The environment variables and documentation files
+    a message names are said in words (`plain_words`: "raise OPSCRAFT_MAX_SCRIPT_BYTES" is "ask
+    the server's administrator to raise that limit")."""
+    message = without_internal_names(message)
     if _FIRST_WORD.match(message) is None:
         return message
     return message[:1].upper() + message[1:]
@@ -252,7 +256,7 @@ def _field_for(fields: Mapping[str, Any], field: str, message: str) -> tuple[Any
     head, _, rest = field.partition(".")
     element = fields.get(head) if rest else None
     if element is not None:
-        return element, f"{rest}: {message}"
+        return element, f"{rest}: {without_internal_names(message)}"
     return None
 
 

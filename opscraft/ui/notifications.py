@@ -11,7 +11,7 @@ from opscraft.db import stored_shapes
 from opscraft.db.digits import ascii_int
 from opscraft.db.models import NotificationChannel, NotificationDelivery
 from opscraft.db.models.automation import ChannelKind, DeliveryStatus
-from opscraft.services import chains, notifications, secrets
+from opscraft.services import chains, email_addresses, notification_senders, notifications, secrets
 from opscraft.services.actor import Actor
 from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
@@ -27,6 +27,7 @@ from opscraft.ui.layout import (
     reread,
     run_action,
 )
+from opscraft.ui.plain_words import without_internal_names
 from opscraft.ui.widgets import (
     NARROW_HIDDEN,
     OneRead,
@@ -245,7 +246,7 @@ async def notifications_page(actor: Actor) -> None:
                     "run": d.execution_id,
                     "status": d.status,
                     "attempts": d.attempts,
-                    "error": d.last_error or "",
+                    "error": without_internal_names(d.last_error or ""),
                     # a failed attempt left for a retry: when, and which of how many (a "pending"
                     # row with an error said neither whether nor when it would be sent again)
                     "retry": _retry(d),
@@ -326,15 +327,25 @@ async def notifications_page(actor: Actor) -> None:
                     labels.CHANNEL_KIND, value=stored.kind if stored else "slack", label="Kind"
                 ).props('outlined dense data-testid="channel-kind"')
                 url = text_input("Webhook URL", "channel-url", value=shown.get("url", ""))
-                host = text_input("SMTP host", "channel-host", value=shown.get("host", ""))
+                host = text_input(
+                    "SMTP host",
+                    "channel-host",
+                    value=shown.get("host", ""),
+                    limit=notification_senders.MAX_HOST_NAME_CHARS,
+                )
                 port = text_input("SMTP port", "channel-port", value=str(shown.get("port", "")))
                 security = ui.select(
                     labels.SMTP_SECURITY, value=shown.get("security", "starttls"), label="SMTP security"
                 ).props('outlined dense data-testid="channel-security"')
-                sender = text_input("From", "channel-from", value=shown.get("from", ""))
+                sender = text_input(
+                    "From", "channel-from", value=shown.get("from", ""), limit=email_addresses.MAX_LENGTH
+                )
                 to = text_input("To (comma-separated)", "channel-to", value=", ".join(shown.get("to", [])))
                 username = text_input(
-                    "SMTP username (optional)", "channel-username", value=shown.get("username") or ""
+                    "SMTP username (optional)",
+                    "channel-username",
+                    value=shown.get("username") or "",
+                    limit=notifications.MAX_SMTP_USERNAME,
                 )
                 secret = searched_select(
                     "Vault secret (Slack URL, SMTP password, signing key)",

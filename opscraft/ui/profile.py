@@ -5,7 +5,7 @@ from __future__ import annotations
 from nicegui import ui
 
 from opscraft import runtime
-from opscraft.services import partial, users
+from opscraft.services import email_addresses, partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.users import ProfileBase, ProfileUpdate
 from opscraft.ui import session
@@ -46,7 +46,7 @@ async def profile_page(actor: Actor) -> None:
                 with ui.row().classes("w-full justify-between"):
                     ui.label(label).classes("text-grey-7")
                     ui.label(str(value)).props(f'data-testid="profile-{label.lower().replace(" ", "-")}"')
-            email = text_input("Email", "profile-email", value=user.email)
+            email = text_input("Email", "profile-email", value=user.email, limit=email_addresses.MAX_LENGTH)
             full_name = text_input(
                 "Full name",
                 "profile-full-name",
@@ -83,7 +83,7 @@ async def profile_page(actor: Actor) -> None:
                 if saved is not None:  # as stored (the email trimmed), in fields not typed into since
                     await put_unless_typed({email: saved.email, full_name: saved.full_name})
                     shown.update(email=saved.email, full_name=saved.full_name)
-                    await draft.clear()
+                    await draft.saved(shown)  # what was typed while saving stays in the tab
 
             save_button = ui.button("Save", icon="save", on_click=one_click(save)).props(
                 'unelevated data-testid="profile-save"'
@@ -120,7 +120,7 @@ async def profile_page(actor: Actor) -> None:
 
                 fields = {"current_password": current, "new_password": new, "repeat_password": repeat}
                 if await run_action(do_change, fields=fields):
-                    session.log_out()
+                    session.log_out("password")  # the browser's other tabs say so too
                     ui.navigate.to(session.login_url(notice="password"))
 
             change_button = ui.button("Change password", on_click=one_click(change)).props(

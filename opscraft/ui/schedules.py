@@ -192,9 +192,17 @@ def _row_picture(view: ScheduleView, zone: ZoneInfo) -> tuple[Any, ...]:
     return (*picture, _upcoming(v, zone))
 
 
-def _draft_key(script_id: int, schedule: Schedule | None) -> str:
-    """The tab's draft of the schedule dialog: `schedule:<script id>:new` or `...:<schedule id>`."""
+def _draft_key(script_id: int, schedule: Schedule | None, *, listed: bool = False) -> str:
+    """The tab's draft of the schedule dialog: `schedule:<script id>:new` or `...:<schedule id>`;
+    a new one begun on /schedules (`listed`) `schedules:<script id>:new`, which that page opens
+    again after a reload (`LISTED_DRAFTS`), not the script's tab."""
+    if listed:
+        return f"{LISTED_DRAFTS}{script_id}:new"
     return f"schedule:{script_id}:{'new' if schedule is None else schedule.id}"
+
+
+LISTED_DRAFTS = "schedules:"
+"""The start of the draft keys of the schedules begun on /schedules (`_draft_key`)."""
 
 
 async def open_form(
@@ -203,8 +211,11 @@ async def open_form(
     view: ScheduleView | None,
     zone: ZoneInfo,
     on_saved: Callable[[], Awaitable[None]],
+    *,
+    listed: bool = False,
 ) -> None:
-    """The schedule dialog of script `script_id` (the script tab's and the /schedules page's):
+    """The schedule dialog of script `script_id` (the script tab's and, `listed`, the /schedules
+    page's: its draft is that page's, `_draft_key`):
     empty to add one (its time zone `zone`, the browser's), filled with `view`'s settings to
     edit it (Save then sends only the fields changed here: `widgets.changed`); `on_saved` after
     a save. The parameters are one field per declared parameter (`ParameterFields`, as the run
@@ -251,7 +262,10 @@ async def open_form(
             limit=longest(ScheduleIn, "cron"),
         )
         tz = text_input(
-            "Time zone (IANA, e.g. Europe/Paris; empty: UTC)", "schedule-tz", value=start["timezone"]
+            "Time zone (IANA, e.g. Europe/Paris; empty: UTC)",
+            "schedule-tz",
+            value=start["timezone"],
+            limit=longest(ScheduleIn, "timezone"),
         )
         if script.parameters:
             ui.label("Parameters").classes("text-subtitle2 text-grey-8")
@@ -273,7 +287,7 @@ async def open_form(
         fields |= terraform.inputs() if terraform else {}
         fields |= ansible.inputs() if ansible else {}
         draft = drafts.dialog_draft(
-            _draft_key(script_id, stored),
+            _draft_key(script_id, stored, listed=listed),
             card,
             fields | {"missed_policy": missed, "overlap_policy": overlap},
             None if stored is None else stored_base(stored, EDITED_AS_STORED),
@@ -413,7 +427,7 @@ async def add_schedule(actor: Actor, zone: ZoneInfo, on_saved: Callable[[], Awai
                 chosen.error = "Choose the script to run"
                 return
             dialog.close()
-            await open_form(actor, int(chosen.value), None, zone, on_saved)
+            await open_form(actor, int(chosen.value), None, zone, on_saved, listed=True)
 
         dialog_buttons(dialog, "Next", "schedule-script-next", next_step)
     dialog.open()
@@ -459,6 +473,15 @@ async def schedules_page(actor: Actor) -> None:
         async def localize() -> None:
             zone_box["zone"] = await browser_zone()
             await update()
+            if on_change is not None:  # the new schedule whose typing a reload interrupted here
+                await drafts.reopen(LISTED_DRAFTS, reopened, begun)
+
+        async def begun(keys: list[str]) -> dict[str, int]:
+            """The scripts of the pending drafts `keys` (`schedules:<script id>:new`)."""
+            return {key: int(key.split(":")[1]) for key in keys if key.endswith(":new")}
+
+        async def reopened(script_id: int) -> None:
+            await open_form(actor, script_id, None, zone_box["zone"], update, listed=True)
 
         one_shot(0.1, localize)
         follow(read, shown.show, Permission.view_scripts, reads=reads)

@@ -24,7 +24,7 @@ from opscraft.services.permissions import Permission
 from opscraft.services.script_checks import Finding, SyntaxProblem
 from opscraft.ui import execute_dialog, labels
 from opscraft.ui.drafts import Draft
-from opscraft.ui.layout import frame, guard, notify_error, protected_page, show_field_errors
+from opscraft.ui.layout import frame, guard, notify_error, protected_page, sentence, show_field_errors
 from opscraft.ui.not_found import missing
 from opscraft.ui.script_widgets import (
     LANGUAGES,
@@ -313,8 +313,9 @@ class ScriptForm:
     def _main_fields(self) -> None:
         s = self.script
         with ui.row().classes("w-full gap-3 no-wrap"):
-            self.name = ui.input("Name", value=s.name if s else "").props(
-                'outlined dense data-testid="script-name"'
+            self.name = says_limit(
+                ui.input("Name", value=s.name if s else "").props('outlined dense data-testid="script-name"'),
+                scripts.MAX_NAME,
             )
             self.name.classes("flex-grow")
             self.script_type = ui.select(
@@ -358,13 +359,14 @@ class ScriptForm:
             .props('outlined dense data-testid="script-status"')
             .classes("w-full")
         )
-        self.version = (
+        self.version = says_limit(
             ui.input("Version label", value=s.version if s else "1.0.0")
             .props('outlined dense data-testid="script-version"')
-            .classes("w-full")
+            .classes("w-full"),
+            scripts.MAX_VERSION_LABEL,
         )
         self.tags = (
-            TagInput("Tags", list(s.tags) if s else [])
+            TagInput("Tags", list(s.tags) if s else [], most=scripts.MAX_TAGS, longest=scripts.MAX_TAG)
             .props('outlined dense data-testid="script-tags"')
             .classes("w-full")
         )
@@ -405,12 +407,18 @@ class ScriptForm:
                 .classes("w-full")
             )
             self.inventory.bind_visibility_from(self.inventory_id, "value", value=0)
-            self.ssh_user = ui.input("SSH user", value=(s.ssh_user or "") if s else "").props(
-                'outlined dense data-testid="ssh-user"'
+            self.ssh_user = says_limit(
+                ui.input("SSH user", value=(s.ssh_user or "") if s else "").props(
+                    'outlined dense data-testid="ssh-user"'
+                ),
+                longest(scripts.ScriptCreate, "ssh_user"),
             )
-            self.ssh_key_secret = ui.input(
-                "SSH key: name of an attached file secret", value=(s.ssh_key_secret or "") if s else ""
-            ).props('outlined dense data-testid="ssh-key-secret"')
+            self.ssh_key_secret = says_limit(
+                ui.input(
+                    "SSH key: name of an attached file secret", value=(s.ssh_key_secret or "") if s else ""
+                ).props('outlined dense data-testid="ssh-key-secret"'),
+                longest(scripts.ScriptCreate, "ssh_key_secret"),
+            )
         ansible_hosts.bind_visibility_from(self.script_type, "value", value="ansible")
         # services/run_option_rights.py: operators and admins always choose them.
         self.viewers_options = ui.switch(
@@ -565,7 +573,7 @@ class ScriptForm:
                 .props('data-testid="content-refused"')
             ):
                 ui.icon("error").props('aria-hidden="true"')
-                ui.label(message[:1].upper() + message[1:])
+                ui.label(sentence(message))
 
     def _show_checks(
         self,

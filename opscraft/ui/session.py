@@ -160,9 +160,12 @@ async def take_over(request: Request, ticket: str) -> bool:
     return True
 
 
-def log_out() -> None:
-    """End the browser's session: forget the signed-in user."""
+def log_out(why: str) -> None:
+    """End the browser's session: forget the signed-in user, and keep `why` (a `NOTICES` key:
+    "logout", "ended", "expired", "password") for the login page of every tab of this browser
+    that lands there (`ended_notice`) until the next sign-in."""
     app.storage.user.clear()
+    app.storage.user[_ENDED] = why
 
 
 async def sign_out() -> None:
@@ -176,7 +179,7 @@ async def sign_out() -> None:
     clearing found a sign-in that had ended and told its user "Your session has ended" (a CI run)
     instead of "You are logged out"."""
     actor = await current_actor()
-    log_out()
+    log_out("logout")
     if actor is not None:
         async with runtime.current().db.session() as s:
             await auth.logout(s, actor, None)
@@ -192,33 +195,32 @@ async def current_actor() -> Actor | None:
     sign_in = app.storage.user.get(_SIGN_IN)
     if sign_in is None:
         if "user_id" in app.storage.user:
-            _end("ended")
+            log_out("ended")
         return None
     async with runtime.current().db.session() as session:
         try:
             return await auth.user_for_session(session, str(sign_in), client_ip())
         except SignInOver:
-            _end("expired")
+            log_out("expired")
         except Unauthorized:
-            _end("ended")
+            log_out("ended")
     return None
 
 
-def _end(why: str) -> None:
-    """Forget the session's sign-in and remember `why` ("expired", "ended") for `ended_notice`."""
-    log_out()
-    app.storage.user[_ENDED] = why
-
-
 def ended_notice() -> str | None:
-    """The login page's notice for a session that `current_actor` found ended, once: "expired"
-    past its absolute lifetime, "ended" otherwise (a password change elsewhere, a deactivation);
-    None when no check ended it (a logout, in this tab or another, forgot the sign-in).
+    """The login page's notice for this browser's session that ended (`log_out`): "logout",
+    "password" (changed on the Profile page), "expired" past its absolute lifetime (found by
+    `current_actor`), "ended" otherwise (a password change elsewhere, a deactivation); None for a
+    session never signed in.
 
     Kept in the session's storage rather than judged by whether a sign-in is still there: a page's
     two timers re-check together, and the second, starting after the first had forgotten the
-    ended sign-in but before it had gone to the login page, said "You are logged out"."""
-    notice = app.storage.user.pop(_ENDED, None)
+    ended sign-in but before it had gone to the login page, said "You are logged out". Read, not
+    taken: the browser's other tabs share the storage, and when it was said once, the first tab
+    took it and a second one, whose check came later, said "You are logged out" for a session
+    that had ended (or nothing, when it was reloaded); kept until the next sign-in, which begins
+    a storage of its own (`hand_over`, `log_in`)."""
+    notice = app.storage.user.get(_ENDED)
     return None if notice is None else str(notice)
 
 

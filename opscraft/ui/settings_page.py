@@ -214,7 +214,7 @@ async def settings_page(actor: Actor) -> None:
                 saved = await run_action(update, "Settings saved", fields)
                 if saved is not None:
                     values.update(saved)
-                    await draft.clear()
+                    await draft.saved(values)  # what was typed while saving stays in the tab
                     # As stored (another tab's changes too), in fields not changed since the
                     # click: a number typed while the save was on its way was replaced.
                     for key, element in elements.items():

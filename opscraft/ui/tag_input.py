@@ -25,8 +25,15 @@ class TagInput(ui.input_chips):
 
     LOOPBACK = None  # the browser keeps its own list; the server's changes still reach it
 
-    def __init__(self, label: str, value: list[str]) -> None:
+    def __init__(
+        self, label: str, value: list[str], *, most: int | None = None, longest: int | None = None
+    ) -> None:
+        """`most` tags of at most `longest` characters each (the service's limits, e.g.
+        `scripts.MAX_TAGS` and `scripts.MAX_TAG`), when given, are said under the box, as
+        `widgets.says_limit` says a text field's."""
         super().__init__(label, value=value, new_value_mode="add-unique")
+        if most is not None and longest is not None:
+            self.props(f'hint="At most {most} tags of at most {longest} characters each"')
         self.props("data-draft-chips")  # kept in a draft as a list (drafts.py), not as shown text
         # The box's text reaches the server at once, not up to 500 ms after the last key
         # (Quasar's default), so that a Save right after Enter does not read the box as it was.

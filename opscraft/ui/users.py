@@ -8,7 +8,7 @@ from nicegui import ui
 
 from opscraft.db import stored_shapes
 from opscraft.db.models import Role, User
-from opscraft.services import partial, users
+from opscraft.services import email_addresses, partial, users
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
@@ -182,7 +182,7 @@ class UsersView(PagedTable):
             username = text_input(
                 "Username", "create-username", autofocus=True, limit=longest(users.Registration, "username")
             )
-            email = text_input("Email", "create-email")
+            email = text_input("Email", "create-email", limit=email_addresses.MAX_LENGTH)
             full_name = text_input(
                 "Full name", "create-fullname", limit=longest(users.Registration, "full_name")
             )
@@ -226,7 +226,7 @@ class UsersView(PagedTable):
         one's own account).
         """
         with ui.dialog() as dialog, dialog_card(f"Edit {row['username']}") as card:
-            email = text_input("Email", "edit-email", value=row["email"])
+            email = text_input("Email", "edit-email", value=row["email"], limit=email_addresses.MAX_LENGTH)
             full_name = text_input(
                 "Full name",
                 "edit-fullname",
