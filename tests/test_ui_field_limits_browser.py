@@ -151,7 +151,7 @@ def test_the_tag_box_says_how_many_tags_of_how_many_characters(
 
     signed_in(page, server, "admin", script_path + "/edit")
     wait_connected(page)
-    hint = page.get_by_test_id("script-tags").locator(".q-field__messages").last
+    hint = field_messages(page, "script-tags")
     expect(hint).to_have_text(f"At most {scripts.MAX_TAGS} tags of at most {scripts.MAX_TAG} characters each")
 
 
