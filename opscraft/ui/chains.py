@@ -17,7 +17,8 @@ from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
-from opscraft.ui.layout import close_saved, guard, reread, run_action, show_and_follow
+from opscraft.ui.dialog_submit import submit_dialog
+from opscraft.ui.layout import guard, reread, run_action, show_and_follow
 from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
@@ -214,15 +215,11 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             draft = drafts.dialog_draft(_draft_key(script_id, link), card, fields, base, link)
 
             async def submit() -> None:
-                current = await guard(Permission.edit_scripts)
-                if current is None:
-                    return
-
                 shown = fixed.get("fields")
                 params = shown.inputs() if shown else {}
                 problems = fields | (shown.problem_inputs() if shown else {})
 
-                async def save() -> Any:
+                async def save(current: Actor) -> Any:
                     values = {
                         "target_script_id": target.value,
                         "outcome": outcome.value,
@@ -241,10 +238,15 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
-                saved = await run_action(lambda: top_level_fields(save, params), fields=problems)
-                if saved is not None:
-                    await update()
-                    await close_saved(dialog, done, draft)
+                await submit_dialog(
+                    dialog,
+                    Permission.edit_scripts,
+                    lambda current: top_level_fields(lambda: save(current), params),
+                    done,
+                    problems,
+                    draft=draft,
+                    redraw=update,
+                )
 
             dialog_buttons(
                 dialog, "Add" if link is None else "Save", "chain-submit", submit, on_cancel=draft.clear
