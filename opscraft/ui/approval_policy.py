@@ -80,7 +80,7 @@ async def open_policy_form(
                     await on_saved()
 
             ui.button("Remove requirement", icon="delete", on_click=remove, color="negative").props(
-                'flat no-caps data-testid="approval-remove"'
+                'flat data-testid="approval-remove"'
             )
         dialog_buttons(dialog, "Save", "approval-submit", submit)
     dialog.open()

@@ -98,7 +98,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                 ui.space()
                 if edit:
                     ui.button("Edit", on_click=opens_dialog(lambda k=link, t=target: open_form(k, t))).props(
-                        f'flat dense no-caps data-testid="chain-edit-{link.id}"'
+                        f'flat dense data-testid="chain-edit-{link.id}"'
                     )
                     ui.button(icon="delete", on_click=opens_dialog(lambda k=link: remove(k))).props(
                         'flat round dense color=negative aria-label="Delete link" '

@@ -213,7 +213,7 @@ async def inventories_page(actor: Actor) -> None:
 
         if edit:  # as wide as its label: the page's column stretches what stands in it
             ui.button("New inventory", icon="add", on_click=opens_dialog(lambda: open_form(None))).props(
-                'unelevated no-caps data-testid="inventory-new"'
+                'unelevated data-testid="inventory-new"'
             ).classes("self-start")
         shown = Redrawn(draw, await load(), _picture)
 

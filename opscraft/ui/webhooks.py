@@ -129,7 +129,7 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                     if end_previous:
                         ui.button(
                             "Refuse old key now", on_click=opens_dialog(lambda h=hook, u=until: refuse(h, u))
-                        ).props(f'flat dense no-caps data-testid="webhook-end-previous-{hook.id}"')
+                        ).props(f'flat dense data-testid="webhook-end-previous-{hook.id}"')
             automation_terraform.caption(
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )
