@@ -268,12 +268,12 @@ async def test_unreachable_redis_falls_back_to_memory(
 async def test_memory_window_and_retry_after() -> None:
     limiter = MemoryRateLimiter(window=2)
     now = time.time()
-    if now % 2 > 1.5:
+    if now % 2 > 1.5:  # the window's own time: its end is not to fall between the two hits
         await asyncio.sleep(0.6)
     assert await limiter.hit("k", 1) == 0
     assert 1 <= await limiter.hit("k", 1) <= 2
     assert await limiter.hit("other", 1) == 0
-    await asyncio.sleep(2.05)
+    await asyncio.sleep(2.05)  # the 2 s window passing is what is tested
     assert await limiter.hit("k", 1) == 0, "a new window starts from zero"
 
 
