@@ -221,7 +221,7 @@ def test_cancel_a_running_execution_from_its_page(page: Any, env: Env) -> None:
         page.get_by_test_id("cancelled-by").get_by_text("viewer", exact=True).wait_for()
         page.get_by_test_id("error-message").get_by_text("cancelled by viewer").wait_for()
         last = max(ticker_lines(terminal_text(page)))
-        time.sleep(1)
+        time.sleep(1)  # the ticker prints every 0.05 s: a run still going would have printed by now
         assert max(ticker_lines(terminal_text(page))) == last, "no output after the cancel"
     finally:
         env.cancel(others)

@@ -8,7 +8,6 @@ same way. The runs are real local-runner runs of a bash script submitted through
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from opscraft.ui.executions import PAGE_SIZE
 from tests.conftest import LiveServer
 from tests.ui_journey import API_TIMEOUT, RUN_ENV, api_user, log_in, serving, token
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -43,15 +43,13 @@ def _submit(server: LiveServer, headers: dict[str, str], script_id: int, fail: b
 
 
 def _wait_until_final(server: LiveServer, headers: dict[str, str], ids: list[int]) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
+    def final() -> bool:
         page = httpx.get(
             f"{server.url}/api/v1/executions", params={"limit": 200}, headers=headers, timeout=API_TIMEOUT
         ).json()
-        if all(e["status"] in FINAL for e in page["items"] if e["id"] in ids):
-            return
-        time.sleep(0.2)
-    raise AssertionError("the runs did not finish within 120 s")
+        return all(e["status"] in FINAL for e in page["items"] if e["id"] in ids)
+
+    wait_until(final, "the runs to finish", timeout=120, every=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -77,9 +77,9 @@ class SlowService:
         # the task NiceGUI runs the browser's event in (`events.handle_event`)
         acted = set(background_tasks.running_tasks) - before
         assert acted, "the action ran in a task of its own"
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the action's read is under way (or waits its turn: under test)
         self.answer.setdefault(states[1], asyncio.Event()).set()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the quick read's time to end first: which shows last is tested
         self.answer[states[0]].set()
         await asyncio.wait_for(asyncio.gather(ticked, *acted), 5)
 

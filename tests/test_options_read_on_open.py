@@ -45,7 +45,7 @@ async def test_the_menu_opened_last_shows_the_options_read_last() -> None:
     older = _opened(select)
     await until(lambda: read.started == 1, "the first read")
     newer = _opened(select)  # opened again (closed, reopened) while the first read was under way
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # the quick second read's time to end first: which shows last is tested
     read.answer.set()  # the first, slow read ends last
     await asyncio.gather(older, newer)
     assert read.started == 2

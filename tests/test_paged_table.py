@@ -59,7 +59,7 @@ async def test_the_search_typed_during_a_read_is_what_the_table_shows_at_the_end
     table.search = "QUICK"  # typed meanwhile (`search_box`)
     searched = asyncio.create_task(table.reload())
     table.answer["QUICK"].set()  # the search's read is quick...
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # ...its time to end first: which shows last is what is tested
     table.answer[""].set()  # ...the save's ends last
     await asyncio.gather(after_save, searched)
     assert table.started == ["", "QUICK"]

@@ -300,14 +300,14 @@ async def test_unreachable_redis_falls_back_to_memory(
 async def test_memory_window_and_retry_after() -> None:
     limiter = MemoryRateLimiter(window=2)
     now = time.time()
-    if now % 2 > 1.5:
+    if now % 2 > 1.5:  # the window's own time: its end is not to fall between the two hits
         await asyncio.sleep(0.6)
     first = await limiter.hit("k", 1)
     assert (first.limit, first.remaining, first.exceeded) == (1, 0, False) and 1 <= first.reset <= 2
     second = await limiter.hit("k", 1)
     assert (second.remaining, second.exceeded, second.reset) == (0, True, first.reset)
     assert not (await limiter.hit("other", 1)).exceeded
-    await asyncio.sleep(2.05)
+    await asyncio.sleep(2.05)  # the 2 s window passing is what is tested
     assert not (await limiter.hit("k", 1)).exceeded, "a new window starts from zero"
 
 

@@ -9,7 +9,6 @@ user (every run of such a script does, see docs/executions.md).
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.ui_journey import (
     token,
     wait_run,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -152,10 +152,8 @@ def test_plan_review_approve_apply_and_see_the_state_version(
     page.goto(f"{server.url}/executions/{plan_id}")
     page.get_by_test_id("plan-applied").get_by_text(f"execution #{apply_id}").wait_for()
     assert page.get_by_test_id("apply-plan").count() == 0
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and page.get_by_test_id("plan-stale").count() == 0:
-        time.sleep(0.2)
-    assert page.get_by_test_id("plan-stale").count() == 1  # the state moved on: stale now
+    # the state moved on: stale now
+    wait_until(lambda: page.get_by_test_id("plan-stale").count() == 1, "the plan said stale", timeout=5)
 
 
 def test_the_run_dialog_says_a_docker_run_cannot_reach_the_state_with_the_network_off(

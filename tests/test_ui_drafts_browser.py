@@ -22,6 +22,7 @@ from tests.ui_journey import (
     type_code,
     wait_connected,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -77,10 +78,7 @@ def test_new_script_survives_offline_and_reload(
     assert page.get_by_test_id("script-description").input_value() == "typed while offline"
     assert page.get_by_test_id("param-name-0").input_value() == "TARGET"
     type_field.get_by_text(labels.PARAM_TYPE["integer"], exact=True).wait_for()
-    deadline = time.monotonic() + 30
-    while code(page) != CONTENT and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
-    assert code(page) == CONTENT
+    wait_until(lambda: code(page) == CONTENT, "the restored code in the editor", timeout=30)
 
     # The restored values reached the server: saving them creates the script, and clears the draft.
     page.get_by_test_id("save-script").click()

@@ -23,6 +23,7 @@ from playwright.sync_api import expect
 from opscraft.services import parameters
 from tests.conftest import PASSWORD, LiveServer
 from tests.ui_journey import (
+    api,
     create_script,
     journey_server,
     journey_tokens,
@@ -274,6 +275,24 @@ def test_an_operator_requires_approval_from_the_overview_and_an_admin_removes_it
     page.get_by_test_id("confirm-remove-approval").click()
     expect(page.get_by_test_id("approval-policy")).to_have_text("not required")
     assert page.request.get(policy_url, headers=tokens["admin"]).json() is None
+
+
+def test_removing_the_approval_requirement_ends_its_dialog_and_says_so(
+    server: LiveServer, tokens: dict[str, dict[str, str]], page: Any
+) -> None:
+    """The removal was made, but its dialog stayed open and said nothing (the Overview changed
+    behind it, live): the service answers None, which the form took for a failure
+    (`dialog_submit.Saved`)."""
+    sid = _active_script(server, tokens, "approval-removed")
+    policy = {"required": 1, "expires_after_hours": 24}
+    api(server, "PUT", f"/scripts/{sid}/approval", tokens["admin"], json=policy)
+    signed_in(page, server, "admin", f"/scripts/{sid}")
+    page.get_by_test_id("approval-edit").click()
+    page.get_by_test_id("approval-remove").click()
+    page.get_by_test_id("confirm-remove-approval").click()
+    page.locator(".q-notification", has_text="Approval requirement removed").wait_for()
+    expect(page.get_by_test_id("approval-submit")).to_have_count(0)
+    expect(page.get_by_test_id("approval-policy")).to_have_text("not required")
 
 
 def test_an_empty_number_setting_says_it_is_empty(

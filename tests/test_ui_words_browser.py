@@ -32,6 +32,7 @@ from tests.ui_journey import (
     paste_code,
     serving,
     signed_in,
+    wait_at_rest,
     wait_connected,
 )
 
@@ -108,6 +109,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer,
         }
         yield server, paths
 
+
+# What a tab read once the browser connected shows with its first read (its rows and help come
+# with it); the other pages are drawn whole before they are sent.
+FIRST_READ = {"script-schedules": "nightly", "script-webhooks": "on-push", "script-chains": "words-notify"}
 
 # (page, the test id of the button that opens a dialog on it)
 DIALOGS = [
@@ -189,7 +194,7 @@ def test_every_button_shows_its_words_in_sentence_case(
             _go(page, url)
         page.get_by_test_id(opener).click()
         page.locator(".q-dialog").first.wait_for()
-        page.wait_for_timeout(200)  # the dialog's transition: its buttons are visible once it ends
+        wait_at_rest(page)  # the dialog's opening transition: its buttons are visible once it ends
         check(f"{name} dialog {opener}")
         page.keyboard.press("Escape")
         page.locator(".q-dialog").wait_for(state="detached")
@@ -206,7 +211,8 @@ def test_no_help_text_names_a_file_a_module_or_a_variable(
     found: dict[str, list[str]] = {}
     for name, path in paths.items():
         _go(page, server.url + path)
-        page.wait_for_timeout(300)  # a tab's list and help come with its first read
+        if name in FIRST_READ:  # a tab's list and help come with its first read
+            page.get_by_text(FIRST_READ[name]).first.wait_for()
         text = page.locator("body").inner_text()
         named = sorted(set(INTERNAL.findall(text)))
         if named:

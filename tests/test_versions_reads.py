@@ -66,9 +66,9 @@ class SlowService:
         older = asyncio.create_task(first())
         await until(lambda: self.started == [keys[0]], "the first read", timeout=5)
         newer = asyncio.create_task(second())
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the second's read is under way (or waits its turn: under test)
         self.answer.setdefault(keys[1], asyncio.Event()).set()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the quick read's time to end first: which shows last is tested
         self.answer[keys[0]].set()
         await asyncio.gather(older, newer)
 

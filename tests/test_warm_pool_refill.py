@@ -116,7 +116,7 @@ def test_resize_before_start_creates_nothing(docker: FakeDocker) -> None:
     pool = WarmPool(docker.create, docker.remove, size=0, idle_seconds=3600)
     pool.resize(2)
     assert pool.take(PROFILE) is None
-    time.sleep(0.2)
+    time.sleep(0.2)  # a pool that refilled before its start would have created by now: none is
     assert not docker.created
     pool.start()
     try:
@@ -175,7 +175,7 @@ def test_a_failed_creation_sends_the_waiting_run_cold(docker: FakeDocker) -> Non
     def create(profile: Profile) -> int:
         if docker.created:
             failing.set()
-            time.sleep(0.2)
+            time.sleep(0.2)  # the failing creation's own duration, not a wait for a condition
             raise RuntimeError("the image is gone")
         return docker.create(profile)
 
@@ -286,11 +286,11 @@ def test_a_profile_never_has_more_than_size_containers_warm_and_being_created(
         for _ in range(4):  # the pool is empty, its refills held: these start cold
             assert pool.take(PROFILE) is None
         wait_until(lambda: docker.in_flight == 2, "docker.in_flight == 2")
-        time.sleep(0.2)
+        time.sleep(0.2)  # a third creation, were the refills not held to two, would be under way
         assert docker.most == 2 and pool.cold_starts == 4
         docker.release.set()
         wait_until(lambda: pool.stats()["warm"] == 2, 'pool.stats()["warm"] == 2')
-        time.sleep(0.2)
+        time.sleep(0.2)  # a creation or removal beyond the two refills would have come by now
         assert len(docker.created) == 4 and not docker.removed
     finally:
         docker.release.set()

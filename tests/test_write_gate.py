@@ -130,7 +130,7 @@ async def test_a_burst_of_writers_longer_than_the_busy_timeout_queues_instead_of
     async def write(n: int) -> None:
         async with db.session() as session:
             await session.exec(text("INSERT INTO t VALUES (:n)"), params={"n": n})
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # the write's own duration (its transaction held open)
             await session.commit()
 
     try:

@@ -460,6 +460,18 @@ def create_script(
     return dict(response.json())
 
 
+# True when no animation or CSS transition of the page is running but endless ones (a spinner).
+AT_REST_JS = """() => document.getAnimations().every(a => a.playState !== "running"
+    || !isFinite(a.effect.getComputedTiming().endTime))"""
+
+
+def wait_at_rest(page: Any) -> None:
+    """Wait until the page's animations and transitions have ended (`AT_REST_JS`): a dialog has
+    finished opening (Quasar's 300 ms), a notification fading in or out has its own colours.
+    Raises Playwright's TimeoutError after 30 s."""
+    page.wait_for_function(AT_REST_JS, timeout=30_000)
+
+
 def check_accessibility(page: Any, label: str, rules: list[str] | None = None) -> None:
     """Run axe-core on the current page (only `rules`, axe-core rule ids, when given): no serious
     or critical violation (the report is kept)."""
@@ -469,11 +481,7 @@ def check_accessibility(page: Any, label: str, rules: list[str] | None = None) -
     assert installed == wanted, f"axe-core {installed} installed, {wanted} wanted: `npm ci --prefix tests/js`"
     page.wait_for_load_state("load")
     # Colours are judged at rest: a notification fading in or out has transitional colours.
-    page.wait_for_function(
-        """() => document.getAnimations().every(a => a.playState !== "running"
-            || !isFinite(a.effect.getComputedTiming().endTime))""",
-        timeout=30_000,
-    )
+    wait_at_rest(page)
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.add_script_tag(path=str(AXE))
     result = page.evaluate(

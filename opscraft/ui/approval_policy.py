@@ -17,7 +17,7 @@ from nicegui import ui
 from opscraft.services import approvals
 from opscraft.services.actor import Actor
 from opscraft.services.permissions import Permission, can
-from opscraft.ui.layout import close_saved, guard, run_action
+from opscraft.ui.dialog_submit import submit_dialog
 from opscraft.ui.widgets import call, confirm, dialog_buttons, dialog_card, page_dialog, whole
 
 # The form's two fields, their labels and the service field each one is checked as.
@@ -51,19 +51,13 @@ async def open_policy_form(
             .props(f'outlined dense hint="{EXPIRY_HINT}" data-testid="approval-hours"'),
         }
 
-        async def submit() -> None:
-            who = await guard(Permission.edit_scripts)
-            if who is None:
-                return
+        async def save(who: Actor) -> Any:
             data = {key: whole(field.value) for key, field in inputs.items()}  # a fraction: refused
+            return await call(approvals.set_policy, who, script_id, approvals.PolicyIn.model_validate(data))
 
-            async def save() -> Any:
-                return await call(
-                    approvals.set_policy, who, script_id, approvals.PolicyIn.model_validate(data)
-                )
-
-            if await run_action(save, fields=inputs) is not None:
-                await close_saved(dialog, "Approval requirement saved")
+        async def submit() -> None:
+            done = "Approval requirement saved"
+            if await submit_dialog(dialog, Permission.edit_scripts, save, done, inputs) is not None:
                 await on_saved()
 
         if current is not None and can(actor.user, Permission.relax_approvals):
@@ -75,16 +69,18 @@ async def open_policy_form(
                 )
                 if not await confirm(question, consequence, "Remove", "confirm-remove-approval"):
                     return
-                who = await guard(Permission.relax_approvals)
-                if who is None:
-                    return
-                if await run_action(lambda: call(approvals.remove_policy, who, script_id)) is None:
-                    return
-                await close_saved(dialog, "Approval requirement removed")
-                await on_saved()
+                removed = await submit_dialog(
+                    dialog,
+                    Permission.relax_approvals,
+                    lambda who: call(approvals.remove_policy, who, script_id),
+                    "Approval requirement removed",
+                    {},
+                )
+                if removed is not None:
+                    await on_saved()
 
             ui.button("Remove requirement", icon="delete", on_click=remove, color="negative").props(
-                'flat no-caps data-testid="approval-remove"'
+                'flat data-testid="approval-remove"'
             )
         dialog_buttons(dialog, "Save", "approval-submit", submit)
     dialog.open()

@@ -17,7 +17,8 @@ from opscraft.services.chains import ExecutionChain
 from opscraft.services.errors import ServiceError
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts
-from opscraft.ui.layout import close_saved, confirmed, guard, reread, run_action, show_and_follow
+from opscraft.ui.dialog_submit import submit_dialog
+from opscraft.ui.layout import confirmed, guard, reread, run_action, show_and_follow
 from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
@@ -96,7 +97,7 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                 ui.space()
                 if edit:
                     ui.button("Edit", on_click=opens_dialog(lambda k=link, t=target: open_form(k, t))).props(
-                        f'flat dense no-caps data-testid="chain-edit-{link.id}"'
+                        f'flat dense data-testid="chain-edit-{link.id}"'
                     )
                     ui.button(icon="delete", on_click=opens_dialog(lambda k=link: remove(k))).props(
                         'flat round dense color=negative aria-label="Delete link" '
@@ -240,15 +241,11 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
             built["draft"] = draft
 
             async def submit() -> None:
-                current = await guard(Permission.edit_scripts)
-                if current is None:
-                    return
-
                 shown = fixed.get("fields")
                 params = shown.inputs() if shown else {}
                 problems = fields | (shown.problem_inputs() if shown else {})
 
-                async def save() -> Any:
+                async def save(current: Actor) -> Any:
                     values = {
                         "target_script_id": target.value,
                         "outcome": outcome.value,
@@ -267,10 +264,15 @@ async def chains_tab(actor: Actor, script: Script, _address: TabAddress) -> None
                     return await call(chains.update_link, current, link.id, data, script_id, base=base)
 
                 done = "Link added" if link is None else "Link saved"
-                saved = await run_action(lambda: top_level_fields(save, params), fields=problems)
-                if saved is not None:
-                    await update()
-                    await close_saved(dialog, done, draft)
+                await submit_dialog(
+                    dialog,
+                    Permission.edit_scripts,
+                    lambda current: top_level_fields(lambda: save(current), params),
+                    done,
+                    problems,
+                    draft=draft,
+                    redraw=update,
+                )
 
             dialog_buttons(
                 dialog, "Add" if link is None else "Save", "chain-submit", submit, on_cancel=draft.clear

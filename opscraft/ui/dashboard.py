@@ -207,13 +207,13 @@ def _first_steps(may_edit: bool) -> None:
                 "text-grey-8"
             )
             ui.button("Create a script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")).props(
-                'unelevated no-caps data-testid="dashboard-create-script"'
+                'unelevated data-testid="dashboard-create-script"'
             )
         else:
             ui.label("Open the scripts and run an active one.").classes("text-grey-8")
             ui.button(
                 "Browse scripts", icon="description", on_click=lambda: ui.navigate.to("/scripts")
-            ).props('unelevated no-caps data-testid="dashboard-browse-scripts"')
+            ).props('unelevated data-testid="dashboard-browse-scripts"')
 
 
 class Dashboard:

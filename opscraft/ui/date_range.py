@@ -54,13 +54,9 @@ class DateRange:
                     value={"from": since, "to": until} if since and until else None, mask="YYYY-MM-DD"
                 ).props("range")
                 with ui.row().classes("justify-end w-full p-2 gap-2"):
-                    ui.button("Today (UTC)", on_click=self._today).props(
-                        f'flat no-caps data-testid="{testid}-today"'
-                    )
-                    ui.button("Close", on_click=self.menu.close).props("flat no-caps")
-                    ui.button("Apply", on_click=self._apply).props(
-                        f'unelevated no-caps data-testid="{testid}-apply"'
-                    )
+                    ui.button("Today (UTC)", on_click=self._today).props(f'flat data-testid="{testid}-today"')
+                    ui.button("Close", on_click=self.menu.close).props("flat")
+                    ui.button("Apply", on_click=self._apply).props(f'unelevated data-testid="{testid}-apply"')
         self.field.on("click", self.menu.open)
         self.field.on("clear", self._clear)
 

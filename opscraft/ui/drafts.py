@@ -448,7 +448,7 @@ class Draft:
                 ui.icon("restore", color="deep-orange-10").props('aria-hidden="true"')
                 ui.label("Restored unsaved changes from this browser tab.").classes("flex-grow")
                 ui.button("Discard them", on_click=self.discard).props(
-                    'flat dense no-caps color=deep-orange-10 data-testid="draft-discard"'
+                    'flat dense color=deep-orange-10 data-testid="draft-discard"'
                 )
         self.notice.set_visibility(True)
 
@@ -553,10 +553,10 @@ def stale_warning(
             "flex-grow"
         )
         ui.button("Keep my edit", on_click=keep).props(
-            'flat dense no-caps color=negative data-testid="draft-take-over"'
+            'flat dense color=negative data-testid="draft-take-over"'
         )
         ui.button("Discard it", on_click=discard).props(
-            'flat dense no-caps color=negative data-testid="draft-stale-discard"'
+            'flat dense color=negative data-testid="draft-stale-discard"'
         )
     area.set_visibility(True)
 

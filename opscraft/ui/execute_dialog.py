@@ -103,7 +103,7 @@ def _runner_choice(options: RunnerOptions, user: User) -> ui.toggle | None:
     if len(available) > 1:
         ui.label("Runner").classes("text-subtitle2 text-grey-8 mt-2")
         toggle = ui.toggle({n: RUNNER_LABELS[n] for n in available}, value=options.default)
-        toggle.props('no-caps data-testid="runner-choice"')
+        toggle.props('data-testid="runner-choice"')
     warning = banner(
         "warning",
         "orange",
@@ -208,7 +208,7 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
             # Destroy is offered only to the roles the service lets destroy (services/executions.py).
             may_destroy = can(actor.user, Permission.destroy_infrastructure)
             offered = {k: v for k, v in TERRAFORM_ACTIONS.items() if k != "destroy" or may_destroy}
-            action = ui.toggle(offered, value="plan").props('no-caps data-testid="terraform-action"')
+            action = ui.toggle(offered, value="plan").props('data-testid="terraform-action"')
             if not may_destroy:
                 ui.label("Destroy: operators and admins only.").classes("text-caption text-grey-7").props(
                     'data-testid="destroy-not-allowed"'
@@ -299,10 +299,10 @@ async def _open(actor: Actor, script_id: int, test_run: TestRun | None) -> ui.di
                 await draft.clear()
                 dialog.close()
 
-            ui.button("Cancel", on_click=cancel).props("flat no-caps")
+            ui.button("Cancel", on_click=cancel).props("flat")
             submit_button = ui.button(
                 "Test run" if test_run else "Run", icon="play_arrow", on_click=one_click(submit)
-            ).props('no-caps unelevated data-testid="execute-submit"')
+            ).props('unelevated data-testid="execute-submit"')
     enter_presses(dialog, submit_button)  # Enter in a one-line field runs, as in every form dialog
     dialog.on("hide", dialog.delete)
     dialog.open()
@@ -373,7 +373,7 @@ async def execute_button(actor: Actor, script: Script) -> None:
 
     runnable = script.status == ScriptStatus.active
     button = ui.button("Execute", icon="play_arrow", on_click=one_click(clicked)).props(
-        'unelevated no-caps color=positive data-testid="execute-button"'
+        'unelevated color=positive data-testid="execute-button"'
     )
     if runnable:
         one_shot(0, lambda: drafts.reopen_one(run_draft_key(script_id), open_checked))
@@ -394,7 +394,7 @@ async def execute_button(actor: Actor, script: Script) -> None:
                 ui.navigate.reload()
 
         ui.button("Activate", icon="check_circle", on_click=one_click(activate)).props(
-            'unelevated no-caps color=primary data-testid="activate-button"'
+            'unelevated color=primary data-testid="activate-button"'
         )
     else:
         reason += " An operator or an admin can activate it."

@@ -122,8 +122,7 @@ def _output_tools(terminal: LiveTerminal, autoscroll: ui.switch) -> None:
     # The name begins with the shown words (WCAG 2.5.3 Label in Name; "Copy a link to the selected
     # line" did not contain "Link to line": axe-core's `label-content-name-mismatch`).
     ui.button("Link to line", icon="link", on_click=link_to_line).props(
-        'flat dense no-caps aria-label="Link to line: copy a link to the selected line"'
-        ' data-testid="link-to-line"'
+        'flat dense aria-label="Link to line: copy a link to the selected line" data-testid="link-to-line"'
     ).tooltip("Copy a link to the line of the selection or search match")
 
 
@@ -184,12 +183,12 @@ class ExecutionView:
                 )
                 if again and can(self.actor.user, Permission.execute_scripts):
                     ui.button("Run again", icon="replay", on_click=one_click(self.run_again)).props(
-                        'unelevated no-caps color=positive data-testid="run-again"'
+                        'unelevated color=positive data-testid="run-again"'
                     ).tooltip("A new run of this script with the same parameters")
                 if run.status not in FINAL_STATUSES and executions.may_cancel(self.actor, run):
                     ui.button(
                         "Cancel run", icon="stop_circle", on_click=opens_dialog(self._confirm_cancel)
-                    ).props('outline no-caps color=negative data-testid="cancel-button"')
+                    ).props('outline color=negative data-testid="cancel-button"')
         stored_note(run, "execution-stored")  # a time or status stored as none (a manual edit)
         if run.draft:
             who = run.triggered_by_name or "a deleted user"
@@ -394,14 +393,14 @@ class ExecutionView:
             dialog_title(f"Cancel execution #{self.execution.id}?")
             ui.label("A running script is killed; a queued one never starts.").classes("text-grey-8")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Keep running", on_click=dialog.close).props("flat no-caps")
+                ui.button("Keep running", on_click=dialog.close).props("flat")
 
                 async def confirmed() -> bool:
                     await close_then(dialog, self.cancel)
                     return True  # the dialog is closed: a click already on its way must not cancel again
 
                 ui.button("Cancel run", on_click=one_click(confirmed)).props(
-                    'unelevated no-caps color=negative data-testid="cancel-confirm"'
+                    'unelevated color=negative data-testid="cancel-confirm"'
                 )
         dialog.on("hide", dialog.delete)
         dialog.open()

@@ -338,7 +338,7 @@ class RunHistory:
 
     def _pager_button(self, text: str, icon: str, cursor: str | None, enabled: bool, testid: str) -> None:
         button = ui.button(text, icon=icon, on_click=lambda: self.apply(cursor=cursor))
-        button.props(f'flat no-caps dense data-testid="{testid}"').set_enabled(enabled)
+        button.props(f'flat dense data-testid="{testid}"').set_enabled(enabled)
 
     def _nothing(self, message: str) -> ui.column:
         """The results' place saying `message` (no table); returned to add a button under it."""
@@ -354,7 +354,7 @@ class RunHistory:
     def _newest_link(self, message: str) -> None:
         with self._nothing(message):
             ui.button("Newest runs", on_click=lambda: self.apply(cursor=None)).props(
-                'flat no-caps data-testid="runs-back-to-newest"'
+                'flat data-testid="runs-back-to-newest"'
             )
 
 

@@ -14,8 +14,9 @@ from opscraft.services.actor import Actor
 from opscraft.services.inventory_errors import syntax
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import drafts
+from opscraft.ui.dialog_submit import submit_dialog
 from opscraft.ui.inventory_versions import version_url
-from opscraft.ui.layout import close_saved, confirmed, frame, guard, protected_page, run_action
+from opscraft.ui.layout import confirmed, frame, guard, protected_page, run_action
 from opscraft.ui.widgets import (
     TALL_TEXT_PROPS,
     Redrawn,
@@ -182,10 +183,7 @@ async def inventories_page(actor: Actor) -> None:
                     base["content_sha256"] = content_sha256(inventory.content)
                 draft = drafts.dialog_draft(_draft_key(inventory), card, fields, base, inventory)
 
-                async def submit() -> None:
-                    current = await guard(Permission.edit_scripts)
-                    if current is None:
-                        return
+                async def save(current: Actor) -> Inventory:
                     data = {
                         "name": name.value or "",  # the service trims it (names.trimmed)
                         "description": description.value or "",
@@ -201,17 +199,25 @@ async def inventories_page(actor: Actor) -> None:
                             data["base_content_sha256"] = held.get("content_sha256") or content_sha256(
                                 inventory.content
                             )
-                    saved = await run_action(lambda: _save(current, inventory, data), fields=fields)
-                    if saved is not None:
-                        await update()
-                        await close_saved(dialog, "Inventory saved", draft)
+                    return await _save(current, inventory, data)
+
+                async def submit() -> None:
+                    await submit_dialog(
+                        dialog,
+                        Permission.edit_scripts,
+                        save,
+                        "Inventory saved",
+                        fields,
+                        draft=draft,
+                        redraw=update,
+                    )
 
                 dialog_buttons(dialog, "Save", "inventory-save", submit, on_cancel=draft.clear)
             dialog.open()
 
         if edit:  # as wide as its label: the page's column stretches what stands in it
             ui.button("New inventory", icon="add", on_click=opens_dialog(lambda: open_form(None))).props(
-                'unelevated no-caps data-testid="inventory-new"'
+                'unelevated data-testid="inventory-new"'
             ).classes("self-start")
         shown = Redrawn(draw, await load(), _picture)
 

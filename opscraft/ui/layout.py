@@ -802,7 +802,7 @@ def frame(actor: Actor, title: str) -> Iterator[None]:
             ).tooltip("Toggle dark mode")
             name = f"{user.full_name or user.username} · {user.role}"
             with ui.button(icon="account_circle").props(
-                f'flat color=white no-caps aria-label="Account: {_attr(name)}" data-testid="user-menu"'
+                f'flat color=white aria-label="Account: {_attr(name)}" data-testid="user-menu"'
             ):
                 # At most a third of the bar, cut with "...": a 200-character name without a space
                 # pushed this button (Profile, Log out) past the window's right edge.

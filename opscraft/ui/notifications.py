@@ -17,8 +17,8 @@ from opscraft.services.notifications import DeliveryQuery, RuleIn
 from opscraft.services.permissions import Permission
 from opscraft.ui import drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select, secret_search
+from opscraft.ui.dialog_submit import submit_dialog
 from opscraft.ui.layout import (
-    close_saved,
     confirmed,
     follow,
     frame,
@@ -95,17 +95,27 @@ def _describe(channel: NotificationChannel) -> str:
 
 
 class EditSave:
-    """The Save of a channel's or rule's dialog: a new row (`draft` None) gets every value; a
-    stored one only those changed in the dialog (`widgets.changed` against `loaded`, what the
-    dialog showed when opened), with the base its `draft` holds, the row as stored when the
-    edit started (`drafts.Draft.hold_base`, `widgets.stored_base`; a webhook channel's sealed URL
-    as its `url_fingerprint`, never the URL). A field someone changed meanwhile is then refused
-    (409 naming it, `partial.three_way`) and said under its field or in a notice, the dialog
-    left open with what was typed; a field changed elsewhere and not here is kept."""
+    """The Save of a channel's or rule's dialog (`dialog_submit.submit_dialog`): a new row
+    (`loaded` None) gets every value; a stored one only those changed in the dialog
+    (`widgets.changed` against `loaded`, what the dialog showed when opened), with the base its
+    `draft` holds, the row as stored when the edit started (`drafts.Draft.hold_base`,
+    `widgets.stored_base`; a webhook channel's sealed URL as its `url_fingerprint`, never the
+    URL). A field someone changed meanwhile is then refused (409 naming it, `partial.three_way`)
+    and said under its field or in a notice, the dialog left open with what was typed; a field
+    changed elsewhere and not here is kept. Once saved, `redraw` shows the page's lists again
+    before the dialog goes."""
 
-    def __init__(self, draft: drafts.Draft | None, loaded: dict[str, Any]) -> None:
-        self.loaded = loaded if draft is not None else None
+    def __init__(
+        self,
+        dialog: ui.dialog,
+        draft: drafts.Draft,
+        loaded: dict[str, Any] | None,
+        redraw: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.dialog = dialog
         self.draft = draft
+        self.loaded = loaded
+        self.redraw = redraw
 
     async def save(
         self,
@@ -114,20 +124,20 @@ class EditSave:
         change: Callable[[Actor, dict[str, Any], dict[str, Any]], Awaitable[Any]],
         noun: str,
         fields: dict[str, Any],
-    ) -> str | None:
+    ) -> None:
         """Save `values` (the dialog's now) as `noun` ("Channel"): `create(actor, values)` or
-        `change(actor, changed values, base)`. Returns what to say once the dialog is going
-        (`layout.close_saved`: "Channel added", "Channel saved"), None when nothing was saved
-        (problems are said under `fields`, the dialog's inputs by field name, or in a notice)."""
-        current = await guard(ADMIN)
-        if current is None:
-            return None
-        if self.draft is None:
-            saved = await run_action(lambda: create(current, values), fields=fields)
-            return None if saved is None else f"{noun} added"
-        data, base = changed(values, self.loaded), self.draft.held_base()
-        saved = await run_action(lambda: change(current, data, base), fields=fields)
-        return None if saved is None else f"{noun} saved"
+        `change(actor, changed values, base)`; once saved the dialog goes, saying "Channel
+        added" or "Channel saved" (problems are said under `fields`, the dialog's inputs by
+        field name, or in a notice)."""
+        loaded = self.loaded
+
+        async def send(current: Actor) -> Any:
+            if loaded is None:
+                return await create(current, values)
+            return await change(current, changed(values, loaded), self.draft.held_base())
+
+        done = f"{noun} added" if loaded is None else f"{noun} saved"
+        await submit_dialog(self.dialog, ADMIN, send, done, fields, draft=self.draft, redraw=self.redraw)
 
 
 @protected_page("/notifications", ADMIN, "Notifications")
@@ -302,7 +312,7 @@ async def notifications_page(actor: Actor) -> None:
 
         async def channel_form(stored: NotificationChannel | None = None) -> None:
             """The channel dialog: empty to add one, filled with `stored`'s settings to edit it
-            (Save sends only what was changed here, against what it was opened from: `edit_save`)."""
+            (Save sends only what was changed here, against what it was opened from: `EditSave`)."""
             current = await guard(ADMIN)
             if current is None:
                 return
@@ -395,10 +405,10 @@ async def notifications_page(actor: Actor) -> None:
                         "secret_id": secret.value,
                     }
 
-                edit = EditSave(None if stored is None else draft, values())
+                edit = EditSave(dialog, draft, None if stored is None else values(), update)
 
                 async def submit() -> None:
-                    if done := await edit.save(
+                    await edit.save(
                         values(),
                         lambda current, data: call(notifications.create_channel, current, data),
                         lambda current, data, base: call(
@@ -406,9 +416,7 @@ async def notifications_page(actor: Actor) -> None:
                         ),
                         "Channel",
                         fields,
-                    ):
-                        await update()
-                        await close_saved(dialog, done, draft)
+                    )
 
                 verb = "Add" if stored is None else "Save"
                 dialog_buttons(dialog, verb, "channel-submit", submit, on_cancel=draft.clear)
@@ -462,10 +470,10 @@ async def notifications_page(actor: Actor) -> None:
                         "script_id": script.value or None,
                     }
 
-                edit = EditSave(None if stored is None else draft, values())
+                edit = EditSave(dialog, draft, None if stored is None else values(), update)
 
                 async def submit() -> None:
-                    if done := await edit.save(
+                    await edit.save(
                         values(),
                         lambda current, data: call(notifications.create_rule, current, RuleIn(**data)),
                         lambda current, data, base: call(
@@ -473,9 +481,7 @@ async def notifications_page(actor: Actor) -> None:
                         ),
                         "Rule",
                         fields,
-                    ):
-                        await update()
-                        await close_saved(dialog, done, draft)
+                    )
 
                 verb = "Add" if stored is None else "Save"
                 dialog_buttons(dialog, verb, "rule-submit", submit, on_cancel=draft.clear)

@@ -19,8 +19,8 @@ from opscraft.services.permissions import Permission, can
 from opscraft.services.schedules import PREVIEW, ScheduleIn, ScheduleView
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui.choices import first_choices, script_search, searched_select
+from opscraft.ui.dialog_submit import submit_dialog
 from opscraft.ui.layout import (
-    close_saved,
     confirmed,
     follow,
     frame,
@@ -294,33 +294,30 @@ async def open_form(
             stored,
         )
 
+        async def save(current: Actor) -> Any:
+            values = {
+                "name": name.value or "",
+                "cron": cron.value or "",
+                "timezone": tz.value or "",  # "empty: UTC", the label says, as the API
+                "parameters": params.values(),
+                "missed_policy": missed.value,
+                "overlap_policy": overlap.value,
+            } | (terraform.values() if terraform else {})
+            if ansible is not None:
+                values["run_options"] = ansible.values()
+            data = changed(values, loaded)  # checked by the service as a whole
+            if stored is None:
+                return await call(schedules.create, current, script_id, data)
+            # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+            base = draft.held_base()
+            return await call(schedules.update_schedule, current, stored.id, data, script_id, base=base)
+
         async def submit() -> None:
-            current = await guard(Permission.edit_scripts)
-            if current is None:
-                return
-
-            async def save() -> Any:
-                values = {
-                    "name": name.value or "",
-                    "cron": cron.value or "",
-                    "timezone": tz.value or "",  # "empty: UTC", the label says, as the API
-                    "parameters": params.values(),
-                    "missed_policy": missed.value,
-                    "overlap_policy": overlap.value,
-                } | (terraform.values() if terraform else {})
-                if ansible is not None:
-                    values["run_options"] = ansible.values()
-                data = changed(values, loaded)  # checked by the service as a whole
-                if stored is None:
-                    return await call(schedules.create, current, script_id, data)
-                # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                base = draft.held_base()
-                return await call(schedules.update_schedule, current, stored.id, data, script_id, base=base)
-
             done = "Schedule added" if stored is None else "Schedule saved"
-            if await run_action(save, fields=fields | params.problem_inputs()) is not None:
-                await on_saved()
-                await close_saved(dialog, done, draft)
+            problems = fields | params.problem_inputs()
+            await submit_dialog(
+                dialog, Permission.edit_scripts, save, done, problems, draft=draft, redraw=on_saved
+            )
 
         dialog_buttons(
             dialog, "Add" if stored is None else "Save", "schedule-submit", submit, on_cancel=draft.clear

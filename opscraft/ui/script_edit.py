@@ -111,9 +111,7 @@ class ParameterRows:
         # Each row's inputs by key ("name", "type", "default", ...), for errors under them.
         self.inputs: list[dict[str, Any]] = []
         self.container = ui.column().classes("w-full gap-2").props('data-testid="parameter-rows"')
-        ui.button("Add parameter", icon="add", on_click=self.add).props(
-            'flat no-caps data-testid="add-parameter"'
-        )
+        ui.button("Add parameter", icon="add", on_click=self.add).props('flat data-testid="add-parameter"')
         self.render()
 
     def add(self) -> None:
@@ -432,11 +430,11 @@ class ScriptForm:
         )
         self.change_note.classes("w-full")
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
-            ui.button("Cancel", on_click=self._cancel).props('flat no-caps data-testid="cancel"')
+            ui.button("Cancel", on_click=self._cancel).props('flat data-testid="cancel"')
             self._test_run_button()
             self.save_button = ui.button(
                 "Save", icon="save", on_click=one_click(lambda: self.save(False))
-            ).props('unelevated no-caps data-testid="save-script"')
+            ).props('unelevated data-testid="save-script"')
         if self.script is None:
             # Said beside the disabled button too: its tooltip shows only on a mouse's hover (a
             # disabled button takes no keyboard focus, and a phone has no hover).
@@ -448,7 +446,7 @@ class ScriptForm:
         """Test run: run the editor's content unsaved (services/draft_runs.py); a new script has
         nothing to attach the run to yet, so the button says to save it first."""
         button = ui.button("Test run", icon="science", on_click=one_click(self.test_run)).props(
-            'outline no-caps data-testid="test-run"'
+            'outline data-testid="test-run"'
         )
         if self.script is None:
             button.disable()

@@ -166,7 +166,7 @@ def _overview(script: Script, facts: OverviewFacts, on_approval: Callable[[], An
                     ui.button(
                         "Require approval" if facts.policy is None else "Change",
                         on_click=opens_dialog(on_approval),
-                    ).props('flat dense no-caps padding="0 4px" data-testid="approval-edit"')
+                    ).props('flat dense padding="0 4px" data-testid="approval-edit"')
             if script.script_type == ScriptType.ansible:
                 ui.label("Inventory").classes("text-grey-7")
                 if script.inventory_id:
@@ -250,11 +250,11 @@ class VersionsView(KeptPage):
             self.to_n = ui.select(numbers, label="To", value=script.current_version)
             self.to_n.props('outlined dense data-testid="diff-to"').classes("w-28")
             ui.button("Compare", icon="compare_arrows", on_click=self.compare).props(
-                'unelevated no-caps data-testid="diff-compare"'
+                'unelevated data-testid="diff-compare"'
             )
             self.changed = ui.label().classes("text-grey-8").props('data-testid="diff-changed"')
         self.view = ui.toggle({"unified": "Unified", "split": "Side by side"}, value="unified")
-        self.view.props('no-caps dense data-testid="diff-mode"').on_value_change(self.compare)
+        self.view.props('dense data-testid="diff-mode"').on_value_change(self.compare)
         ui.add_css(side_by_side.CSS)
         self.diff = editor("", "diff", read_only=True, label="Differences between the versions").props(
             'data-testid="diff-view"'
@@ -376,9 +376,9 @@ class VersionsView(KeptPage):
                 return True  # the dialog is closed: a click already on its way must not roll back again
 
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+                ui.button("Cancel", on_click=dialog.close).props("flat")
                 ui.button("Roll back", icon="history", on_click=one_click(confirm)).props(
-                    'unelevated no-caps data-testid="rollback-confirm"'
+                    'unelevated data-testid="rollback-confirm"'
                 )
         dialog.on("hide", dialog.delete)
         dialog.open()
@@ -438,10 +438,10 @@ async def _actions(actor: Actor, script: Script) -> None:
     if not can(actor.user, Permission.edit_scripts):
         return
     ui.button("Edit", icon="edit", on_click=lambda: ui.navigate.to(f"/scripts/{script.id}/edit")).props(
-        'unelevated no-caps data-testid="edit-script"'
+        'unelevated data-testid="edit-script"'
     )
     ui.button("Delete", icon="delete", on_click=opens_dialog(lambda: _confirm_delete(script))).props(
-        'flat no-caps color=negative data-testid="delete-script"'
+        'flat color=negative data-testid="delete-script"'
     )
 
 
@@ -467,9 +467,9 @@ def _confirm_delete(script: Script) -> None:
             ui.navigate.to("/scripts")
 
         with ui.row().classes("w-full justify-end gap-2"):
-            ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+            ui.button("Cancel", on_click=dialog.close).props("flat")
             ui.button("Delete", icon="delete", on_click=one_click(confirm)).props(
-                'unelevated no-caps color=negative data-testid="delete-confirm"'
+                'unelevated color=negative data-testid="delete-confirm"'
             )
     dialog.on("hide", dialog.delete)
     dialog.open()
@@ -540,7 +540,7 @@ async def script_page(
             with ui.row().classes("items-center gap-2"):
                 await actions(actor, script)
         extensions = ordered_tabs()
-        with ui.tabs().classes("w-full").props("align=left no-caps") as tabs:
+        with ui.tabs().classes("w-full").props("align=left") as tabs:
             own = {
                 "overview": ui.tab("overview", "Overview", icon="info"),
                 "content": ui.tab("content", "Content", icon="code"),

@@ -217,9 +217,9 @@ def risk_dialog(
             return True  # the dialog is closed: a second click must not save or run again
 
         with ui.row().classes("w-full justify-end gap-2"):
-            ui.button("Go back", on_click=dialog.close).props('flat no-caps data-testid="risk-cancel"')
+            ui.button("Go back", on_click=dialog.close).props('flat data-testid="risk-cancel"')
             ui.button(f"{action.capitalize()} anyway", icon="warning", on_click=one_click(confirm)).props(
-                'unelevated no-caps color=deep-orange-10 data-testid="risk-confirm"'
+                'unelevated color=deep-orange-10 data-testid="risk-confirm"'
             )
     dialog.on("hide", dialog.delete)
     dialog.open()

@@ -194,7 +194,7 @@ class ScriptList(PagedTable):
             ui.space()
             if can(actor.user, Permission.edit_scripts):
                 ui.button("New script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")).props(
-                    'unelevated no-caps data-testid="new-script"'
+                    'unelevated data-testid="new-script"'
                 )
         self.make_table(COLUMNS, "scripts-table", "Scripts")
         for name, slot in (
@@ -277,7 +277,7 @@ class ScriptList(PagedTable):
             if self._filtered():
                 ui.icon("search_off", color="grey").classes("text-5xl")
                 ui.label("No script matches these filters.").classes("text-lg")
-                ui.button("Clear filters", on_click=self._clear).props("flat no-caps")
+                ui.button("Clear filters", on_click=self._clear).props("flat")
                 return
             ui.icon("description", color="primary").classes("text-5xl")
             ui.label("No scripts yet").classes("text-xl font-medium")
@@ -285,7 +285,7 @@ class ScriptList(PagedTable):
                 ui.label("Write your first Bash, Python, Ansible or Terraform script.").classes("text-grey-7")
                 ui.button(
                     "Create your first script", icon="add", on_click=lambda: ui.navigate.to("/scripts/new")
-                ).props('unelevated no-caps data-testid="create-first"')
+                ).props('unelevated data-testid="create-first"')
             else:
                 ui.label("Operators and admins can add scripts; they will appear here.").classes(
                     "text-grey-7"

@@ -349,7 +349,7 @@ class SecretsView(PagedTable):
             )
             kind = ui.toggle(
                 {"env": "Environment variable", "file": "File (key, kubeconfig, ...)"}, value="env"
-            ).props('no-caps data-testid="create-kind"')
+            ).props('data-testid="create-kind"')
             value = SecretValueField("Value (several lines are kept as they are)", "create-value")
             ui.label(
                 "A file secret is written into the run (mode 0400, removed afterwards); the variable "

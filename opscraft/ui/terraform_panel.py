@@ -109,7 +109,7 @@ class TerraformPanel:
         if plan.apply_execution_id is not None:
             return
         ui.button("Apply this plan", icon="play_arrow", on_click=opens_dialog(self._confirm_apply)).props(
-            'unelevated no-caps color=primary data-testid="apply-plan"'
+            'unelevated color=primary data-testid="apply-plan"'
         ).tooltip("Apply exactly this plan (terraform apply of the saved plan)")
 
     def _confirm_apply(self) -> None:
@@ -119,7 +119,7 @@ class TerraformPanel:
                 "Exactly the changes listed are made. A script that requires approval waits for it."
             ).classes("text-grey-8")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Not now", on_click=dialog.close).props("flat no-caps")
+                ui.button("Not now", on_click=dialog.close).props("flat")
 
                 async def confirmed() -> bool:
                     # Outside the dialog, which deletes itself once hidden: the navigation to the
@@ -128,7 +128,7 @@ class TerraformPanel:
                     return True  # the dialog is closed: a click already on its way must not apply again
 
                 ui.button("Apply", on_click=one_click(confirmed)).props(
-                    'unelevated no-caps color=primary data-testid="apply-plan-confirm"'
+                    'unelevated color=primary data-testid="apply-plan-confirm"'
                 )
         dialog.on("hide", dialog.delete)
         dialog.open()
@@ -198,9 +198,7 @@ class TerraformPanel:
                             "Roll back",
                             icon="history",
                             on_click=opens_dialog(lambda n=version.number: self._confirm_rollback(n)),
-                        ).props(
-                            f'flat dense no-caps color=primary data-testid="state-rollback-{version.number}"'
-                        )
+                        ).props(f'flat dense color=primary data-testid="state-rollback-{version.number}"')
             if total > len(versions):
                 ui.label(
                     f"The latest {len(versions)} of {total} versions; the API lists them all: "
@@ -216,14 +214,14 @@ class TerraformPanel:
                 "next plan compares the configuration with it."
             ).classes("text-grey-8")
             with ui.row().classes("w-full justify-end gap-2"):
-                ui.button("Cancel", on_click=dialog.close).props("flat no-caps")
+                ui.button("Cancel", on_click=dialog.close).props("flat")
 
                 async def confirmed() -> bool:
                     await close_then(dialog, lambda: self.rollback(number))
                     return True  # the dialog is closed: a click already on its way must not roll back again
 
                 ui.button("Roll back", icon="history", on_click=one_click(confirmed)).props(
-                    'unelevated no-caps color=primary data-testid="state-rollback-confirm"'
+                    'unelevated color=primary data-testid="state-rollback-confirm"'
                 )
         dialog.on("hide", dialog.delete)
         dialog.open()

@@ -9,13 +9,15 @@ from urllib.parse import urlencode
 
 from nicegui import ui
 
+from opscraft.db.models import ApiToken
 from opscraft.db.types import utcnow
 from opscraft.services import api_tokens
 from opscraft.services.actor import Actor
 from opscraft.services.api_tokens import TokenInfo
 from opscraft.services.permissions import Permission, can
 from opscraft.ui import address, drafts, labels
-from opscraft.ui.layout import close_saved, follow, frame, guard, protected_page, reread, run_action
+from opscraft.ui.dialog_submit import submit_dialog
+from opscraft.ui.layout import follow, frame, guard, protected_page, reread, run_action
 from opscraft.ui.paged import KeptPage
 from opscraft.ui.widgets import (
     OneRead,
@@ -183,23 +185,19 @@ async def tokens_page(actor: Actor, page: int = 1, all: bool = False) -> None:
                 fields = {"name": name, "role": role, "expires_at": expiry}
                 draft = drafts.dialog_draft(f"{DRAFTS}new", card, fields)
 
-                async def submit() -> None:
-                    current = await guard()
-                    if current is None:
-                        return
+                async def create(current: Actor) -> tuple[ApiToken, str]:
                     days = expiry.value
                     expires = utcnow() + timedelta(days=int(days)) if days else None
-                    created = await run_action(
-                        lambda: call(
-                            api_tokens.create, current, name.value or "", role=role.value, expires_at=expires
-                        ),
-                        fields=fields,
+                    return await call(
+                        api_tokens.create, current, name.value or "", role=role.value, expires_at=expires
                     )
-                    if created is not None:
-                        await close_saved(dialog, None, draft)
+
+                async def submit() -> None:
+                    saved = await submit_dialog(dialog, None, create, None, fields, draft=draft)
+                    if saved is not None:
                         paging.page = 1  # newest first: the new token heads the first page
                         await update()
-                        show_once(created[1])
+                        show_once(saved.result[1])
 
                 dialog_buttons(dialog, "Create", "token-submit", submit, on_cancel=draft.clear)
             dialog.open()

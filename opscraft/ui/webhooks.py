@@ -16,7 +16,8 @@ from opscraft.services.permissions import Permission, can
 from opscraft.ui import ansible_fields, automation_terraform, drafts, labels
 from opscraft.ui import secrets as ui_secrets
 from opscraft.ui.choices import first_choices, searched_select, secret_search
-from opscraft.ui.layout import close_saved, confirmed, guard, reread, run_action, show_and_follow
+from opscraft.ui.dialog_submit import submit_dialog
+from opscraft.ui.layout import confirmed, guard, reread, run_action, show_and_follow
 from opscraft.ui.parameter_fields import ParameterFields, stored_values
 from opscraft.ui.script_tabs import TabAddress, script_tab
 from opscraft.ui.widgets import (
@@ -127,7 +128,7 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
                     if end_previous:
                         ui.button(
                             "Refuse old key now", on_click=opens_dialog(lambda h=hook, u=until: refuse(h, u))
-                        ).props(f'flat dense no-caps data-testid="webhook-end-previous-{hook.id}"')
+                        ).props(f'flat dense data-testid="webhook-end-previous-{hook.id}"')
             automation_terraform.caption(
                 hook.terraform_action, hook.terraform_workspace, f"webhook-terraform-{hook.id}"
             )
@@ -252,38 +253,38 @@ async def webhooks_tab(actor: Actor, script: Script, _address: TabAddress) -> No
             base = None if hook is None else stored_base(hook, edited)
             draft = drafts.dialog_draft(_draft_key(script_id, hook), card, kept, base, hook)
 
+            async def save(current: Actor) -> Any:
+                values = {
+                    "name": name.value or "",
+                    "mapping": mapping.value or "{}",
+                    "parameters": fixed.values(),
+                    "secret_id": secret.value or None,
+                    "signature_scheme": scheme.value,
+                } | (terraform.values() if terraform else {})
+                if ansible is not None:
+                    values["run_options"] = ansible.values()
+                # checked by the service as a whole
+                data = changed_with_boxes(values, loaded, ("mapping",))
+                if hook is None:
+                    return await call(webhooks.create, current, script_id, data)
+                # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
+                base = draft.held_base()
+                return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
+
             async def submit() -> None:
-                current = await guard(Permission.edit_scripts)
-                if current is None:
-                    return
-
-                async def save() -> Any:
-                    values = {
-                        "name": name.value or "",
-                        "mapping": mapping.value or "{}",
-                        "parameters": fixed.values(),
-                        "secret_id": secret.value or None,
-                        "signature_scheme": scheme.value,
-                    } | (terraform.values() if terraform else {})
-                    if ansible is not None:
-                        values["run_options"] = ansible.values()
-                    # checked by the service as a whole
-                    data = changed_with_boxes(values, loaded, ("mapping",))
-                    if hook is None:
-                        return await call(webhooks.create, current, script_id, data)
-                    # a field saved meanwhile in another tab: 409 under it, not undone (`three_way`)
-                    base = draft.held_base()
-                    return await call(webhooks.update_webhook, current, hook.id, data, script_id, base=base)
-
                 done = "Webhook added" if hook is None else "Webhook saved"
                 problems = fields | fixed.problem_inputs()
-                saved = await run_action(lambda: top_level_fields(save, fixed.inputs()), fields=problems)
-                if saved is None:
-                    return
-                await update()
-                await close_saved(dialog, done, draft)
-                if hook is None:
-                    created, token = saved
+                saved = await submit_dialog(
+                    dialog,
+                    Permission.edit_scripts,
+                    lambda current: top_level_fields(lambda: save(current), fixed.inputs()),
+                    done,
+                    problems,
+                    draft=draft,
+                    redraw=update,
+                )
+                if saved is not None and hook is None:
+                    created, token = saved.result
                     base = runtime.current().settings.public_url or origin
                     shown_url.set_value(base + webhooks.hook_path(created, token))
                     shown.open()

@@ -369,9 +369,9 @@ async def confirm(
     with page_dialog() as dialog, dialog_card(question):
         ui.label(consequence).classes("text-grey-8")
         with ui.row().classes("w-full justify-end gap-2 mt-2"):
-            ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat no-caps")
+            ui.button("Cancel", on_click=lambda: dialog.submit(False)).props("flat")
             ui.button(verb, on_click=lambda: dialog.submit(True), color="negative").props(
-                f'no-caps unelevated data-testid="{testid}"'
+                f'unelevated data-testid="{testid}"'
             )
     _DISMISSED.add(dialog)
     return bool(await dialog)  # answered or not, it closes, then goes (`dismiss`)
@@ -921,7 +921,7 @@ def shown_once(
                 .props(f'readonly outlined dense data-testid="{testid}"')
                 .classes("col min-w-0 font-mono")
             )
-            copy = ui.button("Copy", icon="content_copy").props(f'no-caps flat data-testid="{testid}-copy"')
+            copy = ui.button("Copy", icon="content_copy").props(f'flat data-testid="{testid}-copy"')
         said = ui.label("").classes("text-caption").props(f'role="status" data-testid="{testid}-copied"')
         copy.on(
             "click",

@@ -345,7 +345,7 @@ async def test_held_back_run_starts_when_the_limit_is_lifted(
     first = await start(client, admin, script_id, "local")
     await wait_for(client, admin, first["id"], {"running"})
     second = await start(client, admin, script_id, "local")
-    await asyncio.sleep(0.8)
+    await asyncio.sleep(0.8)  # the second, were max_concurrent not kept, would be running by now
     assert (await wait_for(client, admin, second["id"], {"queued"}))["status"] == "queued"
     # The run page and the API say why it waits (executions.why_queued), and stop once it runs.
     waiting = (

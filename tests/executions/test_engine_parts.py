@@ -268,7 +268,7 @@ def test_run_control_kills_once_whenever_the_stop_comes(early: bool) -> None:
     control.stop(StopReason.cancelled)
     control.stop(StopReason.interrupted)
     assert done.wait(2)
-    time.sleep(0.05)
+    time.sleep(0.05)  # a second kill, had the second stop sent one, would be recorded by now
     assert kills == ["kill"] and control.reason is StopReason.cancelled
 
 
@@ -295,7 +295,7 @@ async def test_run_control_interrupts_first_and_kills_after_the_grace() -> None:
     await until(lambda: len(steps) == 2, "step 2")
     (first, at_first), (second, at_second) = steps
     assert (first, second) == ("interrupt", "kill") and at_second - at_first >= 0.35, steps
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # a third step, were there one, would be recorded by now
     assert len(steps) == 2
 
 
@@ -306,7 +306,7 @@ async def test_run_control_a_run_ending_in_its_grace_is_not_killed() -> None:
     control.arm(0.05)  # the timeout interrupts too
     await until(lambda: len(steps) == 1, "step 1")
     control.finish()  # Terraform wrote its state and exited
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # past the 0.3 s grace: a kill, were one still due, would have come
     assert [step for step, _ in steps] == ["interrupt"] and control.reason is StopReason.timed_out
 
 
@@ -319,7 +319,7 @@ async def test_run_control_kills_at_once_without_a_grace_or_at_shutdown(grace: f
     control.on_kill(kill, interrupt, grace_seconds=grace)
     control.stop(StopReason.interrupted if grace else StopReason.cancelled)
     await until(lambda: len(steps) == 1, "step 1")
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.05)  # a second step, were one due, would be recorded by now
     assert [step for step, _ in steps] == ["kill"]
 
 
@@ -335,7 +335,7 @@ def test_run_control_deadline() -> None:
     finished.on_kill(lambda: pytest.fail("a finished run is not killed"))
     finished.arm(0.05)
     finished.finish()
-    time.sleep(0.2)
+    time.sleep(0.2)  # past the 0.05 s timeout: a finished run's timer, had it stayed armed, fired
     assert finished.reason is None
 
 

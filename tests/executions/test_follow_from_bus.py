@@ -137,7 +137,7 @@ async def test_a_run_claimed_at_submission_is_held_before_its_thread_picks_it_up
     start_claimed = Executor.start_claimed
 
     def late_thread(self: Executor, *args: Any) -> None:
-        time.sleep(0.3)
+        time.sleep(0.3)  # the loaded machine's lateness itself, not a wait for a condition
         start_claimed(self, *args)
 
     monkeypatch.setattr(Executor, "start_claimed", late_thread)

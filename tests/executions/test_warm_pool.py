@@ -255,7 +255,7 @@ async def test_a_used_containers_removal_lets_creations_go_first(
     monkeypatch.setattr(removals(), "deadline_seconds", 120.0)
     container, held = await _run_warm_and_get_its_container(client, admin, monkeypatch)
     try:
-        await asyncio.sleep(1)
+        await asyncio.sleep(1)  # a removal that did not wait for the creation would be done by now
         assert docker_client.api.containers(all=True, filters={"id": container}), (
             "removed while a creation was under way"
         )
