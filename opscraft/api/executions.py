@@ -98,14 +98,7 @@ async def create_execution(
     `Idempotency-Key` sent before with the same body, the run that request started
     (`Idempotent-Replayed: true`); 422 with another body, 409 while that request is still
     starting it, 400 for a malformed key."""
-    created, replayed = await _keyed(
-        request,
-        session,
-        actor,
-        idempotency_key,
-        body.model_dump(mode="json"),
-        lambda: _create(body, session, actor),
-    )
+    created, replayed = await _create_keyed(request, session, actor, idempotency_key, body)
     if replayed:
         response.headers[REPLAYED_HEADER] = "true"
     return created
@@ -150,14 +143,7 @@ async def create_execution_stream(
             f"this answer is an event stream ({sse.MEDIA_TYPE}): accept it, or start the run "
             "with POST /api/v1/executions for a JSON answer; no run was started",
         )
-    created, replayed = await _keyed(
-        request,
-        session,
-        actor,
-        idempotency_key,
-        body.model_dump(mode="json"),
-        lambda: _create(body, session, actor),
-    )
+    created, replayed = await _create_keyed(request, session, actor, idempotency_key, body)
     # The answer may last hours: give the request's database connection back now, not at its end.
     await session.close()
     events = executions.follow(actor, created.id)
@@ -179,6 +165,15 @@ async def stream_is_post_only() -> None:
         "(EventSource sends GET: read the answer with fetch, or follow the run over the WebSocket)",
         headers={"Allow": "POST"},
     )
+
+
+async def _create_keyed(
+    request: Request, session: Session, actor: Actor, key_header: str | None, body: ExecutionCreate
+) -> tuple[ExecutionOut, bool]:
+    """`_create` under the request's `Idempotency-Key` (`_keyed`): the run, and whether it is the
+    one an earlier request with that key and body started (POST /executions and its stream)."""
+    sent = body.model_dump(mode="json")
+    return await _keyed(request, session, actor, key_header, sent, lambda: _create(body, session, actor))
 
 
 async def _create(body: ExecutionCreate, session: Session, actor: CurrentActor) -> Execution:
