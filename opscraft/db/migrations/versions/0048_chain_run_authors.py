@@ -20,10 +20,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 AUTHOR_FK = "fk_chain_runs_author_id_users"
+SQLITE_KEEPS_IDS = {"sqlite_autoincrement": True}
+"""SQLite's batch mode rebuilds the table: AUTOINCREMENT kept, as every table with an id since 0016
+(ids are never reused; tests/test_ids_not_reused.py)."""
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("chain_runs", schema=None) as batch_op:
+    with op.batch_alter_table("chain_runs", table_kwargs=SQLITE_KEEPS_IDS) as batch_op:
         batch_op.add_column(sa.Column("author_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(AUTHOR_FK, "users", ["author_id"], ["id"], ondelete="SET NULL")
     op.execute(
@@ -33,6 +36,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("chain_runs", schema=None) as batch_op:
+    with op.batch_alter_table("chain_runs", table_kwargs=SQLITE_KEEPS_IDS) as batch_op:
         batch_op.drop_constraint(AUTHOR_FK, type_="foreignkey")
         batch_op.drop_column("author_id")
