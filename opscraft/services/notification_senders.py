@@ -193,7 +193,7 @@ def network_of(address: Address) -> str | None:
 def refusal(host: str, address: Address, networks: frozenset[str]) -> str | None:
     """Why a notification may not go to `address` (what `host` resolved to or spells), e.g.
     `0xa9fea9fe (169.254.169.254): a link-local address, not allowed for notifications
-    (OPSCRAFT_NOTIFY_NETWORKS allows public and: private)`; None when it is public or in one of
+    (OPSCRAFT_NOTIFY_NETWORKS allows: public, private)`; None when it is public or in one of
     `networks`."""
     network = network_of(address)
     if network == "public" or network in networks:
@@ -203,10 +203,10 @@ def refusal(host: str, address: Address, networks: frozenset[str]) -> str | None
     stands = f" (it stands for {within})" if within is not None else ""
     if network is None:
         return f"{named}: an address notifications never go to{stands} (unspecified, multicast, reserved...)"
-    allowed = ", ".join(sorted(networks)) or "none"
+    allowed = ", ".join(["public", *sorted(networks)])
     return (
         f"{named}: a {network.replace('_', '-')} address{stands}, not allowed for notifications "
-        f"(OPSCRAFT_NOTIFY_NETWORKS allows public and: {allowed})"
+        f"(OPSCRAFT_NOTIFY_NETWORKS allows: {allowed})"
     )
 
 

@@ -188,7 +188,7 @@ def test_every_address_a_name_resolves_to_is_checked() -> None:
     with pytest.raises(SendError) as refused:
         notification_senders.check_addresses("h", ["8.8.8.8", "169.254.169.254"], allowed, "w")
     assert refused.value.permanent and "h (169.254.169.254): a link-local address" in str(refused.value)
-    assert "OPSCRAFT_NOTIFY_NETWORKS allows public and: private" in str(refused.value)
+    assert "OPSCRAFT_NOTIFY_NETWORKS allows: public, private" in str(refused.value)
     everything = frozenset({"private", "loopback", "link_local"})
     assert notification_senders.check_addresses("h", ["169.254.169.254"], everything, "w")
     with pytest.raises(SendError):  # never allowed
